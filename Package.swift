@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+// RLHFKit: the whole RLHF pipeline for small language models on a CPU, in Swift.
+// Targets are layers; dependencies point one way:
+//   _CBLAS, _CKernels ← TensorCore ← Models ← Trainers ← rlhf
+//   ModelFormats (GGUF, safetensors) and Tokenizers depend on Foundation only.
+import PackageDescription
+
+let package = Package(
+    name: "RLHFKit",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "ModelFormats", targets: ["ModelFormats"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "ChatTemplates", targets: ["ChatTemplates"]),
+        .library(name: "Models", targets: ["Models"]),
+        .executable(name: "rlhf", targets: ["rlhf"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // BLAS: Debian's OpenBLAS on Linux, Accelerate on Apple platforms. Not API.
+        .systemLibrary(
+            name: "_CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // Compute-bound kernels (exp/log) in C with AVX-512 target attributes and runtime dispatch.
+        .target(name: "_CKernels"),
+        .target(name: "TensorCore", dependencies: ["_CBLAS", "_CKernels"]),
+        .target(name: "ModelFormats"),
+        .target(name: "Tokenizers"),
+        // Jinja subset for chat templates (SmolLM2, Qwen2.5, Llama-3, Zephyr).
+        .target(name: "ChatTemplates"),
+        .target(name: "Models", dependencies: ["TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates"]),
+        .executableTarget(
+            name: "rlhf",
+            dependencies: [
+                "Models", "TensorCore", "ModelFormats", "Tokenizers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "Benchmarks", dependencies: ["TensorCore", "Models", "_CBLAS"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"]),
+        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers"]),
+    ]
+)
