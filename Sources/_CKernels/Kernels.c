@@ -1,1 +1,269 @@
+// Portable and AVX-512 implementations of the kernels declared in CKernels.h.
+// exp: Cody–Waite range reduction x = k·ln2 + r, |r| ≤ ln2/2, degree-6 polynomial for e^r, then 2^k
+// (scalef); relative error ≈ 2 ulp, inputs clamped to [-104, 88.7] so -inf gives exactly 0.
 #include "CKernels.h"
+#include <math.h>
+#include <string.h>
+
+static int g_force_portable = 0;
+void rk_force_portable(int portable) { g_force_portable = portable; }
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define RK_X86 1
+#define RK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+static int rk_cpu_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+              && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+              && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#else
+#define RK_X86 0
+static int rk_cpu_avx512(void) { return 0; }
+#endif
+
+int rk_uses_avx512(void) { return !g_force_portable && rk_cpu_avx512(); }
+
+// ---------------------------------------------------------------- portable
+static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void exp_portable(float *y, const float *x, size_t n) { for (size_t i = 0; i < n; i++) y[i] = expf(x[i]); }
+
+static float softmax_row_portable(float *x, const float *mask, size_t valid, size_t n) {
+    float m = -INFINITY;
+    for (size_t i = 0; i < valid; i++) { float v = x[i] + (mask ? mask[i] : 0.0f); x[i] = v; if (v > m) m = v; }
+    if (m == -INFINITY) { memset(x, 0, n * sizeof(float)); return -INFINITY; }
+    double s = 0.0;
+    for (size_t i = 0; i < valid; i++) { float e = expf(x[i] - m); x[i] = e; s += e; }
+    float inv = (float)(1.0 / s);
+    for (size_t i = 0; i < valid; i++) x[i] *= inv;
+    for (size_t i = valid; i < n; i++) x[i] = 0.0f;
+    return m + (float)log(s);
+}
+
+static void softmax_recompute_portable(float *x, const float *mask, float lse, size_t valid, size_t n) {
+    if (lse == -INFINITY) { memset(x, 0, n * sizeof(float)); return; }
+    for (size_t i = 0; i < valid; i++) x[i] = expf(x[i] + (mask ? mask[i] : 0.0f) - lse);
+    for (size_t i = valid; i < n; i++) x[i] = 0.0f;
+}
+
+static float logsumexp_portable(const float *x, size_t n) {
+    float m = -INFINITY;
+    for (size_t i = 0; i < n; i++) if (x[i] > m) m = x[i];
+    if (m == -INFINITY) return -INFINITY;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += expf(x[i] - m);
+    return m + (float)log(s);
+}
+
+static void swiglu_fwd_portable(float *o, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) o[i] = g[i] * sigmoidf_(g[i]) * u[i];
+}
+static void swiglu_bwd_portable(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float s = sigmoidf_(g[i]), d = dy[i];
+        float gu = g[i] * s;
+        dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] = d * gu;
+    }
+}
+static void silu_fwd_portable(float *y, const float *x, size_t n) { for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf_(x[i]); }
+static void silu_bwd_portable(float *dx, const float *dy, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) { float s = sigmoidf_(x[i]); dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s)); }
+}
+static void xent_grad_portable(float *x, float lse, int32_t t, float c, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = c * expf(x[i] - lse);
+    if (t >= 0 && (size_t)t < n) x[t] -= c;
+}
+
+// ---------------------------------------------------------------- AVX-512
+#if RK_X86
+RK_AVX512 static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-104.0f));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, k);
+}
+RK_AVX512 static inline __m512 sigmoid512(__m512 x) {
+    __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+#define TAILMASK(rem) ((__mmask16)((1u << (rem)) - 1u))
+
+RK_AVX512 static void exp_avx512(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp512(_mm512_loadu_ps(x + i)));
+    if (i < n) { __mmask16 m = TAILMASK(n - i); _mm512_mask_storeu_ps(y + i, m, exp512(_mm512_maskz_loadu_ps(m, x + i))); }
+}
+
+RK_AVX512 static float softmax_row_avx512(float *x, const float *mask, size_t valid, size_t n) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 16 <= valid; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        if (mask) { v = _mm512_add_ps(v, _mm512_loadu_ps(mask + i)); _mm512_storeu_ps(x + i, v); }
+        vm = _mm512_max_ps(vm, v);
+    }
+    if (i < valid) {
+        __mmask16 k = TAILMASK(valid - i);
+        __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, x + i);
+        if (mask) { v = _mm512_add_ps(v, _mm512_mask_loadu_ps(_mm512_setzero_ps(), k, mask + i)); _mm512_mask_storeu_ps(x + i, k, v); }
+        vm = _mm512_max_ps(vm, v);
+    }
+    float m = _mm512_reduce_max_ps(vm);
+    if (m == -INFINITY) { memset(x, 0, n * sizeof(float)); return -INFINITY; }
+    __m512 vmax = _mm512_set1_ps(m), s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    i = 0;
+    for (; i + 32 <= valid; i += 32) {
+        __m512 e0 = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax));
+        __m512 e1 = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vmax));
+        _mm512_storeu_ps(x + i, e0); _mm512_storeu_ps(x + i + 16, e1);
+        s0 = _mm512_add_ps(s0, e0); s1 = _mm512_add_ps(s1, e1);
+    }
+    for (; i + 16 <= valid; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax));
+        _mm512_storeu_ps(x + i, e); s0 = _mm512_add_ps(s0, e);
+    }
+    if (i < valid) {
+        __mmask16 k = TAILMASK(valid - i);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vmax));
+        e = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(x + i, k, e); s0 = _mm512_add_ps(s0, e);
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    __m512 inv = _mm512_set1_ps(1.0f / s);
+    i = 0;
+    for (; i + 16 <= valid; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    if (i < valid) { __mmask16 k = TAILMASK(valid - i); _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv)); }
+    if (valid < n) memset(x + valid, 0, (n - valid) * sizeof(float));
+    return m + logf(s);
+}
+
+RK_AVX512 static void softmax_recompute_avx512(float *x, const float *mask, float lse, size_t valid, size_t n) {
+    if (lse == -INFINITY) { memset(x, 0, n * sizeof(float)); return; }
+    __m512 vl = _mm512_set1_ps(lse);
+    size_t i = 0;
+    for (; i + 16 <= valid; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        if (mask) v = _mm512_add_ps(v, _mm512_loadu_ps(mask + i));
+        _mm512_storeu_ps(x + i, exp512(_mm512_sub_ps(v, vl)));
+    }
+    if (i < valid) {
+        __mmask16 k = TAILMASK(valid - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        if (mask) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, mask + i));
+        _mm512_mask_storeu_ps(x + i, k, exp512(_mm512_sub_ps(v, vl)));
+    }
+    if (valid < n) memset(x + valid, 0, (n - valid) * sizeof(float));
+}
+
+RK_AVX512 static float logsumexp_avx512(const float *x, size_t n) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
+    if (i < n) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), TAILMASK(n - i), x + i));
+    float m = _mm512_reduce_max_ps(vm);
+    if (m == -INFINITY) return -INFINITY;
+    __m512 vmax = _mm512_set1_ps(m), s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_add_ps(s0, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax)));
+        s1 = _mm512_add_ps(s1, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vmax)));
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_add_ps(s0, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax)));
+    if (i < n) {
+        __mmask16 k = TAILMASK(n - i);
+        s0 = _mm512_add_ps(s0, _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vmax))));
+    }
+    return m + logf(_mm512_reduce_add_ps(_mm512_add_ps(s0, s1)));
+}
+
+RK_AVX512 static void swiglu_fwd_avx512(float *o, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 vg = _mm512_loadu_ps(g + i);
+        _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_mul_ps(vg, sigmoid512(vg)), _mm512_loadu_ps(u + i)));
+    }
+    if (i < n) swiglu_fwd_portable(o + i, g + i, u + i, n - i);
+}
+RK_AVX512 static void swiglu_bwd_avx512(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 vg = _mm512_loadu_ps(g + i), vu = _mm512_loadu_ps(u + i), vd = _mm512_loadu_ps(dy + i);
+        __m512 s = sigmoid512(vg);
+        __m512 t = _mm512_fmadd_ps(vg, _mm512_sub_ps(one, s), one);
+        _mm512_storeu_ps(dg + i, _mm512_mul_ps(_mm512_mul_ps(vd, vu), _mm512_mul_ps(s, t)));
+        _mm512_storeu_ps(du + i, _mm512_mul_ps(vd, _mm512_mul_ps(vg, s)));
+    }
+    if (i < n) swiglu_bwd_portable(dg + i, du + i, dy + i, g + i, u + i, n - i);
+}
+RK_AVX512 static void silu_fwd_avx512(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) { __m512 v = _mm512_loadu_ps(x + i); _mm512_storeu_ps(y + i, _mm512_mul_ps(v, sigmoid512(v))); }
+    if (i < n) silu_fwd_portable(y + i, x + i, n - i);
+}
+RK_AVX512 static void silu_bwd_avx512(float *dx, const float *dy, const float *x, size_t n) {
+    size_t i = 0;
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i), s = sigmoid512(v);
+        __m512 t = _mm512_fmadd_ps(v, _mm512_sub_ps(one, s), one);
+        _mm512_storeu_ps(dx + i, _mm512_mul_ps(_mm512_loadu_ps(dy + i), _mm512_mul_ps(s, t)));
+    }
+    if (i < n) silu_bwd_portable(dx + i, dy + i, x + i, n - i);
+}
+RK_AVX512 static void xent_grad_avx512(float *x, float lse, int32_t t, float c, size_t n) {
+    __m512 vl = _mm512_set1_ps(lse), vc = _mm512_set1_ps(c);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(vc, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vl))));
+    if (i < n) { __mmask16 k = TAILMASK(n - i); _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(vc, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vl)))); }
+    if (t >= 0 && (size_t)t < n) x[t] -= c;
+}
+#define DISPATCH(call_avx, call_portable) do { if (rk_uses_avx512()) { call_avx; } else { call_portable; } } while (0)
+#define DISPATCH_RET(call_avx, call_portable) do { if (rk_uses_avx512()) { return call_avx; } return call_portable; } while (0)
+#else
+#define DISPATCH(call_avx, call_portable) do { call_portable; } while (0)
+#define DISPATCH_RET(call_avx, call_portable) do { return call_portable; } while (0)
+#endif
+
+void rk_exp(float *y, const float *x, size_t n) { DISPATCH(exp_avx512(y, x, n), exp_portable(y, x, n)); }
+float rk_softmax_row(float *x, const float *mask, size_t valid, size_t n) {
+    DISPATCH_RET(softmax_row_avx512(x, mask, valid, n), softmax_row_portable(x, mask, valid, n));
+}
+void rk_softmax_recompute_row(float *x, const float *mask, float lse, size_t valid, size_t n) {
+    DISPATCH(softmax_recompute_avx512(x, mask, lse, valid, n), softmax_recompute_portable(x, mask, lse, valid, n));
+}
+float rk_logsumexp_row(const float *x, size_t n) { DISPATCH_RET(logsumexp_avx512(x, n), logsumexp_portable(x, n)); }
+void rk_swiglu_forward(float *o, const float *g, const float *u, size_t n) { DISPATCH(swiglu_fwd_avx512(o, g, u, n), swiglu_fwd_portable(o, g, u, n)); }
+void rk_swiglu_backward(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n) {
+    DISPATCH(swiglu_bwd_avx512(dg, du, dy, g, u, n), swiglu_bwd_portable(dg, du, dy, g, u, n));
+}
+void rk_silu_forward(float *y, const float *x, size_t n) { DISPATCH(silu_fwd_avx512(y, x, n), silu_fwd_portable(y, x, n)); }
+void rk_silu_backward(float *dx, const float *dy, const float *x, size_t n) { DISPATCH(silu_bwd_avx512(dx, dy, x, n), silu_bwd_portable(dx, dy, x, n)); }
+void rk_softmax_xent_grad_row(float *x, float lse, int32_t t, float c, size_t n) {
+    DISPATCH(xent_grad_avx512(x, lse, t, c, n), xent_grad_portable(x, lse, t, c, n));
+}
+
+void rk_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}

@@ -1,1 +1,42 @@
+// Compute-bound float32 kernels (anything that calls exp/log), written in C so that AVX-512 code can be
+// selected at run time without compiler flags (see shared/anchors/swift-compute.md, section 5).
+// Every function has a portable scalar path; the AVX-512F path is chosen once via __builtin_cpu_supports.
+// Rows are contiguous; `n` counts elements. Outputs come first, then inputs, then sizes.
 #pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/// Returns 1 when the AVX-512 implementations are in use.
+int rk_uses_avx512(void);
+/// Forces the portable path (tests compare both). 0 = auto, 1 = portable.
+void rk_force_portable(int portable);
+
+/// y[i] = exp(x[i]) (x may alias y).
+void rk_exp(float *y, const float *x, size_t n);
+
+/// In place over one row: x = softmax(x + mask) over the first `valid` entries; entries [valid, n) become 0.
+/// `mask` (additive, may be NULL) has n entries. Returns logsumexp of the valid masked entries
+/// (-INFINITY when all of them are -inf, in which case the whole row becomes 0).
+float rk_softmax_row(float *x, const float *mask, size_t valid, size_t n);
+/// In place over one row: x = exp(x + mask - lse) for the first `valid` entries, 0 after (recomputes the
+/// probabilities saved as logsumexp by rk_softmax_row). lse = -INFINITY gives a zero row.
+void rk_softmax_recompute_row(float *x, const float *mask, float lse, size_t valid, size_t n);
+
+/// Log-sum-exp of one row.
+float rk_logsumexp_row(const float *x, size_t n);
+
+/// out = silu(gate) * up,  silu(g) = g·σ(g)     (Shazeer 2020, SwiGLU)
+void rk_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+/// forward: y = g·σ(g)·u  ⇒  dg = dy·u·σ(g)(1 + g(1−σ(g))),  du = dy·g·σ(g). Writes (does not accumulate).
+void rk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n);
+/// y = silu(x)
+void rk_silu_forward(float *y, const float *x, size_t n);
+/// dx = dy·σ(x)(1 + x(1−σ(x))). Writes.
+void rk_silu_backward(float *dx, const float *dy, const float *x, size_t n);
+
+/// Cross-entropy gradient of one row in place: x = coeff·(exp(x − lse) − onehot(target)).
+/// target < 0 means no one-hot term.
+void rk_softmax_xent_grad_row(float *x, float lse, int32_t target, float coeff, size_t n);
+
+/// A spin-wait hint (x86 `pause`), for the thread pool.
+void rk_cpu_relax(void);

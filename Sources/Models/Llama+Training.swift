@@ -1,0 +1,170 @@
+// Training forward (saving what backward needs) and backward of LlamaModel.
+// Saved per layer: the residual input x, rstd of both norms, q/k (after RoPE), v, attention output and
+// lse, the mid residual h, gate and up. The normalised inputs n₁, n₂ and the SwiGLU output are
+// recomputed in backward (cheap, memory-bound) instead of stored.
+
+import TensorCore
+
+/// Activations of one training forward pass, sized for one batch shape.
+public final class LlamaActivations: @unchecked Sendable {
+    public let batchSize: Int
+    public let length: Int
+    var tokens: [Int32]
+    var positions: [Int32]
+    var keyMask: FloatBuffer?
+    let x: [FloatBuffer]        // [L+1][N, C]: x[0] = embeddings, x[l+1] = output of layer l
+    let rstd1, rstd2: [FloatBuffer]  // [L][N]
+    let q: [FloatBuffer]        // [L][N, Hq·D] after RoPE
+    let k, v: [FloatBuffer]     // [L][N, Hkv·D] (k after RoPE)
+    let attn: [FloatBuffer]     // [L][N, Hq·D] attention output (before o_proj)
+    let lse: [FloatBuffer]      // [L][B, Hq, T]
+    let mid: [FloatBuffer]      // [L][N, C] residual after attention
+    let gate, up: [FloatBuffer] // [L][N, F]
+    let finalRstd: FloatBuffer  // [N]
+    /// [N, C] final normalised hidden state (input of the vocabulary projection).
+    public let output: FloatBuffer
+
+    public init(config c: LlamaConfig, batchSize: Int, length: Int) {
+        let n = batchSize * length, layers = c.layerCount
+        self.batchSize = batchSize
+        self.length = length
+        tokens = []
+        positions = []
+        func make(_ count: Int, _ copies: Int) -> [FloatBuffer] { (0..<copies).map { _ in FloatBuffer(count: count) } }
+        x = make(n * c.hiddenSize, layers + 1)
+        rstd1 = make(n, layers)
+        rstd2 = make(n, layers)
+        q = make(n * c.qDim, layers)
+        k = make(n * c.kvDim, layers)
+        v = make(n * c.kvDim, layers)
+        attn = make(n * c.qDim, layers)
+        lse = make(batchSize * c.headCount * length, layers)
+        mid = make(n * c.hiddenSize, layers)
+        gate = make(n * c.intermediateSize, layers)
+        up = make(n * c.intermediateSize, layers)
+        finalRstd = FloatBuffer(count: n)
+        output = FloatBuffer(count: n * c.hiddenSize)
+    }
+
+    public var tokenCount: Int { batchSize * length }
+}
+
+extension LlamaModel {
+    /// Runs the decoder over `batch`, filling `acts`; returns acts.output ([N, C], after the final norm).
+    @discardableResult
+    public func forward(_ batch: TokenBatch, into acts: LlamaActivations) -> FloatBuffer {
+        precondition(acts.batchSize == batch.batchSize && acts.length == batch.length,
+                     "activations for \(acts.batchSize)×\(acts.length), batch is \(batch.batchSize)×\(batch.length)")
+        let c = config, n = batch.tokenCount, C = c.hiddenSize, F = c.intermediateSize
+        acts.tokens = batch.tokens
+        acts.positions = batch.positions
+        acts.keyMask = batch.keyMask.map(FloatBuffer.init)
+        let shape = AttentionShape(batch: batch.batchSize, queryLength: batch.length, keyLength: batch.length,
+                                   queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+        let normed = FloatBuffer(count: n * C), act = FloatBuffer(count: n * F)
+        batch.tokens.withUnsafeBufferPointer { ids in
+            Embedding.forward(out: acts.x[0].pointer, ids: ids.baseAddress!, table: weights.value("model.embed_tokens.weight"),
+                              tokens: n, channels: C, vocabulary: c.vocabularySize)
+        }
+        for l in 0..<c.layerCount {
+            let w = layerWeights[l], x = acts.x[l].pointer
+            RMSNorm.forward(out: normed.pointer, rstd: acts.rstd1[l].pointer, input: x, weight: w.norm1.value,
+                            rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+            project(acts.q[l].pointer, normed.pointer, w.q, w.qBias, n, C, c.qDim)
+            project(acts.k[l].pointer, normed.pointer, w.k, w.kBias, n, C, c.kvDim)
+            project(acts.v[l].pointer, normed.pointer, w.v, w.vBias, n, C, c.kvDim)
+            acts.positions.withUnsafeBufferPointer { pos in
+                rope.apply(acts.q[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
+                rope.apply(acts.k[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
+            }
+            Attention.forward(out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer,
+                              k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
+            let h = acts.mid[l].pointer
+            h.update(from: x, count: n * C)
+            Linear.forward(out: h, input: acts.attn[l].pointer, weight: w.o.value, rows: n, inFeatures: c.qDim,
+                           outFeatures: C, accumulate: true)
+            RMSNorm.forward(out: normed.pointer, rstd: acts.rstd2[l].pointer, input: h, weight: w.norm2.value,
+                            rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+            Linear.forward(out: acts.gate[l].pointer, input: normed.pointer, weight: w.gate.value, rows: n, inFeatures: C, outFeatures: F)
+            Linear.forward(out: acts.up[l].pointer, input: normed.pointer, weight: w.up.value, rows: n, inFeatures: C, outFeatures: F)
+            SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
+            let out = acts.x[l + 1].pointer
+            out.update(from: h, count: n * C)
+            Linear.forward(out: out, input: act.pointer, weight: w.down.value, rows: n, inFeatures: F, outFeatures: C, accumulate: true)
+        }
+        RMSNorm.forward(out: acts.output.pointer, rstd: acts.finalRstd.pointer, input: acts.x[c.layerCount].pointer,
+                        weight: weights.value("model.norm.weight"), rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+        return acts.output
+    }
+
+    /// Backpropagates dOutput ([N, C], gradient of the final hidden state) through the decoder,
+    /// accumulating into `weights.gradients`. The vocabulary projection's own gradient is the loss's job
+    /// (TokenLogProbs.backward adds it to `outputWeightGradient`).
+    public func backward(dOutput: UnsafePointer<Float>, acts: LlamaActivations) {
+        precondition(weights.isTrainable, "backward on a frozen model")
+        let c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
+        let shape = AttentionShape(batch: acts.batchSize, queryLength: acts.length, keyLength: acts.length,
+                                   queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+        let dx = FloatBuffer(count: n * C), normed = FloatBuffer(count: n * C), dNormed = FloatBuffer(count: n * C)
+        let act = FloatBuffer(count: n * F), dAct = FloatBuffer(count: n * F), dGate = FloatBuffer(count: n * F), dUp = FloatBuffer(count: n * F)
+        let dq = FloatBuffer(count: n * c.qDim), dk = FloatBuffer(count: n * c.kvDim), dv = FloatBuffer(count: n * c.kvDim)
+        let dAttn = FloatBuffer(count: n * c.qDim)
+        let finalNorm = Param(weights, "model.norm.weight")
+        RMSNorm.backward(dInput: dx.pointer, dWeight: finalNorm.grad, dOut: dOutput, input: acts.x[c.layerCount].pointer,
+                         weight: finalNorm.value, rstd: acts.finalRstd.pointer, rows: n, channels: C)
+        for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
+            let w = layerWeights[l], h = acts.mid[l].pointer
+            // MLP: x' = h + W_down · act,  act = SiLU(g) ⊙ u
+            SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
+            Linear.backward(dInput: dAct.pointer, dWeight: w.down.grad, dOut: dx.pointer, input: act.pointer,
+                            weight: w.down.value, rows: n, inFeatures: F, outFeatures: C)
+            SwiGLU.backward(dGate: dGate.pointer, dUp: dUp.pointer, dOut: dAct.pointer, gate: acts.gate[l].pointer,
+                            up: acts.up[l].pointer, count: n * F)
+            RMSNorm.forward(out: normed.pointer, rstd: nil, input: h, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+            Linear.backward(dInput: dNormed.pointer, dWeight: w.gate.grad, dOut: dGate.pointer, input: normed.pointer,
+                            weight: w.gate.value, rows: n, inFeatures: C, outFeatures: F)
+            Linear.backward(dInput: dNormed.pointer, dWeight: w.up.grad, dOut: dUp.pointer, input: normed.pointer,
+                            weight: w.up.value, rows: n, inFeatures: C, outFeatures: F, accumulateInput: true)
+            RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm2.grad, dOut: dNormed.pointer, input: h, weight: w.norm2.value,
+                             rstd: acts.rstd2[l].pointer, rows: n, channels: C, accumulateInput: true)
+            // Attention: h = x + W_o · attn
+            Linear.backward(dInput: dAttn.pointer, dWeight: w.o.grad, dOut: dx.pointer, input: acts.attn[l].pointer,
+                            weight: w.o.value, rows: n, inFeatures: c.qDim, outFeatures: C)
+            dk.zero()
+            dv.zero()
+            Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
+                               lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer, v: acts.v[l].pointer,
+                               keyMask: acts.keyMask?.pointer, shape: shape)
+            acts.positions.withUnsafeBufferPointer { pos in
+                rope.applyBackward(dq.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
+                rope.applyBackward(dk.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
+            }
+            let x = acts.x[l].pointer
+            RMSNorm.forward(out: normed.pointer, rstd: nil, input: x, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+            projectBackward(dNormed.pointer, dq.pointer, normed.pointer, w.q, w.qBias, n, C, c.qDim, accumulate: false)
+            projectBackward(dNormed.pointer, dk.pointer, normed.pointer, w.k, w.kBias, n, C, c.kvDim, accumulate: true)
+            projectBackward(dNormed.pointer, dv.pointer, normed.pointer, w.v, w.vBias, n, C, c.kvDim, accumulate: true)
+            RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm1.grad, dOut: dNormed.pointer, input: x, weight: w.norm1.value,
+                             rstd: acts.rstd1[l].pointer, rows: n, channels: C, accumulateInput: true)
+        }
+        if let dE = weights.gradient("model.embed_tokens.weight") {
+            acts.tokens.withUnsafeBufferPointer { ids in
+                Embedding.backward(dTable: dE, dOut: dx.pointer, ids: ids.baseAddress!, tokens: n, channels: C)
+            }
+        }
+    }
+
+    /// y = x Wᵀ (+ b)
+    func project(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: Param, _ bias: Param?, _ n: Int, _ inF: Int, _ outF: Int) {
+        Linear.forward(out: y, input: x, weight: w.value, rows: n, inFeatures: inF, outFeatures: outF)
+        if let b = bias { for r in 0..<n { Elementwise.add(y + r * outF, y + r * outF, b.value, count: outF) } }
+    }
+
+    /// forward: y = x Wᵀ + b  ⇒  dx (=|+=) dy W, dW += dyᵀ x, db += Σ_rows dy.
+    func projectBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: Param,
+                         _ bias: Param?, _ n: Int, _ inF: Int, _ outF: Int, accumulate: Bool) {
+        Linear.backward(dInput: dx, dWeight: w.grad, dOut: dy, input: x, weight: w.value, rows: n, inFeatures: inF,
+                        outFeatures: outF, accumulateInput: accumulate)
+        if let b = bias, let db = b.grad { for r in 0..<n { Elementwise.axpy(db, 1, dy + r * outF, count: outF) } }
+    }
+}

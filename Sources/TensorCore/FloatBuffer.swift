@@ -1,0 +1,80 @@
+// Owned, 64-byte aligned Float32 storage and the Tensor view over it.
+// Storage has reference semantics on purpose: activations and parameters are large and are never copied
+// implicitly (a copy-on-write check in a hot loop costs a full copy; see swift-compute.md §2 ii).
+
+/// A fixed-size, 64-byte aligned block of Float32 values. Zero-initialised.
+public final class FloatBuffer: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    public init(count: Int) {
+        precondition(count >= 0, "FloatBuffer count \(count) < 0")
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    public func zero() { pointer.update(repeating: 0, count: count) }
+}
+
+/// A contiguous, row-major view (offset + shape) into a FloatBuffer.
+public struct Tensor: @unchecked Sendable {
+    public let buffer: FloatBuffer
+    public let offset: Int
+    public let shape: [Int]
+
+    public init(buffer: FloatBuffer, offset: Int = 0, shape: [Int]) {
+        let n = shape.reduce(1, *)
+        precondition(offset >= 0 && offset + n <= buffer.count,
+                     "view [\(offset), \(offset + n)) outside buffer of \(buffer.count)")
+        self.buffer = buffer
+        self.offset = offset
+        self.shape = shape
+    }
+
+    /// A new zero tensor.
+    public init(zeros shape: [Int]) {
+        self.init(buffer: FloatBuffer(count: shape.reduce(1, *)), shape: shape)
+    }
+
+    /// A new tensor holding `values` (count must match the shape).
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) vs \(values.count) values")
+        self.init(buffer: FloatBuffer(values), shape: shape)
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+    public var pointer: UnsafeMutablePointer<Float> { buffer.pointer + offset }
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// Same storage, new shape with the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "reshape \(shape) → \(newShape)")
+        return Tensor(buffer: buffer, offset: offset, shape: newShape)
+    }
+
+    /// Rows [start, start + n) along the first axis.
+    public func rows(_ start: Int, _ n: Int) -> Tensor {
+        let inner = shape.dropFirst().reduce(1, *)
+        precondition(start >= 0 && start + n <= shape[0], "rows \(start)..<\(start + n) of \(shape)")
+        return Tensor(buffer: buffer, offset: offset + start * inner, shape: [n] + shape.dropFirst())
+    }
+
+    /// A deep copy.
+    public func copy() -> Tensor {
+        let t = Tensor(zeros: shape)
+        t.pointer.update(from: pointer, count: count)
+        return t
+    }
+
+    public func zero() { pointer.update(repeating: 0, count: count) }
+}

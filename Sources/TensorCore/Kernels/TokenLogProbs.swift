@@ -1,0 +1,107 @@
+// Vocabulary projection fused with token log-probabilities, computed in row chunks so the full
+// [tokens × vocab] logit matrix never exists: only a [chunk × V] block does, reused for every chunk.
+// N = tokens, C = hidden channels, V = vocabulary; W is [V, C] (tied embedding or lm_head).
+//   z = h Wᵀ,   logp_n = z_n[t_n] − logsumexp(z_n)
+// Any loss that is a function of per-token log-probs (cross-entropy, DPO, PPO, …) backpropagates by
+// handing `backward` its gradient ∂L/∂logp_n; ∂logp_n/∂z_n = onehot(t_n) − softmax(z_n).
+// Cross-entropy (mean over counted tokens) is L = −Σ logp_n / count, i.e. ∂L/∂logp_n = −1/count.
+// Targets < 0 are ignored (log-prob 0, no gradient), like PyTorch's ignore_index = −100.
+
+import _CKernels
+
+public enum TokenLogProbs {
+    /// Rows per chunk: 64 rows × 49,152 vocab = 12.6 MB of logits at a time.
+    public static let defaultChunkRows = 64
+
+    /// Writes logProbs[N] and lse[N] (saved for backward).
+    public static func forward(
+        logProbs: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
+        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
+    ) {
+        let chunk = max(1, min(chunkRows, n))
+        let logits = FloatBuffer(count: chunk * v)
+        let lp = logits.pointer
+        var start = 0
+        while start < n {
+            let m = min(chunk, n - start)
+            Linear.forward(out: lp, input: hidden + start * c, weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            parallelFor(m) { rows in
+                for r in rows {
+                    let z = lp + r * v
+                    let l = rk_logsumexp_row(z, v)
+                    let t = Int(targets[start + r])
+                    lse[start + r] = l
+                    logProbs[start + r] = t >= 0 ? z[t] - l : 0
+                }
+            }
+            start += m
+        }
+    }
+
+    /// forward: logp_n = z_n[t_n] − lse(z_n)  ⇒  dz_n = g_n · (onehot(t_n) − softmax(z_n)),
+    /// dh = dz W (written), dW += dzᵀ h. `dLogProbs` = g = ∂L/∂logp. Recomputes each logit chunk.
+    public static func backward(
+        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+        dLogProbs: UnsafePointer<Float>, hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        targets: UnsafePointer<Int32>, lse: UnsafePointer<Float>,
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
+    ) {
+        let chunk = max(1, min(chunkRows, n))
+        let logits = FloatBuffer(count: chunk * v)
+        let lp = logits.pointer
+        var start = 0
+        while start < n {
+            let m = min(chunk, n - start)
+            Linear.forward(out: lp, input: hidden + start * c, weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            parallelFor(m) { rows in
+                for r in rows {
+                    let t = targets[start + r]
+                    // dz = −g·(softmax − onehot): the kernel writes coeff·(softmax − onehot) with coeff = −g.
+                    let g = t >= 0 ? dLogProbs[start + r] : 0
+                    rk_softmax_xent_grad_row(lp + r * v, lse[start + r], t, -g, v)
+                }
+            }
+            Linear.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
+                            weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            start += m
+        }
+    }
+
+    /// Forward and backward in one pass when ∂L/∂logp is known before the forward (cross-entropy,
+    /// SFT): one logit GEMM per chunk instead of two. `dLogProbs` may be nil for −1/count (mean CE).
+    /// Returns Σ_n counted logp_n; writes logProbs[N] when given.
+    @discardableResult
+    public static func forwardBackward(
+        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
+        logProbs: UnsafeMutablePointer<Float>?, dLogProbs: UnsafePointer<Float>,
+        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
+    ) -> Double {
+        let chunk = max(1, min(chunkRows, n))
+        let logits = FloatBuffer(count: chunk * v)
+        let rowLogProb = FloatBuffer(count: n)
+        let lp = logits.pointer, rp = rowLogProb.pointer
+        var start = 0
+        while start < n {
+            let m = min(chunk, n - start)
+            Linear.forward(out: lp, input: hidden + start * c, weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            parallelFor(m) { rows in
+                for r in rows {
+                    let z = lp + r * v
+                    let t = targets[start + r]
+                    let l = rk_logsumexp_row(z, v)
+                    rp[start + r] = t >= 0 ? z[Int(t)] - l : 0
+                    rk_softmax_xent_grad_row(z, l, t, t >= 0 ? -dLogProbs[start + r] : 0, v)
+                }
+            }
+            Linear.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
+                            weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            start += m
+        }
+        if let logProbs { logProbs.update(from: rp, count: n) }
+        var total = 0.0
+        for i in 0..<n { total += Double(rp[i]) }
+        return total
+    }
+}

@@ -1,0 +1,61 @@
+// Every matrix product goes through CBLAS sgemm with transposes expressed as flags (no transposed
+// copies; measured at no cost in swift-compute.md §4). The thread pool is parked before each call so
+// OpenBLAS owns both cores.
+
+import _CBLAS
+
+public enum MatMul {
+    /// Sets the BLAS thread count once (OpenBLAS; a no-op with Accelerate).
+    public static func configureThreads(_ n: Int = ThreadPool.shared.threadCount) {
+        openblas_set_num_threads(Int32(n))
+    }
+
+    /// C[M,N] = alpha · op(A) · op(B) + beta · C, row-major.
+    /// op(A) is [M,K]: A is stored [M,K] (lda ≥ K) or, with transA, [K,M] (lda ≥ M). Same for B.
+    @inline(__always)
+    public static func gemm(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil,
+        _ a: UnsafePointer<Float>, lda: Int? = nil, transA: Bool = false,
+        _ b: UnsafePointer<Float>, ldb: Int? = nil, transB: Bool = false,
+        m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
+    ) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            if beta == 0 { for r in 0..<m { (c + r &* (ldc ?? n)).update(repeating: 0, count: n) } }
+            return
+        }
+        ThreadPool.shared.park()
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha,
+            a, Int32(lda ?? (transA ? m : k)), b, Int32(ldb ?? (transB ? k : n)),
+            beta, c, Int32(ldc ?? n))
+    }
+}
+
+/// A fully-connected layer without bias in the `nn.Linear` layout: W is [O, I], y = x Wᵀ.
+/// N = rows (tokens), I = input features, O = output features.
+public enum Linear {
+    /// y[N,O] = x[N,I] · Wᵀ (+ y when accumulate).
+    public static func forward(
+        out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+        rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
+    ) {
+        MatMul.gemm(y, x, w, transB: true, m: rows, n: outFeatures, k: inFeatures, beta: accumulate ? 1 : 0)
+    }
+
+    /// forward: y = x Wᵀ  ⇒  dx (=|+=) dy W,  dW += dyᵀ x.
+    /// `dInput` is written (or accumulated when `accumulateInput`); `dWeight` is always accumulated.
+    public static func backward(
+        dInput dx: UnsafeMutablePointer<Float>?, dWeight dw: UnsafeMutablePointer<Float>?,
+        dOut dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+        rows: Int, inFeatures: Int, outFeatures: Int, accumulateInput: Bool = false
+    ) {
+        if let dx {
+            MatMul.gemm(dx, dy, w, m: rows, n: inFeatures, k: outFeatures, beta: accumulateInput ? 1 : 0)
+        }
+        if let dw {
+            MatMul.gemm(dw, dy, transA: true, x, m: outFeatures, n: inFeatures, k: rows, beta: 1)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+// A persistent spin-then-park thread pool for per-op parallelism on few cores.
+// Design measured in shared/anchors/swift-compute.md §3: the caller runs chunk 0 and each helper thread
+// one further chunk; helpers spin on an atomic generation counter (with `pause`) for a short window after
+// each job, then park on a semaphore (Dekker-style `sleeping` flag so a wake-up cannot be lost).
+// Waking a parked thread costs 25–50 µs on the target VM, so spinning helpers make 2-thread element-wise
+// ops pay off from ~0.5 µs of work. A spinning helper halves OpenBLAS throughput, so every BLAS call
+// parks the pool first (`park()`), letting OpenBLAS own the cores during GEMMs.
+
+import Foundation
+import Synchronization
+import _CKernels
+
+public final class ThreadPool: @unchecked Sendable {
+    /// The process-wide pool: one helper per extra core (1 on a 2-core machine).
+    /// `RLHF_NUM_THREADS` overrides the total thread count (1 = no helpers).
+    public static let shared: ThreadPool = {
+        let env = ProcessInfo.processInfo.environment["RLHF_NUM_THREADS"].flatMap(Int.init)
+        let total = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
+        return ThreadPool(helpers: total - 1)
+    }()
+
+    public let helperCount: Int
+    /// How long a helper keeps spinning after a job before it parks.
+    public let spinWindowNanoseconds: UInt64
+
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let parkRequested = Atomic<Bool>(false)
+    private let busy = Atomic<Bool>(false)
+    private let sleeping: [AtomicFlag]
+    private let semaphores: [DispatchSemaphore]
+    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    nonisolated(unsafe) private var chunkCount = 0
+
+    public init(helpers: Int, spinWindowMicroseconds: Int = 300) {
+        helperCount = max(0, helpers)
+        spinWindowNanoseconds = UInt64(spinWindowMicroseconds) * 1000
+        sleeping = (0..<helperCount).map { _ in AtomicFlag() }
+        semaphores = (0..<helperCount).map { _ in DispatchSemaphore(value: 0) }
+        for i in 0..<helperCount {
+            let thread = Thread { [unowned self] in self.helperLoop(index: i) }
+            thread.name = "rlhf-pool-\(i + 1)"
+            thread.start()
+        }
+    }
+
+    /// Total threads that run a parallel loop (helpers + caller).
+    public var threadCount: Int { helperCount + 1 }
+
+    /// Asks spinning helpers to park now (call before handing the cores to BLAS).
+    @inline(__always)
+    public func park() {
+        if helperCount > 0 { parkRequested.store(true, ordering: .relaxed) }
+    }
+
+    /// Runs `body` over `count` indices split into one contiguous range per thread.
+    /// Runs serially when `count < 2 * grain`, when called from inside a parallel body, or when
+    /// another thread is using the pool. `body` must write disjoint memory per range.
+    public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let threads = min(threadCount, count / max(grain, 1))
+        if threads < 2 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            body(0..<count)
+            return
+        }
+        defer { busy.store(false, ordering: .releasing) }
+        withoutActuallyEscaping(body) { body in
+            let chunk = { (i: Int) -> Void in
+                let lo = count * i / threads, hi = count * (i + 1) / threads
+                if lo < hi { body(lo..<hi) }
+            }
+            job = chunk
+            chunkCount = threads
+            pending.store(threads - 1, ordering: .relaxed)
+            parkRequested.store(false, ordering: .relaxed)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            for i in 0..<(threads - 1) where sleeping[i].value.exchange(0, ordering: .sequentiallyConsistent) == 1 {
+                semaphores[i].signal()
+            }
+            chunk(0)
+            while pending.load(ordering: .acquiring) > 0 { rk_cpu_relax() }
+            job = nil
+        }
+    }
+
+    @inline(never)
+    private func runJob(_ chunk: Int) { job?(chunk) }
+
+    private func helperLoop(index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var start = DispatchTime.now().uptimeNanoseconds
+            while generation.load(ordering: .acquiring) == seen {
+                rk_cpu_relax()
+                spins &+= 1
+                if spins & 255 != 0 { continue }
+                let expired = DispatchTime.now().uptimeNanoseconds - start > spinWindowNanoseconds
+                if expired || parkRequested.load(ordering: .relaxed) {
+                    sleeping[index].value.store(1, ordering: .sequentiallyConsistent)
+                    if generation.load(ordering: .sequentiallyConsistent) != seen {
+                        // Work arrived while parking: if the dispatcher already took the flag it will
+                        // signal, so consume that signal to keep the semaphore balanced.
+                        if sleeping[index].value.exchange(0, ordering: .sequentiallyConsistent) == 0 {
+                            semaphores[index].wait()
+                        }
+                        break
+                    }
+                    semaphores[index].wait()
+                    start = DispatchTime.now().uptimeNanoseconds
+                }
+            }
+            seen = generation.load(ordering: .acquiring)
+            if index + 1 < chunkCount {
+                runJob(index + 1)  // releases its reference to the job before signalling completion
+                pending.subtract(1, ordering: .releasing)
+            }
+        }
+    }
+}
+
+/// `ThreadPool.shared.parallelFor`.
+@inline(__always)
+public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    ThreadPool.shared.parallelFor(count, grain: grain, body)
+}
+
+private final class AtomicFlag: Sendable {
+    let value = Atomic<Int>(0)
+}
