@@ -1,0 +1,112 @@
+// Attention: forward against a scalar reference, and finite-difference gradients, with grouped-query
+// heads, right and left padding masks, and a query block shorter than the keys (KV-cache decoding).
+
+import Foundation
+import Testing
+@testable import TensorCore
+
+@Suite struct AttentionTests {
+    enum Padding: CaseIterable { case none, right, left }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        var b, tq, tk, hq, hkv, d: Int
+        var padding: Padding
+        var testDescription: String { "B\(b) Tq\(tq) Tk\(tk) Hq\(hq) Hkv\(hkv) D\(d) \(padding)" }
+    }
+
+    static let cases: [Case] = [
+        Case(b: 1, tq: 3, tk: 3, hq: 2, hkv: 2, d: 4, padding: .none),
+        Case(b: 2, tq: 5, tk: 5, hq: 4, hkv: 2, d: 4, padding: .right),
+        Case(b: 2, tq: 5, tk: 5, hq: 3, hkv: 1, d: 6, padding: .left),
+        Case(b: 2, tq: 2, tk: 6, hq: 4, hkv: 2, d: 4, padding: .left),
+    ]
+
+    /// Key mask: batch row 1 gets two padded keys (at the end or the start).
+    static func mask(_ c: Case) -> [Float]? {
+        if c.padding == .none { return nil }
+        var m = [Float](repeating: 0, count: c.b * c.tk)
+        for j in 0..<2 { m[1 * c.tk + (c.padding == .right ? c.tk - 1 - j : j)] = -.infinity }
+        return m
+    }
+
+    /// Scalar reference in Double.
+    static func reference(_ c: Case, q: [Float], k: [Float], v: [Float], mask: [Float]?) -> [Float] {
+        var out = [Float](repeating: 0, count: c.b * c.tq * c.hq * c.d)
+        let group = c.hq / c.hkv
+        for b in 0..<c.b { for h in 0..<c.hq { for t in 0..<c.tq {
+            let pos = t + c.tk - c.tq
+            var s = [Double](repeating: -.infinity, count: c.tk)
+            for j in 0...pos {
+                var dot = 0.0
+                for i in 0..<c.d {
+                    dot += Double(q[((b * c.tq + t) * c.hq + h) * c.d + i]) * Double(k[((b * c.tk + j) * c.hkv + h / group) * c.d + i])
+                }
+                s[j] = dot / Double(c.d).squareRoot() + Double(mask?[b * c.tk + j] ?? 0)
+            }
+            let m = s.max()!
+            if m == -.infinity { continue }
+            let e = s.map { exp($0 - m) }, z = e.reduce(0, +)
+            for i in 0..<c.d {
+                var acc = 0.0
+                for j in 0..<c.tk { acc += e[j] / z * Double(v[((b * c.tk + j) * c.hkv + h / group) * c.d + i]) }
+                out[((b * c.tq + t) * c.hq + h) * c.d + i] = Float(acc)
+            }
+        } } }
+        return out
+    }
+
+    @Test(arguments: cases)
+    func forwardMatchesReference(_ c: Case) {
+        var r = Rand(11)
+        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
+        let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq)
+        let mask = Self.mask(c)
+        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
+        mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
+        let expected = Self.reference(c, q: q.array, k: k.array, v: v.array, mask: mask)
+        for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
+    }
+
+    @Test(arguments: cases)
+    func gradients(_ c: Case) {
+        var r = Rand(12)
+        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
+        let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq), w = r.buffer(q.count)
+        let mask = Self.mask(c)
+        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
+        func loss() -> Double {
+            mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
+            return weightedSum(out.pointer, w.pointer, q.count)
+        }
+        _ = loss()
+        let dq = FloatBuffer(count: q.count), dk = FloatBuffer(count: k.count), dv = FloatBuffer(count: v.count)
+        mask.withOptionalPointer {
+            Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: w.pointer, out: out.pointer, lse: lse.pointer,
+                               q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape)
+        }
+        expectClose(dq.pointer, numericGradient(q.pointer, count: q.count, loss), "dq")
+        expectClose(dk.pointer, numericGradient(k.pointer, count: k.count, loss), "dk")
+        expectClose(dv.pointer, numericGradient(v.pointer, count: v.count, loss), "dv")
+    }
+
+    @Test func fullyMaskedRowsOutputZero() {
+        let c = Case(b: 2, tq: 5, tk: 5, hq: 3, hkv: 1, d: 6, padding: .left)
+        var r = Rand(13)
+        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.d), v = r.buffer(c.b * c.tk * c.d)
+        let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq)
+        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
+        Self.mask(c).withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
+        // Batch row 1, query 0 sees only key 0, which is padding.
+        for i in 0..<(c.hq * c.d) { #expect(out.pointer[(1 * c.tq + 0) * c.hq * c.d + i] == 0) }
+        #expect(!out.array.contains { $0.isNaN })
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .none: body(nil)
+        case let .some(a): a.withUnsafeBufferPointer { body($0.baseAddress) }
+        }
+    }
+}
