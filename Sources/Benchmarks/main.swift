@@ -1,1 +1,11 @@
-print("bench")
+// Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
+// Usage: swift run -c release Benchmarks [gemm|kernels|all]
+
+import Foundation
+import TensorCore
+
+MatMul.configureThreads()
+let args = CommandLine.arguments.dropFirst()
+let which = Set(args.isEmpty ? ["all"] : args)
+if which.contains("gemm") || which.contains("all") { KernelBenchmarks.gemm(); print() }
+if which.contains("kernels") || which.contains("all") { KernelBenchmarks.kernels(); print() }

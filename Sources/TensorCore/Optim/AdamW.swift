@@ -16,6 +16,7 @@ public struct AdamWConfig: Codable, Sendable, Equatable {
         self.epsilon = epsilon
         self.weightDecay = weightDecay
     }
+
 }
 
 public final class AdamW: @unchecked Sendable {
@@ -49,16 +50,40 @@ public final class AdamW: @unchecked Sendable {
             let decay: Float = decays[i] ? 1 - lr * config.weightDecay : 1
             let o = e.offset, n = e.count
             parallelFor(n, grain: 16384) { r in
-                for j in r {
-                    let k = o &+ j
-                    let gj = g[k]
-                    let mj = b1 * mp[k] + (1 - b1) * gj
-                    let vj = b2 * vp[k] + (1 - b2) * gj * gj
-                    mp[k] = mj
-                    vp[k] = vj
-                    p[k] = p[k] * decay - stepSize * mj / (vj.squareRoot() / c2root + eps)
-                }
+                Self.kernel(p: p + o, g: g + o, m: mp + o, v: vp + o, range: r, b1: b1, b2: b2, eps: eps,
+                            decay: decay, stepSize: stepSize, c2root: c2root)
             }
+        }
+    }
+
+    /// The update over one index range, 16 lanes at a time.
+    @inline(__always)
+    static func kernel(p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                       v: UnsafeMutablePointer<Float>, range: Range<Int>, b1: Float, b2: Float, eps: Float,
+                       decay: Float, stepSize: Float, c2root: Float) {
+        typealias V = SIMD16<Float>
+        let pr = UnsafeMutableRawPointer(p), gr = UnsafeRawPointer(g), mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
+        let vb1 = V(repeating: b1), vb2 = V(repeating: b2), a1 = V(repeating: 1 - b1), a2 = V(repeating: 1 - b2)
+        let vdecay = V(repeating: decay), vstep = V(repeating: stepSize), vc2 = V(repeating: c2root), veps = V(repeating: eps)
+        var i = range.lowerBound
+        while i &+ 16 <= range.upperBound {
+            let off = i &* 4
+            let gj = gr.loadUnaligned(fromByteOffset: off, as: V.self)
+            let mj = vb1 * mr.loadUnaligned(fromByteOffset: off, as: V.self) + a1 * gj
+            let vj = vb2 * vr.loadUnaligned(fromByteOffset: off, as: V.self) + a2 * gj * gj
+            mr.storeBytes(of: mj, toByteOffset: off, as: V.self)
+            vr.storeBytes(of: vj, toByteOffset: off, as: V.self)
+            let pj = pr.loadUnaligned(fromByteOffset: off, as: V.self) * vdecay - vstep * mj / (vj.squareRoot() / vc2 + veps)
+            pr.storeBytes(of: pj, toByteOffset: off, as: V.self)
+            i &+= 16
+        }
+        while i < range.upperBound {
+            let mj = b1 * m[i] + (1 - b1) * g[i]
+            let vj = b2 * v[i] + (1 - b2) * g[i] * g[i]
+            m[i] = mj
+            v[i] = vj
+            p[i] = p[i] * decay - stepSize * mj / (vj.squareRoot() / c2root + eps)
+            i &+= 1
         }
     }
 }

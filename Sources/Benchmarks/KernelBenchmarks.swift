@@ -1,0 +1,79 @@
+// `Benchmarks gemm`: our matmul entry point vs calling cblas_sgemm directly, at SmolLM2 shapes.
+// `Benchmarks kernels`: GB/s of memory-bound kernels against the 33 GB/s STREAM triad figure of perf.md.
+
+import _CBLAS
+import Foundation
+import TensorCore
+
+enum KernelBenchmarks {
+    static func gemm() {
+        print("GEMM, GFLOP/s (median of 9 after 2 warm-ups), OpenBLAS threads = \(ThreadPool.shared.threadCount)")
+        print("\(pad("M×N×K", 16)) \(pad("layout", 7)) \(pad("ours", 8)) \(pad("cblas", 8)) ratio")
+        let shapes = [(512, 576, 576), (512, 1536, 576), (512, 576, 1536), (512, 49152, 576)]
+        var rng = RNG(seed: 1)
+        for (m, n, k) in shapes {
+            let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
+            rng.fillNormal(a.pointer, count: a.count)
+            rng.fillNormal(b.pointer, count: b.count)
+            for layout in ["NN", "NT", "TN"] {
+                let ta = layout == "TN", tb = layout == "NT"
+                let flops = 2.0 * Double(m * n * k)
+                var oursT = 0.0, directT = 0.0
+                // Interleave the two so machine noise hits both alike.
+                for round in 0..<2 {
+                    let ours = measure { MatMul.gemm(c.pointer, a.pointer, transA: ta, b.pointer, transB: tb, m: m, n: n, k: k) }
+                    let direct = measure {
+                        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                                    Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(ta ? m : k), b.pointer, Int32(tb ? k : n),
+                                    0, c.pointer, Int32(n))
+                    }
+                    if round == 1 { oursT = ours.median; directT = direct.median }
+                }
+                print("\(pad("\(m)×\(n)×\(k)", 16)) \(pad(layout, 7)) \(pad(f1(flops / oursT / 1e9), 8)) \(pad(f1(flops / directT / 1e9), 8)) \(String(format: "%.2f", directT / oursT))")
+            }
+        }
+    }
+
+    static func kernels() {
+        print("Memory-bound kernels, GB/s (STREAM counting: each array read or written once; STREAM triad ≈ 33 GB/s)")
+        print("AVX-512 C kernels: \(KernelDispatch.usesAVX512), threads: \(ThreadPool.shared.threadCount)")
+        var rng = RNG(seed: 2)
+        func report(_ name: String, bytes: Double, _ t: Timing) {
+            print("\(pad(name, 40)) \(pad(f1(bytes / t.median / 1e9), 7)) GB/s  (\(String(format: "%.2f", t.median * 1e3)) ms)")
+        }
+        // RMSNorm: 16384 rows × 576 (8 × 2048 tokens of SmolLM2 hidden).
+        do {
+            let rows = 16384, c = 576
+            let x = FloatBuffer(count: rows * c), y = FloatBuffer(count: rows * c), w = FloatBuffer(count: c), rstd = FloatBuffer(count: rows)
+            rng.fillNormal(x.pointer, count: x.count)
+            rng.fillNormal(w.pointer, count: c)
+            let t = measure(runs: 15) { RMSNorm.forward(out: y.pointer, rstd: rstd.pointer, input: x.pointer, weight: w.pointer, rows: rows, channels: c, epsilon: 1e-5) }
+            report("RMSNorm fwd 16384×576", bytes: 2.0 * Double(rows * c) * 4, t)
+        }
+        // Softmax over the vocabulary: 256 rows × 49152.
+        do {
+            let rows = 256, c = 49152
+            let x = FloatBuffer(count: rows * c), y = FloatBuffer(count: rows * c)
+            rng.fillNormal(x.pointer, count: x.count)
+            let t = measure(runs: 15) { Softmax.forward(out: y.pointer, input: x.pointer, rows: rows, columns: c) }
+            report("softmax 256×49152", bytes: 2.0 * Double(rows * c) * 4, t)
+        }
+        // SwiGLU: 4096 tokens × 1536.
+        do {
+            let n = 4096 * 1536
+            let g = FloatBuffer(count: n), u = FloatBuffer(count: n), y = FloatBuffer(count: n)
+            rng.fillNormal(g.pointer, count: n)
+            rng.fillNormal(u.pointer, count: n)
+            let t = measure(runs: 15) { SwiGLU.forward(out: y.pointer, gate: g.pointer, up: u.pointer, count: n) }
+            report("SwiGLU fwd 4096×1536", bytes: 3.0 * Double(n) * 4, t)
+        }
+        // AdamW over SmolLM2-135M's 134.5 M parameters: reads p, g, m, v; writes p, m, v.
+        do {
+            let store = ParameterStore(layout: [("w", [134_515_008])], trainable: true)
+            rng.fillNormal(store.gradients!.pointer, count: store.values.count)
+            let opt = AdamW(store: store, config: AdamWConfig(weightDecay: 0.01))
+            let t = measure(warmup: 1, runs: 5) { opt.update(learningRate: 1e-4) }
+            report("AdamW step, 134.5 M params", bytes: 7.0 * 134_515_008 * 4, t)
+        }
+    }
+}
