@@ -72,7 +72,8 @@ final class AtomicFileWriter {
         self.destination = destination
         let directory = destination.deletingLastPathComponent().path
         let random = UInt64.random(in: 0...UInt64.max)
-        temporaryPath = directory + "/." + destination.lastPathComponent
+        temporaryPath =
+            directory + "/." + destination.lastPathComponent
             + ".tmp-\(getpid())-\(String(random, radix: 16))"
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -143,7 +144,8 @@ final class AtomicFileWriter {
     func commit() throws(ModelFormatError) {
         try flush()
         guard fsync(fd) == 0 else {
-            throw .writeFailed(file: destination, operation: "fsync", reason: MappedFile.errnoText())
+            throw .writeFailed(
+                file: destination, operation: "fsync", reason: MappedFile.errnoText())
         }
         close(fd)
         fd = -1

@@ -25,34 +25,40 @@ public enum ModelFormatError: Error, CustomStringConvertible, Equatable, Sendabl
     case countMismatch(file: URL, tensor: String, expected: Int, found: Int)
     /// A writer was given inconsistent input (shape vs. value count, duplicate names, …).
     case invalidInput(file: URL, field: String, expected: String, found: String)
+    /// The built-in default model is not in the cache at `expected`.
+    case missingDefaultModel(expected: URL)
     /// A system call failed while writing `file`; the previous file (if any) is untouched.
     case writeFailed(file: URL, operation: String, reason: String)
 
     public var description: String {
         switch self {
-        case let .cannotOpen(file, reason):
+        case .cannotOpen(let file, let reason):
             "\(file.path): cannot open (\(reason)). Hint: check the path and permissions."
-        case let .truncated(file, field, needed, available):
+        case .truncated(let file, let field, let needed, let available):
             "\(file.lastPathComponent): \(field) needs \(needed) bytes but only \(available) "
                 + "remain in the file. Hint: the file is truncated or corrupt; download it again."
-        case let .malformed(file, field, expected, found):
+        case .malformed(let file, let field, let expected, let found):
             "\(file.lastPathComponent): \(field) is \(found), expected \(expected)."
-        case let .unknownType(file, tensor, type):
+        case .unknownType(let file, let tensor, let type):
             "\(file.lastPathComponent): tensor '\(tensor)' has unknown element type \(type)."
-        case let .unsupportedConversion(file, tensor, type):
+        case .unsupportedConversion(let file, let tensor, let type):
             "\(file.lastPathComponent): tensor '\(tensor)' of type \(type) cannot be converted "
                 + "to Float32 by this reader."
-        case let .unsupportedVersion(file, found, supported):
+        case .unsupportedVersion(let file, let found, let supported):
             "\(file.lastPathComponent): format version \(found) is not supported (supported: "
                 + "\(supported.lowerBound)...\(supported.upperBound))."
-        case let .missingTensor(file, name):
+        case .missingTensor(let file, let name):
             "\(file.lastPathComponent): no tensor named '\(name)'."
-        case let .countMismatch(file, tensor, expected, found):
+        case .countMismatch(let file, let tensor, let expected, let found):
             "\(file.lastPathComponent): tensor '\(tensor)' needs a buffer of \(expected) "
                 + "elements but \(found) were given."
-        case let .invalidInput(file, field, expected, found):
+        case .invalidInput(let file, let field, let expected, let found):
             "\(file.lastPathComponent): cannot write \(field): expected \(expected), got \(found)."
-        case let .writeFailed(file, operation, reason):
+        case .missingDefaultModel(let expected):
+            "The default model is not cached at \(expected.path). Hint: run "
+                + "scripts/pull-default-model.sh (or `rlhf models pull smollm2-135m-instruct`); "
+                + "set RLHF_CACHE_DIR to use another cache directory."
+        case .writeFailed(let file, let operation, let reason):
             "\(file.path): \(operation) failed (\(reason)); any previous file there is unchanged."
         }
     }

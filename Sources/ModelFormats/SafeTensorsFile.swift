@@ -8,9 +8,21 @@ import Foundation
 
 /// An element type of a safetensors tensor, spelled as in the JSON header.
 public enum SafeTensorsDType: String, Sendable, CaseIterable {
-    case bool = "BOOL", u8 = "U8", i8 = "I8", f8E5M2 = "F8_E5M2", f8E4M3 = "F8_E4M3"
-    case i16 = "I16", u16 = "U16", f16 = "F16", bf16 = "BF16"
-    case i32 = "I32", u32 = "U32", f32 = "F32", f64 = "F64", i64 = "I64", u64 = "U64"
+    case bool = "BOOL"
+    case u8 = "U8"
+    case i8 = "I8"
+    case f8E5M2 = "F8_E5M2"
+    case f8E4M3 = "F8_E4M3"
+    case i16 = "I16"
+    case u16 = "U16"
+    case f16 = "F16"
+    case bf16 = "BF16"
+    case i32 = "I32"
+    case u32 = "U32"
+    case f32 = "F32"
+    case f64 = "F64"
+    case i64 = "I64"
+    case u64 = "U64"
 
     /// Bytes per element.
     public var byteSize: Int {
@@ -99,7 +111,8 @@ public final class SafeTensorsFile: Sendable {
         }
         guard let header = parsed as? [String: Any] else {
             throw ModelFormatError.malformed(
-                file: url, field: "JSON header", expected: "a JSON object", found: "\(type(of: parsed))")
+                file: url, field: "JSON header", expected: "a JSON object",
+                found: "\(type(of: parsed))")
         }
         var metadata: [String: String] = [:]
         if let raw = header["__metadata__"] {
@@ -114,7 +127,8 @@ public final class SafeTensorsFile: Sendable {
         var infos: [SafeTensorsTensorInfo] = []
         infos.reserveCapacity(header.count)
         for (name, entry) in header where name != "__metadata__" {
-            infos.append(try Self.parseEntry(name: name, entry: entry, dataSize: dataSize, url: url))
+            infos.append(
+                try Self.parseEntry(name: name, entry: entry, dataSize: dataSize, url: url))
         }
         infos.sort { ($0.dataOffsets.lowerBound, $0.name) < ($1.dataOffsets.lowerBound, $1.name) }
         var previous: SafeTensorsTensorInfo?
@@ -123,7 +137,7 @@ public final class SafeTensorsFile: Sendable {
                 throw ModelFormatError.malformed(
                     file: url, field: "data_offsets of tensor '\(info.name)'",
                     expected: "a range not overlapping '\(previous.name)' "
-                        + "(\(previous.dataOffsets.lowerBound)..<\(previous.dataOffsets.upperBound))",
+                        + "(\(previous.dataOffsets))",
                     found: "\(info.dataOffsets.lowerBound)..<\(info.dataOffsets.upperBound)")
             }
             previous = info
@@ -182,10 +196,12 @@ public final class SafeTensorsFile: Sendable {
         let (byteCount, byteOverflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
         guard !byteOverflow, end - begin == byteCount else {
             throw bad(
-                "data_offsets", "\(byteOverflow ? "?" : String(byteCount)) bytes for shape "
+                "data_offsets",
+                "\(byteOverflow ? "?" : String(byteCount)) bytes for shape "
                     + "\(shape) of \(dtype.rawValue)", "\(end - begin) bytes")
         }
-        return SafeTensorsTensorInfo(name: name, dtype: dtype, shape: shape, dataOffsets: begin..<end)
+        return SafeTensorsTensorInfo(
+            name: name, dtype: dtype, shape: shape, dataOffsets: begin..<end)
     }
 
     /// Whether a tensor of that name exists.
@@ -225,7 +241,9 @@ public final class SafeTensorsFile: Sendable {
 
     /// Converts the tensor to Float32 straight into `destination`, which must hold exactly
     /// `count` = element count floats. O(elements), no allocation.
-    public func copyFloats(_ name: String, into destination: UnsafeMutablePointer<Float>, count: Int)
+    public func copyFloats(
+        _ name: String, into destination: UnsafeMutablePointer<Float>, count: Int
+    )
         throws
     {
         let info = try info(name)
@@ -236,7 +254,9 @@ public final class SafeTensorsFile: Sendable {
         try convert(info, into: destination)
     }
 
-    private func convert(_ info: SafeTensorsTensorInfo, into destination: UnsafeMutablePointer<Float>)
+    private func convert(
+        _ info: SafeTensorsTensorInfo, into destination: UnsafeMutablePointer<Float>
+    )
         throws
     {
         let count = info.elementCount
@@ -257,12 +277,30 @@ public final class SafeTensorsFile: Sendable {
             convertElements(source, destination, count, UInt64.self) {
                 Float(Double(bitPattern: UInt64(littleEndian: $0)))
             }
-        case .i64: convertElements(source, destination, count, Int64.self) { Float(Int64(littleEndian: $0)) }
-        case .u64: convertElements(source, destination, count, UInt64.self) { Float(UInt64(littleEndian: $0)) }
-        case .i32: convertElements(source, destination, count, Int32.self) { Float(Int32(littleEndian: $0)) }
-        case .u32: convertElements(source, destination, count, UInt32.self) { Float(UInt32(littleEndian: $0)) }
-        case .i16: convertElements(source, destination, count, Int16.self) { Float(Int16(littleEndian: $0)) }
-        case .u16: convertElements(source, destination, count, UInt16.self) { Float(UInt16(littleEndian: $0)) }
+        case .i64:
+            convertElements(source, destination, count, Int64.self) {
+                Float(Int64(littleEndian: $0))
+            }
+        case .u64:
+            convertElements(source, destination, count, UInt64.self) {
+                Float(UInt64(littleEndian: $0))
+            }
+        case .i32:
+            convertElements(source, destination, count, Int32.self) {
+                Float(Int32(littleEndian: $0))
+            }
+        case .u32:
+            convertElements(source, destination, count, UInt32.self) {
+                Float(UInt32(littleEndian: $0))
+            }
+        case .i16:
+            convertElements(source, destination, count, Int16.self) {
+                Float(Int16(littleEndian: $0))
+            }
+        case .u16:
+            convertElements(source, destination, count, UInt16.self) {
+                Float(UInt16(littleEndian: $0))
+            }
         case .i8: convertElements(source, destination, count, Int8.self) { Float($0) }
         case .u8: convertElements(source, destination, count, UInt8.self) { Float($0) }
         case .bool: convertElements(source, destination, count, UInt8.self) { $0 == 0 ? 0 : 1 }

@@ -38,8 +38,10 @@ public enum SafeTensorsWriter {
 
         /// A tensor read from `pointer`, which must stay valid for the shape's element count
         /// until `write` returns (for example a view into a parameter arena).
-        public init(name: String, shape: [Int], dtype: SafeTensorsDType = .f32,
-                    pointer: UnsafePointer<Float>) {
+        public init(
+            name: String, shape: [Int], dtype: SafeTensorsDType = .f32,
+            pointer: UnsafePointer<Float>
+        ) {
             self.name = name
             self.shape = shape
             self.dtype = dtype
@@ -65,7 +67,8 @@ public enum SafeTensorsWriter {
             }
             guard tensor.name != "__metadata__", seen.insert(tensor.name).inserted else {
                 throw ModelFormatError.invalidInput(
-                    file: url, field: "tensor name", expected: "unique names other than __metadata__",
+                    file: url, field: "tensor name",
+                    expected: "unique names other than __metadata__",
                     found: "'\(tensor.name)' twice or reserved")
             }
             var count = 1
@@ -183,7 +186,8 @@ func quoted(_ string: String) -> String {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         case _ where scalar.value < 0x20:
-            out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+            out +=
+                "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
                 + String(scalar.value, radix: 16)
         default: out.unicodeScalars.append(scalar)
         }

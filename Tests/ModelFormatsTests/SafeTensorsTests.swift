@@ -18,7 +18,8 @@ struct SafeTensorsTests {
     }
 
     func golden() throws -> Golden {
-        let data = try Data(contentsOf: TestPaths.tinyLlama.appendingPathComponent("tiny_llama_golden.json"))
+        let data = try Data(
+            contentsOf: TestPaths.tinyLlama.appendingPathComponent("tiny_llama_golden.json"))
         return try JSONDecoder().decode(Golden.self, from: data)
     }
 
@@ -51,7 +52,9 @@ struct SafeTensorsTests {
         for (name, expected) in golden.grad_sums {
             let values = try file.floats("grad." + name)
             let sum = values.reduce(0.0) { $0 + Double($1) }
-            #expect(abs(sum - expected) <= 1e-5 * max(1, abs(expected)), "\(name): \(sum) vs \(expected)")
+            #expect(
+                abs(sum - expected) <= 1e-5 * max(1, abs(expected)),
+                "\(name): \(sum) vs \(expected)")
             // The pointer API gives the same bits.
             let copy = UnsafeMutablePointer<Float>.allocate(capacity: values.count)
             defer { copy.deallocate() }
@@ -74,7 +77,8 @@ struct SafeTensorsTests {
                 tensors: [
                     .init(name: "layer.b", shape: [2, 4], dtype: dtype, values: b),
                     .init(name: "layer.a", shape: [2, 3, 4], dtype: dtype, values: a),
-                    .init(name: "c \"quoted\"\n", shape: [5], dtype: dtype, pointer: cp.baseAddress!),
+                    .init(
+                        name: "c \"quoted\"\n", shape: [5], dtype: dtype, pointer: cp.baseAddress!),
                     .init(name: "scalar", shape: [], dtype: dtype, values: [7]),
                     .init(name: "empty", shape: [0, 3], dtype: dtype, values: []),
                 ],
@@ -125,7 +129,9 @@ struct SafeTensorsTests {
             for bits in 0...UInt16.max {
                 let expected = Float(Float16(bitPattern: bits))
                 let got = floatFromHalfBits(bits)
-                if expected.isNaN { #expect(got.isNaN) } else {
+                if expected.isNaN {
+                    #expect(got.isNaN)
+                } else {
                     #expect(got.bitPattern == expected.bitPattern, "half \(bits)")
                 }
             }
@@ -134,7 +140,9 @@ struct SafeTensorsTests {
                 let x = Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator))
                 let expected = Float16(x)
                 let got = halfBitsFromFloat(x)
-                if x.isNaN { #expect(Float16(bitPattern: got).isNaN) } else {
+                if x.isNaN {
+                    #expect(Float16(bitPattern: got).isNaN)
+                } else {
                     #expect(got == expected.bitPattern, "float \(x)")
                 }
             }
@@ -152,10 +160,12 @@ struct SafeTensorsTests {
         let scratch = try ScratchDirectory()
         defer { scratch.cleanUp() }
         let url = scratch.file("keep.safetensors")
-        try SafeTensorsWriter.write(tensors: [.init(name: "w", shape: [2], values: [1, 2])], to: url)
+        try SafeTensorsWriter.write(
+            tensors: [.init(name: "w", shape: [2], values: [1, 2])], to: url)
         // A bad second save (value count mismatch) must throw and leave the first file readable.
         expectModelFormatError {
-            try SafeTensorsWriter.write(tensors: [.init(name: "w", shape: [3], values: [1, 2])], to: url)
+            try SafeTensorsWriter.write(
+                tensors: [.init(name: "w", shape: [3], values: [1, 2])], to: url)
         }
         #expect(try SafeTensorsFile(contentsOf: url).floats("w") == [1, 2])
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path)
@@ -165,7 +175,9 @@ struct SafeTensorsTests {
     // MARK: - Hostile files
 
     /// A valid one-tensor file (F32 [2]) whose pieces the hostile tests replace.
-    func file(header: String, data: [UInt8] = [0, 0, 128, 63, 0, 0, 0, 64], lengthField: UInt64? = nil)
+    func file(
+        header: String, data: [UInt8] = [0, 0, 128, 63, 0, 0, 0, 64], lengthField: UInt64? = nil
+    )
         -> [UInt8]
     {
         var bytes = Bytes()
@@ -215,15 +227,36 @@ struct SafeTensorsTests {
     @Test(arguments: [
         ("not JSON", #"{"w": nope}"#, "JSON header"),
         ("not an object", #"[1,2]   "#, "JSON header"),
-        ("offsets out of range", #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}"#, "data_offsets"),
-        ("offsets reversed", #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, "data_offsets"),
-        ("size mismatch", #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, "data_offsets"),
+        (
+            "offsets out of range", #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}"#,
+            "data_offsets"
+        ),
+        (
+            "offsets reversed", #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#,
+            "data_offsets"
+        ),
+        (
+            "size mismatch", #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+            "data_offsets"
+        ),
         ("negative dim", #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, "shape"),
-        ("huge dims", #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, "shape"),
+        (
+            "huge dims",
+            #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, "shape"
+        ),
         ("fractional", #"{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, "shape"),
         ("missing dtype", #"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, "dtype"),
-        ("bad metadata", #"{"__metadata__":{"a":1},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, "__metadata__"),
-        ("overlap", #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, "data_offsets"),
+        (
+            "bad metadata",
+            #"{"__metadata__":{"a":1},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+            "__metadata__"
+        ),
+        (
+            "overlap",
+            #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                + #""v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            "data_offsets"
+        ),
     ])
     func rejectsMalformedHeaders(label: String, header: String, field: String) throws {
         let scratch = try ScratchDirectory()
@@ -254,7 +287,9 @@ struct SafeTensorsTests {
         let url = scratch.file("ok.safetensors")
         try write(file(header: Self.good), to: url)
         let file = try SafeTensorsFile(contentsOf: url)
-        #expect(expectModelFormatError { _ = try file.floats("nope") } == .missingTensor(file: url, name: "nope"))
+        #expect(
+            expectModelFormatError { _ = try file.floats("nope") }
+                == .missingTensor(file: url, name: "nope"))
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: 3)
         defer { buffer.deallocate() }
         #expect(
@@ -262,6 +297,7 @@ struct SafeTensorsTests {
                 == .countMismatch(file: url, tensor: "w", expected: 2, found: 3))
         #expect(expectModelFormatError { _ = try SafeTensorsFile(contentsOf: scratch.url) } != nil)
         #expect(
-            expectModelFormatError { _ = try SafeTensorsFile(contentsOf: scratch.file("absent")) } != nil)
+            expectModelFormatError { _ = try SafeTensorsFile(contentsOf: scratch.file("absent")) }
+                != nil)
     }
 }

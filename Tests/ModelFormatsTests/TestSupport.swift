@@ -48,7 +48,8 @@ func expectModelFormatError(
 ) -> ModelFormatError? {
     do {
         try body()
-        Issue.record("expected a ModelFormatError, nothing was thrown", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected a ModelFormatError, nothing was thrown", sourceLocation: sourceLocation)
         return nil
     } catch let error as ModelFormatError {
         #expect(!error.description.isEmpty, sourceLocation: sourceLocation)
