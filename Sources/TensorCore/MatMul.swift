@@ -41,6 +41,12 @@ public enum Linear {
         out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
         rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
     ) {
+        if rows == 1 {  // one token (batch-1 decoding): y = W x as a GEMV, bandwidth-bound on W
+            ThreadPool.shared.park()
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), 1, w, Int32(inFeatures),
+                        x, 1, accumulate ? 1 : 0, y, 1)
+            return
+        }
         MatMul.gemm(y, x, w, transB: true, m: rows, n: outFeatures, k: inFeatures, beta: accumulate ? 1 : 0)
     }
 

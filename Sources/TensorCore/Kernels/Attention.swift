@@ -143,3 +143,40 @@ public enum Attention {
         b * s.kvBatchStride + (h / (s.queryHeads / s.kvHeads)) * s.headDim
     }
 }
+
+extension Attention {
+    /// Decoding path for a few query rows per sequence (Tq ≤ 4, keys from a KV cache): direct SIMD dot
+    /// products per (batch, head), parallel over pairs, instead of many tiny GEMMs. Same semantics as
+    /// `forward` (causal offset, additive key mask, zero rows when fully masked). No lse output.
+    public static func forwardDecode(
+        out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        keyMask: UnsafePointer<Float>?, shape s: AttentionShape
+    ) {
+        let tq = s.queryLength, tk = s.keyLength, d = s.headDim
+        let pairs = s.batch * s.queryHeads
+        let scale = 1 / Float(d).squareRoot()
+        let kvld = s.kvHeads * d, qld = s.queryHeads * d
+        let scratch = FloatBuffer(count: ThreadPool.shared.threadCount * tk)
+        let chunks = pairs * tq * tk >= 4096 ? ThreadPool.shared.threadCount : 1
+        parallelFor(chunks) { parts in
+            for part in parts {
+                let scores = scratch.pointer + part * tk
+                for pair in (pairs * part / chunks)..<(pairs * (part + 1) / chunks) {
+                    let (b, h) = (pair / s.queryHeads, pair % s.queryHeads)
+                    let kb = k + kvOffset(b, h, s), vb = v + kvOffset(b, h, s)
+                    let mask = keyMask.map { $0 + b * s.maskBatchStride }
+                    for t in 0..<tq {
+                        let qo = queryOffset(b, h, s) + t * qld
+                        let valid = min(tk, t + tk - tq + 1)
+                        for j in 0..<valid { scores[j] = Reductions.dot(q + qo, kb + j * kvld, count: d) * scale }
+                        let lse = rk_softmax_row(scores, mask, valid, tk)
+                        let o = out + qo
+                        o.update(repeating: 0, count: d)
+                        if lse == -.infinity { continue }
+                        for j in 0..<valid where scores[j] != 0 { Elementwise.axpy(o, scores[j], vb + j * kvld, count: d) }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+// Batched autoregressive generation with a KV cache: ragged prompts are left-padded (each row keeps
+// its own RoPE positions), one prefill pass, then one decode step per new token for the whole batch.
+// Returns generated ids, per-token log-probs (for PPO) and why each row stopped.
+
+import Foundation
+import TensorCore
+
+public enum FinishReason: String, Codable, Sendable { case stop, length }
+
+public struct GenerationOptions: Sendable {
+    public var maxNewTokens: Int
+    public var sampling: SamplingOptions
+    /// Token ids that end a row (EOS and friends); the stop token itself is included in the output.
+    public var stopTokenIDs: Set<Int>
+    public init(maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(temperature: 0), stopTokenIDs: Set<Int> = []) {
+        self.maxNewTokens = maxNewTokens
+        self.sampling = sampling
+        self.stopTokenIDs = stopTokenIDs
+    }
+}
+
+public struct GeneratedSequence: Sendable, Equatable {
+    public var tokens: [Int] = []
+    public var tokenLogProbs: [Float] = []
+    public var finishReason: FinishReason = .length
+}
+
+extension LlamaModel {
+    /// Generates continuations of every prompt. `onToken(row, token)` is called as tokens are chosen.
+    public func generate(prompts: [[Int32]], options: GenerationOptions,
+                         onToken: ((Int, Int) -> Void)? = nil) -> [GeneratedSequence] {
+        precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
+        let b = prompts.count, v = config.vocabularySize
+        let prefill = TokenBatch(rows: prompts, padID: prompts[0][0], leftPadding: true)
+        let cache = KVCache(config: config, batchSize: b, capacity: prefill.length + options.maxNewTokens)
+        var rng = RNG(seed: options.sampling.seed)
+        var results = [GeneratedSequence](repeating: GeneratedSequence(), count: b)
+        var done = [Bool](repeating: false, count: b)
+        var nextPosition = prompts.map { Int32($0.count) }
+        var hidden = forwardCached(prefill, cache: cache)
+        for step in 0..<options.maxNewTokens {
+            let logits = self.logits(hidden.pointer, rows: b)
+            var next = [Int32](repeating: 0, count: b)
+            for r in 0..<b {
+                if done[r] { next[r] = Int32(results[r].tokens.last ?? 0); continue }
+                let (token, logProb) = Sampler.pick(logits.pointer + r * v, vocabulary: v, options: options.sampling, rng: &rng)
+                results[r].tokens.append(token)
+                results[r].tokenLogProbs.append(logProb)
+                onToken?(r, token)
+                next[r] = Int32(token)
+                if options.stopTokenIDs.contains(token) {
+                    done[r] = true
+                    results[r].finishReason = .stop
+                }
+            }
+            if done.allSatisfy({ $0 }) || step == options.maxNewTokens - 1 { break }
+            let batch = TokenBatch(batchSize: b, length: 1, tokens: next, positions: nextPosition,
+                                   keyMask: cache.hasMask ? [Float](repeating: 0, count: b) : nil)
+            for r in 0..<b { nextPosition[r] += 1 }
+            hidden = forwardCached(batch, cache: cache)
+        }
+        return results
+    }
+}

@@ -1,0 +1,108 @@
+// Key/value cache for batched decoding: per layer, K and V of every row at every filled position,
+// laid out [B, capacity, Hkv·D] so a row's keys are contiguous, plus an additive key mask [B, capacity]
+// (−∞ at left-padding positions). All rows share one length (ragged prompts are left-padded).
+
+import TensorCore
+
+public final class KVCache: @unchecked Sendable {
+    public let batchSize: Int
+    public let capacity: Int
+    public private(set) var length = 0
+    let k: [FloatBuffer]
+    let v: [FloatBuffer]
+    let keyMask: FloatBuffer
+    var hasMask = false
+
+    public init(config c: LlamaConfig, batchSize: Int, capacity: Int) {
+        self.batchSize = batchSize
+        self.capacity = capacity
+        k = (0..<c.layerCount).map { _ in FloatBuffer(count: batchSize * capacity * c.kvDim) }
+        v = (0..<c.layerCount).map { _ in FloatBuffer(count: batchSize * capacity * c.kvDim) }
+        keyMask = FloatBuffer(count: batchSize * capacity)
+    }
+
+    /// Marks key positions [length, length + mask row width) with the batch's additive mask.
+    func appendMask(_ mask: [Float]?, tokens: Int) {
+        guard let mask else { return }
+        hasMask = true
+        for b in 0..<batchSize {
+            for t in 0..<tokens { keyMask.pointer[b * capacity + length + t] = mask[b * tokens + t] }
+        }
+    }
+
+    func advance(by n: Int) { length += n }
+
+    /// Drops everything (keeps the memory).
+    public func reset() {
+        length = 0
+        hasMask = false
+        keyMask.zero()
+    }
+}
+
+extension LlamaModel {
+    /// Runs `batch` (the next tokens of every row) through the decoder using and extending `cache`.
+    /// Returns the final-norm hidden state of the last position of each row, [B, C].
+    public func forwardCached(_ batch: TokenBatch, cache: KVCache) -> FloatBuffer {
+        precondition(batch.batchSize == cache.batchSize, "batch \(batch.batchSize) vs cache \(cache.batchSize)")
+        precondition(cache.length + batch.length <= cache.capacity,
+                     "KV cache full: \(cache.length) + \(batch.length) > \(cache.capacity)")
+        let c = config, n = batch.tokenCount, C = c.hiddenSize, F = c.intermediateSize, tq = batch.length
+        let start = cache.length, tk = start + tq
+        cache.appendMask(batch.keyMask, tokens: tq)
+        let shape = AttentionShape(batch: batch.batchSize, queryLength: tq, keyLength: tk, queryHeads: c.headCount,
+                                   kvHeads: c.kvHeadCount, headDim: c.headDim,
+                                   kvBatchStride: cache.capacity * c.kvDim, maskBatchStride: cache.capacity)
+        let x = FloatBuffer(count: n * C), normed = FloatBuffer(count: n * C)
+        let q = FloatBuffer(count: n * c.qDim), kNew = FloatBuffer(count: n * c.kvDim), vNew = FloatBuffer(count: n * c.kvDim)
+        let attn = FloatBuffer(count: n * c.qDim), gate = FloatBuffer(count: n * F), up = FloatBuffer(count: n * F)
+        let lse = FloatBuffer(count: batch.batchSize * c.headCount * tq)
+        batch.tokens.withUnsafeBufferPointer { ids in
+            Embedding.forward(out: x.pointer, ids: ids.baseAddress!, table: weights.value("model.embed_tokens.weight"),
+                              tokens: n, channels: C, vocabulary: c.vocabularySize)
+        }
+        let mask = cache.hasMask ? UnsafePointer(cache.keyMask.pointer) : nil
+        for l in 0..<c.layerCount {
+            let w = layerWeights[l]
+            RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+            project(q.pointer, normed.pointer, w.q, w.qBias, n, C, c.qDim)
+            project(kNew.pointer, normed.pointer, w.k, w.kBias, n, C, c.kvDim)
+            project(vNew.pointer, normed.pointer, w.v, w.vBias, n, C, c.kvDim)
+            batch.positions.withUnsafeBufferPointer { pos in
+                rope.apply(q.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
+                rope.apply(kNew.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
+            }
+            for b in 0..<batch.batchSize {  // append this step's keys and values
+                let dst = (b * cache.capacity + start) * c.kvDim
+                (cache.k[l].pointer + dst).update(from: kNew.pointer + b * tq * c.kvDim, count: tq * c.kvDim)
+                (cache.v[l].pointer + dst).update(from: vNew.pointer + b * tq * c.kvDim, count: tq * c.kvDim)
+            }
+            if tq <= 4 {
+                Attention.forwardDecode(out: attn.pointer, q: q.pointer, k: cache.k[l].pointer, v: cache.v[l].pointer, keyMask: mask, shape: shape)
+            } else {
+                Attention.forward(out: attn.pointer, lse: lse.pointer, q: q.pointer, k: cache.k[l].pointer, v: cache.v[l].pointer,
+                                  keyMask: mask, shape: shape)
+            }
+            Linear.forward(out: x.pointer, input: attn.pointer, weight: w.o.value, rows: n, inFeatures: c.qDim, outFeatures: C, accumulate: true)
+            RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+            Linear.forward(out: gate.pointer, input: normed.pointer, weight: w.gate.value, rows: n, inFeatures: C, outFeatures: F)
+            Linear.forward(out: up.pointer, input: normed.pointer, weight: w.up.value, rows: n, inFeatures: C, outFeatures: F)
+            SwiGLU.forward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * F)
+            Linear.forward(out: x.pointer, input: gate.pointer, weight: w.down.value, rows: n, inFeatures: F, outFeatures: C, accumulate: true)
+        }
+        cache.advance(by: tq)
+        let last = FloatBuffer(count: batch.batchSize * C)
+        for b in 0..<batch.batchSize { (last.pointer + b * C).update(from: x.pointer + (b * tq + tq - 1) * C, count: C) }
+        RMSNorm.forward(out: last.pointer, rstd: nil, input: last.pointer, weight: weights.value("model.norm.weight"),
+                        rows: batch.batchSize, channels: C, epsilon: c.rmsNormEpsilon)
+        return last
+    }
+
+    /// logits[R, V] = hidden[R, C] · Wᵀ.
+    public func logits(_ hidden: UnsafePointer<Float>, rows: Int) -> FloatBuffer {
+        let out = FloatBuffer(count: rows * config.vocabularySize)
+        Linear.forward(out: out.pointer, input: hidden, weight: outputWeight, rows: rows, inFeatures: config.hiddenSize,
+                       outFeatures: config.vocabularySize)
+        return out
+    }
+}

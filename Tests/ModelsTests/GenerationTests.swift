@@ -1,0 +1,73 @@
+// KV-cached generation on the tiny Llama: equals recomputing the full forward at every step, and a
+// left-padded ragged batch equals each prompt generated alone.
+
+import Foundation
+import Testing
+import TensorCore
+@testable import Models
+
+@Suite struct GenerationTests {
+    static func model() throws -> LlamaModel {
+        try LlamaModel.load(huggingFaceDirectory: Shared.url("reference/tiny-llama"))
+    }
+
+    /// Greedy decoding without a cache: full forward over the whole sequence each step.
+    static func uncachedGreedy(_ m: LlamaModel, prompt: [Int32], steps: Int) -> ([Int], [Float]) {
+        var seq = prompt, out: [Int] = [], lps: [Float] = []
+        for _ in 0..<steps {
+            let acts = LlamaActivations(config: m.config, batchSize: 1, length: seq.count)
+            let h = m.forward(TokenBatch(batchSize: 1, length: seq.count, tokens: seq), into: acts)
+            let logits = m.logits(h.pointer + (seq.count - 1) * m.config.hiddenSize, rows: 1)
+            var rng = RNG(seed: 0)
+            let (t, lp) = Sampler.pick(logits.pointer, vocabulary: m.config.vocabularySize, options: SamplingOptions(temperature: 0), rng: &rng)
+            out.append(t)
+            lps.append(lp)
+            seq.append(Int32(t))
+        }
+        return (out, lps)
+    }
+
+    @Test func cachedEqualsUncached() throws {
+        let m = try Self.model()
+        let prompt: [Int32] = [5, 17, 200, 31, 9]
+        let (expected, expectedLP) = Self.uncachedGreedy(m, prompt: prompt, steps: 12)
+        let got = m.generate(prompts: [prompt], options: GenerationOptions(maxNewTokens: 12))[0]
+        #expect(got.tokens == expected)
+        for i in expectedLP.indices { #expect(abs(got.tokenLogProbs[i] - expectedLP[i]) <= 1e-5) }
+        #expect(got.finishReason == .length)
+    }
+
+    @Test func raggedBatchEqualsSinglePrompts() throws {
+        let m = try Self.model()
+        let prompts: [[Int32]] = [[5, 17, 200, 31, 9], [44], [100, 3, 7]]
+        let batched = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 8))
+        for (i, p) in prompts.enumerated() {
+            let alone = m.generate(prompts: [p], options: GenerationOptions(maxNewTokens: 8))[0]
+            #expect(batched[i].tokens == alone.tokens, "row \(i)")
+            for j in alone.tokenLogProbs.indices { #expect(abs(batched[i].tokenLogProbs[j] - alone.tokenLogProbs[j]) <= 1e-5) }
+        }
+    }
+
+    @Test func stopTokensAndSeededSampling() throws {
+        let m = try Self.model()
+        let greedy = m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10))[0]
+        let stopAt = greedy.tokens[3]
+        let stopped = m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10, stopTokenIDs: [stopAt]))[0]
+        #expect(stopped.finishReason == .stop)
+        #expect(stopped.tokens.last == stopAt && stopped.tokens.count == greedy.tokens.firstIndex(of: stopAt)! + 1)
+
+        let opts = GenerationOptions(maxNewTokens: 16, sampling: SamplingOptions(temperature: 1.2, topK: 50, topP: 0.9, seed: 9))
+        let a = m.generate(prompts: [[1, 2, 3], [4]], options: opts), b = m.generate(prompts: [[1, 2, 3], [4]], options: opts)
+        #expect(a == b, "same seed, same samples")
+        var other = opts
+        other.sampling.seed = 10
+        #expect(m.generate(prompts: [[1, 2, 3], [4]], options: other) != a)
+    }
+
+    @Test func topKOneIsGreedy() throws {
+        let m = try Self.model()
+        let greedy = m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6))[0]
+        let k1 = m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6, sampling: SamplingOptions(temperature: 0.7, topK: 1, seed: 3)))[0]
+        #expect(greedy.tokens == k1.tokens)
+    }
+}
