@@ -1,0 +1,169 @@
+// Expression evaluation: names, literals, attribute and item access (jinja2's getattr-then-
+// getitem rule), slices, calls, filters, tests and operators with Python semantics. Errors
+// raised by operations are located at the innermost expression that failed.
+
+extension Interpreter {
+    func evaluate(_ expr: Expr) throws -> Value {
+        try located(expr.location) { try evaluateUnlocated(expr) }
+    }
+
+    func evaluate(_ arguments: Arguments) throws -> CallArguments {
+        CallArguments(
+            positional: try arguments.positional.map { try evaluate($0) },
+            keyword: try arguments.keyword.map { ($0.name, try evaluate($0.value)) })
+    }
+
+    private func evaluateUnlocated(_ expr: Expr) throws -> Value {
+        switch expr.kind {
+        case .none: return .none
+        case let .bool(flag): return .bool(flag)
+        case let .integer(number): return .int(number)
+        case let .float(number): return .double(number)
+        case let .string(text): return .string(text)
+        case let .name(name): return lookup(name)
+        case let .list(items), let .tuple(items):
+            return .array(try items.map { try evaluate($0) })
+        case let .dictionary(entries):
+            var object = ValueObject()
+            for entry in entries {
+                guard case let .string(key) = try evaluate(entry.key) else {
+                    throw EvalFailure("dictionary keys must be strings")
+                }
+                object[key.text] = try evaluate(entry.value)
+            }
+            return .object(object)
+        case let .attribute(base, name):
+            return try evaluate(base).attribute(name)
+        case let .item(base, index):
+            return try evaluate(base).item(try evaluate(index))
+        case let .slice(base, start, stop, step):
+            return try evaluate(base).sliced(
+                start: try start.map { try evaluate($0) }, stop: try stop.map { try evaluate($0) },
+                step: try step.map { try evaluate($0) })
+        case let .call(callee, arguments):
+            let function = try evaluate(callee)
+            guard case let .function(body) = function else {
+                if case let .undefined(hint) = function { throw EvalFailure(hint) }
+                throw EvalFailure("'\(function.typeName)' object is not callable")
+            }
+            return try body.call(try evaluate(arguments))
+        case let .filter(base, name, arguments):
+            return try Filters.apply(name, to: try evaluate(base), try evaluate(arguments))
+        case let .test(base, name, arguments, negated):
+            let result = try TemplateTests.apply(name, to: try evaluate(base), try evaluate(arguments))
+            return .bool(result != negated)
+        case let .unary(op, operand):
+            return try Operators.unary(op, try evaluate(operand))
+        case let .binary(op, left, right):
+            return try Operators.binary(op, try evaluate(left), try evaluate(right))
+        case let .and(left, right):
+            let value = try evaluate(left)
+            return value.isTruthy ? try evaluate(right) : value
+        case let .or(left, right):
+            let value = try evaluate(left)
+            return value.isTruthy ? value : try evaluate(right)
+        case let .not(operand):
+            return .bool(!(try evaluate(operand).isTruthy))
+        case let .compare(first, operations):
+            var left = try evaluate(first)
+            for (op, rightExpr) in operations {
+                let right = try evaluate(rightExpr)
+                guard try Operators.compare(op, left, right) else { return .bool(false) }
+                left = right
+            }
+            return .bool(true)
+        case let .concat(parts):
+            var result = TaggedString()
+            for part in parts { result.append(try evaluate(part).taggedString) }
+            return .string(result)
+        case let .conditional(condition, then, otherwise):
+            if try evaluate(condition).isTruthy { return try evaluate(then) }
+            return try otherwise.map { try evaluate($0) } ?? .undefined(hint: "the conditional expression had no else")
+        }
+    }
+}
+
+extension Value {
+    /// `value.name`: jinja2 tries the Python attribute first (so `d.items` is the method),
+    /// then the item.
+    func attribute(_ name: String) throws -> Value {
+        switch self {
+        case let .undefined(hint):
+            throw EvalFailure(hint)
+        case let .object(object):
+            if let method = Methods.bound(name, on: self) { return method }
+            return object[name] ?? .undefined(hint: "'dict object' has no attribute '\(name)'")
+        case let .namespace(namespace):
+            return namespace.attributes[name] ?? .undefined(hint: "'Namespace' object has no attribute '\(name)'")
+        default:
+            if let method = Methods.bound(name, on: self) { return method }
+            return .undefined(hint: "'\(typeName) object' has no attribute '\(name)'")
+        }
+    }
+
+    /// `value[key]`: Python indexing (negative indexes count from the end); missing → undefined.
+    func item(_ key: Value) throws -> Value {
+        switch (self, key) {
+        case let (.undefined(hint), _):
+            throw EvalFailure(hint)
+        case let (.object(object), .string(name)):
+            return object[name.text] ?? .undefined(hint: "'dict object' has no attribute '\(name.text)'")
+        case let (.namespace, .string(name)):
+            return try attribute(name.text)
+        case (.array, _), (.string, _):
+            guard let index = key.integer else {
+                if case let .string(name) = key { return try attribute(name.text) }
+                throw EvalFailure("\(typeName) indices must be integers, not \(key.typeName)")
+            }
+            let items = try iterated()
+            let position = index < 0 ? index + items.count : index
+            guard items.indices.contains(position) else {
+                return .undefined(hint: "\(typeName) index \(index) out of range")
+            }
+            return items[position]
+        default:
+            if case let .string(name) = key { return try attribute(name.text) }
+            return .undefined(hint: "'\(typeName) object' has no item \(key.pythonRepr)")
+        }
+    }
+
+    /// `value[start:stop:step]` on lists and strings, with Python's clamping rules.
+    func sliced(start: Value?, stop: Value?, step: Value?) throws -> Value {
+        func bound(_ value: Value?) throws -> Int? {
+            guard let value, !value.isUndefined else { return nil }
+            if case .none = value { return nil }
+            guard let number = value.integer else {
+                throw EvalFailure("slice indices must be integers or None, not \(value.typeName)")
+            }
+            return number
+        }
+        let stride = try bound(step) ?? 1
+        guard stride != 0 else { throw EvalFailure("slice step cannot be zero") }
+        let items: [Value]
+        switch self {
+        case .array, .string: items = try iterated()
+        case let .undefined(hint): throw EvalFailure(hint)
+        default: throw EvalFailure("'\(typeName)' object is not subscriptable")
+        }
+        let count = items.count
+        func clamp(_ index: Int?, _ fallback: Int) -> Int {
+            guard var index else { return fallback }
+            if index < 0 { index += count }
+            return stride > 0 ? Swift.min(Swift.max(index, 0), count) : Swift.min(Swift.max(index, -1), count - 1)
+        }
+        let first = clamp(try bound(start), stride > 0 ? 0 : count - 1)
+        let end = clamp(try bound(stop), stride > 0 ? count : -1)
+        var indices: [Int] = []
+        var index = first
+        while stride > 0 ? index < end : index > end {
+            indices.append(index)
+            index += stride
+        }
+        guard case let .string(text) = self else { return .array(indices.map { items[$0] }) }
+        if stride == 1 {
+            guard let lower = indices.first else { return .string("") }
+            return .string(text.slice(scalars: lower..<indices.last! + 1, offsets: text.scalarOffsets))
+        }
+        return .string(indices.map { items[$0].pythonString }.joined())
+    }
+}

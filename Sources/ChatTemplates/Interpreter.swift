@@ -1,0 +1,211 @@
+// Tree-walking renderer for parsed templates. Scoping follows jinja2: `for` bodies and `with`
+// blocks get a fresh scope per iteration (so `set` inside a loop does not leak, which is why
+// templates use `namespace()`), `if` does not, and macros see the root scope plus their
+// parameters. Output is a TaggedString so assistant-content marks survive to the result.
+
+final class Interpreter {
+    enum Flow {
+        case normal, breakLoop, continueLoop
+    }
+
+    /// Marks with this message index delimit `{% generation %}` blocks.
+    static let generationMark = -1
+
+    /// Innermost scope last; index 0 holds the render context, globals and top-level sets.
+    private var scopes: [[String: Value]]
+
+    init(context: [String: Value]) {
+        scopes = [context]
+    }
+
+    func render(_ nodes: [Node]) throws -> TaggedString {
+        var output = TaggedString()
+        _ = try execute(nodes, into: &output)
+        return output
+    }
+
+    func lookup(_ name: String) -> Value {
+        for scope in scopes.reversed() {
+            if let value = scope[name] { return value }
+        }
+        return .undefined(hint: "'\(name)' is undefined")
+    }
+
+    private func assign(_ target: AssignTarget, _ value: Value, location: TemplateLocation) throws {
+        switch target {
+        case let .name(name):
+            scopes[scopes.count - 1][name] = value
+        case let .tuple(names):
+            let items = try unpack(value, count: names.count, location: location)
+            for (name, item) in zip(names, items) { scopes[scopes.count - 1][name] = item }
+        case let .attribute(object, attribute):
+            guard case let .namespace(namespace) = lookup(object) else {
+                throw TemplateError.runtime(
+                    message: "cannot assign attribute '\(attribute)' on '\(object)': only namespace() objects "
+                        + "accept attribute assignment",
+                    location: location)
+            }
+            namespace.attributes[attribute] = value
+        }
+    }
+
+    private func unpack(_ value: Value, count: Int, location: TemplateLocation) throws -> [Value] {
+        let items: [Value]
+        do { items = try value.iterated() } catch let failure as EvalFailure {
+            throw TemplateError.runtime(message: "cannot unpack: \(failure.message)", location: location)
+        }
+        guard items.count == count else {
+            throw TemplateError.runtime(
+                message: "cannot unpack \(items.count) value(s) into \(count) name(s)", location: location)
+        }
+        return items
+    }
+
+    func execute(_ nodes: [Node], into output: inout TaggedString) throws -> Flow {
+        for node in nodes {
+            switch node.kind {
+            case let .text(text):
+                output.append(text)
+            case let .output(expr):
+                output.append(try evaluate(expr).taggedString)
+            case let .ifChain(branches, elseBody):
+                var body = elseBody
+                for branch in branches {
+                    if try evaluate(branch.condition).isTruthy {
+                        body = branch.body
+                        break
+                    }
+                }
+                let flow = try execute(body, into: &output)
+                if flow != .normal { return flow }
+            case let .forLoop(loop):
+                try executeFor(loop, location: node.location, into: &output)
+            case let .set(target, expr):
+                try assign(target, try evaluate(expr), location: node.location)
+            case let .setBlock(target, filters, body):
+                var captured = TaggedString()
+                _ = try execute(body, into: &captured)
+                try assign(target, try applyFilters(filters, to: .string(captured)), location: node.location)
+            case let .macro(macro):
+                scopes[scopes.count - 1][macro.name] = .function(
+                    Function(name: macro.name) { [unowned self] arguments in
+                        try self.call(macro, arguments, location: node.location)
+                    })
+            case .breakLoop:
+                return .breakLoop
+            case .continueLoop:
+                return .continueLoop
+            case let .with(assignments, body):
+                scopes.append([:])
+                defer { scopes.removeLast() }
+                for (target, expr) in assignments {
+                    try assign(target, try evaluate(expr), location: node.location)
+                }
+                let flow = try execute(body, into: &output)
+                if flow != .normal { return flow }
+            case let .filterBlock(filters, body):
+                var captured = TaggedString()
+                _ = try execute(body, into: &captured)
+                output.append(try applyFilters(filters, to: .string(captured)).taggedString)
+            case let .generation(body):
+                var captured = TaggedString()
+                let flow = try execute(body, into: &captured)
+                captured.markWhole(as: Self.generationMark)
+                output.append(captured)
+                if flow != .normal { return flow }
+            }
+        }
+        return .normal
+    }
+
+    private func applyFilters(_ filters: [FilterCall], to value: Value) throws -> Value {
+        var result = value
+        for filter in filters {
+            let arguments = try evaluate(filter.arguments)
+            result = try located(filter.location) { try Filters.apply(filter.name, to: result, arguments) }
+        }
+        return result
+    }
+
+    private func executeFor(_ loop: ForLoop, location: TemplateLocation, into output: inout TaggedString) throws {
+        let iterable = try evaluate(loop.iterable)
+        var items = try located(loop.iterable.location) { try iterable.iterated() }
+        if let filter = loop.filter {
+            items = try items.filter { item in
+                scopes.append([:])
+                defer { scopes.removeLast() }
+                try assign(loop.target, item, location: location)
+                return try evaluate(filter).isTruthy
+            }
+        }
+        if items.isEmpty {
+            _ = try execute(loop.elseBody, into: &output)
+            return
+        }
+        for (index, item) in items.enumerated() {
+            scopes.append(["loop": loopVariable(items, index)])
+            defer { scopes.removeLast() }
+            try assign(loop.target, item, location: location)
+            if try execute(loop.body, into: &output) == .breakLoop { break }
+        }
+    }
+
+    /// jinja2's `loop` object for iteration `index` over `items`.
+    private func loopVariable(_ items: [Value], _ index: Int) -> Value {
+        let count = items.count
+        var loop = ValueObject()
+        loop["index"] = .int(index + 1)
+        loop["index0"] = .int(index)
+        loop["revindex"] = .int(count - index)
+        loop["revindex0"] = .int(count - index - 1)
+        loop["first"] = .bool(index == 0)
+        loop["last"] = .bool(index == count - 1)
+        loop["length"] = .int(count)
+        loop["depth"] = .int(1)
+        loop["depth0"] = .int(0)
+        loop["previtem"] = index > 0 ? items[index - 1] : .undefined(hint: "there is no previous item")
+        loop["nextitem"] = index + 1 < count ? items[index + 1] : .undefined(hint: "there is no next item")
+        loop["cycle"] = .function(
+            Function(name: "cycle") { arguments in
+                guard !arguments.positional.isEmpty else { throw EvalFailure("no items for cycling given") }
+                return arguments.positional[index % arguments.positional.count]
+            })
+        return .object(loop)
+    }
+
+    private func call(_ macro: Macro, _ arguments: CallArguments, location: TemplateLocation) throws -> Value {
+        guard arguments.positional.count <= macro.parameters.count else {
+            throw EvalFailure("macro '\(macro.name)' takes not more than \(macro.parameters.count) argument(s)")
+        }
+        var locals: [String: Value] = [:]
+        for (parameter, value) in zip(macro.parameters, arguments.positional) { locals[parameter.name] = value }
+        for (name, value) in arguments.keyword {
+            guard macro.parameters.contains(where: { $0.name == name }) else {
+                throw EvalFailure("macro '\(macro.name)' has no parameter named '\(name)'")
+            }
+            locals[name] = value
+        }
+        let saved = scopes
+        scopes = [scopes[0], locals]
+        defer { scopes = saved }
+        for parameter in macro.parameters where locals[parameter.name] == nil {
+            scopes[1][parameter.name] =
+                try parameter.defaultValue.map { try evaluate($0) }
+                ?? .undefined(hint: "parameter '\(parameter.name)' was not provided")
+        }
+        var output = TaggedString()
+        _ = try execute(macro.body, into: &output)
+        return .string(output)
+    }
+
+    /// Runs `body`, turning an `EvalFailure` into a `TemplateError` at `location`.
+    func located<T>(_ location: TemplateLocation, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as EvalFailure {
+            throw failure.isRaisedByTemplate
+                ? TemplateError.raisedException(message: failure.message, location: location)
+                : TemplateError.runtime(message: failure.message, location: location)
+        }
+    }
+}
