@@ -148,8 +148,12 @@ struct PreTokenizer: Sendable {
         _ values: [UInt32], _ index: Int, _ end: Int, caseInsensitive: Bool
     ) -> Int {
         guard values[index] == apostrophe, index + 1 < end else { return 0 }
+        // Simple case folding of the seven letters involved: ASCII, plus U+017F LATIN SMALL
+        // LETTER LONG S, which folds to "s" (HF's Oniguruma matches it; llama.cpp does not).
         func lower(_ value: UInt32) -> UInt32 {
-            caseInsensitive && (0x41...0x5A).contains(value) ? value + 0x20 : value
+            guard caseInsensitive else { return value }
+            if (0x41...0x5A).contains(value) { return value + 0x20 }
+            return value == 0x17F ? 0x73 : value
         }
         let first = lower(values[index + 1])
         switch first {

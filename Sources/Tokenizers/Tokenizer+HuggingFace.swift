@@ -33,11 +33,14 @@ extension Tokenizer {
     private convenience init(
         tokenizerJSONData: Data, tokenizerConfigData: Data?, fileNames: (String, String?)
     ) throws(TokenizerError) {
-        let root = try JSONObject.parse(tokenizerJSONData, file: fileNames.0)
+        let file = try decodeJSON(TokenizerFile.self, from: tokenizerJSONData, file: fileNames.0)
+        let configName = fileNames.1 ?? "tokenizer_config.json"
         let config = try tokenizerConfigData.map { data throws(TokenizerError) in
-            try JSONObject.parse(data, file: fileNames.1 ?? "tokenizer_config.json")
+            try decodeJSON(TokenizerConfigFile.self, from: data, file: configName)
         }
-        try self.init(spec: HuggingFaceTokenizerFile.spec(root: root, config: config))
+        try self.init(
+            spec: file.spec(
+                file: fileNames.0, config: config.map { ($0, configName) }))
     }
 
     private static func readFile(_ url: URL) throws(TokenizerError) -> Data {
@@ -55,48 +58,278 @@ private let llama3Pattern =
 private let qwen2Pattern =
     #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
-private enum HuggingFaceTokenizerFile {
+/// Decodes JSON and turns `DecodingError` into `TokenizerError` naming the file and field.
+/// (`JSONDecoder`, not `JSONSerialization`, which on Linux drops a leading U+FEFF from strings.)
+func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws(TokenizerError) -> T {
+    do {
+        return try JSONDecoder().decode(type, from: data)
+    } catch let error as TokenizerError {
+        throw error
+    } catch let DecodingError.keyNotFound(key, context) {
+        throw .missingField(file: file, field: fieldPath(context.codingPath + [key]))
+    } catch let DecodingError.typeMismatch(expected, context) {
+        throw .invalidField(
+            file: file, field: fieldPath(context.codingPath), expected: describe(expected),
+            found: context.debugDescription)
+    } catch let DecodingError.valueNotFound(expected, context) {
+        throw .invalidField(
+            file: file, field: fieldPath(context.codingPath), expected: describe(expected),
+            found: "null")
+    } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+        throw .invalidField(
+            file: file, field: fieldPath(context.codingPath), expected: "a valid value",
+            found: context.debugDescription)
+    } catch let DecodingError.dataCorrupted(context) {
+        let reason = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+        throw .invalidJSON(file: file, reason: reason)
+    } catch {
+        throw .invalidJSON(file: file, reason: "\(error)")
+    }
+}
+
+/// "model.merges[3]" for a coding path.
+private func fieldPath(_ path: [any CodingKey]) -> String {
+    var text = ""
+    for key in path {
+        if let index = key.intValue {
+            text += "[\(index)]"
+        } else {
+            text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+        }
+    }
+    return text.isEmpty ? "(top level)" : text
+}
+
+private func describe(_ type: Any.Type) -> String {
+    switch type {
+    case is String.Type: "a string"
+    case is Int.Type: "an integer"
+    case is Double.Type: "a number"
+    case is Bool.Type: "true or false"
+    case is [Any].Type: "an array"
+    default: "\(type)".hasPrefix("Dictionary") ? "an object" : "a \(type)"
+    }
+}
+
+/// A key for decoding objects with arbitrary keys.
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Any JSON value, for the small polymorphic parts (pre-tokenizer, normalizer, decoder).
+enum JSONValue: Decodable, Equatable, CustomStringConvertible {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        if let container = try? decoder.container(keyedBy: AnyKey.self) {
+            var object: [String: JSONValue] = [:]
+            for key in container.allKeys { object[key.stringValue] = try container.decode(JSONValue.self, forKey: key) }
+            self = .object(object)
+        } else if var container = try? decoder.unkeyedContainer() {
+            var array: [JSONValue] = []
+            while !container.isAtEnd { array.append(try container.decode(JSONValue.self)) }
+            self = .array(array)
+        } else {
+            let container = try decoder.singleValueContainer()
+            if container.decodeNil() {
+                self = .null
+            } else if let value = try? container.decode(Bool.self) {
+                self = .bool(value)
+            } else if let value = try? container.decode(Double.self) {
+                self = .number(value)
+            } else {
+                self = .string(try container.decode(String.self))
+            }
+        }
+    }
+
+    subscript(key: String) -> JSONValue? {
+        if case let .object(object) = self { return object[key] }
+        return nil
+    }
+
+    var string: String? {
+        if case let .string(value) = self { return value }
+        return nil
+    }
+
+    var bool: Bool? {
+        if case let .bool(value) = self { return value }
+        return nil
+    }
+
+    var isNull: Bool { self == .null }
+
+    var description: String {
+        switch self {
+        case .null: "null"
+        case let .bool(value): "\(value)"
+        case let .number(value): value == value.rounded() && abs(value) < 1e15 ? "\(Int(value))" : "\(value)"
+        case let .string(value): "\"\(value)\""
+        case let .array(values): "[\(values.map(\.description).joined(separator: ", "))]"
+        case let .object(object):
+            "{" + object.keys.sorted().map { "\"\($0)\": \(object[$0]!)" }.joined(separator: ", ") + "}"
+        }
+    }
+}
+
+/// A merge rule: "left right" (tokenizers < 0.20) or `["left", "right"]`.
+private struct MergeRule: Decodable {
+    var left: String
+    var right: String
+    var isMalformedString: String?
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            if let (left, right) = splitMerge(text) {
+                (self.left, self.right) = (left, right)
+            } else {
+                (self.left, self.right, isMalformedString) = ("", "", text)
+            }
+        } else {
+            let pair = try container.decode([String].self)
+            guard pair.count == 2 else {
+                throw DecodingError.dataCorrupted(
+                    .init(
+                        codingPath: decoder.codingPath,
+                        debugDescription: "a pair of \(pair.count) strings, expected 2"))
+            }
+            (left, right) = (pair[0], pair[1])
+        }
+    }
+}
+
+/// A token field of `tokenizer_config.json`: a string or an AddedToken object with "content".
+private struct TokenContent: Decodable {
+    var content: String
+
+    init(from decoder: any Decoder) throws {
+        if let container = try? decoder.singleValueContainer(), let text = try? container.decode(String.self) {
+            content = text
+        } else {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            content = try container.decode(String.self, forKey: AnyKey("content"))
+        }
+    }
+}
+
+/// `chat_template`: a string, or a list of `{name, template}` (the "default" one is used).
+private struct ChatTemplateField: Decodable {
+    var template: String
+
+    private struct Named: Decodable {
+        var name: String?
+        var template: String
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            template = text
+        } else {
+            let list = try container.decode([Named].self)
+            guard let chosen = list.first(where: { $0.name == "default" }) ?? list.first else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "an empty template list"))
+            }
+            template = chosen.template
+        }
+    }
+}
+
+private struct TokenizerConfigFile: Decodable {
+    var bosToken: TokenContent?
+    var eosToken: TokenContent?
+    var padToken: TokenContent?
+    var unkToken: TokenContent?
+    var chatTemplate: ChatTemplateField?
+
+    enum CodingKeys: String, CodingKey {
+        case bosToken = "bos_token", eosToken = "eos_token", padToken = "pad_token"
+        case unkToken = "unk_token", chatTemplate = "chat_template"
+    }
+}
+
+/// The parts of `tokenizer.json` a byte-level BPE tokenizer uses. `truncation`, `padding` and
+/// `post_processor` are ignored: `encode` never adds special tokens, pads or truncates.
+private struct TokenizerFile: Decodable {
+    var addedTokens: [AddedTokenEntry]?
+    var normalizer: JSONValue?
+    var preTokenizer: JSONValue?
+    var decoder: JSONValue?
+    var model: Model
+
+    enum CodingKeys: String, CodingKey {
+        case addedTokens = "added_tokens", normalizer, preTokenizer = "pre_tokenizer", decoder, model
+    }
+
+    struct AddedTokenEntry: Decodable {
+        var id: Int
+        var content: String
+        var special: Bool?
+        var lstrip: Bool?
+        var rstrip: Bool?
+        var singleWord: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case id, content, special, lstrip, rstrip, singleWord = "single_word"
+        }
+    }
+
+    struct Model: Decodable {
+        var type: String?
+        var vocab: [String: Int]
+        var merges: [MergeRule]
+        var dropout: Double?
+        var unkToken: String?
+        var continuingSubwordPrefix: String?
+        var endOfWordSuffix: String?
+        var byteFallback: Bool?
+        var ignoreMerges: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case type, vocab, merges, dropout, unkToken = "unk_token"
+            case continuingSubwordPrefix = "continuing_subword_prefix"
+            case endOfWordSuffix = "end_of_word_suffix", byteFallback = "byte_fallback"
+            case ignoreMerges = "ignore_merges"
+        }
+    }
+
     /// Ids above this are rejected rather than allocating a huge vocabulary.
     static let maximumTokenID = 1 << 24
 
-    static func spec(root: JSONObject, config: JSONObject?) throws(TokenizerError) -> TokenizerSpec {
-        if let normalizer = try root.optionalObject("normalizer") {
-            throw unsupported(normalizer, "type", supported: "null (no normalizer)")
-        }
-        let preTokenizer = try preTokenizerKind(root)
-        if let decoder = try root.optionalObject("decoder") {
-            let type = try decoder.string("type")
-            guard type == "ByteLevel" else {
-                throw unsupported(decoder, "type", supported: "ByteLevel or null")
-            }
-        }
-        let model = try root.object("model")
-        let modelType = try model.optionalString("type") ?? "BPE"
-        guard modelType == "BPE" else { throw unsupported(model, "type", supported: "BPE") }
-        if let dropout = try model.optionalDouble("dropout"), dropout != 0 {
+    func spec(
+        file: String, config: (TokenizerConfigFile, String)?
+    ) throws(TokenizerError) -> TokenizerSpec {
+        if let normalizer, !normalizer.isNull {
             throw .unsupportedFeature(
-                file: model.file, field: model.field("dropout"), value: "\(dropout)",
-                supported: "null or 0")
+                file: file, field: "normalizer", value: "\(normalizer["type"] ?? normalizer)",
+                supported: "null (no normalizer)")
         }
-        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let value = try model.optionalString(key), !value.isEmpty {
-                throw .unsupportedFeature(
-                    file: model.file, field: model.field(key), value: "\"\(value)\"",
-                    supported: "null or \"\"")
-            }
-        }
-        if try model.bool("byte_fallback", default: false) {
+        let preTokenizer = try preTokenizerKind(file: file)
+        if let decoder, !decoder.isNull, decoder["type"]?.string != "ByteLevel" {
             throw .unsupportedFeature(
-                file: model.file, field: model.field("byte_fallback"), value: "true",
-                supported: "false (byte-level BPE needs no fallback)")
+                file: file, field: "decoder.type", value: "\(decoder["type"] ?? decoder)",
+                supported: "ByteLevel or a null decoder")
         }
+        try checkModelOptions(file: file)
 
         var tokens: [String] = []
         var types: [TokenType] = []
         func place(_ token: String, id: Int, type: TokenType, field: String) throws(TokenizerError) {
-            guard (0..<maximumTokenID).contains(id) else {
+            guard (0..<Self.maximumTokenID).contains(id) else {
                 throw .invalidField(
-                    file: model.file, field: field, expected: "an id in 0..<\(maximumTokenID)",
+                    file: file, field: field, expected: "an id in 0..<\(Self.maximumTokenID)",
                     found: "\(id)")
             }
             if id >= tokens.count {
@@ -106,309 +339,158 @@ private enum HuggingFaceTokenizerFile {
             tokens[id] = token
             types[id] = type
         }
-        let vocab = try model.object("vocab")
-        for (token, value) in vocab.values {
-            let field = vocab.field(token)
-            guard let id = value as? Int else {
+        for (token, id) in model.vocab.sorted(by: { $0.value < $1.value }) {
+            let field = "model.vocab[\"\(token)\"]"
+            if id >= 0 && id < tokens.count && types[id] != .unused {
                 throw .invalidField(
-                    file: vocab.file, field: field, expected: "an integer id", found: describe(value))
-            }
-            if id < tokens.count && types[id] != .unused {
-                throw .invalidField(
-                    file: vocab.file, field: field, expected: "a unique id",
-                    found: "\(id), also used by \"\(tokens[id])\"")
+                    file: file, field: field, expected: "a unique id",
+                    found: "\(id), which \"\(tokens[id])\" also has")
             }
             try place(token, id: id, type: .normal, field: field)
         }
-        guard !tokens.isEmpty else { throw .emptyVocabulary(field: vocab.field("")) }
+        guard !tokens.isEmpty else { throw .emptyVocabulary(field: "\(file): model.vocab") }
 
         var addedTokens: [AddedToken] = []
-        for (index, entry) in try root.optionalArrayOfObjects("added_tokens").enumerated() {
-            let id = try entry.int("id")
-            let token = AddedToken(
-                id: id, content: try entry.string("content"),
-                isSpecial: try entry.bool("special", default: false),
-                stripsLeft: try entry.bool("lstrip", default: false),
-                stripsRight: try entry.bool("rstrip", default: false),
-                isSingleWord: try entry.bool("single_word", default: false))
+        for (index, entry) in (self.addedTokens ?? []).enumerated() {
+            let special = entry.special ?? false
             try place(
-                token.content, id: id, type: token.isSpecial ? .control : .userDefined,
+                entry.content, id: entry.id, type: special ? .control : .userDefined,
                 field: "added_tokens[\(index)].id")
-            addedTokens.append(token)
+            addedTokens.append(
+                AddedToken(
+                    id: entry.id, content: entry.content, isSpecial: special,
+                    stripsLeft: entry.lstrip ?? false, stripsRight: entry.rstrip ?? false,
+                    isSingleWord: entry.singleWord ?? false))
         }
 
-        let merges = try parseMerges(model)
+        var merges: [(left: String, right: String)] = []
+        merges.reserveCapacity(model.merges.count)
+        for (index, rule) in model.merges.enumerated() {
+            if let malformed = rule.isMalformedString {
+                throw .malformedMerge(field: "\(file): model.merges", index: index, merge: malformed)
+            }
+            merges.append((rule.left, rule.right))
+        }
+
         var tokenIDs: [String: Int] = [:]
         for (id, token) in tokens.enumerated() where !token.isEmpty { tokenIDs[token] = id }
+        func resolve(_ token: String, file: String, field: String) throws(TokenizerError) -> Int {
+            guard let id = tokenIDs[token] else {
+                throw .unknownSpecialToken(file: file, field: field, token: token)
+            }
+            return id
+        }
         var special = SpecialTokenIDs()
-        if let unknown = try model.optionalString("unk_token") {
-            special.unknown = try resolve(unknown, in: tokenIDs, file: model.file, field: model.field("unk_token"))
+        var bpeUnknown: Int?
+        if let unknown = model.unkToken {
+            bpeUnknown = try resolve(unknown, file: file, field: "model.unk_token")
+            special.unknown = bpeUnknown
         }
         var chatTemplate: String?
-        if let config {
-            for (key, path) in [("bos_token", \SpecialTokenIDs.bos), ("eos_token", \.eos),
-                                ("pad_token", \.pad), ("unk_token", \.unknown)] {
-                if let token = try config.tokenContent(key) {
-                    special[keyPath: path] = try resolve(token, in: tokenIDs, file: config.file, field: key)
+        if let (config, configName) = config {
+            let fields: [(String, TokenContent?, WritableKeyPath<SpecialTokenIDs, Int?>)] = [
+                ("bos_token", config.bosToken, \.bos), ("eos_token", config.eosToken, \.eos),
+                ("pad_token", config.padToken, \.pad), ("unk_token", config.unkToken, \.unknown),
+            ]
+            for (field, token, path) in fields {
+                if let token {
+                    special[keyPath: path] = try resolve(token.content, file: configName, field: field)
                 }
             }
-            chatTemplate = try config.chatTemplate()
+            chatTemplate = config.chatTemplate?.template
         }
         return TokenizerSpec(
-            tokens: tokens, tokenTypes: types, merges: merges, tokensField: vocab.path,
-            mergesField: model.field("merges"), addedTokens: addedTokens, specialTokens: special,
-            preTokenizer: preTokenizer, ignoresMerges: try model.bool("ignore_merges", default: false),
-            chatTemplate: chatTemplate)
+            tokens: tokens, tokenTypes: types, merges: merges, tokensField: "\(file): model.vocab",
+            mergesField: "\(file): model.merges", addedTokens: addedTokens, specialTokens: special,
+            bpeUnknownTokenID: bpeUnknown, preTokenizer: preTokenizer,
+            ignoresMerges: model.ignoreMerges ?? false, chatTemplate: chatTemplate)
     }
 
-    private static func preTokenizerKind(_ root: JSONObject) throws(TokenizerError) -> PreTokenizerKind {
+    private func checkModelOptions(file: String) throws(TokenizerError) {
+        if let type = model.type, type != "BPE" {
+            throw .unsupportedFeature(
+                file: file, field: "model.type", value: "\"\(type)\"", supported: "\"BPE\"")
+        }
+        if let dropout = model.dropout, dropout != 0 {
+            throw .unsupportedFeature(
+                file: file, field: "model.dropout", value: "\(dropout)", supported: "null or 0")
+        }
+        for (field, value) in [
+            ("model.continuing_subword_prefix", model.continuingSubwordPrefix),
+            ("model.end_of_word_suffix", model.endOfWordSuffix),
+        ] {
+            if let value, !value.isEmpty {
+                throw .unsupportedFeature(
+                    file: file, field: field, value: "\"\(value)\"", supported: "null or \"\"")
+            }
+        }
+        if model.byteFallback == true {
+            throw .unsupportedFeature(
+                file: file, field: "model.byte_fallback", value: "true",
+                supported: "false (byte-level BPE needs no fallback)")
+        }
+    }
+
+    private func preTokenizerKind(file: String) throws(TokenizerError) -> PreTokenizerKind {
         let supported =
             "ByteLevel(use_regex: true), Sequence[Digits(individual_digits: true), ByteLevel], "
             + "or Sequence[Split(Llama 3 or Qwen2 regex, Isolated), ByteLevel(use_regex: false)]"
-        guard let pre = try root.optionalObject("pre_tokenizer") else {
-            throw .unsupportedFeature(
-                file: root.file, field: "pre_tokenizer", value: "null", supported: supported)
+        func unsupported(_ field: String, _ value: JSONValue?) -> TokenizerError {
+            .unsupportedFeature(
+                file: file, field: field, value: value.map { "\($0)" } ?? "absent", supported: supported)
         }
-        let type = try pre.string("type")
-        if type == "ByteLevel" {
-            try checkByteLevel(pre, usesRegex: true, supported: supported)
+        guard let pre = preTokenizer, !pre.isNull else { throw unsupported("pre_tokenizer", preTokenizer) }
+        switch pre["type"]?.string {
+        case "ByteLevel":
+            try checkByteLevel(pre, field: "pre_tokenizer", usesRegex: true, file: file)
             return .gpt2
-        }
-        guard type == "Sequence" else { throw unsupported(pre, "type", supported: supported) }
-        let steps = try pre.optionalArrayOfObjects("pretokenizers")
-        let types = try steps.map { step throws(TokenizerError) in try step.string("type") }
-        switch types {
-        case ["Digits", "ByteLevel"]:
-            guard try steps[0].bool("individual_digits", default: false) else {
-                throw .unsupportedFeature(
-                    file: root.file, field: steps[0].field("individual_digits"), value: "false",
-                    supported: "true")
+        case "Sequence":
+            guard case let .array(steps)? = pre["pretokenizers"] else {
+                throw unsupported("pre_tokenizer.pretokenizers", pre["pretokenizers"])
             }
-            try checkByteLevel(steps[1], usesRegex: true, supported: supported)
-            return .smollm
-        case ["Split", "ByteLevel"]:
-            let split = steps[0]
-            let pattern = try split.object("pattern")
-            var regex = try pattern.optionalString("Regex")
-            if regex == nil { regex = try pattern.optionalString("String") }
-            let behavior = try split.optionalString("behavior") ?? ""
-            guard behavior == "Isolated", try !split.bool("invert", default: false) else {
-                throw .unsupportedFeature(
-                    file: root.file, field: split.field("behavior"), value: "\"\(behavior)\"",
-                    supported: "\"Isolated\" with invert = false")
-            }
-            try checkByteLevel(steps[1], usesRegex: false, supported: supported)
-            switch regex ?? "" {
-            case llama3Pattern: return .llama3
-            case qwen2Pattern: return .qwen2
+            let stepTypes = steps.map { $0["type"]?.string ?? "?" }
+            switch stepTypes {
+            case ["Digits", "ByteLevel"]:
+                guard steps[0]["individual_digits"]?.bool == true else {
+                    throw unsupported(
+                        "pre_tokenizer.pretokenizers[0].individual_digits", steps[0]["individual_digits"])
+                }
+                try checkByteLevel(steps[1], field: "pre_tokenizer.pretokenizers[1]", usesRegex: true, file: file)
+                return .smollm
+            case ["Split", "ByteLevel"]:
+                let split = steps[0]
+                guard split["behavior"]?.string == "Isolated", split["invert"]?.bool != true else {
+                    throw unsupported("pre_tokenizer.pretokenizers[0].behavior", split["behavior"])
+                }
+                try checkByteLevel(steps[1], field: "pre_tokenizer.pretokenizers[1]", usesRegex: false, file: file)
+                let pattern = split["pattern"]?["Regex"] ?? split["pattern"]?["String"]
+                switch pattern?.string {
+                case llama3Pattern?: return .llama3
+                case qwen2Pattern?: return .qwen2
+                default: throw unsupported("pre_tokenizer.pretokenizers[0].pattern", split["pattern"])
+                }
             default:
                 throw .unsupportedFeature(
-                    file: root.file, field: pattern.field("Regex"), value: "\"\(regex ?? "")\"",
-                    supported: "the Llama 3 or Qwen2 pre-tokenizer regex")
+                    file: file, field: "pre_tokenizer.pretokenizers",
+                    value: "[\(stepTypes.joined(separator: ", "))]", supported: supported)
             }
         default:
-            throw .unsupportedFeature(
-                file: root.file, field: pre.field("pretokenizers"),
-                value: "[\(types.joined(separator: ", "))]", supported: supported)
+            throw unsupported("pre_tokenizer.type", pre["type"])
         }
     }
 
-    private static func checkByteLevel(
-        _ byteLevel: JSONObject, usesRegex: Bool, supported: String
+    private func checkByteLevel(
+        _ byteLevel: JSONValue, field: String, usesRegex: Bool, file: String
     ) throws(TokenizerError) {
-        if try byteLevel.bool("add_prefix_space", default: false) {
+        if byteLevel["add_prefix_space"]?.bool == true {
             throw .unsupportedFeature(
-                file: byteLevel.file, field: byteLevel.field("add_prefix_space"), value: "true",
-                supported: "false")
+                file: file, field: "\(field).add_prefix_space", value: "true", supported: "false")
         }
-        let actual = try byteLevel.bool("use_regex", default: true)
+        let actual = byteLevel["use_regex"]?.bool ?? true
         guard actual == usesRegex else {
             throw .unsupportedFeature(
-                file: byteLevel.file, field: byteLevel.field("use_regex"), value: "\(actual)",
-                supported: "\(usesRegex) here (\(supported))")
+                file: file, field: "\(field).use_regex", value: "\(actual)",
+                supported: "\(usesRegex) in this position")
         }
-    }
-
-    /// `model.merges`: "left right" strings (tokenizers < 0.20) or `[left, right]` pairs.
-    private static func parseMerges(
-        _ model: JSONObject
-    ) throws(TokenizerError) -> [(left: String, right: String)] {
-        guard let raw = model.values["merges"] else {
-            throw .missingField(file: model.file, field: model.field("merges"))
-        }
-        guard let array = raw as? [Any] else {
-            throw .invalidField(
-                file: model.file, field: model.field("merges"), expected: "an array",
-                found: describe(raw))
-        }
-        var merges: [(left: String, right: String)] = []
-        merges.reserveCapacity(array.count)
-        for (index, element) in array.enumerated() {
-            if let text = element as? String {
-                guard let pair = splitMerge(text) else {
-                    throw .malformedMerge(field: model.field("merges"), index: index, merge: text)
-                }
-                merges.append(pair)
-            } else if let pair = element as? [Any], pair.count == 2,
-                let left = pair[0] as? String, let right = pair[1] as? String
-            {
-                merges.append((left, right))
-            } else {
-                throw .invalidField(
-                    file: model.file, field: "\(model.field("merges"))[\(index)]",
-                    expected: "a string \"left right\" or a pair [left, right]",
-                    found: describe(element))
-            }
-        }
-        return merges
-    }
-
-    private static func resolve(
-        _ token: String, in tokenIDs: [String: Int], file: String, field: String
-    ) throws(TokenizerError) -> Int {
-        guard let id = tokenIDs[token] else {
-            throw .unknownSpecialToken(file: file, field: field, token: token)
-        }
-        return id
-    }
-
-    private static func unsupported(
-        _ object: JSONObject, _ key: String, supported: String
-    ) -> TokenizerError {
-        let value = object.values[key].map(describe) ?? "absent"
-        return .unsupportedFeature(
-            file: object.file, field: object.field(key), value: value, supported: supported)
-    }
-}
-
-/// A JSON object from `JSONSerialization` with typed accessors whose errors name file and field.
-struct JSONObject {
-    let file: String
-    /// Dotted path of this object in the file ("" for the root).
-    let path: String
-    let values: [String: Any]
-
-    static func parse(_ data: Data, file: String) throws(TokenizerError) -> JSONObject {
-        let value: Any
-        do {
-            value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            throw .invalidJSON(file: file, reason: "\(error)")
-        }
-        guard let values = value as? [String: Any] else {
-            throw .invalidJSON(file: file, reason: "the top level is \(describe(value)), not an object")
-        }
-        return JSONObject(file: file, path: "", values: values)
-    }
-
-    func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
-
-    private func present(_ key: String) -> Any? {
-        guard let value = values[key], !(value is NSNull) else { return nil }
-        return value
-    }
-
-    private func typed<T>(_ key: String, _ expected: String) throws(TokenizerError) -> T? {
-        guard let value = present(key) else { return nil }
-        guard let typed = value as? T else {
-            throw .invalidField(file: file, field: field(key), expected: expected, found: describe(value))
-        }
-        return typed
-    }
-
-    func string(_ key: String) throws(TokenizerError) -> String {
-        guard let value: String = try typed(key, "a string") else {
-            throw .missingField(file: file, field: field(key))
-        }
-        return value
-    }
-
-    func optionalString(_ key: String) throws(TokenizerError) -> String? {
-        try typed(key, "a string")
-    }
-
-    func int(_ key: String) throws(TokenizerError) -> Int {
-        guard let value: Int = try typed(key, "an integer") else {
-            throw .missingField(file: file, field: field(key))
-        }
-        return value
-    }
-
-    func optionalDouble(_ key: String) throws(TokenizerError) -> Double? {
-        try typed(key, "a number")
-    }
-
-    func bool(_ key: String, default defaultValue: Bool) throws(TokenizerError) -> Bool {
-        guard let value = present(key) else { return defaultValue }
-        guard let number = value as? NSNumber, value is Bool || number.intValue == 0 || number.intValue == 1,
-            !(value is String)
-        else {
-            throw .invalidField(file: file, field: field(key), expected: "true or false", found: describe(value))
-        }
-        return number.boolValue
-    }
-
-    func object(_ key: String) throws(TokenizerError) -> JSONObject {
-        guard let object = try optionalObject(key) else {
-            throw .missingField(file: file, field: field(key))
-        }
-        return object
-    }
-
-    func optionalObject(_ key: String) throws(TokenizerError) -> JSONObject? {
-        guard let values: [String: Any] = try typed(key, "an object") else { return nil }
-        return JSONObject(file: file, path: field(key), values: values)
-    }
-
-    /// An array of objects; absent or null reads as empty.
-    func optionalArrayOfObjects(_ key: String) throws(TokenizerError) -> [JSONObject] {
-        guard let array: [Any] = try typed(key, "an array") else { return [] }
-        var objects: [JSONObject] = []
-        for (index, element) in array.enumerated() {
-            let elementField = "\(field(key))[\(index)]"
-            guard let values = element as? [String: Any] else {
-                throw .invalidField(file: file, field: elementField, expected: "an object", found: describe(element))
-            }
-            objects.append(JSONObject(file: file, path: elementField, values: values))
-        }
-        return objects
-    }
-
-    /// A `tokenizer_config.json` token field: a string, an AddedToken object with "content", or null.
-    func tokenContent(_ key: String) throws(TokenizerError) -> String? {
-        guard let value = present(key) else { return nil }
-        if let text = value as? String { return text }
-        if let object = value as? [String: Any], let content = object["content"] as? String {
-            return content
-        }
-        throw .invalidField(
-            file: file, field: field(key), expected: "a string or an object with \"content\"",
-            found: describe(value))
-    }
-
-    /// `chat_template`: a string, or a list of `{name, template}` (the "default" one is taken).
-    func chatTemplate() throws(TokenizerError) -> String? {
-        guard let value = present("chat_template") else { return nil }
-        if let text = value as? String { return text }
-        if let list = value as? [[String: Any]] {
-            let chosen = list.first { $0["name"] as? String == "default" } ?? list.first
-            if let template = chosen?["template"] as? String { return template }
-        }
-        throw .invalidField(
-            file: file, field: field("chat_template"),
-            expected: "a string or a list of {\"name\", \"template\"}", found: describe(value))
-    }
-}
-
-/// A short description of a JSON value for error messages.
-private func describe(_ value: Any) -> String {
-    switch value {
-    case is NSNull: return "null"
-    case let text as String:
-        return text.count > 40 ? "a string \"\(text.prefix(40))…\"" : "the string \"\(text)\""
-    case let number as NSNumber: return "the number \(number)"
-    case is [Any]: return "an array"
-    case is [String: Any]: return "an object"
-    default: return "\(type(of: value))"
     }
 }

@@ -42,6 +42,8 @@ struct TokenizerSpec {
     var mergesField: String
     var addedTokens: [AddedToken]
     var specialTokens: SpecialTokenIDs
+    /// The BPE model's own unknown token (HF `model.unk_token`), used for bytes without a token.
+    var bpeUnknownTokenID: Int?
     var preTokenizer: PreTokenizerKind
     var ignoresMerges: Bool
     var chatTemplate: String?
@@ -67,7 +69,7 @@ public final class Tokenizer: Sendable {
     public let eosTokenID: Int?
     /// Padding token id.
     public let padTokenID: Int?
-    /// Unknown token id; used for bytes that have no token (none, for GPT-2-style vocabularies).
+    /// Unknown token id.
     public let unknownTokenID: Int?
     /// The Jinja chat template shipped with the tokenizer, if any.
     public let chatTemplate: String?
@@ -85,6 +87,8 @@ public final class Tokenizer: Sendable {
     /// Decoded bytes → id of normal tokens; only filled when `ignoresMerges`.
     let wholeWordIDs: [[UInt8]: Int32]
     let addedTokens: AddedTokenMatcher
+    /// Stands in for bytes that have no token; nil drops them (llama.cpp, HF without `unk_token`).
+    let bpeUnknownTokenID: Int32?
     let wordSplitter: PreTokenizer
     private let cache = Mutex(WordCache(capacity: 1 << 16))
 
@@ -152,7 +156,7 @@ public final class Tokenizer: Sendable {
                 tokens: tokens, tokenTypes: types, merges: parsedMerges,
                 tokensField: "tokenizer.ggml.tokens", mergesField: "tokenizer.ggml.merges",
                 addedTokens: addedTokens,
-                specialTokens: specialTokens, preTokenizer: preTokenizer,
+                specialTokens: specialTokens, bpeUnknownTokenID: nil, preTokenizer: preTokenizer,
                 ignoresMerges: ignoresMerges ?? (preTokenizer == .llama3),
                 chatTemplate: chatTemplate))
     }
@@ -178,6 +182,7 @@ public final class Tokenizer: Sendable {
         self.padTokenID = special.pad
         self.unknownTokenID = special.unknown
         self.chatTemplate = spec.chatTemplate
+        self.bpeUnknownTokenID = spec.bpeUnknownTokenID.map(Int32.init)
 
         // Later duplicates win, as in llama.cpp's `token_to_id`; empty strings are placeholders.
         var tokenIDs = [String: Int](minimumCapacity: tokens.count)
@@ -331,13 +336,13 @@ public final class Tokenizer: Sendable {
         let id = byteTokenIDs[Int(byte)]
         if id >= 0 {
             ids.append(Int(id))
-        } else if let unknownTokenID {
-            ids.append(unknownTokenID)
+        } else if let bpeUnknownTokenID {
+            ids.append(Int(bpeUnknownTokenID))
         }
     }
 
-    /// BPE over one word's bytes. Bytes without a token become unk, or are dropped without one
-    /// (as HF's BPE does).
+    /// BPE over one word's bytes. A byte without a token becomes the BPE model's unk token, or is
+    /// dropped when there is none (as HF's BPE and llama.cpp do).
     func mergeWord(_ bytes: [UInt8]) -> [Int32] {
         if ignoresMerges, let id = wholeWordIDs[bytes] { return [id] }
         var symbols: [Int32] = []
@@ -346,8 +351,8 @@ public final class Tokenizer: Sendable {
             let id = byteTokenIDs[Int(byte)]
             if id >= 0 {
                 symbols.append(id)
-            } else if let unknownTokenID {
-                symbols.append(Int32(unknownTokenID))
+            } else if let bpeUnknownTokenID {
+                symbols.append(bpeUnknownTokenID)
             }
         }
         merges.apply(to: &symbols)
