@@ -1,7 +1,8 @@
-// Byte-level alphabet of GPT-2 (`bytes_to_unicode` in openai/gpt-2 `encoder.py`, `ByteLevel` in HF
-// `tokenizers`): every byte maps to one printable Unicode scalar, so a BPE vocabulary over bytes can
-// be stored as ordinary strings. Printable Latin-1 bytes map to themselves; the 68 others (controls,
-// space, 0x7F-0xA0, 0xAD) map to U+0100... in byte order, which is why a space shows up as "Ġ".
+// Byte-level alphabet of GPT-2 (`bytes_to_unicode` in openai/gpt-2 `encoder.py`, `ByteLevel` in
+// HF `tokenizers`): every byte maps to one printable Unicode scalar, so a BPE vocabulary over
+// bytes can be stored as ordinary strings. Printable Latin-1 bytes map to themselves; the 68
+// others (controls, space, 0x7F-0xA0, 0xAD) map to U+0100... in byte order, which is why a space
+// shows up as "Ġ".
 
 enum ByteLevel {
     /// `scalarForByte[b]` is the scalar value that stands for byte `b` in token strings.

@@ -192,7 +192,7 @@ struct PreTokenizer: Sendable {
         while index < end {
             var wordEnd = index + Self.contractionLength(values, index, end, caseInsensitive: false)
             if wordEnd == index {
-                // ` ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+`: an optional space, then a run of one class.
+                // ` ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+`: optional space, then a run of one class.
                 var body = index
                 if values[index] == Self.space && index + 1 < end
                     && classes[index + 1] != ScalarClass.whitespace
@@ -254,7 +254,8 @@ struct PreTokenizer: Sendable {
                     lastNewline = k
                     break
                 }
-                wordEnd = lastNewline >= 0 ? lastNewline + 1 : Self.whitespaceEnd(classes, index, end)
+                wordEnd =
+                    lastNewline >= 0 ? lastNewline + 1 : Self.whitespaceEnd(classes, index, end)
             }
             words.append(buffer.offsets[index]..<buffer.offsets[wordEnd])
             index = wordEnd

@@ -99,13 +99,17 @@ struct AddedTokenMatcher: Sendable {
         return segments
     }
 
-    private func matches(_ bytes: [UInt8], _ text: UnsafeBufferPointer<UInt8>, at start: Int) -> Bool {
+    private func matches(_ bytes: [UInt8], _ text: UnsafeBufferPointer<UInt8>, at start: Int)
+        -> Bool
+    {
         for (offset, byte) in bytes.enumerated() where text[start + offset] != byte { return false }
         return true
     }
 
     /// The scalar that starts at `index` and its UTF-8 length.
-    private func scalar(at index: Int, in text: UnsafeBufferPointer<UInt8>) -> (Unicode.Scalar, Int)? {
+    private func scalar(at index: Int, in text: UnsafeBufferPointer<UInt8>) -> (
+        Unicode.Scalar, Int
+    )? {
         guard index < text.count else { return nil }
         var iterator = text[index...].makeIterator()
         var decoder = UTF8()
@@ -114,7 +118,9 @@ struct AddedTokenMatcher: Sendable {
     }
 
     /// The scalar that ends at `index` and its start offset.
-    private func scalar(before index: Int, in text: UnsafeBufferPointer<UInt8>) -> (Unicode.Scalar, Int)? {
+    private func scalar(before index: Int, in text: UnsafeBufferPointer<UInt8>) -> (
+        Unicode.Scalar, Int
+    )? {
         guard index > 0 else { return nil }
         var start = index - 1
         while start > 0 && text[start] & 0xC0 == 0x80 { start -= 1 }

@@ -59,12 +59,20 @@ public struct StreamingDecoder: Sendable {
         var secondRange: ClosedRange<UInt8> = 0x80...0xBF
         switch lead {
         case 0xC2...0xDF: needed = 2
-        case 0xE0: needed = 3; secondRange = 0xA0...0xBF
+        case 0xE0:
+            needed = 3
+            secondRange = 0xA0...0xBF
         case 0xE1...0xEC, 0xEE...0xEF: needed = 3
-        case 0xED: needed = 3; secondRange = 0x80...0x9F
-        case 0xF0: needed = 4; secondRange = 0x90...0xBF
+        case 0xED:
+            needed = 3
+            secondRange = 0x80...0x9F
+        case 0xF0:
+            needed = 4
+            secondRange = 0x90...0xBF
         case 0xF1...0xF3: needed = 4
-        case 0xF4: needed = 4; secondRange = 0x80...0x8F
+        case 0xF4:
+            needed = 4
+            secondRange = 0x80...0x8F
         default: return count  // ASCII, stray continuation or invalid lead: nothing to wait for
         }
         let have = count - start

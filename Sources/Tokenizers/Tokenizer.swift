@@ -1,7 +1,7 @@
 // A byte-level BPE tokenizer (GPT-2 family) as HF `tokenizers` and llama.cpp implement it: added
 // tokens are matched first, the rest is split into words by a pre-tokenizer (`PreTokenizerKind`),
 // each word's UTF-8 bytes become byte-level symbols, and ranked merges join them. Built from GGUF
-// metadata arrays (`tokenizer.ggml.*`) here or from `tokenizer.json` (Tokenizer+HuggingFace.swift).
+// metadata arrays (Tokenizer+GGUF.swift) or from `tokenizer.json` (Tokenizer+HuggingFace.swift).
 
 import Synchronization
 
@@ -78,7 +78,8 @@ public final class Tokenizer: Sendable {
     let tokenIDs: [String: Int]
     let tokenTypes: [TokenType]
     let specialFlags: [Bool]
-    /// Concatenated decoded bytes of every token; token `i` is `tokenBytes[tokenByteOffsets[i]..<tokenByteOffsets[i+1]]`.
+    /// Concatenated decoded bytes of every token: token `i` is
+    /// `tokenBytes[tokenByteOffsets[i]..<tokenByteOffsets[i + 1]]`.
     let tokenBytes: [UInt8]
     let tokenByteOffsets: [Int]
     /// Token id of each single byte, or -1.
@@ -92,85 +93,16 @@ public final class Tokenizer: Sendable {
     let wordSplitter: PreTokenizer
     private let cache = Mutex(WordCache(capacity: 1 << 16))
 
-    /// Builds a tokenizer from the arrays a GGUF file stores (`tokenizer.ggml.tokens`,
-    /// `tokenizer.ggml.merges`, `tokenizer.ggml.token_type`, …).
-    ///
-    /// - Parameters:
-    ///   - tokens: Byte-level token strings; the index is the id.
-    ///   - merges: Merge rules "left right"; the index is the rank (lower merges first).
-    ///   - tokenTypes: llama.cpp token types (1 normal, 2 unknown, 3 control, 4 user-defined,
-    ///     5 unused, 6 byte), one per token. Control and unknown tokens are special: matched in text
-    ///     only with `parseSpecialTokens: true`. User-defined tokens are always matched. When nil,
-    ///     the tokens named in `specialTokens` are treated as control tokens.
-    ///   - specialTokens: bos / eos / pad / unk ids.
-    ///   - preTokenizer: The word-splitting rule (see `PreTokenizerKind(ggufName:)`).
-    ///   - ignoresMerges: Whether words that are whole tokens skip merging; nil picks llama.cpp's
-    ///     default for the kind (true for `.llama3` only).
-    ///   - chatTemplate: `tokenizer.chat_template`, kept for callers.
-    /// - Throws: `TokenizerError` for an empty vocabulary, bad token types, special ids out of range,
-    ///   or merges that are malformed or name unknown tokens.
-    public convenience init(
-        tokens: [String],
-        merges: [String],
-        tokenTypes: [Int32]? = nil,
-        specialTokens: SpecialTokenIDs = SpecialTokenIDs(),
-        preTokenizer: PreTokenizerKind,
-        ignoresMerges: Bool? = nil,
-        chatTemplate: String? = nil
-    ) throws(TokenizerError) {
-        var types = [TokenType](repeating: .normal, count: tokens.count)
-        if let tokenTypes {
-            guard tokenTypes.count == tokens.count else {
-                throw .tokenTypeCountMismatch(tokens: tokens.count, tokenTypes: tokenTypes.count)
-            }
-            for (index, raw) in tokenTypes.enumerated() {
-                guard let type = TokenType(rawValue: raw) else {
-                    throw .invalidTokenType(index: index, value: raw)
-                }
-                types[index] = type
-            }
-        } else {
-            let roles = [specialTokens.bos, specialTokens.eos, specialTokens.pad, specialTokens.unknown]
-            for case let id? in roles where tokens.indices.contains(id) { types[id] = .control }
-        }
-        var addedTokens: [AddedToken] = []
-        for (id, type) in types.enumerated() {
-            switch type {
-            case .control, .unknown:
-                addedTokens.append(AddedToken(id: id, content: tokens[id], isSpecial: true))
-            case .userDefined:
-                addedTokens.append(AddedToken(id: id, content: tokens[id], isSpecial: false))
-            default: break
-            }
-        }
-        var parsedMerges: [(left: String, right: String)] = []
-        parsedMerges.reserveCapacity(merges.count)
-        for (index, merge) in merges.enumerated() {
-            guard let (left, right) = splitMerge(merge) else {
-                throw .malformedMerge(field: "tokenizer.ggml.merges", index: index, merge: merge)
-            }
-            parsedMerges.append((left, right))
-        }
-        try self.init(
-            spec: TokenizerSpec(
-                tokens: tokens, tokenTypes: types, merges: parsedMerges,
-                tokensField: "tokenizer.ggml.tokens", mergesField: "tokenizer.ggml.merges",
-                addedTokens: addedTokens,
-                specialTokens: specialTokens, bpeUnknownTokenID: nil, preTokenizer: preTokenizer,
-                ignoresMerges: ignoresMerges ?? (preTokenizer == .llama3),
-                chatTemplate: chatTemplate))
-    }
-
     init(spec: TokenizerSpec) throws(TokenizerError) {
         let tokens = spec.tokens
-        guard !tokens.isEmpty else {
-            throw .emptyVocabulary(field: spec.tokensField)
-        }
+        guard !tokens.isEmpty else { throw .emptyVocabulary(field: spec.tokensField) }
         let special = spec.specialTokens
-        for (role, id) in [("bos", special.bos), ("eos", special.eos), ("pad", special.pad), ("unk", special.unknown)] {
-            if let id, !tokens.indices.contains(id) {
-                throw .specialTokenIDOutOfRange(role: role, id: id, vocabularySize: tokens.count)
-            }
+        let roles = [
+            ("bos", special.bos), ("eos", special.eos), ("pad", special.pad),
+            ("unk", special.unknown),
+        ]
+        for case (let role, let id?) in roles where !tokens.indices.contains(id) {
+            throw .specialTokenIDOutOfRange(role: role, id: id, vocabularySize: tokens.count)
         }
         self.tokens = tokens
         self.tokenTypes = spec.tokenTypes
@@ -183,54 +115,63 @@ public final class Tokenizer: Sendable {
         self.unknownTokenID = special.unknown
         self.chatTemplate = spec.chatTemplate
         self.bpeUnknownTokenID = spec.bpeUnknownTokenID.map(Int32.init)
+        self.addedTokens = AddedTokenMatcher(spec.addedTokens)
 
         // Later duplicates win, as in llama.cpp's `token_to_id`; empty strings are placeholders.
         var tokenIDs = [String: Int](minimumCapacity: tokens.count)
         for (id, token) in tokens.enumerated() where !token.isEmpty { tokenIDs[token] = id }
         self.tokenIDs = tokenIDs
 
-        var specialFlags = [Bool](repeating: false, count: tokens.count)
-        for (id, type) in spec.tokenTypes.enumerated() where type == .control || type == .unknown {
-            specialFlags[id] = true
-        }
+        var specialFlags = spec.tokenTypes.map { $0 == .control || $0 == .unknown }
         for token in spec.addedTokens where token.isSpecial { specialFlags[token.id] = true }
-        for case let id? in [special.bos, special.eos, special.pad, special.unknown] { specialFlags[id] = true }
+        for case (_, let id?) in roles { specialFlags[id] = true }
         self.specialFlags = specialFlags
 
-        // Added and control tokens are plain text; everything else is byte-level, falling back to
-        // the raw UTF-8 of the string when it uses scalars outside the byte alphabet (as HF does).
-        var isAdded = [Bool](repeating: false, count: tokens.count)
-        for token in spec.addedTokens { isAdded[token.id] = true }
-        var tokenBytes: [UInt8] = []
-        var tokenByteOffsets = [0]
-        var wholeWordIDs: [[UInt8]: Int32] = [:]
-        tokenByteOffsets.reserveCapacity(tokens.count + 1)
-        for (id, token) in tokens.enumerated() {
-            let type = spec.tokenTypes[id]
-            if isAdded[id] || type == .control || type == .userDefined {
-                tokenBytes.append(contentsOf: token.utf8)
-            } else if let bytes = ByteLevel.decode(token) {
-                tokenBytes.append(contentsOf: bytes)
-                if spec.ignoresMerges && (type == .normal || type == .byte) && !bytes.isEmpty {
-                    wholeWordIDs[bytes] = Int32(id)
-                }
-            } else {
-                tokenBytes.append(contentsOf: token.utf8)
-            }
-            tokenByteOffsets.append(tokenBytes.count)
-        }
-        self.tokenBytes = tokenBytes
-        self.tokenByteOffsets = tokenByteOffsets
-        self.wholeWordIDs = wholeWordIDs
-
+        (tokenBytes, tokenByteOffsets, wholeWordIDs) = Self.tokenBytes(spec)
         var byteTokenIDs = [Int32](repeating: -1, count: 256)
         for byte in 0..<256 {
             let token = String(Unicode.Scalar(ByteLevel.scalarForByte[byte])!)
             if let id = tokenIDs[token] { byteTokenIDs[byte] = Int32(id) }
         }
         self.byteTokenIDs = byteTokenIDs
+        self.merges = try Self.mergeTable(spec, tokenIDs: tokenIDs)
+    }
 
-        var merges = MergeTable(capacity: spec.merges.count)
+    /// The bytes each token stands for, concatenated, with offsets; plus, when merges are
+    /// ignored for whole words, the bytes → id map of normal tokens. Added and control tokens are
+    /// plain text; the rest is byte-level, falling back to the raw UTF-8 of the string when it
+    /// uses scalars outside the byte alphabet (as HF's ByteLevel decoder does).
+    private static func tokenBytes(
+        _ spec: TokenizerSpec
+    ) -> (bytes: [UInt8], offsets: [Int], wholeWords: [[UInt8]: Int32]) {
+        var isAdded = [Bool](repeating: false, count: spec.tokens.count)
+        for token in spec.addedTokens { isAdded[token.id] = true }
+        var bytes: [UInt8] = []
+        var offsets = [0]
+        offsets.reserveCapacity(spec.tokens.count + 1)
+        var wholeWords: [[UInt8]: Int32] = [:]
+        for (id, token) in spec.tokens.enumerated() {
+            let type = spec.tokenTypes[id]
+            if isAdded[id] || type == .control || type == .userDefined {
+                bytes.append(contentsOf: token.utf8)
+            } else if let decoded = ByteLevel.decode(token) {
+                bytes.append(contentsOf: decoded)
+                if spec.ignoresMerges && (type == .normal || type == .byte) && !decoded.isEmpty {
+                    wholeWords[decoded] = Int32(id)
+                }
+            } else {
+                bytes.append(contentsOf: token.utf8)
+            }
+            offsets.append(bytes.count)
+        }
+        return (bytes, offsets, wholeWords)
+    }
+
+    /// Resolves merge rules to ids. A rule whose sides or result are not tokens is an error.
+    private static func mergeTable(
+        _ spec: TokenizerSpec, tokenIDs: [String: Int]
+    ) throws(TokenizerError) -> MergeTable {
+        var table = MergeTable(capacity: spec.merges.count)
         for (rank, merge) in spec.merges.enumerated() {
             func id(_ token: String) throws(TokenizerError) -> Int32 {
                 guard let id = tokenIDs[token] else {
@@ -243,10 +184,9 @@ public final class Tokenizer: Sendable {
             let left = try id(merge.left)
             let right = try id(merge.right)
             let merged = try id(merge.left + merge.right)
-            merges.insert(left: left, right: right, rank: Int32(rank), merged: merged)
+            table.insert(left: left, right: right, rank: Int32(rank), merged: merged)
         }
-        self.merges = merges
-        self.addedTokens = AddedTokenMatcher(spec.addedTokens)
+        return table
     }
 
     // MARK: - Vocabulary
@@ -294,9 +234,9 @@ public final class Tokenizer: Sendable {
             var state = EncodingState()
             for segment in addedTokens.segments(of: utf8, parseSpecialTokens: parseSpecialTokens) {
                 switch segment {
-                case let .token(id):
+                case .token(let id):
                     ids.append(id)
-                case let .text(range):
+                case .text(let range):
                     encodeText(utf8, range, state: &state, into: &ids)
                 }
             }
@@ -379,16 +319,4 @@ public final class Tokenizer: Sendable {
         guard tokens.indices.contains(id), !(skipSpecialTokens && specialFlags[id]) else { return }
         bytes.append(contentsOf: tokenBytes[tokenByteOffsets[id]..<tokenByteOffsets[id + 1]])
     }
-}
-
-/// Splits a merge rule "left right" at the first space after its first byte, as llama.cpp does
-/// (`find(' ', 1)`), so a rule may merge a token that starts with a space.
-func splitMerge(_ merge: String) -> (left: String, right: String)? {
-    let utf8 = merge.utf8
-    guard utf8.count >= 3,
-        let space = utf8[utf8.index(after: utf8.startIndex)...].firstIndex(of: UInt8(ascii: " "))
-    else { return nil }
-    let rightStart = utf8.index(after: space)
-    guard rightStart < utf8.endIndex else { return nil }
-    return (String(merge[..<space]), String(merge[rightStart...]))
 }

@@ -33,34 +33,37 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
 
     public var description: String {
         switch self {
-        case let .unreadableFile(path, reason):
+        case .unreadableFile(let path, let reason):
             "Cannot read tokenizer file '\(path)': \(reason)."
-        case let .invalidJSON(file, reason):
+        case .invalidJSON(let file, let reason):
             "\(file) is not a valid JSON object: \(reason)."
-        case let .missingField(file, field):
+        case .missingField(let file, let field):
             "\(file): required field '\(field)' is missing."
-        case let .invalidField(file, field, expected, found):
+        case .invalidField(let file, let field, let expected, let found):
             "\(file): '\(field)' should be \(expected) but is \(found)."
-        case let .unsupportedFeature(file, field, value, supported):
+        case .unsupportedFeature(let file, let field, let value, let supported):
             "\(file): '\(field)' = \(value) is not supported (supported: \(supported))."
-        case let .unsupportedPreTokenizer(name, supported):
-            "Pre-tokenizer '\(name)' is not supported (supported: \(supported.joined(separator: ", "))). "
+        case .unsupportedPreTokenizer(let name, let supported):
+            "Pre-tokenizer '\(name)' is not supported "
+                + "(supported: \(supported.joined(separator: ", "))). "
                 + "Hint: check the GGUF's 'tokenizer.ggml.pre' value."
-        case let .emptyVocabulary(field):
+        case .emptyVocabulary(let field):
             "'\(field)' holds no tokens; a tokenizer needs a vocabulary."
-        case let .malformedMerge(field, index, merge):
+        case .malformedMerge(let field, let index, let merge):
             "\(field)[\(index)] = \"\(merge)\" is not two tokens separated by a space."
-        case let .mergeReferencesUnknownToken(field, index, merge, token):
-            "\(field)[\(index)] = \"\(merge)\" needs token \"\(token)\", which is not in the vocabulary."
-        case let .tokenTypeCountMismatch(tokens, tokenTypes):
-            "tokenizer.ggml.token_type has \(tokenTypes) entries but tokenizer.ggml.tokens has \(tokens); "
-                + "there must be one type per token."
-        case let .invalidTokenType(index, value):
+        case .mergeReferencesUnknownToken(let field, let index, let merge, let token):
+            "\(field)[\(index)] = \"\(merge)\" needs token \"\(token)\", "
+                + "which is not in the vocabulary."
+        case .tokenTypeCountMismatch(let tokens, let tokenTypes):
+            "tokenizer.ggml.token_type has \(tokenTypes) entries but tokenizer.ggml.tokens has "
+                + "\(tokens); there must be one type per token."
+        case .invalidTokenType(let index, let value):
             "tokenizer.ggml.token_type[\(index)] = \(value) is not a llama.cpp token type (0...6)."
-        case let .specialTokenIDOutOfRange(role, id, vocabularySize):
+        case .specialTokenIDOutOfRange(let role, let id, let vocabularySize):
             "The \(role) token id \(id) is outside the vocabulary (0..<\(vocabularySize))."
-        case let .unknownSpecialToken(file, field, token):
-            "\(file): '\(field)' names \"\(token)\", which is not in the vocabulary or added_tokens."
+        case .unknownSpecialToken(let file, let field, let token):
+            "\(file): '\(field)' names \"\(token)\", "
+                + "which is not in the vocabulary or added_tokens."
         }
     }
 }

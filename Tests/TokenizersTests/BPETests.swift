@@ -1,6 +1,7 @@
 // Merge order on tiny vocabularies, and the two merge strategies (rank-array scan for short words,
 // heap for long ones) agreeing on the SmolLM2 merge table.
 
+import Foundation
 import Testing
 
 @testable import Tokenizers
@@ -23,34 +24,41 @@ func makeTinyTokenizer(
         preTokenizer: preTokenizer, ignoresMerges: ignoresMerges)
 }
 
-import Foundation
-
 @Suite("BPE merges")
 struct BPETests {
     @Test func lowerRankMergesFirst() throws {
         let bcFirst = try makeTinyTokenizer(merges: ["b c", "a b", "a bc"])
         #expect(bcFirst.tokenStrings(bcFirst.encode("abc", parseSpecialTokens: false)) == ["abc"])
         let abFirst = try makeTinyTokenizer(merges: ["a b", "b c"])
-        #expect(abFirst.tokenStrings(abFirst.encode("abc", parseSpecialTokens: false)) == ["ab", "c"])
+        #expect(
+            abFirst.tokenStrings(abFirst.encode("abc", parseSpecialTokens: false)) == ["ab", "c"])
     }
 
     @Test func equalRanksMergeLeftmostFirst() throws {
         let tokenizer = try makeTinyTokenizer(merges: ["a a"])
-        #expect(tokenizer.tokenStrings(tokenizer.encode("aaaaa", parseSpecialTokens: false)) == ["aa", "aa", "a"])
+        #expect(
+            tokenizer.tokenStrings(tokenizer.encode("aaaaa", parseSpecialTokens: false)) == [
+                "aa", "aa", "a",
+            ])
     }
 
     @Test func ignoresMergesUsesWholeWordTokens() throws {
         // "abc" is in the vocabulary but no merge sequence reaches it.
-        let plain = try makeTinyTokenizer(merges: ["a b"], extraTokens: ["abc"], ignoresMerges: false)
+        let plain = try makeTinyTokenizer(
+            merges: ["a b"], extraTokens: ["abc"], ignoresMerges: false)
         #expect(plain.tokenStrings(plain.encode("abc", parseSpecialTokens: false)) == ["ab", "c"])
-        let llama = try makeTinyTokenizer(merges: ["a b"], extraTokens: ["abc"], preTokenizer: .llama3)
+        let llama = try makeTinyTokenizer(
+            merges: ["a b"], extraTokens: ["abc"], preTokenizer: .llama3)
         #expect(llama.ignoresMerges)
         #expect(llama.tokenStrings(llama.encode("abc", parseSpecialTokens: false)) == ["abc"])
     }
 
     @Test func spaceIsTheByteLevelG() throws {
         let tokenizer = try makeTinyTokenizer(merges: ["Ġ a"])
-        #expect(tokenizer.tokenStrings(tokenizer.encode("a a", parseSpecialTokens: false)) == ["a", "Ġa"])
+        #expect(
+            tokenizer.tokenStrings(tokenizer.encode("a a", parseSpecialTokens: false)) == [
+                "a", "Ġa",
+            ])
         #expect(tokenizer.decode(tokenizer.encode("a a", parseSpecialTokens: false)) == "a a")
     }
 
@@ -58,13 +66,16 @@ struct BPETests {
         let tokenizer = try Fixtures.smolLM2()
         var random = SplitMix64(seed: 42)
         let alphabets: [[String]] = [
-            "abcdefghij".map(String.init), "etaoin sh".map(String.init), ["t", "h"], ["é", "中", "e"],
+            "abcdefghij".map(String.init), "etaoin sh".map(String.init), ["t", "h"],
+            ["é", "中", "e"],
             [" ", "\n"], ["😀", "a"],
         ]
         for _ in 0..<300 {
             let alphabet = alphabets[random.next(below: alphabets.count)]
             let length = 2 + random.next(below: 200)
-            let word = Array((0..<length).map { _ in alphabet[random.next(below: alphabet.count)] }.joined().utf8)
+            let word = Array(
+                (0..<length).map { _ in alphabet[random.next(below: alphabet.count)] }.joined().utf8
+            )
             let initial = word.map { tokenizer.byteTokenIDs[Int($0)] }
             var scanned = initial
             tokenizer.merges.applyByScanning(to: &scanned)

@@ -1,8 +1,10 @@
-// Shared test fixtures: the SmolLM2-135M-Instruct tokenizer built from the cached GGUF (once per
-// process) and the golden file `shared/reference/tokenizer_golden.json`, which sits beside the
-// repository checkout (produced by `anchors/ref/gen_golden.py` with HF transformers).
+// Shared test fixtures: the SmolLM2-135M-Instruct tokenizer built from the cached GGUF's
+// `tokenizer.ggml.*` metadata (read once per process with ModelFormats' `GGUFFile`), and the
+// golden file `shared/reference/tokenizer_golden.json` beside the repository checkout (produced
+// by `anchors/ref/gen_golden.py` with HF transformers).
 
 import Foundation
+import ModelFormats
 import Testing
 
 @testable import Tokenizers
@@ -11,31 +13,43 @@ struct FixtureError: Error, CustomStringConvertible {
     var description: String
 }
 
-enum Fixtures {
-    /// `$RLHF_CACHE_DIR`, else `$XDG_CACHE_HOME/rlhfkit`, else `~/.cache/rlhfkit`.
-    static var modelURL: URL {
-        let environment = ProcessInfo.processInfo.environment
-        let cache: URL
-        if let dir = environment["RLHF_CACHE_DIR"], !dir.isEmpty {
-            cache = URL(fileURLWithPath: dir)
-        } else if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
-            cache = URL(fileURLWithPath: xdg).appendingPathComponent("rlhfkit")
-        } else {
-            cache = FileManager.default.homeDirectoryForCurrentUser
-                .appendingPathComponent(".cache/rlhfkit")
-        }
-        return cache.appendingPathComponent(
-            "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
-    }
+/// The `tokenizer.ggml.*` arrays of a GGUF file.
+struct GGUFVocabulary {
+    var preTokenizer: String
+    var tokens: [String]
+    var tokenTypes: [Int32]
+    var merges: [String]
+    var bosTokenID: Int?
+    var eosTokenID: Int?
+    var unknownTokenID: Int?
+    var padTokenID: Int?
+    var chatTemplate: String?
 
-    private static let vocabularyResult: Result<GGUFVocabulary, any Error> = Result {
-        let url = modelURL
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw FixtureError(
-                description: "SmolLM2 GGUF not found at \(url.path). "
-                    + "Run scripts/pull-default-model.sh to download and cache it.")
+    init(_ gguf: GGUFFile) throws {
+        let metadata = gguf.metadata
+        func require<T>(_ key: String, _ value: (GGUFValue) -> T?) throws -> T {
+            guard let entry = metadata[key], let typed = value(entry) else {
+                throw FixtureError(description: "\(gguf.url.path): '\(key)' is missing or mistyped")
+            }
+            return typed
         }
-        return try GGUFVocabulary.load(url)
+        preTokenizer = try require("tokenizer.ggml.pre", \.string)
+        tokens = try require("tokenizer.ggml.tokens", \.strings)
+        tokenTypes = try require("tokenizer.ggml.token_type", \.int32s)
+        merges = try require("tokenizer.ggml.merges", \.strings)
+        bosTokenID = metadata["tokenizer.ggml.bos_token_id"]?.int
+        eosTokenID = metadata["tokenizer.ggml.eos_token_id"]?.int
+        unknownTokenID = metadata["tokenizer.ggml.unknown_token_id"]?.int
+        padTokenID = metadata["tokenizer.ggml.padding_token_id"]?.int
+        chatTemplate = metadata["tokenizer.chat_template"]?.string
+    }
+}
+
+enum Fixtures {
+    /// The cached SmolLM2 GGUF, read with `ModelFormats`; a missing file fails with a hint to run
+    /// `scripts/pull-default-model.sh`.
+    private static let vocabularyResult: Result<GGUFVocabulary, any Error> = Result {
+        try GGUFVocabulary(GGUFFile(contentsOf: DefaultModelLocation.existingGGUFFile()))
     }
 
     static func vocabulary() throws -> GGUFVocabulary { try vocabularyResult.get() }
@@ -53,7 +67,8 @@ enum Fixtures {
 
     private static let smolLM2Result: Result<Tokenizer, any Error> = Result {
         let vocabulary = try Fixtures.vocabulary()
-        return try makeTokenizer(vocabulary, preTokenizer: PreTokenizerKind(ggufName: vocabulary.preTokenizer))
+        return try makeTokenizer(
+            vocabulary, preTokenizer: PreTokenizerKind(ggufName: vocabulary.preTokenizer))
     }
 
     /// SmolLM2's tokenizer as the GGUF describes it (`smollm` pre-tokenizer).
@@ -96,7 +111,8 @@ enum Fixtures {
         for dir in [testsDir, testsDir.resolvingSymlinksInPath()] {
             let repository = dir.deletingLastPathComponent().deletingLastPathComponent()
             candidates.append(repository.appendingPathComponent("shared"))
-            candidates.append(repository.deletingLastPathComponent().appendingPathComponent("shared"))
+            candidates.append(
+                repository.deletingLastPathComponent().appendingPathComponent("shared"))
         }
         return candidates
     }
@@ -125,5 +141,6 @@ func expectSameScalars(
 ) {
     #expect(
         Array(actual.unicodeScalars) == Array(expected.unicodeScalars),
-        "\(actual.debugDescription) != \(expected.debugDescription)", sourceLocation: sourceLocation)
+        "\(actual.debugDescription) != \(expected.debugDescription)", sourceLocation: sourceLocation
+    )
 }

@@ -38,7 +38,9 @@ struct GoldenTests {
         let ids = tokenizer.encode(golden.text, parseSpecialTokens: true)
         #expect(ids == golden.ids, "text: \(golden.text.debugDescription)")
         let tokens = tokenizer.tokenStrings(ids)
-        #expect(tokens.map { Array($0.unicodeScalars) } == golden.tokens.map { Array($0.unicodeScalars) })
+        #expect(
+            tokens.map { Array($0.unicodeScalars) }
+                == golden.tokens.map { Array($0.unicodeScalars) })
     }
 
     @Test("Decode matches the reference and round-trips", arguments: 0..<40)
@@ -57,11 +59,14 @@ struct GoldenTests {
         let listed = cases.filter { $0.idsWithPlainBytelevelPretokenizer != nil }
         #expect(listed.count == 2)
         for golden in listed {
-            #expect(plain.encode(golden.text, parseSpecialTokens: true) == golden.idsWithPlainBytelevelPretokenizer)
+            #expect(
+                plain.encode(golden.text, parseSpecialTokens: true)
+                    == golden.idsWithPlainBytelevelPretokenizer)
         }
         // On every other case the two pre-tokenizers agree.
         for golden in cases where golden.idsWithPlainBytelevelPretokenizer == nil {
-            #expect(plain.encode(golden.text, parseSpecialTokens: true) == golden.ids, "\(golden.text)")
+            #expect(
+                plain.encode(golden.text, parseSpecialTokens: true) == golden.ids, "\(golden.text)")
         }
     }
 
@@ -69,7 +74,8 @@ struct GoldenTests {
         let vocabulary = try Fixtures.vocabulary()
         var vocab: [String: Int] = [:]
         for (id, token) in vocabulary.tokens.enumerated() { vocab[token] = id }
-        let addedTokens: [[String: Any]] = vocabulary.tokenTypes.enumerated().compactMap { id, type in
+        let addedTokens: [[String: Any]] = vocabulary.tokenTypes.enumerated().compactMap {
+            id, type in
             guard type == TokenType.control.rawValue else { return nil }
             return [
                 "id": id, "content": vocabulary.tokens[id], "special": true, "lstrip": false,
@@ -83,16 +89,25 @@ struct GoldenTests {
                 "type": "Sequence",
                 "pretokenizers": [
                     ["type": "Digits", "individual_digits": true],
-                    ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
+                    [
+                        "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                        "use_regex": true,
+                    ],
                 ],
             ],
-            "post_processor": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false],
-            "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+            "post_processor": [
+                "type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false,
+            ],
+            "decoder": [
+                "type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+                "use_regex": true,
+            ],
             "model": [
                 "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(),
                 "continuing_subword_prefix": NSNull(), "end_of_word_suffix": NSNull(),
                 "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                "vocab": vocab, "merges": vocabulary.merges.map { $0.split(separator: " ").map(String.init) },
+                "vocab": vocab,
+                "merges": vocabulary.merges.map { $0.split(separator: " ").map(String.init) },
             ],
         ]
         let config: [String: Any] = [
@@ -108,7 +123,9 @@ struct GoldenTests {
         #expect(tokenizer.padTokenID == 2 && tokenizer.unknownTokenID == 0)
         #expect(tokenizer.chatTemplate == vocabulary.chatTemplate)
         for golden in try Fixtures.golden().cases {
-            #expect(tokenizer.encode(golden.text, parseSpecialTokens: true) == golden.ids, "\(golden.text)")
+            #expect(
+                tokenizer.encode(golden.text, parseSpecialTokens: true) == golden.ids,
+                "\(golden.text)")
             expectSameScalars(tokenizer.decode(golden.ids), golden.decoded)
         }
     }

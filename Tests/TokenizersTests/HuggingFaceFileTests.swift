@@ -15,17 +15,34 @@ func tinyTokenizerJSON() -> [String: Any] {
     return [
         "version": "1.0",
         "added_tokens": [
-            ["id": 0, "content": "<|end|>", "special": true, "lstrip": false, "rstrip": false, "single_word": false, "normalized": false],
-            ["id": 1, "content": "<|user|>", "special": true, "lstrip": false, "rstrip": true, "single_word": false, "normalized": false],
-            ["id": 2, "content": "<note>", "special": false, "lstrip": true, "rstrip": false, "single_word": false, "normalized": true],
+            [
+                "id": 0, "content": "<|end|>", "special": true, "lstrip": false, "rstrip": false,
+                "single_word": false, "normalized": false,
+            ],
+            [
+                "id": 1, "content": "<|user|>", "special": true, "lstrip": false, "rstrip": true,
+                "single_word": false, "normalized": false,
+            ],
+            [
+                "id": 2, "content": "<note>", "special": false, "lstrip": true, "rstrip": false,
+                "single_word": false, "normalized": true,
+            ],
         ],
         "normalizer": NSNull(),
-        "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
-        "post_processor": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true],
-        "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+        "pre_tokenizer": [
+            "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true,
+        ],
+        "post_processor": [
+            "type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true,
+        ],
+        "decoder": [
+            "type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true,
+        ],
         "model": [
-            "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": "",
-            "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges,
+            "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(),
+            "continuing_subword_prefix": "",
+            "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "vocab": vocab,
+            "merges": merges,
         ],
     ]
 }
@@ -63,7 +80,9 @@ struct HuggingFaceFileTests {
             "tokenizer_config.json": [
                 "bos_token": NSNull(), "eos_token": "<|end|>",
                 "pad_token": ["content": "<|end|>", "lstrip": false],
-                "chat_template": [["name": "tool_use", "template": "T"], ["name": "default", "template": "D"]],
+                "chat_template": [
+                    ["name": "tool_use", "template": "T"], ["name": "default", "template": "D"],
+                ],
                 "add_bos_token": false,
             ],
         ])
@@ -71,7 +90,8 @@ struct HuggingFaceFileTests {
             tokenizerJSON: urls["tokenizer.json"]!, tokenizerConfig: urls["tokenizer_config.json"]!)
         #expect(tokenizer.vocabularySize == 3 + 256 + 9)
         #expect(tokenizer.preTokenizer == .gpt2)
-        #expect(tokenizer.eosTokenID == 0 && tokenizer.padTokenID == 0 && tokenizer.bosTokenID == nil)
+        #expect(
+            tokenizer.eosTokenID == 0 && tokenizer.padTokenID == 0 && tokenizer.bosTokenID == nil)
         #expect(tokenizer.chatTemplate == "D")
         let ids = tokenizer.encode("hello world", parseSpecialTokens: false)
         #expect(tokenizer.tokenStrings(ids) == ["hello", "Ġworld"])
@@ -80,7 +100,8 @@ struct HuggingFaceFileTests {
     }
 
     @Test func addedTokenOptionsStripWhitespace() throws {
-        let tokenizer = try Tokenizer(tokenizerJSONData: JSONSerialization.data(withJSONObject: tinyTokenizerJSON()))
+        let tokenizer = try Tokenizer(
+            tokenizerJSONData: JSONSerialization.data(withJSONObject: tinyTokenizerJSON()))
         let hello = tokenizer.encode("hello", parseSpecialTokens: true)
         // rstrip: "<|user|>" absorbs the spaces after it.
         #expect(tokenizer.encode("<|user|>   hello", parseSpecialTokens: true) == [1] + hello)
@@ -92,29 +113,66 @@ struct HuggingFaceFileTests {
     @Test func mergesMayBePairs() throws {
         var json = tinyTokenizerJSON()
         var model = json["model"] as! [String: Any]
-        model["merges"] = (model["merges"] as! [String]).map { $0.split(separator: " ").map(String.init) }
+        model["merges"] = (model["merges"] as! [String]).map {
+            $0.split(separator: " ").map(String.init)
+        }
         json["model"] = model
-        let tokenizer = try Tokenizer(tokenizerJSONData: JSONSerialization.data(withJSONObject: json))
-        #expect(tokenizer.tokenStrings(tokenizer.encode("hello", parseSpecialTokens: false)) == ["hello"])
+        let tokenizer = try Tokenizer(
+            tokenizerJSONData: JSONSerialization.data(withJSONObject: json))
+        #expect(
+            tokenizer.tokenStrings(tokenizer.encode("hello", parseSpecialTokens: false)) == [
+                "hello"
+            ])
     }
 
     @Test func recognisesEachSupportedPreTokenizer() throws {
-        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]
+        let byteLevel: [String: Any] = [
+            "type": "ByteLevel", "add_prefix_space": false, "use_regex": false,
+        ]
         let cases: [(Any, PreTokenizerKind)] = [
-            (["type": "Sequence", "pretokenizers": [
-                ["type": "Digits", "individual_digits": true],
-                ["type": "ByteLevel", "add_prefix_space": false, "use_regex": true]]], .smollm),
-            (["type": "Sequence", "pretokenizers": [
-                ["type": "Split", "pattern": ["Regex": #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#],
-                 "behavior": "Isolated", "invert": false], byteLevel]], .llama3),
-            (["type": "Sequence", "pretokenizers": [
-                ["type": "Split", "pattern": ["Regex": #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#],
-                 "behavior": "Isolated", "invert": false], byteLevel]], .qwen2),
+            (
+                [
+                    "type": "Sequence",
+                    "pretokenizers": [
+                        ["type": "Digits", "individual_digits": true],
+                        ["type": "ByteLevel", "add_prefix_space": false, "use_regex": true],
+                    ],
+                ], .smollm
+            ),
+            (
+                [
+                    "type": "Sequence",
+                    "pretokenizers": [
+                        [
+                            "type": "Split",
+                            "pattern": [
+                                "Regex": llama3Pattern
+                            ],
+                            "behavior": "Isolated", "invert": false,
+                        ], byteLevel,
+                    ],
+                ], .llama3
+            ),
+            (
+                [
+                    "type": "Sequence",
+                    "pretokenizers": [
+                        [
+                            "type": "Split",
+                            "pattern": [
+                                "Regex": qwen2Pattern
+                            ],
+                            "behavior": "Isolated", "invert": false,
+                        ], byteLevel,
+                    ],
+                ], .qwen2
+            ),
         ]
         for (preTokenizer, kind) in cases {
             var json = tinyTokenizerJSON()
             json["pre_tokenizer"] = preTokenizer
-            let tokenizer = try Tokenizer(tokenizerJSONData: JSONSerialization.data(withJSONObject: json))
+            let tokenizer = try Tokenizer(
+                tokenizerJSONData: JSONSerialization.data(withJSONObject: json))
             #expect(tokenizer.preTokenizer == kind)
         }
     }
@@ -127,7 +185,9 @@ struct HuggingFaceFileTests {
         edit(&json)
         let data = try JSONSerialization.data(withJSONObject: json)
         let configData = try config.map { try JSONSerialization.data(withJSONObject: $0) }
-        return tokenizerError { _ = try Tokenizer(tokenizerJSONData: data, tokenizerConfigData: configData) }
+        return tokenizerError {
+            _ = try Tokenizer(tokenizerJSONData: data, tokenizerConfigData: configData)
+        }
     }
 
     private func editModel(_ json: inout [String: Any], _ edit: (inout [String: Any]) -> Void) {
@@ -148,13 +208,13 @@ struct HuggingFaceFileTests {
 
     @Test func wronglyTypedFieldsAreNamed() throws {
         let vocabError = try error { editModel(&$0) { $0["vocab"] = ["a": "zero"] } }
-        guard case let .invalidField(file, field, _, _)? = vocabError else {
+        guard case .invalidField(let file, let field, _, _)? = vocabError else {
             Issue.record("got \(String(describing: vocabError))")
             return
         }
         #expect(file == "tokenizer.json" && field == "model.vocab.a")
         let mergeError = try error { editModel(&$0) { $0["merges"] = [["a", "b", "c"]] } }
-        guard case let .invalidField(_, mergeField, _, _)? = mergeError else {
+        guard case .invalidField(_, let mergeField, _, _)? = mergeError else {
             Issue.record("got \(String(describing: mergeError))")
             return
         }
@@ -169,20 +229,39 @@ struct HuggingFaceFileTests {
             ("model.type", { editModel(&$0) { $0["type"] = "WordPiece" } }),
             ("model.byte_fallback", { editModel(&$0) { $0["byte_fallback"] = true } }),
             ("model.dropout", { editModel(&$0) { $0["dropout"] = 0.1 } }),
-            ("model.continuing_subword_prefix", { editModel(&$0) { $0["continuing_subword_prefix"] = "##" } }),
-            ("pre_tokenizer.type", { $0["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"] }),
+            (
+                "model.continuing_subword_prefix",
+                { editModel(&$0) { $0["continuing_subword_prefix"] = "##" } }
+            ),
+            (
+                "pre_tokenizer.type",
+                { $0["pre_tokenizer"] = ["type": "Metaspace", "replacement": "▁"] }
+            ),
             ("pre_tokenizer", { $0["pre_tokenizer"] = NSNull() }),
-            ("pre_tokenizer.add_prefix_space", { $0["pre_tokenizer"] = ["type": "ByteLevel", "add_prefix_space": true] }),
+            (
+                "pre_tokenizer.add_prefix_space",
+                { $0["pre_tokenizer"] = ["type": "ByteLevel", "add_prefix_space": true] }
+            ),
             ("decoder.type", { $0["decoder"] = ["type": "WordPiece"] }),
-            ("pre_tokenizer.pretokenizers[0].pattern", {
-                $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [
-                    ["type": "Split", "pattern": ["Regex": "\\s+"], "behavior": "Isolated", "invert": false],
-                    ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false]]]
-            }),
+            (
+                "pre_tokenizer.pretokenizers[0].pattern",
+                {
+                    $0["pre_tokenizer"] = [
+                        "type": "Sequence",
+                        "pretokenizers": [
+                            [
+                                "type": "Split", "pattern": ["Regex": "\\s+"],
+                                "behavior": "Isolated", "invert": false,
+                            ],
+                            ["type": "ByteLevel", "add_prefix_space": false, "use_regex": false],
+                        ],
+                    ]
+                }
+            ),
         ]
         for (field, edit) in cases {
             let found = try error(edit)
-            guard case let .unsupportedFeature(file, foundField, _, _)? = found else {
+            guard case .unsupportedFeature(let file, let foundField, _, _)? = found else {
                 Issue.record("\(field): got \(String(describing: found))")
                 continue
             }
@@ -194,18 +273,25 @@ struct HuggingFaceFileTests {
 
     @Test func mergesMustReferenceKnownTokens() throws {
         let found = try error { editModel(&$0) { $0["merges"] = ["h e", "q zz"] } }
-        #expect(found == .mergeReferencesUnknownToken(
-            field: "tokenizer.json: model.merges", index: 1, merge: "q zz", token: "zz"))
+        #expect(
+            found
+                == .mergeReferencesUnknownToken(
+                    field: "tokenizer.json: model.merges", index: 1, merge: "q zz", token: "zz"))
         #expect(found!.description.contains("model.merges[1]"))
         let malformed = try error { editModel(&$0) { $0["merges"] = ["he"] } }
-        #expect(malformed == .malformedMerge(field: "tokenizer.json: model.merges", index: 0, merge: "he"))
+        #expect(
+            malformed
+                == .malformedMerge(field: "tokenizer.json: model.merges", index: 0, merge: "he"))
     }
 
     @Test func configTokensMustExist() throws {
         let found = try error(config: ["eos_token": "</s>"]) { _ in }
-        #expect(found == .unknownSpecialToken(file: "tokenizer_config.json", field: "eos_token", token: "</s>"))
+        #expect(
+            found
+                == .unknownSpecialToken(
+                    file: "tokenizer_config.json", field: "eos_token", token: "</s>"))
         let mistyped = try error(config: ["bos_token": 5]) { _ in }
-        guard case let .invalidField(file, field, _, _)? = mistyped else {
+        guard case .invalidField(let file, let field, _, _)? = mistyped else {
             Issue.record("got \(String(describing: mistyped))")
             return
         }
@@ -213,7 +299,13 @@ struct HuggingFaceFileTests {
     }
 
     @Test func duplicateIDsAndHugeIDsAreRejected() throws {
-        let duplicate = try error { editModel(&$0) { var vocab = $0["vocab"] as! [String: Int]; vocab["zzz"] = 3; $0["vocab"] = vocab } }
+        let duplicate = try error {
+            editModel(&$0) {
+                var vocab = $0["vocab"] as! [String: Int]
+                vocab["zzz"] = 3
+                $0["vocab"] = vocab
+            }
+        }
         guard case .invalidField(_, _, "a unique id", _)? = duplicate else {
             Issue.record("got \(String(describing: duplicate))")
             return
@@ -228,12 +320,14 @@ struct HuggingFaceFileTests {
     @Test func unreadableAndInvalidFiles() throws {
         let missing = URL(fileURLWithPath: "/nonexistent/tokenizer.json")
         let unreadable = tokenizerError { _ = try Tokenizer(tokenizerJSON: missing) }
-        guard case let .unreadableFile(path, _)? = unreadable else {
+        guard case .unreadableFile(let path, _)? = unreadable else {
             Issue.record("got \(String(describing: unreadable))")
             return
         }
         #expect(path == missing.path)
-        let invalid = tokenizerError { _ = try Tokenizer(tokenizerJSONData: Data("{ not json".utf8)) }
+        let invalid = tokenizerError {
+            _ = try Tokenizer(tokenizerJSONData: Data("{ not json".utf8))
+        }
         guard case .invalidJSON(file: "tokenizer.json", _)? = invalid else {
             Issue.record("got \(String(describing: invalid))")
             return
@@ -265,22 +359,35 @@ struct RawArrayErrorTests {
     }
 
     @Test func specialIDsOutOfRange() {
-        #expect(throws: TokenizerError.specialTokenIDOutOfRange(role: "eos", id: 300, vocabularySize: 256)) {
-            try Tokenizer(tokens: bytes, merges: [], specialTokens: SpecialTokenIDs(eos: 300), preTokenizer: .gpt2)
+        #expect(
+            throws: TokenizerError.specialTokenIDOutOfRange(
+                role: "eos", id: 300, vocabularySize: 256)
+        ) {
+            try Tokenizer(
+                tokens: bytes, merges: [], specialTokens: SpecialTokenIDs(eos: 300),
+                preTokenizer: .gpt2)
         }
     }
 
     @Test func badMerges() {
-        #expect(throws: TokenizerError.malformedMerge(field: "tokenizer.ggml.merges", index: 0, merge: "ab")) {
+        #expect(
+            throws: TokenizerError.malformedMerge(
+                field: "tokenizer.ggml.merges", index: 0, merge: "ab")
+        ) {
             try Tokenizer(tokens: bytes, merges: ["ab"], preTokenizer: .gpt2)
         }
         // Both sides exist but their concatenation is not a token.
-        #expect(throws: TokenizerError.mergeReferencesUnknownToken(
-            field: "tokenizer.ggml.merges", index: 0, merge: "a b", token: "ab")) {
+        #expect(
+            throws: TokenizerError.mergeReferencesUnknownToken(
+                field: "tokenizer.ggml.merges", index: 0, merge: "a b", token: "ab")
+        ) {
             try Tokenizer(tokens: bytes, merges: ["a b"], preTokenizer: .gpt2)
         }
         let error = TokenizerError.mergeReferencesUnknownToken(
             field: "tokenizer.ggml.merges", index: 0, merge: "a b", token: "ab")
-        #expect(error.description == "tokenizer.ggml.merges[0] = \"a b\" needs token \"ab\", which is not in the vocabulary.")
+        let expected =
+            #"tokenizer.ggml.merges[0] = "a b" needs token "ab", "#
+            + "which is not in the vocabulary."
+        #expect(error.description == expected)
     }
 }

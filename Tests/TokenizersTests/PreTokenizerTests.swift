@@ -12,7 +12,9 @@ func words(_ text: String, _ kind: PreTokenizerKind) -> [String] {
         var buffer = ScalarBuffer()
         var ranges: [Range<Int>] = []
         PreTokenizer(kind: kind).split(utf8, 0..<utf8.count, buffer: &buffer, into: &ranges)
-        return ranges.map { String(decoding: UnsafeBufferPointer(rebasing: utf8[$0]), as: UTF8.self) }
+        return ranges.map {
+            String(decoding: UnsafeBufferPointer(rebasing: utf8[$0]), as: UTF8.self)
+        }
     }
 }
 
@@ -27,22 +29,28 @@ struct PreTokenizerTests {
 
     static let examples: [Example] = [
         .init(kind: .gpt2, text: "Hello world", expected: ["Hello", " world"]),
-        .init(kind: .gpt2, text: "I'M here, it'S 'ſ ok",
-              expected: ["I", "'", "M", " here", ",", " it", "'", "S", " '", "ſ", " ok"]),
+        .init(
+            kind: .gpt2, text: "I'M here, it'S 'ſ ok",
+            expected: ["I", "'", "M", " here", ",", " it", "'", "S", " '", "ſ", " ok"]),
         .init(kind: .gpt2, text: "x  12345 yy", expected: ["x", " ", " 12345", " yy"]),
         .init(kind: .gpt2, text: "a\r\n\r\n  b", expected: ["a", "\r\n\r\n ", " b"]),
         .init(kind: .gpt2, text: "  \n\tend ", expected: ["  \n", "\t", "end", " "]),
         .init(kind: .gpt2, text: "(abc) !!x\n\n", expected: ["(", "abc", ")", " !!", "x", "\n\n"]),
         .init(kind: .gpt2, text: "don't 'll 'LL", expected: ["don", "'t", " '", "ll", " '", "LL"]),
         .init(kind: .gpt2, text: "٣½Ⅻ 12", expected: ["٣½Ⅻ", " 12"]),
-        .init(kind: .gpt2, text: "a\u{A0}b\u{3000} c", expected: ["a", "\u{A0}", "b", "\u{3000}", " c"]),
+        .init(
+            kind: .gpt2, text: "a\u{A0}b\u{3000} c",
+            expected: ["a", "\u{A0}", "b", "\u{3000}", " c"]),
         .init(kind: .gpt2, text: "::\r\nfoo", expected: ["::", "\r", "\n", "foo"]),
         .init(kind: .gpt2, text: "x'ſ y'RE", expected: ["x", "'", "ſ", " y", "'", "RE"]),
-        .init(kind: .smollm, text: "x  12345 yy", expected: ["x", "  ", "1", "2", "3", "4", "5", " yy"]),
+        .init(
+            kind: .smollm, text: "x  12345 yy",
+            expected: ["x", "  ", "1", "2", "3", "4", "5", " yy"]),
         .init(kind: .smollm, text: "٣½Ⅻ 12", expected: ["٣", "½", "Ⅻ", " ", "1", "2"]),
         .init(kind: .smollm, text: "I'M here", expected: ["I", "'", "M", " here"]),
-        .init(kind: .llama3, text: "I'M here, it'S 'ſ ok",
-              expected: ["I", "'M", " here", ",", " it", "'S", " '", "ſ", " ok"]),
+        .init(
+            kind: .llama3, text: "I'M here, it'S 'ſ ok",
+            expected: ["I", "'M", " here", ",", " it", "'S", " '", "ſ", " ok"]),
         .init(kind: .llama3, text: "x  12345 yy", expected: ["x", " ", " ", "123", "45", " yy"]),
         .init(kind: .llama3, text: "a\r\n\r\n  b", expected: ["a", "\r\n\r\n", " ", " b"]),
         .init(kind: .llama3, text: "  \n\tend ", expected: ["  \n", "\tend", " "]),
@@ -51,7 +59,9 @@ struct PreTokenizerTests {
         .init(kind: .llama3, text: "a\u{A0}b", expected: ["a", "\u{A0}b"]),
         .init(kind: .llama3, text: "::\r\nfoo", expected: ["::\r\n", "foo"]),
         .init(kind: .llama3, text: "x'ſ y'RE", expected: ["x", "'ſ", " y", "'RE"]),
-        .init(kind: .qwen2, text: "x  12345 yy", expected: ["x", " ", " ", "1", "2", "3", "4", "5", " yy"]),
+        .init(
+            kind: .qwen2, text: "x  12345 yy",
+            expected: ["x", " ", " ", "1", "2", "3", "4", "5", " yy"]),
         .init(kind: .qwen2, text: "٣½Ⅻ 12", expected: ["٣", "½", "Ⅻ", " ", "1", "2"]),
         .init(kind: .qwen2, text: "(abc) !!x\n\n", expected: ["(abc", ")", " !!", "x", "\n\n"]),
     ]
@@ -59,8 +69,10 @@ struct PreTokenizerTests {
     @Test(arguments: examples)
     func splitsLikeTheReferenceRegex(_ example: Example) {
         let actual = words(example.text, example.kind)
-        #expect(actual.map { Array($0.unicodeScalars) } == example.expected.map { Array($0.unicodeScalars) },
-                "\(actual)")
+        #expect(
+            actual.map { Array($0.unicodeScalars) }
+                == example.expected.map { Array($0.unicodeScalars) },
+            "\(actual)")
     }
 
     @Test(arguments: PreTokenizerKind.allCases)
