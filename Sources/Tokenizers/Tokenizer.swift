@@ -91,7 +91,9 @@ public final class Tokenizer: Sendable {
     /// Stands in for bytes that have no token; nil drops them (llama.cpp, HF without `unk_token`).
     let bpeUnknownTokenID: Int32?
     let wordSplitter: PreTokenizer
+    /// Word → ids cache: at most 65,536 words of at most 256 bytes each (about 30 MB at worst).
     private let cache = Mutex(WordCache(capacity: 1 << 16))
+    private static let maximumCachedWordLength = 256
 
     init(spec: TokenizerSpec) throws(TokenizerError) {
         let tokens = spec.tokens
@@ -261,12 +263,13 @@ public final class Tokenizer: Sendable {
                 continue
             }
             let bytes = Array(UnsafeBufferPointer(rebasing: utf8[word]))
-            if let cached = cache.withLock({ $0.ids(for: bytes) }) {
+            let isCacheable = bytes.count <= Self.maximumCachedWordLength
+            if isCacheable, let cached = cache.withLock({ $0.ids(for: bytes) }) {
                 for id in cached { ids.append(Int(id)) }
                 continue
             }
             let merged = mergeWord(bytes)
-            cache.withLock { $0.insert(merged, for: bytes) }
+            if isCacheable { cache.withLock { $0.insert(merged, for: bytes) } }
             for id in merged { ids.append(Int(id)) }
         }
     }
