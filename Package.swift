@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ChatTemplates", targets: ["ChatTemplates"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Models", targets: ["Models"]),
         .executable(name: "rlhf", targets: ["rlhf"]),
     ],
@@ -33,7 +34,9 @@ let package = Package(
         .target(name: "Tokenizers"),
         // Jinja subset for chat templates (SmolLM2, Qwen2.5, Llama-3, Zephyr).
         .target(name: "ChatTemplates"),
-        .target(name: "Models", dependencies: ["TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates"]),
+        // JSONL datasets in TRL's formats, validation with file/line/field errors, encoding with loss masks.
+        .target(name: "Datasets", dependencies: ["Tokenizers", "ChatTemplates"]),
+        .target(name: "Models", dependencies: ["TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "Datasets"]),
         .executableTarget(
             name: "rlhf",
             dependencies: [
@@ -41,10 +44,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "Benchmarks", dependencies: ["TensorCore", "Models", "_CBLAS"]),
+        .executableTarget(name: "Benchmarks", dependencies: ["TensorCore", "Models", "ModelFormats", "_CBLAS"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers", "ChatTemplates", "ModelFormats"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers"]),
     ]

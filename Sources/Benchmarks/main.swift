@@ -9,3 +9,5 @@ let args = CommandLine.arguments.dropFirst()
 let which = Set(args.isEmpty ? ["all"] : args)
 if which.contains("gemm") || which.contains("all") { KernelBenchmarks.gemm(); print() }
 if which.contains("kernels") || which.contains("all") { KernelBenchmarks.kernels(); print() }
+let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "logprobs", "train"])
+if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts) }
