@@ -26,25 +26,42 @@ public struct ChatMessage: Sendable, Equatable {
 /// directly onto a byte-level BPE tokenizer's offsets.
 public struct RenderedChat: Sendable, Equatable {
     /// A byte range of `text` copied from message `messageIndex`'s `content`.
-    public struct Span: Sendable, Equatable {
+    public struct ContentSpan: Sendable, Equatable {
         public var messageIndex: Int
         public var utf8Range: Range<Int>
+
+        public init(messageIndex: Int, utf8Range: Range<Int>) {
+            self.messageIndex = messageIndex
+            self.utf8Range = utf8Range
+        }
     }
 
     public var text: String
     /// Assistant content in output order. Text the template wrapped around the content (role
     /// headers, end-of-turn tokens) is outside the spans.
-    public var assistantContent: [Span]
+    public var assistantContent: [ContentSpan]
     /// Byte ranges of `{% generation %}…{% endgeneration %}` blocks (HF's
     /// `return_assistant_tokens_mask` markers), in output order; empty when the template has none.
     public var generationSpans: [Range<Int>]
 
+    public init(
+        text: String, assistantContent: [ContentSpan] = [], generationSpans: [Range<Int>] = []
+    ) {
+        self.text = text
+        self.assistantContent = assistantContent
+        self.generationSpans = generationSpans
+    }
+
     /// UTF-8 byte ranges of assistant content in `text`, in order.
     public var assistantSpans: [Range<Int>] { assistantContent.map(\.utf8Range) }
 
-    /// The text of a UTF-8 byte range of `text`.
+    /// The text of a UTF-8 byte range of `text` (ranges from this value lie on scalar
+    /// boundaries).
     public func text(utf8 range: Range<Int>) -> String {
-        String(decoding: Array(text.utf8)[range], as: UTF8.self)
+        let utf8 = text.utf8
+        let start = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
+        let end = utf8.index(start, offsetBy: range.count)
+        return String(decoding: utf8[start..<end], as: UTF8.self)
     }
 }
 
@@ -91,8 +108,9 @@ public struct ChatTemplate: Sendable {
     ) throws(TemplateError) -> RenderedChat {
         if continueFinalMessage && addGenerationPrompt {
             throw .invalidArguments(
-                message: "continueFinalMessage and addGenerationPrompt are exclusive: the first continues "
-                    + "the last message, the second opens a new assistant turn.")
+                message:
+                    "continueFinalMessage and addGenerationPrompt are exclusive: the first "
+                    + "continues the last message, the second opens a new assistant turn.")
         }
         var context: [String: Value] = [
             "messages": .array(messages.enumerated().map { Self.messageValue($1, index: $0) }),
@@ -112,11 +130,15 @@ public struct ChatTemplate: Sendable {
     }
 
     /// Renders with exactly the given variables (plus the globals), for non-chat uses.
-    public func render(context: [String: JinjaValue], currentDate: Date = Date()) throws(TemplateError) -> String {
+    public func render(context: [String: JinjaValue], currentDate: Date = Date())
+        throws(TemplateError) -> String
+    {
         try run(context.mapValues(Value.init), currentDate: currentDate).text
     }
 
-    private func run(_ context: [String: Value], currentDate: Date) throws(TemplateError) -> TaggedString {
+    private func run(_ context: [String: Value], currentDate: Date) throws(TemplateError)
+        -> TaggedString
+    {
         var scope = Globals.all(currentDate: currentDate)
         scope.merge(context) { _, new in new }
         do {
@@ -133,7 +155,8 @@ public struct ChatTemplate: Sendable {
         object["role"] = .string(message.role)
         object["content"] = .string(
             message.role == "assistant"
-                ? TaggedString(message.content, markedAsMessage: index) : TaggedString(message.content))
+                ? TaggedString(message.content, markedAsMessage: index)
+                : TaggedString(message.content))
         for key in message.extraFields.keys.sorted() {
             object[key] = Value(message.extraFields[key]!)
         }
@@ -143,7 +166,7 @@ public struct ChatTemplate: Sendable {
     /// Turns output marks into spans; assistant messages whose content left no mark (the
     /// template rebuilt the string) are located by searching the text, in message order.
     private static func spans(of output: TaggedString, messages: [ChatMessage]) -> RenderedChat {
-        var content: [RenderedChat.Span] = []
+        var content: [RenderedChat.ContentSpan] = []
         var generation: [Range<Int>] = []
         for mark in output.marks {
             if mark.message == Interpreter.generationMark {
@@ -151,27 +174,31 @@ public struct ChatTemplate: Sendable {
             } else if let last = content.last, last.messageIndex == mark.message,
                 last.utf8Range.upperBound == mark.range.lowerBound
             {
-                content[content.count - 1].utf8Range = last.utf8Range.lowerBound..<mark.range.upperBound
+                content[content.count - 1].utf8Range =
+                    last.utf8Range.lowerBound..<mark.range.upperBound
             } else {
-                content.append(RenderedChat.Span(messageIndex: mark.message, utf8Range: mark.range))
+                content.append(
+                    RenderedChat.ContentSpan(messageIndex: mark.message, utf8Range: mark.range))
             }
         }
         let marked = Set(content.map(\.messageIndex))
         let bytes = Array(output.text.utf8)
         for (index, message) in messages.enumerated()
         where message.role == "assistant" && !marked.contains(index) {
-            let searchStart = content.filter { $0.messageIndex < index }.map(\.utf8Range.upperBound).max() ?? 0
+            let searchStart =
+                content.filter { $0.messageIndex < index }.map(\.utf8Range.upperBound).max() ?? 0
             let candidates = [message.content, TaggedString(message.content).stripped().text]
             for candidate in candidates where !candidate.isEmpty {
                 if let found = bytes[searchStart...].firstRange(of: Array(candidate.utf8)) {
-                    content.append(RenderedChat.Span(messageIndex: index, utf8Range: found))
+                    content.append(RenderedChat.ContentSpan(messageIndex: index, utf8Range: found))
                     break
                 }
             }
         }
         content.sort { $0.utf8Range.lowerBound < $1.utf8Range.lowerBound }
         generation.sort { $0.lowerBound < $1.lowerBound }
-        return RenderedChat(text: output.text, assistantContent: content, generationSpans: generation)
+        return RenderedChat(
+            text: output.text, assistantContent: content, generationSpans: generation)
     }
 }
 
@@ -190,12 +217,15 @@ extension RenderedChat {
         }
         guard let end else {
             throw .invalidArguments(
-                message: "continueFinalMessage: the final message's content does not appear in the rendered text")
+                message:
+                    "continueFinalMessage: the final message's content does not appear in the "
+                    + "rendered text")
         }
         text = String(decoding: bytes[..<end], as: UTF8.self)
         assistantContent = assistantContent.compactMap { span in
             let clipped = span.utf8Range.clamped(to: 0..<end)
-            return clipped.isEmpty ? nil : Span(messageIndex: span.messageIndex, utf8Range: clipped)
+            return clipped.isEmpty
+                ? nil : ContentSpan(messageIndex: span.messageIndex, utf8Range: clipped)
         }
         generationSpans = generationSpans.map { $0.clamped(to: 0..<end) }.filter { !$0.isEmpty }
     }

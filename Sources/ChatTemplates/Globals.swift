@@ -24,8 +24,9 @@ enum Globals {
             "namespace": function("namespace") { arguments in
                 var attributes = ValueObject()
                 for value in arguments.positional {
-                    guard case let .object(object) = value else {
-                        throw EvalFailure("namespace() takes keyword arguments or a dict, not \(value.typeName)")
+                    guard case .object(let object) = value else {
+                        throw EvalFailure(
+                            "namespace() takes keyword arguments or a dict, not \(value.typeName)")
                     }
                     for (key, item) in object.pairs { attributes[key] = item }
                 }
@@ -33,14 +34,18 @@ enum Globals {
                 return .namespace(Namespace(attributes))
             },
             "dict": function("dict") { arguments in
-                guard arguments.positional.isEmpty else { throw EvalFailure("dict() takes keyword arguments only") }
+                guard arguments.positional.isEmpty else {
+                    throw EvalFailure("dict() takes keyword arguments only")
+                }
                 return .object(ValueObject(arguments.keyword.map { ($0.name, $0.value) }))
             },
             "range": function("range", call: range),
         ]
     }
 
-    private static func function(_ name: String, call: @escaping (CallArguments) throws -> Value) -> Value {
+    private static func function(_ name: String, call: @escaping (CallArguments) throws -> Value)
+        -> Value
+    {
         .function(Function(name: name, call: call))
     }
 
@@ -60,7 +65,9 @@ enum Globals {
         let step = numbers.count > 2 ? numbers[2] : 1
         guard step != 0 else { throw EvalFailure("range() arg 3 must not be zero") }
         let values = Array(Swift.stride(from: start, to: stop, by: step).prefix(100_001))
-        guard values.count <= 100_000 else { throw EvalFailure("range too big, the sandbox allows 100000 items") }
+        guard values.count <= 100_000 else {
+            throw EvalFailure("range too big, the sandbox allows 100000 items")
+        }
         return .array(values.map { .int($0) })
     }
 
@@ -74,7 +81,8 @@ enum Globals {
             var buffer = [CChar](repeating: 0, count: capacity)
             let count = Foundation.strftime(&buffer, capacity, format, &parts)
             if count > 0 || format.isEmpty {
-                return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                return String(
+                    decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             }
             capacity *= 4
         }

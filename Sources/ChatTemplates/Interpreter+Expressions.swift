@@ -16,55 +16,56 @@ extension Interpreter {
     private func evaluateUnlocated(_ expr: Expr) throws -> Value {
         switch expr.kind {
         case .none: return .none
-        case let .bool(flag): return .bool(flag)
-        case let .integer(number): return .int(number)
-        case let .float(number): return .double(number)
-        case let .string(text): return .string(text)
-        case let .name(name): return lookup(name)
-        case let .list(items), let .tuple(items):
+        case .bool(let flag): return .bool(flag)
+        case .integer(let number): return .int(number)
+        case .float(let number): return .double(number)
+        case .string(let text): return .string(text)
+        case .name(let name): return lookup(name)
+        case .list(let items), .tuple(let items):
             return .array(try items.map { try evaluate($0) })
-        case let .dictionary(entries):
+        case .dictionary(let entries):
             var object = ValueObject()
             for entry in entries {
-                guard case let .string(key) = try evaluate(entry.key) else {
+                guard case .string(let key) = try evaluate(entry.key) else {
                     throw EvalFailure("dictionary keys must be strings")
                 }
                 object[key.text] = try evaluate(entry.value)
             }
             return .object(object)
-        case let .attribute(base, name):
+        case .attribute(let base, let name):
             return try evaluate(base).attribute(name)
-        case let .item(base, index):
+        case .item(let base, let index):
             return try evaluate(base).item(try evaluate(index))
-        case let .slice(base, start, stop, step):
+        case .slice(let base, let start, let stop, let step):
             return try evaluate(base).sliced(
                 start: try start.map { try evaluate($0) }, stop: try stop.map { try evaluate($0) },
                 step: try step.map { try evaluate($0) })
-        case let .call(callee, arguments):
+        case .call(let callee, let arguments):
             let function = try evaluate(callee)
-            guard case let .function(body) = function else {
-                if case let .undefined(hint) = function { throw EvalFailure(hint) }
+            guard case .function(let body) = function else {
+                if case .undefined(let hint) = function { throw EvalFailure(hint) }
                 throw EvalFailure("'\(function.typeName)' object is not callable")
             }
             return try body.call(try evaluate(arguments))
-        case let .filter(base, name, arguments):
+        case .filter(let base, let name, let arguments):
             return try Filters.apply(name, to: try evaluate(base), try evaluate(arguments))
-        case let .test(base, name, arguments, negated):
-            let result = try TemplateTests.apply(name, to: try evaluate(base), try evaluate(arguments))
+        case .test(let base, let name, let arguments, let negated):
+            let result = try TemplateTests.apply(
+                name, to: try evaluate(base), try evaluate(arguments))
             return .bool(result != negated)
-        case let .unary(op, operand):
+        case .unary(let op, let operand):
             return try Operators.unary(op, try evaluate(operand))
-        case let .binary(op, left, right):
+        case .binary(let op, let left, let right):
             return try Operators.binary(op, try evaluate(left), try evaluate(right))
-        case let .and(left, right):
+        case .and(let left, let right):
             let value = try evaluate(left)
             return value.isTruthy ? try evaluate(right) : value
-        case let .or(left, right):
+        case .or(let left, let right):
             let value = try evaluate(left)
             return value.isTruthy ? value : try evaluate(right)
-        case let .not(operand):
+        case .not(let operand):
             return .bool(!(try evaluate(operand).isTruthy))
-        case let .compare(first, operations):
+        case .compare(let first, let operations):
             var left = try evaluate(first)
             for (op, rightExpr) in operations {
                 let right = try evaluate(rightExpr)
@@ -72,13 +73,14 @@ extension Interpreter {
                 left = right
             }
             return .bool(true)
-        case let .concat(parts):
+        case .concat(let parts):
             var result = TaggedString()
             for part in parts { result.append(try evaluate(part).taggedString) }
             return .string(result)
-        case let .conditional(condition, then, otherwise):
+        case .conditional(let condition, let then, let otherwise):
             if try evaluate(condition).isTruthy { return try evaluate(then) }
-            return try otherwise.map { try evaluate($0) } ?? .undefined(hint: "the conditional expression had no else")
+            return try otherwise.map { try evaluate($0) }
+                ?? .undefined(hint: "the conditional expression had no else")
         }
     }
 }
@@ -88,13 +90,14 @@ extension Value {
     /// then the item.
     func attribute(_ name: String) throws -> Value {
         switch self {
-        case let .undefined(hint):
+        case .undefined(let hint):
             throw EvalFailure(hint)
-        case let .object(object):
+        case .object(let object):
             if let method = Methods.bound(name, on: self) { return method }
             return object[name] ?? .undefined(hint: "'dict object' has no attribute '\(name)'")
-        case let .namespace(namespace):
-            return namespace.attributes[name] ?? .undefined(hint: "'Namespace' object has no attribute '\(name)'")
+        case .namespace(let namespace):
+            return namespace.attributes[name]
+                ?? .undefined(hint: "'Namespace' object has no attribute '\(name)'")
         default:
             if let method = Methods.bound(name, on: self) { return method }
             return .undefined(hint: "'\(typeName) object' has no attribute '\(name)'")
@@ -104,15 +107,16 @@ extension Value {
     /// `value[key]`: Python indexing (negative indexes count from the end); missing → undefined.
     func item(_ key: Value) throws -> Value {
         switch (self, key) {
-        case let (.undefined(hint), _):
+        case (.undefined(let hint), _):
             throw EvalFailure(hint)
-        case let (.object(object), .string(name)):
-            return object[name.text] ?? .undefined(hint: "'dict object' has no attribute '\(name.text)'")
-        case let (.namespace, .string(name)):
+        case (.object(let object), .string(let name)):
+            return object[name.text]
+                ?? .undefined(hint: "'dict object' has no attribute '\(name.text)'")
+        case (.namespace, .string(let name)):
             return try attribute(name.text)
         case (.array, _), (.string, _):
             guard let index = key.integer else {
-                if case let .string(name) = key { return try attribute(name.text) }
+                if case .string(let name) = key { return try attribute(name.text) }
                 throw EvalFailure("\(typeName) indices must be integers, not \(key.typeName)")
             }
             let items = try iterated()
@@ -122,7 +126,7 @@ extension Value {
             }
             return items[position]
         default:
-            if case let .string(name) = key { return try attribute(name.text) }
+            if case .string(let name) = key { return try attribute(name.text) }
             return .undefined(hint: "'\(typeName) object' has no item \(key.pythonRepr)")
         }
     }
@@ -142,14 +146,17 @@ extension Value {
         let items: [Value]
         switch self {
         case .array, .string: items = try iterated()
-        case let .undefined(hint): throw EvalFailure(hint)
+        case .undefined(let hint): throw EvalFailure(hint)
+        // Unlike item access, jinja2 passes slices straight to Python, so these fail.
+        case .object: throw EvalFailure("unhashable type: 'slice'")
         default: throw EvalFailure("'\(typeName)' object is not subscriptable")
         }
         let count = items.count
         func clamp(_ index: Int?, _ fallback: Int) -> Int {
             guard var index else { return fallback }
             if index < 0 { index += count }
-            return stride > 0 ? Swift.min(Swift.max(index, 0), count) : Swift.min(Swift.max(index, -1), count - 1)
+            return stride > 0
+                ? Swift.min(Swift.max(index, 0), count) : Swift.min(Swift.max(index, -1), count - 1)
         }
         let first = clamp(try bound(start), stride > 0 ? 0 : count - 1)
         let end = clamp(try bound(stop), stride > 0 ? count : -1)
@@ -157,12 +164,15 @@ extension Value {
         var index = first
         while stride > 0 ? index < end : index > end {
             indices.append(index)
-            index += stride
+            let (next, overflow) = index.addingReportingOverflow(stride)
+            if overflow { break }
+            index = next
         }
-        guard case let .string(text) = self else { return .array(indices.map { items[$0] }) }
+        guard case .string(let text) = self else { return .array(indices.map { items[$0] }) }
         if stride == 1 {
             guard let lower = indices.first else { return .string("") }
-            return .string(text.slice(scalars: lower..<indices.last! + 1, offsets: text.scalarOffsets))
+            return .string(
+                text.slice(scalars: lower..<indices.last! + 1, offsets: text.scalarOffsets))
         }
         return .string(indices.map { items[$0].pythonString }.joined())
     }

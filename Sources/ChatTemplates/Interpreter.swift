@@ -13,6 +13,9 @@ final class Interpreter {
 
     /// Innermost scope last; index 0 holds the render context, globals and top-level sets.
     private var scopes: [[String: Value]]
+    /// Active macro calls; bounded so a recursive macro fails instead of overflowing the stack.
+    private var macroDepth = 0
+    static let maximumMacroDepth = 32
 
     init(context: [String: Value]) {
         scopes = [context]
@@ -33,16 +36,17 @@ final class Interpreter {
 
     private func assign(_ target: AssignTarget, _ value: Value, location: TemplateLocation) throws {
         switch target {
-        case let .name(name):
+        case .name(let name):
             scopes[scopes.count - 1][name] = value
-        case let .tuple(names):
+        case .tuple(let names):
             let items = try unpack(value, count: names.count, location: location)
             for (name, item) in zip(names, items) { scopes[scopes.count - 1][name] = item }
-        case let .attribute(object, attribute):
-            guard case let .namespace(namespace) = lookup(object) else {
+        case .attribute(let object, let attribute):
+            guard case .namespace(let namespace) = lookup(object) else {
                 throw TemplateError.runtime(
-                    message: "cannot assign attribute '\(attribute)' on '\(object)': only namespace() objects "
-                        + "accept attribute assignment",
+                    message:
+                        "cannot assign attribute '\(attribute)' on '\(object)': only namespace() "
+                        + "objects accept attribute assignment",
                     location: location)
             }
             namespace.attributes[attribute] = value
@@ -52,11 +56,13 @@ final class Interpreter {
     private func unpack(_ value: Value, count: Int, location: TemplateLocation) throws -> [Value] {
         let items: [Value]
         do { items = try value.iterated() } catch let failure as EvalFailure {
-            throw TemplateError.runtime(message: "cannot unpack: \(failure.message)", location: location)
+            throw TemplateError.runtime(
+                message: "cannot unpack: \(failure.message)", location: location)
         }
         guard items.count == count else {
             throw TemplateError.runtime(
-                message: "cannot unpack \(items.count) value(s) into \(count) name(s)", location: location)
+                message: "cannot unpack \(items.count) value(s) into \(count) name(s)",
+                location: location)
         }
         return items
     }
@@ -64,11 +70,11 @@ final class Interpreter {
     func execute(_ nodes: [Node], into output: inout TaggedString) throws -> Flow {
         for node in nodes {
             switch node.kind {
-            case let .text(text):
+            case .text(let text):
                 output.append(text)
-            case let .output(expr):
+            case .output(let expr):
                 output.append(try evaluate(expr).taggedString)
-            case let .ifChain(branches, elseBody):
+            case .ifChain(let branches, let elseBody):
                 var body = elseBody
                 for branch in branches {
                     if try evaluate(branch.condition).isTruthy {
@@ -78,15 +84,17 @@ final class Interpreter {
                 }
                 let flow = try execute(body, into: &output)
                 if flow != .normal { return flow }
-            case let .forLoop(loop):
+            case .forLoop(let loop):
                 try executeFor(loop, location: node.location, into: &output)
-            case let .set(target, expr):
+            case .set(let target, let expr):
                 try assign(target, try evaluate(expr), location: node.location)
-            case let .setBlock(target, filters, body):
+            case .setBlock(let target, let filters, let body):
                 var captured = TaggedString()
                 _ = try execute(body, into: &captured)
-                try assign(target, try applyFilters(filters, to: .string(captured)), location: node.location)
-            case let .macro(macro):
+                try assign(
+                    target, try applyFilters(filters, to: .string(captured)),
+                    location: node.location)
+            case .macro(let macro):
                 scopes[scopes.count - 1][macro.name] = .function(
                     Function(name: macro.name) { [unowned self] arguments in
                         try self.call(macro, arguments, location: node.location)
@@ -95,7 +103,7 @@ final class Interpreter {
                 return .breakLoop
             case .continueLoop:
                 return .continueLoop
-            case let .with(assignments, body):
+            case .with(let assignments, let body):
                 scopes.append([:])
                 defer { scopes.removeLast() }
                 for (target, expr) in assignments {
@@ -103,11 +111,11 @@ final class Interpreter {
                 }
                 let flow = try execute(body, into: &output)
                 if flow != .normal { return flow }
-            case let .filterBlock(filters, body):
+            case .filterBlock(let filters, let body):
                 var captured = TaggedString()
                 _ = try execute(body, into: &captured)
                 output.append(try applyFilters(filters, to: .string(captured)).taggedString)
-            case let .generation(body):
+            case .generation(let body):
                 var captured = TaggedString()
                 let flow = try execute(body, into: &captured)
                 captured.markWhole(as: Self.generationMark)
@@ -122,12 +130,16 @@ final class Interpreter {
         var result = value
         for filter in filters {
             let arguments = try evaluate(filter.arguments)
-            result = try located(filter.location) { try Filters.apply(filter.name, to: result, arguments) }
+            result = try located(filter.location) {
+                try Filters.apply(filter.name, to: result, arguments)
+            }
         }
         return result
     }
 
-    private func executeFor(_ loop: ForLoop, location: TemplateLocation, into output: inout TaggedString) throws {
+    private func executeFor(
+        _ loop: ForLoop, location: TemplateLocation, into output: inout TaggedString
+    ) throws {
         let iterable = try evaluate(loop.iterable)
         var items = try located(loop.iterable.location) { try iterable.iterated() }
         if let filter = loop.filter {
@@ -163,22 +175,37 @@ final class Interpreter {
         loop["length"] = .int(count)
         loop["depth"] = .int(1)
         loop["depth0"] = .int(0)
-        loop["previtem"] = index > 0 ? items[index - 1] : .undefined(hint: "there is no previous item")
-        loop["nextitem"] = index + 1 < count ? items[index + 1] : .undefined(hint: "there is no next item")
+        loop["previtem"] =
+            index > 0 ? items[index - 1] : .undefined(hint: "there is no previous item")
+        loop["nextitem"] =
+            index + 1 < count ? items[index + 1] : .undefined(hint: "there is no next item")
         loop["cycle"] = .function(
             Function(name: "cycle") { arguments in
-                guard !arguments.positional.isEmpty else { throw EvalFailure("no items for cycling given") }
+                guard !arguments.positional.isEmpty else {
+                    throw EvalFailure("no items for cycling given")
+                }
                 return arguments.positional[index % arguments.positional.count]
             })
         return .object(loop)
     }
 
-    private func call(_ macro: Macro, _ arguments: CallArguments, location: TemplateLocation) throws -> Value {
+    private func call(_ macro: Macro, _ arguments: CallArguments, location: TemplateLocation) throws
+        -> Value
+    {
+        guard macroDepth < Self.maximumMacroDepth else {
+            throw EvalFailure(
+                "macro '\(macro.name)' recursed deeper than \(Self.maximumMacroDepth) calls")
+        }
+        macroDepth += 1
+        defer { macroDepth -= 1 }
         guard arguments.positional.count <= macro.parameters.count else {
-            throw EvalFailure("macro '\(macro.name)' takes not more than \(macro.parameters.count) argument(s)")
+            throw EvalFailure(
+                "macro '\(macro.name)' takes not more than \(macro.parameters.count) argument(s)")
         }
         var locals: [String: Value] = [:]
-        for (parameter, value) in zip(macro.parameters, arguments.positional) { locals[parameter.name] = value }
+        for (parameter, value) in zip(macro.parameters, arguments.positional) {
+            locals[parameter.name] = value
+        }
         for (name, value) in arguments.keyword {
             guard macro.parameters.contains(where: { $0.name == name }) else {
                 throw EvalFailure("macro '\(macro.name)' has no parameter named '\(name)'")

@@ -13,20 +13,25 @@ struct JSONOptions {
 
     /// Reads the keyword arguments of `tojson(indent=…, separators=…, …)`.
     init(_ arguments: CallArguments) throws {
-        let bound = try arguments.bind("tojson", ["ensure_ascii", "indent", "separators", "sort_keys"])
+        let bound = try arguments.bind(
+            "tojson", ["ensure_ascii", "indent", "separators", "sort_keys"])
         ensureASCII = bound[0]?.isTruthy ?? false
         sortKeys = bound[3]?.isTruthy ?? false
         switch bound[1] {
         case nil, .none?: indent = nil
-        case let .string(text)?: indent = text.text
+        case .string(let text)?: indent = text.text
         case let value?:
-            guard let width = value.integer else { throw EvalFailure("tojson indent must be an int or a string") }
-            indent = String(repeating: " ", count: Swift.max(0, width))
+            guard let width = value.integer else {
+                throw EvalFailure("tojson indent must be an int or a string")
+            }
+            indent = String(repeating: " ", count: Swift.min(Swift.max(0, width), 1024))
         }
         if indent != nil { itemSeparator = "," }
         if let separators = bound[2], !separators.isNoneOrUndefined {
             let parts = try separators.iterated()
-            guard parts.count == 2, case let .string(item) = parts[0], case let .string(key) = parts[1] else {
+            guard parts.count == 2, case .string(let item) = parts[0],
+                case .string(let key) = parts[1]
+            else {
                 throw EvalFailure("tojson separators must be a pair of strings")
             }
             itemSeparator = item.text
@@ -39,17 +44,22 @@ extension Value {
     func json(_ options: JSONOptions, level: Int = 0) throws -> String {
         switch self {
         case .none: return "null"
-        case let .bool(flag): return flag ? "true" : "false"
-        case let .int(number): return String(number)
-        case let .double(number):
+        case .bool(let flag): return flag ? "true" : "false"
+        case .int(let number): return String(number)
+        case .double(let number):
             if number.isNaN { return "NaN" }
             if number.isInfinite { return number < 0 ? "-Infinity" : "Infinity" }
             return pythonFloatRepr(number)
-        case let .string(text): return jsonQuoted(text.text, ensureASCII: options.ensureASCII)
-        case let .array(items):
-            return try jsonContainer("[", "]", items.map { try $0.json(options, level: level + 1) }, options, level)
-        case let .object(object):
-            let pairs = options.sortKeys ? object.pairs.sorted { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) } : object.pairs
+        case .string(let text): return jsonQuoted(text.text, ensureASCII: options.ensureASCII)
+        case .array(let items):
+            return try jsonContainer(
+                "[", "]", items.map { try $0.json(options, level: level + 1) }, options, level)
+        case .object(let object):
+            let pairs =
+                options.sortKeys
+                ? object.pairs.sorted {
+                    $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars)
+                } : object.pairs
             let members = try pairs.map {
                 jsonQuoted($0.key, ensureASCII: options.ensureASCII) + options.keySeparator
                     + (try $0.value.json(options, level: level + 1))
@@ -69,7 +79,8 @@ extension Value {
         }
         let inner = "\n" + String(repeating: indent, count: level + 1)
         let outer = "\n" + String(repeating: indent, count: level)
-        return open + inner + members.joined(separator: options.itemSeparator + inner) + outer + close
+        return open + inner + members.joined(separator: options.itemSeparator + inner) + outer
+            + close
     }
 }
 
@@ -89,7 +100,9 @@ func jsonQuoted(_ text: String, ensureASCII: Bool) -> String {
             if scalar.value < 0x20 || (ensureASCII && scalar.value > 0x7E) {
                 if scalar.value > 0xFFFF {
                     let offset = scalar.value - 0x10000
-                    result += unicodeEscape(0xD800 + (offset >> 10)) + unicodeEscape(0xDC00 + (offset & 0x3FF))
+                    result +=
+                        unicodeEscape(0xD800 + (offset >> 10))
+                        + unicodeEscape(0xDC00 + (offset & 0x3FF))
                 } else {
                     result += unicodeEscape(scalar.value)
                 }

@@ -33,7 +33,10 @@ public struct JinjaObject: Sendable, Equatable {
         for (key, value) in pairs { self[key] = value }
     }
 
+    /// The number of keys.
     public var count: Int { keys.count }
+
+    /// The value for `key`; assigning nil removes the key, assigning to a new key appends it.
 
     public subscript(key: String) -> JinjaValue? {
         get { storage[key] }
@@ -51,6 +54,7 @@ public struct JinjaObject: Sendable, Equatable {
         keys.map { ($0, storage[$0]!) }
     }
 
+    /// Equal when both hold the same key-value pairs, in any order (as Python dicts compare).
     public static func == (lhs: JinjaObject, rhs: JinjaObject) -> Bool {
         lhs.storage == rhs.storage
     }

@@ -6,24 +6,30 @@
 extension Lexer {
     private static let operators = [
         "//", "**", "==", "!=", ">=", "<=",
-        "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}", ">", "<", "=", ".", ":", "|", ",", ";",
+        "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}", ">", "<", "=", ".", ":", "|",
+        ",", ";",
     ]
 
-    mutating func lexTag(from start: Int, isBlock: Bool, openedAt open: Int) throws(TemplateError) -> Int {
+    mutating func lexTag(from start: Int, isBlock: Bool, openedAt open: Int) throws(TemplateError)
+        -> Int
+    {
         var index = start
         var brackets: [(closer: UInt8, offset: Int)] = []
         while true {
             guard index < bytes.count else {
                 if let open = brackets.last {
                     throw .syntax(
-                        message: "unclosed '\(Character(Unicode.Scalar(bracketOpener(open.closer))))'",
+                        message:
+                            "unclosed '\(Character(Unicode.Scalar(bracketOpener(open.closer))))'",
                         location: location(at: open.offset))
                 }
                 let closer = isBlock ? "%}" : "}}"
-                throw .syntax(message: "missing '\(closer)' to close this tag", location: location(at: open))
+                throw .syntax(
+                    message: "missing '\(closer)' to close this tag", location: location(at: open))
             }
             if brackets.isEmpty, let (closeEnd, sign) = matchClose(at: index, isBlock: isBlock) {
-                tokens.append(Token(kind: isBlock ? .blockEnd : .variableEnd, location: location(at: index)))
+                tokens.append(
+                    Token(kind: isBlock ? .blockEnd : .variableEnd, location: location(at: index)))
                 return finishTag(closeEnd: closeEnd, sign: sign, trimsNewline: isBlock)
             }
             guard let (scalar, width) = decodeScalar(at: index) else {
@@ -46,7 +52,10 @@ extension Lexer {
                 {
                     end += nextWidth
                 }
-                tokens.append(Token(kind: .name(String(decoding: bytes[index..<end], as: UTF8.self)), location: here))
+                tokens.append(
+                    Token(
+                        kind: .name(String(decoding: bytes[index..<end], as: UTF8.self)),
+                        location: here))
                 index = end
             } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
                 let end = try stringEnd(from: index)
@@ -84,7 +93,8 @@ extension Lexer {
             }
             guard open.closer == op.utf8.first! else {
                 throw .syntax(
-                    message: "unexpected '\(op)', expected '\(Character(Unicode.Scalar(open.closer)))'",
+                    message:
+                        "unexpected '\(op)', expected '\(Character(Unicode.Scalar(open.closer)))'",
                     location: location(at: index))
             }
         default: break
@@ -144,10 +154,15 @@ extension Lexer {
         let isDecimal: (UInt8) -> Bool = { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         if bytes[start] == UInt8(ascii: "0"), start + 1 < bytes.count {
             let prefix = bytes[start + 1] | 0x20
-            let radix = prefix == UInt8(ascii: "x") ? 16 : prefix == UInt8(ascii: "o") ? 8 : prefix == UInt8(ascii: "b") ? 2 : 0
+            let radix =
+                prefix == UInt8(ascii: "x")
+                ? 16 : prefix == UInt8(ascii: "o") ? 8 : prefix == UInt8(ascii: "b") ? 2 : 0
             if radix != 0 {
-                let end = digitRun(from: start + 2) { Int(String(UnicodeScalar($0)), radix: radix) != nil }
-                let digits = String(decoding: bytes[start + 2..<end], as: UTF8.self).replacing("_", with: "")
+                let end = digitRun(from: start + 2) {
+                    Int(String(UnicodeScalar($0)), radix: radix) != nil
+                }
+                let digits = String(decoding: bytes[start + 2..<end], as: UTF8.self).replacing(
+                    "_", with: "")
                 guard let value = Int(digits, radix: radix) else {
                     throw .syntax(message: "invalid integer literal", location: location(at: start))
                 }
@@ -157,13 +172,17 @@ extension Lexer {
         var end = digitRun(from: start, isDigit: isDecimal)
         var isFloat = false
         let followsDot = start > 0 && bytes[start - 1] == UInt8(ascii: ".")
-        if !followsDot, end + 1 < bytes.count, bytes[end] == UInt8(ascii: "."), isDecimal(bytes[end + 1]) {
+        if !followsDot, end + 1 < bytes.count, bytes[end] == UInt8(ascii: "."),
+            isDecimal(bytes[end + 1])
+        {
             end = digitRun(from: end + 1, isDigit: isDecimal)
             isFloat = true
         }
         if !followsDot, end < bytes.count, bytes[end] | 0x20 == UInt8(ascii: "e") {
             var exponent = end + 1
-            if exponent < bytes.count, bytes[exponent] == UInt8(ascii: "+") || bytes[exponent] == UInt8(ascii: "-") {
+            if exponent < bytes.count,
+                bytes[exponent] == UInt8(ascii: "+") || bytes[exponent] == UInt8(ascii: "-")
+            {
                 exponent += 1
             }
             if exponent < bytes.count, isDecimal(bytes[exponent]) {
@@ -174,7 +193,8 @@ extension Lexer {
         let text = String(decoding: bytes[start..<end], as: UTF8.self).replacing("_", with: "")
         if isFloat, let value = Double(text) { return (.float(value), end) }
         guard let value = Int(text) else {
-            throw .syntax(message: "integer literal '\(text)' is out of range", location: location(at: start))
+            throw .syntax(
+                message: "integer literal '\(text)' is out of range", location: location(at: start))
         }
         return (.integer(value), end)
     }
@@ -211,7 +231,9 @@ func decodePythonEscapes(_ body: String) -> String {
             index += 1
         } else if code == "\n" {
             index += 1
-        } else if let width = ["x": 2, "u": 4, "U": 8][Character(code)], let decoded = hexValue(width) {
+        } else if let width = ["x": 2, "u": 4, "U": 8][Character(code)],
+            let decoded = hexValue(width)
+        {
             result.append(decoded)
             index += width + 1
         } else if ("0"..."7").contains(code) {

@@ -22,7 +22,9 @@ struct Token {
 
 struct Lexer {
     let bytes: [UInt8]
-    private var lineStarts: [Int] = [0]
+    /// Line and column of every byte offset (and of the end), so token locations are O(1).
+    private var lines: [Int32] = []
+    private var columns: [Int32] = []
     private var pos = 0
     var tokens: [Token] = []
     /// jinja2's `line_starting`: the previous match ended with a newline (or nothing came yet).
@@ -33,9 +35,21 @@ struct Lexer {
         var text = source.replacingCRLF()
         if text.hasSuffix("\n") { text.removeLast() }
         bytes = Array(text.utf8)
-        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") {
-            lineStarts.append(index + 1)
+        lines.reserveCapacity(bytes.count + 1)
+        columns.reserveCapacity(bytes.count + 1)
+        var line: Int32 = 1
+        var column: Int32 = 0
+        for byte in bytes {
+            if byte & 0xC0 != 0x80 { column += 1 }
+            lines.append(line)
+            columns.append(column)
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 0
+            }
         }
+        lines.append(line)
+        columns.append(column + 1)
     }
 
     static func tokenize(_ source: String) throws(TemplateError) -> [Token] {
@@ -45,17 +59,8 @@ struct Lexer {
     }
 
     func location(at offset: Int) -> TemplateLocation {
-        var low = 0
-        var high = lineStarts.count - 1
-        while low < high {
-            let mid = (low + high + 1) / 2
-            if lineStarts[mid] <= offset { low = mid } else { high = mid - 1 }
-        }
-        let start = lineStarts[low]
-        let column = bytes[start..<min(offset, bytes.count)].reduce(1) { count, byte in
-            byte & 0xC0 == 0x80 ? count : count + 1
-        }
-        return TemplateLocation(line: low + 1, column: column)
+        let index = min(offset, bytes.count)
+        return TemplateLocation(line: Int(lines[index]), column: Int(columns[index]))
     }
 
     private mutating func run() throws(TemplateError) {
@@ -100,7 +105,9 @@ struct Lexer {
         while index + 1 < bytes.count {
             if bytes[index] == UInt8(ascii: "{") {
                 let next = bytes[index + 1]
-                if next == UInt8(ascii: "{") || next == UInt8(ascii: "%") || next == UInt8(ascii: "#") {
+                if next == UInt8(ascii: "{") || next == UInt8(ascii: "%")
+                    || next == UInt8(ascii: "#")
+                {
                     return (index, next)
                 }
             }
@@ -114,18 +121,23 @@ struct Lexer {
         let lineStart = (text.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 }) ?? text.startIndex
         guard lineStart > text.startIndex || lineStarting else { return text }
         let tail = text[lineStart...]
-        guard !tail.isEmpty, String(decoding: tail, as: UTF8.self).unicodeScalars.allSatisfy(\.isPythonWhitespace)
+        guard !tail.isEmpty,
+            String(decoding: tail, as: UTF8.self).unicodeScalars.allSatisfy(\.isPythonWhitespace)
         else { return text }
         return text[..<lineStart]
     }
 
     private mutating func emitText(_ text: ArraySlice<UInt8>, at offset: Int) {
         guard !text.isEmpty else { return }
-        tokens.append(Token(kind: .text(String(decoding: text, as: UTF8.self)), location: location(at: offset)))
+        tokens.append(
+            Token(
+                kind: .text(String(decoding: text, as: UTF8.self)), location: location(at: offset)))
     }
 
     /// Skips `{# … #}`; returns the offset after the closing delimiter and its trimming.
-    private mutating func skipComment(from start: Int, openedAt open: Int) throws(TemplateError) -> Int {
+    private mutating func skipComment(from start: Int, openedAt open: Int) throws(TemplateError)
+        -> Int
+    {
         var index = start
         while index + 1 < bytes.count {
             if bytes[index] == UInt8(ascii: "#") && bytes[index + 1] == UInt8(ascii: "}") {
@@ -153,21 +165,26 @@ struct Lexer {
 
     func skipWhitespace(from offset: Int) -> Int {
         var end = offset
-        while end < bytes.count, let (scalar, length) = decodeScalar(at: end), scalar.isPythonWhitespace {
+        while end < bytes.count, let (scalar, length) = decodeScalar(at: end),
+            scalar.isPythonWhitespace
+        {
             end += length
         }
         return end
     }
 
     func decodeScalar(at offset: Int) -> (Unicode.Scalar, Int)? {
+        if bytes[offset] < 0x80 { return (Unicode.Scalar(bytes[offset]), 1) }
         var iterator = bytes[offset...].makeIterator()
         var decoder = UTF8()
-        guard case let .scalarValue(scalar) = decoder.decode(&iterator) else { return nil }
+        guard case .scalarValue(let scalar) = decoder.decode(&iterator) else { return nil }
         return (scalar, UTF8.width(scalar))
     }
 
     /// `{% raw %}…{% endraw %}`: emits the body as text. Returns nil when the tag is not `raw`.
-    private mutating func rawBlock(from start: Int, openedAt open: Int) throws(TemplateError) -> Int? {
+    private mutating func rawBlock(from start: Int, openedAt open: Int) throws(TemplateError)
+        -> Int?
+    {
         guard let bodyStart = matchKeywordTag("raw", at: start) else { return nil }
         var bodyOffset = bodyStart.end
         if bodyStart.sign == UInt8(ascii: "-") { bodyOffset = skipWhitespace(from: bodyOffset) }
@@ -186,7 +203,8 @@ struct Lexer {
             }
             index = tagStart + 2
         }
-        throw .syntax(message: "missing '{% endraw %}' for this raw block", location: location(at: open))
+        throw .syntax(
+            message: "missing '{% endraw %}' for this raw block", location: location(at: open))
     }
 
     /// Matches `\s*keyword\s*[-+]?%}` at `offset`; returns the end offset and closing sign.
@@ -198,11 +216,14 @@ struct Lexer {
         }
         index = skipWhitespace(from: index)
         var sign: UInt8 = 0
-        if index < bytes.count, bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") {
+        if index < bytes.count,
+            bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+")
+        {
             sign = bytes[index]
             index += 1
         }
-        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "%"), bytes[index + 1] == UInt8(ascii: "}")
+        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "%"),
+            bytes[index + 1] == UInt8(ascii: "}")
         else { return nil }
         return (index + 2, sign)
     }

@@ -6,14 +6,19 @@ extension CallArguments {
     /// Binds arguments to `parameters` like a Python signature; omitted ones are nil.
     func bind(_ function: String, _ parameters: [String], required: Int = 0) throws -> [Value?] {
         guard positional.count <= parameters.count else {
-            throw EvalFailure("\(function)() takes at most \(parameters.count) argument(s) (\(positional.count) given)")
+            throw EvalFailure(
+                "\(function)() takes at most \(parameters.count) argument(s) "
+                    + "(\(positional.count) given)")
         }
-        var bound: [Value?] = positional + Array(repeating: nil, count: parameters.count - positional.count)
+        var bound: [Value?] =
+            positional + Array(repeating: nil, count: parameters.count - positional.count)
         for (name, value) in keyword {
             guard let index = parameters.firstIndex(of: name) else {
                 throw EvalFailure("\(function)() got an unexpected keyword argument '\(name)'")
             }
-            guard bound[index] == nil else { throw EvalFailure("\(function)() got multiple values for '\(name)'") }
+            guard bound[index] == nil else {
+                throw EvalFailure("\(function)() got multiple values for '\(name)'")
+            }
             bound[index] = value
         }
         for index in 0..<required where bound[index] == nil {
@@ -26,7 +31,9 @@ extension CallArguments {
 extension Value {
     /// The argument as text; `what` names it in the error.
     func requireString(_ what: String) throws -> TaggedString {
-        guard case let .string(text) = self else { throw EvalFailure("\(what) must be a string, not \(typeName)") }
+        guard case .string(let text) = self else {
+            throw EvalFailure("\(what) must be a string, not \(typeName)")
+        }
         return text
     }
 
@@ -44,20 +51,22 @@ enum Methods {
     static func bound(_ name: String, on receiver: Value) -> Value? {
         let method: ((CallArguments) throws -> Value)?
         switch receiver {
-        case let .string(text): method = stringMethod(name, text)
-        case let .object(object): method = dictionaryMethod(name, object)
-        case let .array(items): method = listMethod(name, items)
+        case .string(let text): method = stringMethod(name, text)
+        case .object(let object): method = dictionaryMethod(name, object)
+        case .array(let items): method = listMethod(name, items)
         default: method = nil
         }
         return method.map { .function(Function(name: name, call: $0)) }
     }
 
-    private static func dictionaryMethod(_ name: String, _ object: ValueObject) -> ((CallArguments) throws -> Value)? {
+    private static func dictionaryMethod(_ name: String, _ object: ValueObject) -> (
+        (CallArguments) throws -> Value
+    )? {
         switch name {
         case "get":
             return { arguments in
                 let bound = try arguments.bind("get", ["key", "default"], required: 1)
-                guard case let .string(key) = bound[0]! else { return bound[1] ?? .none }
+                guard case .string(let key) = bound[0]! else { return bound[1] ?? .none }
                 return object[key.text] ?? bound[1] ?? .none
             }
         case "items":
@@ -71,7 +80,9 @@ enum Methods {
         }
     }
 
-    private static func listMethod(_ name: String, _ items: [Value]) -> ((CallArguments) throws -> Value)? {
+    private static func listMethod(_ name: String, _ items: [Value]) -> (
+        (CallArguments) throws -> Value
+    )? {
         switch name {
         case "count":
             return { arguments in
@@ -91,19 +102,26 @@ enum Methods {
         }
     }
 
-    private static func stringMethod(_ name: String, _ text: TaggedString) -> ((CallArguments) throws -> Value)? {
+    private static func stringMethod(_ name: String, _ text: TaggedString) -> (
+        (CallArguments) throws -> Value
+    )? {
         let plain = text.text
         switch name {
         case "strip", "lstrip", "rstrip":
             return { arguments in
                 let chars = try arguments.bind(name, ["chars"])[0]
-                let set = try chars.flatMap { $0.isNoneOrUndefined ? nil : try $0.requireString("chars").text }
-                return .string(text.stripped(set, leading: name != "rstrip", trailing: name != "lstrip"))
+                let set = try chars.flatMap {
+                    $0.isNoneOrUndefined ? nil : try $0.requireString("chars").text
+                }
+                return .string(
+                    text.stripped(set, leading: name != "rstrip", trailing: name != "lstrip"))
             }
         case "split":
             return { arguments in
                 let bound = try arguments.bind("split", ["sep", "maxsplit"])
-                let separator = try bound[0].flatMap { $0.isNoneOrUndefined ? nil : try $0.requireString("sep").text }
+                let separator = try bound[0].flatMap {
+                    $0.isNoneOrUndefined ? nil : try $0.requireString("sep").text
+                }
                 if separator == "" { throw EvalFailure("empty separator") }
                 let pieces = text.split(separator: separator, maxSplits: bound[1]?.integer ?? -1)
                 return .array(pieces.map { .string($0) })
@@ -112,12 +130,19 @@ enum Methods {
             return { arguments in
                 let bound = try arguments.bind(name, ["prefix"], required: 1)
                 let candidates: [Value]
-                if case let .array(items) = bound[0]! { candidates = items } else { candidates = [bound[0]!] }
+                if case .array(let items) = bound[0]! {
+                    candidates = items
+                } else {
+                    candidates = [bound[0]!]
+                }
                 return .bool(
                     try candidates.contains { candidate in
-                        let affix = Array(try candidate.requireString("\(name) argument").text.unicodeScalars)
+                        let affix = Array(
+                            try candidate.requireString("\(name) argument").text.unicodeScalars)
                         let scalars = Array(plain.unicodeScalars)
-                        return name == "startswith" ? scalars.starts(with: affix) : scalars.reversed().starts(with: affix.reversed())
+                        return name == "startswith"
+                            ? scalars.starts(with: affix)
+                            : scalars.reversed().starts(with: affix.reversed())
                     })
             }
         case "upper": return { _ in .string(plain.uppercased()) }
@@ -129,11 +154,14 @@ enum Methods {
                 let bound = try arguments.bind("replace", ["old", "new", "count"], required: 2)
                 let old = try bound[0]!.requireString("old").text
                 let new = try bound[1]!.requireString("new").text
-                return .string(plain.pythonReplacing(old, with: new, count: bound[2]?.integer ?? -1))
+                return .string(
+                    plain.pythonReplacing(old, with: new, count: bound[2]?.integer ?? -1))
             }
         case "find", "count":
             return { arguments in
-                let needle = Array(try arguments.bind(name, ["sub"], required: 1)[0]!.requireString("sub").text.unicodeScalars)
+                let needle = Array(
+                    try arguments.bind(name, ["sub"], required: 1)[0]!.requireString("sub").text
+                        .unicodeScalars)
                 let haystack = Array(plain.unicodeScalars)
                 let positions = haystack.occurrences(of: needle)
                 return .int(name == "count" ? positions.count : positions.first ?? -1)
@@ -152,12 +180,16 @@ enum Methods {
             return { _ in .array(plain.pythonLines.map { .string($0) }) }
         case "removeprefix", "removesuffix":
             return { arguments in
-                let affix = try arguments.bind(name, ["affix"], required: 1)[0]!.requireString("affix").text
+                let affix = try arguments.bind(name, ["affix"], required: 1)[0]!.requireString(
+                    "affix"
+                ).text
                 let count = affix.utf8.count
                 if name == "removeprefix", plain.utf8.starts(with: affix.utf8), count > 0 {
                     return .string(text.slice(utf8: count..<text.utf8Count))
                 }
-                if name == "removesuffix", plain.utf8.reversed().starts(with: affix.utf8.reversed()), count > 0 {
+                if name == "removesuffix",
+                    plain.utf8.reversed().starts(with: affix.utf8.reversed()), count > 0
+                {
                     return .string(text.slice(utf8: 0..<text.utf8Count - count))
                 }
                 return .string(text)
@@ -238,14 +270,22 @@ extension String {
         let scalars = Array(unicodeScalars)
         guard !scalars.isEmpty else { return false }
         switch name {
-        case "isdigit": return scalars.allSatisfy { $0.properties.numericType != nil && $0.properties.numericType != .numeric }
+        case "isdigit":
+            return scalars.allSatisfy {
+                $0.properties.numericType != nil && $0.properties.numericType != .numeric
+            }
         case "isalpha": return scalars.allSatisfy(\.properties.isAlphabetic)
-        case "isalnum": return scalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil }
+        case "isalnum":
+            return scalars.allSatisfy {
+                $0.properties.isAlphabetic || $0.properties.numericType != nil
+            }
         case "isspace": return scalars.allSatisfy(\.isPythonWhitespace)
         case "isupper":
-            return scalars.contains(where: \.properties.isCased) && !scalars.contains(where: \.properties.isLowercase)
+            return scalars.contains(where: \.properties.isCased)
+                && !scalars.contains(where: \.properties.isLowercase)
         default:
-            return scalars.contains(where: \.properties.isCased) && !scalars.contains(where: \.properties.isUppercase)
+            return scalars.contains(where: \.properties.isCased)
+                && !scalars.contains(where: \.properties.isUppercase)
         }
     }
 }

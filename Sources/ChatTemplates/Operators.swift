@@ -7,9 +7,9 @@ import Foundation
 
 enum Operators {
     static func unary(_ op: UnaryOperator, _ value: Value) throws -> Value {
-        if case let .undefined(hint) = value { throw EvalFailure(hint) }
+        if case .undefined(let hint) = value { throw EvalFailure(hint) }
         switch (op, value) {
-        case let (.negate, .double(number)): return .double(-number)
+        case (.negate, .double(let number)): return .double(-number)
         case (.negate, _):
             guard let number = value.integer else {
                 throw EvalFailure("bad operand type for unary -: '\(value.typeName)'")
@@ -24,28 +24,52 @@ enum Operators {
     }
 
     static func binary(_ op: BinaryOperator, _ left: Value, _ right: Value) throws -> Value {
-        if case let .undefined(hint) = left { throw EvalFailure(hint) }
-        if case let .undefined(hint) = right { throw EvalFailure(hint) }
+        if case .undefined(let hint) = left { throw EvalFailure(hint) }
+        if case .undefined(let hint) = right { throw EvalFailure(hint) }
         switch (op, left, right) {
-        case let (.add, .string(a), .string(b)): return .string(a + b)
-        case let (.add, .array(a), .array(b)): return .array(a + b)
+        case (.add, .string(let a), .string(let b)): return .string(a + b)
+        case (.add, .array(let a), .array(let b)): return .array(a + b)
         case (.add, .string, _), (.add, .array, _):
-            throw EvalFailure("can only concatenate \(left.typeName) (not \"\(right.typeName)\") to \(left.typeName)")
-        case let (.multiply, .string(text), _) where right.integer != nil:
-            return .string(String(repeating: text.text, count: Swift.max(0, right.integer!)))
-        case let (.multiply, _, .string(text)) where left.integer != nil:
-            return .string(String(repeating: text.text, count: Swift.max(0, left.integer!)))
-        case let (.multiply, .array(items), _) where right.integer != nil:
-            return .array(Array(repeatElement(items, count: Swift.max(0, right.integer!)).joined()))
+            let (type, other) = (left.typeName, right.typeName)
+            throw EvalFailure("can only concatenate \(type) (not \"\(other)\") to \(type)")
+        case (.multiply, .string(let text), _) where right.integer != nil:
+            let count = try repetitions(right.integer!, of: text.utf8Count)
+            return .string(String(repeating: text.text, count: count))
+        case (.multiply, _, .string(let text)) where left.integer != nil:
+            let count = try repetitions(left.integer!, of: text.utf8Count)
+            return .string(String(repeating: text.text, count: count))
+        case (.multiply, .array(let items), _) where right.integer != nil:
+            let count = try repetitions(right.integer!, of: items.count)
+            return .array(Array(repeatElement(items, count: count).joined()))
+        case (.multiply, _, .array(let items)) where left.integer != nil:
+            let count = try repetitions(left.integer!, of: items.count)
+            return .array(Array(repeatElement(items, count: count).joined()))
+        case (.modulo, .string(let format), _):
+            return .string(try printfFormat(format.text, right))
         default:
             return try arithmetic(op, left, right)
         }
     }
 
-    private static func arithmetic(_ op: BinaryOperator, _ left: Value, _ right: Value) throws -> Value {
+    /// Largest string (bytes) or list (items) that `*` may build.
+    static let maximumRepetitionSize = 1 << 24
+
+    private static func repetitions(_ count: Int, of size: Int) throws -> Int {
+        let count = Swift.max(0, count)
+        let (total, overflow) = count.multipliedReportingOverflow(by: size)
+        guard !overflow, total <= maximumRepetitionSize else {
+            throw EvalFailure("repetition result would exceed \(maximumRepetitionSize) elements")
+        }
+        return count
+    }
+
+    private static func arithmetic(_ op: BinaryOperator, _ left: Value, _ right: Value) throws
+        -> Value
+    {
         guard let x = left.number, let y = right.number else {
             throw EvalFailure(
-                "unsupported operand type(s) for \(op.rawValue): '\(left.typeName)' and '\(right.typeName)'")
+                "unsupported operand type(s) for \(op.rawValue): '\(left.typeName)' and "
+                    + "'\(right.typeName)'")
         }
         if let a = left.integer, let b = right.integer {
             return try integerArithmetic(op, a, b)
@@ -69,9 +93,12 @@ enum Operators {
         }
     }
 
-    private static func integerArithmetic(_ op: BinaryOperator, _ a: Int, _ b: Int) throws -> Value {
+    private static func integerArithmetic(_ op: BinaryOperator, _ a: Int, _ b: Int) throws -> Value
+    {
         func checked(_ result: (partialValue: Int, overflow: Bool)) throws -> Value {
-            guard !result.overflow else { throw EvalFailure("integer overflow in '\(op.rawValue)'") }
+            guard !result.overflow else {
+                throw EvalFailure("integer overflow in '\(op.rawValue)'")
+            }
             return .int(result.partialValue)
         }
         switch op {
@@ -83,6 +110,9 @@ enum Operators {
             return .double(Double(a) / Double(b))
         case .floorDivide, .modulo:
             guard b != 0 else { throw EvalFailure("integer division or modulo by zero") }
+            if b == -1 {  // Int.min / -1 traps in Swift; Python would promote to a big int.
+                return op == .modulo ? .int(0) : try checked((0).subtractingReportingOverflow(a))
+            }
             var quotient = a / b
             var remainder = a % b
             if remainder != 0 && (remainder < 0) != (b < 0) {
@@ -92,8 +122,17 @@ enum Operators {
             return .int(op == .floorDivide ? quotient : remainder)
         case .power:
             guard b >= 0 else { return .double(pow(Double(a), Double(b))) }
-            var result = 1
-            for _ in 0..<b { result = try checked(result.multipliedReportingOverflow(by: a)).integer! }
+            // Exponentiation by squaring: O(log b) steps, overflow reported.
+            var (result, base, exponent) = (1, a, b)
+            while exponent > 0 {
+                if exponent & 1 == 1 {
+                    result = try checked(result.multipliedReportingOverflow(by: base)).integer!
+                }
+                exponent >>= 1
+                if exponent > 0 {
+                    base = try checked(base.multipliedReportingOverflow(by: base)).integer!
+                }
+            }
             return .int(result)
         }
     }
@@ -105,8 +144,8 @@ enum Operators {
         case .contains: return try contains(right, left)
         case .notContains: return !(try contains(right, left))
         default:
-            if case let .undefined(hint) = left { throw EvalFailure(hint) }
-            if case let .undefined(hint) = right { throw EvalFailure(hint) }
+            if case .undefined(let hint) = left { throw EvalFailure(hint) }
+            if case .undefined(let hint) = right { throw EvalFailure(hint) }
             switch op {
             case .less: return try left.isLess(than: right)
             case .lessOrEqual: return try left.isLess(than: right) || left.isEqual(to: right)
@@ -120,15 +159,21 @@ enum Operators {
     static func contains(_ container: Value, _ item: Value) throws -> Bool {
         switch container {
         case .undefined: return false
-        case let .string(text):
-            guard case let .string(needle) = item else {
-                throw EvalFailure("'in <string>' requires string as left operand, not \(item.typeName)")
+        case .string(let text):
+            guard case .string(let needle) = item else {
+                throw EvalFailure(
+                    "'in <string>' requires string as left operand, not \(item.typeName)")
             }
-            return needle.text.isEmpty || text.text.unicodeScalars.firstRange(of: needle.text.unicodeScalars) != nil
-        case let .array(items): return items.contains { $0.isEqual(to: item) }
-        case let .object(object):
-            guard case let .string(key) = item else { return false }
-            return object[key.text] != nil
+            return needle.text.isEmpty
+                || text.text.unicodeScalars.firstRange(of: needle.text.unicodeScalars) != nil
+        case .array(let items): return items.contains { $0.isEqual(to: item) }
+        case .object(let object):
+            switch item {
+            case .string(let key): return object[key.text] != nil
+            case .array, .object, .namespace:
+                throw EvalFailure("unhashable type: '\(item.typeName)'")
+            default: return false
+            }
         default: throw EvalFailure("argument of type '\(container.typeName)' is not iterable")
         }
     }

@@ -5,7 +5,8 @@
 extension Parser {
     /// An expression, or a tuple when commas follow (`{{ a, b }}`, `{% set a, b = 1, 2 %}`).
     mutating func parseTuple(
-        withCondexpr: Bool = true, extraEndNames: Set<String> = [], explicitParentheses: Bool = false
+        withCondexpr: Bool = true, extraEndNames: Set<String> = [],
+        explicitParentheses: Bool = false
     ) throws(TemplateError) -> Expr {
         let location = current.location
         var items: [Expr] = []
@@ -28,20 +29,26 @@ extension Parser {
     private func isTupleEnd(_ extraEndNames: Set<String>) -> Bool {
         switch current.kind {
         case .variableEnd, .blockEnd, .eof: return true
-        case let .op(op): return op == ")" || op == "]" || op == "}"
-        case let .name(name): return extraEndNames.contains(name)
+        case .op(let op): return op == ")" || op == "]" || op == "}"
+        case .name(let name): return extraEndNames.contains(name)
         default: return false
         }
     }
 
     mutating func parseExpression() throws(TemplateError) -> Expr {
+        try nested { (parser: inout Parser) throws(TemplateError) in try parser.parseConditional() }
+    }
+
+    private mutating func parseConditional() throws(TemplateError) -> Expr {
         var expr = try parseOr()
         while isName("if") {
             let location = current.location
             _ = advance()
             let condition = try parseOr()
             let otherwise = skipIf(name: "else") ? try parseExpression() : nil
-            expr = Expr(kind: .conditional(condition: condition, then: expr, otherwise: otherwise), location: location)
+            expr = Expr(
+                kind: .conditional(condition: condition, then: expr, otherwise: otherwise),
+                location: location)
         }
         return expr
     }
@@ -67,7 +74,10 @@ extension Parser {
     private mutating func parseNot() throws(TemplateError) -> Expr {
         if isName("not") {
             let location = advance().location
-            return Expr(kind: .not(try parseNot()), location: location)
+            let operand = try nested { (parser: inout Parser) throws(TemplateError) in
+                try parser.parseNot()
+            }
+            return Expr(kind: .not(operand), location: location)
         }
         return try parseCompare()
     }
@@ -76,7 +86,9 @@ extension Parser {
         let first = try parseMath1()
         var operations: [(CompareOperator, Expr)] = []
         while true {
-            if case let .op(op) = current.kind, let compare = CompareOperator(rawValue: op), op != "in" {
+            if case .op(let op) = current.kind, let compare = CompareOperator(rawValue: op),
+                op != "in"
+            {
                 _ = advance()
                 operations.append((compare, try parseMath1()))
             } else if isName("in") {
@@ -90,14 +102,15 @@ extension Parser {
                 break
             }
         }
-        return operations.isEmpty ? first : Expr(kind: .compare(first, operations), location: first.location)
+        return operations.isEmpty
+            ? first : Expr(kind: .compare(first, operations), location: first.location)
     }
 
     private mutating func parseBinary(
         _ ops: [String: BinaryOperator], operand: (inout Parser) throws(TemplateError) -> Expr
     ) throws(TemplateError) -> Expr {
         var left = try operand(&self)
-        while case let .op(op) = current.kind, let binary = ops[op] {
+        while case .op(let op) = current.kind, let binary = ops[op] {
             let location = advance().location
             let right = try operand(&self)
             left = Expr(kind: .binary(binary, left, right), location: location)
@@ -106,7 +119,8 @@ extension Parser {
     }
 
     private mutating func parseMath1() throws(TemplateError) -> Expr {
-        try parseBinary(["+": .add, "-": .subtract]) { (parser: inout Parser) throws(TemplateError) in
+        try parseBinary(["+": .add, "-": .subtract]) {
+            (parser: inout Parser) throws(TemplateError) in
             try parser.parseConcat()
         }
     }
@@ -133,10 +147,12 @@ extension Parser {
     private mutating func parseUnary(withFilters: Bool = true) throws(TemplateError) -> Expr {
         let location = current.location
         var expr: Expr
-        if skipIf(op: "-") {
-            expr = Expr(kind: .unary(.negate, try parseUnary(withFilters: false)), location: location)
-        } else if skipIf(op: "+") {
-            expr = Expr(kind: .unary(.plus, try parseUnary(withFilters: false)), location: location)
+        if isOp("-") || isOp("+") {
+            let op: UnaryOperator = advance().kind == .op("-") ? .negate : .plus
+            let operand = try nested { (parser: inout Parser) throws(TemplateError) in
+                try parser.parseUnary(withFilters: false)
+            }
+            expr = Expr(kind: .unary(op, operand), location: location)
         } else {
             expr = try parsePostfix(try parsePrimary())
         }
@@ -147,7 +163,7 @@ extension Parser {
         let token = current
         let kind: Expr.Kind
         switch token.kind {
-        case let .name(name):
+        case .name(let name):
             _ = advance()
             switch name {
             case "true", "True": kind = .bool(true)
@@ -155,17 +171,17 @@ extension Parser {
             case "none", "None": kind = .none
             default: kind = .name(name)
             }
-        case var .string(value):
+        case .string(var value):
             _ = advance()
-            while case let .string(more) = current.kind {
+            while case .string(let more) = current.kind {
                 value += more
                 _ = advance()
             }
             kind = .string(value)
-        case let .integer(value):
+        case .integer(let value):
             _ = advance()
             kind = .integer(value)
-        case let .float(value):
+        case .float(let value):
             _ = advance()
             kind = .float(value)
         case .op("("):
@@ -209,19 +225,21 @@ extension Parser {
             let location = current.location
             if skipIf(op: ".") {
                 switch current.kind {
-                case let .name(name):
+                case .name(let name):
                     _ = advance()
                     expr = Expr(kind: .attribute(expr, name), location: location)
-                case let .integer(value):
+                case .integer(let value):
                     _ = advance()
-                    expr = Expr(kind: .item(expr, Expr(kind: .integer(value), location: location)), location: location)
+                    expr = Expr(
+                        kind: .item(expr, Expr(kind: .integer(value), location: location)),
+                        location: location)
                 default:
                     throw unexpected(expected: "an attribute name after '.'")
                 }
             } else if skipIf(op: "[") {
                 expr = try parseSubscript(expr, location: location)
             } else if isOp("(") {
-                expr = Expr(kind: .call(expr, try parseCallArguments()), location: location)
+                expr = Expr(kind: .call(expr, try parseCallArguments()), location: expr.location)
             } else {
                 return expr
             }
@@ -229,7 +247,9 @@ extension Parser {
     }
 
     /// `[index]` or `[start:stop:step]`; the opening bracket is already consumed.
-    private mutating func parseSubscript(_ base: Expr, location: TemplateLocation) throws(TemplateError) -> Expr {
+    private mutating func parseSubscript(_ base: Expr, location: TemplateLocation)
+        throws(TemplateError) -> Expr
+    {
         var parts: [Expr?] = [nil]
         var isSlice = false
         while !skipIf(op: "]") {
@@ -238,7 +258,9 @@ extension Parser {
                 guard parts.count < 3 else { throw unexpected(expected: "']'") }
                 parts.append(nil)
             } else {
-                guard parts[parts.count - 1] == nil else { throw unexpected(expected: "':' or ']'") }
+                guard parts[parts.count - 1] == nil else {
+                    throw unexpected(expected: "':' or ']'")
+                }
                 parts[parts.count - 1] = try parseExpression()
             }
         }
@@ -247,7 +269,8 @@ extension Parser {
             return Expr(kind: .item(base, index), location: location)
         }
         while parts.count < 3 { parts.append(nil) }
-        return Expr(kind: .slice(base, start: parts[0], stop: parts[1], step: parts[2]), location: location)
+        return Expr(
+            kind: .slice(base, start: parts[0], stop: parts[1], step: parts[2]), location: location)
     }
 
     /// `(a, b, key=value)`.
@@ -262,15 +285,18 @@ extension Parser {
             }
             first = false
             if isOp("*") || isOp("**") {
-                throw .unsupported(construct: "'*args' / '**kwargs' in calls", location: current.location)
+                throw .unsupported(
+                    construct: "'*args' / '**kwargs' in calls", location: current.location)
             }
-            if case let .name(name) = current.kind, next.kind == .op("=") {
+            if case .name(let name) = current.kind, next.kind == .op("=") {
                 _ = advance()
                 _ = advance()
                 arguments.keyword.append((name, try parseExpression()))
             } else {
                 guard arguments.keyword.isEmpty else {
-                    throw .syntax(message: "positional argument follows keyword argument", location: current.location)
+                    throw .syntax(
+                        message: "positional argument follows keyword argument",
+                        location: current.location)
                 }
                 arguments.positional.append(try parseExpression())
             }
@@ -284,11 +310,13 @@ extension Parser {
             if isOp("|") {
                 _ = advance()
                 let filter = try parseFilterCall()
-                expr = Expr(kind: .filter(expr, name: filter.name, filter.arguments), location: filter.location)
+                expr = Expr(
+                    kind: .filter(expr, name: filter.name, filter.arguments),
+                    location: filter.location)
             } else if isName("is") {
                 expr = try parseTest(expr)
             } else if isOp("(") {
-                expr = Expr(kind: .call(expr, try parseCallArguments()), location: current.location)
+                expr = Expr(kind: .call(expr, try parseCallArguments()), location: expr.location)
             } else {
                 return expr
             }
@@ -320,7 +348,9 @@ extension Parser {
             arguments = try parseCallArguments()
         } else if startsTestArgument() {
             if isName("is") {
-                throw .syntax(message: "you cannot chain multiple tests with 'is'", location: current.location)
+                throw .syntax(
+                    message: "you cannot chain multiple tests with 'is'", location: current.location
+                )
             }
             arguments.positional = [try parsePostfix(try parsePrimary())]
         }
@@ -330,7 +360,7 @@ extension Parser {
     /// jinja2 lets a test take one argument without parentheses: `x is divisibleby 3`.
     private func startsTestArgument() -> Bool {
         switch current.kind {
-        case let .name(name): return !["else", "or", "and"].contains(name)
+        case .name(let name): return !["else", "or", "and"].contains(name)
         case .string, .integer, .float, .op("["), .op("{"): return true
         default: return false
         }

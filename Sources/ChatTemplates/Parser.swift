@@ -6,6 +6,9 @@ struct Parser {
     var tokens: [Token]
     var index = 0
     private var loopDepth = 0
+    /// Nesting of expressions and blocks; bounded so hostile input cannot overflow the stack.
+    var depth = 0
+    static let maximumDepth = 64
 
     /// Tags that exist in Jinja but are outside this engine's subset.
     private static let unsupportedTags: Set<String> = [
@@ -51,7 +54,7 @@ struct Parser {
     }
 
     mutating func expectName() throws(TemplateError) -> String {
-        guard case let .name(name) = current.kind else { throw unexpected(expected: "a name") }
+        guard case .name(let name) = current.kind else { throw unexpected(expected: "a name") }
         _ = advance()
         return name
     }
@@ -62,21 +65,23 @@ struct Parser {
     }
 
     func unexpected(expected: String) -> TemplateError {
-        .syntax(message: "expected \(expected), found \(describe(current.kind))", location: current.location)
+        .syntax(
+            message: "expected \(expected), found \(describe(current.kind))",
+            location: current.location)
     }
 
     func describe(_ kind: TokenKind) -> String {
         switch kind {
-        case let .text(text): "text '\(text.prefix(20))'"
+        case .text(let text): "text '\(text.prefix(20))'"
         case .variableBegin: "'{{'"
         case .variableEnd: "'}}'"
         case .blockBegin: "'{%'"
         case .blockEnd: "'%}'"
-        case let .name(name): "'\(name)'"
-        case let .string(value): "string '\(value.prefix(20))'"
-        case let .integer(value): "integer \(value)"
-        case let .float(value): "number \(value)"
-        case let .op(op): "'\(op)'"
+        case .name(let name): "'\(name)'"
+        case .string(let value): "string '\(value.prefix(20))'"
+        case .integer(let value): "integer \(value)"
+        case .float(let value): "number \(value)"
+        case .op(let op): "'\(op)'"
         case .eof: "end of template"
         }
     }
@@ -90,7 +95,7 @@ struct Parser {
         while true {
             let token = current
             switch token.kind {
-            case let .text(text):
+            case .text(let text):
                 _ = advance()
                 nodes.append(Node(kind: .text(text), location: token.location))
             case .variableBegin:
@@ -100,7 +105,7 @@ struct Parser {
                 _ = advance()
                 nodes.append(Node(kind: .output(expr), location: token.location))
             case .blockBegin:
-                if case let .name(tag) = next.kind, endTags.contains(tag) {
+                if case .name(let tag) = next.kind, endTags.contains(tag) {
                     _ = advance()
                     return (nodes, tag)
                 }
@@ -110,8 +115,9 @@ struct Parser {
                 if let opener {
                     let expected = endTags.sorted().map { "'\($0)'" }.joined(separator: " or ")
                     throw .syntax(
-                        message: "unexpected end of template: the '\(opener.tag)' tag at \(opener.location) "
-                            + "needs \(expected)",
+                        message:
+                            "unexpected end of template: the '\(opener.tag)' tag at "
+                            + "\(opener.location) needs \(expected)",
                         location: token.location)
                 }
                 return (nodes, "")
@@ -121,9 +127,29 @@ struct Parser {
         }
     }
 
+    /// Runs `body` one nesting level deeper, failing past `maximumDepth`.
+    mutating func nested<T>(_ body: (inout Parser) throws(TemplateError) -> T) throws(TemplateError)
+        -> T
+    {
+        guard depth < Self.maximumDepth else {
+            throw .unsupported(
+                construct: "nesting deeper than \(Self.maximumDepth) levels",
+                location: current.location)
+        }
+        depth += 1
+        defer { depth -= 1 }
+        return try body(&self)
+    }
+
     private mutating func parseStatement() throws(TemplateError) -> Node {
+        try nested { (parser: inout Parser) throws(TemplateError) in
+            try parser.parseStatementUnnested()
+        }
+    }
+
+    private mutating func parseStatementUnnested() throws(TemplateError) -> Node {
         let token = current
-        guard case let .name(tag) = token.kind else { throw unexpected(expected: "a tag name") }
+        guard case .name(let tag) = token.kind else { throw unexpected(expected: "a tag name") }
         if Self.unsupportedTags.contains(tag) {
             throw .unsupported(construct: "the '{% \(tag) %}' tag", location: token.location)
         }
@@ -138,7 +164,8 @@ struct Parser {
         case "filter":
             let filters = try parseFilterChain(requireFirstBar: false)
             try expectBlockEnd()
-            kind = .filterBlock(filters: filters, body: try parseBlockBody("filter", token.location))
+            kind = .filterBlock(
+                filters: filters, body: try parseBlockBody("filter", token.location))
         case "generation":
             try expectBlockEnd()
             kind = .generation(try parseBlockBody("generation", token.location))
@@ -150,7 +177,9 @@ struct Parser {
             kind = tag == "break" ? .breakLoop : .continueLoop
         default:
             if tag.hasPrefix("end") || tag == "elif" || tag == "else" {
-                throw .syntax(message: "unexpected '\(tag)' with no open block to close", location: token.location)
+                throw .syntax(
+                    message: "unexpected '\(tag)' with no open block to close",
+                    location: token.location)
             }
             throw .unsupported(construct: "unknown tag '\(tag)'", location: token.location)
         }
@@ -158,7 +187,9 @@ struct Parser {
     }
 
     /// Body up to `{% end<tag> %}`, consuming the end tag.
-    private mutating func parseBlockBody(_ tag: String, _ location: TemplateLocation) throws(TemplateError) -> [Node] {
+    private mutating func parseBlockBody(_ tag: String, _ location: TemplateLocation)
+        throws(TemplateError) -> [Node]
+    {
         let (body, _) = try parseBody(until: ["end" + tag], opener: (tag, location))
         _ = advance()
         try expectBlockEnd()
@@ -170,7 +201,8 @@ struct Parser {
         var condition = try parseTuple(withCondexpr: false)
         while true {
             try expectBlockEnd()
-            let (body, end) = try parseBody(until: ["elif", "else", "endif"], opener: ("if", location))
+            let (body, end) = try parseBody(
+                until: ["elif", "else", "endif"], opener: ("if", location))
             branches.append((condition, body))
             _ = advance()
             switch end {
@@ -210,7 +242,9 @@ struct Parser {
             _ = advance()
             try expectBlockEnd()
         }
-        return .forLoop(ForLoop(target: target, iterable: iterable, filter: filter, body: body, elseBody: elseBody))
+        return .forLoop(
+            ForLoop(
+                target: target, iterable: iterable, filter: filter, body: body, elseBody: elseBody))
     }
 
     private mutating func parseSet(location: TemplateLocation) throws(TemplateError) -> Node.Kind {
@@ -237,7 +271,8 @@ struct Parser {
         return .with(assignments: assignments, body: try parseBlockBody("with", location))
     }
 
-    private mutating func parseMacro(location: TemplateLocation) throws(TemplateError) -> Node.Kind {
+    private mutating func parseMacro(location: TemplateLocation) throws(TemplateError) -> Node.Kind
+    {
         let name = try expectName()
         try expect(op: "(")
         var parameters: [(name: String, defaultValue: Expr?)] = []
@@ -247,7 +282,9 @@ struct Parser {
             let parameter = try expectName()
             let defaultValue = skipIf(op: "=") ? try parseExpression() : nil
             if defaultValue == nil, parameters.last?.defaultValue != nil {
-                throw .syntax(message: "non-default argument follows default argument", location: current.location)
+                throw .syntax(
+                    message: "non-default argument follows default argument",
+                    location: current.location)
             }
             parameters.append((parameter, defaultValue))
         }
@@ -260,7 +297,9 @@ struct Parser {
     }
 
     /// `name`, `a, b`, `(a, b)` or (for `set`) `ns.attr`.
-    private mutating func parseAssignTarget(allowAttribute: Bool) throws(TemplateError) -> AssignTarget {
+    private mutating func parseAssignTarget(allowAttribute: Bool) throws(TemplateError)
+        -> AssignTarget
+    {
         let parenthesized = skipIf(op: "(")
         let first = try expectName()
         if allowAttribute, !parenthesized, skipIf(op: ".") {
@@ -276,7 +315,9 @@ struct Parser {
     }
 
     /// `| name(args) | name …` for `{% filter %}` and `{% set x | f %}`.
-    private mutating func parseFilterChain(requireFirstBar: Bool) throws(TemplateError) -> [FilterCall] {
+    private mutating func parseFilterChain(requireFirstBar: Bool) throws(TemplateError)
+        -> [FilterCall]
+    {
         var filters: [FilterCall] = []
         if !requireFirstBar {
             filters.append(try parseFilterCall())

@@ -6,13 +6,18 @@
 extension Unicode.Scalar {
     /// `str.isspace()`: the Unicode White_Space set plus the ASCII separators U+001C…U+001F.
     var isPythonWhitespace: Bool {
-        (0x1C...0x1F).contains(value) || properties.isWhitespace
+        if value < 0x80 {
+            return value == 0x20 || (0x09...0x0D).contains(value) || (0x1C...0x1F).contains(value)
+        }
+        return properties.isWhitespace
     }
 }
 
 extension TaggedString {
     /// `str.strip(chars)`, `lstrip`, `rstrip`; `chars == nil` strips whitespace.
-    func stripped(_ chars: String? = nil, leading: Bool = true, trailing: Bool = true) -> TaggedString {
+    func stripped(_ chars: String? = nil, leading: Bool = true, trailing: Bool = true)
+        -> TaggedString
+    {
         let scalars = Array(text.unicodeScalars)
         let set = chars.map { Set($0.unicodeScalars) }
         let strips: (Unicode.Scalar) -> Bool = { set?.contains($0) ?? $0.isPythonWhitespace }
@@ -69,7 +74,9 @@ extension String {
         var result = ""
         var previousCased = false
         for scalar in unicodeScalars {
-            result += previousCased ? scalar.properties.lowercaseMapping : scalar.properties.titlecaseMapping
+            result +=
+                previousCased
+                ? scalar.properties.lowercaseMapping : scalar.properties.titlecaseMapping
             previousCased = scalar.properties.isCased
         }
         return result
@@ -83,7 +90,8 @@ extension String {
 
     /// `repr(str)`: single quotes unless the text has `'` and no `"`; escapes control characters.
     var pythonRepr: String {
-        let quote: Unicode.Scalar = unicodeScalars.contains("'") && !unicodeScalars.contains("\"") ? "\"" : "'"
+        let quote: Unicode.Scalar =
+            unicodeScalars.contains("'") && !unicodeScalars.contains("\"") ? "\"" : "'"
         var result = String(quote)
         for scalar in unicodeScalars {
             switch scalar {

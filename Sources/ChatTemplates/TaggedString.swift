@@ -29,8 +29,12 @@ struct TaggedString {
 
     mutating func append(_ other: TaggedString) {
         for mark in other.marks {
-            let shifted = Mark(range: mark.range.lowerBound + utf8Count..<mark.range.upperBound + utf8Count, message: mark.message)
-            if let last = marks.last, last.message == shifted.message, last.range.upperBound == shifted.range.lowerBound {
+            let shifted = Mark(
+                range: mark.range.lowerBound + utf8Count..<mark.range.upperBound + utf8Count,
+                message: mark.message)
+            if let last = marks.last, last.message == shifted.message,
+                last.range.upperBound == shifted.range.lowerBound
+            {
                 marks[marks.count - 1].range = last.range.lowerBound..<shifted.range.upperBound
             } else {
                 marks.append(shifted)
@@ -66,7 +70,10 @@ struct TaggedString {
             let lower = max(mark.range.lowerBound, range.lowerBound)
             let upper = min(mark.range.upperBound, range.upperBound)
             if lower < upper {
-                result.marks.append(Mark(range: lower - range.lowerBound..<upper - range.lowerBound, message: mark.message))
+                result.marks.append(
+                    Mark(
+                        range: lower - range.lowerBound..<upper - range.lowerBound,
+                        message: mark.message))
             }
         }
         return result

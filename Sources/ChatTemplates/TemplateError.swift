@@ -30,17 +30,17 @@ public enum TemplateError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .syntax(message, location):
+        case .syntax(let message, let location):
             "Template syntax error at \(location): \(message)"
-        case let .unsupported(construct, location):
+        case .unsupported(let construct, let location):
             "Unsupported template construct at \(location): \(construct). "
                 + "Hint: ChatTemplates implements the Jinja subset used by Hub chat templates; "
                 + "simplify the template or extend the engine."
-        case let .runtime(message, location):
+        case .runtime(let message, let location):
             "Template error at \(location): \(message)"
-        case let .raisedException(message, location):
+        case .raisedException(let message, let location):
             "\(message) (raised by the chat template at \(location))"
-        case let .invalidArguments(message):
+        case .invalidArguments(let message):
             message
         }
     }
@@ -48,10 +48,10 @@ public enum TemplateError: Error, Equatable, CustomStringConvertible {
     /// The bare message, without location or hints (for `raise_exception`, the template's text).
     public var message: String {
         switch self {
-        case let .syntax(message, _), let .runtime(message, _),
-            let .raisedException(message, _), let .invalidArguments(message):
+        case .syntax(let message, _), .runtime(let message, _),
+            .raisedException(let message, _), .invalidArguments(let message):
             message
-        case let .unsupported(construct, _):
+        case .unsupported(let construct, _):
             construct
         }
     }
@@ -59,8 +59,8 @@ public enum TemplateError: Error, Equatable, CustomStringConvertible {
     /// Where in the template the error arose, when it came from the template.
     public var location: TemplateLocation? {
         switch self {
-        case let .syntax(_, location), let .unsupported(_, location),
-            let .runtime(_, location), let .raisedException(_, location):
+        case .syntax(_, let location), .unsupported(_, let location),
+            .runtime(_, let location), .raisedException(_, let location):
             location
         case .invalidArguments:
             nil

@@ -24,7 +24,12 @@ enum TemplateTests {
         case "number": return value.number != nil
         case "string": if case .string = value { return true } else { return false }
         case "mapping": if case .object = value { return true } else { return false }
-        case "callable": if case .function = value { return true } else { return false }
+        case "callable":
+            // An undefined value is callable in jinja2 (calling it raises the undefined error).
+            switch value {
+            case .function, .undefined: return true
+            default: return false
+            }
         case "iterable":
             switch value {
             case .undefined, .string, .array, .object: return true
@@ -32,18 +37,19 @@ enum TemplateTests {
             }
         case "sequence":
             switch value {
-            case .string, .array, .object: return true
+            case .undefined, .string, .array, .object: return true
             default: return false
             }
         case "escaped": return false
         case "odd", "even":
-            guard let number = value.integer else { throw EvalFailure("\(name) test needs an integer, not \(value.typeName)") }
-            return (number % 2 != 0) == (name == "odd")
+            // jinja2: `value % 2 == 1` (odd) or `== 0` (even), so floats are allowed.
+            let remainder = try Operators.binary(.modulo, value, .int(2))
+            return remainder.isEqual(to: .int(name == "odd" ? 1 : 0))
         case "divisibleby":
             guard let number = value.integer, let divisor = try other().integer, divisor != 0 else {
                 throw EvalFailure("divisibleby needs non-zero integers")
             }
-            return number % divisor == 0
+            return divisor == -1 || number % divisor == 0
         case "lower": return value.pythonString.pythonPredicate("islower")
         case "upper": return value.pythonString.pythonPredicate("isupper")
         case "eq", "equalto", "==": return value.isEqual(to: try other())
@@ -65,10 +71,10 @@ enum TemplateTests {
     private static func isSame(_ a: Value, _ b: Value) throws -> Bool {
         switch (a, b) {
         case (.none, .none): return true
-        case let (.bool(x), .bool(y)): return x == y
-        case let (.int(x), .int(y)): return x == y
-        case let (.string(x), .string(y)): return x.text == y.text
-        case let (.namespace(x), .namespace(y)): return x === y
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.string(let x), .string(let y)): return x.text == y.text
+        case (.namespace(let x), .namespace(let y)): return x === y
         default: return false
         }
     }

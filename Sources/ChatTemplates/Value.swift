@@ -78,13 +78,14 @@ enum Value {
 
     init(_ value: JinjaValue) {
         switch value {
-        case let .string(text): self = .string(text)
-        case let .int(number): self = .int(number)
-        case let .double(number): self = .double(number)
-        case let .bool(flag): self = .bool(flag)
+        case .string(let text): self = .string(text)
+        case .int(let number): self = .int(number)
+        case .double(let number): self = .double(number)
+        case .bool(let flag): self = .bool(flag)
         case .none: self = .none
-        case let .array(items): self = .array(items.map(Value.init))
-        case let .dictionary(object): self = .object(ValueObject(object.pairs.map { ($0.key, Value($0.value)) }))
+        case .array(let items): self = .array(items.map(Value.init))
+        case .dictionary(let object):
+            self = .object(ValueObject(object.pairs.map { ($0.key, Value($0.value)) }))
         }
     }
 
@@ -113,12 +114,12 @@ enum Value {
     var isTruthy: Bool {
         switch self {
         case .undefined, .none: false
-        case let .bool(flag): flag
-        case let .int(number): number != 0
-        case let .double(number): number != 0
-        case let .string(text): !text.text.isEmpty
-        case let .array(items): !items.isEmpty
-        case let .object(object): object.count > 0
+        case .bool(let flag): flag
+        case .int(let number): number != 0
+        case .double(let number): number != 0
+        case .string(let text): !text.text.isEmpty
+        case .array(let items): !items.isEmpty
+        case .object(let object): object.count > 0
         case .namespace, .function: true
         }
     }
@@ -127,14 +128,14 @@ enum Value {
     var pythonString: String {
         switch self {
         case .undefined: ""
-        case let .string(text): text.text
+        case .string(let text): text.text
         default: pythonRepr
         }
     }
 
     /// `str(value)` keeping assistant marks when the value is a string.
     var taggedString: TaggedString {
-        if case let .string(text) = self { return text }
+        if case .string(let text) = self { return text }
         return TaggedString(pythonString)
     }
 
@@ -143,33 +144,35 @@ enum Value {
         switch self {
         case .undefined: ""
         case .none: "None"
-        case let .bool(flag): flag ? "True" : "False"
-        case let .int(number): String(number)
-        case let .double(number): pythonFloatRepr(number)
-        case let .string(text): text.text.pythonRepr
-        case let .array(items): "[" + items.map(\.pythonRepr).joined(separator: ", ") + "]"
-        case let .object(object):
-            "{" + object.pairs.map { "\($0.key.pythonRepr): \($0.value.pythonRepr)" }.joined(separator: ", ") + "}"
-        case let .namespace(namespace):
+        case .bool(let flag): flag ? "True" : "False"
+        case .int(let number): String(number)
+        case .double(let number): pythonFloatRepr(number)
+        case .string(let text): text.text.pythonRepr
+        case .array(let items): "[" + items.map(\.pythonRepr).joined(separator: ", ") + "]"
+        case .object(let object):
+            "{"
+                + object.pairs.map { "\($0.key.pythonRepr): \($0.value.pythonRepr)" }.joined(
+                    separator: ", ") + "}"
+        case .namespace(let namespace):
             "<Namespace " + Value.object(namespace.attributes).pythonRepr + ">"
-        case let .function(function): "<function \(function.name)>"
+        case .function(let function): "<function \(function.name)>"
         }
     }
 
     /// Numeric view for arithmetic: bools count as 0/1 as in Python.
     var number: Double? {
         switch self {
-        case let .int(number): Double(number)
-        case let .double(number): number
-        case let .bool(flag): flag ? 1 : 0
+        case .int(let number): Double(number)
+        case .double(let number): number
+        case .bool(let flag): flag ? 1 : 0
         default: nil
         }
     }
 
     var integer: Int? {
         switch self {
-        case let .int(number): number
-        case let .bool(flag): flag ? 1 : 0
+        case .int(let number): number
+        case .bool(let flag): flag ? 1 : 0
         default: nil
         }
     }
@@ -178,12 +181,15 @@ enum Value {
     func isEqual(to other: Value) -> Bool {
         switch (self, other) {
         case (.undefined, .undefined), (.none, .none): return true
-        case let (.string(a), .string(b)): return a.text == b.text
-        case let (.array(a), .array(b)):
+        case (.string(let a), .string(let b)): return a.text == b.text
+        case (.array(let a), .array(let b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.isEqual(to: $1) }
-        case let (.object(a), .object(b)):
-            return a.count == b.count && a.pairs.allSatisfy { pair in b[pair.key].map { pair.value.isEqual(to: $0) } ?? false }
-        case let (.namespace(a), .namespace(b)): return a === b
+        case (.object(let a), .object(let b)):
+            return a.count == b.count
+                && a.pairs.allSatisfy { pair in
+                    b[pair.key].map { pair.value.isEqual(to: $0) } ?? false
+                }
+        case (.namespace(let a), .namespace(let b)): return a === b
         default:
             if let a = integer, let b = other.integer { return a == b }
             if let a = number, let b = other.number { return a == b }
@@ -194,15 +200,16 @@ enum Value {
     /// Python `<`; mixed types fail as in Python 3.
     func isLess(than other: Value) throws -> Bool {
         switch (self, other) {
-        case let (.string(a), .string(b)):
+        case (.string(let a), .string(let b)):
             return a.text.unicodeScalars.lexicographicallyPrecedes(b.text.unicodeScalars)
-        case let (.array(a), .array(b)):
+        case (.array(let a), .array(let b)):
             for (x, y) in zip(a, b) where !x.isEqual(to: y) { return try x.isLess(than: y) }
             return a.count < b.count
         default:
             if let a = integer, let b = other.integer { return a < b }
             if let a = number, let b = other.number { return a < b }
-            throw EvalFailure("'<' not supported between instances of '\(typeName)' and '\(other.typeName)'")
+            throw EvalFailure(
+                "'<' not supported between instances of '\(typeName)' and '\(other.typeName)'")
         }
     }
 
@@ -210,11 +217,13 @@ enum Value {
     func iterated() throws -> [Value] {
         switch self {
         case .undefined: return []
-        case let .array(items): return items
-        case let .object(object): return object.keys.map { .string($0) }
-        case let .string(text):
+        case .array(let items): return items
+        case .object(let object): return object.keys.map { .string($0) }
+        case .string(let text):
             let offsets = text.scalarOffsets
-            return (0..<offsets.count - 1).map { .string(text.slice(scalars: $0..<$0 + 1, offsets: offsets)) }
+            return (0..<offsets.count - 1).map {
+                .string(text.slice(scalars: $0..<$0 + 1, offsets: offsets))
+            }
         default: throw EvalFailure("'\(typeName)' object is not iterable")
         }
     }
@@ -223,9 +232,9 @@ enum Value {
     func length() throws -> Int {
         switch self {
         case .undefined: return 0
-        case let .string(text): return text.text.unicodeScalars.count
-        case let .array(items): return items.count
-        case let .object(object): return object.count
+        case .string(let text): return text.text.unicodeScalars.count
+        case .array(let items): return items.count
+        case .object(let object): return object.count
         default: throw EvalFailure("object of type '\(typeName)' has no len()")
         }
     }

@@ -4,197 +4,197 @@
 
 enum GoldenData {
     static let chatTemplateGolden = #"""
-{
- "description": "tokenizer.apply_chat_template(messages, add_generation_prompt=True). ids equal tokenizer(text, add_special_tokens=False).input_ids. The template inserts a default system message when the first message is not a system message.",
- "chat_template": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
- "env": {
-  "torch": "2.15.0+cu132",
-  "transformers": "5.24.0",
-  "python": "3.11.7",
-  "generator": "anchors/ref/gen_golden.py"
- },
- "cases": [
-  {
-   "messages": [
-    {
-     "role": "user",
-     "content": "What is the capital of France?"
-    }
-   ],
-   "text": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
-   "ids": [
-    1,
-    9690,
-    198,
-    2683,
-    359,
-    253,
-    5356,
-    5646,
-    11173,
-    3365,
-    3511,
-    308,
-    34519,
-    28,
-    7018,
-    411,
-    407,
-    19712,
-    8182,
-    2,
-    198,
-    1,
-    4093,
-    198,
-    1780,
-    314,
-    260,
-    3575,
-    282,
-    4649,
-    47,
-    2,
-    198,
-    1,
-    520,
-    9531,
-    198
-   ],
-   "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
-  },
-  {
-   "messages": [
-    {
-     "role": "system",
-     "content": "You are a concise assistant. Answer in one sentence."
-    },
-    {
-     "role": "user",
-     "content": "Explain what a reward model is."
-    }
-   ],
-   "text": "<|im_start|>system\nYou are a concise assistant. Answer in one sentence.<|im_end|>\n<|im_start|>user\nExplain what a reward model is.<|im_end|>\n<|im_start|>assistant\n",
-   "ids": [
-    1,
-    9690,
-    198,
-    2683,
-    359,
-    253,
-    19484,
-    11173,
-    30,
-    19842,
-    281,
-    582,
-    6330,
-    30,
-    2,
-    198,
-    1,
-    4093,
-    198,
-    36971,
-    732,
-    253,
-    7327,
-    1743,
-    314,
-    30,
-    2,
-    198,
-    1,
-    520,
-    9531,
-    198
-   ],
-   "text_without_generation_prompt": "<|im_start|>system\nYou are a concise assistant. Answer in one sentence.<|im_end|>\n<|im_start|>user\nExplain what a reward model is.<|im_end|>\n"
-  },
-  {
-   "messages": [
-    {
-     "role": "system",
-     "content": "You are a helpful math tutor."
-    },
-    {
-     "role": "user",
-     "content": "What is 12 * 7?"
-    },
-    {
-     "role": "assistant",
-     "content": "12 * 7 = 84."
-    },
-    {
-     "role": "user",
-     "content": "And 84 / 4?"
-    }
-   ],
-   "text": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>user\nAnd 84 / 4?<|im_end|>\n<|im_start|>assistant\n",
-   "ids": [
-    1,
-    9690,
-    198,
-    2683,
-    359,
-    253,
-    5356,
-    4119,
-    15474,
-    30,
-    2,
-    198,
-    1,
-    4093,
-    198,
-    1780,
-    314,
-    216,
-    33,
-    34,
-    1672,
-    216,
-    39,
-    47,
-    2,
-    198,
-    1,
-    520,
-    9531,
-    198,
-    33,
-    34,
-    1672,
-    216,
-    39,
-    446,
-    216,
-    40,
-    36,
-    30,
-    2,
-    198,
-    1,
-    4093,
-    198,
-    3528,
-    216,
-    40,
-    36,
-    2272,
-    216,
-    36,
-    47,
-    2,
-    198,
-    1,
-    520,
-    9531,
-    198
-   ],
-   "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>user\nAnd 84 / 4?<|im_end|>\n"
-  }
- ]
-}
-"""#
+        {
+         "description": "tokenizer.apply_chat_template(messages, add_generation_prompt=True). ids equal tokenizer(text, add_special_tokens=False).input_ids. The template inserts a default system message when the first message is not a system message.",
+         "chat_template": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+         "env": {
+          "torch": "2.15.0+cu132",
+          "transformers": "5.24.0",
+          "python": "3.11.7",
+          "generator": "anchors/ref/gen_golden.py"
+         },
+         "cases": [
+          {
+           "messages": [
+            {
+             "role": "user",
+             "content": "What is the capital of France?"
+            }
+           ],
+           "text": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+           "ids": [
+            1,
+            9690,
+            198,
+            2683,
+            359,
+            253,
+            5356,
+            5646,
+            11173,
+            3365,
+            3511,
+            308,
+            34519,
+            28,
+            7018,
+            411,
+            407,
+            19712,
+            8182,
+            2,
+            198,
+            1,
+            4093,
+            198,
+            1780,
+            314,
+            260,
+            3575,
+            282,
+            4649,
+            47,
+            2,
+            198,
+            1,
+            520,
+            9531,
+            198
+           ],
+           "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+          },
+          {
+           "messages": [
+            {
+             "role": "system",
+             "content": "You are a concise assistant. Answer in one sentence."
+            },
+            {
+             "role": "user",
+             "content": "Explain what a reward model is."
+            }
+           ],
+           "text": "<|im_start|>system\nYou are a concise assistant. Answer in one sentence.<|im_end|>\n<|im_start|>user\nExplain what a reward model is.<|im_end|>\n<|im_start|>assistant\n",
+           "ids": [
+            1,
+            9690,
+            198,
+            2683,
+            359,
+            253,
+            19484,
+            11173,
+            30,
+            19842,
+            281,
+            582,
+            6330,
+            30,
+            2,
+            198,
+            1,
+            4093,
+            198,
+            36971,
+            732,
+            253,
+            7327,
+            1743,
+            314,
+            30,
+            2,
+            198,
+            1,
+            520,
+            9531,
+            198
+           ],
+           "text_without_generation_prompt": "<|im_start|>system\nYou are a concise assistant. Answer in one sentence.<|im_end|>\n<|im_start|>user\nExplain what a reward model is.<|im_end|>\n"
+          },
+          {
+           "messages": [
+            {
+             "role": "system",
+             "content": "You are a helpful math tutor."
+            },
+            {
+             "role": "user",
+             "content": "What is 12 * 7?"
+            },
+            {
+             "role": "assistant",
+             "content": "12 * 7 = 84."
+            },
+            {
+             "role": "user",
+             "content": "And 84 / 4?"
+            }
+           ],
+           "text": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>user\nAnd 84 / 4?<|im_end|>\n<|im_start|>assistant\n",
+           "ids": [
+            1,
+            9690,
+            198,
+            2683,
+            359,
+            253,
+            5356,
+            4119,
+            15474,
+            30,
+            2,
+            198,
+            1,
+            4093,
+            198,
+            1780,
+            314,
+            216,
+            33,
+            34,
+            1672,
+            216,
+            39,
+            47,
+            2,
+            198,
+            1,
+            520,
+            9531,
+            198,
+            33,
+            34,
+            1672,
+            216,
+            39,
+            446,
+            216,
+            40,
+            36,
+            30,
+            2,
+            198,
+            1,
+            4093,
+            198,
+            3528,
+            216,
+            40,
+            36,
+            2272,
+            216,
+            36,
+            47,
+            2,
+            198,
+            1,
+            520,
+            9531,
+            198
+           ],
+           "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>user\nAnd 84 / 4?<|im_end|>\n"
+          }
+         ]
+        }
+        """#
 }

@@ -31,16 +31,22 @@ struct GoldenTests {
 
     @Test func embeddedCopyMatchesSharedReference() throws {
         let testFile = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        let repository = testFile.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repository = testFile.deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let candidates = [
             repository.appendingPathComponent("shared/reference/chat_template_golden.json"),
-            repository.deletingLastPathComponent().appendingPathComponent("shared/reference/chat_template_golden.json"),
+            repository.deletingLastPathComponent().appendingPathComponent(
+                "shared/reference/chat_template_golden.json"),
         ]
-        guard let file = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+        guard
+            let file = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) })
+        else {
             return  // Not in a checkout with the shared folder; the embedded copy stands alone.
         }
         let shared = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? NSDictionary
-        let embedded = try JSONSerialization.jsonObject(with: Data(GoldenData.chatTemplateGolden.utf8)) as? NSDictionary
+        let embedded =
+            try JSONSerialization.jsonObject(with: Data(GoldenData.chatTemplateGolden.utf8))
+            as? NSDictionary
         #expect(shared == embedded)
     }
 
@@ -50,9 +56,12 @@ struct GoldenTests {
         let template = try ChatTemplate(source: golden.chat_template)
         let goldenCase = golden.cases[index]
         let messages = goldenCase.messages.map { ChatMessage(role: $0.role, content: $0.content) }
-        for (addGenerationPrompt, expected) in [(true, goldenCase.text), (false, goldenCase.text_without_generation_prompt)] {
+        for (addGenerationPrompt, expected) in [
+            (true, goldenCase.text), (false, goldenCase.text_without_generation_prompt),
+        ] {
             let chat = try template.render(
-                messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: "<|im_start|>",
+                messages: messages, addGenerationPrompt: addGenerationPrompt,
+                bosToken: "<|im_start|>",
                 eosToken: "<|im_end|>")
             #expect(Array(chat.text.utf8) == Array(expected.utf8))
             for span in chat.assistantContent {

@@ -40,7 +40,12 @@ enum Conversations {
         ChatMessage(
             role: "assistant", content: "",
             extraFields: [
-                "tool_calls": [["type": "function", "function": ["name": "get_weather", "arguments": ["city": "Paris"]]]]
+                "tool_calls": [
+                    [
+                        "type": "function",
+                        "function": ["name": "get_weather", "arguments": ["city": "Paris"]],
+                    ]
+                ]
             ]),
         ChatMessage(role: "tool", content: #"{"temp_c": 18}"#),
     ]
@@ -55,23 +60,34 @@ struct ModelTemplate: CustomTestStringConvertible, Sendable {
     var testDescription: String { name }
 
     static let all = [
-        ModelTemplate(name: "smollm2", source: ModelTemplates.smolLM2, bosToken: "<|im_start|>", eosToken: "<|im_end|>"),
-        ModelTemplate(name: "qwen25", source: ModelTemplates.qwen25, bosToken: nil, eosToken: "<|im_end|>"),
-        ModelTemplate(name: "llama31", source: ModelTemplates.llama31, bosToken: "<|begin_of_text|>", eosToken: "<|eot_id|>"),
-        ModelTemplate(name: "llama32", source: ModelTemplates.llama32, bosToken: "<|begin_of_text|>", eosToken: "<|eot_id|>"),
-        ModelTemplate(name: "zephyr", source: ModelTemplates.zephyr, bosToken: "<s>", eosToken: "</s>"),
+        ModelTemplate(
+            name: "smollm2", source: ModelTemplates.smolLM2, bosToken: "<|im_start|>",
+            eosToken: "<|im_end|>"),
+        ModelTemplate(
+            name: "qwen25", source: ModelTemplates.qwen25, bosToken: nil, eosToken: "<|im_end|>"),
+        ModelTemplate(
+            name: "llama31", source: ModelTemplates.llama31, bosToken: "<|begin_of_text|>",
+            eosToken: "<|eot_id|>"),
+        ModelTemplate(
+            name: "llama32", source: ModelTemplates.llama32, bosToken: "<|begin_of_text|>",
+            eosToken: "<|eot_id|>"),
+        ModelTemplate(
+            name: "zephyr", source: ModelTemplates.zephyr, bosToken: "<s>", eosToken: "</s>"),
     ]
 
     func render(
-        _ messages: [ChatMessage], addGenerationPrompt: Bool, extraContext: [String: JinjaValue] = [:]
+        _ messages: [ChatMessage], addGenerationPrompt: Bool,
+        extraContext: [String: JinjaValue] = [:]
     ) throws -> RenderedChat {
         try ChatTemplate(source: source).render(
-            messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: bosToken, eosToken: eosToken,
+            messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: bosToken,
+            eosToken: eosToken,
             extraContext: extraContext, currentDate: ModelTemplate.pinnedDate)
     }
 
     /// 2024-09-15 12:00 in the local time zone, the date the expectations were rendered with.
-    static let pinnedDate = Calendar.current.date(from: DateComponents(year: 2024, month: 9, day: 15, hour: 12))!
+    static let pinnedDate = Calendar.current.date(
+        from: DateComponents(year: 2024, month: 9, day: 15, hour: 12))!
 }
 
 func expectation(_ key: String) throws -> String {
@@ -112,7 +128,8 @@ struct ModelTemplateTests {
     /// training see the same tokens before the answer.
     @Test(arguments: ModelTemplate.all)
     func generationPromptIsPrefixOfTrainingText(_ model: ModelTemplate) throws {
-        let prompt = try model.render(Array(Conversations.training.dropLast()), addGenerationPrompt: true)
+        let prompt = try model.render(
+            Array(Conversations.training.dropLast()), addGenerationPrompt: true)
         let full = try model.render(Conversations.training, addGenerationPrompt: false)
         #expect(full.text.hasPrefix(prompt.text))
         #expect(full.assistantSpans.last!.lowerBound == prompt.text.utf8.count)
@@ -121,28 +138,35 @@ struct ModelTemplateTests {
     @Test(arguments: ["qwen25", "llama31", "llama32"])
     func toolDefinitions(_ name: String) throws {
         let model = try #require(ModelTemplate.all.first { $0.name == name })
-        let messages = name == "qwen25" ? Conversations.toolChat : Array(Conversations.toolChat.prefix(1))
+        let messages =
+            name == "qwen25" ? Conversations.toolChat : Array(Conversations.toolChat.prefix(1))
         let chat = try model.render(
-            messages, addGenerationPrompt: true, extraContext: ["tools": [Conversations.weatherTool]])
+            messages, addGenerationPrompt: true,
+            extraContext: ["tools": [Conversations.weatherTool]])
         #expect(chat.text == (try expectation("\(name)/tools")))
     }
 
     @Test func llama31ToolCallWithDateOverride() throws {
         let model = ModelTemplate.all[2]
         let chat = try ChatTemplate(source: model.source).render(
-            messages: Conversations.toolChat, addGenerationPrompt: true, bosToken: "<|begin_of_text|>",
+            messages: Conversations.toolChat, addGenerationPrompt: true,
+            bosToken: "<|begin_of_text|>",
             eosToken: nil, extraContext: ["date_string": "01 Jan 2025"])
         #expect(chat.text == (try expectation("llama31/toolCall")))
     }
 
     @Test func llama32WithoutToolsRejectsMultipleToolCalls() throws {
         var messages = Conversations.toolChat
-        messages[1].extraFields["tool_calls"] = [["function": ["name": "a"]], ["function": ["name": "b"]]]
+        messages[1].extraFields["tool_calls"] = [
+            ["function": ["name": "a"]], ["function": ["name": "b"]],
+        ]
         let template = try ChatTemplate(source: ModelTemplates.llama32)
         #expect {
-            _ = try template.render(messages: messages, addGenerationPrompt: true, bosToken: nil, eosToken: nil)
+            _ = try template.render(
+                messages: messages, addGenerationPrompt: true, bosToken: nil, eosToken: nil)
         } throws: { error in
-            (error as? TemplateError)?.message == "This model only supports single tool-calls at once!"
+            (error as? TemplateError)?.message
+                == "This model only supports single tool-calls at once!"
         }
     }
 }
