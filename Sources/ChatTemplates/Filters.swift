@@ -249,25 +249,10 @@ enum Filters {
             }
             return subject
         }
-        func sorted(_ items: [Value], by keyOf: (Value) throws -> Value, reverse: Bool) throws
-            -> [Value]
-        {
-            let keyed = try items.map { ($0, try keyOf($0)) }
-            var failure: Error?
-            let result = keyed.enumerated().sorted { a, b in
-                do {
-                    if try a.element.1.isLess(than: b.element.1) { return !reverse }
-                    if try b.element.1.isLess(than: a.element.1) { return reverse }
-                } catch { failure = error }
-                return a.offset < b.offset
-            }
-            if let failure { throw failure }
-            return result.map(\.element.0)
-        }
         switch name {
         case "sort":
             return .array(
-                try sorted(
+                try stableSorted(
                     try value.iterated(), by: { try key($0, bound[2]) },
                     reverse: bound[0]?.isTruthy ?? false))
         case "dictsort":
@@ -277,7 +262,7 @@ enum Filters {
             let position = bound[1]?.pythonString == "value" ? 1 : 0
             let pairs = object.pairs.map { Value.array([.string($0.key), $0.value]) }
             return .array(
-                try sorted(
+                try stableSorted(
                     pairs, by: { try key(try $0.item(.int(position)), nil) },
                     reverse: bound[2]?.isTruthy ?? false))
         case "unique":
@@ -292,11 +277,29 @@ enum Filters {
             }
             return .array(result)
         default:
-            let ordered = try sorted(
+            let ordered = try stableSorted(
                 try value.iterated(), by: { try key($0, bound[1]) }, reverse: false)
             return (name == "min" ? ordered.first : ordered.last)
                 ?? .undefined(hint: "No \(name) item, sequence was empty.")
         }
+    }
+
+    /// Python's `sorted(items, key=keyOf, reverse=reverse)`: stable in both directions, and
+    /// failing like Python when two keys cannot be ordered.
+    private static func stableSorted(
+        _ items: [Value], by keyOf: (Value) throws -> Value, reverse: Bool
+    ) throws -> [Value] {
+        let keyed = try items.map { ($0, try keyOf($0)) }
+        var failure: Error?
+        let result = keyed.enumerated().sorted { a, b in
+            do {
+                if try a.element.1.isLess(than: b.element.1) { return !reverse }
+                if try b.element.1.isLess(than: a.element.1) { return reverse }
+            } catch { failure = error }
+            return a.offset < b.offset
+        }
+        if let failure { throw failure }
+        return result.map(\.element.0)
     }
 
     /// jinja2's `title` filter: capitalise after `-`, whitespace and opening brackets.

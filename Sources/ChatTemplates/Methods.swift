@@ -102,10 +102,15 @@ enum Methods {
         }
     }
 
-    private static func stringMethod(_ name: String, _ text: TaggedString) -> (
-        (CallArguments) throws -> Value
-    )? {
-        let plain = text.text
+    private typealias Method = (CallArguments) throws -> Value
+
+    private static func stringMethod(_ name: String, _ text: TaggedString) -> Method? {
+        markPreservingStringMethod(name, text) ?? plainStringMethod(name, text.text)
+    }
+
+    /// Methods whose results are pieces of the receiver, so assistant marks carry over.
+    private static func markPreservingStringMethod(_ name: String, _ text: TaggedString) -> Method?
+    {
         switch name {
         case "strip", "lstrip", "rstrip":
             return { arguments in
@@ -126,20 +131,48 @@ enum Methods {
                 let pieces = text.split(separator: separator, maxSplits: bound[1]?.integer ?? -1)
                 return .array(pieces.map { .string($0) })
             }
+        case "join":
+            return { arguments in
+                let items = try arguments.bind("join", ["iterable"], required: 1)[0]!.iterated()
+                var result = TaggedString()
+                for (index, item) in items.enumerated() {
+                    if index > 0 { result.append(text) }
+                    result.append(try item.requireString("join item"))
+                }
+                return .string(result)
+            }
+        case "removeprefix", "removesuffix":
+            return { arguments in
+                let affix = try arguments.bind(name, ["affix"], required: 1)[0]!
+                let bytes = Array(try affix.requireString("affix").text.utf8)
+                let utf8 = Array(text.text.utf8)
+                guard !bytes.isEmpty else { return .string(text) }
+                if name == "removeprefix", utf8.starts(with: bytes) {
+                    return .string(text.slice(utf8: bytes.count..<utf8.count))
+                }
+                if name == "removesuffix", utf8.reversed().starts(with: bytes.reversed()) {
+                    return .string(text.slice(utf8: 0..<utf8.count - bytes.count))
+                }
+                return .string(text)
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Methods that build new text or answer questions about it.
+    private static func plainStringMethod(_ name: String, _ plain: String) -> Method? {
+        switch name {
         case "startswith", "endswith":
             return { arguments in
-                let bound = try arguments.bind(name, ["prefix"], required: 1)
-                let candidates: [Value]
-                if case .array(let items) = bound[0]! {
-                    candidates = items
-                } else {
-                    candidates = [bound[0]!]
-                }
+                let affixes = try arguments.bind(name, ["prefix"], required: 1)[0]!
+                let candidates: [Value] =
+                    if case .array(let items) = affixes { items } else { [affixes] }
+                let scalars = Array(plain.unicodeScalars)
                 return .bool(
                     try candidates.contains { candidate in
                         let affix = Array(
                             try candidate.requireString("\(name) argument").text.unicodeScalars)
-                        let scalars = Array(plain.unicodeScalars)
                         return name == "startswith"
                             ? scalars.starts(with: affix)
                             : scalars.reversed().starts(with: affix.reversed())
@@ -159,41 +192,13 @@ enum Methods {
             }
         case "find", "count":
             return { arguments in
-                let needle = Array(
-                    try arguments.bind(name, ["sub"], required: 1)[0]!.requireString("sub").text
-                        .unicodeScalars)
-                let haystack = Array(plain.unicodeScalars)
-                let positions = haystack.occurrences(of: needle)
+                let sub = try arguments.bind(name, ["sub"], required: 1)[0]!.requireString("sub")
+                let positions = Array(plain.unicodeScalars).occurrences(
+                    of: Array(sub.text.unicodeScalars))
                 return .int(name == "count" ? positions.count : positions.first ?? -1)
-            }
-        case "join":
-            return { arguments in
-                let items = try arguments.bind("join", ["iterable"], required: 1)[0]!.iterated()
-                var result = TaggedString()
-                for (index, item) in items.enumerated() {
-                    if index > 0 { result.append(text) }
-                    result.append(try item.requireString("join item"))
-                }
-                return .string(result)
             }
         case "splitlines":
             return { _ in .array(plain.pythonLines.map { .string($0) }) }
-        case "removeprefix", "removesuffix":
-            return { arguments in
-                let affix = try arguments.bind(name, ["affix"], required: 1)[0]!.requireString(
-                    "affix"
-                ).text
-                let count = affix.utf8.count
-                if name == "removeprefix", plain.utf8.starts(with: affix.utf8), count > 0 {
-                    return .string(text.slice(utf8: count..<text.utf8Count))
-                }
-                if name == "removesuffix",
-                    plain.utf8.reversed().starts(with: affix.utf8.reversed()), count > 0
-                {
-                    return .string(text.slice(utf8: 0..<text.utf8Count - count))
-                }
-                return .string(text)
-            }
         case "isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower":
             return { _ in .bool(plain.pythonPredicate(name)) }
         default:
