@@ -3,6 +3,7 @@
 // OpenBLAS owns both cores.
 
 import _CBLAS
+import _CKernels
 
 public enum MatMul {
     /// Sets the BLAS thread count once (OpenBLAS; a no-op with Accelerate).
@@ -36,15 +37,20 @@ public enum MatMul {
 /// A fully-connected layer without bias in the `nn.Linear` layout: W is [O, I], y = x Wᵀ.
 /// N = rows (tokens), I = input features, O = output features.
 public enum Linear {
+    /// At or below this many rows the product runs on our few-row kernel instead of sgemm, whose
+    /// packing dominates at small M (measured: `sgemm_incopy` as costly as the kernel at M = 16).
+    public static let fewRowsLimit = 16
+
     /// y[N,O] = x[N,I] · Wᵀ (+ y when accumulate).
     public static func forward(
         out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
         rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
     ) {
-        if rows == 1 {  // one token (batch-1 decoding): y = W x as a GEMV, bandwidth-bound on W
-            ThreadPool.shared.park()
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), 1, w, Int32(inFeatures),
-                        x, 1, accumulate ? 1 : 0, y, 1)
+        if rows <= fewRowsLimit {  // decoding: stream each weight row once, split over our threads
+            parallelFor(outFeatures, grain: max(1, 8192 / max(inFeatures * rows, 1))) { r in
+                rk_gemm_few_rows_nt(y, outFeatures, x, inFeatures, w, rows, r.lowerBound, r.upperBound, inFeatures,
+                                    accumulate ? 1 : 0)
+            }
             return
         }
         MatMul.gemm(y, x, w, transB: true, m: rows, n: outFeatures, k: inFeatures, beta: accumulate ? 1 : 0)

@@ -47,6 +47,14 @@ public final class ThreadPool: @unchecked Sendable {
     /// Total threads that run a parallel loop (helpers + caller).
     public var threadCount: Int { helperCount + 1 }
 
+    /// Work units (grains) below which a parked helper is not woken; `grain` should be ~0.5 µs of work.
+    public static let wakeWorthyUnits = 64
+
+    /// True when every helper is parked (or parking) on its semaphore.
+    var helpersAreParked: Bool {
+        helperCount > 0 && sleeping[0].value.load(ordering: .relaxed) == 1
+    }
+
     /// Asks spinning helpers to park now (call before handing the cores to BLAS).
     @inline(__always)
     public func park() {
@@ -54,12 +62,18 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// Runs `body` over `count` indices split into one contiguous range per thread.
-    /// Runs serially when `count < 2 * grain`, when called from inside a parallel body, or when
-    /// another thread is using the pool. `body` must write disjoint memory per range.
-    public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// `grain` is the number of indices worth about 0.5 µs of work. Runs serially when there are fewer
+    /// than 2 grains, when the helpers are parked and there are fewer than `wakeWorthyUnits` grains,
+    /// when called from inside a parallel body, or when another thread is using the pool. `body` must write disjoint memory per range.
+    /// `cost` overrides the work estimate in grains when `count` is a number of chunks.
+    public func parallelFor(_ count: Int, grain: Int = 1, cost: Int? = nil, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
+        let units = cost ?? count / max(grain, 1)
         let threads = min(threadCount, count / max(grain, 1))
-        if threads < 2 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+        // Waking a parked helper costs 25–50 µs: only worth it for ≥ ~30 µs of work (64 grains); once awake it
+        // spins for the next job, so a stream of such ops keeps both threads busy.
+        if threads < 2 || (units < Self.wakeWorthyUnits && helpersAreParked)
+            || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
             body(0..<count)
             return
         }
@@ -121,8 +135,8 @@ public final class ThreadPool: @unchecked Sendable {
 
 /// `ThreadPool.shared.parallelFor`.
 @inline(__always)
-public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
-    ThreadPool.shared.parallelFor(count, grain: grain, body)
+public func parallelFor(_ count: Int, grain: Int = 1, cost: Int? = nil, _ body: (Range<Int>) -> Void) {
+    ThreadPool.shared.parallelFor(count, grain: grain, cost: cost, body)
 }
 
 private final class AtomicFlag: Sendable {

@@ -267,3 +267,69 @@ void rk_cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
+
+// ---------------------------------------------------------------- few-row GEMM (decode)
+static void gemm_few_portable(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
+                              size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    for (size_t n = n0; n < n1; n++) {
+        const float *wr = w + n * k;
+        for (size_t r = 0; r < m; r++) {
+            const float *xr = x + r * ldx;
+            float s = 0.0f;
+            for (size_t i = 0; i < k; i++) s += xr[i] * wr[i];
+            y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
+        }
+    }
+}
+
+#if RK_X86
+// 4 weight rows × up to 4 input rows per tile: 16 zmm accumulators, 8 loads per 16 FMAs.
+RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
+                                      size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    size_t kv = k & ~(size_t)15;
+    __mmask16 tail = (__mmask16)((1u << (k - kv)) - 1u);
+    size_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const float *w0 = w + n * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        for (size_t r = 0; r < m; r += 4) {
+            size_t rows = m - r < 4 ? m - r : 4;
+            __m512 a[4][4];
+            for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) a[i][j] = _mm512_setzero_ps();
+            const float *xr[4];
+            for (size_t i = 0; i < 4; i++) xr[i] = x + (r + (i < rows ? i : 0)) * ldx;
+            for (size_t i = 0; i <= kv; i += 16) {
+                __m512 b0, b1, b2, b3;
+                if (i < kv) {
+                    b0 = _mm512_loadu_ps(w0 + i); b1 = _mm512_loadu_ps(w1 + i);
+                    b2 = _mm512_loadu_ps(w2 + i); b3 = _mm512_loadu_ps(w3 + i);
+                } else {
+                    if (!tail) break;
+                    b0 = _mm512_maskz_loadu_ps(tail, w0 + i); b1 = _mm512_maskz_loadu_ps(tail, w1 + i);
+                    b2 = _mm512_maskz_loadu_ps(tail, w2 + i); b3 = _mm512_maskz_loadu_ps(tail, w3 + i);
+                }
+                for (size_t j = 0; j < rows; j++) {
+                    __m512 xv = i < kv ? _mm512_loadu_ps(xr[j] + i) : _mm512_maskz_loadu_ps(tail, xr[j] + i);
+                    a[j][0] = _mm512_fmadd_ps(xv, b0, a[j][0]);
+                    a[j][1] = _mm512_fmadd_ps(xv, b1, a[j][1]);
+                    a[j][2] = _mm512_fmadd_ps(xv, b2, a[j][2]);
+                    a[j][3] = _mm512_fmadd_ps(xv, b3, a[j][3]);
+                }
+            }
+            for (size_t j = 0; j < rows; j++) {
+                float *yr = y + (r + j) * ldy + n;
+                for (int c = 0; c < 4; c++) {
+                    float s = _mm512_reduce_add_ps(a[j][c]);
+                    yr[c] = acc ? yr[c] + s : s;
+                }
+            }
+        }
+    }
+    if (n < n1) gemm_few_portable(y, ldy, x, ldx, w, m, n, n1, k, acc);
+}
+#endif
+
+void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
+                         size_t m, size_t n0, size_t n1, size_t k, int accumulate) {
+    DISPATCH(gemm_few_avx512(y, ldy, x, ldx, w, m, n0, n1, k, accumulate),
+             gemm_few_portable(y, ldy, x, ldx, w, m, n0, n1, k, accumulate));
+}

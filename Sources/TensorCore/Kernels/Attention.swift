@@ -63,7 +63,7 @@ public enum Attention {
                             k + kvOffset(b, h, s), ldb: s.kvHeads * d, transB: true,
                             m: tq, n: tk, k: d, alpha: scale)
             }
-            parallelFor(count * tq, grain: max(1, 2048 / max(tk, 1))) { rows in  // P = softmax(S + mask)
+            parallelFor(count * tq, grain: max(1, 1024 / max(tk, 1))) { rows in  // P = softmax(S + mask)
                 for r in rows {
                     let (j, t) = (r / tq, r % tq)
                     let (b, h) = ((first + j) / s.queryHeads, (first + j) % s.queryHeads)
@@ -108,7 +108,7 @@ public enum Attention {
                 MatMul.gemm(gp + j * tq * tk, dOut + queryOffset(b, h, s), lda: qld,
                             v + kvOffset(b, h, s), ldb: kvld, transB: true, m: tq, n: tk, k: d)
             }
-            parallelFor(count * tq, grain: max(1, 2048 / max(tk, 1))) { rows in
+            parallelFor(count * tq, grain: max(1, 1024 / max(tk, 1))) { rows in
                 for r in rows {
                     let (j, t) = (r / tq, r % tq)
                     let (b, h) = ((first + j) / s.queryHeads, (first + j) % s.queryHeads)
@@ -158,7 +158,7 @@ extension Attention {
         let kvld = s.kvHeads * d, qld = s.queryHeads * d
         let scratch = FloatBuffer(count: ThreadPool.shared.threadCount * tk)
         let chunks = pairs * tq * tk >= 4096 ? ThreadPool.shared.threadCount : 1
-        parallelFor(chunks) { parts in
+        parallelFor(chunks, cost: pairs * tq * tk / 1024) { parts in
             for part in parts {
                 let scores = scratch.pointer + part * tk
                 for pair in (pairs * part / chunks)..<(pairs * (part + 1) / chunks) {

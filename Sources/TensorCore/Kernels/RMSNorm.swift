@@ -31,7 +31,7 @@ public enum RMSNorm {
         let partial = FloatBuffer(count: dw == nil ? 0 : threads &* c)
         let pp = partial.pointer
         let chunks = rows >= 8 ? threads : 1
-        parallelFor(chunks) { part in
+        parallelFor(chunks, cost: rows / 2) { part in
             for t in part {
                 let lo = rows &* t / chunks, hi = rows &* (t &+ 1) / chunks
                 let dwp = pp + t &* c

@@ -72,7 +72,7 @@ public final class RoPETable: @unchecked Sendable {
         let d = headDim, half = d / 2
         let cp = cos.pointer, sp = sin.pointer, maxP = maxPositions
         let sign: Float = inverse ? -1 : 1
-        parallelFor(tokens, grain: 8) { r in
+        parallelFor(tokens, grain: 2) { r in
             for n in r {
                 let p = Int(positions[n])
                 precondition(p >= 0 && p < maxP, "position \(p) outside RoPE table of \(maxP)")

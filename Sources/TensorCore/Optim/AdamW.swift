@@ -49,7 +49,7 @@ public final class AdamW: @unchecked Sendable {
         for (i, e) in store.entries.enumerated() {
             let decay: Float = decays[i] ? 1 - lr * config.weightDecay : 1
             let o = e.offset, n = e.count
-            parallelFor(n, grain: 16384) { r in
+            parallelFor(n, grain: 2048) { r in
                 Self.kernel(p: p + o, g: g + o, m: mp + o, v: vp + o, range: r, b1: b1, b2: b2, eps: eps,
                             decay: decay, stepSize: stepSize, c2root: c2root)
             }

@@ -40,3 +40,9 @@ void rk_softmax_xent_grad_row(float *x, float lse, int32_t target, float coeff, 
 
 /// A spin-wait hint (x86 `pause`), for the thread pool.
 void rk_cpu_relax(void);
+
+/// y[m, n] (+)= Σ_k x[m, k] · w[n, k] for rows n in [n0, n1): the `nn.Linear` product for few rows
+/// (decoding), streaming each weight row once while all M input rows stay in L1. x is [M, K]
+/// (row stride ldx), w is [N, K] (row stride K), y is [M, N] (row stride ldy).
+void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
+                         size_t m, size_t n0, size_t n1, size_t k, int accumulate);

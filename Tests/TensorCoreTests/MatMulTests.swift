@@ -1,0 +1,29 @@
+// The few-row decoding kernel against sgemm (both C paths), incl. odd sizes and accumulation.
+
+import Testing
+@testable import TensorCore
+
+@Suite struct MatMulTests {
+    @Test(arguments: [(1, 5, 3), (3, 17, 33), (16, 40, 576), (7, 9, 16), (16, 6, 15)])
+    func fewRowsMatchesSgemm(rows: Int, outF: Int, inF: Int) {
+        var r = Rand(21)
+        let x = r.buffer(rows * inF), w = r.buffer(outF * inF), y0 = r.buffer(rows * outF)
+        let reference = FloatBuffer(count: rows * outF)
+        for accumulate in [false, true] {
+            reference.pointer.update(from: y0.pointer, count: rows * outF)
+            MatMul.gemm(reference.pointer, x.pointer, w.pointer, transB: true, m: rows, n: outF, k: inF, beta: accumulate ? 1 : 0)
+            for portable in [false, true] {
+                KernelDispatch.forcePortable(portable)
+                let y = FloatBuffer(count: rows * outF)
+                y.pointer.update(from: y0.pointer, count: rows * outF)
+                Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: rows, inFeatures: inF,
+                               outFeatures: outF, accumulate: accumulate)
+                KernelDispatch.forcePortable(false)
+                for i in 0..<(rows * outF) {
+                    #expect(abs(y.pointer[i] - reference.pointer[i]) <= 1e-4 * max(1, abs(reference.pointer[i])),
+                            "element \(i) accumulate \(accumulate) portable \(portable)")
+                }
+            }
+        }
+    }
+}
