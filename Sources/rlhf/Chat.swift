@@ -1,0 +1,40 @@
+// `rlhf chat`: an interactive, streaming conversation using the model's chat template.
+
+import ArgumentParser
+import ChatTemplates
+import Foundation
+import Models
+import Tokenizers
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Chat interactively (commands: /reset, /exit).")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "An optional system message.") var system: String?
+    @OptionGroup var sampling: SamplingFlags
+
+    func run() throws {
+        let loaded = try modelOptions.load()
+        var history: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+        note("Type a message; /reset clears the conversation, /exit (or Ctrl-D) quits.")
+        while true {
+            FileHandle.standardError.write(Data("> ".utf8))
+            guard let line = readLine() else { break }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            if text == "/exit" { break }
+            if text == "/reset" { history = system.map { [ChatMessage(role: "system", content: $0)] } ?? []; continue }
+            history.append(ChatMessage(role: "user", content: text))
+            let ids = try loaded.encodeChat(history, addGenerationPrompt: true)
+            var decoder = StreamingDecoder(tokenizer: loaded.tokenizer, skipSpecialTokens: true)
+            let start = Date()
+            let out = loaded.model.generate(prompts: [ids.map(Int32.init)], options: sampling.options(stop: loaded.stopTokenIDs)) { _, t in
+                FileHandle.standardOutput.write(Data(decoder.decode(t).utf8))
+            }[0]
+            print(decoder.finish())
+            note(String(format: "[%d tokens, %.1f tok/s]", out.tokens.count, Double(out.tokens.count) / Date().timeIntervalSince(start)))
+            let reply = loaded.tokenizer.decode(out.tokens, skipSpecialTokens: true)
+            history.append(ChatMessage(role: "assistant", content: reply))
+        }
+    }
+}

@@ -1,0 +1,65 @@
+// Options shared by several subcommands.
+
+import ArgumentParser
+import ChatTemplates
+import Foundation
+import Models
+
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A built-in model name (default \(ModelRegistry.defaultModelName)), a .gguf file, or a Hugging Face model directory.")
+    var model: String = ModelRegistry.defaultModelName
+
+    func load(trainable: Bool = false) throws -> LoadedModel {
+        let start = Date()
+        let loaded = try ModelRegistry.load(model, trainable: trainable, log: note)
+        note(String(format: "Loaded %@ (%.1f M parameters) in %.2f s", loaded.source.lastPathComponent,
+                    Double(loaded.model.weights.parameterCount) / 1e6, Date().timeIntervalSince(start)))
+        return loaded
+    }
+}
+
+struct SamplingFlags: ParsableArguments {
+    @Option(help: "Maximum number of new tokens.") var maxNewTokens: Int = 128
+    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0
+    @Option(help: "Keep only the k most likely tokens (0 = off).") var topK: Int = 0
+    @Option(help: "Nucleus sampling: keep the smallest set with this much probability (1 = off).") var topP: Float = 1
+    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+
+    func validate() throws {
+        guard maxNewTokens > 0 else { throw ValidationError("Please pass --max-new-tokens ≥ 1.") }
+        guard temperature >= 0 else { throw ValidationError("Please pass --temperature ≥ 0 (0 = greedy).") }
+        guard topK >= 0 else { throw ValidationError("Please pass --top-k ≥ 0.") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("Please pass --top-p in (0, 1].") }
+    }
+
+    func options(stop: Set<Int>) -> GenerationOptions {
+        GenerationOptions(maxNewTokens: maxNewTokens,
+                          sampling: SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed),
+                          stopTokenIDs: stop)
+    }
+}
+
+/// Reads a chat file: a JSON array of {"role", "content"} or an object with "messages".
+func readChatFile(_ path: String) throws -> [ChatMessage] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw InputError("\(path): cannot read the chat file.")
+    }
+    let json: Any
+    do { json = try JSONSerialization.jsonObject(with: data) } catch {
+        throw InputError("\(path): not valid JSON (\(error.localizedDescription)); expected [{\"role\": …, \"content\": …}, …].")
+    }
+    let list = (json as? [Any]) ?? ((json as? [String: Any])?["messages"] as? [Any])
+    guard let list else {
+        throw InputError("\(path): expected a JSON array of messages or an object with \"messages\".")
+    }
+    return try list.enumerated().map { i, item in
+        guard let m = item as? [String: Any] else { throw InputError("\(path): messages[\(i)]: expected an object.") }
+        guard let role = m["role"] as? String, ["system", "user", "assistant"].contains(role) else {
+            throw InputError("\(path): messages[\(i)].role: expected \"system\", \"user\" or \"assistant\".")
+        }
+        guard let content = m["content"] as? String else {
+            throw InputError("\(path): messages[\(i)].content: expected a string.")
+        }
+        return ChatMessage(role: role, content: content)
+    }
+}

@@ -1,0 +1,39 @@
+// The `rlhf` command-line tool: one file per subcommand; shared options in Options.swift.
+
+import ArgumentParser
+import Foundation
+import TensorCore
+
+@main
+struct RLHF: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rlhf",
+        abstract: "Align small language models on a CPU: SFT, reward models, PPO/DPO, LoRA.",
+        subcommands: [Demo.self, Generate.self, Chat.self, Tokenize.self, LogProbs.self, Inspect.self, Models.self])
+
+    static func main() {
+        MatMul.configureThreads()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Prints to standard error (progress and diagnostics never mix with machine-readable stdout).
+func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// Prints an Encodable value as one JSON object on stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// A problem with what the user passed, found while running (printed without the usage text).
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
