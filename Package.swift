@@ -50,6 +50,8 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers", "ChatTemplates", "ModelFormats"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats"]),
+        // Runs the built `rlhf` binary (a dependency, so `swift test` builds it first).
+        .testTarget(name: "CLITests", dependencies: ["rlhf"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers"]),
     ]
 )

@@ -148,22 +148,39 @@ public enum ModelRegistry {
     /// Resolves `spec` (built-in name, `.gguf` file or HF directory) and loads it.
     /// A built-in model that is not cached yet is pulled first (`log` says so).
     public static func load(_ spec: String, trainable: Bool = false, log: (String) -> Void = { _ in }) throws -> LoadedModel {
+        let url = try resolveFile(spec, log: log)
         var isDir: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: spec, isDirectory: &isDir)
-        if builtIns.contains(where: { $0.name == spec }) && !exists {
-            let url = cachedFile(builtIns.first { $0.name == spec }!)
+        _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
+        return isDir.boolValue ? try loadHuggingFace(url, trainable: trainable) : try loadGGUF(url, trainable: trainable)
+    }
+
+    /// Only the tokenizer (no weights) of `spec`.
+    public static func loadTokenizer(_ spec: String, log: (String) -> Void = { _ in }) throws -> Tokenizer {
+        let url = try resolveFile(spec, log: log)
+        var isDir: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
+        if isDir.boolValue {
+            let config = url.appendingPathComponent("tokenizer_config.json")
+            return try Tokenizer(tokenizerJSON: url.appendingPathComponent("tokenizer.json"),
+                                 tokenizerConfig: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+        }
+        return try Tokenizer(gguf: try GGUFFile(contentsOf: url))
+    }
+
+    /// The file or directory `spec` names, pulling a built-in model on first use.
+    public static func resolveFile(_ spec: String, log: (String) -> Void = { _ in }) throws -> URL {
+        if !FileManager.default.fileExists(atPath: spec), let b = builtIns.first(where: { $0.name == spec }) {
+            let url = cachedFile(b)
             if !FileManager.default.fileExists(atPath: url.path) {
                 log("Model \(spec) is not cached yet; fetching it once (rlhf models pull \(spec)).")
                 try pull(spec, log: log)
             }
-            return try loadGGUF(url, trainable: trainable)
+            return url
         }
-        guard exists else {
+        guard FileManager.default.fileExists(atPath: spec) else {
             throw ModelError.unknownModel(name: spec, hint: "Pass a built-in name (\(builtIns.map(\.name).joined(separator: ", "))), a .gguf file or a Hugging Face model directory.")
         }
-        let url = URL(fileURLWithPath: spec)
-        if isDir.boolValue { return try loadHuggingFace(url, trainable: trainable) }
-        return try loadGGUF(url, trainable: trainable)
+        return URL(fileURLWithPath: spec)
     }
 
     static func loadGGUF(_ url: URL, trainable: Bool) throws -> LoadedModel {

@@ -5,7 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-static int g_force_portable = 0;
+// Thread-local so a test forcing the portable path does not affect tests running concurrently.
+static _Thread_local int g_force_portable = 0;
 void rk_force_portable(int portable) { g_force_portable = portable; }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

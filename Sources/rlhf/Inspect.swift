@@ -13,8 +13,7 @@ struct Inspect: ParsableCommand {
     @Flag(help: "List every tensor.") var tensors = false
 
     func run() throws {
-        var path = model
-        if let b = ModelRegistry.builtIns.first(where: { $0.name == model }) { path = try ModelRegistry.pull(b.name, log: note).path }
+        let path = try ModelRegistry.resolveFile(model, log: note).path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw InputError("\(path): no such file or directory.")

@@ -15,9 +15,9 @@ struct Tokenize: ParsableCommand {
     struct Output: Encodable { let ids: [Int]; let tokens: [String] }
 
     func run() throws {
-        let loaded = try modelOptions.load()
-        let ids = loaded.tokenizer.encode(text, parseSpecialTokens: true)
-        let tokens = loaded.tokenizer.tokenStrings(ids)
+        let tokenizer = try ModelRegistry.loadTokenizer(modelOptions.model, log: note)
+        let ids = tokenizer.encode(text, parseSpecialTokens: true)
+        let tokens = tokenizer.tokenStrings(ids)
         if json { try printJSON(Output(ids: ids, tokens: tokens)) } else {
             for (i, t) in zip(ids, tokens) { print("\(i)\t\(t)") }
         }

@@ -8,7 +8,7 @@
 
 /// Returns 1 when the AVX-512 implementations are in use.
 int rk_uses_avx512(void);
-/// Forces the portable path (tests compare both). 0 = auto, 1 = portable.
+/// Forces the portable path on the calling thread (tests compare both). 0 = auto, 1 = portable.
 void rk_force_portable(int portable);
 
 /// y[i] = exp(x[i]) (x may alias y).

@@ -1,0 +1,102 @@
+// The `rlhf` binary's machine-readable forms, run as a user would (out of process), against the
+// golden files: other tools script these commands.
+
+import Foundation
+import Testing
+
+enum CLI {
+    /// `<build dir>/rlhf`, next to the test bundle.
+    static var binary: URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("rlhf").path) && dir.path != "/" {
+            dir.deleteLastPathComponent()
+        }
+        return dir.appendingPathComponent("rlhf")
+    }
+
+    static let shared: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
+
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    static func run(_ args: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func json(_ args: [String]) throws -> [String: Any] {
+        let r = try run(args)
+        #expect(r.status == 0, "rlhf \(args.joined(separator: " ")) failed: \(r.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    }
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func tokenizeMatchesGolden() throws {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/tokenizer_golden.json"))) as! [String: Any]
+        let cases = (golden["cases"] as! [[String: Any]]).prefix(6)
+        for c in cases {
+            let out = try CLI.json(["tokenize", "--text", c["text"] as! String, "--json"])
+            #expect(out["ids"] as? [Int] == c["ids"] as? [Int])
+            #expect(out["tokens"] as? [String] == c["tokens"] as? [String])
+        }
+    }
+
+    @Test func logprobsMatchesGolden() throws {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json"))) as! [String: Any]
+        let c = (golden["cases"] as! [[String: Any]])[0]
+        let out = try CLI.json(["logprobs", "--prompt", c["prompt_text"] as! String, "--completion", c["continuation_text"] as! String, "--json"])
+        let expected = (c["continuation_logprob_sum"] as! NSNumber).doubleValue
+        #expect(abs((out["sum"] as! NSNumber).doubleValue - expected) <= 1e-3)
+        #expect((out["token_logprobs"] as! [Any]).count == (c["continuation_token_logprobs"] as! [Any]).count)
+    }
+
+    @Test func generateChatJSONMatchesGreedyGolden() throws {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/generation_golden.json"))) as! [String: Any]
+        let c = (golden["cases"] as! [[String: Any]])[0]
+        let chat = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-cli-chat-\(UUID().uuidString).json")
+        try JSONSerialization.data(withJSONObject: c["messages"] as! [Any]).write(to: chat)
+        defer { try? FileManager.default.removeItem(at: chat) }
+        let out = try CLI.json(["generate", "--chat", chat.path, "--max-new-tokens", "32", "--temperature", "0", "--json"])
+        #expect(out["ids"] as? [Int] == c["generated_ids"] as? [Int])
+        #expect(out["text"] as? String == c["generated_text"] as? String)
+        #expect((out["token_logprobs"] as? [Any])?.count == (c["generated_ids"] as? [Any])?.count)
+        #expect(out["finish_reason"] as? String == ((c["stopped_on_eos"] as? Bool) == true ? "stop" : "length"))
+    }
+
+    @Test func promptIDsSeededSamplingIsReproducible() throws {
+        let args = ["generate", "--prompt-ids", "1,9690,198", "--max-new-tokens", "8", "--temperature", "0.8", "--top-k", "40",
+                    "--top-p", "0.9", "--seed", "7", "--json"]
+        let a = try CLI.json(args), b = try CLI.json(args)
+        #expect(a["ids"] as? [Int] == b["ids"] as? [Int])
+        #expect((a["ids"] as? [Int])?.count == 8)
+    }
+
+    @Test func badInputGivesActionableErrors() throws {
+        let r1 = try CLI.run(["generate", "--prompt-ids", "1,2,99999", "--max-new-tokens", "2"])
+        #expect(r1.status != 0 && r1.stderr.contains("99999"))
+        let r2 = try CLI.run(["generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"])
+        #expect(r2.status != 0 && r2.stderr.contains("smollm2-135m-instruct"))
+        let garbage = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-garbage-\(UUID().uuidString).gguf")
+        try Data("not a model".utf8).write(to: garbage)
+        defer { try? FileManager.default.removeItem(at: garbage) }
+        let r3 = try CLI.run(["generate", "--model", garbage.path, "--prompt", "hi"])
+        #expect(r3.status != 0 && r3.stderr.contains(garbage.lastPathComponent) && r3.stderr.contains("GGUF"))
+        let r4 = try CLI.run(["generate", "--prompt", "a", "--chat", "b"])
+        #expect(r4.status != 0 && r4.stderr.contains("exactly one"))
+    }
+
+    @Test func inspectShowsQuantTypes() throws {
+        let r = try CLI.run(["inspect"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("Q4_1") && r.stdout.contains("Q8_0") && r.stdout.contains("layers 30"))
+    }
+}
