@@ -45,13 +45,15 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "Benchmarks", dependencies: ["TensorCore", "Models", "ModelFormats", "_CBLAS"]),
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        // Helpers shared by the test targets (gradient checker); not API.
+        .target(name: "_TestSupport", dependencies: ["TensorCore"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers", "ChatTemplates", "ModelFormats"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats"]),
         // Runs the built `rlhf` binary (a dependency, so `swift test` builds it first).
         .testTarget(name: "CLITests", dependencies: ["rlhf"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport"]),
     ]
 )

@@ -65,9 +65,9 @@ extension LlamaModel {
         for l in 0..<c.layerCount {
             let w = layerWeights[l]
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project(q.pointer, normed.pointer, w.q, w.qBias, n, C, c.qDim)
-            project(kNew.pointer, normed.pointer, w.k, w.kBias, n, C, c.kvDim)
-            project(vNew.pointer, normed.pointer, w.v, w.vBias, n, C, c.kvDim)
+            project(.q, layer: l, out: q.pointer, input: normed.pointer, rows: n)
+            project(.k, layer: l, out: kNew.pointer, input: normed.pointer, rows: n)
+            project(.v, layer: l, out: vNew.pointer, input: normed.pointer, rows: n)
             batch.positions.withUnsafeBufferPointer { pos in
                 rope.apply(q.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
                 rope.apply(kNew.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
@@ -83,12 +83,12 @@ extension LlamaModel {
                 Attention.forward(out: attn.pointer, lse: lse.pointer, q: q.pointer, k: cache.k[l].pointer, v: cache.v[l].pointer,
                                   keyMask: mask, shape: shape)
             }
-            Linear.forward(out: x.pointer, input: attn.pointer, weight: w.o.value, rows: n, inFeatures: c.qDim, outFeatures: C, accumulate: true)
+            project(.o, layer: l, out: x.pointer, input: attn.pointer, rows: n, accumulate: true)
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            Linear.forward(out: gate.pointer, input: normed.pointer, weight: w.gate.value, rows: n, inFeatures: C, outFeatures: F)
-            Linear.forward(out: up.pointer, input: normed.pointer, weight: w.up.value, rows: n, inFeatures: C, outFeatures: F)
+            project(.gate, layer: l, out: gate.pointer, input: normed.pointer, rows: n)
+            project(.up, layer: l, out: up.pointer, input: normed.pointer, rows: n)
             SwiGLU.forward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * F)
-            Linear.forward(out: x.pointer, input: gate.pointer, weight: w.down.value, rows: n, inFeatures: F, outFeatures: C, accumulate: true)
+            project(.down, layer: l, out: x.pointer, input: gate.pointer, rows: n, accumulate: true)
         }
         cache.advance(by: tq)
         let last = FloatBuffer(count: batch.batchSize * C)

@@ -23,6 +23,17 @@ public final class LlamaActivations: @unchecked Sendable {
     let finalRstd: FloatBuffer  // [N]
     /// [N, C] final normalised hidden state (input of the vocabulary projection).
     public let output: FloatBuffer
+    let lora: LoRAActivations
+    /// Seed of this forward's LoRA dropout masks (set per micro-batch by trainers).
+    public var dropoutSeed: UInt64 {
+        get { lora.seed }
+        set { lora.seed = newValue }
+    }
+    /// Training mode enables LoRA dropout.
+    public var isTraining: Bool {
+        get { lora.isTraining }
+        set { lora.isTraining = newValue }
+    }
 
     public init(config c: LlamaConfig, batchSize: Int, length: Int) {
         let n = batchSize * length, layers = c.layerCount
@@ -44,6 +55,7 @@ public final class LlamaActivations: @unchecked Sendable {
         up = make(n * c.intermediateSize, layers)
         finalRstd = FloatBuffer(count: n)
         output = FloatBuffer(count: n * c.hiddenSize)
+        lora = LoRAActivations(layers: layers)
     }
 
     public var tokenCount: Int { batchSize * length }
@@ -70,9 +82,9 @@ extension LlamaModel {
             let w = layerWeights[l], x = acts.x[l].pointer
             RMSNorm.forward(out: normed.pointer, rstd: acts.rstd1[l].pointer, input: x, weight: w.norm1.value,
                             rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project(acts.q[l].pointer, normed.pointer, w.q, w.qBias, n, C, c.qDim)
-            project(acts.k[l].pointer, normed.pointer, w.k, w.kBias, n, C, c.kvDim)
-            project(acts.v[l].pointer, normed.pointer, w.v, w.vBias, n, C, c.kvDim)
+            project(.q, layer: l, out: acts.q[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
+            project(.k, layer: l, out: acts.k[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
+            project(.v, layer: l, out: acts.v[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
             acts.positions.withUnsafeBufferPointer { pos in
                 rope.apply(acts.q[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
                 rope.apply(acts.k[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
@@ -81,16 +93,15 @@ extension LlamaModel {
                               k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
             let h = acts.mid[l].pointer
             h.update(from: x, count: n * C)
-            Linear.forward(out: h, input: acts.attn[l].pointer, weight: w.o.value, rows: n, inFeatures: c.qDim,
-                           outFeatures: C, accumulate: true)
+            project(.o, layer: l, out: h, input: acts.attn[l].pointer, rows: n, accumulate: true, lora: acts.lora)
             RMSNorm.forward(out: normed.pointer, rstd: acts.rstd2[l].pointer, input: h, weight: w.norm2.value,
                             rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            Linear.forward(out: acts.gate[l].pointer, input: normed.pointer, weight: w.gate.value, rows: n, inFeatures: C, outFeatures: F)
-            Linear.forward(out: acts.up[l].pointer, input: normed.pointer, weight: w.up.value, rows: n, inFeatures: C, outFeatures: F)
+            project(.gate, layer: l, out: acts.gate[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
+            project(.up, layer: l, out: acts.up[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
             SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
             let out = acts.x[l + 1].pointer
             out.update(from: h, count: n * C)
-            Linear.forward(out: out, input: act.pointer, weight: w.down.value, rows: n, inFeatures: F, outFeatures: C, accumulate: true)
+            project(.down, layer: l, out: out, input: act.pointer, rows: n, accumulate: true, lora: acts.lora)
         }
         RMSNorm.forward(out: acts.output.pointer, rstd: acts.finalRstd.pointer, input: acts.x[c.layerCount].pointer,
                         weight: weights.value("model.norm.weight"), rows: n, channels: C, epsilon: c.rmsNormEpsilon)
@@ -101,7 +112,7 @@ extension LlamaModel {
     /// accumulating into `weights.gradients`. The vocabulary projection's own gradient is the loss's job
     /// (TokenLogProbs.backward adds it to `outputWeightGradient`).
     public func backward(dOutput: UnsafePointer<Float>, acts: LlamaActivations) {
-        precondition(weights.isTrainable, "backward on a frozen model")
+        precondition(weights.isTrainable || activeLoRA != nil, "backward with nothing trainable (frozen base, no active adapter)")
         let c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
         let shape = AttentionShape(batch: acts.batchSize, queryLength: acts.length, keyLength: acts.length,
                                    queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
@@ -116,20 +127,20 @@ extension LlamaModel {
             let w = layerWeights[l], h = acts.mid[l].pointer
             // MLP: x' = h + W_down · act,  act = SiLU(g) ⊙ u
             SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
-            Linear.backward(dInput: dAct.pointer, dWeight: w.down.grad, dOut: dx.pointer, input: act.pointer,
-                            weight: w.down.value, rows: n, inFeatures: F, outFeatures: C)
+            projectBackward(.down, layer: l, dInput: dAct.pointer, dOut: dx.pointer, input: act.pointer, rows: n,
+                            accumulate: false, lora: acts.lora)
             SwiGLU.backward(dGate: dGate.pointer, dUp: dUp.pointer, dOut: dAct.pointer, gate: acts.gate[l].pointer,
                             up: acts.up[l].pointer, count: n * F)
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: h, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            Linear.backward(dInput: dNormed.pointer, dWeight: w.gate.grad, dOut: dGate.pointer, input: normed.pointer,
-                            weight: w.gate.value, rows: n, inFeatures: C, outFeatures: F)
-            Linear.backward(dInput: dNormed.pointer, dWeight: w.up.grad, dOut: dUp.pointer, input: normed.pointer,
-                            weight: w.up.value, rows: n, inFeatures: C, outFeatures: F, accumulateInput: true)
+            projectBackward(.gate, layer: l, dInput: dNormed.pointer, dOut: dGate.pointer, input: normed.pointer, rows: n,
+                            accumulate: false, lora: acts.lora)
+            projectBackward(.up, layer: l, dInput: dNormed.pointer, dOut: dUp.pointer, input: normed.pointer, rows: n,
+                            accumulate: true, lora: acts.lora)
             RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm2.grad, dOut: dNormed.pointer, input: h, weight: w.norm2.value,
                              rstd: acts.rstd2[l].pointer, rows: n, channels: C, accumulateInput: true)
             // Attention: h = x + W_o · attn
-            Linear.backward(dInput: dAttn.pointer, dWeight: w.o.grad, dOut: dx.pointer, input: acts.attn[l].pointer,
-                            weight: w.o.value, rows: n, inFeatures: c.qDim, outFeatures: C)
+            projectBackward(.o, layer: l, dInput: dAttn.pointer, dOut: dx.pointer, input: acts.attn[l].pointer, rows: n,
+                            accumulate: false, lora: acts.lora)
             dk.zero()
             dv.zero()
             Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
@@ -141,9 +152,9 @@ extension LlamaModel {
             }
             let x = acts.x[l].pointer
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            projectBackward(dNormed.pointer, dq.pointer, normed.pointer, w.q, w.qBias, n, C, c.qDim, accumulate: false)
-            projectBackward(dNormed.pointer, dk.pointer, normed.pointer, w.k, w.kBias, n, C, c.kvDim, accumulate: true)
-            projectBackward(dNormed.pointer, dv.pointer, normed.pointer, w.v, w.vBias, n, C, c.kvDim, accumulate: true)
+            projectBackward(.q, layer: l, dInput: dNormed.pointer, dOut: dq.pointer, input: normed.pointer, rows: n, accumulate: false, lora: acts.lora)
+            projectBackward(.k, layer: l, dInput: dNormed.pointer, dOut: dk.pointer, input: normed.pointer, rows: n, accumulate: true, lora: acts.lora)
+            projectBackward(.v, layer: l, dInput: dNormed.pointer, dOut: dv.pointer, input: normed.pointer, rows: n, accumulate: true, lora: acts.lora)
             RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm1.grad, dOut: dNormed.pointer, input: x, weight: w.norm1.value,
                              rstd: acts.rstd1[l].pointer, rows: n, channels: C, accumulateInput: true)
         }
@@ -152,19 +163,5 @@ extension LlamaModel {
                 Embedding.backward(dTable: dE, dOut: dx.pointer, ids: ids.baseAddress!, tokens: n, channels: C)
             }
         }
-    }
-
-    /// y = x Wᵀ (+ b)
-    func project(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: Param, _ bias: Param?, _ n: Int, _ inF: Int, _ outF: Int) {
-        Linear.forward(out: y, input: x, weight: w.value, rows: n, inFeatures: inF, outFeatures: outF)
-        if let b = bias { for r in 0..<n { Elementwise.add(y + r * outF, y + r * outF, b.value, count: outF) } }
-    }
-
-    /// forward: y = x Wᵀ + b  ⇒  dx (=|+=) dy W, dW += dyᵀ x, db += Σ_rows dy.
-    func projectBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: Param,
-                         _ bias: Param?, _ n: Int, _ inF: Int, _ outF: Int, accumulate: Bool) {
-        Linear.backward(dInput: dx, dWeight: w.grad, dOut: dy, input: x, weight: w.value, rows: n, inFeatures: inF,
-                        outFeatures: outF, accumulateInput: accumulate)
-        if let b = bias, let db = b.grad { for r in 0..<n { Elementwise.axpy(db, 1, dy + r * outF, count: outF) } }
     }
 }

@@ -52,6 +52,12 @@ public final class LlamaModel: @unchecked Sendable {
     /// Base weights, HF names (`model.layers.0.self_attn.q_proj.weight`, …).
     public let weights: ParameterStore
     public let rope: RoPETable
+    /// Named LoRA adapters on this (frozen) base.
+    public internal(set) var adapters: [String: LoRAAdapter] = [:]
+    /// The adapter applied in forward and backward; nil = base model only (e.g. the reference policy).
+    public var activeAdapter: String? {
+        didSet { precondition(activeAdapter == nil || adapters[activeAdapter!] != nil, "no adapter named \(activeAdapter!)") }
+    }
 
     public init(config: LlamaConfig, trainable: Bool) {
         self.config = config
@@ -112,6 +118,9 @@ public final class LlamaModel: @unchecked Sendable {
             kBias = c.hasAttentionBias ? Param(s, p + "self_attn.k_proj.bias") : nil
             vBias = c.hasAttentionBias ? Param(s, p + "self_attn.v_proj.bias") : nil
         }
+
+        func weight(_ kind: ProjectionKind) -> Param { [q, k, v, o, gate, up, down][kind.rawValue] }
+        func bias(_ kind: ProjectionKind) -> Param? { [qBias, kBias, vBias, nil, nil, nil, nil][kind.rawValue] }
     }
 
     let layerWeights: [LayerWeights]

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import _TestSupport
 @testable import TensorCore
 
 @Suite struct AttentionTests {

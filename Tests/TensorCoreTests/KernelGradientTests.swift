@@ -1,6 +1,7 @@
 // Finite-difference checks of every kernel's backward on small, odd shapes.
 
 import Testing
+import _TestSupport
 @testable import TensorCore
 
 @Suite struct KernelGradientTests {

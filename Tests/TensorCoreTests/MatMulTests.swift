@@ -1,6 +1,7 @@
 // The few-row decoding kernel against sgemm (both C paths), incl. odd sizes and accumulation.
 
 import Testing
+import _TestSupport
 @testable import TensorCore
 
 @Suite struct MatMulTests {

@@ -1,4 +1,4 @@
-// Finite-difference gradient checking. The scalar is L = Σ w ⊙ y with fixed random w, accumulated in
+// Test support (not API): finite-difference gradient checking shared by the test targets. The scalar is L = Σ w ⊙ y with fixed random w, accumulated in
 // Double; central differences with step 1e-3 in Float32 carry ~1e-3 relative noise, so we require the
 // relative error ‖analytic − numeric‖ / ‖numeric‖ ≤ 1e-2 (STYLE.md §8) and every element within
 // 1e-2 · max(1, ‖numeric‖∞).
@@ -6,10 +6,10 @@
 import Testing
 import TensorCore
 
-struct Rand {
-    var rng: RNG
-    init(_ seed: UInt64) { rng = RNG(seed: seed) }
-    mutating func buffer(_ n: Int, scale: Float = 1) -> FloatBuffer {
+public struct Rand {
+    public var rng: RNG
+    public init(_ seed: UInt64) { rng = RNG(seed: seed) }
+    public mutating func buffer(_ n: Int, scale: Float = 1) -> FloatBuffer {
         let b = FloatBuffer(count: n)
         rng.fillNormal(b.pointer, count: n, std: scale)
         return b
@@ -17,14 +17,14 @@ struct Rand {
 }
 
 /// Σ w ⊙ y in Double.
-func weightedSum(_ y: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ n: Int) -> Double {
+public func weightedSum(_ y: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ n: Int) -> Double {
     var s = 0.0
     for i in 0..<n { s += Double(y[i]) * Double(w[i]) }
     return s
 }
 
 /// Central-difference gradient of `loss` with respect to x[0..<n].
-func numericGradient(_ x: UnsafeMutablePointer<Float>, count n: Int, step: Float = 1e-3, _ loss: () -> Double) -> [Float] {
+public func numericGradient(_ x: UnsafeMutablePointer<Float>, count n: Int, step: Float = 1e-3, _ loss: () -> Double) -> [Float] {
     (0..<n).map { i in
         let saved = x[i]
         x[i] = saved + step
@@ -36,7 +36,7 @@ func numericGradient(_ x: UnsafeMutablePointer<Float>, count n: Int, step: Float
     }
 }
 
-func expectClose(_ analytic: UnsafePointer<Float>, _ numeric: [Float], _ what: String,
+public func expectClose(_ analytic: UnsafePointer<Float>, _ numeric: [Float], _ what: String,
                  tolerance: Float = 1e-2, sourceLocation: SourceLocation = #_sourceLocation) {
     var diff2 = 0.0, ref2 = 0.0
     var refMax: Float = 0

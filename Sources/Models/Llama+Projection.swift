@@ -1,0 +1,83 @@
+// The seven linear projections of a layer, with the active LoRA adapter (if any) applied:
+//   y = x W₀ᵀ + b + s · (drop(x) Aᵀ) Bᵀ          (Hu et al. 2021, Eq. 3)
+// Training saves u = drop(x) Aᵀ [N, r] per projection; dropout masks are regenerated in backward
+// from a per-(layer, projection) seed instead of being stored.
+
+import TensorCore
+
+/// Per-forward LoRA state kept for backward.
+final class LoRAActivations: @unchecked Sendable {
+    var u: [[FloatBuffer?]]  // [layer][kind] = drop(x) Aᵀ, [N, r]
+    var seed: UInt64 = 0
+    var isTraining = false
+    init(layers: Int) { u = Array(repeating: Array(repeating: nil, count: ProjectionKind.allCases.count), count: layers) }
+}
+
+extension LlamaModel {
+    /// y[N, out] = x Wᵀ (+ b) (+ LoRA). `lora` holds training state (nil at inference).
+    func project(_ kind: ProjectionKind, layer l: Int, out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>,
+                 rows n: Int, accumulate: Bool = false, lora: LoRAActivations? = nil) {
+        let w = layerWeights[l], (inF, outF) = kind.shape(config)
+        Linear.forward(out: y, input: x, weight: w.weight(kind).value, rows: n, inFeatures: inF, outFeatures: outF, accumulate: accumulate)
+        if let b = w.bias(kind) { for r in 0..<n { Elementwise.add(y + r * outF, y + r * outF, b.value, count: outF) } }
+        guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue] else { return }
+        let rank = adapter.config.rank
+        let u = lora.map { state -> FloatBuffer in
+            if state.u[l][kind.rawValue]?.count != n * rank { state.u[l][kind.rawValue] = FloatBuffer(count: n * rank) }
+            return state.u[l][kind.rawValue]!
+        } ?? FloatBuffer(count: n * rank)
+        if let lora, lora.isTraining, adapter.config.dropout > 0 {
+            let dropped = FloatBuffer(count: n * inF)
+            applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
+            Linear.forward(out: u.pointer, input: dropped.pointer, weight: m.a, rows: n, inFeatures: inF, outFeatures: rank)
+        } else {
+            Linear.forward(out: u.pointer, input: x, weight: m.a, rows: n, inFeatures: inF, outFeatures: rank)
+        }
+        MatMul.gemm(y, u.pointer, m.b, transB: true, m: n, n: outF, k: rank, alpha: adapter.config.scale, beta: 1)
+    }
+
+    /// forward: y = x W₀ᵀ + b + s·u Bᵀ, u = drop(x) Aᵀ  ⇒  dx (=|+=) dy W₀ + drop'(s·dy B A),
+    /// dW₀ += dyᵀ x (when trainable), db += Σ dy, dB += s·dyᵀ u, dA += (s·dy B)ᵀ drop(x).
+    func projectBackward(_ kind: ProjectionKind, layer l: Int, dInput dx: UnsafeMutablePointer<Float>, dOut dy: UnsafePointer<Float>,
+                         input x: UnsafePointer<Float>, rows n: Int, accumulate: Bool, lora: LoRAActivations?) {
+        let w = layerWeights[l], (inF, outF) = kind.shape(config)
+        Linear.backward(dInput: dx, dWeight: w.weight(kind).grad, dOut: dy, input: x, weight: w.weight(kind).value, rows: n,
+                        inFeatures: inF, outFeatures: outF, accumulateInput: accumulate)
+        if let b = w.bias(kind), let db = b.grad { for r in 0..<n { Elementwise.axpy(db, 1, dy + r * outF, count: outF) } }
+        guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue], let lora, let u = lora.u[l][kind.rawValue] else { return }
+        let rank = adapter.config.rank, s = adapter.config.scale
+        if let bGrad = m.bGrad {  // dB += s · dyᵀ u
+            MatMul.gemm(bGrad, dy, transA: true, u.pointer, m: outF, n: rank, k: n, alpha: s, beta: 1)
+        }
+        let du = FloatBuffer(count: n * rank)  // du = s · dy B
+        MatMul.gemm(du.pointer, dy, m.b, m: n, n: rank, k: outF, alpha: s)
+        let useDropout = lora.isTraining && adapter.config.dropout > 0
+        var input = x
+        let dropped = useDropout ? FloatBuffer(count: n * inF) : nil
+        if let dropped {
+            applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
+            input = UnsafePointer(dropped.pointer)
+        }
+        if let aGrad = m.aGrad {  // dA += duᵀ drop(x)
+            MatMul.gemm(aGrad, du.pointer, transA: true, input, m: rank, n: inF, k: n, beta: 1)
+        }
+        if let dropped {  // dx += mask/(1−p) ⊙ (du A): reuse `dropped` for du A, then mask it
+            MatMul.gemm(dropped.pointer, du.pointer, m.a, m: n, n: inF, k: rank)
+            applyDropout(dropped.pointer, dropped.pointer, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
+            Elementwise.axpy(dx, 1, dropped.pointer, count: n * inF)
+        } else {
+            MatMul.gemm(dx, du.pointer, m.a, m: n, n: inF, k: rank, beta: 1)
+        }
+    }
+
+    func dropoutSeed(_ seed: UInt64, _ layer: Int, _ kind: ProjectionKind) -> UInt64 {
+        seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(layer * 8 + kind.rawValue + 1) &* 0xD1B5_4A32_D192_ED03
+    }
+
+    /// y = x ⊙ mask / (1 − p), mask ~ Bernoulli(1 − p) from `seed` (same seed ⇒ same mask).
+    func applyDropout(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, p: Float, seed: UInt64) {
+        var rng = RNG(seed: seed)
+        let keep = 1 / (1 - p)
+        for i in 0..<count { y[i] = rng.uniform() < p ? 0 : x[i] * keep }
+    }
+}
