@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ChatTemplates", targets: ["ChatTemplates"]),
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "ModelExport", targets: ["ModelExport"]),
         .executable(name: "rlhf", targets: ["rlhf"]),
     ],
     dependencies: [
@@ -37,10 +38,12 @@ let package = Package(
         // JSONL datasets in TRL's formats, validation with file/line/field errors, encoding with loss masks.
         .target(name: "Datasets", dependencies: ["Tokenizers", "ChatTemplates"]),
         .target(name: "Models", dependencies: ["TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "Datasets"]),
+        // Export: PEFT adapters, merged HF checkpoint directories, GGUF (F32/F16/Q8_0).
+        .target(name: "ModelExport", dependencies: ["Models", "ModelFormats", "Tokenizers", "TensorCore"]),
         .executableTarget(
             name: "rlhf",
             dependencies: [
-                "Models", "TensorCore", "ModelFormats", "Tokenizers",
+                "Models", "TensorCore", "ModelFormats", "Tokenizers", "ModelExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +57,7 @@ let package = Package(
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats"]),
         // Runs the built `rlhf` binary (a dependency, so `swift test` builds it first).
         .testTarget(name: "CLITests", dependencies: ["rlhf"]),
+        .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Models", "ModelFormats", "Tokenizers", "TensorCore"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport"]),
     ]
 )
