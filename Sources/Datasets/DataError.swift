@@ -58,25 +58,27 @@ public struct DataError: Error, Sendable, Equatable, CustomStringConvertible {
         case formatMismatch(found: DatasetFormat, expected: DatasetFormat, firstLine: Int)
         /// The chat template failed to render the record.
         case templateFailed(message: String)
-        /// Message content could not be told apart from template markup, and it contains
-        /// special-token text, so encoding it could forge control tokens.
+        /// The chat template changed message content (e.g. trimmed it), so the content cannot be
+        /// told apart from markup with certainty, and it contains special-token text: encoding it
+        /// could forge control tokens.
         case contentNotIsolated(messageIndex: Int)
     }
 
     public var description: String {
         var parts = [file]
         if let line { parts.append("line \(line)") }
-        if case .missingField = problem, let field {
-            parts.append(
-                "missing field `\(field)`" + problemDescription.dropFirst("missing field".count))
-        } else {
-            if let field { parts.append(field) }
-            parts.append(problemDescription)
-        }
+        // A missing field is named inside the problem ("missing field `rejected`").
+        if let field, !isMissingField { parts.append(field) }
+        parts.append(problemDescription)
         return parts.joined(separator: ": ")
     }
 
-    /// The problem alone, without file, line and field.
+    private var isMissingField: Bool {
+        if case .missingField = problem { return true }
+        return false
+    }
+
+    /// The problem without file and line (and without the field, except for a missing one).
     public var problemDescription: String {
         switch problem {
         case .unreadable(let reason):
@@ -104,7 +106,7 @@ public struct DataError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notAnObject(let found):
             return "expected a JSON object, got \(found)"
         case .missingField(let shapes, let unknownKeys):
-            var text = "missing field"
+            var text = "missing field" + (field.map { " `\($0)`" } ?? "")
             if !unknownKeys.isEmpty {
                 text +=
                     "; found unknown key" + (unknownKeys.count > 1 ? "s " : " ")
@@ -128,8 +130,9 @@ public struct DataError: Error, Sendable, Equatable, CustomStringConvertible {
         case .templateFailed(let message):
             return "the chat template failed: \(message)"
         case .contentNotIsolated(let messageIndex):
-            return "cannot locate message \(messageIndex)'s content in the rendered chat, and it "
-                + "contains special-token text; refusing to encode it as template markup"
+            return "message \(messageIndex) contains special-token text and the chat template "
+                + "changes message content, so it cannot be kept apart from template markup; "
+                + "refusing to encode it (remove the special-token text or use another template)"
         }
     }
 
@@ -153,7 +156,9 @@ public struct DataError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Why a record was rejected (or skipped with `ReadOptions.skipInvalid`).
-public enum IssueReason: String, Sendable, Codable, CaseIterable, Comparable {
+public enum IssueReason: String, Sendable, Codable, CodingKeyRepresentable, CaseIterable,
+    Comparable
+{
     case file, lineTooLong, invalidUTF8, invalidJSON, notAnObject, missingField, unknownKeys
     case duplicateKey, wrongType, invalidValue, formatMismatch, encoding
 

@@ -105,8 +105,9 @@ public struct ReadReport: Sendable, Equatable, Codable, CustomStringConvertible 
 ///
 /// ```swift
 /// let sft = try Dataset<SFTExample>(contentsOf: url)                     // throws at first error
-/// let rm = try Dataset<PreferenceExample>(contentsOf: url, options: ReadOptions(skipInvalid: true))
-/// print(rm.report)                                                       // counts, reasons
+/// let pairs = try Dataset<PreferenceExample>(
+///     contentsOf: url, options: ReadOptions(skipInvalid: true))
+/// print(pairs.report)                                                    // counts, reasons
 /// ```
 public struct Dataset<Record: DatasetRecord>: Sendable {
     public var records: [Record]

@@ -51,14 +51,16 @@ public enum DatasetFormat: String, Sendable, Codable, CaseIterable {
         case .standardPromptCompletion:
             "standard prompt-completion ({\"prompt\": string, \"completion\": string})"
         case .conversationalPromptCompletion:
-            "conversational prompt-completion ({\"prompt\": [messages], \"completion\": [messages]})"
+            "conversational prompt-completion ({\"prompt\": [messages], "
+                + "\"completion\": [messages]})"
         case .standardPreference:
             "standard preference ({\"prompt\": string, \"chosen\": string, \"rejected\": string})"
         case .conversationalPreference:
             "conversational preference ({\"prompt\": [messages], \"chosen\": [messages], "
                 + "\"rejected\": [messages]})"
         case .conversationalImplicitPromptPreference:
-            "implicit-prompt preference ({\"chosen\": [conversation], \"rejected\": [conversation]})"
+            "implicit-prompt preference ({\"chosen\": [conversation], "
+                + "\"rejected\": [conversation]})"
         case .standardPromptOnly: "standard prompt-only ({\"prompt\": string})"
         case .conversationalPromptOnly: "conversational prompt-only ({\"prompt\": [messages]})"
         }
