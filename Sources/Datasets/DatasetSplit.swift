@@ -130,3 +130,14 @@ public struct DatasetSplit: Sendable, Equatable, Codable {
         train = order[evalSize..<evalSize + trainSize].sorted()
     }
 }
+
+extension Dataset {
+    /// The training and evaluation records of a seeded split (eval is empty when none is held
+    /// out). Both keep this file's read report.
+    public func split(_ config: SplitConfig) throws(DatasetConfigError)
+        -> (train: Dataset, eval: Dataset)
+    {
+        let split = try DatasetSplit(count: count, config: config)
+        return (subset(split.train), subset(split.eval))
+    }
+}

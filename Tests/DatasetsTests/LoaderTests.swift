@@ -215,11 +215,13 @@ struct LoaderTests {
         var split = SplitConfig()
         split.dataFraction = 0.05
         split.evalCount = 20
-        let indices = try DatasetSplit(count: dataset.count, config: split)
+        let (trainRecords, evalRecords) = try dataset.split(split)
+        #expect(evalRecords.count == 20 && trainRecords.count == 131)  // round(0.05 × 2610)
+        #expect(Set(trainRecords.lineNumbers).isDisjoint(with: evalRecords.lineNumbers))
         let encoder = try SFTEncoder(
             tokenizer: Fixtures.tokenizer(), chatTemplate: Fixtures.chatTemplate())
-        let train = try encoder.encode(dataset.subset(indices.train))
-        #expect(train.examples.count == indices.train.count)
+        let train = try encoder.encode(trainRecords)
+        #expect(train.examples.count == trainRecords.count)
         var loader = try DataLoader(
             examples: train.examples,
             config: loaderConfig(batchSize: 8, packing: .wholeExamples, packedLength: 512))
