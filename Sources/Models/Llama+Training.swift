@@ -35,14 +35,23 @@ public final class LlamaActivations: @unchecked Sendable {
         set { lora.isTraining = newValue }
     }
 
-    public init(config c: LlamaConfig, batchSize: Int, length: Int) {
+    /// Activation checkpointing: only the residual stream x is kept per layer; every other buffer is
+    /// shared by all layers and recomputed layer by layer in backward (one extra forward, ~⅓ more
+    /// compute, activation memory ≈ 1/10).
+    public let isCheckpointed: Bool
+
+    public init(config c: LlamaConfig, batchSize: Int, length: Int, checkpointed: Bool = false) {
         let n = batchSize * length, layers = c.layerCount
         self.batchSize = batchSize
         self.length = length
+        isCheckpointed = checkpointed
         tokens = []
         positions = []
-        func make(_ count: Int, _ copies: Int) -> [FloatBuffer] { (0..<copies).map { _ in FloatBuffer(count: count) } }
-        x = make(n * c.hiddenSize, layers + 1)
+        func make(_ count: Int, _ copies: Int) -> [FloatBuffer] {
+            if checkpointed { let shared = FloatBuffer(count: count); return Array(repeating: shared, count: copies) }
+            return (0..<copies).map { _ in FloatBuffer(count: count) }
+        }
+        x = (0...layers).map { _ in FloatBuffer(count: n * c.hiddenSize) }
         rstd1 = make(n, layers)
         rstd2 = make(n, layers)
         q = make(n * c.qDim, layers)
@@ -67,45 +76,58 @@ extension LlamaModel {
     public func forward(_ batch: TokenBatch, into acts: LlamaActivations) -> FloatBuffer {
         precondition(acts.batchSize == batch.batchSize && acts.length == batch.length,
                      "activations for \(acts.batchSize)×\(acts.length), batch is \(batch.batchSize)×\(batch.length)")
-        let c = config, n = batch.tokenCount, C = c.hiddenSize, F = c.intermediateSize
+        let c = config, n = batch.tokenCount, C = c.hiddenSize
         acts.tokens = batch.tokens
         acts.positions = batch.positions
         acts.keyMask = batch.keyMask.map(FloatBuffer.init)
         let shape = AttentionShape(batch: batch.batchSize, queryLength: batch.length, keyLength: batch.length,
                                    queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
-        let normed = FloatBuffer(count: n * C), act = FloatBuffer(count: n * F)
+        let scratch = LayerScratch(tokens: n, config: c)
         batch.tokens.withUnsafeBufferPointer { ids in
             Embedding.forward(out: acts.x[0].pointer, ids: ids.baseAddress!, table: weights.value("model.embed_tokens.weight"),
                               tokens: n, channels: C, vocabulary: c.vocabularySize)
         }
-        for l in 0..<c.layerCount {
-            let w = layerWeights[l], x = acts.x[l].pointer
-            RMSNorm.forward(out: normed.pointer, rstd: acts.rstd1[l].pointer, input: x, weight: w.norm1.value,
-                            rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project(.q, layer: l, out: acts.q[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
-            project(.k, layer: l, out: acts.k[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
-            project(.v, layer: l, out: acts.v[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
-            acts.positions.withUnsafeBufferPointer { pos in
-                rope.apply(acts.q[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
-                rope.apply(acts.k[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
-            }
-            Attention.forward(out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer,
-                              k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
-            let h = acts.mid[l].pointer
-            h.update(from: x, count: n * C)
-            project(.o, layer: l, out: h, input: acts.attn[l].pointer, rows: n, accumulate: true, lora: acts.lora)
-            RMSNorm.forward(out: normed.pointer, rstd: acts.rstd2[l].pointer, input: h, weight: w.norm2.value,
-                            rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project(.gate, layer: l, out: acts.gate[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
-            project(.up, layer: l, out: acts.up[l].pointer, input: normed.pointer, rows: n, lora: acts.lora)
-            SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
-            let out = acts.x[l + 1].pointer
-            out.update(from: h, count: n * C)
-            project(.down, layer: l, out: out, input: act.pointer, rows: n, accumulate: true, lora: acts.lora)
-        }
+        for l in 0..<c.layerCount { forwardLayer(l, acts: acts, shape: shape, scratch: scratch) }
         RMSNorm.forward(out: acts.output.pointer, rstd: acts.finalRstd.pointer, input: acts.x[c.layerCount].pointer,
                         weight: weights.value("model.norm.weight"), rows: n, channels: C, epsilon: c.rmsNormEpsilon)
         return acts.output
+    }
+
+    /// Forward scratch buffers, reused across layers.
+    struct LayerScratch {
+        let normed: FloatBuffer, act: FloatBuffer
+        init(tokens n: Int, config c: LlamaConfig) {
+            normed = FloatBuffer(count: n * c.hiddenSize)
+            act = FloatBuffer(count: n * c.intermediateSize)
+        }
+    }
+
+    /// Layer l: reads acts.x[l], writes acts.x[l+1] and the layer's saved activations.
+    func forwardLayer(_ l: Int, acts: LlamaActivations, shape: AttentionShape, scratch: LayerScratch) {
+        let c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
+        let w = layerWeights[l], x = acts.x[l].pointer, normed = scratch.normed.pointer
+        RMSNorm.forward(out: normed, rstd: acts.rstd1[l].pointer, input: x, weight: w.norm1.value,
+                        rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+        project(.q, layer: l, out: acts.q[l].pointer, input: normed, rows: n, lora: acts.lora)
+        project(.k, layer: l, out: acts.k[l].pointer, input: normed, rows: n, lora: acts.lora)
+        project(.v, layer: l, out: acts.v[l].pointer, input: normed, rows: n, lora: acts.lora)
+        acts.positions.withUnsafeBufferPointer { pos in
+            rope.apply(acts.q[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
+            rope.apply(acts.k[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
+        }
+        Attention.forward(out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer,
+                          k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
+        let h = acts.mid[l].pointer
+        h.update(from: x, count: n * C)
+        project(.o, layer: l, out: h, input: acts.attn[l].pointer, rows: n, accumulate: true, lora: acts.lora)
+        RMSNorm.forward(out: normed, rstd: acts.rstd2[l].pointer, input: h, weight: w.norm2.value,
+                        rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+        project(.gate, layer: l, out: acts.gate[l].pointer, input: normed, rows: n, lora: acts.lora)
+        project(.up, layer: l, out: acts.up[l].pointer, input: normed, rows: n, lora: acts.lora)
+        SwiGLU.forward(out: scratch.act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
+        let out = acts.x[l + 1].pointer
+        out.update(from: h, count: n * C)
+        project(.down, layer: l, out: out, input: scratch.act.pointer, rows: n, accumulate: true, lora: acts.lora)
     }
 
     /// Backpropagates dOutput ([N, C], gradient of the final hidden state) through the decoder,
@@ -123,7 +145,10 @@ extension LlamaModel {
         let finalNorm = Param(weights, "model.norm.weight")
         RMSNorm.backward(dInput: dx.pointer, dWeight: finalNorm.grad, dOut: dOutput, input: acts.x[c.layerCount].pointer,
                          weight: finalNorm.value, rstd: acts.finalRstd.pointer, rows: n, channels: C)
+        let recompute = acts.isCheckpointed ? LayerScratch(tokens: n, config: c) : nil
         for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
+            // Rebuild layer l's activations (deterministic: x[l+1] is rewritten with identical values).
+            if let recompute { forwardLayer(l, acts: acts, shape: shape, scratch: recompute) }
             let w = layerWeights[l], h = acts.mid[l].pointer
             // MLP: x' = h + W_down · act,  act = SiLU(g) ⊙ u
             SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
