@@ -85,6 +85,8 @@ public final class Tokenizer: Sendable {
     /// Token id of each single byte, or -1.
     let byteTokenIDs: [Int32]
     let merges: MergeTable
+    /// Merge rules in rank order, as given (kept for export).
+    let mergePairs: [(left: String, right: String)]
     /// Decoded bytes → id of normal tokens; only filled when `ignoresMerges`.
     let wholeWordIDs: [[UInt8]: Int32]
     let addedTokens: AddedTokenMatcher
@@ -137,6 +139,7 @@ public final class Tokenizer: Sendable {
         }
         self.byteTokenIDs = byteTokenIDs
         self.merges = try Self.mergeTable(spec, tokenIDs: tokenIDs)
+        self.mergePairs = spec.merges
     }
 
     /// The bytes each token stands for, concatenated, with offsets; plus, when merges are
@@ -215,6 +218,21 @@ public final class Tokenizer: Sendable {
     public func tokenStrings(_ ids: [Int]) -> [String] {
         ids.map { tokens.indices.contains($0) ? tokens[$0] : "" }
     }
+
+    // MARK: - Export (read-only views for writing tokenizer.json or GGUF metadata)
+
+    /// Every token's stored string by id ("" for holes in the id range).
+    public var vocabulary: [String] { tokens }
+
+    /// The llama.cpp type (`TokenType.rawValue`) of every token, by id.
+    public var tokenTypeValues: [Int32] { tokenTypes.map(\.rawValue) }
+
+    /// The merge rules in rank order, as (left, right) token strings.
+    public var mergeRules: [(left: String, right: String)] { mergePairs }
+
+    /// The BPE model's own unknown token (HF `model.unk_token`) that stands in for bytes without
+    /// a token; nil when such bytes are dropped.
+    public var modelUnknownTokenID: Int? { bpeUnknownTokenID.map(Int.init) }
 
     // MARK: - Encoding
 
