@@ -16,10 +16,12 @@ let package = Package(
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "ModelExport", targets: ["ModelExport"]),
+        .library(name: "Trainers", targets: ["Trainers"]),
         .executable(name: "rlhf", targets: ["rlhf"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // BLAS: Debian's OpenBLAS on Linux, Accelerate on Apple platforms. Not API.
@@ -37,13 +39,16 @@ let package = Package(
         .target(name: "ChatTemplates"),
         // JSONL datasets in TRL's formats, validation with file/line/field errors, encoding with loss masks.
         .target(name: "Datasets", dependencies: ["Tokenizers", "ChatTemplates"]),
-        .target(name: "Models", dependencies: ["TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "Datasets"]),
+        .target(name: "Models", dependencies: ["TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates"]),
         // Export: PEFT adapters, merged HF checkpoint directories, GGUF (F32/F16/Q8_0).
         .target(name: "ModelExport", dependencies: ["Models", "ModelFormats", "Tokenizers", "TensorCore"]),
+        // Trainers: configs, checkpoints, metrics and the training loops (SFT; reward, DPO, PPO next).
+        .target(name: "Trainers", dependencies: ["Models", "Datasets", "TensorCore", "ModelFormats", "ModelExport",
+                                                 .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "rlhf",
             dependencies: [
-                "Models", "TensorCore", "ModelFormats", "Tokenizers", "ModelExport",
+                "Models", "TensorCore", "ModelFormats", "Tokenizers", "ModelExport", "Trainers", "Datasets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,6 +63,7 @@ let package = Package(
         // Runs the built `rlhf` binary (a dependency, so `swift test` builds it first).
         .testTarget(name: "CLITests", dependencies: ["rlhf"]),
         .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Models", "ModelFormats", "Tokenizers", "TensorCore"]),
+        .testTarget(name: "TrainersTests", dependencies: ["Trainers", "Models", "Datasets", "Tokenizers", "TensorCore", "ModelFormats", "_TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport"]),
     ]
 )

@@ -7,8 +7,11 @@ import TensorCore
 
 /// Activations of one training forward pass, sized for one batch shape.
 public final class LlamaActivations: @unchecked Sendable {
-    public let batchSize: Int
-    public let length: Int
+    /// Current batch shape (any B·T up to `capacity` tokens; set by `forward`).
+    public private(set) var batchSize: Int
+    public private(set) var length: Int
+    /// Tokens the buffers hold.
+    public let capacity: Int
     var tokens: [Int32]
     var positions: [Int32]
     var keyMask: FloatBuffer?
@@ -44,6 +47,7 @@ public final class LlamaActivations: @unchecked Sendable {
         let n = batchSize * length, layers = c.layerCount
         self.batchSize = batchSize
         self.length = length
+        capacity = n
         isCheckpointed = checkpointed
         tokens = []
         positions = []
@@ -68,14 +72,20 @@ public final class LlamaActivations: @unchecked Sendable {
     }
 
     public var tokenCount: Int { batchSize * length }
+
+    /// Uses the buffers for a batch of shape B×T (B·T ≤ capacity).
+    func reshape(batchSize b: Int, length t: Int) {
+        precondition(b * t <= capacity, "batch \(b)×\(t) exceeds the activations' capacity of \(capacity) tokens")
+        batchSize = b
+        length = t
+    }
 }
 
 extension LlamaModel {
     /// Runs the decoder over `batch`, filling `acts`; returns acts.output ([N, C], after the final norm).
     @discardableResult
     public func forward(_ batch: TokenBatch, into acts: LlamaActivations) -> FloatBuffer {
-        precondition(acts.batchSize == batch.batchSize && acts.length == batch.length,
-                     "activations for \(acts.batchSize)×\(acts.length), batch is \(batch.batchSize)×\(batch.length)")
+        acts.reshape(batchSize: batch.batchSize, length: batch.length)
         let c = config, n = batch.tokenCount, C = c.hiddenSize
         acts.tokens = batch.tokens
         acts.positions = batch.positions

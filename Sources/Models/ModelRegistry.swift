@@ -14,6 +14,13 @@ public struct LoadedModel: @unchecked Sendable {
     public let chatTemplate: ChatTemplate?
     /// Where it came from (file or directory).
     public let source: URL
+
+    public init(model: LlamaModel, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, source: URL) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.source = source
+    }
     /// Token ids that end generation (EOS and end-of-turn ids).
     public var stopTokenIDs: Set<Int> {
         var s = Set(model.config.eosTokenIDs)
@@ -205,5 +212,16 @@ public enum ModelRegistry {
         let template = try source.map { try ChatTemplate(source: $0) }
         return LoadedModel(model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
                            chatTemplate: template, source: dir)
+    }
+}
+
+extension Tokenizer {
+    /// SHA-256 over every token string and the special ids: checkpoints record it so a resume
+    /// with a different tokenizer is refused.
+    public var fingerprint: String {
+        var data = Data()
+        for s in tokenStrings(Array(0..<vocabularySize)) { data.append(contentsOf: s.utf8); data.append(0) }
+        data.append(contentsOf: "\(bosTokenID ?? -1),\(eosTokenID ?? -1),\(padTokenID ?? -1)".utf8)
+        return SHA256.hexDigest(of: data)
     }
 }

@@ -14,15 +14,31 @@ enum SHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
+    /// Hex digest of in-memory bytes.
+    static func hexDigest(of data: Data) -> String {
+        var chunks = [data]
+        return digest { chunks.isEmpty ? Data() : chunks.removeFirst() }
+    }
+
     /// Hex digest of a file, read in 4 MiB chunks.
     static func hexDigest(ofFile url: URL) throws -> String {
         let handle = try FileHandle(forReadingFrom: url)
         defer { try? handle.close() }
+        var failure: Error?
+        let d = digest {
+            do { return try handle.read(upToCount: 4 << 20) ?? Data() } catch { failure = error; return Data() }
+        }
+        if let failure { throw failure }
+        return d
+    }
+
+    /// Digest of the concatenation of the chunks `next` returns until an empty one.
+    static func digest(_ next: () -> Data) -> String {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
         var total: UInt64 = 0
         var carry: [UInt8] = []
         while true {
-            let chunk = try handle.read(upToCount: 4 << 20) ?? Data()
+            let chunk = next()
             if chunk.isEmpty { break }
             total += UInt64(chunk.count)
             carry += chunk

@@ -19,6 +19,12 @@ public struct RNG: RandomNumberGenerator, Codable, Sendable, Equatable {
         state = s
     }
 
+    /// Restores a generator from `state` (as saved in a checkpoint).
+    public init(state: [UInt64]) {
+        precondition(state.count == 4 && state.contains { $0 != 0 }, "xoshiro256** needs 4 words, not all zero")
+        self.state = state
+    }
+
     public mutating func next() -> UInt64 {
         let result = rotl(state[1] &* 5, 7) &* 9
         let t = state[1] << 17

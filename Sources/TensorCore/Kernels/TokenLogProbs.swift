@@ -14,10 +14,12 @@ public enum TokenLogProbs {
     public static let defaultChunkRows = 64
 
     /// Writes logProbs[N] and lse[N] (saved for backward).
+    /// `predictions` (optional) receives each row's argmax token (for token accuracy).
     public static func forward(
         logProbs: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
         hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
+        predictions: UnsafeMutablePointer<Int32>? = nil
     ) {
         let chunk = max(1, min(chunkRows, n))
         let logits = FloatBuffer(count: chunk * v)
@@ -33,6 +35,7 @@ public enum TokenLogProbs {
                     let t = Int(targets[start + r])
                     lse[start + r] = l
                     logProbs[start + r] = t >= 0 ? z[t] - l : 0
+                    predictions?[start + r] = Int32(Reductions.argmax(z, count: v))
                 }
             }
             start += m
@@ -69,14 +72,15 @@ public enum TokenLogProbs {
     }
 
     /// Forward and backward in one pass when ∂L/∂logp is known before the forward (cross-entropy,
-    /// SFT): one logit GEMM per chunk instead of two. `dLogProbs` may be nil for −1/count (mean CE).
-    /// Returns Σ_n counted logp_n; writes logProbs[N] when given.
+    /// SFT): one logit GEMM per chunk instead of two. Returns Σ_n counted logp_n; writes logProbs[N]
+    /// and the argmax `predictions`[N] when given.
     @discardableResult
     public static func forwardBackward(
         dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
         logProbs: UnsafeMutablePointer<Float>?, dLogProbs: UnsafePointer<Float>,
         hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
+        predictions: UnsafeMutablePointer<Int32>? = nil
     ) -> Double {
         let chunk = max(1, min(chunkRows, n))
         let logits = FloatBuffer(count: chunk * v)
@@ -92,6 +96,7 @@ public enum TokenLogProbs {
                     let t = targets[start + r]
                     let l = rk_logsumexp_row(z, v)
                     rp[start + r] = t >= 0 ? z[Int(t)] - l : 0
+                    predictions?[start + r] = Int32(Reductions.argmax(z, count: v))
                     rk_softmax_xent_grad_row(z, l, t, t >= 0 ? -dLogProbs[start + r] : 0, v)
                 }
             }

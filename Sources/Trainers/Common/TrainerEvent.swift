@@ -1,0 +1,40 @@
+// Trainers emit events and never print; the CLI renders them and tests collect them.
+// Metric names follow TRL (`loss`, `learning_rate`, `grad_norm`, `num_tokens`, `mean_token_accuracy`,
+// `eval_loss`, …) so curves can be compared with theirs.
+
+import Foundation
+
+public typealias Metrics = [String: Double]
+
+public enum TrainerEvent: Sendable {
+    /// Logged every `logging_steps` optimizer steps.
+    case step(step: Int, totalSteps: Int, metrics: Metrics)
+    case evaluation(step: Int, metrics: Metrics)
+    case checkpointSaved(step: Int, directory: URL)
+    case message(String)
+}
+
+public enum TrainingControl: Sendable { case proceed, stop }
+
+/// Appends one JSON object per line to `metrics.jsonl` (flushed per line, so a crash loses nothing).
+public final class MetricsLog: @unchecked Sendable {
+    let handle: FileHandle
+    public let url: URL
+
+    public init(url: URL) throws {
+        self.url = url
+        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+    }
+
+    public func append(_ record: [String: Double], kind: String? = nil) throws {
+        var object: [String: Any] = record
+        if let kind { object["kind"] = kind }
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        data.append(0x0A)
+        try handle.write(contentsOf: data)
+    }
+
+    deinit { try? handle.close() }
+}

@@ -1,0 +1,53 @@
+// Tiny-model fixtures for trainer tests: the 2-layer random Llama of shared/reference/tiny-llama with a
+// byte-level tokenizer of exactly its 256-token vocabulary, and small synthetic SFT files.
+
+import Foundation
+import Models
+import Testing
+import Tokenizers
+
+enum Fixtures {
+    static let shared: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
+
+    /// GPT-2's bytes_to_unicode: the byte-level token string of each byte.
+    static func byteTokens() -> [String] {
+        var printable = Array(33...126) + Array(161...172) + Array(174...255)
+        var mapped = printable
+        var extra = 0
+        for b in 0..<256 where !printable.contains(b) {
+            printable.append(b)
+            mapped.append(256 + extra)
+            extra += 1
+        }
+        var tokens = [String](repeating: "", count: 256)
+        for (b, u) in zip(printable, mapped) { tokens[b] = String(UnicodeScalar(u)!) }
+        return tokens
+    }
+
+    static func tinyModel(trainable: Bool) throws -> LoadedModel {
+        let dir = shared.appendingPathComponent("reference/tiny-llama")
+        let tokenizer = try Tokenizer(tokens: byteTokens(), merges: [], specialTokens: SpecialTokenIDs(eos: 10), preTokenizer: .gpt2)
+        return LoadedModel(model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
+                           chatTemplate: nil, source: dir)
+    }
+
+    /// A temporary directory removed by the caller.
+    static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-trainer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Synthetic prompt/completion records: "<a> + <b> =" → " <a+b>" (learnable, short).
+    static func additionFile(count: Int, in dir: URL, name: String = "train.jsonl", seed: Int = 0) throws -> URL {
+        var lines: [String] = []
+        for i in 0..<count {
+            let a = (i * 7 + seed) % 10, b = (i * 3 + 1) % 10
+            lines.append("{\"prompt\": \"\(a)+\(b)=\", \"completion\": \"\(a + b)\"}")
+        }
+        let url = dir.appendingPathComponent(name)
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+}
