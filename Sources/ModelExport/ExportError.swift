@@ -1,0 +1,80 @@
+// Errors of the exporters (PEFT adapters, Hugging Face directories, GGUF files) and of the PEFT
+// adapter reader. Every case names the file or directory at fault and what was expected, and
+// `description` renders one sentence with a hint, as ModelFormats' `ModelFormatError` does.
+
+import Foundation
+
+/// A problem writing an export, or reading a PEFT adapter back.
+public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The destination holds files this exporter did not write; nothing was changed.
+    case destinationNotEmpty(path: String, unexpected: [String])
+    /// The destination exists but is the wrong kind of thing (a file where a directory is
+    /// needed, a directory where a file is needed, or a file that is not a GGUF).
+    case destinationConflict(path: String, found: String, expected: String)
+    /// A file system operation failed; any previous export at `path` is unchanged.
+    case writeFailed(path: String, operation: String, reason: String)
+    /// A file an import needs is not there.
+    case missingFile(path: String, hint: String)
+    /// A file could not be read or parsed.
+    case unreadable(path: String, reason: String)
+    /// A field holds a value of the wrong type or out of range.
+    case invalidField(file: String, field: String, found: String, expected: String)
+    /// A feature of the source that this exporter or importer cannot represent.
+    case unsupported(file: String, feature: String, hint: String)
+    /// An adapter lists a module this package cannot adapt.
+    case unknownTargetModule(file: String, module: String, supported: [String])
+    /// A tensor the model needs is missing from the file.
+    case missingTensor(file: String, name: String, hint: String)
+    /// A tensor has a different shape than the model expects.
+    case shapeMismatch(file: String, name: String, expected: [Int], found: [Int], hint: String)
+    /// The file holds a tensor the model has no place for.
+    case unexpectedTensor(file: String, name: String, hint: String)
+    /// A tensor is stored in an element type that cannot be read as floats.
+    case unsupportedDType(file: String, tensor: String, dtype: String, supported: String)
+    /// The tokenizer has more tokens than the model has embedding rows.
+    case vocabularyMismatch(tokenizer: Int, model: Int)
+    /// The model has an adapter switched on, so its base weights are not what it computes.
+    case activeAdapter(name: String)
+    /// The adapter was built for a model of another shape.
+    case adapterMismatch(adapter: String, name: String, expected: [Int], found: [Int])
+
+    public var description: String {
+        switch self {
+        case let .destinationNotEmpty(path, unexpected):
+            "\(path): the directory is not empty and does not look like a previous export "
+                + "(unexpected: \(unexpected.prefix(5).joined(separator: ", "))"
+                + "\(unexpected.count > 5 ? ", …" : "")); nothing was written. "
+                + "Hint: choose an empty or new directory, or pass overwrite: true to replace it."
+        case let .destinationConflict(path, found, expected):
+            "\(path): found \(found), expected \(expected); nothing was written. "
+                + "Hint: choose another destination, or pass overwrite: true to replace it."
+        case let .writeFailed(path, operation, reason):
+            "\(path): \(operation) failed (\(reason)); any previous export there is unchanged."
+        case let .missingFile(path, hint): "\(path): file not found. \(hint)"
+        case let .unreadable(path, reason): "\(path): cannot read (\(reason))."
+        case let .invalidField(file, field, found, expected):
+            "\(file): field '\(field)' is \(found), expected \(expected)."
+        case let .unsupported(file, feature, hint): "\(file): \(feature) is not supported. \(hint)"
+        case let .unknownTargetModule(file, module, supported):
+            "\(file): target module '\(module)' is not supported; supported: "
+                + "\(supported.joined(separator: ", ")) (lm_head and embeddings are not)."
+        case let .missingTensor(file, name, hint): "\(file): tensor '\(name)' is missing. \(hint)"
+        case let .shapeMismatch(file, name, expected, found, hint):
+            "\(file): tensor '\(name)' has shape \(found) but the model expects \(expected). \(hint)"
+        case let .unexpectedTensor(file, name, hint):
+            "\(file): tensor '\(name)' has no place in the model. \(hint)"
+        case let .unsupportedDType(file, tensor, dtype, supported):
+            "\(file): tensor '\(tensor)' is stored as \(dtype); supported: \(supported)."
+        case let .vocabularyMismatch(tokenizer, model):
+            "the tokenizer has \(tokenizer) tokens but the model embeds only \(model). "
+                + "Hint: export with the tokenizer the model was trained with."
+        case let .activeAdapter(name):
+            "adapter '\(name)' is active, so the base weights are not the weights the model "
+                + "computes with. Hint: use saveMerged(model:adapter:…) to export the adapted model, "
+                + "or set activeAdapter = nil to export the base."
+        case let .adapterMismatch(adapter, name, expected, found):
+            "adapter '\(adapter)': '\(name)' has shape \(found) but this model needs \(expected). "
+                + "Hint: the adapter was made for a different base model."
+        }
+    }
+}

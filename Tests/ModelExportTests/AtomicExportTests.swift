@@ -1,0 +1,84 @@
+// A failed export never damages a good one: an error thrown half-way through writing a
+// directory leaves the previous export byte-identical and no staging directory behind, and
+// unwritable destinations fail with a typed error before anything is written.
+
+import Foundation
+import Models
+import Testing
+@testable import ModelExport
+
+@Suite struct AtomicExportTests {
+    struct Interrupted: Error {}
+
+    static func snapshot(_ dir: URL) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            out[name] = try Data(contentsOf: dir.appendingPathComponent(name))
+        }
+        return out
+    }
+
+    @Test func errorMidExportLeavesThePreviousExportIntact() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dir = root.appendingPathComponent("export")
+        try HFCheckpoint.save(model: try Tiny.model(), tokenizer: try Tiny.byteTokenizer(), to: dir)
+        let before = try Self.snapshot(dir)
+
+        let error = try #require(throws: ExportError.self) {
+            try ExportDestination.writeDirectory(dir, ownedNames: HFCheckpoint.fileNames, overwrite: false) { staging in
+                try ExportDestination.writeFile(Data("{}".utf8), to: staging.appendingPathComponent("config.json"))
+                try Data(count: 1000).write(to: staging.appendingPathComponent("model.safetensors"))
+                throw Interrupted()
+            }
+        }
+        #expect("\(error)".contains("any previous export there is unchanged"))
+        #expect(try Self.snapshot(dir) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["export"], "staging removed")
+        #expect(try ModelRegistry.load(dir.path).model.config == Tiny.model().config)
+    }
+
+    @Test func unwritableDestinationsFailBeforeWriting() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let file = root.appendingPathComponent("plain-file")
+        try Data("x".utf8).write(to: file)
+        let model = try Tiny.model(), tokenizer = try Tiny.byteTokenizer()
+
+        // A regular file where a parent directory should be: fails even for root.
+        let hf = try #require(throws: ExportError.self) {
+            try HFCheckpoint.save(model: model, tokenizer: tokenizer, to: file.appendingPathComponent("export"))
+        }
+        guard case .writeFailed(let path, _, _) = hf else {
+            Issue.record("unexpected \(hf)")
+            return
+        }
+        #expect(path == file.appendingPathComponent("export").path)
+        #expect(throws: ExportError.self) {
+            try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f32, name: "x",
+                                to: file.appendingPathComponent("model.gguf"))
+        }
+        #expect(throws: ExportError.destinationConflict(path: file.path, found: "a file", expected: "a directory")) {
+            try HFCheckpoint.save(model: model, tokenizer: tokenizer, to: file)
+        }
+        #expect(try String(contentsOf: file, encoding: .utf8) == "x")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["plain-file"])
+    }
+
+    @Test func failedGGUFExportKeepsTheGoodFile() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let url = root.appendingPathComponent("model.gguf")
+        let model = try Tiny.model(), tokenizer = try Tiny.byteTokenizer()
+        try GGUFExport.save(model: model, tokenizer: tokenizer, type: .q8_0, name: "good", to: url)
+        let before = try Data(contentsOf: url)
+        model.activeAdapter = try model.addAdapter(named: "a", config: LoRAConfig(), seed: 1).name
+        #expect(throws: ExportError.activeAdapter(name: "a")) {
+            try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f32, name: "bad", to: url)
+        }
+        #expect(try Data(contentsOf: url) == before)
+        model.activeAdapter = nil
+        try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f16, name: "again", to: url)  // a GGUF is replaced
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["model.gguf"])
+    }
+}
