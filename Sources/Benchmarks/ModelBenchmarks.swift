@@ -1,7 +1,7 @@
 // `Benchmarks model`: SmolLM2-135M (fp32, dequantised from the default GGUF) against the PyTorch/HF
 // and llama.cpp rows of perf.md: load time, generation at batch 1 and 16 (32-token prompt + 128 new,
 // greedy, prefill included), forward + next-token log-probs at 8×256, and a full fine-tune step at
-// 4×256 (forward / backward / optimizer split), plus peak RSS.
+// (training: TrainBenchmarks.swift), plus peak RSS.
 
 import Foundation
 import ModelFormats
@@ -22,8 +22,7 @@ enum ModelBenchmarks {
     static func run(_ which: Set<String>) throws {
         let t0 = now()
         let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
-        let trainable = which.contains("train")
-        let model = try LlamaModel.load(gguf: gguf, trainable: trainable)
+        let model = try LlamaModel.load(gguf: gguf)
         print("SmolLM2-135M load (GGUF Q4_1 → fp32): \(String(format: "%.2f", now() - t0)) s, RSS high-water \(Int(peakRSSMegabytes())) MB")
         var rng = RNG(seed: 3)
         func randomIDs(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % 49152) } }
@@ -51,36 +50,6 @@ enum ModelBenchmarks {
                 }
             }
             print("forward + token log-probs 8×256: \(pad(f1(Double(b * t) / timing.median), 7)) tok/s   (HF 467)")
-        }
-        if trainable {
-            let b = 4, t = 256, c = model.config
-            let batch = TokenBatch(batchSize: b, length: t, tokens: randomIDs(b * t))
-            let acts = LlamaActivations(config: c, batchSize: b, length: t)
-            let targets = (0..<(b * t)).map { i in i % t == t - 1 ? -100 : batch.tokens[i + 1] }
-            let dLogp = [Float](repeating: -1 / Float(b * (t - 1)), count: b * t)
-            let dHidden = FloatBuffer(count: b * t * c.hiddenSize)
-            let opt = AdamW(store: model.weights, config: AdamWConfig(weightDecay: 0.01))
-            var fwd: [Double] = [], bwd: [Double] = [], step: [Double] = []
-            for i in 0..<4 {
-                let a = now()
-                model.weights.zeroGradients()
-                let h = model.forward(batch, into: acts)
-                let b0 = now()
-                targets.withUnsafeBufferPointer { tp in
-                    _ = TokenLogProbs.forwardBackward(dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
-                                                      dLogProbs: dLogp, hidden: h.pointer, weight: model.outputWeight,
-                                                      targets: tp.baseAddress!, rows: b * t, channels: c.hiddenSize, vocabulary: c.vocabularySize)
-                }
-                model.backward(dOutput: dHidden.pointer, acts: acts)
-                let o0 = now()
-                GradientClipping.clip([model.weights], maxNorm: 1)
-                opt.update(learningRate: 1e-5)
-                let e = now()
-                if i >= 1 { fwd.append(b0 - a); bwd.append(o0 - b0); step.append(e - o0) }
-            }
-            let med = { (x: [Double]) in x.sorted()[x.count / 2] }
-            let total = med(fwd) + med(bwd) + med(step)
-            print("full fine-tune step 4×256: \(pad(f1(Double(b * t) / total), 7)) tok/s   (PyTorch 138.9)  split: forward \(String(format: "%.2f", med(fwd))) s, loss+backward \(String(format: "%.2f", med(bwd))) s, clip+AdamW \(String(format: "%.2f", med(step))) s")
         }
         print("peak RSS: \(Int(peakRSSMegabytes())) MB")
     }

@@ -1,5 +1,5 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
-// Usage: swift run -c release Benchmarks [gemm|kernels|all]
+// Usage: swift run -c release Benchmarks [gemm] [kernels] [generate] [logprobs] [train] [train-memory] | all
 
 import Foundation
 import TensorCore
@@ -9,5 +9,7 @@ let args = CommandLine.arguments.dropFirst()
 let which = Set(args.isEmpty ? ["all"] : args)
 if which.contains("gemm") || which.contains("all") { KernelBenchmarks.gemm(); print() }
 if which.contains("kernels") || which.contains("all") { KernelBenchmarks.kernels(); print() }
-let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "logprobs", "train"])
-if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts) }
+let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "logprobs"])
+if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts); print() }
+let trainParts = which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-memory"])
+if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }

@@ -4,6 +4,7 @@
 // Alg. 2), global-norm clipping, warm-up + decay schedule. LoRA (frozen base) or full fine-tune.
 
 import Datasets
+import ModelExport
 import Foundation
 import ModelFormats
 import Models
@@ -74,10 +75,12 @@ public final class SFTTrainer {
         return LRSchedule(kind: config.lrSchedulerType, peak: config.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
     }
 
-    /// Trains to `totalSteps` (or until `onEvent` returns `.stop`, which saves a checkpoint first).
+    /// Trains to `totalSteps`, or until `onEvent` returns `.stop` or `stopRequested()` (checked every
+    /// step, e.g. after Ctrl-C) turns true; stopping saves a checkpoint first.
     /// `resume` is a checkpoint or output directory of an earlier run with the same config.
     @discardableResult
-    public func train(resume: URL? = nil, onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }) throws -> Metrics {
+    public func train(resume: URL? = nil, stopRequested: () -> Bool = { false },
+                      onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }) throws -> Metrics {
         if let resume { try restore(from: resume) }
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         let log = try MetricsLog(url: outputDirectory.appendingPathComponent("metrics.jsonl"))
@@ -94,11 +97,11 @@ public final class SFTTrainer {
             window.loss += result.lossSum
             window.correct += result.correct
             window.counted += result.counted
-            window.gradNorm += result.gradNorm
+            window.gradNorm += lastGradNorm
             window.tokens += result.tokens
             window.steps += 1
-            var control = TrainingControl.proceed
-            if step % config.loggingSteps == 0 || step == total {
+            var control = stopRequested() ? TrainingControl.stop : .proceed
+            if step % config.loggingSteps == 0 || step == total || control == .stop {
                 let elapsed = Date().timeIntervalSince(windowStart)
                 last = ["step": Double(step), "loss": window.loss / max(window.counted, 1), "learning_rate": Double(lr),
                         "grad_norm": window.gradNorm / Double(window.steps), "num_tokens": numTokens,
@@ -106,7 +109,7 @@ public final class SFTTrainer {
                         "epoch": Double(loader.position.epoch) + Double(loader.position.batch) / Double(max(loader.batchesInEpoch, 1)),
                         "tokens_per_second": window.tokens / max(elapsed, 1e-9)]
                 try log.append(last)
-                control = onEvent(.step(step: step, totalSteps: total, metrics: last))
+                if onEvent(.step(step: step, totalSteps: total, metrics: last)) == .stop { control = .stop }
                 window = (0, 0, 0, 0, 0, 0)
                 windowStart = Date()
             }
@@ -115,6 +118,7 @@ public final class SFTTrainer {
                 metrics["step"] = Double(step)
                 try log.append(metrics, kind: "eval")
                 if onEvent(.evaluation(step: step, metrics: metrics)) == .stop { control = .stop }
+                windowStart = Date()  // throughput excludes evaluation time
             }
             if step % config.saveSteps == 0 || step == total || control == .stop {
                 let dir = try saveCheckpoint()
@@ -125,7 +129,7 @@ public final class SFTTrainer {
         return last
     }
 
-    struct StepResult { var lossSum = 0.0, correct = 0.0, counted = 0.0, gradNorm = 0.0, tokens = 0.0 }
+    struct StepResult { var lossSum = 0.0, correct = 0.0, counted = 0.0, tokens = 0.0 }
 
     /// Forward + backward over the accumulated micro-batches of one optimizer step.
     func trainStep() -> StepResult {
@@ -217,6 +221,22 @@ public final class SFTTrainer {
             }
         }
         return ["eval_loss": lossSum / max(counted, 1), "eval_mean_token_accuracy": correct / max(counted, 1), "eval_tokens": counted]
+    }
+
+    public var trainableParameterCount: Int { trainable.parameterCount }
+
+    /// Writes the result: the LoRA adapter in PEFT format (`adapter/`) or the full model as a
+    /// Hugging Face directory (`model/`). Returns its directory.
+    public func exportFinal() throws -> URL {
+        let model = loaded.model
+        if config.lora != nil, let adapter = model.adapters[Self.adapterName] {
+            let dir = outputDirectory.appendingPathComponent("adapter")
+            try PEFTAdapter.save(adapter, baseModel: baseModel, to: dir, overwrite: true)
+            return dir
+        }
+        let dir = outputDirectory.appendingPathComponent("model")
+        try HFCheckpoint.save(model: model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source, to: dir, overwrite: true)
+        return dir
     }
 
     // MARK: checkpoints

@@ -1,0 +1,72 @@
+// `Benchmarks train`: one SmolLM2-135M training step at 4×256 (full fine-tune and LoRA r=16 on all 7
+// projections, like perf.md's PyTorch rows) with the forward / loss+backward / optimizer split, and the
+// peak RSS of a full fine-tune step at 8×512 with activation checkpointing (`train-memory`).
+
+import Foundation
+import ModelFormats
+import Models
+import TensorCore
+
+enum TrainBenchmarks {
+    struct Split { var forward = 0.0, backward = 0.0, optimizer = 0.0; var total: Double { forward + backward + optimizer } }
+
+    static func step(_ model: LlamaModel, store: ParameterStore, batch b: Int, length t: Int, checkpointed: Bool, steps: Int) -> Split {
+        var rng = RNG(seed: 3)
+        let c = model.config
+        let batch = TokenBatch(batchSize: b, length: t, tokens: (0..<(b * t)).map { _ in Int32(rng.next() % 49152) })
+        let acts = LlamaActivations(config: c, batchSize: b, length: t, checkpointed: checkpointed)
+        acts.isTraining = true
+        let targets = (0..<(b * t)).map { i in i % t == t - 1 ? -100 : batch.tokens[i + 1] }
+        let dLogp = [Float](repeating: -1 / Float(b * (t - 1)), count: b * t)
+        let dHidden = FloatBuffer(count: b * t * c.hiddenSize)
+        let opt = AdamW(store: store, config: AdamWConfig(weightDecay: 0.01))
+        var splits: [Split] = []
+        for i in 0..<(steps + 1) {
+            var s = Split()
+            let a = ModelBenchmarks.now()
+            store.zeroGradients()
+            let h = model.forward(batch, into: acts)
+            let b0 = ModelBenchmarks.now()
+            targets.withUnsafeBufferPointer { tp in
+                _ = TokenLogProbs.forwardBackward(dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
+                                                  dLogProbs: dLogp, hidden: h.pointer, weight: model.outputWeight,
+                                                  targets: tp.baseAddress!, rows: b * t, channels: c.hiddenSize, vocabulary: c.vocabularySize)
+            }
+            model.backward(dOutput: dHidden.pointer, acts: acts)
+            let o0 = ModelBenchmarks.now()
+            GradientClipping.clip([store], maxNorm: 1)
+            opt.update(learningRate: 1e-5)
+            s.forward = b0 - a
+            s.backward = o0 - b0
+            s.optimizer = ModelBenchmarks.now() - o0
+            if i > 0 { splits.append(s) }  // first step is a warm-up
+        }
+        return splits.sorted { $0.total < $1.total }[splits.count / 2]
+    }
+
+    static func report(_ name: String, tokens: Int, _ s: Split, anchor: String) {
+        print("\(pad(name, 34)) \(pad(f1(Double(tokens) / s.total), 7)) tok/s  (\(anchor))  forward \(String(format: "%.2f", s.forward)) s, loss+backward \(String(format: "%.2f", s.backward)) s, clip+AdamW \(String(format: "%.2f", s.optimizer)) s")
+    }
+
+    static func run(_ which: Set<String>) throws {
+        let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
+        if which.contains("train") {
+            let lora = try LlamaModel.load(gguf: gguf, trainable: false)
+            var cfg = LoRAConfig()
+            cfg.dropout = 0
+            let adapter = try lora.addAdapter(named: "bench", config: cfg, seed: 1)
+            lora.activeAdapter = "bench"
+            report("LoRA r=16 (7 projections) 4×256", tokens: 1024, step(lora, store: adapter.store, batch: 4, length: 256, checkpointed: false, steps: 3),
+                   anchor: "PyTorch+PEFT 189.6")
+            let full = try LlamaModel.load(gguf: gguf, trainable: true)
+            report("full fine-tune 4×256", tokens: 1024, step(full, store: full.weights, batch: 4, length: 256, checkpointed: false, steps: 3),
+                   anchor: "PyTorch 138.9")
+        }
+        if which.contains("train-memory") {
+            let full = try LlamaModel.load(gguf: gguf, trainable: true)
+            let s = step(full, store: full.weights, batch: 8, length: 512, checkpointed: true, steps: 1)
+            report("full FT 8×512, checkpointed", tokens: 4096, s, anchor: "PyTorch 123.5, 14.2 GB")
+        }
+        print("peak RSS: \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   (PyTorch full FT 8×512: 14.2 GB; llama.cpp finetune 2.4 GB)")
+    }
+}

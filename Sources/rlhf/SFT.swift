@@ -1,0 +1,47 @@
+// `rlhf sft`: supervised fine-tuning with LoRA (default) or full weights.
+
+import ArgumentParser
+import Foundation
+import Models
+import Trainers
+
+struct SFT: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sft",
+        abstract: "Supervised fine-tuning on JSONL in TRL's formats ({\"messages\": …} or {\"prompt\", \"completion\"}).")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Training data (JSONL).") var data: String
+    @Option(help: "Evaluation data (JSONL); default: hold out eval_fraction of the training data.") var evalData: String?
+    @Option(help: "Output directory (metrics.jsonl, checkpoints, the final adapter or model).") var out: String
+    @OptionGroup var training: TrainingFlags
+
+    func run() throws {
+        let outDir = URL(fileURLWithPath: out)
+        var object = try training.object(for: SFTConfig.self)
+        if let resume = training.resume {  // the checkpoint's resolved config wins (architecture and data order must match)
+            let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
+            object = try SFTConfig.load(file: dir.appendingPathComponent("training_config.json"))
+            note("Resuming from \(dir.path) with its saved config.")
+        }
+        let config = try SFTConfig.decode(object, source: training.config ?? "flags")
+        try config.validate()
+        let loaded = try modelOptions.load(trainable: config.loraRank == 0)
+        let prepared = try SFTData.prepare(config: config, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
+                                           trainFile: URL(fileURLWithPath: data), evalFile: evalData.map { URL(fileURLWithPath: $0) })
+        prepared.report.forEach(note)
+        let trainer = try SFTTrainer(config: config, model: loaded, data: prepared, outputDirectory: outDir, baseModel: modelOptions.model)
+        note(config.lora.map { "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")): \(trainer.trainableParameterCount) trainable parameters" }
+             ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
+        note("\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent("metrics.jsonl").path)")
+        Interrupt.install()
+        let renderer = ProgressRenderer()
+        try trainer.train(resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }) { event in
+            renderer.render(event)
+            return .proceed
+        }
+        if renderer.isTerminal { note("") }
+        let saved = try trainer.exportFinal()
+        note("Saved \(saved.path)")
+    }
+}
