@@ -30,21 +30,26 @@ enum ExportDestination {
         let exists = fm.fileExists(atPath: path, isDirectory: &isDirectory)
         if exists && !isDirectory.boolValue {
             if !overwrite {
-                throw ExportError.destinationConflict(path: path, found: "a file", expected: "a directory")
+                throw ExportError.destinationConflict(
+                    path: path, found: "a file", expected: "a directory")
             }
         } else if exists && !overwrite {
             let contents = (try? fm.contentsOfDirectory(atPath: path)) ?? []
             let unexpected = contents.filter { !ownedNames.contains($0) }.sorted()
-            if !unexpected.isEmpty { throw ExportError.destinationNotEmpty(path: path, unexpected: unexpected) }
+            if !unexpected.isEmpty {
+                throw ExportError.destinationNotEmpty(path: path, unexpected: unexpected)
+            }
         }
         let parent = URL(fileURLWithPath: path).deletingLastPathComponent()
         try makeDirectory(parent, for: path)
-        let staging = parent.appendingPathComponent(".\(URL(fileURLWithPath: path).lastPathComponent).export-\(uniqueSuffix())")
+        let staging = parent.appendingPathComponent(
+            ".\(URL(fileURLWithPath: path).lastPathComponent).export-\(uniqueSuffix())")
         do {
             try fm.createDirectory(at: staging, withIntermediateDirectories: false)
         } catch {
-            throw ExportError.writeFailed(path: path, operation: "creating a staging directory in \(parent.path)",
-                                          reason: reason(error))
+            throw ExportError.writeFailed(
+                path: path, operation: "creating a staging directory in \(parent.path)",
+                reason: reason(error))
         }
         defer { try? fm.removeItem(at: staging) }
         do {
@@ -52,7 +57,8 @@ enum ExportDestination {
         } catch let error as ExportError {
             throw error
         } catch {
-            throw ExportError.writeFailed(path: path, operation: "writing the export", reason: reason(error))
+            throw ExportError.writeFailed(
+                path: path, operation: "writing the export", reason: reason(error))
         }
         syncPath(staging.path)
         try install(staging: staging.path, at: path, replacing: exists)
@@ -61,15 +67,19 @@ enum ExportDestination {
 
     /// Checks a single-file destination: refuses a directory, and an existing file that
     /// `looksLikeExport` rejects unless `overwrite`. Creates the parent directory.
-    static func prepareFile(_ file: URL, overwrite: Bool, expected: String, looksLikeExport: (URL) -> Bool) throws {
+    static func prepareFile(
+        _ file: URL, overwrite: Bool, expected: String, looksLikeExport: (URL) -> Bool
+    ) throws {
         let path = file.standardizedFileURL.path
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             if isDirectory.boolValue {
-                throw ExportError.destinationConflict(path: path, found: "a directory", expected: expected)
+                throw ExportError.destinationConflict(
+                    path: path, found: "a directory", expected: expected)
             }
             if !overwrite && !looksLikeExport(file) {
-                throw ExportError.destinationConflict(path: path, found: "a file that is not \(expected)", expected: expected)
+                throw ExportError.destinationConflict(
+                    path: path, found: "a file that is not \(expected)", expected: expected)
             }
         }
         try makeDirectory(file.deletingLastPathComponent(), for: path)
@@ -78,9 +88,14 @@ enum ExportDestination {
     /// Writes `data` to `file` through a temporary file in the same directory, fsync and rename.
     static func writeFile(_ data: Data, to file: URL) throws {
         let path = file.path
-        let temporary = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).tmp-\(uniqueSuffix())").path
+        let temporary = file.deletingLastPathComponent().appendingPathComponent(
+            ".\(file.lastPathComponent).tmp-\(uniqueSuffix())"
+        ).path
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ExportError.writeFailed(path: path, operation: "creating a temporary file", reason: errnoText()) }
+        guard fd >= 0 else {
+            throw ExportError.writeFailed(
+                path: path, operation: "creating a temporary file", reason: errnoText())
+        }
         var failure: String?
         data.withUnsafeBytes { raw in
             var done = 0
@@ -112,44 +127,58 @@ enum ExportDestination {
 
     private static func makeDirectory(_ directory: URL, for path: String) throws {
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true)
         } catch {
-            throw ExportError.writeFailed(path: path, operation: "creating the parent directory \(directory.path)",
-                                          reason: reason(error))
+            throw ExportError.writeFailed(
+                path: path, operation: "creating the parent directory \(directory.path)",
+                reason: reason(error))
         }
     }
 
     /// Moves the finished staging directory to `path`, swapping out an existing one atomically.
-    private static func install(staging: String, at path: String, replacing: Bool) throws {
+    static func install(
+        staging: String, at path: String, replacing: Bool, allowsExchange: Bool = true
+    ) throws {
         if !replacing {
             guard rename(staging, path) == 0 else {
-                throw ExportError.writeFailed(path: path, operation: "renaming the staging directory", reason: errnoText())
+                throw ExportError.writeFailed(
+                    path: path, operation: "renaming the staging directory", reason: errnoText())
             }
             return
         }
-        if let exchange = renameExchange, exchange(AT_FDCWD, staging, AT_FDCWD, path, 2 /* RENAME_EXCHANGE */) == 0 {
+        if allowsExchange, let exchange = renameExchange,
+            exchange(AT_FDCWD, staging, AT_FDCWD, path, 2 /* RENAME_EXCHANGE */) == 0
+        {
             return  // `staging` now holds the old contents; the caller's defer removes it.
         }
         // No atomic exchange (older kernel, other OS, some file systems): a rename pair.
-        let backup = path + ".old-\(uniqueSuffix())"
-        let backupURL = URL(fileURLWithPath: backup)
+        let destination = URL(fileURLWithPath: path)
+        let backupURL = destination.deletingLastPathComponent()
+            .appendingPathComponent(".\(destination.lastPathComponent).old-\(uniqueSuffix())")
+        let backup = backupURL.path
         guard rename(path, backup) == 0 else {
-            throw ExportError.writeFailed(path: path, operation: "moving the previous export aside", reason: errnoText())
+            throw ExportError.writeFailed(
+                path: path, operation: "moving the previous export aside", reason: errnoText())
         }
         guard rename(staging, path) == 0 else {
             let failure = errnoText()
             _ = rename(backup, path)
-            throw ExportError.writeFailed(path: path, operation: "renaming the staging directory", reason: failure)
+            throw ExportError.writeFailed(
+                path: path, operation: "renaming the staging directory", reason: failure)
         }
         try? FileManager.default.removeItem(at: backupURL)
     }
 
-    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
+    private typealias RenameAt2 =
+        @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
 
     /// glibc's `renameat2`, looked up at run time (Swift's Glibc module does not declare it).
     private static let renameExchange: RenameAt2? = {
         #if os(Linux)
-            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
+            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else {
+                return nil
+            }
             return unsafeBitCast(symbol, to: RenameAt2.self)
         #else
             return nil
@@ -163,7 +192,9 @@ enum ExportDestination {
         close(fd)
     }
 
-    static func uniqueSuffix() -> String { "\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))" }
+    static func uniqueSuffix() -> String {
+        "\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+    }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
 

@@ -40,39 +40,41 @@ public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var description: String {
         switch self {
-        case let .destinationNotEmpty(path, unexpected):
+        case .destinationNotEmpty(let path, let unexpected):
             "\(path): the directory is not empty and does not look like a previous export "
                 + "(unexpected: \(unexpected.prefix(5).joined(separator: ", "))"
                 + "\(unexpected.count > 5 ? ", …" : "")); nothing was written. "
                 + "Hint: choose an empty or new directory, or pass overwrite: true to replace it."
-        case let .destinationConflict(path, found, expected):
+        case .destinationConflict(let path, let found, let expected):
             "\(path): found \(found), expected \(expected); nothing was written. "
                 + "Hint: choose another destination, or pass overwrite: true to replace it."
-        case let .writeFailed(path, operation, reason):
+        case .writeFailed(let path, let operation, let reason):
             "\(path): \(operation) failed (\(reason)); any previous export there is unchanged."
-        case let .missingFile(path, hint): "\(path): file not found. \(hint)"
-        case let .unreadable(path, reason): "\(path): cannot read (\(reason))."
-        case let .invalidField(file, field, found, expected):
+        case .missingFile(let path, let hint): "\(path): file not found. \(hint)"
+        case .unreadable(let path, let reason): "\(path): cannot read (\(reason))."
+        case .invalidField(let file, let field, let found, let expected):
             "\(file): field '\(field)' is \(found), expected \(expected)."
-        case let .unsupported(file, feature, hint): "\(file): \(feature) is not supported. \(hint)"
-        case let .unknownTargetModule(file, module, supported):
+        case .unsupported(let file, let feature, let hint):
+            "\(file): \(feature) is not supported. \(hint)"
+        case .unknownTargetModule(let file, let module, let supported):
             "\(file): target module '\(module)' is not supported; supported: "
                 + "\(supported.joined(separator: ", ")) (lm_head and embeddings are not)."
-        case let .missingTensor(file, name, hint): "\(file): tensor '\(name)' is missing. \(hint)"
-        case let .shapeMismatch(file, name, expected, found, hint):
+        case .missingTensor(let file, let name, let hint):
+            "\(file): tensor '\(name)' is missing. \(hint)"
+        case .shapeMismatch(let file, let name, let expected, let found, let hint):
             "\(file): tensor '\(name)' has shape \(found) but the model expects \(expected). \(hint)"
-        case let .unexpectedTensor(file, name, hint):
+        case .unexpectedTensor(let file, let name, let hint):
             "\(file): tensor '\(name)' has no place in the model. \(hint)"
-        case let .unsupportedDType(file, tensor, dtype, supported):
+        case .unsupportedDType(let file, let tensor, let dtype, let supported):
             "\(file): tensor '\(tensor)' is stored as \(dtype); supported: \(supported)."
-        case let .vocabularyMismatch(tokenizer, model):
+        case .vocabularyMismatch(let tokenizer, let model):
             "the tokenizer has \(tokenizer) tokens but the model embeds only \(model). "
                 + "Hint: export with the tokenizer the model was trained with."
-        case let .activeAdapter(name):
+        case .activeAdapter(let name):
             "adapter '\(name)' is active, so the base weights are not the weights the model "
                 + "computes with. Hint: use saveMerged(model:adapter:…) to export the adapted model, "
                 + "or set activeAdapter = nil to export the base."
-        case let .adapterMismatch(adapter, name, expected, found):
+        case .adapterMismatch(let adapter, let name, let expected, let found):
             "adapter '\(adapter)': '\(name)' has shape \(found) but this model needs \(expected). "
                 + "Hint: the adapter was made for a different base model."
         }

@@ -33,11 +33,14 @@ public enum HFCheckpoint {
 
     /// The files a checkpoint directory holds; a destination holding only these is replaced.
     public static let fileNames: Set<String> = [
-        "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+        "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+        "tokenizer_config.json",
         "chat_template.jinja",
     ]
 
-    /// Writes the checkpoint directory atomically (see `ExportDestination`).
+    /// Writes the checkpoint directory atomically: the files are built in a hidden staging
+    /// directory beside it and swapped in at once, so a failed or interrupted export leaves any
+    /// previous export intact.
     ///
     /// - Parameters:
     ///   - model: Exported as is; it must have no active adapter (use `saveMerged` for that).
@@ -49,40 +52,56 @@ public enum HFCheckpoint {
     ///     checkpoint's is refused unless `overwrite`.
     /// - Throws: `ExportError` (active adapter, vocabulary larger than the model, destination
     ///   problems, write failures); an existing export at `directory` is intact on failure.
-    public static func save(model: LlamaModel, tokenizer: Tokenizer, chatTemplate: String? = nil, dtype: DType = .f32,
-                            to directory: URL, overwrite: Bool = false) throws {
+    public static func save(
+        model: LlamaModel, tokenizer: Tokenizer, chatTemplate: String? = nil, dtype: DType = .f32,
+        to directory: URL, overwrite: Bool = false
+    ) throws {
         if let active = model.activeAdapter { throw ExportError.activeAdapter(name: active) }
         guard tokenizer.vocabularySize <= model.config.vocabularySize else {
-            throw ExportError.vocabularyMismatch(tokenizer: tokenizer.vocabularySize, model: model.config.vocabularySize)
+            throw ExportError.vocabularyMismatch(
+                tokenizer: tokenizer.vocabularySize, model: model.config.vocabularySize)
         }
         let template = chatTemplate ?? tokenizer.chatTemplate
         let store = model.weights
         let tensors = store.entries.map { e in
-            SafeTensorsWriter.Tensor(name: e.name, shape: e.shape, dtype: dtype.safetensors,
-                                     pointer: UnsafePointer(store.values.pointer + e.offset))
+            SafeTensorsWriter.Tensor(
+                name: e.name, shape: e.shape, dtype: dtype.safetensors,
+                pointer: UnsafePointer(store.values.pointer + e.offset))
         }
         let tokenizerJSON = HFTokenizerFiles.tokenizerJSON(tokenizer)
-        let tokenizerConfig = HFTokenizerFiles.tokenizerConfigJSON(tokenizer, chatTemplate: template,
-                                                                    maxLength: model.config.maxPositions)
-        try ExportDestination.writeDirectory(directory, ownedNames: fileNames, overwrite: overwrite) { staging in
+        let tokenizerConfig = HFTokenizerFiles.tokenizerConfigJSON(
+            tokenizer, chatTemplate: template, maxLength: model.config.maxPositions)
+        try ExportDestination.writeDirectory(
+            directory, ownedNames: fileNames, overwrite: overwrite
+        ) { staging in
             func file(_ name: String) -> URL { staging.appendingPathComponent(name) }
-            try ExportDestination.writeJSON(configJSON(model.config, tokenizer: tokenizer, dtype: dtype), to: file("config.json"))
-            try ExportDestination.writeJSON(generationConfigJSON(model.config, tokenizer: tokenizer),
-                                            to: file("generation_config.json"))
-            try SafeTensorsWriter.write(tensors: tensors, metadata: ["format": "pt"], to: file("model.safetensors"))
+            try ExportDestination.writeJSON(
+                configJSON(model.config, tokenizer: tokenizer, dtype: dtype),
+                to: file("config.json"))
+            try ExportDestination.writeJSON(
+                generationConfigJSON(model.config, tokenizer: tokenizer),
+                to: file("generation_config.json"))
+            try SafeTensorsWriter.write(
+                tensors: tensors, metadata: ["format": "pt"], to: file("model.safetensors"))
             try ExportDestination.writeJSON(tokenizerJSON, to: file("tokenizer.json"))
             try ExportDestination.writeJSON(tokenizerConfig, to: file("tokenizer_config.json"))
-            if let template { try ExportDestination.writeFile(Data(template.utf8), to: file("chat_template.jinja")) }
+            if let template {
+                try ExportDestination.writeFile(
+                    Data(template.utf8), to: file("chat_template.jinja"))
+            }
         }
     }
 
     /// Saves `model` with `adapter` merged into a copy of its weights (`LlamaModel.merged(with:)`);
     /// `model` is unchanged. Reloading the directory gives the adapter-on model's logits up to
     /// float rounding. Parameters as `save`.
-    public static func saveMerged(model: LlamaModel, adapter: LoRAAdapter, tokenizer: Tokenizer, chatTemplate: String? = nil,
-                                  dtype: DType = .f32, to directory: URL, overwrite: Bool = false) throws {
-        try save(model: model.merged(with: adapter), tokenizer: tokenizer, chatTemplate: chatTemplate, dtype: dtype,
-                 to: directory, overwrite: overwrite)
+    public static func saveMerged(
+        model: LlamaModel, adapter: LoRAAdapter, tokenizer: Tokenizer, chatTemplate: String? = nil,
+        dtype: DType = .f32, to directory: URL, overwrite: Bool = false
+    ) throws {
+        try save(
+            model: model.merged(with: adapter), tokenizer: tokenizer, chatTemplate: chatTemplate,
+            dtype: dtype, to: directory, overwrite: overwrite)
     }
 
     /// `config.json`: `LlamaConfig`, or `Qwen2Config` when q/k/v have biases.
@@ -91,19 +110,28 @@ public enum HFCheckpoint {
         var fields: [(String, JSON)] = [
             ("architectures", .array([.string(isQwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM")])),
             ("attention_bias", .bool(c.hasAttentionBias)), ("attention_dropout", .double(0)),
-            ("bos_token_id", .optional(c.bosTokenID ?? tokenizer.bosTokenID)), ("eos_token_id", eosJSON(c, tokenizer)),
-            ("head_dim", .int(c.headDim)), ("hidden_act", .string("silu")), ("hidden_size", .int(c.hiddenSize)),
+            ("bos_token_id", .optional(c.bosTokenID ?? tokenizer.bosTokenID)),
+            ("eos_token_id", eosJSON(c, tokenizer)),
+            ("head_dim", .int(c.headDim)), ("hidden_act", .string("silu")),
+            ("hidden_size", .int(c.hiddenSize)),
             ("initializer_range", .double(0.02)), ("intermediate_size", .int(c.intermediateSize)),
-            ("max_position_embeddings", .int(c.maxPositions)), ("model_type", .string(isQwen2 ? "qwen2" : "llama")),
+            ("max_position_embeddings", .int(c.maxPositions)),
+            ("model_type", .string(isQwen2 ? "qwen2" : "llama")),
             ("num_attention_heads", .int(c.headCount)), ("num_hidden_layers", .int(c.layerCount)),
-            ("num_key_value_heads", .int(c.kvHeadCount)), ("pad_token_id", .optional(tokenizer.padTokenID)),
-            ("rms_norm_eps", .float(c.rmsNormEpsilon)), ("rope_scaling", ropeScalingJSON(c.ropeScaling)),
-            ("rope_theta", .double(c.ropeTheta)), ("tie_word_embeddings", .bool(c.tiesWordEmbeddings)),
-            ("torch_dtype", .string(dtype.torchName)), ("use_cache", .bool(true)), ("vocab_size", .int(c.vocabularySize)),
+            ("num_key_value_heads", .int(c.kvHeadCount)),
+            ("pad_token_id", .optional(tokenizer.padTokenID)),
+            ("rms_norm_eps", .float(c.rmsNormEpsilon)),
+            ("rope_scaling", ropeScalingJSON(c.ropeScaling)),
+            ("rope_theta", .double(c.ropeTheta)),
+            ("tie_word_embeddings", .bool(c.tiesWordEmbeddings)),
+            ("torch_dtype", .string(dtype.torchName)), ("use_cache", .bool(true)),
+            ("vocab_size", .int(c.vocabularySize)),
         ]
         if isQwen2 {
-            fields += [("max_window_layers", .int(c.layerCount)), ("sliding_window", .null),
-                       ("use_sliding_window", .bool(false))]
+            fields += [
+                ("max_window_layers", .int(c.layerCount)), ("sliding_window", .null),
+                ("use_sliding_window", .bool(false)),
+            ]
         } else {
             fields += [("mlp_bias", .bool(false)), ("pretraining_tp", .int(1))]
         }
@@ -113,7 +141,8 @@ public enum HFCheckpoint {
     /// `generation_config.json`: the special ids `generate` needs.
     static func generationConfigJSON(_ c: LlamaConfig, tokenizer: Tokenizer) -> JSON {
         .object([
-            ("bos_token_id", .optional(c.bosTokenID ?? tokenizer.bosTokenID)), ("eos_token_id", eosJSON(c, tokenizer)),
+            ("bos_token_id", .optional(c.bosTokenID ?? tokenizer.bosTokenID)),
+            ("eos_token_id", eosJSON(c, tokenizer)),
             ("pad_token_id", .optional(tokenizer.padTokenID)),
         ])
     }
@@ -133,7 +162,8 @@ public enum HFCheckpoint {
         return .object([
             ("factor", .double(s.factor)), ("high_freq_factor", .double(s.highFrequencyFactor)),
             ("low_freq_factor", .double(s.lowFrequencyFactor)),
-            ("original_max_position_embeddings", .int(s.originalMaxPositions)), ("rope_type", .string("llama3")),
+            ("original_max_position_embeddings", .int(s.originalMaxPositions)),
+            ("rope_type", .string("llama3")),
         ])
     }
 }

@@ -45,7 +45,10 @@ enum JSON: Equatable, Sendable {
         case .double(let v): out += v.isFinite ? v.description : "null"
         case .string(let v): JSON.quote(v, into: &out)
         case .array(let items):
-            guard !items.isEmpty else { out += "[]"; return }
+            guard !items.isEmpty else {
+                out += "[]"
+                return
+            }
             out += "["
             for (i, item) in items.enumerated() {
                 if i > 0 { out += "," }
@@ -55,7 +58,10 @@ enum JSON: Equatable, Sendable {
             newline(level)
             out += "]"
         case .object(let pairs):
-            guard !pairs.isEmpty else { out += "{}"; return }
+            guard !pairs.isEmpty else {
+                out += "{}"
+                return
+            }
             out += "{"
             for (i, (key, value)) in pairs.enumerated() {
                 if i > 0 { out += "," }

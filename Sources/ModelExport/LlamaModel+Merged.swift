@@ -17,17 +17,21 @@ extension LlamaModel {
         for (i, (name, shape)) in expected.enumerated() {
             guard i < found.count, found[i].name == name, found[i].shape == shape else {
                 let actual = found.first { $0.name == name }?.shape ?? []
-                throw ExportError.adapterMismatch(adapter: adapter.name, name: name, expected: shape, found: actual)
+                throw ExportError.adapterMismatch(
+                    adapter: adapter.name, name: name, expected: shape, found: actual)
             }
         }
         if found.count > expected.count {
             let extra = found[expected.count]
-            throw ExportError.adapterMismatch(adapter: adapter.name, name: extra.name, expected: [], found: extra.shape)
+            throw ExportError.adapterMismatch(
+                adapter: adapter.name, name: extra.name, expected: [], found: extra.shape)
         }
         let copy = LlamaModel(config: config, trainable: false)
-        copy.weights.values.pointer.update(from: weights.values.pointer, count: weights.values.count)
+        copy.weights.values.pointer.update(
+            from: weights.values.pointer, count: weights.values.count)
         let twin = try copy.addAdapter(named: adapter.name, config: adapter.config, seed: 0)
-        twin.store.values.pointer.update(from: adapter.store.values.pointer, count: adapter.store.values.count)
+        twin.store.values.pointer.update(
+            from: adapter.store.values.pointer, count: adapter.store.values.count)
         copy.merge(adapter: adapter.name)
         return copy
     }

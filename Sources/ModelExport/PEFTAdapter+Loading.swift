@@ -16,7 +16,9 @@ extension PEFTAdapter {
     ///   missing, extra or mis-shaped tensors (naming the key and both shapes, with a hint that the
     ///   adapter was trained for a different base model) and unsupported element types; the model
     ///   is unchanged when it throws. `ModelFormatError` for a corrupt safetensors file.
-    public static func load(from directory: URL, into model: LlamaModel, name: String) throws -> LoRAAdapter {
+    public static func load(from directory: URL, into model: LlamaModel, name: String) throws
+        -> LoRAAdapter
+    {
         let configuration = try readConfiguration(from: directory)
         let lora = configuration.lora
         let url = directory.appendingPathComponent(weightsFileName)
@@ -26,18 +28,21 @@ extension PEFTAdapter {
                 path: url.path,
                 hint: FileManager.default.fileExists(atPath: bin.path)
                     ? "Hint: only safetensors adapters are read; re-save with safe_serialization=True."
-                    : "Hint: a PEFT adapter directory holds \(configFileName) and \(weightsFileName).")
+                    : "Hint: a PEFT adapter directory holds \(configFileName) and \(weightsFileName)."
+            )
         }
         let file = try SafeTensorsFile(contentsOf: url)
         let expected = layout(lora, model: model.config)
         try check(file, expected: expected, model: model.config)
         do { try lora.validate() } catch {
-            throw ExportError.invalidField(file: directory.appendingPathComponent(configFileName).path, field: "lora",
-                                           found: "\(error)", expected: "a valid LoRA configuration")
+            throw ExportError.invalidField(
+                file: directory.appendingPathComponent(configFileName).path, field: "lora",
+                found: "\(error)", expected: "a valid LoRA configuration")
         }
         let adapter = try model.addAdapter(named: name, config: lora, seed: 0)
         for e in adapter.store.entries {
-            try file.copyFloats(e.name, into: adapter.store.values.pointer + e.offset, count: e.count)
+            try file.copyFloats(
+                e.name, into: adapter.store.values.pointer + e.offset, count: e.count)
         }
         return adapter
     }
@@ -56,33 +61,47 @@ extension PEFTAdapter {
         return out
     }
 
-    private static func check(_ file: SafeTensorsFile, expected: [(name: String, shape: [Int])], model c: LlamaConfig) throws {
+    private static func check(
+        _ file: SafeTensorsFile, expected: [(name: String, shape: [Int])], model c: LlamaConfig
+    ) throws {
         let path = file.url.path
-        let modelShape = "this model has \(c.layerCount) layers, hidden size \(c.hiddenSize), \(c.headCount)×\(c.headDim) "
+        let modelShape =
+            "this model has \(c.layerCount) layers, hidden size \(c.hiddenSize), \(c.headCount)×\(c.headDim) "
             + "query and \(c.kvHeadCount)×\(c.headDim) key/value features, MLP width \(c.intermediateSize)"
-        let hint = "Hint: the adapter was probably trained for a different base model (\(modelShape))."
+        let hint =
+            "Hint: the adapter was probably trained for a different base model (\(modelShape))."
         let names = Set(expected.map(\.name))
         for name in file.names.sorted() where !names.contains(name) {
-            throw ExportError.unexpectedTensor(file: path, name: name,
-                                               hint: "\(hint) Or target_modules in \(configFileName) does not list its module.")
+            throw ExportError.unexpectedTensor(
+                file: path, name: name,
+                hint: "\(hint) Or target_modules in \(configFileName) does not list its module.")
         }
         for (name, shape) in expected {
             guard file.contains(name) else {
-                throw ExportError.missingTensor(file: path, name: name,
-                                                hint: "\(hint) Or target_modules in \(configFileName) lists a module the file lacks.")
+                throw ExportError.missingTensor(
+                    file: path, name: name,
+                    hint:
+                        "\(hint) Or target_modules in \(configFileName) lists a module the file lacks."
+                )
             }
             let info = try file.info(name)
             guard info.shape == shape else {
                 // A is [r, in] and B is [out, r]: only the rank side differing means r is wrong.
                 let isA = name.hasSuffix("lora_A.weight")
-                let onlyRankDiffers = info.shape.count == 2
+                let onlyRankDiffers =
+                    info.shape.count == 2
                     && (isA ? info.shape[1] == shape[1] : info.shape[0] == shape[0])
-                let why = onlyRankDiffers
-                    ? "Hint: r = \(shape[isA ? 0 : 1]) in \(configFileName) does not match the file." : hint
-                throw ExportError.shapeMismatch(file: path, name: name, expected: shape, found: info.shape, hint: why)
+                let why =
+                    onlyRankDiffers
+                    ? "Hint: r = \(shape[isA ? 0 : 1]) in \(configFileName) does not match the file."
+                    : hint
+                throw ExportError.shapeMismatch(
+                    file: path, name: name, expected: shape, found: info.shape, hint: why)
             }
             guard [.f32, .f16, .bf16].contains(info.dtype) else {
-                throw ExportError.unsupportedDType(file: path, tensor: name, dtype: info.dtype.rawValue, supported: "F32, F16, BF16")
+                throw ExportError.unsupportedDType(
+                    file: path, tensor: name, dtype: info.dtype.rawValue,
+                    supported: "F32, F16, BF16")
             }
         }
     }

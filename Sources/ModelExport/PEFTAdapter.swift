@@ -32,41 +32,56 @@ public enum PEFTAdapter {
     }
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` (F32) into `directory`
-    /// atomically (see `ExportDestination`).
+    /// atomically: both files are built in a hidden staging directory and swapped in at once.
     ///
     /// - Parameters:
     ///   - adapter: The adapter to save (its `store` names are PEFT's keys).
     ///   - baseModel: Recorded as `base_model_name_or_path` (a hub id or a path).
     ///   - directory: Created if needed. A non-empty directory holding other files is refused
     ///     unless `overwrite`.
-    public static func save(_ adapter: LoRAAdapter, baseModel: String, to directory: URL, overwrite: Bool = false) throws {
+    public static func save(
+        _ adapter: LoRAAdapter, baseModel: String, to directory: URL, overwrite: Bool = false
+    ) throws {
         let store = adapter.store
         let tensors = store.entries.map { e in
-            SafeTensorsWriter.Tensor(name: e.name, shape: e.shape, dtype: .f32,
-                                     pointer: UnsafePointer(store.values.pointer + e.offset))
+            SafeTensorsWriter.Tensor(
+                name: e.name, shape: e.shape, dtype: .f32,
+                pointer: UnsafePointer(store.values.pointer + e.offset))
         }
-        try ExportDestination.writeDirectory(directory, ownedNames: [configFileName, weightsFileName],
-                                             overwrite: overwrite) { staging in
-            try ExportDestination.writeJSON(configJSON(adapter.config, baseModel: baseModel),
-                                            to: staging.appendingPathComponent(configFileName))
-            try SafeTensorsWriter.write(tensors: tensors, metadata: ["format": "pt"],
-                                        to: staging.appendingPathComponent(weightsFileName))
+        try ExportDestination.writeDirectory(
+            directory, ownedNames: [configFileName, weightsFileName],
+            overwrite: overwrite
+        ) { staging in
+            try ExportDestination.writeJSON(
+                configJSON(adapter.config, baseModel: baseModel),
+                to: staging.appendingPathComponent(configFileName))
+            try SafeTensorsWriter.write(
+                tensors: tensors, metadata: ["format": "pt"],
+                to: staging.appendingPathComponent(weightsFileName))
         }
     }
 
     /// `LoraConfig` as PEFT serialises it (keys sorted). Fields that PEFT versions from 0.10 on
     /// all accept; newer optional fields are left to their defaults.
     static func configJSON(_ c: LoRAConfig, baseModel: String) -> JSON {
-        let alpha: JSON = c.alpha == c.alpha.rounded() && abs(c.alpha) < 1e9 ? .int(Int(c.alpha)) : .float(c.alpha)
+        let alpha: JSON =
+            c.alpha == c.alpha.rounded() && abs(c.alpha) < 1e9
+            ? .int(Int(c.alpha)) : .float(c.alpha)
         let fields: [(String, JSON)] = [
-            ("alpha_pattern", .object([])), ("auto_mapping", .null), ("base_model_name_or_path", .string(baseModel)),
-            ("bias", .string("none")), ("fan_in_fan_out", .bool(false)), ("inference_mode", .bool(true)),
-            ("init_lora_weights", .bool(true)), ("layer_replication", .null), ("layers_pattern", .null),
+            ("alpha_pattern", .object([])), ("auto_mapping", .null),
+            ("base_model_name_or_path", .string(baseModel)),
+            ("bias", .string("none")), ("fan_in_fan_out", .bool(false)),
+            ("inference_mode", .bool(true)),
+            ("init_lora_weights", .bool(true)), ("layer_replication", .null),
+            ("layers_pattern", .null),
             ("layers_to_transform", .null), ("loftq_config", .object([])), ("lora_alpha", alpha),
-            ("lora_dropout", .float(c.dropout)), ("megatron_config", .null), ("megatron_core", .string("megatron.core")),
-            ("modules_to_save", .null), ("peft_type", .string("LORA")), ("r", .int(c.rank)), ("rank_pattern", .object([])),
+            ("lora_dropout", .float(c.dropout)), ("megatron_config", .null),
+            ("megatron_core", .string("megatron.core")),
+            ("modules_to_save", .null), ("peft_type", .string("LORA")), ("r", .int(c.rank)),
+            ("rank_pattern", .object([])),
             ("revision", .null), ("target_modules", .array(c.targetModules.map { .string($0) })),
-            ("task_type", .string("CAUSAL_LM")), ("use_dora", .bool(false)), ("use_rslora", .bool(c.useRSLoRA)),
+            ("task_type", .string("CAUSAL_LM")), ("use_dora", .bool(false)),
+            ("use_rslora", .bool(c.useRSLoRA)),
         ]
         return .object(fields.sorted { $0.0 < $1.0 })
     }
@@ -81,7 +96,11 @@ public enum PEFTAdapter {
         let url = directory.appendingPathComponent(configFileName)
         let file = url.path
         guard FileManager.default.fileExists(atPath: file) else {
-            throw ExportError.missingFile(path: file, hint: "Hint: a PEFT adapter directory holds \(configFileName) and \(weightsFileName).")
+            throw ExportError.missingFile(
+                path: file,
+                hint:
+                    "Hint: a PEFT adapter directory holds \(configFileName) and \(weightsFileName)."
+            )
         }
         let json: [String: JSONValue]
         do {
@@ -90,11 +109,15 @@ public enum PEFTAdapter {
             throw ExportError.unreadable(path: file, reason: "not a JSON object: \(error)")
         }
         func invalid(_ field: String, _ expected: String) -> ExportError {
-            .invalidField(file: file, field: field, found: json[field]?.summary ?? "missing", expected: expected)
+            .invalidField(
+                file: file, field: field, found: json[field]?.summary ?? "missing",
+                expected: expected)
         }
         guard json["peft_type"] == .string("LORA") else { throw invalid("peft_type", "\"LORA\"") }
         var lora = LoRAConfig()
-        guard case .int(let rank)? = json["r"], rank > 0 else { throw invalid("r", "a positive integer") }
+        guard case .int(let rank)? = json["r"], rank > 0 else {
+            throw invalid("r", "a positive integer")
+        }
         lora.rank = rank
         switch json["lora_alpha"] {
         case .int(let v)? where v > 0: lora.alpha = Float(v)
@@ -107,7 +130,9 @@ public enum PEFTAdapter {
         case .double(let v)?: lora.dropout = Float(v)
         default: throw invalid("lora_dropout", "a number in [0, 1)")
         }
-        guard lora.dropout >= 0 && lora.dropout < 1 else { throw invalid("lora_dropout", "a number in [0, 1)") }
+        guard lora.dropout >= 0 && lora.dropout < 1 else {
+            throw invalid("lora_dropout", "a number in [0, 1)")
+        }
         switch json["use_rslora"] {
         case nil, .null?: lora.useRSLoRA = false
         case .bool(let v)?: lora.useRSLoRA = v
@@ -128,13 +153,18 @@ public enum PEFTAdapter {
         case .array(let items)?:
             names = try items.map { item in
                 guard case .string(let s) = item else {
-                    throw ExportError.invalidField(file: file, field: "target_modules", found: item.summary, expected: "module names")
+                    throw ExportError.invalidField(
+                        file: file, field: "target_modules", found: item.summary,
+                        expected: "module names")
                 }
                 return s
             }
         default:
-            throw ExportError.invalidField(file: file, field: "target_modules", found: value?.summary ?? "missing",
-                                           expected: "a list of module names or \"all-linear\" (regular expressions are not supported)")
+            throw ExportError.invalidField(
+                file: file, field: "target_modules", found: value?.summary ?? "missing",
+                expected:
+                    "a list of module names or \"all-linear\" (regular expressions are not supported)"
+            )
         }
         for name in names where !supported.contains(name) {
             throw ExportError.unknownTargetModule(file: file, module: name, supported: supported)
@@ -152,17 +182,24 @@ public enum PEFTAdapter {
             }
         }
         let unsupported: [(String, String)] = [
-            ("use_dora", "DoRA"), ("rank_pattern", "per-module ranks"), ("alpha_pattern", "per-module alphas"),
-            ("layers_to_transform", "adapting a subset of layers"), ("modules_to_save", "fully trained extra modules"),
-            ("fan_in_fan_out", "transposed (Conv1D) weights"), ("layer_replication", "layer replication"),
+            ("use_dora", "DoRA"), ("rank_pattern", "per-module ranks"),
+            ("alpha_pattern", "per-module alphas"),
+            ("layers_to_transform", "adapting a subset of layers"),
+            ("modules_to_save", "fully trained extra modules"),
+            ("fan_in_fan_out", "transposed (Conv1D) weights"),
+            ("layer_replication", "layer replication"),
             ("lora_bias", "LoRA biases"),
         ]
         for (key, feature) in unsupported where isSet(key) {
-            throw ExportError.unsupported(file: file, feature: "\(key) (\(feature))",
-                                          hint: "Hint: only plain LoRA / rsLoRA adapters of the 7 Llama projections load here.")
+            throw ExportError.unsupported(
+                file: file, feature: "\(key) (\(feature))",
+                hint:
+                    "Hint: only plain LoRA / rsLoRA adapters of the 7 Llama projections load here.")
         }
         if let bias = json["bias"], bias != .string("none"), bias != .null {
-            throw ExportError.unsupported(file: file, feature: "bias = \(bias.summary)", hint: "Hint: only bias = \"none\" is supported.")
+            throw ExportError.unsupported(
+                file: file, feature: "bias = \(bias.summary)",
+                hint: "Hint: only bias = \"none\" is supported.")
         }
     }
 }

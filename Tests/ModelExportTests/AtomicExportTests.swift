@@ -5,6 +5,7 @@
 import Foundation
 import Models
 import Testing
+
 @testable import ModelExport
 
 @Suite struct AtomicExportTests {
@@ -26,16 +27,39 @@ import Testing
         let before = try Self.snapshot(dir)
 
         let error = try #require(throws: ExportError.self) {
-            try ExportDestination.writeDirectory(dir, ownedNames: HFCheckpoint.fileNames, overwrite: false) { staging in
-                try ExportDestination.writeFile(Data("{}".utf8), to: staging.appendingPathComponent("config.json"))
+            try ExportDestination.writeDirectory(
+                dir, ownedNames: HFCheckpoint.fileNames, overwrite: false
+            ) { staging in
+                try ExportDestination.writeFile(
+                    Data("{}".utf8), to: staging.appendingPathComponent("config.json"))
                 try Data(count: 1000).write(to: staging.appendingPathComponent("model.safetensors"))
                 throw Interrupted()
             }
         }
         #expect("\(error)".contains("any previous export there is unchanged"))
         #expect(try Self.snapshot(dir) == before)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["export"], "staging removed")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: root.path) == ["export"],
+            "staging removed")
         #expect(try ModelRegistry.load(dir.path).model.config == Tiny.model().config)
+    }
+
+    @Test(arguments: [true, false])
+    func replacingSwapsWholeDirectories(allowsExchange: Bool) throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let old = root.appendingPathComponent("export")
+        let new = root.appendingPathComponent(".staging")
+        try FileManager.default.createDirectory(at: old, withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(at: new, withIntermediateDirectories: false)
+        try Data("old".utf8).write(to: old.appendingPathComponent("config.json"))
+        try Data("new".utf8).write(to: new.appendingPathComponent("model.safetensors"))
+        try ExportDestination.install(
+            staging: new.path, at: old.path, replacing: true, allowsExchange: allowsExchange)
+        try? FileManager.default.removeItem(at: new)  // as writeDirectory's cleanup does
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: old.path) == ["model.safetensors"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["export"])
     }
 
     @Test func unwritableDestinationsFailBeforeWriting() throws {
@@ -43,11 +67,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: root) }
         let file = root.appendingPathComponent("plain-file")
         try Data("x".utf8).write(to: file)
-        let model = try Tiny.model(), tokenizer = try Tiny.byteTokenizer()
+        let model = try Tiny.model()
+        let tokenizer = try Tiny.byteTokenizer()
 
         // A regular file where a parent directory should be: fails even for root.
         let hf = try #require(throws: ExportError.self) {
-            try HFCheckpoint.save(model: model, tokenizer: tokenizer, to: file.appendingPathComponent("export"))
+            try HFCheckpoint.save(
+                model: model, tokenizer: tokenizer, to: file.appendingPathComponent("export"))
         }
         guard case .writeFailed(let path, _, _) = hf else {
             Issue.record("unexpected \(hf)")
@@ -55,10 +81,14 @@ import Testing
         }
         #expect(path == file.appendingPathComponent("export").path)
         #expect(throws: ExportError.self) {
-            try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f32, name: "x",
-                                to: file.appendingPathComponent("model.gguf"))
+            try GGUFExport.save(
+                model: model, tokenizer: tokenizer, type: .f32, name: "x",
+                to: file.appendingPathComponent("model.gguf"))
         }
-        #expect(throws: ExportError.destinationConflict(path: file.path, found: "a file", expected: "a directory")) {
+        #expect(
+            throws: ExportError.destinationConflict(
+                path: file.path, found: "a file", expected: "a directory")
+        ) {
             try HFCheckpoint.save(model: model, tokenizer: tokenizer, to: file)
         }
         #expect(try String(contentsOf: file, encoding: .utf8) == "x")
@@ -69,12 +99,14 @@ import Testing
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let url = root.appendingPathComponent("model.gguf")
-        let model = try Tiny.model(), tokenizer = try Tiny.byteTokenizer()
+        let model = try Tiny.model()
+        let tokenizer = try Tiny.byteTokenizer()
         try GGUFExport.save(model: model, tokenizer: tokenizer, type: .q8_0, name: "good", to: url)
         let before = try Data(contentsOf: url)
         model.activeAdapter = try model.addAdapter(named: "a", config: LoRAConfig(), seed: 1).name
         #expect(throws: ExportError.activeAdapter(name: "a")) {
-            try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f32, name: "bad", to: url)
+            try GGUFExport.save(
+                model: model, tokenizer: tokenizer, type: .f32, name: "bad", to: url)
         }
         #expect(try Data(contentsOf: url) == before)
         model.activeAdapter = nil

@@ -48,12 +48,18 @@ enum Tiny {
 
     /// One token per byte (id = byte value), no merges: the vocabulary the tiny model fits.
     static func byteTokenizer(chatTemplate: String? = nil) throws -> Tokenizer {
-        try Tokenizer(tokens: byteScalars.map { String($0) }, merges: [], tokenTypes: [Int32](repeating: 1, count: 256),
-                      specialTokens: SpecialTokenIDs(bos: 1, eos: 2, pad: 0), preTokenizer: .gpt2, chatTemplate: chatTemplate)
+        try Tokenizer(
+            tokens: byteScalars.map { String($0) }, merges: [],
+            tokenTypes: [Int32](repeating: 1, count: 256),
+            specialTokens: SpecialTokenIDs(bos: 1, eos: 2, pad: 0), preTokenizer: .gpt2,
+            chatTemplate: chatTemplate)
     }
 
-    static let chatTemplate = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
-    static let texts = ["Hello world", "  two  spaces\tand tab\n", "digits 12345 and ünïcødé 🙂", ""]
+    static let chatTemplate =
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+    static let texts = [
+        "Hello world", "  two  spaces\tand tab\n", "digits 12345 and ünïcødé 🙂", "",
+    ]
 }
 
 /// Logits [T, V] of one unpadded prompt.
@@ -68,11 +74,36 @@ func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
     return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
 }
 
+/// Whether two arrays hold the same floats bit for bit.
+func bitIdentical(_ a: [Float], _ b: [Float]) -> Bool {
+    a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
+}
+
+/// Expects bit-identical values, reporting the largest difference (not the arrays) otherwise.
+func expectBitIdentical(
+    _ a: [Float], _ b: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    let detail =
+        a.count == b.count ? "max |Δ| \(maxAbsDifference(a, b))" : "\(a.count) vs \(b.count) values"
+    #expect(bitIdentical(a, b), "\(what): \(detail)", sourceLocation: sourceLocation)
+}
+
+/// Names of the parameters whose values differ bit for bit between two stores of one layout.
+func differingParameters(_ a: ParameterStore, _ b: ParameterStore) -> [String] {
+    let x = parameters(a)
+    let y = parameters(b)
+    return a.entries.map(\.name).filter { y[$0] == nil || !bitIdentical(x[$0]!, y[$0]!) }
+}
+
 /// Every parameter of a store as (name, values).
 func parameters(_ store: ParameterStore) -> [String: [Float]] {
-    Dictionary(uniqueKeysWithValues: store.entries.map { e in
-        (e.name, Array(UnsafeBufferPointer(start: store.values.pointer + e.offset, count: e.count)))
-    })
+    Dictionary(
+        uniqueKeysWithValues: store.entries.map { e in
+            (
+                e.name,
+                Array(UnsafeBufferPointer(start: store.values.pointer + e.offset, count: e.count))
+            )
+        })
 }
 
 /// Fills B of every module with N(0, 0.05²) so the adapter changes the outputs.
@@ -100,7 +131,9 @@ enum SmolLM2 {
 
     /// A short ChatML prompt (user turn + generation prompt), 19 tokens.
     static func prompt(_ t: Tokenizer) -> [Int32] {
-        t.encode("<|im_start|>user\nWhat is 2+2? Answer briefly.<|im_end|>\n<|im_start|>assistant\n",
-                 parseSpecialTokens: true).map(Int32.init)
+        t.encode(
+            "<|im_start|>user\nWhat is 2+2? Answer briefly.<|im_end|>\n<|im_start|>assistant\n",
+            parseSpecialTokens: true
+        ).map(Int32.init)
     }
 }

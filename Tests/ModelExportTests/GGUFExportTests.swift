@@ -9,6 +9,7 @@ import Models
 import TensorCore
 import Testing
 import Tokenizers
+
 @testable import ModelExport
 
 @Suite struct GGUFExportTests {
@@ -20,11 +21,16 @@ import Tokenizers
             var blocks = [UInt8](repeating: 0, count: values.count / 32 * 34)
             var out = [Float](repeating: 0, count: values.count)
             values.withUnsafeBufferPointer { v in
-                blocks.withUnsafeMutableBytes { GGMLQuantizer.quantizeQ8_0(from: v.baseAddress!, elementCount: v.count, into: $0.baseAddress!) }
+                blocks.withUnsafeMutableBytes {
+                    GGMLQuantizer.quantizeQ8_0(
+                        from: v.baseAddress!, elementCount: v.count, into: $0.baseAddress!)
+                }
             }
             blocks.withUnsafeBytes { b in
                 out.withUnsafeMutableBufferPointer {
-                    GGMLDequantizer.dequantize(.q8_0, from: b.baseAddress!, elementCount: values.count, into: $0.baseAddress!)
+                    GGMLDequantizer.dequantize(
+                        .q8_0, from: b.baseAddress!, elementCount: values.count,
+                        into: $0.baseAddress!)
                 }
             }
             return out
@@ -33,68 +39,92 @@ import Tokenizers
     }
 
     /// Exports, reloads and checks every weight against `stored(_:as:)` of its storage type.
-    static func roundTrip(_ model: LlamaModel, type: GGUFExport.TensorType, tokenizer: Tokenizer) throws -> (GGUFFile, LlamaModel) {
+    static func roundTrip(_ model: LlamaModel, type: GGUFExport.TensorType, tokenizer: Tokenizer)
+        throws -> (GGUFFile, LlamaModel)
+    {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("model.gguf")
-        try GGUFExport.save(model: model, tokenizer: tokenizer, chatTemplate: Tiny.chatTemplate, type: type, name: "tiny", to: url)
+        try GGUFExport.save(
+            model: model, tokenizer: tokenizer, chatTemplate: Tiny.chatTemplate, type: type,
+            name: "tiny", to: url)
         let gguf = try GGUFFile(contentsOf: url)
         let reloaded = try LlamaModel.load(gguf: gguf)
         #expect(reloaded.config == model.config)
-        let original = parameters(model.weights), restored = parameters(reloaded.weights)
+        let original = parameters(model.weights)
+        let restored = parameters(reloaded.weights)
         for e in model.weights.entries {
             let info = try gguf.info(GGUFExport.ggufName(e.name))
-            #expect(info.type == GGUFExport.storage(shape: e.shape, requested: type), "\(info.name)")
+            #expect(
+                info.type == GGUFExport.storage(shape: e.shape, requested: type), "\(info.name)")
             #expect(info.shape == e.shape)
-            #expect(restored[e.name] == stored(original[e.name]!, as: info.type), "\(e.name) as \(info.type)")
+            expectBitIdentical(
+                restored[e.name] ?? [], stored(original[e.name]!, as: info.type),
+                "\(e.name) as \(info.type)")
         }
         return (gguf, reloaded)
     }
 
     @Test(arguments: GGUFExport.TensorType.allCases)
     func tinyLlamaRoundTrip(type: GGUFExport.TensorType) throws {
-        let model = try Tiny.model(), tokenizer = try Tiny.byteTokenizer()
+        let model = try Tiny.model()
+        let tokenizer = try Tiny.byteTokenizer()
         let (gguf, reloaded) = try Self.roundTrip(model, type: type, tokenizer: tokenizer)
-        #expect(gguf.metadata["general.architecture"] == .string("llama") && gguf.metadata["general.name"] == .string("tiny"))
+        #expect(
+            gguf.metadata["general.architecture"] == .string("llama")
+                && gguf.metadata["general.name"] == .string("tiny"))
         #expect(gguf.metadata["general.file_type"] == .uint32(type.fileType))
-        #expect(try gguf.info("blk.0.attn_norm.weight").type == .f32 && !gguf.contains("output.weight"))
+        #expect(
+            try gguf.info("blk.0.attn_norm.weight").type == .f32 && !gguf.contains("output.weight"))
         if type == .f32 {
-            #expect(logits(reloaded, Tiny.prompt) == logits(model, Tiny.prompt))
+            expectBitIdentical(logits(reloaded, Tiny.prompt), logits(model, Tiny.prompt), "logits")
             // Stored q rows are interleaved: row 1 of head 0 is HF row D/2 = 8.
-            let q = try gguf.floats("blk.0.attn_q.weight"), hf = parameters(model.weights)["model.layers.0.self_attn.q_proj.weight"]!
+            let q = try gguf.floats("blk.0.attn_q.weight")
+            let hf = parameters(model.weights)["model.layers.0.self_attn.q_proj.weight"]!
             #expect(Array(q[64..<128]) == Array(hf[(8 * 64)..<(9 * 64)]))
         }
         let restored = try Tokenizer(gguf: gguf)
         for text in Tiny.texts {
-            #expect(restored.encode(text, parseSpecialTokens: true) == tokenizer.encode(text, parseSpecialTokens: true))
+            #expect(
+                restored.encode(text, parseSpecialTokens: true)
+                    == tokenizer.encode(text, parseSpecialTokens: true))
         }
-        #expect(restored.chatTemplate == Tiny.chatTemplate && restored.bosTokenID == 1 && restored.eosTokenID == 2)
+        #expect(
+            restored.chatTemplate == Tiny.chatTemplate && restored.bosTokenID == 1
+                && restored.eosTokenID == 2)
     }
 
     @Test func qwen2UntiedWithOddRowLengths() throws {
-        let config = LlamaConfig(vocabularySize: 256, hiddenSize: 48, intermediateSize: 64, layerCount: 2, headCount: 4,
-                                 kvHeadCount: 2, rmsNormEpsilon: 1e-6, ropeTheta: 1_000_000, maxPositions: 64,
-                                 tiesWordEmbeddings: false, hasAttentionBias: true, bosTokenID: 1, eosTokenIDs: [2])
+        let config = LlamaConfig(
+            vocabularySize: 256, hiddenSize: 48, intermediateSize: 64, layerCount: 2, headCount: 4,
+            kvHeadCount: 2, rmsNormEpsilon: 1e-6, ropeTheta: 1_000_000, maxPositions: 64,
+            tiesWordEmbeddings: false, hasAttentionBias: true, bosTokenID: 1, eosTokenIDs: [2])
         let model = HFCheckpointTests.randomModel(config, seed: 9)
-        let (gguf, reloaded) = try Self.roundTrip(model, type: .q8_0, tokenizer: try Tiny.byteTokenizer())
+        let (gguf, reloaded) = try Self.roundTrip(
+            model, type: .q8_0, tokenizer: try Tiny.byteTokenizer())
         #expect(gguf.metadata["general.architecture"] == .string("qwen2"))
         #expect(gguf.metadata["qwen2.attention.head_count_kv"] == .uint32(2))
         #expect(try gguf.info("blk.0.attn_q.weight").type == .f16, "rows of 48 fall back to F16")
         #expect(try gguf.info("blk.0.ffn_down.weight").type == .q8_0, "rows of 64 are Q8_0")
         #expect(try gguf.info("blk.0.attn_q.bias").type == .f32 && gguf.contains("output.weight"))
         // Qwen2 is not permuted: the stored bias is HF's.
-        #expect(try gguf.floats("blk.1.attn_k.bias") == parameters(model.weights)["model.layers.1.self_attn.k_proj.bias"])
+        #expect(
+            try gguf.floats("blk.1.attn_k.bias")
+                == parameters(model.weights)["model.layers.1.self_attn.k_proj.bias"])
         #expect(reloaded.config.hasAttentionBias && !reloaded.config.tiesWordEmbeddings)
     }
 
     @Test func smallerTokenizerIsPaddedAndRefusalsAreTyped() throws {
         let model = HFCheckpointTests.randomModel(
-            LlamaConfig(vocabularySize: 260, hiddenSize: 32, intermediateSize: 32, layerCount: 1, headCount: 2, kvHeadCount: 1),
+            LlamaConfig(
+                vocabularySize: 260, hiddenSize: 32, intermediateSize: 32, layerCount: 1,
+                headCount: 2, kvHeadCount: 1),
             seed: 5)
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("padded.gguf")
-        try GGUFExport.save(model: model, tokenizer: try Tiny.byteTokenizer(), type: .f32, name: "padded", to: url)
+        try GGUFExport.save(
+            model: model, tokenizer: try Tiny.byteTokenizer(), type: .f32, name: "padded", to: url)
         let gguf = try GGUFFile(contentsOf: url)
         let tokens = try #require(gguf.metadata["tokenizer.ggml.tokens"]?.strings)
         #expect(tokens.count == 260 && tokens[259] == "[PAD259]")
@@ -102,17 +132,25 @@ import Tokenizers
 
         try Data("not a model".utf8).write(to: url)
         #expect(throws: ExportError.self) {
-            try GGUFExport.save(model: model, tokenizer: try Tiny.byteTokenizer(), type: .f32, name: "x", to: url)
+            try GGUFExport.save(
+                model: model, tokenizer: try Tiny.byteTokenizer(), type: .f32, name: "x", to: url)
         }
         #expect(try String(contentsOf: url, encoding: .utf8) == "not a model")
-        #expect(throws: ExportError.destinationConflict(path: dir.path, found: "a directory", expected: "a GGUF file")) {
-            try GGUFExport.save(model: model, tokenizer: try Tiny.byteTokenizer(), type: .f32, name: "x", to: dir)
+        #expect(
+            throws: ExportError.destinationConflict(
+                path: dir.path, found: "a directory", expected: "a GGUF file")
+        ) {
+            try GGUFExport.save(
+                model: model, tokenizer: try Tiny.byteTokenizer(), type: .f32, name: "x", to: dir)
         }
         var scaled = model.config
-        scaled.ropeScaling = RoPEScaling(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalMaxPositions: 32)
+        scaled.ropeScaling = RoPEScaling(
+            factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalMaxPositions: 32)
         #expect(throws: ExportError.self) {
-            try GGUFExport.save(model: LlamaModel(config: scaled, trainable: false), tokenizer: try Tiny.byteTokenizer(),
-                                type: .f32, name: "x", to: dir.appendingPathComponent("scaled.gguf"))
+            try GGUFExport.save(
+                model: LlamaModel(config: scaled, trainable: false),
+                tokenizer: try Tiny.byteTokenizer(),
+                type: .f32, name: "x", to: dir.appendingPathComponent("scaled.gguf"))
         }
     }
 
@@ -125,8 +163,9 @@ import Tokenizers
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("merged.gguf")
-        try GGUFExport.saveMerged(model: model, adapter: adapter, tokenizer: try Tiny.byteTokenizer(), type: .f32,
-                                  name: "merged", to: url)
+        try GGUFExport.saveMerged(
+            model: model, adapter: adapter, tokenizer: try Tiny.byteTokenizer(), type: .f32,
+            name: "merged", to: url)
         let merged = try LlamaModel.load(gguf: try GGUFFile(contentsOf: url))
         let difference = maxAbsDifference(logits(merged, Tiny.prompt), adapted)
         #expect(difference <= 1e-5, "merged vs adapter-on logits differ by \(difference)")
