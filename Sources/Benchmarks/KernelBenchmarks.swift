@@ -77,3 +77,26 @@ enum KernelBenchmarks {
         }
     }
 }
+
+extension KernelBenchmarks {
+    /// The skinny products of a LoRA r=16 projection at 1024 tokens (576 → 576).
+    static func loraShapes() {
+        print("LoRA-shaped sgemm (N = 1024 tokens, in = out = 576, r = 16), GFLOP/s and µs")
+        let shapes: [(String, Int, Int, Int, Bool, Bool)] = [
+            ("u = x Aᵀ        (NT)", 1024, 16, 576, false, true),
+            ("y += u Bᵀ       (NT)", 1024, 576, 16, false, true),
+            ("dB += dyᵀ u     (TN)", 576, 16, 1024, true, false),
+            ("du = dy B       (NN)", 1024, 16, 576, false, false),
+            ("dA += duᵀ x     (TN)", 16, 576, 1024, true, false),
+            ("dx += du A      (NN)", 1024, 576, 16, false, false),
+        ]
+        var rng = RNG(seed: 4)
+        for (name, m, n, k, ta, tb) in shapes {
+            let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
+            rng.fillNormal(a.pointer, count: a.count)
+            rng.fillNormal(b.pointer, count: b.count)
+            let t = measure(runs: 21) { MatMul.gemm(c.pointer, a.pointer, transA: ta, b.pointer, transB: tb, m: m, n: n, k: k, beta: 1) }
+            print("\(pad(name, 24)) \(pad(f1(2.0 * Double(m * n * k) / t.median / 1e9), 7)) \(String(format: "%.1f", t.median * 1e6)) µs")
+        }
+    }
+}

@@ -29,11 +29,13 @@ extension LlamaModel {
         if let lora, lora.isTraining, adapter.config.dropout > 0 {
             let dropped = FloatBuffer(count: n * inF)
             applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
-            Linear.forward(out: u.pointer, input: dropped.pointer, weight: m.a, rows: n, inFeatures: inF, outFeatures: rank)
+            LowRank.project(out: u.pointer, input: dropped.pointer, factor: m.a, rows: n, features: inF, rank: rank)
         } else {
-            Linear.forward(out: u.pointer, input: x, weight: m.a, rows: n, inFeatures: inF, outFeatures: rank)
+            LowRank.project(out: u.pointer, input: x, factor: m.a, rows: n, features: inF, rank: rank)
         }
-        MatMul.gemm(y, u.pointer, m.b, transB: true, m: n, n: outF, k: rank, alpha: adapter.config.scale, beta: 1)
+        let bt = FloatBuffer(count: rank * outF)
+        LowRank.transpose(m.b, into: bt.pointer, rows: outF, rank: rank)
+        LowRank.expand(into: y, u.pointer, bt.pointer, rows: n, features: outF, rank: rank, alpha: adapter.config.scale)
     }
 
     /// forward: y = x W₀ᵀ + b + s·u Bᵀ, u = drop(x) Aᵀ  ⇒  dx (=|+=) dy W₀ + drop'(s·dy B A),
@@ -46,11 +48,16 @@ extension LlamaModel {
         if let b = w.bias(kind), let db = b.grad { for r in 0..<n { Elementwise.axpy(db, 1, dy + r * outF, count: outF) } }
         guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue], let lora, let u = lora.u[l][kind.rawValue] else { return }
         let rank = adapter.config.rank, s = adapter.config.scale
-        if let bGrad = m.bGrad {  // dB += s · dyᵀ u
-            MatMul.gemm(bGrad, dy, transA: true, u.pointer, m: outF, n: rank, k: n, alpha: s, beta: 1)
+        if let bGrad = m.bGrad {  // dB += s · dyᵀ u, computed as dBᵀ = s · uᵀ dy (the fast TN shape)
+            let dbt = FloatBuffer(count: rank * outF)
+            MatMul.gemm(dbt.pointer, u.pointer, transA: true, dy, m: rank, n: outF, k: n, alpha: s)
+            for i in 0..<outF { for j in 0..<rank { bGrad[i * rank + j] += dbt.pointer[j * outF + i] } }
         }
-        let du = FloatBuffer(count: n * rank)  // du = s · dy B
-        MatMul.gemm(du.pointer, dy, m.b, m: n, n: rank, k: outF, alpha: s)
+        let bt = FloatBuffer(count: rank * outF)  // du = s · dy B = s · dy (Bᵀ)ᵀ
+        LowRank.transpose(m.b, into: bt.pointer, rows: outF, rank: rank)
+        let du = FloatBuffer(count: n * rank)
+        LowRank.project(out: du.pointer, input: dy, factor: bt.pointer, rows: n, features: outF, rank: rank)
+        Elementwise.scale(du.pointer, by: s, count: n * rank)
         let useDropout = lora.isTraining && adapter.config.dropout > 0
         var input = x
         let dropped = useDropout ? FloatBuffer(count: n * inF) : nil
@@ -62,11 +69,12 @@ extension LlamaModel {
             MatMul.gemm(aGrad, du.pointer, transA: true, input, m: rank, n: inF, k: n, beta: 1)
         }
         if let dropped {  // dx += mask/(1−p) ⊙ (du A): reuse `dropped` for du A, then mask it
-            MatMul.gemm(dropped.pointer, du.pointer, m.a, m: n, n: inF, k: rank)
+            dropped.zero()
+            LowRank.expand(into: dropped.pointer, du.pointer, m.a, rows: n, features: inF, rank: rank, alpha: 1)
             applyDropout(dropped.pointer, dropped.pointer, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
             Elementwise.axpy(dx, 1, dropped.pointer, count: n * inF)
         } else {
-            MatMul.gemm(dx, du.pointer, m.a, m: n, n: inF, k: rank, beta: 1)
+            LowRank.expand(into: dx, du.pointer, m.a, rows: n, features: inF, rank: rank, alpha: 1)
         }
     }
 

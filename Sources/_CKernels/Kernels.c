@@ -334,3 +334,55 @@ void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const
     DISPATCH(gemm_few_avx512(y, ldy, x, ldx, w, m, n0, n1, k, accumulate),
              gemm_few_portable(y, ldy, x, ldx, w, m, n0, n1, k, accumulate));
 }
+
+// ---------------------------------------------------------------- rank-r row updates (LoRA)
+static void rank_update_portable(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
+                                 size_t r, size_t n0, size_t n1, size_t d, float alpha) {
+    for (size_t n = n0; n < n1; n++) {
+        float *yr = y + n * ldy;
+        for (size_t j = 0; j < r; j++) {
+            float a = alpha * u[n * ldu + j];
+            const float *wr = w + j * d;
+            for (size_t i = 0; i < d; i++) yr[i] += a * wr[i];
+        }
+    }
+}
+
+#if RK_X86
+RK_AVX512 static void rank_update_avx512(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
+                                         size_t r, size_t n0, size_t n1, size_t d, float alpha) {
+    size_t d64 = d & ~(size_t)63;
+    for (size_t n = n0; n < n1; n++) {
+        float *yr = y + n * ldy;
+        const float *ur = u + n * ldu;
+        size_t i = 0;
+        for (; i < d64; i += 64) {
+            __m512 a0 = _mm512_loadu_ps(yr + i), a1 = _mm512_loadu_ps(yr + i + 16);
+            __m512 a2 = _mm512_loadu_ps(yr + i + 32), a3 = _mm512_loadu_ps(yr + i + 48);
+            for (size_t j = 0; j < r; j++) {
+                __m512 c = _mm512_set1_ps(alpha * ur[j]);
+                const float *wr = w + j * d + i;
+                a0 = _mm512_fmadd_ps(c, _mm512_loadu_ps(wr), a0);
+                a1 = _mm512_fmadd_ps(c, _mm512_loadu_ps(wr + 16), a1);
+                a2 = _mm512_fmadd_ps(c, _mm512_loadu_ps(wr + 32), a2);
+                a3 = _mm512_fmadd_ps(c, _mm512_loadu_ps(wr + 48), a3);
+            }
+            _mm512_storeu_ps(yr + i, a0); _mm512_storeu_ps(yr + i + 16, a1);
+            _mm512_storeu_ps(yr + i + 32, a2); _mm512_storeu_ps(yr + i + 48, a3);
+        }
+        for (; i < d; i += 16) {
+            __mmask16 k = d - i >= 16 ? (__mmask16)0xFFFF : TAILMASK(d - i);
+            __m512 a = _mm512_maskz_loadu_ps(k, yr + i);
+            for (size_t j = 0; j < r; j++)
+                a = _mm512_fmadd_ps(_mm512_set1_ps(alpha * ur[j]), _mm512_maskz_loadu_ps(k, w + j * d + i), a);
+            _mm512_mask_storeu_ps(yr + i, k, a);
+        }
+    }
+}
+#endif
+
+void rk_rank_update_rows(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
+                         size_t r, size_t n0, size_t n1, size_t d, float alpha) {
+    DISPATCH(rank_update_avx512(y, ldy, u, ldu, w, r, n0, n1, d, alpha),
+             rank_update_portable(y, ldy, u, ldu, w, r, n0, n1, d, alpha));
+}

@@ -40,10 +40,10 @@ import TensorCore
         let before = t.evaluate()["eval_loss"]!
         let baseBefore = t.loaded.model.weights.values.array
         var losses: [Double] = []
-        try t.train { event in
+        try t.train(onEvent: { event in
             if case let .step(_, _, m) = event { losses.append(m["loss"]!) }
             return .proceed
-        }
+        })
         let after = t.evaluate()["eval_loss"]!
         #expect(after < before - 0.5, "eval loss \(before) → \(after)")
         #expect(losses.suffix(5).reduce(0, +) < losses.prefix(5).reduce(0, +))
@@ -64,10 +64,10 @@ import TensorCore
         let straight = try Self.trainer(c, out: dir.appendingPathComponent("a"), data: dir)
         try straight.train()
         let first = try Self.trainer(c, out: dir.appendingPathComponent("b"), data: dir)
-        try first.train { event in
+        try first.train(onEvent: { event in
             if case let .step(step, _, _) = event, step == 4 { return .stop }
             return .proceed
-        }
+        })
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("b/checkpoint-4/trainer_state.json").path))
         let resumed = try Self.trainer(c, out: dir.appendingPathComponent("b"), data: dir)
         try resumed.train(resume: dir.appendingPathComponent("b"))

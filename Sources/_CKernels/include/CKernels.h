@@ -46,3 +46,9 @@ void rk_cpu_relax(void);
 /// (row stride ldx), w is [N, K] (row stride K), y is [M, N] (row stride ldy).
 void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                          size_t m, size_t n0, size_t n1, size_t k, int accumulate);
+
+/// y[n, :] += alpha · Σ_j u[n, j] · w[j, :] for rows n in [n0, n1): a rank-r update of few-column
+/// factors (LoRA's u Bᵀ and du A). u is [N, r] (row stride ldu), w is [r, d] (contiguous rows),
+/// y is [N, d] (row stride ldy).
+void rk_rank_update_rows(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
+                         size_t r, size_t n0, size_t n1, size_t d, float alpha);
