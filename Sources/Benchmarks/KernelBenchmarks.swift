@@ -100,3 +100,19 @@ extension KernelBenchmarks {
         }
     }
 }
+
+extension KernelBenchmarks {
+    /// The decode-time weight stream: y = x Wᵀ for one or 16 rows over SmolLM2-sized weights.
+    static func gemv() {
+        print("Few-row products (decode), GB/s of weights streamed")
+        var rng = RNG(seed: 5)
+        for (rows, outF, inF) in [(1, 49152, 576), (1, 1536, 576), (1, 576, 1536), (16, 49152, 576), (16, 1536, 576)] {
+            let w = FloatBuffer(count: outF * inF), x = FloatBuffer(count: rows * inF), y = FloatBuffer(count: rows * outF)
+            rng.fillNormal(w.pointer, count: w.count)
+            rng.fillNormal(x.pointer, count: x.count)
+            let t = measure(runs: 15) { Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: rows, inFeatures: inF, outFeatures: outF) }
+            let blas = measure(runs: 15) { MatMul.gemm(y.pointer, x.pointer, w.pointer, transB: true, m: rows, n: outF, k: inF) }
+            print("\(pad("\(rows)×\(outF)×\(inF)", 16)) \(pad(f1(Double(outF * inF * 4) / t.median / 1e9), 6)) GB/s  \(String(format: "%.1f", t.median * 1e6)) µs  \(f1(2.0 * Double(rows * outF * inF) / t.median / 1e9)) GFLOP/s   sgemm \(String(format: "%.1f", blas.median * 1e6)) µs")
+        }
+    }
+}

@@ -27,8 +27,9 @@ enum ModelBenchmarks {
         var rng = RNG(seed: 3)
         func randomIDs(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % 49152) } }
 
-        if which.contains("generate") {
-            for batch in [1, 16] {
+        let batches = [1, 16].filter { which.contains("generate") || which.contains("generate\($0)") }
+        if !batches.isEmpty {
+            for batch in batches {
                 let prompts = (0..<batch).map { _ in randomIDs(32) }
                 let opts = GenerationOptions(maxNewTokens: 128)  // no stop ids: always 128 tokens
                 _ = model.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 4))

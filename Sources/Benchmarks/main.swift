@@ -9,8 +9,9 @@ let args = CommandLine.arguments.dropFirst()
 let which = Set(args.isEmpty ? ["all"] : args)
 if which.contains("gemm") || which.contains("all") { KernelBenchmarks.gemm(); print() }
 if which.contains("kernels") || which.contains("all") { KernelBenchmarks.kernels(); print() }
+if which.contains("gemv") || which.contains("all") { KernelBenchmarks.gemv(); print() }
 if which.contains("lora-gemm") || which.contains("all") { KernelBenchmarks.loraShapes(); print() }
-let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "logprobs"])
+let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "generate1", "generate16", "logprobs"])
 if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts); print() }
 let trainParts = which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }

@@ -47,7 +47,7 @@ public enum Linear {
         rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
     ) {
         if rows <= fewRowsLimit {  // decoding: stream each weight row once, split over our threads
-            parallelFor(outFeatures, grain: max(1, 8192 / max(inFeatures * rows, 1))) { r in
+            parallelFor(outFeatures, grain: max(1, 2048 / max(inFeatures * rows, 1))) { r in
                 rk_gemm_few_rows_nt(y, outFeatures, x, inFeatures, w, rows, r.lowerBound, r.upperBound, inFeatures,
                                     accumulate ? 1 : 0)
             }

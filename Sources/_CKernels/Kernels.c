@@ -303,6 +303,12 @@ RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size
                 if (i < kv) {
                     b0 = _mm512_loadu_ps(w0 + i); b1 = _mm512_loadu_ps(w1 + i);
                     b2 = _mm512_loadu_ps(w2 + i); b3 = _mm512_loadu_ps(w3 + i);
+                    if (r == 0) {  // stream the next 4 weight rows in while these are consumed
+                        _mm_prefetch((const char *)(w3 + k + i), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(w3 + 2 * k + i), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(w3 + 3 * k + i), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(w3 + 4 * k + i), _MM_HINT_T0);
+                    }
                 } else {
                     if (!tail) break;
                     b0 = _mm512_maskz_loadu_ps(tail, w0 + i); b1 = _mm512_maskz_loadu_ps(tail, w1 + i);
