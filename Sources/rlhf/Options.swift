@@ -4,14 +4,23 @@ import ArgumentParser
 import ChatTemplates
 import Foundation
 import Models
+import ModelExport
 
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A built-in model name (default \(ModelRegistry.defaultModelName)), a .gguf file, or a Hugging Face model directory.")
     var model: String = ModelRegistry.defaultModelName
+    @Option(help: "A LoRA adapter to apply: a PEFT directory, or a training checkpoint / output directory.")
+    var adapter: String?
 
-    func load(trainable: Bool = false) throws -> LoadedModel {
+    /// Loads the model; with `--adapter` (and `activatesAdapter`), the adapter is applied.
+    func load(trainable: Bool = false, activatesAdapter: Bool = true) throws -> LoadedModel {
         let start = Date()
         let loaded = try ModelRegistry.load(model, trainable: trainable, log: note)
+        if let adapter, activatesAdapter {
+            let a = try Export.loadAdapter(URL(fileURLWithPath: adapter), into: loaded.model)
+            loaded.model.activeAdapter = a.name
+            note("Applied LoRA adapter \(adapter) (r=\(a.config.rank))")
+        }
         note(String(format: "Loaded %@ (%.1f M parameters) in %.2f s", loaded.source.lastPathComponent,
                     Double(loaded.model.weights.parameterCount) / 1e6, Date().timeIntervalSince(start)))
         return loaded

@@ -16,6 +16,12 @@ struct SFT: ParsableCommand {
     @Option(help: "Output directory (metrics.jsonl, checkpoints, the final adapter or model).") var out: String
     @OptionGroup var training: TrainingFlags
 
+    func validate() throws {
+        if modelOptions.adapter != nil {
+            throw ValidationError("sft starts a new adapter; to continue a run pass --resume DIR instead of --adapter.")
+        }
+    }
+
     func run() throws {
         let outDir = URL(fileURLWithPath: out)
         var object = try training.object(for: SFTConfig.self)
