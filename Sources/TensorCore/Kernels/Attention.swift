@@ -51,8 +51,7 @@ public enum Attention {
         let tq = s.queryLength, tk = s.keyLength, d = s.headDim
         let pairs = s.batch * s.queryHeads
         let group = max(1, min(pairs, scratchFloats / max(tq * tk, 1)))
-        let scores = FloatBuffer(count: group * tq * tk)
-        let sp = scores.pointer
+        let sp = Scratch.buffer("attention.scores", count: group * tq * tk).pointer
         let scale = 1 / Float(d).squareRoot()
         var first = 0
         while first < pairs {
@@ -94,8 +93,8 @@ public enum Attention {
         let tq = s.queryLength, tk = s.keyLength, d = s.headDim
         let pairs = s.batch * s.queryHeads
         let group = max(1, min(pairs, scratchFloats / 2 / max(tq * tk, 1)))
-        let probs = FloatBuffer(count: group * tq * tk), grads = FloatBuffer(count: group * tq * tk)
-        let pp = probs.pointer, gp = grads.pointer
+        let pp = Scratch.buffer("attention.scores", count: group * tq * tk).pointer
+        let gp = Scratch.buffer("attention.grads", count: group * tq * tk).pointer
         let scale = 1 / Float(d).squareRoot()
         let qld = s.queryHeads * d, kvld = s.kvHeads * d
         var first = 0
@@ -156,7 +155,7 @@ extension Attention {
         let pairs = s.batch * s.queryHeads
         let scale = 1 / Float(d).squareRoot()
         let kvld = s.kvHeads * d, qld = s.queryHeads * d
-        let scratch = FloatBuffer(count: ThreadPool.shared.threadCount * tk)
+        let scratch = Scratch.buffer("attention.decode", count: ThreadPool.shared.threadCount * tk)
         let chunks = pairs * tq * tk >= 4096 ? ThreadPool.shared.threadCount : 1
         parallelFor(chunks, cost: pairs * tq * tk / 1024) { parts in
             for part in parts {

@@ -10,8 +10,9 @@
 import _CKernels
 
 public enum TokenLogProbs {
-    /// Rows per chunk: 64 rows × 49,152 vocab = 12.6 MB of logits at a time.
-    public static let defaultChunkRows = 64
+    /// Rows per chunk: 256 rows × 49,152 vocab = 50 MB of logits at a time (larger chunks make the
+    /// vocabulary-gradient GEMM, K = chunk rows, efficient).
+    public static let defaultChunkRows = 256
 
     /// Writes logProbs[N] and lse[N] (saved for backward).
     /// `predictions` (optional) receives each row's argmax token (for token accuracy).
@@ -22,8 +23,7 @@ public enum TokenLogProbs {
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) {
         let chunk = max(1, min(chunkRows, n))
-        let logits = FloatBuffer(count: chunk * v)
-        let lp = logits.pointer
+        let lp = Scratch.buffer("logits", count: chunk * v).pointer
         var start = 0
         while start < n {
             let m = min(chunk, n - start)
@@ -51,8 +51,7 @@ public enum TokenLogProbs {
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
     ) {
         let chunk = max(1, min(chunkRows, n))
-        let logits = FloatBuffer(count: chunk * v)
-        let lp = logits.pointer
+        let lp = Scratch.buffer("logits", count: chunk * v).pointer
         var start = 0
         while start < n {
             let m = min(chunk, n - start)
@@ -83,9 +82,8 @@ public enum TokenLogProbs {
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) -> Double {
         let chunk = max(1, min(chunkRows, n))
-        let logits = FloatBuffer(count: chunk * v)
         let rowLogProb = FloatBuffer(count: n)
-        let lp = logits.pointer, rp = rowLogProb.pointer
+        let lp = Scratch.buffer("logits", count: chunk * v).pointer, rp = rowLogProb.pointer
         var start = 0
         while start < n {
             let m = min(chunk, n - start)

@@ -1,0 +1,265 @@
+// Frozen weights kept in their GGUF (ggml) block formats and used directly in products, so a base
+// model's projections cost ~0.56 bytes per weight (Q4_1) or ~1.06 (Q8_0) instead of 4, and batch-1
+// decoding, which only streams weights, reads ~5× fewer bytes. Decoding is bit-identical to ggml's
+// reference dequantisers (see _CKernels/Quantized.c), so results differ from the fp32 path only in
+// summation order.
+//   ≤ Linear.fewRowsLimit rows: the C few-row kernel decodes each weight block in registers, split over
+//   our threads by 4-row tiles of output features.
+//   more rows: tiles of output rows are dequantised into a reused ≤ 4 MB scratch and multiplied by sgemm.
+
+import Synchronization
+import _CKernels
+
+/// Weight formats a `QuantizedMatrix` can hold, numbered as ggml's `enum ggml_type`.
+public enum QuantizedType: Int32, Sendable, CaseIterable, CustomStringConvertible {
+    case f32 = 0
+    case f16 = 1
+    /// 32-weight blocks of 20 bytes: fp16 scale d, fp16 minimum m, 16 bytes of nibbles; w = q·d + m.
+    case q4_1 = 3
+    /// 32-weight blocks of 34 bytes: fp16 scale d, 32 int8; w = q·d.
+    case q8_0 = 8
+    case bf16 = 30
+
+    /// Weights per block (the column count must be a multiple of it).
+    public var blockSize: Int {
+        switch self {
+        case .f32, .f16, .bf16: 1
+        case .q4_1, .q8_0: 32
+        }
+    }
+
+    /// Bytes per block.
+    public var blockByteCount: Int {
+        switch self {
+        case .f32: 4
+        case .f16, .bf16: 2
+        case .q4_1: 20
+        case .q8_0: 34
+        }
+    }
+
+    /// Bytes of one packed row of `columns` weights.
+    public func rowByteCount(columns: Int) -> Int {
+        precondition(columns % blockSize == 0, "\(columns) columns is not a whole number of \(self) blocks of \(blockSize)")
+        return columns / blockSize * blockByteCount
+    }
+
+    public var description: String {
+        switch self {
+        case .f32: "F32"
+        case .f16: "F16"
+        case .q4_1: "Q4_1"
+        case .q8_0: "Q8_0"
+        case .bf16: "BF16"
+        }
+    }
+}
+
+/// A [rows, columns] weight matrix in a ggml block format (the `nn.Linear` layout [out, in]), read in
+/// place from borrowed memory (typically a memory-mapped GGUF file, kept alive through `owner`).
+/// Row r's bytes start at `blocks + physicalRow(r) · rowBytes`, where `physicalRow(r)` is `rowMap[r]`
+/// when a row map is set (llama.cpp permutes the rows of q/k projections) and r otherwise.
+public struct QuantizedMatrix: @unchecked Sendable {
+    public let type: QuantizedType
+    public let rows: Int
+    public let columns: Int
+    /// Start of the first physical row.
+    public let blocks: UnsafeRawPointer
+    /// Bytes from one physical row to the next (at least the packed row size).
+    public let rowBytes: Int
+    /// Keeps the memory behind `blocks` alive (a GGUF file object, or the owned copy).
+    public let owner: AnyObject?
+    private let rowMapStorage: RowMapStorage?
+
+    /// A view of `rows` physical rows at `blocks`. `rowMap` (logical row → physical row, each entry in
+    /// 0..<physicalRows, default `rows`) is copied.
+    /// - Precondition: `columns` is a multiple of `type.blockSize` (32 for Q4_1 and Q8_0).
+    public init(type: QuantizedType, rows: Int, columns: Int, blocks: UnsafeRawPointer, rowBytes: Int? = nil,
+                owner: AnyObject?, rowMap: [Int32]? = nil, physicalRows: Int? = nil) {
+        precondition(rows >= 0 && columns >= 0, "negative shape [\(rows), \(columns)]")
+        let packed = type.rowByteCount(columns: columns)
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        self.blocks = blocks
+        self.rowBytes = rowBytes ?? packed
+        precondition(self.rowBytes >= packed, "row stride \(self.rowBytes) < packed row \(packed) bytes")
+        self.owner = owner
+        if let rowMap {
+            precondition(rowMap.count == rows, "row map has \(rowMap.count) entries for \(rows) rows")
+            let limit = physicalRows ?? rows
+            for (i, p) in rowMap.enumerated() {
+                precondition(p >= 0 && Int(p) < limit, "row map entry \(i) = \(p) outside 0..<\(limit)")
+            }
+            rowMapStorage = RowMapStorage(rowMap)
+        } else {
+            rowMapStorage = nil
+        }
+    }
+
+    /// An owned copy of packed rows (`bytes.count == rows · type.rowByteCount(columns:)`).
+    public init(type: QuantizedType, rows: Int, columns: Int, bytes: [UInt8], rowMap: [Int32]? = nil) {
+        let packed = type.rowByteCount(columns: columns)
+        precondition(bytes.count == rows * packed, "\(bytes.count) bytes for \(rows) rows of \(packed)")
+        let storage = ByteStorage(bytes)
+        self.init(type: type, rows: rows, columns: columns, blocks: UnsafeRawPointer(storage.pointer),
+                  rowBytes: packed, owner: storage, rowMap: rowMap)
+    }
+
+    /// The logical → physical row map, if any.
+    public var rowMap: [Int32]? { rowMapStorage.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) } }
+
+    var rowMapPointer: UnsafePointer<Int32>? { rowMapStorage.map { UnsafePointer($0.pointer) } }
+
+    /// Bytes held for the weights (physical rows × row stride) plus the row map.
+    public var byteCount: Int { rows * rowBytes + (rowMapStorage?.count ?? 0) * 4 }
+
+    /// Writes all rows as Float32 to `out` ([rows, columns]).
+    public func dequantize(into out: UnsafeMutablePointer<Float>) {
+        dequantizeRows(0..<rows, into: out)
+    }
+
+    /// Writes logical rows `range` as Float32 to `out` ([range.count, columns]), split over our threads.
+    public func dequantizeRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of \(rows)")
+        if range.isEmpty || columns == 0 { return }
+        let cols = columns, lo = range.lowerBound
+        // ~0.5 µs per grain: decoding writes ~8–16 GB/s on one core.
+        parallelFor(range.count, grain: max(1, 2048 / cols)) { r in
+            rk_dequant_rows(out + r.lowerBound &* cols, blocks, type.rawValue, rowBytes, rowMapPointer,
+                            lo &+ r.lowerBound, r.count, cols)
+        }
+    }
+
+    /// The row map that undoes llama.cpp's q/k permutation (for its interleaved RoPE): logical
+    /// (Hugging Face, rotate-half) row h·D + j·D/2 + i is GGUF row h·D + 2i + j.
+    public static func llamaRoPERowMap(heads: Int, headDim d: Int) -> [Int32] {
+        precondition(d % 2 == 0, "head dimension \(d) is odd")
+        var map = [Int32](repeating: 0, count: heads * d)
+        for h in 0..<heads {
+            for i in 0..<(d / 2) {
+                for j in 0..<2 { map[h * d + j * d / 2 + i] = Int32(h * d + 2 * i + j) }
+            }
+        }
+        return map
+    }
+}
+
+private final class RowMapStorage: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Int32>
+    let count: Int
+    init(_ values: [Int32]) {
+        count = values.count
+        pointer = .allocate(capacity: max(count, 1))
+        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: count) }
+    }
+    deinit { pointer.deallocate() }
+}
+
+private final class ByteStorage: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(_ bytes: [UInt8]) {
+        pointer = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        bytes.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// `nn.Linear` products (y = x Wᵀ, W [O, I]) with a `QuantizedMatrix` weight: I = weight.columns,
+/// O = weight.rows, N = rows.
+public enum QuantizedLinear {
+    /// Floats in one dequantisation tile of the many-row path (4 MB): rows per tile = this / I.
+    public static let tileFloats = 1 << 20
+
+    /// y[N, O] = x[N, I] · Wᵀ (+ y when accumulate).
+    public static func forward(
+        out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
+        rows n: Int, accumulate: Bool = false
+    ) {
+        forward(out: y, input: x, weight: w, rows: n, accumulate: accumulate, tileFloats: tileFloats)
+    }
+
+    /// `forward` with the many-row tile size as a parameter (tests force several tiles).
+    static func forward(
+        out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
+        rows n: Int, accumulate: Bool, tileFloats: Int
+    ) {
+        let i = w.columns, o = w.rows
+        if n == 0 || o == 0 { return }
+        if i == 0 {
+            if !accumulate { y.update(repeating: 0, count: n * o) }
+            return
+        }
+        if n <= Linear.fewRowsLimit {
+            // One unit = a tile of 4 weight rows. Its cost ≈ 4 rows · I/32 blocks · (~8 cycles decode +
+            // 2 FMAs per input row) at ~3.5 GHz; the grain is ~0.5 µs of that.
+            let tiles = (o + 3) / 4
+            let tileNs = Double(4 * i / 32) * Double(8 + 2 * n) / 3.5
+            let grain = max(1, Int(500 / max(tileNs, 1)))
+            let map = w.rowMapPointer
+            parallelFor(tiles, grain: grain) { r in
+                rk_qgemm_few_rows_nt(y, o, x, i, w.blocks, w.type.rawValue, w.rowBytes, map, n,
+                                     r.lowerBound * 4, min(o, r.upperBound * 4), i, accumulate ? 1 : 0)
+            }
+            return
+        }
+        let tileRows = max(1, min(o, tileFloats / i))
+        withScratch(tileRows * i, standard: tileFloats) { scratch in
+            var o0 = 0
+            while o0 < o {
+                let count = min(tileRows, o - o0)
+                w.dequantizeRows(o0..<(o0 + count), into: scratch)
+                MatMul.gemm(y + o0, ldc: o, x, lda: i, scratch, ldb: i, transB: true,
+                            m: n, n: count, k: i, beta: accumulate ? 1 : 0)
+                o0 += count
+            }
+        }
+    }
+
+    /// forward: y = x Wᵀ  ⇒  dx[N, I] (=|+=) dy[N, O] · W, computed as Σ over tiles of output rows
+    /// dy[:, o0..<o1] · W[o0..<o1, :] (each tile dequantised once into the scratch).
+    public static func backwardInput(
+        dInput dx: UnsafeMutablePointer<Float>, dOut dy: UnsafePointer<Float>, weight w: QuantizedMatrix,
+        rows n: Int, accumulate: Bool = false
+    ) {
+        backwardInput(dInput: dx, dOut: dy, weight: w, rows: n, accumulate: accumulate, tileFloats: tileFloats)
+    }
+
+    static func backwardInput(
+        dInput dx: UnsafeMutablePointer<Float>, dOut dy: UnsafePointer<Float>, weight w: QuantizedMatrix,
+        rows n: Int, accumulate: Bool, tileFloats: Int
+    ) {
+        let i = w.columns, o = w.rows
+        if n == 0 || i == 0 { return }
+        if o == 0 {
+            if !accumulate { dx.update(repeating: 0, count: n * i) }
+            return
+        }
+        let tileRows = max(1, min(o, tileFloats / i))
+        withScratch(tileRows * i, standard: tileFloats) { scratch in
+            var o0 = 0
+            while o0 < o {
+                let count = min(tileRows, o - o0)
+                w.dequantizeRows(o0..<(o0 + count), into: scratch)
+                MatMul.gemm(dx, ldc: i, dy + o0, lda: o, scratch, ldb: i,
+                            m: n, n: i, k: count, beta: (o0 == 0 && !accumulate) ? 0 : 1)
+                o0 += count
+            }
+        }
+    }
+
+    // Reused dequantisation tiles (one per concurrent caller), so steady-state calls allocate nothing.
+    private static let scratchPool = Mutex<[FloatBuffer]>([])
+
+    private static func withScratch(_ count: Int, standard: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+        let size = max(count, standard)
+        let buffer = scratchPool.withLock { pool -> FloatBuffer? in
+            if let k = pool.lastIndex(where: { $0.count >= size }) { return pool.remove(at: k) }
+            return nil
+        } ?? FloatBuffer(count: size)
+        body(buffer.pointer)
+        if buffer.count == Self.tileFloats {  // keep only standard-size tiles (at most a few)
+            scratchPool.withLock { pool in if pool.count < 4 { pool.append(buffer) } }
+        }
+    }
+}
