@@ -7,10 +7,15 @@ import TensorCore
 
 enum KernelBenchmarks {
     static func gemm() {
-        print("GEMM, GFLOP/s (median of 9 after 2 warm-ups), OpenBLAS threads = \(ThreadPool.shared.threadCount)")
+        let threads = ThreadPool.shared.threadCount
+        print("GEMM, GFLOP/s (median of 9 after 2 warm-ups): MatMul.gemm (mode \(MatMul.mode.rawValue)) vs cblas_sgemm called directly with OpenBLAS on \(threads) threads")
         print("\(pad("M×N×K", 16)) \(pad("layout", 7)) \(pad("ours", 8)) \(pad("cblas", 8)) ratio")
         let shapes = [(512, 576, 576), (512, 1536, 576), (512, 576, 1536), (512, 49152, 576)]
         var rng = RNG(seed: 1)
+        do {  // first-use costs (per-thread BLAS buffers, waking the pool) stay out of the table
+            let w = FloatBuffer(count: 512 * 576)
+            for _ in 0..<20 { MatMul.gemm(w.pointer, w.pointer, w.pointer, m: 512, n: 512, k: 512) }
+        }
         for (m, n, k) in shapes {
             let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
             rng.fillNormal(a.pointer, count: a.count)
@@ -18,17 +23,17 @@ enum KernelBenchmarks {
             for layout in ["NN", "NT", "TN"] {
                 let ta = layout == "TN", tb = layout == "NT"
                 let flops = 2.0 * Double(m * n * k)
-                var oursT = 0.0, directT = 0.0
-                // Interleave the two so machine noise hits both alike.
-                for round in 0..<2 {
-                    let ours = measure { MatMul.gemm(c.pointer, a.pointer, transA: ta, b.pointer, transB: tb, m: m, n: n, k: k) }
-                    let direct = measure {
-                        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                                    Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(ta ? m : k), b.pointer, Int32(tb ? k : n),
-                                    0, c.pointer, Int32(n))
-                    }
-                    if round == 1 { oursT = ours.median; directT = direct.median }
-                }
+                // Ours first; then direct cblas with OpenBLAS's own threads, then a pause so those
+                // threads stop spinning (they would steal a core from our pool's next measurement).
+                let oursT = measure { MatMul.gemm(c.pointer, a.pointer, transA: ta, b.pointer, transB: tb, m: m, n: n, k: k) }.median
+                openblas_set_num_threads(Int32(threads))
+                let directT = measure {
+                    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(ta ? m : k), b.pointer, Int32(tb ? k : n),
+                                0, c.pointer, Int32(n))
+                }.median
+                openblas_set_num_threads(MatMul.mode == .poolSplit ? 1 : Int32(threads))
+                usleep(300_000)
                 print("\(pad("\(m)×\(n)×\(k)", 16)) \(pad(layout, 7)) \(pad(f1(flops / oursT / 1e9), 8)) \(pad(f1(flops / directT / 1e9), 8)) \(String(format: "%.2f", directT / oursT))")
             }
         }
