@@ -8,14 +8,11 @@ import Models
 import TensorCore
 import Testing
 import Tokenizers
+import _TestSupport
 
 enum Shared {
-    /// `<repo>/../shared`, found from this file's path (`<repo>/Tests/ModelExportTests/…`).
-    static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared")
-
-    static func url(_ path: String) -> URL { root.appendingPathComponent(path) }
+    static let root = SharedData.root
+    static func url(_ path: String) -> URL { SharedData.url(path) }
 
     static func json(_ path: String) throws -> [String: Any] {
         let data = try Data(contentsOf: url(path))
@@ -32,19 +29,7 @@ enum Tiny {
     }
 
     /// GPT-2's byte → printable-scalar map (`bytes_to_unicode`), the byte-level token alphabet.
-    static let byteScalars: [Character] = {
-        var printable = Array(33...126) + Array(161...172) + Array(174...255)
-        var scalars = printable
-        var extra = 0
-        for b in 0..<256 where !printable.contains(b) {
-            printable.append(b)
-            scalars.append(256 + extra)
-            extra += 1
-        }
-        var out = [Character](repeating: " ", count: 256)
-        for (b, s) in zip(printable, scalars) { out[b] = Character(Unicode.Scalar(UInt32(s))!) }
-        return out
-    }()
+    static let byteScalars: [Character] = SharedData.byteTokens.map { Character($0) }
 
     /// One token per byte (id = byte value), no merges: the vocabulary the tiny model fits.
     static func byteTokenizer(chatTemplate: String? = nil) throws -> Tokenizer {

@@ -2,14 +2,11 @@
 
 import Foundation
 import Testing
+import _TestSupport
 
 enum Shared {
-    /// `<repo>/../shared`, found from this file's path (`<repo>/Tests/ModelsTests/…`).
-    static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared")
-
-    static func url(_ path: String) -> URL { root.appendingPathComponent(path) }
+    static let root = SharedData.root
+    static func url(_ path: String) -> URL { SharedData.url(path) }
 
     static func json(_ path: String) throws -> [String: Any] {
         let data = try Data(contentsOf: url(path))

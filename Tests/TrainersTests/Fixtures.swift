@@ -5,29 +5,14 @@ import Foundation
 import Models
 import Testing
 import Tokenizers
+import _TestSupport
 
 enum Fixtures {
-    static let shared: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-
-    /// GPT-2's bytes_to_unicode: the byte-level token string of each byte.
-    static func byteTokens() -> [String] {
-        var printable = Array(33...126) + Array(161...172) + Array(174...255)
-        var mapped = printable
-        var extra = 0
-        for b in 0..<256 where !printable.contains(b) {
-            printable.append(b)
-            mapped.append(256 + extra)
-            extra += 1
-        }
-        var tokens = [String](repeating: "", count: 256)
-        for (b, u) in zip(printable, mapped) { tokens[b] = String(UnicodeScalar(u)!) }
-        return tokens
-    }
+    static let shared = SharedData.root
 
     static func tinyModel(trainable: Bool) throws -> LoadedModel {
         let dir = shared.appendingPathComponent("reference/tiny-llama")
-        let tokenizer = try Tokenizer(tokens: byteTokens(), merges: [], specialTokens: SpecialTokenIDs(eos: 10), preTokenizer: .gpt2)
+        let tokenizer = try Tokenizer(tokens: SharedData.byteTokens, merges: [], specialTokens: SpecialTokenIDs(eos: 10), preTokenizer: .gpt2)
         return LoadedModel(model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
                            chatTemplate: nil, source: dir)
     }
