@@ -2,6 +2,7 @@
 // adapter reader. Every case names the file or directory at fault and what was expected, and
 // `description` renders one sentence with a hint, as ModelFormats' `ModelFormatError` does.
 
+import Models
 import Foundation
 
 /// A problem writing an export, or reading a PEFT adapter back.
@@ -77,6 +78,16 @@ public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
         case .adapterMismatch(let adapter, let name, let expected, let found):
             "adapter '\(adapter)': '\(name)' has shape \(found) but this model needs \(expected). "
                 + "Hint: the adapter was made for a different base model."
+        }
+    }
+}
+
+extension ExportError {
+    /// Exports write dense weights: a model whose base is kept quantised (QLoRA-style) is refused.
+    static func requireDense(_ model: LlamaModel) throws {
+        guard !model.hasQuantizedWeights else {
+            throw ExportError.unsupported(file: "(model in memory)", feature: "weights kept quantised (\(model.quantizedWeights.count) tensors)",
+                                          hint: "load the base model with dense weights (without --quantized) to export or merge it.")
         }
     }
 }

@@ -54,6 +54,7 @@ public enum GGUFExport {
     ) throws {
         let c = model.config
         if let active = model.activeAdapter { throw ExportError.activeAdapter(name: active) }
+        try ExportError.requireDense(model)
         guard tokenizer.vocabularySize <= c.vocabularySize else {
             throw ExportError.vocabularyMismatch(
                 tokenizer: tokenizer.vocabularySize, model: c.vocabularySize)

@@ -57,6 +57,7 @@ public enum HFCheckpoint {
         to directory: URL, overwrite: Bool = false
     ) throws {
         if let active = model.activeAdapter { throw ExportError.activeAdapter(name: active) }
+        try ExportError.requireDense(model)
         guard tokenizer.vocabularySize <= model.config.vocabularySize else {
             throw ExportError.vocabularyMismatch(
                 tokenizer: tokenizer.vocabularySize, model: model.config.vocabularySize)

@@ -12,6 +12,7 @@ extension LlamaModel {
     ///
     /// - Throws: `ExportError.adapterMismatch` when the adapter was made for another model shape.
     public func merged(with adapter: LoRAAdapter) throws -> LlamaModel {
+        try ExportError.requireDense(self)
         let expected = PEFTAdapter.layout(adapter.config, model: config)
         let found = adapter.store.entries
         for (i, (name, shape)) in expected.enumerated() {

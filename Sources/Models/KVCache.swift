@@ -57,10 +57,7 @@ extension LlamaModel {
         let q = FloatBuffer(count: n * c.qDim), kNew = FloatBuffer(count: n * c.kvDim), vNew = FloatBuffer(count: n * c.kvDim)
         let attn = FloatBuffer(count: n * c.qDim), gate = FloatBuffer(count: n * F), up = FloatBuffer(count: n * F)
         let lse = FloatBuffer(count: batch.batchSize * c.headCount * tq)
-        batch.tokens.withUnsafeBufferPointer { ids in
-            Embedding.forward(out: x.pointer, ids: ids.baseAddress!, table: weights.value("model.embed_tokens.weight"),
-                              tokens: n, channels: C, vocabulary: c.vocabularySize)
-        }
+        embed(batch.tokens, into: x.pointer)
         let mask = cache.hasMask ? UnsafePointer(cache.keyMask.pointer) : nil
         for l in 0..<c.layerCount {
             let w = layerWeights[l]
@@ -101,8 +98,8 @@ extension LlamaModel {
     /// logits[R, V] = hidden[R, C] · Wᵀ.
     public func logits(_ hidden: UnsafePointer<Float>, rows: Int) -> FloatBuffer {
         let out = FloatBuffer(count: rows * config.vocabularySize)
-        Linear.forward(out: out.pointer, input: hidden, weight: outputWeight, rows: rows, inFeatures: config.hiddenSize,
-                       outFeatures: config.vocabularySize)
+        outputWeight.forward(out: out.pointer, input: hidden, rows: rows, inFeatures: config.hiddenSize,
+                             outFeatures: config.vocabularySize)
         return out
     }
 }

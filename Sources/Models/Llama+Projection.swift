@@ -18,7 +18,7 @@ extension LlamaModel {
     func project(_ kind: ProjectionKind, layer l: Int, out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>,
                  rows n: Int, accumulate: Bool = false, lora: LoRAActivations? = nil) {
         let w = layerWeights[l], (inF, outF) = kind.shape(config)
-        Linear.forward(out: y, input: x, weight: w.weight(kind).value, rows: n, inFeatures: inF, outFeatures: outF, accumulate: accumulate)
+        w.weight(kind).forward(out: y, input: x, rows: n, inFeatures: inF, outFeatures: outF, accumulate: accumulate)
         if let b = w.bias(kind) { for r in 0..<n { Elementwise.add(y + r * outF, y + r * outF, b.value, count: outF) } }
         guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue] else { return }
         let rank = adapter.config.rank
@@ -43,8 +43,8 @@ extension LlamaModel {
     func projectBackward(_ kind: ProjectionKind, layer l: Int, dInput dx: UnsafeMutablePointer<Float>, dOut dy: UnsafePointer<Float>,
                          input x: UnsafePointer<Float>, rows n: Int, accumulate: Bool, lora: LoRAActivations?) {
         let w = layerWeights[l], (inF, outF) = kind.shape(config)
-        Linear.backward(dInput: dx, dWeight: w.weight(kind).grad, dOut: dy, input: x, weight: w.weight(kind).value, rows: n,
-                        inFeatures: inF, outFeatures: outF, accumulateInput: accumulate)
+        w.weight(kind).backward(dInput: dx, dWeight: w.gradient(kind), dOut: dy, input: x, rows: n,
+                                inFeatures: inF, outFeatures: outF, accumulateInput: accumulate)
         if let b = w.bias(kind), let db = b.grad { for r in 0..<n { Elementwise.axpy(db, 1, dy + r * outF, count: outF) } }
         guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue], let lora, let u = lora.u[l][kind.rawValue] else { return }
         let rank = adapter.config.rank, s = adapter.config.scale

@@ -93,10 +93,7 @@ extension LlamaModel {
         let shape = AttentionShape(batch: batch.batchSize, queryLength: batch.length, keyLength: batch.length,
                                    queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
         let scratch = LayerScratch(tokens: n, config: c)
-        batch.tokens.withUnsafeBufferPointer { ids in
-            Embedding.forward(out: acts.x[0].pointer, ids: ids.baseAddress!, table: weights.value("model.embed_tokens.weight"),
-                              tokens: n, channels: C, vocabulary: c.vocabularySize)
-        }
+        embed(batch.tokens, into: acts.x[0].pointer)
         for l in 0..<c.layerCount { forwardLayer(l, acts: acts, shape: shape, scratch: scratch) }
         RMSNorm.forward(out: acts.output.pointer, rstd: acts.finalRstd.pointer, input: acts.x[c.layerCount].pointer,
                         weight: weights.value("model.norm.weight"), rows: n, channels: C, epsilon: c.rmsNormEpsilon)
@@ -193,7 +190,7 @@ extension LlamaModel {
             RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm1.grad, dOut: dNormed.pointer, input: x, weight: w.norm1.value,
                              rstd: acts.rstd1[l].pointer, rows: n, channels: C, accumulateInput: true)
         }
-        if let dE = weights.gradient("model.embed_tokens.weight") {
+        if weights.entry("model.embed_tokens.weight") != nil, let dE = weights.gradient("model.embed_tokens.weight") {
             acts.tokens.withUnsafeBufferPointer { ids in
                 Embedding.backward(dTable: dE, dOut: dx.pointer, ids: ids.baseAddress!, tokens: n, channels: C)
             }

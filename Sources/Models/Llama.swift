@@ -59,13 +59,29 @@ public final class LlamaModel: @unchecked Sendable {
         didSet { precondition(activeAdapter == nil || adapters[activeAdapter!] != nil, "no adapter named \(activeAdapter!)") }
     }
 
-    public init(config: LlamaConfig, trainable: Bool) {
+    /// Weights kept quantised (frozen; HF name → matrix). They are absent from `weights`.
+    public let quantizedWeights: [String: QuantizedMatrix]
+
+    /// A model with zero weights. `quantized` weights (a frozen, QLoRA-style base) replace the
+    /// corresponding dense parameters and need `trainable == false`.
+    public init(config: LlamaConfig, trainable: Bool, quantized: [String: QuantizedMatrix] = [:]) {
+        precondition(quantized.isEmpty || !trainable, "quantised weights are frozen; a trainable model needs dense weights")
         self.config = config
-        let weights = ParameterStore(layout: Self.layout(config), trainable: trainable)
+        quantizedWeights = quantized
+        let weights = ParameterStore(layout: Self.layout(config).filter { quantized[$0.0] == nil }, trainable: trainable)
         self.weights = weights
         rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxPositions,
                          scaling: config.ropeScaling)
-        layerWeights = (0..<config.layerCount).map { LayerWeights(store: weights, layer: $0, config: config) }
+        layerWeights = (0..<config.layerCount).map { LayerWeights(store: weights, quantized: quantized, layer: $0, config: config) }
+    }
+
+    /// Whether any weight is kept quantised (no dense export or merge of those weights).
+    public var hasQuantizedWeights: Bool { !quantizedWeights.isEmpty }
+
+    /// A weight by HF name: quantised if kept so, else the dense parameter.
+    func matrix(_ name: String) -> WeightMatrix {
+        if let q = quantizedWeights[name] { return .quantized(q) }
+        return .dense(weights.value(name))
     }
 
     /// Parameter names and shapes in HF order.
@@ -101,37 +117,58 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     struct LayerWeights {
-        let norm1, q, k, v, o, norm2, gate, up, down: Param
+        let norm1, norm2: Param
+        /// The seven projections (ProjectionKind order) and their gradients (dense, trainable only).
+        let matrices: [WeightMatrix]
+        let grads: [UnsafeMutablePointer<Float>?]
         let qBias, kBias, vBias: Param?
-        init(store s: ParameterStore, layer i: Int, config c: LlamaConfig) {
+        init(store s: ParameterStore, quantized: [String: QuantizedMatrix], layer i: Int, config c: LlamaConfig) {
             let p = "model.layers.\(i)."
             norm1 = Param(s, p + "input_layernorm.weight")
-            q = Param(s, p + "self_attn.q_proj.weight")
-            k = Param(s, p + "self_attn.k_proj.weight")
-            v = Param(s, p + "self_attn.v_proj.weight")
-            o = Param(s, p + "self_attn.o_proj.weight")
             norm2 = Param(s, p + "post_attention_layernorm.weight")
-            gate = Param(s, p + "mlp.gate_proj.weight")
-            up = Param(s, p + "mlp.up_proj.weight")
-            down = Param(s, p + "mlp.down_proj.weight")
+            matrices = ProjectionKind.allCases.map { kind in
+                let name = p + kind.path + ".weight"
+                return quantized[name].map(WeightMatrix.quantized) ?? .dense(s.value(name))
+            }
+            grads = ProjectionKind.allCases.map { kind in
+                let name = p + kind.path + ".weight"
+                return quantized[name] == nil ? s.gradient(name) : nil
+            }
             qBias = c.hasAttentionBias ? Param(s, p + "self_attn.q_proj.bias") : nil
             kBias = c.hasAttentionBias ? Param(s, p + "self_attn.k_proj.bias") : nil
             vBias = c.hasAttentionBias ? Param(s, p + "self_attn.v_proj.bias") : nil
         }
 
-        func weight(_ kind: ProjectionKind) -> Param { [q, k, v, o, gate, up, down][kind.rawValue] }
+        func weight(_ kind: ProjectionKind) -> WeightMatrix { matrices[kind.rawValue] }
+        func gradient(_ kind: ProjectionKind) -> UnsafeMutablePointer<Float>? { grads[kind.rawValue] }
         func bias(_ kind: ProjectionKind) -> Param? { [qBias, kBias, vBias, nil, nil, nil, nil][kind.rawValue] }
     }
 
     let layerWeights: [LayerWeights]
 
+    var outputWeightName: String { config.tiesWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight" }
+
     /// The vocabulary projection [V, C]: the tied embedding or `lm_head.weight`.
-    public var outputWeight: UnsafeMutablePointer<Float> {
-        weights.value(config.tiesWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+    public var outputWeight: WeightMatrix { matrix(outputWeightName) }
+
+    /// Gradient of `outputWeight`, nil when frozen or quantised.
+    public var outputWeightGradient: UnsafeMutablePointer<Float>? {
+        weights.entry(outputWeightName) == nil ? nil : weights.gradient(outputWeightName)
     }
 
-    /// Gradient of `outputWeight`, nil when frozen.
-    public var outputWeightGradient: UnsafeMutablePointer<Float>? {
-        weights.gradient(config.tiesWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight")
+    /// The token embedding table [V, C].
+    var embedding: WeightMatrix { matrix("model.embed_tokens.weight") }
+
+    /// out[n] = E[ids[n]] (dense or quantised table).
+    func embed(_ ids: [Int32], into out: UnsafeMutablePointer<Float>) {
+        let c = config.hiddenSize, v = config.vocabularySize
+        if case let .dense(table) = embedding {
+            ids.withUnsafeBufferPointer { Embedding.forward(out: out, ids: $0.baseAddress!, table: table, tokens: ids.count, channels: c, vocabulary: v) }
+            return
+        }
+        for (n, id) in ids.enumerated() {
+            precondition(id >= 0 && Int(id) < v, "token id \(id) outside vocabulary of \(v)")
+            embedding.row(Int(id), into: out + n * c, columns: c)
+        }
     }
 }

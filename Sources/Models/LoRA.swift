@@ -141,12 +141,14 @@ extension LlamaModel {
 
     private func applyMerge(_ name: String, sign: Float) {
         guard let a = adapters[name] else { preconditionFailure("no adapter named \(name)") }
+        precondition(!hasQuantizedWeights, "merging needs a dense base; load the model without keeping weights quantised")
         if activeAdapter == name { activeAdapter = nil }
         for l in 0..<config.layerCount {
             for kind in ProjectionKind.allCases {
                 guard let m = a.modules[l][kind.rawValue] else { continue }
                 let (i, o) = kind.shape(config)
-                MatMul.gemm(layerWeights[l].weight(kind).value, m.b, m.a, m: o, n: i, k: a.config.rank,
+                guard case let .dense(w) = layerWeights[l].weight(kind) else { continue }
+                MatMul.gemm(UnsafeMutablePointer(mutating: w), m.b, m.a, m: o, n: i, k: a.config.rank,
                             alpha: sign * a.config.scale, beta: 1)
             }
         }

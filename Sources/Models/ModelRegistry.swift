@@ -154,11 +154,14 @@ public enum ModelRegistry {
 
     /// Resolves `spec` (built-in name, `.gguf` file or HF directory) and loads it.
     /// A built-in model that is not cached yet is pulled first (`log` says so).
-    public static func load(_ spec: String, trainable: Bool = false, log: (String) -> Void = { _ in }) throws -> LoadedModel {
+    /// `keepQuantized` keeps a GGUF's quantised weights as they are (frozen base; see `LlamaModel.load(gguf:)`).
+    public static func load(_ spec: String, trainable: Bool = false, keepQuantized: Bool = false,
+                            log: (String) -> Void = { _ in }) throws -> LoadedModel {
         let url = try resolveFile(spec, log: log)
         var isDir: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
-        return isDir.boolValue ? try loadHuggingFace(url, trainable: trainable) : try loadGGUF(url, trainable: trainable)
+        return isDir.boolValue ? try loadHuggingFace(url, trainable: trainable)
+            : try loadGGUF(url, trainable: trainable, keepQuantized: keepQuantized)
     }
 
     /// Only the tokenizer (no weights) of `spec`.
@@ -190,11 +193,11 @@ public enum ModelRegistry {
         return URL(fileURLWithPath: spec)
     }
 
-    static func loadGGUF(_ url: URL, trainable: Bool) throws -> LoadedModel {
+    static func loadGGUF(_ url: URL, trainable: Bool, keepQuantized: Bool = false) throws -> LoadedModel {
         let gguf = try GGUFFile(contentsOf: url)
         let tokenizer = try Tokenizer(gguf: gguf)
         let template = try tokenizer.chatTemplate.map { try ChatTemplate(source: $0) }
-        return LoadedModel(model: try LlamaModel.load(gguf: gguf, trainable: trainable), tokenizer: tokenizer,
+        return LoadedModel(model: try LlamaModel.load(gguf: gguf, trainable: trainable, keepQuantized: keepQuantized), tokenizer: tokenizer,
                            chatTemplate: template, source: url)
     }
 

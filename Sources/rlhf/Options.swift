@@ -11,18 +11,24 @@ struct ModelOptions: ParsableArguments {
     var model: String = ModelRegistry.defaultModelName
     @Option(help: "A LoRA adapter to apply: a PEFT directory, or a training checkpoint / output directory.")
     var adapter: String?
+    @Flag(help: "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and dequantise on the fly: ~5x less weight memory and faster decoding; frozen base only (LoRA training: QLoRA-style).")
+    var quantized = false
 
     /// Loads the model; with `--adapter` (and `activatesAdapter`), the adapter is applied.
     func load(trainable: Bool = false, activatesAdapter: Bool = true) throws -> LoadedModel {
         let start = Date()
-        let loaded = try ModelRegistry.load(model, trainable: trainable, log: note)
+        if quantized && trainable { throw InputError("--quantized keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
+        let loaded = try ModelRegistry.load(model, trainable: trainable, keepQuantized: quantized, log: note)
         if let adapter, activatesAdapter {
             let a = try Export.loadAdapter(URL(fileURLWithPath: adapter), into: loaded.model)
             loaded.model.activeAdapter = a.name
             note("Applied LoRA adapter \(adapter) (r=\(a.config.rank))")
         }
-        note(String(format: "Loaded %@ (%.1f M parameters) in %.2f s", loaded.source.lastPathComponent,
-                    Double(loaded.model.weights.parameterCount) / 1e6, Date().timeIntervalSince(start)))
+        let q = loaded.model.quantizedWeights.values
+        note(String(format: "Loaded %@ (%.1f M parameters%@) in %.2f s", loaded.source.lastPathComponent,
+                    Double(loaded.model.weights.parameterCount + q.reduce(0) { $0 + $1.rows * $1.columns }) / 1e6,
+                    q.isEmpty ? "" : String(format: ", %d tensors kept quantised: %.0f MB", q.count, Double(q.reduce(0) { $0 + $1.byteCount }) / 1e6),
+                    Date().timeIntervalSince(start)))
         return loaded
     }
 }

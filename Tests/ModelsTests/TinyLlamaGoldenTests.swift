@@ -41,7 +41,7 @@ import TensorCore
 
         // Logits.
         let logits = FloatBuffer(count: t * v)
-        Linear.forward(out: logits.pointer, input: hidden.pointer, weight: model.outputWeight, rows: t, inFeatures: c.hiddenSize, outFeatures: v)
+        model.outputWeight.forward(out: logits.pointer, input: hidden.pointer, rows: t, inFeatures: c.hiddenSize, outFeatures: v)
         let goldenLogits = golden["logits"] as! [Any]
         var maxErr: Float = 0
         for i in 0..<t {

@@ -18,7 +18,7 @@ public enum TokenLogProbs {
     /// `predictions` (optional) receives each row's argmax token (for token accuracy).
     public static func forward(
         logProbs: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
-        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        hidden: UnsafePointer<Float>, weight: WeightMatrix, targets: UnsafePointer<Int32>,
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) {
@@ -27,7 +27,7 @@ public enum TokenLogProbs {
         var start = 0
         while start < n {
             let m = min(chunk, n - start)
-            Linear.forward(out: lp, input: hidden + start * c, weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            weight.forward(out: lp, input: hidden + start * c, rows: m, inFeatures: c, outFeatures: v)
             parallelFor(m) { rows in
                 for r in rows {
                     let z = lp + r * v
@@ -46,7 +46,7 @@ public enum TokenLogProbs {
     /// dh = dz W (written), dW += dzᵀ h. `dLogProbs` = g = ∂L/∂logp. Recomputes each logit chunk.
     public static func backward(
         dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
-        dLogProbs: UnsafePointer<Float>, hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        dLogProbs: UnsafePointer<Float>, hidden: UnsafePointer<Float>, weight: WeightMatrix,
         targets: UnsafePointer<Int32>, lse: UnsafePointer<Float>,
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
     ) {
@@ -55,7 +55,7 @@ public enum TokenLogProbs {
         var start = 0
         while start < n {
             let m = min(chunk, n - start)
-            Linear.forward(out: lp, input: hidden + start * c, weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            weight.forward(out: lp, input: hidden + start * c, rows: m, inFeatures: c, outFeatures: v)
             parallelFor(m) { rows in
                 for r in rows {
                     let t = targets[start + r]
@@ -64,8 +64,8 @@ public enum TokenLogProbs {
                     rk_softmax_xent_grad_row(lp + r * v, lse[start + r], t, -g, v)
                 }
             }
-            Linear.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
-                            weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            weight.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
+                            rows: m, inFeatures: c, outFeatures: v)
             start += m
         }
     }
@@ -77,7 +77,7 @@ public enum TokenLogProbs {
     public static func forwardBackward(
         dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
         logProbs: UnsafeMutablePointer<Float>?, dLogProbs: UnsafePointer<Float>,
-        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        hidden: UnsafePointer<Float>, weight: WeightMatrix, targets: UnsafePointer<Int32>,
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) -> Double {
@@ -87,7 +87,7 @@ public enum TokenLogProbs {
         var start = 0
         while start < n {
             let m = min(chunk, n - start)
-            Linear.forward(out: lp, input: hidden + start * c, weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            weight.forward(out: lp, input: hidden + start * c, rows: m, inFeatures: c, outFeatures: v)
             parallelFor(m) { rows in
                 for r in rows {
                     let z = lp + r * v
@@ -98,13 +98,43 @@ public enum TokenLogProbs {
                     rk_softmax_xent_grad_row(z, l, t, t >= 0 ? -dLogProbs[start + r] : 0, v)
                 }
             }
-            Linear.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
-                            weight: weight, rows: m, inFeatures: c, outFeatures: v)
+            weight.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
+                            rows: m, inFeatures: c, outFeatures: v)
             start += m
         }
         if let logProbs { logProbs.update(from: rp, count: n) }
         var total = 0.0
         for i in 0..<n { total += Double(rp[i]) }
         return total
+    }
+
+    // Dense-pointer conveniences.
+
+    public static func forward(
+        logProbs: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>,
+        weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows n: Int, channels c: Int, vocabulary v: Int,
+        chunkRows: Int = defaultChunkRows, predictions: UnsafeMutablePointer<Int32>? = nil
+    ) {
+        forward(logProbs: logProbs, lse: lse, hidden: hidden, weight: .dense(weight), targets: targets, rows: n, channels: c,
+                vocabulary: v, chunkRows: chunkRows, predictions: predictions)
+    }
+
+    public static func backward(
+        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?, dLogProbs: UnsafePointer<Float>,
+        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>, lse: UnsafePointer<Float>,
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
+    ) {
+        backward(dHidden: dHidden, dWeight: dWeight, dLogProbs: dLogProbs, hidden: hidden, weight: .dense(weight), targets: targets,
+                 lse: lse, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
+    }
+
+    @discardableResult
+    public static func forwardBackward(
+        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?, logProbs: UnsafeMutablePointer<Float>?,
+        dLogProbs: UnsafePointer<Float>, hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows, predictions: UnsafeMutablePointer<Int32>? = nil
+    ) -> Double {
+        forwardBackward(dHidden: dHidden, dWeight: dWeight, logProbs: logProbs, dLogProbs: dLogProbs, hidden: hidden, weight: .dense(weight),
+                        targets: targets, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows, predictions: predictions)
     }
 }
