@@ -52,3 +52,32 @@ void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const
 /// y is [N, d] (row stride ldy).
 void rk_rank_update_rows(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
                          size_t r, size_t n0, size_t n1, size_t d, float alpha);
+
+// ---------------------------------------------------------------- quantised weights (Quantized.c)
+// Weights stay in their ggml block formats; values are decoded bit-identically to ggml's reference
+// dequantisers (Q4_1: w = q·d + m; Q8_0: w = q·d; fp16 d and m), so products differ from
+// dequantise-then-sgemm only in summation order.
+// A matrix is `rows` rows of `row_bytes` bytes each; `row_map` (may be NULL) maps a logical row r to the
+// physical row row_map[r] (q/k projections whose rows llama.cpp permuted). Q4_1 and Q8_0 rows hold
+// whole 32-weight blocks, so their column count must be a multiple of 32.
+
+/// Weight formats, numbered as ggml's `enum ggml_type`.
+enum {
+    RK_QTYPE_F32 = 0,
+    RK_QTYPE_F16 = 1,
+    RK_QTYPE_Q4_1 = 3,   // 20-byte blocks of 32: fp16 d, fp16 m, 16 bytes of nibbles (low = 0–15, high = 16–31)
+    RK_QTYPE_Q8_0 = 8,   // 34-byte blocks of 32: fp16 d, 32 int8
+    RK_QTYPE_BF16 = 30,
+};
+
+/// dst[r − row0, :] = dequantised logical row r for r in [row0, row0 + nrows); dst rows are `cols` floats.
+void rk_dequant_rows(float *dst, const void *blocks, int type, size_t row_bytes, const int32_t *row_map,
+                     size_t row0, size_t nrows, size_t cols);
+
+/// y[m, n] (+)= Σ_k x[m, k] · W[n, k] for logical weight rows n in [n0, n1) and all m input rows, W
+/// decoded on the fly (the quantised `nn.Linear` product for few rows). x is [M, K] (row stride ldx),
+/// y is [M, N] (row stride ldy). Fastest for m ≤ 4; larger m decodes each 4-row tile once into a
+/// thread-local scratch.
+void rk_qgemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const void *blocks, int type,
+                          size_t row_bytes, const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k,
+                          int accumulate);

@@ -1,0 +1,290 @@
+// Quantised weights: exact dequantisation of hand-built ggml blocks (expected values computed here,
+// independently of the kernels), and the few-row / tiled products and backwardInput against fp32 sgemm
+// on the dequantised matrix, on both C paths (AVX-512 and portable), with and without a row map.
+
+import Testing
+import _CKernels
+import _TestSupport
+@testable import TensorCore
+
+/// A random matrix in a ggml block format with its exact Float32 values.
+private struct HandQuantized {
+    let type: QuantizedType
+    let rows: Int, columns: Int
+    var bytes: [UInt8] = []
+    /// Physical rows, dequantised: the value ggml's reference dequantiser gives.
+    var values: [Float] = []
+
+    init(_ type: QuantizedType, rows: Int, columns: Int, seed: UInt64) {
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        var rng = RNG(seed: seed)
+        func byte() -> UInt8 { UInt8(truncatingIfNeeded: rng.next()) }
+        // fp16 bits of moderate magnitude (2^-8 … 2^1), a few subnormals and zeros, either sign.
+        func scaleBits(allowZero: Bool) -> UInt16 {
+            let sign: UInt16 = rng.next() & 1 == 0 ? 0 : 0x8000
+            let roll = rng.next() % 16
+            if roll == 0 { return sign | UInt16(rng.next() % 1024) }  // subnormal (or zero)
+            if roll == 1 && allowZero { return sign }
+            let exponent = UInt16(7 + rng.next() % 10)
+            return sign | exponent << 10 | UInt16(rng.next() % 1024)
+        }
+        func append16(_ v: UInt16) { bytes.append(UInt8(v & 0xFF)); bytes.append(UInt8(v >> 8)) }
+        for _ in 0..<rows {
+            switch type {
+            case .q4_1:
+                for _ in 0..<(columns / 32) {
+                    let dBits = scaleBits(allowZero: true), mBits = scaleBits(allowZero: true)
+                    append16(dBits); append16(mBits)
+                    let d = halfValue(dBits), m = halfValue(mBits)
+                    let qs = (0..<16).map { _ in byte() }
+                    bytes += qs
+                    var block = [Float](repeating: 0, count: 32)
+                    for j in 0..<16 {
+                        let lo = Float(qs[j] & 0x0F) * d, hi = Float(qs[j] >> 4) * d  // rounded, then + m rounded
+                        block[j] = lo + m
+                        block[j + 16] = hi + m
+                    }
+                    values += block
+                }
+            case .q8_0:
+                for _ in 0..<(columns / 32) {
+                    let dBits = scaleBits(allowZero: true)
+                    append16(dBits)
+                    let d = halfValue(dBits)
+                    for _ in 0..<32 {
+                        let q = byte()
+                        bytes.append(q)
+                        values.append(Float(Int8(bitPattern: q)) * d)
+                    }
+                }
+            case .f16:
+                for _ in 0..<columns {
+                    var bits = UInt16(truncatingIfNeeded: rng.next())
+                    if (bits >> 10) & 0x1F == 0x1F { bits &= 0xBFFF }  // no inf/NaN
+                    append16(bits)
+                    values.append(halfValue(bits))
+                }
+            case .bf16:
+                for _ in 0..<columns {
+                    // Exponents 2^-15 … 2^8 (products must not overflow), 1 in 16 subnormal.
+                    let random = UInt16(truncatingIfNeeded: rng.next())
+                    let exponent: UInt16 = random % 16 == 0 ? 0 : 112 + (random >> 4) % 24
+                    let bits = (random & 0x8000) | exponent << 7 | UInt16(truncatingIfNeeded: rng.next()) & 0x7F
+                    append16(bits)
+                    values.append(Float(bitPattern: UInt32(bits) << 16))
+                }
+            case .f32:
+                for _ in 0..<columns {
+                    let v = rng.normal()
+                    withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
+                    values.append(v)
+                }
+            }
+        }
+        precondition(bytes.count == rows * type.rowByteCount(columns: columns))
+    }
+
+    func matrix(rowMap: [Int32]?) -> QuantizedMatrix {
+        QuantizedMatrix(type: type, rows: rows, columns: columns, bytes: bytes, rowMap: rowMap)
+    }
+
+    /// Logical rows (after the map) as a FloatBuffer.
+    func logical(rowMap: [Int32]?) -> FloatBuffer {
+        let out = FloatBuffer(count: rows * columns)
+        for r in 0..<rows {
+            let p = rowMap.map { Int($0[r]) } ?? r
+            for c in 0..<columns { out.pointer[r * columns + c] = values[p * columns + c] }
+        }
+        return out
+    }
+}
+
+/// fp16 bits → Float from the definition (± f · 2^(e−25) with the implicit bit), not by bit tricks.
+private func halfValue(_ h: UInt16) -> Float {
+    let sign: FloatingPointSign = h & 0x8000 != 0 ? .minus : .plus
+    let e = Int((h >> 10) & 0x1F), f = Float(h & 0x3FF)
+    precondition(e != 31)
+    if e == 0 { return Float(sign: sign, exponent: -24, significand: f) }
+    return Float(sign: sign, exponent: e - 25, significand: 1024 + f)
+}
+
+private func permutation(_ n: Int, seed: UInt64) -> [Int32] {
+    var rng = RNG(seed: seed)
+    var p = (0..<n).map(Int32.init)
+    p.shuffle(using: &rng)
+    return p
+}
+
+/// y = x Wᵀ (+ y0) by sgemm on the exact dequantised weights, and the per-element error scale
+/// Σ_k |x w| + |y0| (the bound of a float sum in any order is ~K·ε times this).
+private func reference(x: FloatBuffer, w: FloatBuffer, y0: FloatBuffer, rows n: Int, out o: Int, in i: Int,
+                       accumulate: Bool) -> (FloatBuffer, [Float]) {
+    let y = FloatBuffer(count: n * o)
+    y.pointer.update(from: y0.pointer, count: n * o)
+    MatMul.gemm(y.pointer, x.pointer, w.pointer, transB: true, m: n, n: o, k: i, beta: accumulate ? 1 : 0)
+    var scale = [Float](repeating: 0, count: n * o)
+    for r in 0..<n {
+        for c in 0..<o {
+            var s: Float = accumulate ? abs(y0.pointer[r * o + c]) : 0
+            for k in 0..<i { s += abs(x.pointer[r * i + k] * w.pointer[c * i + k]) }
+            scale[r * o + c] = s
+        }
+    }
+    return (y, scale)
+}
+
+private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Float>, scale: [Float], _ what: String) {
+    var worst: Float = 0, at = -1
+    for e in 0..<scale.count {
+        let err = abs(got[e] - want[e]) / max(scale[e], 1e-30)
+        if !(err <= worst) { worst = err; at = e }
+    }
+    #expect(worst <= 1e-5, "\(what): largest relative error \(worst) at element \(at)")
+}
+
+@Suite struct QuantizedMatrixTests {
+    static let types: [QuantizedType] = [.q4_1, .q8_0, .f16, .bf16, .f32]
+
+    /// Columns that exercise the float types' partial chunks (K % 32 = 5 and 18).
+    static func columns(_ t: QuantizedType, _ quantized: Int, _ plain: Int) -> Int { t.blockSize == 32 ? quantized : plain }
+
+    @Test(arguments: types)
+    func dequantizationIsExact(type: QuantizedType) {
+        for cols in [Self.columns(type, 96, 37), Self.columns(type, 32, 50)] {
+            let rows = 9
+            let q = HandQuantized(type, rows: rows, columns: cols, seed: 7)
+            for map in [nil, permutation(rows, seed: 3)] {
+                let m = q.matrix(rowMap: map)
+                let want = q.logical(rowMap: map)
+                // Whole matrix (threaded, default dispatch) and a row range.
+                let all = FloatBuffer(count: rows * cols)
+                m.dequantize(into: all.pointer)
+                let part = FloatBuffer(count: 4 * cols)
+                m.dequantizeRows(3..<7, into: part.pointer)
+                // Both C paths directly on this thread.
+                var paths: [[Float]] = []
+                for portable in [false, true] {
+                    KernelDispatch.forcePortable(portable)
+                    let out = FloatBuffer(count: rows * cols)
+                    rk_dequant_rows(out.pointer, m.blocks, type.rawValue, m.rowBytes, m.rowMapPointer, 0, rows, cols)
+                    KernelDispatch.forcePortable(false)
+                    paths.append(out.array)
+                }
+                for e in 0..<(rows * cols) {
+                    let bits = want.pointer[e].bitPattern
+                    let ok = all.pointer[e].bitPattern == bits && paths[0][e].bitPattern == bits
+                        && paths[1][e].bitPattern == bits
+                    if !ok {
+                        Issue.record("\(type) cols \(cols) map \(map != nil): element \(e) want \(want.pointer[e]) got \(all.pointer[e]) / avx \(paths[0][e]) / portable \(paths[1][e])")
+                        break
+                    }
+                }
+                for e in 0..<(4 * cols) where part.pointer[e].bitPattern != want.pointer[3 * cols + e].bitPattern {
+                    Issue.record("\(type) dequantizeRows(3..<7) element \(e)")
+                    break
+                }
+            }
+        }
+    }
+
+    @Test func byteCountAndLayout() {
+        #expect(QuantizedType.q4_1.rowByteCount(columns: 576) == 360)
+        #expect(QuantizedType.q8_0.rowByteCount(columns: 576) == 612)
+        #expect(QuantizedType.bf16.rowByteCount(columns: 5) == 10)
+        let q = HandQuantized(.q4_1, rows: 6, columns: 64, seed: 1)
+        #expect(q.matrix(rowMap: nil).byteCount == 6 * 40)
+        #expect(q.matrix(rowMap: permutation(6, seed: 1)).byteCount == 6 * 40 + 24)
+        #expect(q.matrix(rowMap: [5, 4, 3, 2, 1, 0]).rowMap == [5, 4, 3, 2, 1, 0])
+    }
+
+    @Test func llamaRoPERowMapMatchesTheGGUFUnpermute() {
+        let heads = 3, d = 8
+        let map = QuantizedMatrix.llamaRoPERowMap(heads: heads, headDim: d)
+        // Llama+GGUF: HF[h·D + j·D/2 + i] = GGUF[h·D + 2i + j].
+        for h in 0..<heads { for i in 0..<(d / 2) { for j in 0..<2 {
+            #expect(map[h * d + j * d / 2 + i] == Int32(h * d + 2 * i + j))
+        } } }
+        #expect(Set(map).count == heads * d)
+    }
+
+    /// (M, O, K): K odd multiple of 32 for the block types (K + 5 for the plain ones), odd O.
+    @Test(arguments: [(1, 37, 96), (2, 9, 128), (3, 41, 160), (4, 13, 32), (5, 9, 64), (16, 13, 96)])
+    func fewRowsMatchesSgemm(rows n: Int, outF o: Int, inQ: Int) {
+        for type in Self.types {
+            let i = Self.columns(type, inQ, inQ + 5)
+            let q = HandQuantized(type, rows: o, columns: i, seed: UInt64(n * 1000 + o))
+            var r = Rand(UInt64(n + o))
+            let x = r.buffer(n * i), y0 = r.buffer(n * o)
+            for map in [nil, permutation(o, seed: 11)] {
+                let m = q.matrix(rowMap: map)
+                let w = q.logical(rowMap: map)
+                for accumulate in [false, true] {
+                    let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
+                    let what = "\(type) M \(n) O \(o) K \(i) map \(map != nil) acc \(accumulate)"
+                    let y = FloatBuffer(count: n * o)
+                    y.pointer.update(from: y0.pointer, count: n * o)
+                    QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
+                    expectClose(y.pointer, want.pointer, scale: scale, what)
+                    // Each C path on this thread, in two column ranges (one ending mid-tile).
+                    for portable in [false, true] {
+                        y.pointer.update(from: y0.pointer, count: n * o)
+                        KernelDispatch.forcePortable(portable)
+                        let split = o / 2 + 1
+                        for (lo, hi) in [(0, split), (split, o)] {
+                            rk_qgemm_few_rows_nt(y.pointer, o, x.pointer, i, m.blocks, type.rawValue, m.rowBytes,
+                                                 m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
+                        }
+                        KernelDispatch.forcePortable(false)
+                        expectClose(y.pointer, want.pointer, scale: scale, what + " portable \(portable)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// N > fewRowsLimit: tiles dequantised then sgemm; a small tile forces several tiles and a short last one.
+    @Test(arguments: [QuantizedType.q4_1, .q8_0, .bf16])
+    func tiledForwardAndBackwardInputMatchSgemm(type: QuantizedType) {
+        let n = 19, o = 45, i = Self.columns(type, 96, 101)
+        let q = HandQuantized(type, rows: o, columns: i, seed: 5)
+        var r = Rand(9)
+        let x = r.buffer(n * i), y0 = r.buffer(n * o), dy = r.buffer(n * o), dx0 = r.buffer(n * i)
+        for map in [nil, permutation(o, seed: 2)] {
+            let m = q.matrix(rowMap: map)
+            let w = q.logical(rowMap: map)
+            for accumulate in [false, true] {
+                let what = "\(type) map \(map != nil) acc \(accumulate)"
+                let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
+                for tileFloats in [QuantizedLinear.tileFloats, 16 * i] {  // one tile; three tiles (16, 16, 13 rows)
+                    let y = FloatBuffer(count: n * o)
+                    y.pointer.update(from: y0.pointer, count: n * o)
+                    QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate,
+                                            tileFloats: tileFloats)
+                    expectClose(y.pointer, want.pointer, scale: scale, what + " forward tile \(tileFloats)")
+                }
+                // dx = dy W (+ dx0), against sgemm NN on the dequantised W.
+                let wantDx = FloatBuffer(count: n * i)
+                wantDx.pointer.update(from: dx0.pointer, count: n * i)
+                MatMul.gemm(wantDx.pointer, dy.pointer, w.pointer, m: n, n: i, k: o, beta: accumulate ? 1 : 0)
+                var dxScale = [Float](repeating: 0, count: n * i)
+                for row in 0..<n { for c in 0..<i {
+                    var s: Float = accumulate ? abs(dx0.pointer[row * i + c]) : 0
+                    for k in 0..<o { s += abs(dy.pointer[row * o + k] * w.pointer[k * i + c]) }
+                    dxScale[row * i + c] = s
+                } }
+                for rows in [n, 3] {  // the many-row path and a decoding-sized batch
+                    for tileFloats in [QuantizedLinear.tileFloats, 16 * i] {
+                        let dx = FloatBuffer(count: n * i)
+                        dx.pointer.update(from: dx0.pointer, count: n * i)
+                        QuantizedLinear.backwardInput(dInput: dx.pointer, dOut: dy.pointer, weight: m, rows: rows,
+                                                      accumulate: accumulate, tileFloats: tileFloats)
+                        expectClose(dx.pointer, wantDx.pointer, scale: Array(dxScale[0..<(rows * i)]),
+                                    what + " backwardInput rows \(rows) tile \(tileFloats)")
+                    }
+                }
+            }
+        }
+    }
+}
