@@ -24,6 +24,10 @@ enum ModelBenchmarks {
         let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
         let model = try LlamaModel.load(gguf: gguf)
         print("SmolLM2-135M load (GGUF Q4_1 → fp32): \(String(format: "%.2f", now() - t0)) s, RSS high-water \(Int(peakRSSMegabytes())) MB")
+        let t1 = now()
+        let quantized = try LlamaModel.load(gguf: gguf, keepQuantized: true)
+        let qBytes = quantized.quantizedWeights.values.reduce(0) { $0 + $1.byteCount } + quantized.weights.values.count * 4
+        print("SmolLM2-135M load, weights kept quantised (Q4_1/Q8_0): \(String(format: "%.2f", now() - t1)) s, \(qBytes / 1_000_000) MB of weights (dense fp32: 538 MB)")
         var rng = RNG(seed: 3)
         func randomIDs(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % 49152) } }
 
@@ -32,9 +36,11 @@ enum ModelBenchmarks {
             for batch in batches {
                 let prompts = (0..<batch).map { _ in randomIDs(32) }
                 let opts = GenerationOptions(maxNewTokens: 128)  // no stop ids: always 128 tokens
-                _ = model.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 4))
-                let t = measure(warmup: 0, runs: 3) { _ = model.generate(prompts: prompts, options: opts) }
-                print("generate greedy, batch \(pad("\(batch)", 2)), 32 + 128: \(pad(f1(Double(batch * 128) / t.median), 7)) tok/s   (HF 16.1 / 123.0; llama.cpp F32 45-58 / 287)")
+                for (name, m) in [("fp32", model), ("quantised", quantized)] {
+                    _ = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 4))
+                    let t = measure(warmup: 0, runs: 3) { _ = m.generate(prompts: prompts, options: opts) }
+                    print("generate greedy, batch \(pad("\(batch)", 2)), 32 + 128, \(pad(name, 9)): \(pad(f1(Double(batch * 128) / t.median), 7)) tok/s   (HF fp32 \(batch == 1 ? "16.1" : "123.0"); llama.cpp \(batch == 1 ? "F32 45-58, Q4_1 107, Q8_0 131-137" : "F32 287, BF16 482, Q8_0 398"))")
+                }
             }
         }
         if which.contains("logprobs") {

@@ -10,6 +10,7 @@ let which = Set(args.isEmpty ? ["all"] : args)
 if which.contains("gemm") || which.contains("all") { KernelBenchmarks.gemm(); print() }
 if which.contains("kernels") || which.contains("all") { KernelBenchmarks.kernels(); print() }
 if which.contains("gemv") || which.contains("all") { KernelBenchmarks.gemv(); print() }
+if which.contains("quantized") || which.contains("all") { QuantizedBenchmarks.run(); print() }
 if which.contains("lora-gemm") || which.contains("all") { KernelBenchmarks.loraShapes(); print() }
 let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "generate1", "generate16", "logprobs"])
 if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts); print() }

@@ -103,7 +103,13 @@ extension LlamaConfig {
                                   highFrequencyFactor: (rope["high_freq_factor"] as? Double) ?? 4,
                                   originalMaxPositions: (rope["original_max_position_embeddings"] as? Int) ?? 8192)
         }
-        let eos: [Int] = (json["eos_token_id"] as? [Int]) ?? ((json["eos_token_id"] as? Int).map { [$0] } ?? [])
+        func ids(_ any: Any?) -> [Int] { (any as? [Int]) ?? ((any as? Int).map { [$0] } ?? []) }
+        var eos = ids(json["eos_token_id"])
+        // generation_config.json may list more stop ids (Llama 3: <|eot_id|> besides <|end_of_text|>).
+        let generation = url.deletingLastPathComponent().appendingPathComponent("generation_config.json")
+        if let data = try? Data(contentsOf: generation), let g = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+            for id in ids(g["eos_token_id"]) where !eos.contains(id) { eos.append(id) }
+        }
         self.init(vocabularySize: try int("vocab_size"), hiddenSize: hidden,
                   intermediateSize: try int("intermediate_size"), layerCount: try int("num_hidden_layers"),
                   headCount: heads, kvHeadCount: try int("num_key_value_heads", default: heads),
