@@ -284,52 +284,64 @@ static void gemm_few_portable(float *y, size_t ldy, const float *x, size_t ldx, 
 }
 
 #if RK_X86
-// 4 weight rows × up to 4 input rows per tile: 16 zmm accumulators, 8 loads per 16 FMAs.
+// One tile: 4 weight rows × R input rows (R = 1 or 4, a compile-time constant so the R·4 zmm
+// accumulators stay in registers), full 16-float chunks then one masked tail chunk.
+#define RK_FEW_TILE(R)                                                                                   \
+    RK_AVX512 static inline void few_tile_##R(float *y, size_t ldy, const float *x, size_t ldx,          \
+                                              const float *w0, size_t k, size_t kv, __mmask16 tail,      \
+                                              int acc, int prefetch) {                                   \
+        const float *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;                                            \
+        __m512 a[R][4];                                                                                  \
+        for (int j = 0; j < R; j++) for (int c = 0; c < 4; c++) a[j][c] = _mm512_setzero_ps();        \
+        for (size_t i = 0; i < kv; i += 16) {                                                            \
+            __m512 b0 = _mm512_loadu_ps(w0 + i), b1 = _mm512_loadu_ps(w1 + i);                           \
+            __m512 b2 = _mm512_loadu_ps(w2 + i), b3 = _mm512_loadu_ps(w3 + i);                           \
+            if (prefetch) {                                                                              \
+                _mm_prefetch((const char *)(w3 + k + i), _MM_HINT_T0);                                   \
+                _mm_prefetch((const char *)(w3 + 2 * k + i), _MM_HINT_T0);                               \
+                _mm_prefetch((const char *)(w3 + 3 * k + i), _MM_HINT_T0);                               \
+                _mm_prefetch((const char *)(w3 + 4 * k + i), _MM_HINT_T0);                               \
+            }                                                                                            \
+            for (int j = 0; j < R; j++) {                                                                \
+                __m512 xv = _mm512_loadu_ps(x + j * ldx + i);                                            \
+                a[j][0] = _mm512_fmadd_ps(xv, b0, a[j][0]);                                              \
+                a[j][1] = _mm512_fmadd_ps(xv, b1, a[j][1]);                                              \
+                a[j][2] = _mm512_fmadd_ps(xv, b2, a[j][2]);                                              \
+                a[j][3] = _mm512_fmadd_ps(xv, b3, a[j][3]);                                              \
+            }                                                                                            \
+        }                                                                                                \
+        if (tail) {                                                                                      \
+            __m512 b0 = _mm512_maskz_loadu_ps(tail, w0 + kv), b1 = _mm512_maskz_loadu_ps(tail, w1 + kv); \
+            __m512 b2 = _mm512_maskz_loadu_ps(tail, w2 + kv), b3 = _mm512_maskz_loadu_ps(tail, w3 + kv); \
+            for (int j = 0; j < R; j++) {                                                                \
+                __m512 xv = _mm512_maskz_loadu_ps(tail, x + j * ldx + kv);                               \
+                a[j][0] = _mm512_fmadd_ps(xv, b0, a[j][0]);                                              \
+                a[j][1] = _mm512_fmadd_ps(xv, b1, a[j][1]);                                              \
+                a[j][2] = _mm512_fmadd_ps(xv, b2, a[j][2]);                                              \
+                a[j][3] = _mm512_fmadd_ps(xv, b3, a[j][3]);                                              \
+            }                                                                                            \
+        }                                                                                                \
+        for (int j = 0; j < R; j++) {                                                                    \
+            float *yr = y + j * ldy;                                                                     \
+            for (int c = 0; c < 4; c++) {                                                                \
+                float v = _mm512_reduce_add_ps(a[j][c]);                                                 \
+                yr[c] = acc ? yr[c] + v : v;                                                             \
+            }                                                                                            \
+        }                                                                                                \
+    }
+RK_FEW_TILE(4)
+RK_FEW_TILE(1)
+
 RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                                       size_t m, size_t n0, size_t n1, size_t k, int acc) {
     size_t kv = k & ~(size_t)15;
     __mmask16 tail = (__mmask16)((1u << (k - kv)) - 1u);
     size_t n = n0;
     for (; n + 4 <= n1; n += 4) {
-        const float *w0 = w + n * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
-        for (size_t r = 0; r < m; r += 4) {
-            size_t rows = m - r < 4 ? m - r : 4;
-            __m512 a[4][4];
-            for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) a[i][j] = _mm512_setzero_ps();
-            const float *xr[4];
-            for (size_t i = 0; i < 4; i++) xr[i] = x + (r + (i < rows ? i : 0)) * ldx;
-            for (size_t i = 0; i <= kv; i += 16) {
-                __m512 b0, b1, b2, b3;
-                if (i < kv) {
-                    b0 = _mm512_loadu_ps(w0 + i); b1 = _mm512_loadu_ps(w1 + i);
-                    b2 = _mm512_loadu_ps(w2 + i); b3 = _mm512_loadu_ps(w3 + i);
-                    if (r == 0) {  // stream the next 4 weight rows in while these are consumed
-                        _mm_prefetch((const char *)(w3 + k + i), _MM_HINT_T0);
-                        _mm_prefetch((const char *)(w3 + 2 * k + i), _MM_HINT_T0);
-                        _mm_prefetch((const char *)(w3 + 3 * k + i), _MM_HINT_T0);
-                        _mm_prefetch((const char *)(w3 + 4 * k + i), _MM_HINT_T0);
-                    }
-                } else {
-                    if (!tail) break;
-                    b0 = _mm512_maskz_loadu_ps(tail, w0 + i); b1 = _mm512_maskz_loadu_ps(tail, w1 + i);
-                    b2 = _mm512_maskz_loadu_ps(tail, w2 + i); b3 = _mm512_maskz_loadu_ps(tail, w3 + i);
-                }
-                for (size_t j = 0; j < rows; j++) {
-                    __m512 xv = i < kv ? _mm512_loadu_ps(xr[j] + i) : _mm512_maskz_loadu_ps(tail, xr[j] + i);
-                    a[j][0] = _mm512_fmadd_ps(xv, b0, a[j][0]);
-                    a[j][1] = _mm512_fmadd_ps(xv, b1, a[j][1]);
-                    a[j][2] = _mm512_fmadd_ps(xv, b2, a[j][2]);
-                    a[j][3] = _mm512_fmadd_ps(xv, b3, a[j][3]);
-                }
-            }
-            for (size_t j = 0; j < rows; j++) {
-                float *yr = y + (r + j) * ldy + n;
-                for (int c = 0; c < 4; c++) {
-                    float s = _mm512_reduce_add_ps(a[j][c]);
-                    yr[c] = acc ? yr[c] + s : s;
-                }
-            }
-        }
+        const float *wn = w + n * k;
+        size_t r = 0;
+        for (; r + 4 <= m; r += 4) few_tile_4(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, kv, tail, acc, r == 0);
+        for (; r < m; r++) few_tile_1(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, kv, tail, acc, r == 0);
     }
     if (n < n1) gemm_few_portable(y, ldy, x, ldx, w, m, n, n1, k, acc);
 }
