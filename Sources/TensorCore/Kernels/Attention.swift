@@ -48,6 +48,10 @@ public enum Attention {
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         keyMask: UnsafePointer<Float>?, shape s: AttentionShape
     ) {
+        if usesPairParallelism(s) {
+            forwardByPairs(out: out, lse: lse, q: q, k: k, v: v, keyMask: keyMask, shape: s)
+            return
+        }
         let tq = s.queryLength, tk = s.keyLength, d = s.headDim
         let pairs = s.batch * s.queryHeads
         let group = max(1, min(pairs, scratchFloats / max(tq * tk, 1)))
@@ -90,6 +94,10 @@ public enum Attention {
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         keyMask: UnsafePointer<Float>?, shape s: AttentionShape
     ) {
+        if usesPairParallelism(s) {
+            backwardByGroups(dq: dq, dk: dk, dv: dv, dOut: dOut, out: out, lse: lse, q: q, k: k, v: v, keyMask: keyMask, shape: s)
+            return
+        }
         let tq = s.queryLength, tk = s.keyLength, d = s.headDim
         let pairs = s.batch * s.queryHeads
         let group = max(1, min(pairs, scratchFloats / 2 / max(tq * tk, 1)))
@@ -179,3 +187,65 @@ extension Attention {
         }
     }
 }
+
+extension Attention {
+    /// With single-threaded BLAS calls (`MatMul.Mode.poolSplit`), whole (batch, head) problems go to
+    /// different threads instead of splitting each small GEMM: one dispatch per layer, not dozens.
+    static func usesPairParallelism(_ s: AttentionShape) -> Bool {
+        MatMul.mode == .poolSplit && ThreadPool.shared.threadCount > 1 && s.queryLength > 4
+            && s.batch * s.queryHeads >= ThreadPool.shared.threadCount
+    }
+
+    /// One (batch, query head) per task: S = QKᵀ/√D, softmax rows, O = PV, with per-thread scratch.
+    static func forwardByPairs(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                               k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyMask: UnsafePointer<Float>?, shape s: AttentionShape) {
+        let tq = s.queryLength, tk = s.keyLength, d = s.headDim, qld = s.queryHeads * d, kvld = s.kvHeads * d
+        let scale = 1 / Float(d).squareRoot()
+        parallelFor(s.batch * s.queryHeads, cost: Int.max / 2) { pairs in
+            let sp = Scratch.buffer("attention.pair.scores", count: tq * tk).pointer
+            for pair in pairs {
+                let (b, h) = (pair / s.queryHeads, pair % s.queryHeads)
+                MatMul.gemm(sp, q + queryOffset(b, h, s), lda: qld, k + kvOffset(b, h, s), ldb: kvld, transB: true,
+                            m: tq, n: tk, k: d, alpha: scale)
+                let mask = keyMask.map { $0 + b * s.maskBatchStride }
+                for t in 0..<tq {
+                    lse[(b * s.queryHeads + h) * tq + t] = rk_softmax_row(sp + t * tk, mask, min(tk, t + tk - tq + 1), tk)
+                }
+                MatMul.gemm(out + queryOffset(b, h, s), ldc: qld, sp, v + kvOffset(b, h, s), ldb: kvld, m: tq, n: d, k: tk)
+            }
+        }
+    }
+
+    /// One (batch, kv head) per task — all query heads sharing it — so dK and dV accumulate without races.
+    static func backwardByGroups(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                                 dOut: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+                                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                 keyMask: UnsafePointer<Float>?, shape s: AttentionShape) {
+        let tq = s.queryLength, tk = s.keyLength, d = s.headDim, qld = s.queryHeads * d, kvld = s.kvHeads * d
+        let scale = 1 / Float(d).squareRoot(), perGroup = s.queryHeads / s.kvHeads
+        parallelFor(s.batch * s.kvHeads, cost: Int.max / 2) { groups in
+            let pp = Scratch.buffer("attention.pair.scores", count: tq * tk).pointer
+            let gp = Scratch.buffer("attention.pair.grads", count: tq * tk).pointer
+            for group in groups {
+                let b = group / s.kvHeads
+                for h in ((group % s.kvHeads) * perGroup)..<((group % s.kvHeads + 1) * perGroup) {
+                    let qo = queryOffset(b, h, s), kvo = kvOffset(b, h, s)
+                    MatMul.gemm(pp, q + qo, lda: qld, k + kvo, ldb: kvld, transB: true, m: tq, n: tk, k: d, alpha: scale)
+                    MatMul.gemm(gp, dOut + qo, lda: qld, v + kvo, ldb: kvld, transB: true, m: tq, n: tk, k: d)
+                    let mask = keyMask.map { $0 + b * s.maskBatchStride }
+                    for t in 0..<tq {
+                        let p = pp + t * tk, g = gp + t * tk
+                        rk_softmax_recompute_row(p, mask, lse[(b * s.queryHeads + h) * tq + t], min(tk, t + tk - tq + 1), tk)
+                        let o = qo + t * qld
+                        let delta = Reductions.dot(dOut + o, out + o, count: d)
+                        for i in 0..<tk { g[i] = p[i] * (g[i] - delta) }
+                    }
+                    MatMul.gemm(dv + kvo, ldc: kvld, pp, transA: true, dOut + qo, ldb: qld, m: tk, n: d, k: tq, beta: 1)
+                    MatMul.gemm(dq + qo, ldc: qld, gp, k + kvo, ldb: kvld, m: tq, n: d, k: tk, alpha: scale)
+                    MatMul.gemm(dk + kvo, ldc: kvld, gp, transA: true, q + qo, ldb: qld, m: tk, n: d, k: tq, alpha: scale, beta: 1)
+                }
+            }
+        }
+    }
+}
+
