@@ -8,13 +8,17 @@ import Foundation
 import TensorCore
 
 enum QuantizedBenchmarks {
-    static func run() {
+    static func run() { run(shapes: 0..<shapes.count) }
+
+    static let shapes = [(1, 49152, 576), (1, 1536, 576), (16, 49152, 576), (16, 1536, 576), (512, 1536, 576)]
+
+    /// The rows of `shapes` at `indices` (one shape per process keeps a busy machine's noise to one line).
+    static func run<S: Sequence<Int>>(shapes indices: S) {
         print("Quantised linear (few-row kernel for M ≤ 16, dequantised tiles + sgemm above), threads = \(ThreadPool.shared.threadCount), AVX-512 = \(KernelDispatch.usesAVX512)")
         print("µs per call (median of 15 after 2 warm-ups); GB/s of weight bytes; stream = rotating over ≥ 96 MB of copies")
         print("\(pad("M×O×I", 15)) \(pad("type", 5)) \(pad("hot µs", 9)) \(pad("GB/s", 6)) \(pad("stream µs", 10)) \(pad("GB/s", 6)) | \(pad("fp32 hot", 9)) \(pad("GB/s", 6)) \(pad("stream", 9)) \(pad("GB/s", 6)) | speed-up hot, stream")
-        let shapes = [(1, 49152, 576), (1, 1536, 576), (16, 49152, 576), (16, 1536, 576), (512, 1536, 576)]
         var rng = RNG(seed: 7)
-        for (m, o, i) in shapes {
+        for (m, o, i) in indices.map({ shapes[$0] }) {
             let w = FloatBuffer(count: o * i), x = FloatBuffer(count: m * i), y = FloatBuffer(count: m * o)
             rng.fillNormal(w.pointer, count: w.count, std: 0.05)
             rng.fillNormal(x.pointer, count: x.count)
