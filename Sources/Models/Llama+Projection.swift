@@ -27,13 +27,13 @@ extension LlamaModel {
             return state.u[l][kind.rawValue]!
         } ?? FloatBuffer(count: n * rank)
         if let lora, lora.isTraining, adapter.config.dropout > 0 {
-            let dropped = FloatBuffer(count: n * inF)
+            let dropped = Scratch.buffer("lora.dropped", count: n * inF)
             applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
             LowRank.project(out: u.pointer, input: dropped.pointer, factor: m.a, rows: n, features: inF, rank: rank)
         } else {
             LowRank.project(out: u.pointer, input: x, factor: m.a, rows: n, features: inF, rank: rank)
         }
-        let bt = FloatBuffer(count: rank * outF)
+        let bt = Scratch.buffer("lora.bt", count: rank * outF)
         LowRank.transpose(m.b, into: bt.pointer, rows: outF, rank: rank)
         LowRank.expand(into: y, u.pointer, bt.pointer, rows: n, features: outF, rank: rank, alpha: adapter.config.scale)
     }
@@ -49,18 +49,18 @@ extension LlamaModel {
         guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue], let lora, let u = lora.u[l][kind.rawValue] else { return }
         let rank = adapter.config.rank, s = adapter.config.scale
         if let bGrad = m.bGrad {  // dB += s · dyᵀ u, computed as dBᵀ = s · uᵀ dy (the fast TN shape)
-            let dbt = FloatBuffer(count: rank * outF)
+            let dbt = Scratch.buffer("lora.dbt", count: rank * outF)
             MatMul.gemm(dbt.pointer, u.pointer, transA: true, dy, m: rank, n: outF, k: n, alpha: s)
             for i in 0..<outF { for j in 0..<rank { bGrad[i * rank + j] += dbt.pointer[j * outF + i] } }
         }
-        let bt = FloatBuffer(count: rank * outF)  // du = s · dy B = s · dy (Bᵀ)ᵀ
+        let bt = Scratch.buffer("lora.bt", count: rank * outF)  // du = s · dy B = s · dy (Bᵀ)ᵀ
         LowRank.transpose(m.b, into: bt.pointer, rows: outF, rank: rank)
-        let du = FloatBuffer(count: n * rank)
+        let du = Scratch.buffer("lora.du", count: n * rank)
         LowRank.project(out: du.pointer, input: dy, factor: bt.pointer, rows: n, features: outF, rank: rank)
         Elementwise.scale(du.pointer, by: s, count: n * rank)
         let useDropout = lora.isTraining && adapter.config.dropout > 0
         var input = x
-        let dropped = useDropout ? FloatBuffer(count: n * inF) : nil
+        let dropped = useDropout ? Scratch.buffer("lora.dropped", count: n * inF) : nil
         if let dropped {
             applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
             input = UnsafePointer(dropped.pointer)
@@ -69,7 +69,7 @@ extension LlamaModel {
             MatMul.gemm(aGrad, du.pointer, transA: true, input, m: rank, n: inF, k: n, beta: 1)
         }
         if let dropped {  // dx += mask/(1−p) ⊙ (du A): reuse `dropped` for du A, then mask it
-            dropped.zero()
+            dropped.pointer.update(repeating: 0, count: n * inF)
             LowRank.expand(into: dropped.pointer, du.pointer, m.a, rows: n, features: inF, rank: rank, alpha: 1)
             applyDropout(dropped.pointer, dropped.pointer, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
             Elementwise.axpy(dx, 1, dropped.pointer, count: n * inF)

@@ -103,9 +103,9 @@ extension LlamaModel {
     /// Forward scratch buffers, reused across layers.
     struct LayerScratch {
         let normed: FloatBuffer, act: FloatBuffer
-        init(tokens n: Int, config c: LlamaConfig) {
-            normed = FloatBuffer(count: n * c.hiddenSize)
-            act = FloatBuffer(count: n * c.intermediateSize)
+        init(tokens n: Int, config c: LlamaConfig, slot: String = "forward") {
+            normed = Scratch.buffer("llama.\(slot).normed", count: n * c.hiddenSize)
+            act = Scratch.buffer("llama.\(slot).act", count: n * c.intermediateSize)
         }
     }
 
@@ -145,14 +145,16 @@ extension LlamaModel {
         let c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
         let shape = AttentionShape(batch: acts.batchSize, queryLength: acts.length, keyLength: acts.length,
                                    queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
-        let dx = FloatBuffer(count: n * C), normed = FloatBuffer(count: n * C), dNormed = FloatBuffer(count: n * C)
-        let act = FloatBuffer(count: n * F), dAct = FloatBuffer(count: n * F), dGate = FloatBuffer(count: n * F), dUp = FloatBuffer(count: n * F)
-        let dq = FloatBuffer(count: n * c.qDim), dk = FloatBuffer(count: n * c.kvDim), dv = FloatBuffer(count: n * c.kvDim)
-        let dAttn = FloatBuffer(count: n * c.qDim)
+        // Scratch reused across steps (every buffer is written before it is read; dk/dv are zeroed below).
+        func scratch(_ name: String, _ count: Int) -> FloatBuffer { Scratch.buffer("llama.backward." + name, count: count) }
+        let dx = scratch("dx", n * C), normed = scratch("normed", n * C), dNormed = scratch("dNormed", n * C)
+        let act = scratch("act", n * F), dAct = scratch("dAct", n * F), dGate = scratch("dGate", n * F), dUp = scratch("dUp", n * F)
+        let dq = scratch("dq", n * c.qDim), dk = scratch("dk", n * c.kvDim), dv = scratch("dv", n * c.kvDim)
+        let dAttn = scratch("dAttn", n * c.qDim)
         let finalNorm = Param(weights, "model.norm.weight")
         RMSNorm.backward(dInput: dx.pointer, dWeight: finalNorm.grad, dOut: dOutput, input: acts.x[c.layerCount].pointer,
                          weight: finalNorm.value, rstd: acts.finalRstd.pointer, rows: n, channels: C)
-        let recompute = acts.isCheckpointed ? LayerScratch(tokens: n, config: c) : nil
+        let recompute = acts.isCheckpointed ? LayerScratch(tokens: n, config: c, slot: "recompute") : nil
         for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
             // Rebuild layer l's activations (deterministic: x[l+1] is rewritten with identical values).
             if let recompute { forwardLayer(l, acts: acts, shape: shape, scratch: recompute) }
@@ -173,8 +175,8 @@ extension LlamaModel {
             // Attention: h = x + W_o · attn
             projectBackward(.o, layer: l, dInput: dAttn.pointer, dOut: dx.pointer, input: acts.attn[l].pointer, rows: n,
                             accumulate: false, lora: acts.lora)
-            dk.zero()
-            dv.zero()
+            dk.pointer.update(repeating: 0, count: n * c.kvDim)
+            dv.pointer.update(repeating: 0, count: n * c.kvDim)
             Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
                                lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer, v: acts.v[l].pointer,
                                keyMask: acts.keyMask?.pointer, shape: shape)
