@@ -52,9 +52,14 @@ struct Demo: ParsableCommand {
         Interrupt.install()
         let renderer = ProgressRenderer()
         let start = Date()
-        try trainer.train(stopRequested: { Interrupt.isRequested }) { renderer.render($0); return .proceed }
+        var after: [String: Double] = [:]  // the trainer evaluates the held-out split after its last step
+        try trainer.train(stopRequested: { Interrupt.isRequested }) { event in
+            if case let .evaluation(_, metrics) = event { after = metrics }
+            renderer.render(event)
+            return .proceed
+        }
         if renderer.isTerminal { note("") }
-        let after = trainer.evaluate()
+        if after.isEmpty { after = trainer.evaluate() }
         print(String(format: "held-out loss: %.4f → %.4f (token accuracy %.3f → %.3f) after %d steps in %.0f s",
                      before["eval_loss"]!, after["eval_loss"]!, before["eval_mean_token_accuracy"]!, after["eval_mean_token_accuracy"]!,
                      steps, Date().timeIntervalSince(start)))
