@@ -71,8 +71,9 @@ public enum TokenLogProbs {
     }
 
     /// Forward and backward in one pass when ∂L/∂logp is known before the forward (cross-entropy,
-    /// SFT): one logit GEMM per chunk instead of two. Returns Σ_n counted logp_n; writes logProbs[N]
-    /// and the argmax `predictions`[N] when given.
+    /// SFT): one logit GEMM per chunk instead of two, and only for rows that have a target. Returns
+    /// Σ_n counted logp_n; writes logProbs[N] (0 for ignored rows) and the argmax `predictions`[N]
+    /// (−1 for ignored rows) when given.
     @discardableResult
     public static func forwardBackward(
         dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
@@ -81,6 +82,40 @@ public enum TokenLogProbs {
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) -> Double {
+        // Rows without a target (prompt, padding) need no logits at all: compact the counted rows first.
+        var counted: [Int] = []
+        counted.reserveCapacity(n)
+        for i in 0..<n where targets[i] >= 0 { counted.append(i) }
+        if counted.count < n {
+            let k = counted.count
+            dHidden.update(repeating: 0, count: n * c)
+            logProbs?.update(repeating: 0, count: n)
+            predictions?.update(repeating: -1, count: n)
+            if k == 0 { return 0 }
+            let h = Scratch.buffer("logprobs.hidden", count: k * c).pointer, dh = Scratch.buffer("logprobs.dHidden", count: k * c).pointer
+            var t = [Int32](repeating: 0, count: k), g = [Float](repeating: 0, count: k)
+            var lp = [Float](repeating: 0, count: k), pred = [Int32](repeating: -1, count: k)
+            for (j, i) in counted.enumerated() {
+                (h + j * c).update(from: hidden + i * c, count: c)
+                t[j] = targets[i]
+                g[j] = dLogProbs[i]
+            }
+            let total = t.withUnsafeBufferPointer { tp in
+                lp.withUnsafeMutableBufferPointer { lpp in
+                    pred.withUnsafeMutableBufferPointer { pp in
+                        forwardBackward(dHidden: dh, dWeight: dWeight, logProbs: lpp.baseAddress, dLogProbs: g, hidden: h, weight: weight,
+                                        targets: tp.baseAddress!, rows: k, channels: c, vocabulary: v, chunkRows: chunkRows,
+                                        predictions: pp.baseAddress)
+                    }
+                }
+            }
+            for (j, i) in counted.enumerated() {
+                (dHidden + i * c).update(from: dh + j * c, count: c)
+                logProbs?[i] = lp[j]
+                predictions?[i] = pred[j]
+            }
+            return total
+        }
         let chunk = max(1, min(chunkRows, n))
         let rowLogProb = FloatBuffer(count: n)
         let lp = Scratch.buffer("logits", count: chunk * v).pointer, rp = rowLogProb.pointer
