@@ -82,10 +82,29 @@ extension LlamaModel {
         seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(layer * 8 + kind.rawValue + 1) &* 0xD1B5_4A32_D192_ED03
     }
 
-    /// y = x ⊙ mask / (1 − p), mask ~ Bernoulli(1 − p) from `seed` (same seed ⇒ same mask).
+    /// y = x ⊙ mask / (1 − p), mask ~ Bernoulli(1 − p) from `seed` (same seed ⇒ same mask, whatever the
+    /// thread count). Each 4096-element block draws from its own SplitMix64 stream, 16 random bits per
+    /// element (p is resolved to 1/65536). y may alias x.
     func applyDropout(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, p: Float, seed: UInt64) {
-        var rng = RNG(seed: seed)
-        let keep = 1 / (1 - p)
-        for i in 0..<count { y[i] = rng.uniform() < p ? 0 : x[i] * keep }
+        let threshold = UInt64((Double(p) * 65536).rounded()), keep = 1 / (1 - p)
+        let block = 4096
+        parallelFor((count + block - 1) / block, grain: 1) { blocks in
+            for b in blocks {
+                var state = seed ^ (UInt64(b) &* 0xD6E8_FEB8_6659_FD93)
+                var i = b * block
+                let end = min(count, i + block)
+                while i < end {
+                    state &+= 0x9E37_79B9_7F4A_7C15  // SplitMix64
+                    var z = state
+                    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                    z ^= z >> 31
+                    for lane in 0..<4 where i < end {
+                        y[i] = (z >> UInt64(16 * lane)) & 0xFFFF < threshold ? 0 : x[i] * keep
+                        i &+= 1
+                    }
+                }
+            }
+        }
     }
 }
