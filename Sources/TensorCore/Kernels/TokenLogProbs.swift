@@ -22,12 +22,7 @@ public enum TokenLogProbs {
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) {
-        let chunk = max(1, min(chunkRows, n))
-        let lp = Scratch.buffer("logits", count: chunk * v).pointer
-        var start = 0
-        while start < n {
-            let m = min(chunk, n - start)
-            weight.forward(out: lp, input: hidden + start * c, rows: m, inFeatures: c, outFeatures: v)
+        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
             parallelFor(m) { rows in
                 for r in rows {
                     let z = lp + r * v
@@ -38,6 +33,20 @@ public enum TokenLogProbs {
                     predictions?[start + r] = Int32(Reductions.argmax(z, count: v))
                 }
             }
+        }
+    }
+
+    /// Computes logits z = h Wᵀ for `chunkRows` rows at a time into one reused [chunk, V] buffer and
+    /// hands each chunk to `body(firstRow, rowCount, logits)`.
+    static func forEachLogitChunk(hidden: UnsafePointer<Float>, weight: WeightMatrix, rows n: Int, channels c: Int, vocabulary v: Int,
+                                  chunkRows: Int, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let chunk = max(1, min(chunkRows, n))
+        let lp = Scratch.buffer("logits", count: chunk * v).pointer
+        var start = 0
+        while start < n {
+            let m = min(chunk, n - start)
+            weight.forward(out: lp, input: hidden + start * c, rows: m, inFeatures: c, outFeatures: v)
+            body(start, m, lp)
             start += m
         }
     }
@@ -50,12 +59,7 @@ public enum TokenLogProbs {
         targets: UnsafePointer<Int32>, lse: UnsafePointer<Float>,
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
     ) {
-        let chunk = max(1, min(chunkRows, n))
-        let lp = Scratch.buffer("logits", count: chunk * v).pointer
-        var start = 0
-        while start < n {
-            let m = min(chunk, n - start)
-            weight.forward(out: lp, input: hidden + start * c, rows: m, inFeatures: c, outFeatures: v)
+        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
             parallelFor(m) { rows in
                 for r in rows {
                     let t = targets[start + r]
@@ -66,7 +70,6 @@ public enum TokenLogProbs {
             }
             weight.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
                             rows: m, inFeatures: c, outFeatures: v)
-            start += m
         }
     }
 
@@ -116,13 +119,9 @@ public enum TokenLogProbs {
             }
             return total
         }
-        let chunk = max(1, min(chunkRows, n))
         let rowLogProb = FloatBuffer(count: n)
-        let lp = Scratch.buffer("logits", count: chunk * v).pointer, rp = rowLogProb.pointer
-        var start = 0
-        while start < n {
-            let m = min(chunk, n - start)
-            weight.forward(out: lp, input: hidden + start * c, rows: m, inFeatures: c, outFeatures: v)
+        let rp = rowLogProb.pointer
+        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
             parallelFor(m) { rows in
                 for r in rows {
                     let z = lp + r * v
@@ -135,7 +134,6 @@ public enum TokenLogProbs {
             }
             weight.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
                             rows: m, inFeatures: c, outFeatures: v)
-            start += m
         }
         if let logProbs { logProbs.update(from: rp, count: n) }
         var total = 0.0
