@@ -27,11 +27,15 @@ public struct DataLoaderConfig: Sendable, Equatable, Codable {
     public var packedLength = 512
     /// Leave out an epoch's last batch when it has fewer than `batchSize` rows.
     public var dropsLastBatch = false
+    /// Batch examples of similar length (less padding; TRL's `group_by_length`): within windows of
+    /// 64 batches of the shuffled order, sort by length, cut into batches, then shuffle the batches.
+    /// Only without packing.
+    public var groupsByLength = false
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case batchSize, seed, shuffles, packing, packedLength, dropsLastBatch
+        case batchSize, seed, shuffles, packing, packedLength, dropsLastBatch, groupsByLength
     }
 
     /// Decodes a partial JSON object over the defaults; unknown keys are an error.
@@ -45,6 +49,7 @@ public struct DataLoaderConfig: Sendable, Equatable, Codable {
         packing = try c.decodeIfPresent(PackingStrategy.self, forKey: .packing) ?? packing
         packedLength = try c.decodeIfPresent(Int.self, forKey: .packedLength) ?? packedLength
         dropsLastBatch = try c.decodeIfPresent(Bool.self, forKey: .dropsLastBatch) ?? dropsLastBatch
+        groupsByLength = try c.decodeIfPresent(Bool.self, forKey: .groupsByLength) ?? groupsByLength
         try validate()
     }
 
@@ -199,12 +204,35 @@ public struct DataLoader: Sendable {
     }
 
     /// The rows of an epoch.
+    /// `order` regrouped so each batch holds examples of similar length; deterministic per (seed, epoch).
+    private func groupedByLength(_ order: [Int], epoch: Int) -> [Int] {
+        let window = config.batchSize * 64
+        var batches: [[Int]] = []
+        var start = 0
+        while start < order.count {
+            let chunk = order[start..<min(start + window, order.count)]
+                .sorted { (examples[$0].ids.count, $0) > (examples[$1].ids.count, $1) }
+            var i = 0
+            while i < chunk.count {
+                batches.append(Array(chunk[i..<min(i + config.batchSize, chunk.count)]))
+                i += config.batchSize
+            }
+            start += window
+        }
+        guard config.shuffles else { return batches.flatMap { $0 } }
+        // Keep short final batches last so only the epoch's final batch can be short.
+        let full = batches.filter { $0.count == config.batchSize }, short = batches.filter { $0.count != config.batchSize }
+        var random = SplitMix64(seed: config.seed, stream: 0x4C45_4E47 &+ UInt64(epoch))  // "LENG"
+        return random.permutation(of: full.count).flatMap { full[$0] } + short.flatMap { $0 }
+    }
+
     private func layout(epoch: Int) -> [[RowSegment]] {
         let order = order(epoch: epoch)
         let length = config.packedLength
         switch config.packing {
         case .none:
-            return order.map { [RowSegment(example: $0, tokenRange: 0..<examples[$0].ids.count)] }
+            let grouped = config.groupsByLength ? groupedByLength(order, epoch: epoch) : order
+            return grouped.map { [RowSegment(example: $0, tokenRange: 0..<examples[$0].ids.count)] }
         case .wrapped:
             var rows: [[RowSegment]] = []
             var row: [RowSegment] = []

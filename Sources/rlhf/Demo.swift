@@ -36,6 +36,7 @@ struct Demo: ParsableCommand {
         config.batchSize = 4
         config.maxLength = 256
         config.learningRate = 2e-4
+        config.groupByLength = true
         config.warmupSteps = 3
         config.evalFraction = 0.02
         config.evalSteps = 0

@@ -31,6 +31,8 @@ public struct SFTConfig: PartialConfig, Equatable {
     public var maxLength: Int = 1024
     /// Concatenate examples into rows of `max_length` tokens.
     public var packing: Bool = false
+    /// Batch examples of similar length to cut padding (TRL's `group_by_length`; ignored with packing).
+    public var groupByLength: Bool = false
     /// `completion_only` (assistant turns / completions) or `all_tokens`.
     public var loss: LossScope = .completionOnly
     public var loggingSteps: Int = 10
@@ -61,7 +63,7 @@ public struct SFTConfig: PartialConfig, Equatable {
         case warmupSteps = "warmup_steps", numTrainEpochs = "num_train_epochs", maxSteps = "max_steps", batchSize = "batch_size"
         case gradientAccumulationSteps = "gradient_accumulation_steps", maxGradNorm = "max_grad_norm", weightDecay = "weight_decay"
         case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon", seed
-        case maxLength = "max_length", packing, loss, loggingSteps = "logging_steps", evalSteps = "eval_steps"
+        case maxLength = "max_length", packing, groupByLength = "group_by_length", loss, loggingSteps = "logging_steps", evalSteps = "eval_steps"
         case evalFraction = "eval_fraction", saveSteps = "save_steps", saveTotalLimit = "save_total_limit"
         case dataFraction = "data_fraction", loraRank = "lora_rank", loraAlpha = "lora_alpha", loraDropout = "lora_dropout"
         case loraTargetModules = "lora_target_modules", useRSLoRA = "use_rslora"

@@ -59,6 +59,7 @@ public final class SFTTrainer {
         loaderConfig.seed = config.seed
         loaderConfig.packing = config.packing ? .wrapped : .none
         loaderConfig.packedLength = config.maxLength
+        loaderConfig.groupsByLength = config.groupByLength && !config.packing
         loader = try DataLoader(examples: data.train, config: loaderConfig)
         acts = LlamaActivations(config: model.config, batchSize: config.batchSize, length: config.maxLength,
                                 checkpointed: config.activationCheckpointing)
