@@ -39,6 +39,9 @@ struct SFT: ParsableCommand {
         let trainer = try SFTTrainer(config: config, model: loaded, data: prepared, outputDirectory: outDir, baseModel: modelOptions.model)
         note(config.lora.map { "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")): \(trainer.trainableParameterCount) trainable parameters" }
              ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
+        if trainer.usesActivationCheckpointing && !config.activationCheckpointing {
+            note("Activation checkpointing on: batch_size × max_length would need more than 2 GiB of saved activations.")
+        }
         note("\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent("metrics.jsonl").path)")
         Interrupt.install()
         let renderer = ProgressRenderer()

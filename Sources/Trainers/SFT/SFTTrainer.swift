@@ -27,6 +27,10 @@ public final class SFTTrainer {
     var step = 0
     var numTokens = 0.0
     let acts: LlamaActivations
+    /// Whether layers are recomputed in backward (configured, or forced by the activation budget).
+    public let usesActivationCheckpointing: Bool
+    /// Saved-activation memory above which activation checkpointing turns on by itself.
+    public static let activationBudgetBytes = 2 << 30
 
     public init(config: SFTConfig, model loaded: LoadedModel, data: SFTData, outputDirectory: URL, baseModel: String) throws {
         try config.validate()
@@ -61,8 +65,14 @@ public final class SFTTrainer {
         loaderConfig.packedLength = config.maxLength
         loaderConfig.groupsByLength = config.groupByLength && !config.packing
         loader = try DataLoader(examples: data.train, config: loaderConfig)
-        acts = LlamaActivations(config: model.config, batchSize: config.batchSize, length: config.maxLength,
-                                checkpointed: config.activationCheckpointing)
+        // Activation checkpointing is bit-identical, so it is switched on by itself when the saved activations
+        // of a micro-batch would exceed `activationBudgetBytes` (e.g. TRL's defaults, 8 × 1024 tokens: ~5.7 GB).
+        let c = model.config
+        let perTokenFloats = 3 * c.hiddenSize + c.qDim * 2 + c.kvDim * 2 + 2 * c.intermediateSize + 2
+        let estimate = config.batchSize * config.maxLength * c.layerCount * perTokenFloats * 4
+        usesActivationCheckpointing = config.activationCheckpointing || estimate > Self.activationBudgetBytes
+        acts = LlamaActivations(config: c, batchSize: config.batchSize, length: config.maxLength,
+                                checkpointed: usesActivationCheckpointing)
     }
 
     /// Optimizer steps of the whole run.
