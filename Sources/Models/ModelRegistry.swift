@@ -27,47 +27,6 @@ public struct LoadedModel: @unchecked Sendable {
         if let e = tokenizer.eosTokenID { s.insert(e) }
         return s
     }
-
-    /// Renders `messages` with the chat template and encodes it; markup is parsed for special tokens,
-    /// message contents are not (a user typing `<|im_start|>` cannot forge a turn).
-    public func encodeChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> [Int] {
-        guard let chatTemplate else {
-            throw ModelError.invalidConfig(file: source.path, field: "chat_template", value: "missing",
-                                           expected: "a chat template in the model files (or use --prompt)")
-        }
-        let bos = tokenizer.bosTokenID.map { tokenizer.decode([$0]) }, eos = tokenizer.eosTokenID.map { tokenizer.decode([$0]) }
-        let rendered = try chatTemplate.render(messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: bos, eosToken: eos)
-        // Encode outside-content markup with special tokens, contents as plain text.
-        let bytes = Array(rendered.text.utf8)
-        var spans: [Range<Int>] = []
-        var cursor = 0
-        for m in messages where !m.content.isEmpty {
-            let needle = Array(m.content.utf8)
-            guard let start = Self.find(needle, in: bytes, from: cursor) else { continue }
-            spans.append(start..<(start + needle.count))
-            cursor = start + needle.count
-        }
-        var ids: [Int] = []
-        var position = 0
-        func text(_ r: Range<Int>) -> String { String(decoding: bytes[r], as: UTF8.self) }
-        for s in spans {
-            if position < s.lowerBound { ids += tokenizer.encode(text(position..<s.lowerBound), parseSpecialTokens: true) }
-            ids += tokenizer.encode(text(s), parseSpecialTokens: false)
-            position = s.upperBound
-        }
-        if position < bytes.count { ids += tokenizer.encode(text(position..<bytes.count), parseSpecialTokens: true) }
-        return ids
-    }
-
-    static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
-        guard !needle.isEmpty, hay.count >= needle.count else { return nil }
-        var i = from
-        while i + needle.count <= hay.count {
-            if hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle { return i }
-            i += 1
-        }
-        return nil
-    }
 }
 
 public enum ModelRegistry {

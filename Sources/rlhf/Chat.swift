@@ -1,7 +1,7 @@
 // `rlhf chat`: an interactive, streaming conversation using the model's chat template.
 
 import ArgumentParser
-import ChatTemplates
+import Datasets
 import Foundation
 import Models
 import Tokenizers
@@ -15,7 +15,7 @@ struct Chat: ParsableCommand {
 
     func run() throws {
         let loaded = try modelOptions.load()
-        var history: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+        var history: [Message] = system.map { [Message(role: .system, content: $0)] } ?? []
         note("Type a message; /reset clears the conversation, /exit (or Ctrl-D) quits.")
         while true {
             FileHandle.standardError.write(Data("> ".utf8))
@@ -23,9 +23,9 @@ struct Chat: ParsableCommand {
             let text = line.trimmingCharacters(in: .whitespaces)
             if text.isEmpty { continue }
             if text == "/exit" { break }
-            if text == "/reset" { history = system.map { [ChatMessage(role: "system", content: $0)] } ?? []; continue }
-            history.append(ChatMessage(role: "user", content: text))
-            let ids = try loaded.encodeChat(history, addGenerationPrompt: true)
+            if text == "/reset" { history = system.map { [Message(role: .system, content: $0)] } ?? []; continue }
+            history.append(Message(role: .user, content: text))
+            let ids = try encodeChat(loaded, history)
             var decoder = StreamingDecoder(tokenizer: loaded.tokenizer, skipSpecialTokens: true)
             let start = Date()
             let out = loaded.model.generate(prompts: [ids.map(Int32.init)], options: sampling.options(stop: loaded.stopTokenIDs)) { _, t in
@@ -34,7 +34,7 @@ struct Chat: ParsableCommand {
             print(decoder.finish())
             note(String(format: "[%d tokens, %.1f tok/s]", out.tokens.count, Double(out.tokens.count) / Date().timeIntervalSince(start)))
             let reply = loaded.tokenizer.decode(out.tokens, skipSpecialTokens: true)
-            history.append(ChatMessage(role: "assistant", content: reply))
+            history.append(Message(role: .assistant, content: reply))
         }
     }
 }

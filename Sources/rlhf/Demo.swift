@@ -4,7 +4,7 @@
 // join here as they land.
 
 import ArgumentParser
-import ChatTemplates
+import Datasets
 import Foundation
 import ModelExport
 import Models
@@ -78,7 +78,7 @@ struct Demo: ParsableCommand {
     }
 
     func answer(_ loaded: LoadedModel) throws {
-        let prompts = try Self.questions.map { try loaded.encodeChat([ChatMessage(role: "user", content: $0)], addGenerationPrompt: true) }
+        let prompts = try Self.questions.map { try encodeChat(loaded, [Message(role: .user, content: $0)]) }
         let start = Date()
         let results = loaded.model.generate(prompts: prompts.map { $0.map(Int32.init) },
                                             options: GenerationOptions(maxNewTokens: maxNewTokens, stopTokenIDs: loaded.stopTokenIDs))

@@ -35,7 +35,7 @@ struct Generate: ParsableCommand {
         if let prompt {
             ids = loaded.tokenizer.encode(prompt, parseSpecialTokens: true)
         } else if let chat {
-            ids = try loaded.encodeChat(try readChatFile(chat), addGenerationPrompt: true)
+            ids = try encodeChat(loaded, try readChatFile(chat))
         } else {
             ids = try promptIDs!.split(separator: ",").map { s in
                 guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 0, v < loaded.model.config.vocabularySize else {

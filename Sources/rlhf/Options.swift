@@ -1,7 +1,7 @@
 // Options shared by several subcommands.
 
 import ArgumentParser
-import ChatTemplates
+import Datasets
 import Foundation
 import Models
 import ModelExport
@@ -54,8 +54,18 @@ struct SamplingFlags: ParsableArguments {
     }
 }
 
+/// Renders a conversation with the model's chat template plus the generation prompt and tokenizes it
+/// (Datasets' encoder: template markup parses special tokens, message content never does).
+func encodeChat(_ loaded: LoadedModel, _ messages: [Message]) throws -> [Int] {
+    guard loaded.chatTemplate != nil || loaded.tokenizer.chatTemplate != nil else {
+        throw InputError("\(loaded.source.path): the model has no chat template; use --prompt instead.")
+    }
+    return try PromptEncoder(tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate)
+        .encode(.conversation(messages)).map(Int.init)
+}
+
 /// Reads a chat file: a JSON array of {"role", "content"} or an object with "messages".
-func readChatFile(_ path: String) throws -> [ChatMessage] {
+func readChatFile(_ path: String) throws -> [Message] {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw InputError("\(path): cannot read the chat file.")
     }
@@ -69,12 +79,12 @@ func readChatFile(_ path: String) throws -> [ChatMessage] {
     }
     return try list.enumerated().map { i, item in
         guard let m = item as? [String: Any] else { throw InputError("\(path): messages[\(i)]: expected an object.") }
-        guard let role = m["role"] as? String, ["system", "user", "assistant"].contains(role) else {
+        guard let role = (m["role"] as? String).flatMap(Message.Role.init(rawValue:)) else {
             throw InputError("\(path): messages[\(i)].role: expected \"system\", \"user\" or \"assistant\".")
         }
         guard let content = m["content"] as? String else {
             throw InputError("\(path): messages[\(i)].content: expected a string.")
         }
-        return ChatMessage(role: role, content: content)
+        return Message(role: role, content: content)
     }
 }
