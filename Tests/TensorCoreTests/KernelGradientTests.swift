@@ -126,7 +126,7 @@ import _TestSupport
         let g = r.buffer(n), logp = FloatBuffer(count: n), lse = FloatBuffer(count: n)
         func loss() -> Double {
             targets.withUnsafeBufferPointer { t in
-                TokenLogProbs.forward(logProbs: logp.pointer, lse: lse.pointer, hidden: h.pointer, weight: w.pointer,
+                TokenLogProbs.forward(logProbs: logp.pointer, lse: lse.pointer, hidden: h.pointer, weight: .dense(w.pointer),
                                       targets: t.baseAddress!, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
             }
             return weightedSum(logp.pointer, g.pointer, n)
@@ -135,7 +135,7 @@ import _TestSupport
         #expect(logp.pointer[1] == 0, "ignored target has log-prob 0")
         let dh = FloatBuffer(count: n * c), dw = FloatBuffer(count: v * c)
         targets.withUnsafeBufferPointer { t in
-            TokenLogProbs.backward(dHidden: dh.pointer, dWeight: dw.pointer, dLogProbs: g.pointer, hidden: h.pointer, weight: w.pointer,
+            TokenLogProbs.backward(dHidden: dh.pointer, dWeight: dw.pointer, dLogProbs: g.pointer, hidden: h.pointer, weight: .dense(w.pointer),
                                    targets: t.baseAddress!, lse: lse.pointer, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
         }
         expectClose(dh.pointer, numericGradient(h.pointer, count: n * c, loss), "dh")
@@ -145,7 +145,7 @@ import _TestSupport
         let dh2 = FloatBuffer(count: n * c), dw2 = FloatBuffer(count: v * c), logp2 = FloatBuffer(count: n)
         let total = targets.withUnsafeBufferPointer { t in
             TokenLogProbs.forwardBackward(dHidden: dh2.pointer, dWeight: dw2.pointer, logProbs: logp2.pointer, dLogProbs: g.pointer,
-                                          hidden: h.pointer, weight: w.pointer, targets: t.baseAddress!, rows: n, channels: c,
+                                          hidden: h.pointer, weight: .dense(w.pointer), targets: t.baseAddress!, rows: n, channels: c,
                                           vocabulary: v, chunkRows: chunkRows)
         }
         for i in 0..<(n * c) { #expect(abs(dh2.pointer[i] - dh.pointer[i]) <= 1e-6) }

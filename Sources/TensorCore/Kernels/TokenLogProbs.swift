@@ -140,34 +140,4 @@ public enum TokenLogProbs {
         for i in 0..<n { total += Double(rp[i]) }
         return total
     }
-
-    // Dense-pointer conveniences.
-
-    public static func forward(
-        logProbs: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>,
-        weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>, rows n: Int, channels c: Int, vocabulary v: Int,
-        chunkRows: Int = defaultChunkRows, predictions: UnsafeMutablePointer<Int32>? = nil
-    ) {
-        forward(logProbs: logProbs, lse: lse, hidden: hidden, weight: .dense(weight), targets: targets, rows: n, channels: c,
-                vocabulary: v, chunkRows: chunkRows, predictions: predictions)
-    }
-
-    public static func backward(
-        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?, dLogProbs: UnsafePointer<Float>,
-        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>, lse: UnsafePointer<Float>,
-        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
-    ) {
-        backward(dHidden: dHidden, dWeight: dWeight, dLogProbs: dLogProbs, hidden: hidden, weight: .dense(weight), targets: targets,
-                 lse: lse, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
-    }
-
-    @discardableResult
-    public static func forwardBackward(
-        dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?, logProbs: UnsafeMutablePointer<Float>?,
-        dLogProbs: UnsafePointer<Float>, hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows, predictions: UnsafeMutablePointer<Int32>? = nil
-    ) -> Double {
-        forwardBackward(dHidden: dHidden, dWeight: dWeight, logProbs: logProbs, dLogProbs: dLogProbs, hidden: hidden, weight: .dense(weight),
-                        targets: targets, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows, predictions: predictions)
-    }
 }
