@@ -35,22 +35,28 @@ public enum Sampler {
         }
         if o.temperature != 1 { Elementwise.scale(logits, by: 1 / o.temperature, count: v) }
         let lse = logSumExp(logits, v)
-        // Candidate set: indices sorted by logit, cut by top-k and top-p.
-        var order = Array(0..<v)
+        // Candidates in descending logit order (ties: lower id first), cut by top-k then top-p. Only the
+        // candidates are sorted: a k-heap for top-k, else the tokens within 30 nats of the best (the rest
+        // hold < V·e⁻³⁰ of the mass; if the nucleus still is not reached, every token is sorted).
         let k = o.topK > 0 ? min(o.topK, v) : v
-        if k < v || o.topP < 1 {
-            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-            order.removeSubrange(k...)
-            if o.topP < 1 {
-                let kept = order.map { exp(Double(logits[$0] - lse)) }
-                let norm = kept.reduce(0, +)
-                var cumulative = 0.0, cut = order.count
-                for (i, p) in kept.enumerated() {
-                    cumulative += p / norm
-                    if cumulative >= Double(o.topP) { cut = i + 1; break }
-                }
-                order.removeSubrange(max(1, cut)...)
+        var order: [Int]
+        if k < v {
+            order = topK(logits, count: v, k: k)
+        } else if o.topP < 1 {
+            let floor = Reductions.max(logits, count: v) - 30
+            order = (0..<v).filter { logits[$0] >= floor }.sorted { better(logits, $0, $1) }
+        } else {
+            order = Array(0..<v)
+        }
+        if o.topP < 1 {
+            // Top-k renormalises over its k tokens; without top-k the total mass is 1 (lse covers all).
+            let norm = k < v ? order.reduce(0.0) { $0 + exp(Double(logits[$1] - lse)) } : 1
+            var cut = cutNucleus(order, logits, lse: lse, norm: norm, p: o.topP)
+            if cut == nil && k == v && order.count < v {
+                order = (0..<v).sorted { better(logits, $0, $1) }
+                cut = cutNucleus(order, logits, lse: lse, norm: norm, p: o.topP)
             }
+            order.removeSubrange(max(1, cut ?? order.count)...)
         }
         let weights = order.map { exp(Double(logits[$0] - lse)) }
         let total = weights.reduce(0, +)
@@ -61,6 +67,50 @@ public enum Sampler {
             if u < 0 { chosen = order[i]; break }
         }
         return (chosen, logits[chosen] - lse)
+    }
+
+    /// Descending by logit, ties to the lower id.
+    @inline(__always) static func better(_ z: UnsafePointer<Float>, _ a: Int, _ b: Int) -> Bool {
+        z[a] > z[b] || (z[a] == z[b] && a < b)
+    }
+
+    /// The k best ids in order, via a min-heap of size k: O(V log k) instead of sorting V.
+    static func topK(_ z: UnsafePointer<Float>, count v: Int, k: Int) -> [Int] {
+        var heap: [Int] = []  // heap[0] is the worst kept id
+        heap.reserveCapacity(k)
+        func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var worst = i
+                if l < heap.count && better(z, heap[worst], heap[l]) { worst = l }
+                if r < heap.count && better(z, heap[worst], heap[r]) { worst = r }
+                if worst == i { return }
+                heap.swapAt(i, worst)
+                i = worst
+            }
+        }
+        for id in 0..<v {
+            if heap.count < k {
+                heap.append(id)
+                var i = heap.count - 1
+                while i > 0 && better(z, heap[(i - 1) / 2], heap[i]) { heap.swapAt(i, (i - 1) / 2); i = (i - 1) / 2 }
+            } else if better(z, id, heap[0]) {
+                heap[0] = id
+                siftDown(0)
+            }
+        }
+        return heap.sorted { better(z, $0, $1) }
+    }
+
+    /// Length of the shortest prefix of `order` whose probability reaches p, nil if none does.
+    static func cutNucleus(_ order: [Int], _ z: UnsafePointer<Float>, lse: Float, norm: Double, p: Float) -> Int? {
+        var cumulative = 0.0
+        for (i, id) in order.enumerated() {
+            cumulative += exp(Double(z[id] - lse)) / norm
+            if cumulative >= Double(p) { return i + 1 }
+        }
+        return nil
     }
 
     static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -71,3 +71,24 @@ import TensorCore
         #expect(greedy.tokens == k1.tokens)
     }
 }
+
+@Suite struct SamplerTests {
+    /// The k-heap and the 30-nat candidate window give exactly the ids a full sort would.
+    @Test func candidateSelectionMatchesAFullSort() {
+        var rng = RNG(seed: 11)
+        let v = 5000
+        var z = (0..<v).map { _ in rng.normal() * 4 }
+        z[17] = z[3]  // a tie: the lower id must come first
+        z.withUnsafeBufferPointer { zp in
+            let p = zp.baseAddress!
+            let full = (0..<v).sorted { Sampler.better(p, $0, $1) }
+            for k in [1, 2, 7, 50, 999] { #expect(Sampler.topK(p, count: v, k: k) == Array(full.prefix(k))) }
+            let lse = Sampler.logSumExp(p, v)
+            for topP: Float in [0.1, 0.5, 0.9, 0.99] {
+                let cut = Sampler.cutNucleus(full, p, lse: lse, norm: 1, p: topP)!
+                let floor = Reductions.max(p, count: v) - 30
+                #expect(full.prefix(cut).allSatisfy { p[$0] >= floor }, "the nucleus lies inside the candidate window")
+            }
+        }
+    }
+}
