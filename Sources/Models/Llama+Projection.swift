@@ -25,7 +25,7 @@ extension LlamaModel {
         let u = lora.map { state -> FloatBuffer in
             if state.u[l][kind.rawValue]?.count != n * rank { state.u[l][kind.rawValue] = FloatBuffer(count: n * rank) }
             return state.u[l][kind.rawValue]!
-        } ?? FloatBuffer(count: n * rank)
+        } ?? Scratch.buffer("lora.u", count: n * rank)  // inference: nothing is kept for backward
         if let lora, lora.isTraining, adapter.config.dropout > 0 {
             let dropped = Scratch.buffer("lora.dropped", count: n * inF)
             applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))

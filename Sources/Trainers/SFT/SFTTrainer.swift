@@ -155,7 +155,7 @@ public final class SFTTrainer {
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
             let hidden = model.forward(b.batch, into: acts)
             let n = b.batch.tokenCount
-            let dHidden = FloatBuffer(count: n * c.hiddenSize)
+            let dHidden = Scratch.buffer("sft.dHidden", count: n * c.hiddenSize)  // fully written by the loss
             var predictions = [Int32](repeating: -1, count: n)
             let dLogp = [Float](repeating: -1 / Float(counted), count: n)
             let sum = b.targets.withUnsafeBufferPointer { t in
