@@ -63,7 +63,7 @@ let package = Package(
         // Runs the built `rlhf` binary (a dependency, so `swift test` builds it first).
         .testTarget(name: "CLITests", dependencies: ["rlhf"]),
         .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Models", "ModelFormats", "Tokenizers", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "TrainersTests", dependencies: ["Trainers", "Models", "Datasets", "Tokenizers", "TensorCore", "ModelFormats", "_TestSupport"]),
+        .testTarget(name: "TrainersTests", dependencies: ["Trainers", "Models", "ModelExport", "Datasets", "Tokenizers", "TensorCore", "ModelFormats", "_TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport"]),
     ]
 )

@@ -61,6 +61,12 @@ public enum PEFTAdapter {
         }
     }
 
+    /// The bytes of `adapter_config.json` for `config` (trainer checkpoints write it beside their
+    /// `adapter_model.safetensors`, so a LoRA checkpoint directory is itself a PEFT adapter).
+    public static func configurationData(_ config: LoRAConfig, baseModel: String) -> Data {
+        Data(configJSON(config, baseModel: baseModel).serialized().utf8)
+    }
+
     /// `LoraConfig` as PEFT serialises it (keys sorted). Fields that PEFT versions from 0.10 on
     /// all accept; newer optional fields are left to their defaults.
     static func configJSON(_ c: LoRAConfig, baseModel: String) -> JSON {

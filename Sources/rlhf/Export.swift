@@ -4,7 +4,6 @@
 import ArgumentParser
 import Foundation
 import ModelExport
-import ModelFormats
 import Models
 import Trainers
 
@@ -62,25 +61,15 @@ struct Export: ParsableCommand {
         note("Wrote \(dest.path)")
     }
 
-    /// A PEFT directory (adapter_config.json) or a training checkpoint (training_config.json + adapter weights).
+    /// A PEFT directory, or a training checkpoint / output directory (a LoRA checkpoint is a PEFT directory).
     static func loadAdapter(_ url: URL, into model: LlamaModel) throws -> LoRAAdapter {
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("adapter_config.json").path) {
-            return try PEFTAdapter.load(from: url, into: model, name: "export")
-        }
-        let dir = try Checkpoint.resolve(url)
-        let config = try SFTConfig.decode(try SFTConfig.load(file: dir.appendingPathComponent("training_config.json")),
-                                          source: dir.appendingPathComponent("training_config.json").path)
-        guard let lora = config.lora else {
-            throw InputError("\(dir.path) is a full fine-tune checkpoint; load its model.safetensors with --model instead of --adapter.")
-        }
-        let adapter = try model.addAdapter(named: "export", config: lora, seed: 0)
-        let weights = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("adapter_model.safetensors"))
-        for e in adapter.store.entries {
-            guard weights.contains(e.name), try weights.info(e.name).shape == e.shape else {
-                throw InputError("\(weights.url.path): tensor \(e.name) is missing or has another shape; was the checkpoint trained on this model?")
+        var dir = url
+        if !FileManager.default.fileExists(atPath: url.appendingPathComponent(PEFTAdapter.configFileName).path) {
+            dir = try Checkpoint.resolve(url)
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(PEFTAdapter.configFileName).path) else {
+                throw InputError("\(dir.path) is a full fine-tune checkpoint; pass its model.safetensors directory with --model instead of --adapter.")
             }
-            try weights.copyFloats(e.name, into: adapter.store.values.pointer + e.offset, count: e.count)
         }
-        return adapter
+        return try PEFTAdapter.load(from: dir, into: model, name: "export")
     }
 }

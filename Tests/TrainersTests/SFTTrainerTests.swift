@@ -2,6 +2,7 @@
 // a run interrupted and resumed equals an uninterrupted one bit for bit, checkpoint errors are clear.
 
 import Foundation
+import ModelExport
 import Models
 import Testing
 import TensorCore
@@ -100,11 +101,16 @@ import TensorCore
         c.saveSteps = 2
         c.saveTotalLimit = 2
         let out = dir.appendingPathComponent("out")
-        try Self.trainer(c, out: out, data: dir).train()
+        let t = try Self.trainer(c, out: out, data: dir)
+        try t.train()
         let names = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix("checkpoint-") }.sorted()
         #expect(names == ["checkpoint-4", "checkpoint-6"])
         #expect(try String(contentsOf: out.appendingPathComponent("latest"), encoding: .utf8) == "checkpoint-6")
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: out.path)).contains { $0.contains(".tmp") })
+        // A LoRA checkpoint is a PEFT adapter directory: it loads back with the trained values.
+        let fresh = try Fixtures.tinyModel(trainable: false).model
+        let loaded = try PEFTAdapter.load(from: out.appendingPathComponent("checkpoint-6"), into: fresh, name: "check")
+        #expect(loaded.store.values.array == t.trainable.values.array)
     }
 }
 

@@ -266,8 +266,9 @@ public final class SFTTrainer {
 
     @discardableResult
     public func saveCheckpoint() throws -> URL {
-        try Checkpoint.save(state: state(), configJSON: try configJSON(), weights: trainable, optimizer: optimizer,
-                            to: outputDirectory, keep: config.saveTotalLimit)
+        let peft = config.lora.map { [PEFTAdapter.configFileName: PEFTAdapter.configurationData($0, baseModel: baseModel)] } ?? [:]
+        return try Checkpoint.save(state: state(), configJSON: try configJSON(), weights: trainable, optimizer: optimizer,
+                                   extraFiles: peft, to: outputDirectory, keep: config.saveTotalLimit)
     }
 
     func restore(from url: URL) throws {
