@@ -7,7 +7,6 @@
 //   our threads by 4-row tiles of output features.
 //   more rows: tiles of output rows are dequantised into a reused ≤ 4 MB scratch and multiplied by sgemm.
 
-import Synchronization
 import _CKernels
 
 /// Weight formats a `QuantizedMatrix` can hold, numbered as ggml's `enum ggml_type`.
@@ -211,16 +210,9 @@ public enum QuantizedLinear {
             }
             return
         }
-        let tileRows = max(1, min(o, tileFloats / i))
-        withScratch(tileRows * i, standard: tileFloats) { scratch in
-            var o0 = 0
-            while o0 < o {
-                let count = min(tileRows, o - o0)
-                w.dequantizeRowsOnThisThread(o0..<(o0 + count), into: scratch)
-                MatMul.gemm(y + o0, ldc: o, x, lda: i, scratch, ldb: i, transB: true,
-                            m: n, n: count, k: i, beta: accumulate ? 1 : 0)
-                o0 += count
-            }
+        forEachTile(of: w, tileFloats: tileFloats) { o0, count, tile in
+            MatMul.gemm(y + o0, ldc: o, x, lda: i, tile, ldb: i, transB: true,
+                        m: n, n: count, k: i, beta: accumulate ? 1 : 0)
         }
     }
 
@@ -243,31 +235,25 @@ public enum QuantizedLinear {
             if !accumulate { dx.update(repeating: 0, count: n * i) }
             return
         }
-        let tileRows = max(1, min(o, tileFloats / i))
-        withScratch(tileRows * i, standard: tileFloats) { scratch in
-            var o0 = 0
-            while o0 < o {
-                let count = min(tileRows, o - o0)
-                w.dequantizeRowsOnThisThread(o0..<(o0 + count), into: scratch)
-                MatMul.gemm(dx, ldc: i, dy + o0, lda: o, scratch, ldb: i,
-                            m: n, n: i, k: count, beta: (o0 == 0 && !accumulate) ? 0 : 1)
-                o0 += count
-            }
+        forEachTile(of: w, tileFloats: tileFloats) { o0, count, tile in
+            MatMul.gemm(dx, ldc: i, dy + o0, lda: o, tile, ldb: i,
+                        m: n, n: i, k: count, beta: (o0 == 0 && !accumulate) ? 0 : 1)
         }
     }
 
-    // Reused dequantisation tiles (one per concurrent caller), so steady-state calls allocate nothing.
-    private static let scratchPool = Mutex<[FloatBuffer]>([])
-
-    private static func withScratch(_ count: Int, standard: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
-        let size = max(count, standard)
-        let buffer = scratchPool.withLock { pool -> FloatBuffer? in
-            if let k = pool.lastIndex(where: { $0.count >= size }) { return pool.remove(at: k) }
-            return nil
-        } ?? FloatBuffer(count: size)
-        body(buffer.pointer)
-        if buffer.count == Self.tileFloats {  // keep only standard-size tiles (at most a few)
-            scratchPool.withLock { pool in if pool.count < 4 { pool.append(buffer) } }
+    /// Dequantises W in tiles of whole rows (≤ `tileFloats` floats, in the calling thread's scratch)
+    /// and hands each to `body(firstRow, rowCount, tile)`.
+    private static func forEachTile(of w: QuantizedMatrix, tileFloats: Int,
+                                    _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let i = w.columns, o = w.rows
+        let tileRows = max(1, min(o, tileFloats / i))
+        let tile = Scratch.buffer("quantized.tile", count: tileRows * i).pointer
+        var o0 = 0
+        while o0 < o {
+            let count = min(tileRows, o - o0)
+            w.dequantizeRowsOnThisThread(o0..<(o0 + count), into: tile)
+            body(o0, count, tile)
+            o0 += count
         }
     }
 }
