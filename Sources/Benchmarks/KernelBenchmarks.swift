@@ -121,3 +121,68 @@ extension KernelBenchmarks {
         }
     }
 }
+
+extension KernelBenchmarks {
+    /// Causal attention of one SmolLM2 layer at the training shape 4×256 (9 query heads, 3 kv heads,
+    /// D = 64), forward and backward; GFLOP/s count the causal half only (the work a causal kernel needs).
+    static func attention() {
+        let (b, t, hq, hkv, d) = (4, 256, 9, 3, 64)
+        let shape = AttentionShape(batch: b, queryLength: t, keyLength: t, queryHeads: hq, kvHeads: hkv, headDim: d)
+        var rng = RNG(seed: 6)
+        let q = FloatBuffer(count: b * t * hq * d), k = FloatBuffer(count: b * t * hkv * d), v = FloatBuffer(count: b * t * hkv * d)
+        let o = FloatBuffer(count: q.count), dO = FloatBuffer(count: q.count), lse = FloatBuffer(count: b * hq * t)
+        let dq = FloatBuffer(count: q.count), dk = FloatBuffer(count: k.count), dv = FloatBuffer(count: v.count)
+        for buf in [q, k, v, dO] { rng.fillNormal(buf.pointer, count: buf.count) }
+        let fwd = measure(runs: 21) {
+            Attention.forward(out: o.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: nil, shape: shape)
+        }
+        let bwd = measure(runs: 21) {
+            Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dO.pointer, out: o.pointer, lse: lse.pointer,
+                               q: q.pointer, k: k.pointer, v: v.pointer, keyMask: nil, shape: shape)
+        }
+        let causalFlops = 2.0 * Double(b * hq * t * t * d)  // QKᵀ and PV over the lower triangle: 2 × (T²/2 · D · 2)
+        print("Causal attention, one layer at 4×256 (Hq 9, Hkv 3, D 64); ×30 layers = per training step")
+        print("forward   \(String(format: "%.2f", fwd.median * 1e3)) ms  \(f1(causalFlops / fwd.median / 1e9)) GFLOP/s (causal)   ×30: \(String(format: "%.3f", 30 * fwd.median)) s")
+        print("backward  \(String(format: "%.2f", bwd.median * 1e3)) ms  \(f1(2.5 * causalFlops / bwd.median / 1e9)) GFLOP/s (causal)   ×30: \(String(format: "%.3f", 30 * bwd.median)) s")
+    }
+}
+
+extension KernelBenchmarks {
+    /// Every dense GEMM of one SmolLM2 full fine-tune step at 4×256 (attention excluded), with its count
+    /// per step: where the step's GEMM time goes, ours (pool split) vs OpenBLAS's own threads.
+    static func trainingGemms() {
+        let t = 1024, threads = ThreadPool.shared.threadCount
+        // (name, m, n, k, transA, transB, calls per step)
+        let shapes: [(String, Int, Int, Int, Bool, Bool, Int)] = [
+            ("fwd q/o      x Wᵀ", t, 576, 576, false, true, 60), ("fwd k/v      x Wᵀ", t, 192, 576, false, true, 60),
+            ("fwd gate/up  x Wᵀ", t, 1536, 576, false, true, 60), ("fwd down     x Wᵀ", t, 576, 1536, false, true, 30),
+            ("dx q/o      dy W", t, 576, 576, false, false, 60), ("dx k/v      dy W", t, 576, 192, false, false, 60),
+            ("dx gate/up  dy W", t, 576, 1536, false, false, 60), ("dx down     dy W", t, 1536, 576, false, false, 30),
+            ("dW q/o     dyᵀ x", 576, 576, t, true, false, 60), ("dW k/v     dyᵀ x", 192, 576, t, true, false, 60),
+            ("dW gate/up dyᵀ x", 1536, 576, t, true, false, 60), ("dW down    dyᵀ x", 576, 1536, t, true, false, 30),
+            ("lm_head fwd (chunk)", 256, 49152, 576, false, true, 4), ("lm_head dx (chunk)", 256, 576, 49152, false, false, 4),
+            ("lm_head dW (chunk)", 49152, 576, 256, true, false, 4),
+        ]
+        print("Training GEMMs per full fine-tune step at 4×256: GFLOP/s ours (mode \(MatMul.mode.rawValue)) and OpenBLAS \(threads) threads, seconds per step")
+        var rng = RNG(seed: 7)
+        var totalOurs = 0.0, totalBlas = 0.0, totalFlops = 0.0
+        for (name, m, n, k, ta, tb, calls) in shapes {
+            let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
+            rng.fillNormal(a.pointer, count: a.count)
+            rng.fillNormal(b.pointer, count: b.count)
+            let beta: Float = name.hasPrefix("dW") || name.hasPrefix("lm_head dW") ? 1 : 0
+            let ours = measure(runs: 7) { MatMul.gemm(c.pointer, a.pointer, transA: ta, b.pointer, transB: tb, m: m, n: n, k: k, beta: beta) }.median
+            openblas_set_num_threads(Int32(threads))
+            let blas = measure(runs: 7) {
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                            a.pointer, Int32(ta ? m : k), b.pointer, Int32(tb ? k : n), beta, c.pointer, Int32(n))
+            }.median
+            openblas_set_num_threads(MatMul.mode == .poolSplit ? 1 : Int32(threads))
+            usleep(200_000)
+            let flops = 2.0 * Double(m * n * k)
+            totalOurs += ours * Double(calls); totalBlas += blas * Double(calls); totalFlops += flops * Double(calls)
+            print("\(pad(name, 22)) \(pad("\(m)×\(n)×\(k)", 16)) ×\(pad("\(calls)", 3)) \(pad(f1(flops / ours / 1e9), 6)) \(pad(f1(flops / blas / 1e9), 6)) \(String(format: "%.3f s", ours * Double(calls)))")
+        }
+        print("total: ours \(String(format: "%.2f", totalOurs)) s (\(f1(totalFlops / totalOurs / 1e9)) GFLOP/s), OpenBLAS threads \(String(format: "%.2f", totalBlas)) s")
+    }
+}

@@ -50,7 +50,7 @@ enum TrainBenchmarks {
 
     static func run(_ which: Set<String>) throws {
         let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
-        if which.contains("train") {
+        if which.contains("train") || which.contains("train-lora") {
             let lora = try LlamaModel.load(gguf: gguf, trainable: false)
             var cfg = LoRAConfig()
             cfg.dropout = 0
@@ -63,6 +63,8 @@ enum TrainBenchmarks {
             qlora.activeAdapter = "bench"
             report("LoRA r=16, quantised base 4×256", tokens: 1024, step(qlora, store: qAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 3),
                    anchor: "PyTorch+PEFT 189.6")
+        }
+        if which.contains("train") || which.contains("train-full") {
             let full = try LlamaModel.load(gguf: gguf, trainable: true)
             report("full fine-tune 4×256", tokens: 1024, step(full, store: full.weights, batch: 4, length: 256, checkpointed: false, steps: 3),
                    anchor: "PyTorch 138.9")

@@ -1,5 +1,5 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
-// Usage: swift run -c release Benchmarks [gemm] [kernels] [generate] [logprobs] [train] [train-memory] | all
+// Usage: swift run -c release Benchmarks [gemm] [kernels] [generate] [logprobs] [train | train-full | train-lora] [train-memory] | all
 
 import Foundation
 import TensorCore
@@ -12,7 +12,9 @@ if which.contains("kernels") || which.contains("all") { KernelBenchmarks.kernels
 if which.contains("gemv") || which.contains("all") { KernelBenchmarks.gemv(); print() }
 if which.contains("quantized") || which.contains("all") { QuantizedBenchmarks.run(); print() }
 if which.contains("lora-gemm") || which.contains("all") { KernelBenchmarks.loraShapes(); print() }
+if which.contains("attention") || which.contains("all") { KernelBenchmarks.attention(); print() }
+if which.contains("train-gemms") { KernelBenchmarks.trainingGemms(); print() }
 let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "generate1", "generate16", "logprobs"])
 if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts); print() }
-let trainParts = which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-memory"])
+let trainParts = which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }

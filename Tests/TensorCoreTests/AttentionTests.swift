@@ -12,7 +12,8 @@ import _TestSupport
     struct Case: CustomTestStringConvertible, Sendable {
         var b, tq, tk, hq, hkv, d: Int
         var padding: Padding
-        var testDescription: String { "B\(b) Tq\(tq) Tk\(tk) Hq\(hq) Hkv\(hkv) D\(d) \(padding)" }
+        var queryBlock = Attention.queryBlock
+        var testDescription: String { "B\(b) Tq\(tq) Tk\(tk) Hq\(hq) Hkv\(hkv) D\(d) \(padding) block \(queryBlock)" }
     }
 
     static let cases: [Case] = [
@@ -20,6 +21,9 @@ import _TestSupport
         Case(b: 2, tq: 5, tk: 5, hq: 4, hkv: 2, d: 4, padding: .right),
         Case(b: 2, tq: 5, tk: 5, hq: 3, hkv: 1, d: 6, padding: .left),
         Case(b: 2, tq: 2, tk: 6, hq: 4, hkv: 2, d: 4, padding: .left),
+        // Several causal query blocks (uneven last block), with and without a cached-key offset.
+        Case(b: 2, tq: 7, tk: 7, hq: 4, hkv: 2, d: 4, padding: .right, queryBlock: 3),
+        Case(b: 2, tq: 5, tk: 8, hq: 3, hkv: 1, d: 4, padding: .left, queryBlock: 2),
     ]
 
     /// Key mask: batch row 1 gets two padded keys (at the end or the start).
@@ -63,7 +67,7 @@ import _TestSupport
         let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq)
         let mask = Self.mask(c)
         let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
-        mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
+        mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock) }
         let expected = Self.reference(c, q: q.array, k: k.array, v: v.array, mask: mask)
         for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
     }
@@ -76,14 +80,14 @@ import _TestSupport
         let mask = Self.mask(c)
         let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
         func loss() -> Double {
-            mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
+            mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock) }
             return weightedSum(out.pointer, w.pointer, q.count)
         }
         _ = loss()
         let dq = FloatBuffer(count: q.count), dk = FloatBuffer(count: k.count), dv = FloatBuffer(count: v.count)
         mask.withOptionalPointer {
             Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: w.pointer, out: out.pointer, lse: lse.pointer,
-                               q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape)
+                               q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock)
         }
         expectClose(dq.pointer, numericGradient(q.pointer, count: q.count, loss), "dq")
         expectClose(dk.pointer, numericGradient(k.pointer, count: k.count, loss), "dk")

@@ -4,6 +4,7 @@
 //   S = Q Kᵀ / √D + mask,  P = softmax(S) (causal),  O = P V
 // Only the row log-sum-exp is saved; backward recomputes P from Q, K and lse (one extra Tq×Tk×D GEMM
 // instead of B·Hq·Tq·Tk floats of activation memory per layer); scores need only Tq×Tk of scratch per thread.
+// Query rows go in blocks of 32 whose products stop at the block's last visible key (causal skipping).
 // Query t sits at absolute position t + (Tk − Tq) and sees keys j ≤ that position, so the same kernel
 // serves training (Tq = Tk) and KV-cached decoding (Tq < Tk). The additive key mask (0 or −∞ per key,
 // e.g. for left or right padding) is added to every query row; a row whose keys are all masked
@@ -44,7 +45,7 @@ public enum Attention {
     public static func forward(
         out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        keyMask: UnsafePointer<Float>?, shape s: AttentionShape
+        keyMask: UnsafePointer<Float>?, shape s: AttentionShape, queryBlock: Int = Attention.queryBlock
     ) {
         let tq = s.queryLength, tk = s.keyLength, d = s.headDim, qld = s.queryHeads * d, kvld = s.kvHeads * d
         let scale = 1 / Float(d).squareRoot()
@@ -52,13 +53,17 @@ public enum Attention {
             let sp = Scratch.buffer("attention.scores", count: tq * tk).pointer
             for pair in pairs {
                 let (b, h) = (pair / s.queryHeads, pair % s.queryHeads)
-                MatMul.gemm(sp, q + queryOffset(b, h, s), lda: qld, k + kvOffset(b, h, s), ldb: kvld, transB: true,
-                            m: tq, n: tk, k: d, alpha: scale)
+                let qo = queryOffset(b, h, s), kvo = kvOffset(b, h, s)
                 let mask = keyMask.map { $0 + b * s.maskBatchStride }
-                for t in 0..<tq {
-                    lse[(b * s.queryHeads + h) * tq + t] = rk_softmax_row(sp + t * tk, mask, min(tk, t + tk - tq + 1), tk)
+                for t0 in stride(from: 0, to: tq, by: queryBlock) {  // row block [t0, t1) sees keys [0, kEnd)
+                    let t1 = min(tq, t0 + queryBlock), kEnd = keyEnd(t1, s)
+                    MatMul.gemm(sp, ldc: kEnd, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
+                                m: t1 - t0, n: kEnd, k: d, alpha: scale)
+                    for t in t0..<t1 {
+                        lse[(b * s.queryHeads + h) * tq + t] = rk_softmax_row(sp + (t - t0) * kEnd, mask, min(kEnd, t + tk - tq + 1), kEnd)
+                    }
+                    MatMul.gemm(out + qo + t0 * qld, ldc: qld, sp, lda: kEnd, v + kvo, ldb: kvld, m: t1 - t0, n: d, k: kEnd)
                 }
-                MatMul.gemm(out + queryOffset(b, h, s), ldc: qld, sp, v + kvOffset(b, h, s), ldb: kvld, m: tq, n: d, k: tk)
             }
         }
     }
@@ -72,30 +77,48 @@ public enum Attention {
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
         dOut: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        keyMask: UnsafePointer<Float>?, shape s: AttentionShape
+        keyMask: UnsafePointer<Float>?, shape s: AttentionShape, queryBlock: Int = Attention.queryBlock
     ) {
         let tq = s.queryLength, tk = s.keyLength, d = s.headDim, qld = s.queryHeads * d, kvld = s.kvHeads * d
         let scale = 1 / Float(d).squareRoot(), perGroup = s.queryHeads / s.kvHeads
         forEachTask(s.batch * s.kvHeads) { groups in
+            // P and dS live in Tq×Tk scratch (row t at t·Tk) but only each row block's [0, kEnd) is computed:
+            // row blocks for dQ, then key blocks [kEnd of the previous row block, kEnd) for dK and dV, whose
+            // rows are exactly the row blocks from there down (rows above see none of those keys).
             let pp = Scratch.buffer("attention.scores", count: tq * tk).pointer
             let gp = Scratch.buffer("attention.grads", count: tq * tk).pointer
             for group in groups {
                 let b = group / s.kvHeads
+                let mask = keyMask.map { $0 + b * s.maskBatchStride }
                 for h in ((group % s.kvHeads) * perGroup)..<((group % s.kvHeads + 1) * perGroup) {
                     let qo = queryOffset(b, h, s), kvo = kvOffset(b, h, s)
-                    MatMul.gemm(pp, q + qo, lda: qld, k + kvo, ldb: kvld, transB: true, m: tq, n: tk, k: d, alpha: scale)
-                    MatMul.gemm(gp, dOut + qo, lda: qld, v + kvo, ldb: kvld, transB: true, m: tq, n: tk, k: d)
-                    let mask = keyMask.map { $0 + b * s.maskBatchStride }
-                    for t in 0..<tq {
-                        let p = pp + t * tk, g = gp + t * tk
-                        rk_softmax_recompute_row(p, mask, lse[(b * s.queryHeads + h) * tq + t], min(tk, t + tk - tq + 1), tk)
-                        let o = qo + t * qld
-                        let delta = Reductions.dot(dOut + o, out + o, count: d)
-                        for i in 0..<tk { g[i] = p[i] * (g[i] - delta) }
+                    for t0 in stride(from: 0, to: tq, by: queryBlock) {
+                        let t1 = min(tq, t0 + queryBlock), kEnd = keyEnd(t1, s)
+                        MatMul.gemm(pp + t0 * tk, ldc: tk, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
+                                    m: t1 - t0, n: kEnd, k: d, alpha: scale)
+                        MatMul.gemm(gp + t0 * tk, ldc: tk, dOut + qo + t0 * qld, lda: qld, v + kvo, ldb: kvld, transB: true,
+                                    m: t1 - t0, n: kEnd, k: d)
+                        for t in t0..<t1 {
+                            let p = pp + t * tk, g = gp + t * tk
+                            rk_softmax_recompute_row(p, mask, lse[(b * s.queryHeads + h) * tq + t], min(kEnd, t + tk - tq + 1), kEnd)
+                            let o = qo + t * qld
+                            let delta = Reductions.dot(dOut + o, out + o, count: d)
+                            for i in 0..<kEnd { g[i] = p[i] * (g[i] - delta) }
+                        }
+                        MatMul.gemm(dq + qo + t0 * qld, ldc: qld, gp + t0 * tk, lda: tk, k + kvo, ldb: kvld,
+                                    m: t1 - t0, n: d, k: kEnd, alpha: scale)
                     }
-                    MatMul.gemm(dv + kvo, ldc: kvld, pp, transA: true, dOut + qo, ldb: qld, m: tk, n: d, k: tq, beta: 1)
-                    MatMul.gemm(dq + qo, ldc: qld, gp, k + kvo, ldb: kvld, m: tq, n: d, k: tk, alpha: scale)
-                    MatMul.gemm(dk + kvo, ldc: kvld, gp, transA: true, q + qo, ldb: qld, m: tk, n: d, k: tq, alpha: scale, beta: 1)
+                    var kStart = 0
+                    for t0 in stride(from: 0, to: tq, by: queryBlock) {
+                        let kEnd = keyEnd(min(tq, t0 + queryBlock), s)
+                        if kEnd > kStart {
+                            MatMul.gemm(dv + kvo + kStart * kvld, ldc: kvld, pp + t0 * tk + kStart, lda: tk, transA: true,
+                                        dOut + qo + t0 * qld, ldb: qld, m: kEnd - kStart, n: d, k: tq - t0, beta: 1)
+                            MatMul.gemm(dk + kvo + kStart * kvld, ldc: kvld, gp + t0 * tk + kStart, lda: tk, transA: true,
+                                        q + qo + t0 * qld, ldb: qld, m: kEnd - kStart, n: d, k: tq - t0, alpha: scale, beta: 1)
+                        }
+                        kStart = kEnd
+                    }
                 }
             }
         }
@@ -107,6 +130,13 @@ public enum Attention {
     static func forEachTask(_ count: Int, _ body: (Range<Int>) -> Void) {
         if MatMul.mode == .poolSplit { parallelFor(count, cost: Int.max / 2, body) } else { body(0..<count) }
     }
+
+    /// Query rows per block: a block computes scores only for the keys its last row sees, which skips
+    /// most of the masked upper triangle (at T = 256, 9/16 of the full square instead of all of it).
+    public static let queryBlock = 32
+
+    /// One past the last key that query rows before `t1` see (query t sits at position t + Tk − Tq).
+    @inline(__always) static func keyEnd(_ t1: Int, _ s: AttentionShape) -> Int { min(s.keyLength, t1 + s.keyLength - s.queryLength) }
 
     @inline(__always) static func queryOffset(_ b: Int, _ h: Int, _ s: AttentionShape) -> Int {
         b * s.queryLength * s.queryHeads * s.headDim + h * s.headDim
