@@ -67,16 +67,29 @@ public enum Linear {
     /// At or below this many rows the product runs on our few-row kernel instead of sgemm, whose
     /// packing dominates at small M (measured: `sgemm_incopy` as costly as the kernel at M = 16).
     public static let fewRowsLimit = 16
+    /// From this many rows up to `fewRowsLimit`, the transposed kernel (16-lane input columns, no
+    /// horizontal sums) does fewer operations per weight than the dot-product one (≈ M/16 × 1.2).
+    public static let transposedFewRows = 12
 
     /// y[N,O] = x[N,I] · Wᵀ (+ y when accumulate).
     public static func forward(
         out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
         rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
     ) {
-        if rows <= fewRowsLimit {  // decoding: stream each weight row once, split over our threads
+        if rows < transposedFewRows {  // decoding: stream each weight row once, split over our threads
             parallelFor(outFeatures, grain: max(1, 2048 / max(inFeatures * rows, 1))) { r in
                 rk_gemm_few_rows_nt(y, outFeatures, x, inFeatures, w, rows, r.lowerBound, r.upperBound, inFeatures,
                                     accumulate ? 1 : 0)
+            }
+            return
+        }
+        if rows <= fewRowsLimit {  // batched decoding: inputs packed as 16-lane columns, tiles of 12 weight rows
+            let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
+            rk_pack_rows_t16(xt.pointer, x, inFeatures, rows, inFeatures)
+            let packed = UnsafePointer(xt.pointer), tile = 12
+            parallelFor((outFeatures + tile - 1) / tile, grain: max(1, 4096 / (tile * inFeatures))) { r in
+                rk_gemm_few_rows_t16(y, outFeatures, packed, w, rows, r.lowerBound * tile, min(outFeatures, r.upperBound * tile),
+                                     inFeatures, accumulate ? 1 : 0)
             }
             return
         }

@@ -197,6 +197,16 @@ public enum QuantizedLinear {
             if !accumulate { y.update(repeating: 0, count: n * o) }
             return
         }
+        if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
+            let xt = Scratch.buffer("linear.xt", count: i * 16)
+            rk_pack_rows_t16(xt.pointer, x, i, n, i)
+            let packed = UnsafePointer(xt.pointer), tile = 12, map = w.rowMapPointer
+            parallelFor((o + tile - 1) / tile, grain: max(1, 4096 / (tile * i))) { r in
+                rk_qgemm_few_rows_t16(y, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, n, r.lowerBound * tile,
+                                      min(o, r.upperBound * tile), i, accumulate ? 1 : 0)
+            }
+            return
+        }
         if n <= Linear.fewRowsLimit {
             // One unit = a tile of 4 weight rows. Its cost ≈ 4 rows · I/32 blocks · (~5 cycles of decoding
             // + 2 FMAs per input row) at ~3 GHz (measured on Zen 4); the grain is ~0.5 µs of that.

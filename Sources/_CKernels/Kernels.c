@@ -353,6 +353,130 @@ void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const
              gemm_few_portable(y, ldy, x, ldx, w, m, n0, n1, k, accumulate));
 }
 
+// ---------------------------------------------------------------- few-row GEMM, transposed (2 ≤ M ≤ 16)
+static void pack_t16_portable(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
+    memset(xt, 0, k * 16 * sizeof(float));
+    for (size_t r = 0; r < m && r < 16; r++)
+        for (size_t i = 0; i < k; i++) xt[i * 16 + r] = x[r * ldx + i];
+}
+
+#if RK_X86
+RK_AVX512 static void pack_t16_avx512(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
+    __mmask16 rows = m >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << m) - 1u);
+    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32((int)ldx));
+    for (size_t i = 0; i < k; i++)  // one masked gather per column (lanes ≥ m read nothing and become 0)
+        _mm512_storeu_ps(xt + i * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows, idx, x + i, 4));
+}
+#endif
+
+void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
+#if RK_X86
+    if (rk_uses_avx512() && m > 0 && (m - 1) * ldx + k < (1u << 31)) { pack_t16_avx512(xt, x, ldx, m, k); return; }
+#endif
+    pack_t16_portable(xt, x, ldx, m, k);
+}
+
+static void gemm_t16_portable(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0, size_t n1,
+                              size_t k, int acc) {
+    for (size_t n = n0; n < n1; n++) {
+        const float *wr = w + n * k;
+        for (size_t r = 0; r < m; r++) {
+            float s = 0.0f;
+            for (size_t i = 0; i < k; i++) s += xt[i * 16 + r] * wr[i];
+            y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
+        }
+    }
+}
+
+#if RK_X86
+#include "FewRowsTile.h"
+RK_AVX512 static void gemm_t16_avx512(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0,
+                                      size_t n1, size_t k, int acc) {
+    size_t n = n0;
+    for (; n + RK_T16_NR <= n1; n += RK_T16_NR) {
+        __m512 a[RK_T16_NR];
+        for (int j = 0; j < RK_T16_NR; j++) a[j] = _mm512_setzero_ps();
+        const float *pf = n + 3 * RK_T16_NR <= n1 ? w + (n + 2 * RK_T16_NR) * k : NULL;
+        rk_t16_tile_12(a, xt, w + n * k, k, k, pf);
+        rk_t16_store(y + n, ldy, a, RK_T16_NR, m, acc);
+    }
+    for (; n + 4 <= n1; n += 4) {
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        rk_t16_tile_4(a, xt, w + n * k, k, k, NULL);
+        rk_t16_store(y + n, ldy, a, 4, m, acc);
+    }
+    for (; n < n1; n++) {
+        __m512 a[1] = {_mm512_setzero_ps()};
+        rk_t16_tile_1(a, xt, w + n * k, k, k, NULL);
+        rk_t16_store(y + n, ldy, a, 1, m, acc);
+    }
+}
+#endif
+
+void rk_gemm_few_rows_t16(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0, size_t n1,
+                          size_t k, int accumulate) {
+    DISPATCH(gemm_t16_avx512(y, ldy, xt, w, m, n0, n1, k, accumulate),
+             gemm_t16_portable(y, ldy, xt, w, m, n0, n1, k, accumulate));
+}
+
+// ---------------------------------------------------------------- decode attention (one query row)
+static void attend_row_portable(float *out, const float *q, const float *k, const float *v, size_t ld,
+                                const float *mask, size_t valid, size_t d, float scale, float *scores) {
+    for (size_t j = 0; j < valid; j++) {
+        float s = 0.0f;
+        for (size_t i = 0; i < d; i++) s += q[i] * k[j * ld + i];
+        scores[j] = s * scale;
+    }
+    memset(out, 0, d * sizeof(float));
+    if (softmax_row_portable(scores, mask, valid, valid) == -INFINITY) return;
+    for (size_t j = 0; j < valid; j++)
+        if (scores[j] != 0.0f) for (size_t i = 0; i < d; i++) out[i] += scores[j] * v[j * ld + i];
+}
+
+#if RK_X86
+// q stays in registers (d/16 ≤ 16 zmm); one dot product and one reduction per key, then Σ p_j v_j with
+// the output accumulated in registers.
+RK_AVX512 static void attend_row_avx512(float *out, const float *q, const float *k, const float *v, size_t ld,
+                                        const float *mask, size_t valid, size_t d, float scale, float *scores) {
+    size_t nv = d / 16;
+    __m512 qv[16], o[16];
+    for (size_t c = 0; c < nv; c++) { qv[c] = _mm512_loadu_ps(q + c * 16); o[c] = _mm512_setzero_ps(); }
+    for (size_t j = 0; j < valid; j++) {
+        const float *kr = k + j * ld;
+        if (j + 8 < valid)  // the rows are `ld` apart (other heads in between): prefetch 8 keys ahead
+            for (size_t c = 0; c < nv; c++) _mm_prefetch((const char *)(kr + 8 * ld + c * 16), _MM_HINT_T0);
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr)), b = _mm512_setzero_ps();
+        for (size_t c = 1; c < nv; c++) {
+            if (c & 1) b = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + c * 16), b);
+            else a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + c * 16), a);
+        }
+        scores[j] = _mm512_reduce_add_ps(_mm512_add_ps(a, b)) * scale;
+    }
+    if (softmax_row_avx512(scores, mask, valid, valid) != -INFINITY) {
+        for (size_t j = 0; j < valid; j++) {
+            if (scores[j] == 0.0f) continue;
+            __m512 p = _mm512_set1_ps(scores[j]);
+            const float *vr = v + j * ld;
+            if (j + 8 < valid) for (size_t c = 0; c < nv; c++) _mm_prefetch((const char *)(vr + 8 * ld + c * 16), _MM_HINT_T0);
+            for (size_t c = 0; c < nv; c++) o[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + c * 16), o[c]);
+        }
+    }
+    for (size_t c = 0; c < nv; c++) _mm512_storeu_ps(out + c * 16, o[c]);
+}
+#endif
+
+void rk_attend_row(float *out, const float *q, const float *k, const float *v, size_t ld, const float *mask,
+                   size_t valid, size_t d, float scale, float *scores) {
+#if RK_X86
+    if (rk_uses_avx512() && d % 16 == 0 && d >= 16 && d <= 256) {
+        attend_row_avx512(out, q, k, v, ld, mask, valid, d, scale, scores);
+        return;
+    }
+#endif
+    attend_row_portable(out, q, k, v, ld, mask, valid, d, scale, scores);
+}
+
 // ---------------------------------------------------------------- rank-r row updates (LoRA)
 static void rank_update_portable(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
                                  size_t r, size_t n0, size_t n1, size_t d, float alpha) {

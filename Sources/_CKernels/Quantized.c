@@ -127,6 +127,23 @@ static void qgemm_portable(float *y, size_t ldy, const float *x, size_t ldx, con
     }
 }
 
+// Transposed few-row product (inputs packed by rk_pack_rows_t16): each row decoded whole, then dotted
+// with the 16-lane input columns.
+static void qgemm_t16_portable(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t rb,
+                               const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    float *row = (float *)malloc((k + 32) * sizeof(float));
+    if (!row) return;
+    for (size_t n = n0; n < n1; n++) {
+        q_decode_portable(type, q_row(blocks, rb, map, n), 0, k, row);
+        for (size_t r = 0; r < m; r++) {
+            float s = 0.0f;
+            for (size_t i = 0; i < k; i++) s += xt[i * 16 + r] * row[i];
+            y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
+        }
+    }
+    free(row);
+}
+
 // ---------------------------------------------------------------- AVX-512
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -378,6 +395,62 @@ RK_Q_AVX512 static void qgemm_avx512(float *y, size_t ldy, const float *x, size_
     }
 }
 
+#include "FewRowsTile.h"
+// Tiles of RK_T16_NR weight rows: each 128-column chunk of the tile's rows is decoded into an L1 buffer
+// and consumed by the fp32 register tile; the next tile's blocks are prefetched as this one decodes.
+RK_Q_AVX512 RK_Q_INLINE void q_gemm_t16_type(const int type, float *y, size_t ldy, const float *xt, const void *blocks,
+                                             size_t rb, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k,
+                                             int acc) {
+    enum { KC = 128 };
+    float buf[RK_T16_NR * KC] __attribute__((aligned(64)));
+    const size_t cb = type == RK_QTYPE_Q4_1 ? 20 : type == RK_QTYPE_Q8_0 ? 34 : type == RK_QTYPE_F32 ? 128 : 64;
+    for (size_t n = n0; n < n1; n += RK_T16_NR) {
+        int nr = n1 - n < RK_T16_NR ? (int)(n1 - n) : RK_T16_NR;
+        const uint8_t *w[RK_T16_NR], *pf[RK_T16_NR];
+        for (int j = 0; j < RK_T16_NR; j++) {
+            w[j] = q_row(blocks, rb, map, n + (size_t)(j < nr ? j : nr - 1));
+            size_t pn = n + RK_T16_NR + (size_t)j;
+            pf[j] = q_row(blocks, rb, map, pn < n1 ? pn : n1 - 1);
+        }
+        __m512 a[RK_T16_NR];
+        for (int j = 0; j < RK_T16_NR; j++) a[j] = _mm512_setzero_ps();
+        for (size_t c0 = 0; c0 < k; c0 += KC) {
+            size_t kc = k - c0 < KC ? k - c0 : KC, full = kc / 32, rem = kc % 32;
+            for (int j = 0; j < RK_T16_NR; j++) {
+                float *out = buf + j * KC;
+                for (size_t cc = 0; cc < full; cc++) {
+                    __m512 lo, hi;
+                    _mm_prefetch((const char *)pf[j] + (c0 / 32 + cc) * cb, _MM_HINT_T1);
+                    q_dec(type, w[j], c0 / 32 + cc, NULL, 1, 0, 0, &lo, &hi);
+                    _mm512_store_ps(out + cc * 32, lo);
+                    _mm512_store_ps(out + cc * 32 + 16, hi);
+                }
+                if (rem) {
+                    __mmask16 mlo = q_mask(rem), mhi = q_mask(rem > 16 ? rem - 16 : 0);
+                    __m512 lo, hi;
+                    q_dec(type, w[j], c0 / 32 + full, NULL, 0, mlo, mhi, &lo, &hi);
+                    _mm512_store_ps(out + full * 32, lo);
+                    _mm512_store_ps(out + full * 32 + 16, hi);
+                }
+            }
+            rk_t16_tile_12(a, xt + c0 * 16, buf, KC, kc, NULL);
+        }
+        rk_t16_store(y + n, ldy, a, nr, m, acc);
+    }
+}
+
+RK_Q_AVX512 static void qgemm_t16_avx512(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t rb,
+                                         const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    switch (type) {
+    case RK_QTYPE_Q4_1: q_gemm_t16_type(RK_QTYPE_Q4_1, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_Q8_0: q_gemm_t16_type(RK_QTYPE_Q8_0, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_F16: q_gemm_t16_type(RK_QTYPE_F16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_BF16: q_gemm_t16_type(RK_QTYPE_BF16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_F32: q_gemm_t16_type(RK_QTYPE_F32, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    default: break;
+    }
+}
+
 RK_Q_AVX512 static void dequant_rows_avx512(float *dst, const void *blocks, int type, size_t rb, const int32_t *map,
                                             size_t row0, size_t nrows, size_t cols) {
     for (size_t r = 0; r < nrows; r++) {
@@ -418,4 +491,16 @@ void rk_qgemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, cons
     }
 #endif
     qgemm_portable(y, ldy, x, ldx, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
+}
+
+void rk_qgemm_few_rows_t16(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t row_bytes,
+                           const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate) {
+    if (!q_supported(type) || m == 0 || n0 >= n1) return;
+#if RK_Q_X86
+    if (rk_uses_avx512()) {
+        qgemm_t16_avx512(y, ldy, xt, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
+        return;
+    }
+#endif
+    qgemm_t16_portable(y, ldy, xt, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
 }

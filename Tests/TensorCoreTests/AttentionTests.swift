@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import _CKernels
 import _TestSupport
 @testable import TensorCore
 
@@ -68,6 +69,28 @@ import _TestSupport
         let mask = Self.mask(c)
         let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
         mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock) }
+        let expected = Self.reference(c, q: q.array, k: k.array, v: v.array, mask: mask)
+        for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
+    }
+
+    /// The decoding kernel (Tq ≤ 4) on both the AVX-512 path (D a multiple of 16) and the portable one.
+    static let decodeCases: [Case] = [
+        Case(b: 1, tq: 3, tk: 3, hq: 2, hkv: 2, d: 4, padding: .none),
+        Case(b: 2, tq: 2, tk: 6, hq: 4, hkv: 2, d: 4, padding: .left),
+        Case(b: 2, tq: 1, tk: 9, hq: 6, hkv: 2, d: 32, padding: .left),
+        Case(b: 2, tq: 4, tk: 7, hq: 3, hkv: 1, d: 64, padding: .right),
+    ]
+
+    @Test(arguments: decodeCases, [false, true])
+    func decodeMatchesReference(_ c: Case, portable: Bool) {
+        var r = Rand(14)
+        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
+        let out = FloatBuffer(count: q.count)
+        let mask = Self.mask(c)
+        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
+        rk_force_portable(portable ? 1 : 0)
+        defer { rk_force_portable(0) }
+        mask.withOptionalPointer { Attention.forwardDecode(out: out.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
         let expected = Self.reference(c, q: q.array, k: k.array, v: v.array, mask: mask)
         for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
     }

@@ -210,7 +210,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
     }
 
     /// (M, O, K): K odd multiple of 32 for the block types (K + 5 for the plain ones), odd O.
-    @Test(arguments: [(1, 37, 96), (2, 9, 128), (3, 41, 160), (4, 13, 32), (5, 9, 64), (16, 13, 96)])
+    @Test(arguments: [(1, 37, 96), (2, 9, 128), (3, 41, 160), (4, 13, 32), (5, 9, 64), (16, 13, 96), (12, 29, 160), (14, 50, 288)])
     func fewRowsMatchesSgemm(rows n: Int, outF o: Int, inQ: Int) {
         for type in Self.types {
             let i = Self.columns(type, inQ, inQ + 5)
@@ -238,6 +238,17 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         }
                         KernelDispatch.forcePortable(false)
                         expectClose(y.pointer, want.pointer, scale: scale, what + " portable \(portable)")
+                        // The transposed kernel over the same two ranges.
+                        let xt = FloatBuffer(count: i * 16)
+                        y.pointer.update(from: y0.pointer, count: n * o)
+                        KernelDispatch.forcePortable(portable)
+                        rk_pack_rows_t16(xt.pointer, x.pointer, i, n, i)
+                        for (lo, hi) in [(0, split), (split, o)] {
+                            rk_qgemm_few_rows_t16(y.pointer, o, xt.pointer, m.blocks, type.rawValue, m.rowBytes,
+                                                  m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
+                        }
+                        KernelDispatch.forcePortable(false)
+                        expectClose(y.pointer, want.pointer, scale: scale, what + " transposed portable \(portable)")
                     }
                 }
             }

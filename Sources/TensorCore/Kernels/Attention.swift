@@ -148,8 +148,9 @@ public enum Attention {
 }
 
 extension Attention {
-    /// Decoding path for a few query rows per sequence (Tq ≤ 4, keys from a KV cache): direct SIMD dot
-    /// products per (batch, head), parallel over pairs, instead of many tiny GEMMs. Same semantics as
+    /// Decoding path for a few query rows per sequence (Tq ≤ 4, keys from a KV cache): one C kernel call
+    /// per query row (dot products, softmax, Σ p·v with q and the output in registers), parallel over
+    /// (batch, head) pairs, instead of many tiny GEMMs. Same semantics as
     /// `forward` (causal offset, additive key mask, zero rows when fully masked). No lse output.
     public static func forwardDecode(
         out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
@@ -170,13 +171,7 @@ extension Attention {
                     let mask = keyMask.map { $0 + b * s.maskBatchStride }
                     for t in 0..<tq {
                         let qo = queryOffset(b, h, s) + t * qld
-                        let valid = min(tk, t + tk - tq + 1)
-                        for j in 0..<valid { scores[j] = Reductions.dot(q + qo, kb + j * kvld, count: d) * scale }
-                        let lse = rk_softmax_row(scores, mask, valid, tk)
-                        let o = out + qo
-                        o.update(repeating: 0, count: d)
-                        if lse == -.infinity { continue }
-                        for j in 0..<valid where scores[j] != 0 { Elementwise.axpy(o, scores[j], vb + j * kvld, count: d) }
+                        rk_attend_row(out + qo, q + qo, kb, vb, kvld, mask, min(tk, t + tk - tq + 1), d, scale, scores)
                     }
                 }
             }

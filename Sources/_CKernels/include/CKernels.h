@@ -47,6 +47,21 @@ void rk_cpu_relax(void);
 void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                          size_t m, size_t n0, size_t n1, size_t k, int accumulate);
 
+/// One query row of causal attention against `valid` keys (decoding): out[d] = Σ_j p_j v_j with
+/// p = softmax(scale · q·k_j + mask_j) over j < valid; k and v rows are `ld` floats apart; mask (additive,
+/// may be NULL) has `valid` entries; `scores` is scratch for `valid` floats. All keys masked → out = 0.
+void rk_attend_row(float *out, const float *q, const float *k, const float *v, size_t ld, const float *mask,
+                   size_t valid, size_t d, float scale, float *scores);
+
+/// xt[k][16] = x[m, k] for m < M (≤ 16), 0 for the other lanes: the input rows packed for
+/// rk_gemm_few_rows_t16 (xt holds k · 16 floats, 64-byte aligned).
+void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k);
+/// y[m, n] (+)= Σ_k xt[k][m] · w[n, k] for m < M (≤ 16), rows n in [n0, n1): the few-row product of
+/// rk_gemm_few_rows_nt computed as Wᵀ-broadcast × 16-lane input vectors (no horizontal sums), for
+/// 2 ≤ M ≤ 16 input rows packed by rk_pack_rows_t16.
+void rk_gemm_few_rows_t16(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0, size_t n1,
+                          size_t k, int accumulate);
+
 /// y[n, :] += alpha · Σ_j u[n, j] · w[j, :] for rows n in [n0, n1): a rank-r update of few-column
 /// factors (LoRA's u Bᵀ and du A). u is [N, r] (row stride ldu), w is [r, d] (contiguous rows),
 /// y is [N, d] (row stride ldy).
@@ -81,3 +96,7 @@ void rk_dequant_rows(float *dst, const void *blocks, int type, size_t row_bytes,
 void rk_qgemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const void *blocks, int type,
                           size_t row_bytes, const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k,
                           int accumulate);
+/// rk_qgemm_few_rows_nt for 2 ≤ M ≤ 16 input rows packed by rk_pack_rows_t16 (see rk_gemm_few_rows_t16):
+/// tiles of weight rows decoded into L1 and multiplied as broadcasts against 16-lane input columns.
+void rk_qgemm_few_rows_t16(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t row_bytes,
+                           const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate);

@@ -1,0 +1,51 @@
+// Private to _CKernels: the register tile of the transposed few-row product (Kernels.c, Quantized.c).
+// C[n, m] = Σ_k w[n, k] · xt[k, m] with the M ≤ 16 input rows packed as xt[k][16] (one zmm per k):
+// each k broadcasts one weight of each of NR weight rows (a broadcast load folded into the FMA) and
+// multiplies the same 16-lane vector, so NR accumulators hold an NR × 16 tile of the output and no
+// horizontal reduction is needed (the dot-product form spends ~20 % of its time in them at M = 16).
+#pragma once
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+
+#define RK_T16_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"), always_inline))
+
+/// Weight rows per register tile (12 accumulators + the x vector fit the 32 zmm registers with room for
+/// the FMA latency: 12 independent chains ≥ 4-cycle latency × 1 zmm FMA per cycle).
+#define RK_T16_NR 12
+
+// acc[j] += Σ_{i < kc} w[j·ldw + i] · xt[i·16 …]   for j < NR (NR a compile-time constant).
+// `pf` (may be NULL): the same-shaped rows of the next tile, prefetched one cache line per row every 16 k.
+#define RK_T16_TILE(NR)                                                                                     \
+    RK_T16_ATTR static inline void rk_t16_tile_##NR(__m512 *acc, const float *xt, const float *w, size_t ldw, \
+                                                    size_t kc, const float *pf) {                           \
+        __m512 a[NR];                                                                                        \
+        for (int j = 0; j < NR; j++) a[j] = acc[j];                                                          \
+        size_t i = 0;                                                                                        \
+        for (; i + 16 <= kc; i += 16) {                                                                      \
+            if (pf) for (int j = 0; j < NR; j++) _mm_prefetch((const char *)(pf + j * ldw + i), _MM_HINT_T0); \
+            for (size_t ii = i; ii < i + 16; ii++) {                                                         \
+                __m512 xv = _mm512_load_ps(xt + ii * 16);                                                    \
+                for (int j = 0; j < NR; j++) a[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j * ldw + ii]), xv, a[j]); \
+            }                                                                                                \
+        }                                                                                                    \
+        for (; i < kc; i++) {                                                                                \
+            __m512 xv = _mm512_load_ps(xt + i * 16);                                                         \
+            for (int j = 0; j < NR; j++) a[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j * ldw + i]), xv, a[j]);  \
+        }                                                                                                    \
+        for (int j = 0; j < NR; j++) acc[j] = a[j];                                                          \
+    }
+RK_T16_TILE(12)
+RK_T16_TILE(4)
+RK_T16_TILE(1)
+
+// y[r, j] (+)= acc[j][r] for r < m, j < nr: the tile transposed back to y's [M, N] layout.
+RK_T16_ATTR static inline void rk_t16_store(float *y, size_t ldy, const __m512 *acc, int nr, size_t m, int accumulate) {
+    float t[RK_T16_NR][16] __attribute__((aligned(64)));
+    for (int j = 0; j < nr; j++) _mm512_store_ps(t[j], acc[j]);
+    for (size_t r = 0; r < m; r++) {
+        float *yr = y + r * ldy;
+        if (accumulate) { for (int j = 0; j < nr; j++) yr[j] += t[j][r]; }
+        else { for (int j = 0; j < nr; j++) yr[j] = t[j][r]; }
+    }
+}
+#endif
