@@ -332,8 +332,39 @@ static void gemm_few_portable(float *y, size_t ldy, const float *x, size_t ldx, 
 RK_FEW_TILE(4)
 RK_FEW_TILE(1)
 
+// One input row: weight rows one after another (a single sequential stream, which the hardware
+// prefetcher follows best: measured 33 against 28 GB/s for 4 interleaved rows at 49152 × 576), four
+// accumulators per row and a software prefetch 4 KB ahead.
+RK_AVX512 static void gemv_rows_avx512(float *y, const float *x, const float *w, size_t n0, size_t n1, size_t k, int acc) {
+    size_t kv = k & ~(size_t)15;
+    __mmask16 tail = (__mmask16)((1u << (k - kv)) - 1u);
+    for (size_t n = n0; n < n1; n++) {
+        const float *wr = w + n * k;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t i = 0;
+        for (; i + 64 <= kv; i += 64) {
+            _mm_prefetch((const char *)(wr + i + 1024), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wr + i + 1040), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wr + i + 1056), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wr + i + 1072), _MM_HINT_T0);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(wr + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(wr + i + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(wr + i + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(wr + i + 48), a3);
+        }
+        for (; i < kv; i += 16) {
+            _mm_prefetch((const char *)(wr + i + 1024), _MM_HINT_T0);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(wr + i), a0);
+        }
+        if (tail) a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x + kv), _mm512_maskz_loadu_ps(tail, wr + kv), a1);
+        float v = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        y[n] = acc ? y[n] + v : v;
+    }
+}
+
 RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                                       size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    if (m == 1) { gemv_rows_avx512(y, x, w, n0, n1, k, acc); return; }
     size_t kv = k & ~(size_t)15;
     __mmask16 tail = (__mmask16)((1u << (k - kv)) - 1u);
     size_t n = n0;

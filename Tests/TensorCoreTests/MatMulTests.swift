@@ -5,7 +5,7 @@ import _TestSupport
 @testable import TensorCore
 
 @Suite struct MatMulTests {
-    @Test(arguments: [(1, 5, 3), (3, 17, 33), (16, 40, 576), (7, 9, 16), (16, 6, 15), (12, 29, 40), (13, 50, 7)])
+    @Test(arguments: [(1, 5, 3), (1, 37, 600), (3, 17, 33), (16, 40, 576), (7, 9, 16), (16, 6, 15), (12, 29, 40), (13, 50, 7)])
     func fewRowsMatchesSgemm(rows: Int, outF: Int, inF: Int) {
         var r = Rand(21)
         let x = r.buffer(rows * inF), w = r.buffer(outF * inF), y0 = r.buffer(rows * outF)
