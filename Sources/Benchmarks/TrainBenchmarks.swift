@@ -24,7 +24,7 @@ enum TrainBenchmarks {
         for i in 0..<(steps + 1) {
             var s = Split()
             let a = ModelBenchmarks.now()
-            store.zeroGradients()
+            if i == 0 { store.zeroGradients() }  // afterwards AdamW zeroes what it consumes
             let h = model.forward(batch, into: acts)
             let b0 = ModelBenchmarks.now()
             targets.withUnsafeBufferPointer { tp in
@@ -34,8 +34,8 @@ enum TrainBenchmarks {
             }
             model.backward(dOutput: dHidden.pointer, acts: acts)
             let o0 = ModelBenchmarks.now()
-            GradientClipping.clip([store], maxNorm: 1)
-            opt.update(learningRate: 1e-5)
+            let (_, factor) = GradientClipping.clipFactor([store], maxNorm: 1)
+            opt.update(learningRate: 1e-5, gradientScale: factor, zeroingGradients: true)
             s.forward = b0 - a
             s.backward = o0 - b0
             s.optimizer = ModelBenchmarks.now() - o0

@@ -37,6 +37,42 @@ import _TestSupport
         for i in 0..<7 { #expect(abs(Double(got[i]) - p[i]) <= 1e-6, "parameter \(i): \(got[i]) vs \(p[i])") }
     }
 
+    /// Clipping folded into the update (gradientScale) and zeroing while reading give bit-identical
+    /// parameters and moments to clip-then-update, and leave zero gradients; entries of odd sizes make
+    /// the parallel ranges cut through entries with different weight decay.
+    @Test func fusedClipAndZeroingMatchSeparateSteps() {
+        let layout: [(String, [Int])] = [("a", [5000]), ("norm", [37]), ("b", [3, 1111]), ("c", [4099])]
+        let s1 = ParameterStore(layout: layout, trainable: true), s2 = ParameterStore(layout: layout, trainable: true)
+        var r = Rand(5)
+        let total = s1.values.count
+        let cfg = AdamWConfig(weightDecay: 0.1)
+        let o1 = AdamW(store: s1, config: cfg, decayFilter: { $0 != "norm" })
+        let o2 = AdamW(store: s2, config: cfg, decayFilter: { $0 != "norm" })
+        let p0 = r.buffer(total)
+        s1.values.pointer.update(from: p0.pointer, count: total)
+        s2.values.pointer.update(from: p0.pointer, count: total)
+        for step in 0..<3 {
+            let g = r.buffer(total)  // gradients only inside entries: the alignment padding stays zero, as in training
+            Elementwise.scale(g.pointer, by: Float(step + 1) * 0.05, count: total)
+            var inside = [Bool](repeating: false, count: total)
+            for e in s1.entries { for j in e.offset..<(e.offset + e.count) { inside[j] = true } }
+            for j in 0..<total where !inside[j] { g.pointer[j] = 0 }
+            s1.gradients!.pointer.update(from: g.pointer, count: total)
+            s2.gradients!.pointer.update(from: g.pointer, count: total)
+            let n1 = GradientClipping.clip([s1], maxNorm: 1)
+            o1.update(learningRate: 1e-3)
+            let (n2, factor) = GradientClipping.clipFactor([s2], maxNorm: 1)
+            #expect(n1 == n2)
+            o2.update(learningRate: 1e-3, gradientScale: factor, zeroingGradients: true)
+            for i in 0..<total {
+                #expect(s1.values.pointer[i].bitPattern == s2.values.pointer[i].bitPattern, "step \(step) value \(i)")
+                #expect(o1.m.pointer[i].bitPattern == o2.m.pointer[i].bitPattern && o1.v.pointer[i].bitPattern == o2.v.pointer[i].bitPattern)
+                #expect(s2.gradients!.pointer[i] == 0)
+                if s1.values.pointer[i].bitPattern != s2.values.pointer[i].bitPattern { return }
+            }
+        }
+    }
+
     @Test func clippingScalesToMaxNorm() {
         let store = ParameterStore(layout: [("a", [4])], trainable: true)
         let g: [Float] = [3, 4, 0, 12]  // norm 13

@@ -9,11 +9,18 @@ public enum GradientClipping {
         return Float(total.squareRoot())
     }
 
+    /// The global norm and the factor `clip` scales gradients by (1 when the norm is within `maxNorm`),
+    /// for optimizers that apply the factor as they read the gradients (`AdamW.update(gradientScale:)`).
+    public static func clipFactor(_ stores: [ParameterStore], maxNorm: Float) -> (norm: Float, factor: Float) {
+        let norm = globalNorm(stores)
+        let factor = maxNorm / (norm + 1e-6)
+        return (norm, factor < 1 ? factor : 1)
+    }
+
     /// Scales gradients so their global norm is at most `maxNorm`; returns the norm before clipping.
     @discardableResult
     public static func clip(_ stores: [ParameterStore], maxNorm: Float) -> Float {
-        let norm = globalNorm(stores)
-        let factor = maxNorm / (norm + 1e-6)
+        let (norm, factor) = clipFactor(stores, maxNorm: maxNorm)
         if factor < 1 {
             for s in stores { if let g = s.gradients { Elementwise.scale(g.pointer, by: factor, count: g.count) } }
         }

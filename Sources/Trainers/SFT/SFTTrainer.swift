@@ -148,7 +148,8 @@ public final class SFTTrainer {
         let collated = micro.map { collate(tokens: $0.tokens, lossMask: $0.lossMask) }
         let counted = collated.reduce(0) { $0 + $1.counted }
         var result = StepResult()
-        trainable.zeroGradients()
+        if !gradientsAreZero { trainable.zeroGradients() }
+        gradientsAreZero = false
         let model = loaded.model, c = model.config
         for (i, b) in collated.enumerated() where b.counted > 0 {
             acts.isTraining = true
@@ -176,16 +177,20 @@ public final class SFTTrainer {
     }
 
     var lastGradNorm = 0.0
+    /// True while the gradient buffer holds zeros (fresh, or just consumed by the optimizer, which zeroes
+    /// what it reads), so a step skips the separate zeroing pass.
+    var gradientsAreZero = false
 
     func optimizerStep(lr: Float) throws {
-        let norm = config.maxGradNorm > 0 ? GradientClipping.clip([trainable], maxNorm: config.maxGradNorm)
-                                          : GradientClipping.globalNorm([trainable])
+        let (norm, factor) = config.maxGradNorm > 0 ? GradientClipping.clipFactor([trainable], maxNorm: config.maxGradNorm)
+                                                    : (GradientClipping.globalNorm([trainable]), 1)
         guard norm.isFinite else {
             throw ConfigError.invalid(field: "gradients", value: "\(norm) at step \(step + 1)",
                                       expected: "finite values (lower learning_rate or check the data)")
         }
         lastGradNorm = Double(norm)
-        optimizer.update(learningRate: lr)
+        optimizer.update(learningRate: lr, gradientScale: factor, zeroingGradients: true)
+        gradientsAreZero = true
     }
 
     struct Collated { let batch: TokenBatch; let targets: [Int32]; let counted: Int; let realTokens: Int }
