@@ -103,6 +103,17 @@ extension KernelBenchmarks {
             let t = measure(runs: 21) { MatMul.gemm(c.pointer, a.pointer, transA: ta, b.pointer, transB: tb, m: m, n: n, k: k, beta: 1) }
             print("\(pad(name, 24)) \(pad(f1(2.0 * Double(m * n * k) / t.median / 1e9), 7)) \(String(format: "%.1f", t.median * 1e6)) µs")
         }
+        // The row-parallel LowRank kernels on the same shapes.
+        let (n, d, r) = (1024, 576, 16)
+        let x = FloatBuffer(count: n * d), a = FloatBuffer(count: r * d), u = FloatBuffer(count: n * r), y = FloatBuffer(count: n * d)
+        rng.fillNormal(x.pointer, count: x.count)
+        rng.fillNormal(a.pointer, count: a.count)
+        rng.fillNormal(u.pointer, count: u.count)
+        let flops = 2.0 * Double(n * d * r)
+        let tp = measure(runs: 21) { LowRank.project(out: u.pointer, input: x.pointer, factor: a.pointer, rows: n, features: d, rank: r) }
+        print("\(pad("LowRank.project x Aᵀ", 24)) \(pad(f1(flops / tp.median / 1e9), 7)) \(String(format: "%.1f", tp.median * 1e6)) µs")
+        let te = measure(runs: 21) { LowRank.expand(into: y.pointer, u.pointer, a.pointer, rows: n, features: d, rank: r, alpha: 0.5) }
+        print("\(pad("LowRank.expand += u W", 24)) \(pad(f1(flops / te.median / 1e9), 7)) \(String(format: "%.1f", te.median * 1e6)) µs")
     }
 }
 

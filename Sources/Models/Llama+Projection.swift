@@ -33,9 +33,7 @@ extension LlamaModel {
         } else {
             LowRank.project(out: u.pointer, input: x, factor: m.a, rows: n, features: inF, rank: rank)
         }
-        let bt = Scratch.buffer("lora.bt", count: rank * outF)
-        LowRank.transpose(m.b, into: bt.pointer, rows: outF, rank: rank)
-        LowRank.expand(into: y, u.pointer, bt.pointer, rows: n, features: outF, rank: rank, alpha: adapter.config.scale)
+        LowRank.expand(into: y, u.pointer, m.b, transposed: true, rows: n, features: outF, rank: rank, alpha: adapter.config.scale)
     }
 
     /// forward: y = x W₀ᵀ + b + s·u Bᵀ, u = drop(x) Aᵀ  ⇒  dx (=|+=) dy W₀ + drop'(s·dy B A),

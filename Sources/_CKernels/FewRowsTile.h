@@ -38,6 +38,19 @@ RK_T16_TILE(12)
 RK_T16_TILE(4)
 RK_T16_TILE(1)
 
+// The same tile with the roles of the weight's strides swapped: acc[j] += Σ_{i < kc} w[i·ldi + j] · xt[i·16 …]
+// (the tile's NR "rows" are NR consecutive columns of a row-major matrix, e.g. 16 columns of V).
+RK_T16_ATTR static inline void rk_t16_tile_cols16(__m512 *acc, const float *xt, const float *w, size_t ldi, size_t kc) {
+    __m512 a[16];
+    for (int j = 0; j < 16; j++) a[j] = acc[j];
+    for (size_t i = 0; i < kc; i++) {
+        __m512 xv = _mm512_load_ps(xt + i * 16);
+        const float *wr = w + i * ldi;
+        for (int j = 0; j < 16; j++) a[j] = _mm512_fmadd_ps(_mm512_set1_ps(wr[j]), xv, a[j]);
+    }
+    for (int j = 0; j < 16; j++) acc[j] = a[j];
+}
+
 // y[r, j] (+)= acc[j][r] for r < m, j < nr: the tile transposed back to y's [M, N] layout.
 RK_T16_ATTR static inline void rk_t16_store(float *y, size_t ldy, const __m512 *acc, int nr, size_t m, int accumulate) {
     float t[RK_T16_NR][16] __attribute__((aligned(64)));

@@ -25,6 +25,10 @@ import _TestSupport
         // Several causal query blocks (uneven last block), with and without a cached-key offset.
         Case(b: 2, tq: 7, tk: 7, hq: 4, hkv: 2, d: 4, padding: .right, queryBlock: 3),
         Case(b: 2, tq: 5, tk: 8, hq: 3, hkv: 1, d: 4, padding: .left, queryBlock: 2),
+        // D a multiple of 16: the fused kernels (16-row blocks, a partial last block, cached-key offset).
+        Case(b: 1, tq: 5, tk: 5, hq: 2, hkv: 1, d: 16, padding: .none),
+        Case(b: 2, tq: 20, tk: 20, hq: 4, hkv: 2, d: 16, padding: .left),
+        Case(b: 2, tq: 18, tk: 23, hq: 3, hkv: 1, d: 32, padding: .right),
     ]
 
     /// Key mask: batch row 1 gets two padded keys (at the end or the start).

@@ -4,7 +4,9 @@
 //   S = Q Kᵀ / √D + mask,  P = softmax(S) (causal),  O = P V
 // Only the row log-sum-exp is saved; backward recomputes P from Q, K and lse (one extra Tq×Tk×D GEMM
 // instead of B·Hq·Tq·Tk floats of activation memory per layer); scores need only Tq×Tk of scratch per thread.
-// Query rows go in blocks of 32 whose products stop at the block's last visible key (causal skipping).
+// Query rows go in blocks whose products stop at the block's last visible key (causal skipping): with
+// AVX-512 and D a multiple of 16, blocks of 16 rows in fused C kernels (scores in registers and a small
+// scratch, lane = query row); otherwise blocks of 32 rows through sgemm.
 // Query t sits at absolute position t + (Tk − Tq) and sees keys j ≤ that position, so the same kernel
 // serves training (Tq = Tk) and KV-cached decoding (Tq < Tk). The additive key mask (0 or −∞ per key,
 // e.g. for left or right padding) is added to every query row; a row whose keys are all masked
@@ -50,11 +52,22 @@ public enum Attention {
         let tq = s.queryLength, tk = s.keyLength, d = s.headDim, qld = s.queryHeads * d, kvld = s.kvHeads * d
         let scale = 1 / Float(d).squareRoot()
         forEachTask(s.batch * s.queryHeads) { pairs in
-            let sp = Scratch.buffer("attention.scores", count: tq * tk).pointer
+            let sp = Scratch.buffer("attention.scores", count: max(tq * tk, tk * 16)).pointer
+            let qt = Scratch.buffer("attention.qt", count: d * 16).pointer
             for pair in pairs {
                 let (b, h) = (pair / s.queryHeads, pair % s.queryHeads)
                 let qo = queryOffset(b, h, s), kvo = kvOffset(b, h, s)
                 let mask = keyMask.map { $0 + b * s.maskBatchStride }
+                if fused(s) {  // blocks of 16 query rows in the fused C kernel (0 = shape not supported: GEMMs below)
+                    var done = true
+                    for t0 in stride(from: 0, to: tq, by: 16) where done {
+                        let t1 = min(tq, t0 + 16)
+                        done = 0 != rk_attention_forward_block(out + qo + t0 * qld, qld, lse + (b * s.queryHeads + h) * tq + t0,
+                                                       q + qo + t0 * qld, qld, k + kvo, v + kvo, kvld, mask, t1 - t0,
+                                                       keyEnd(t1, s), t0 + tk - tq, d, scale, sp, qt)
+                    }
+                    if done { continue }
+                }
                 for t0 in stride(from: 0, to: tq, by: queryBlock) {  // row block [t0, t1) sees keys [0, kEnd)
                     let t1 = min(tq, t0 + queryBlock), kEnd = keyEnd(t1, s)
                     MatMul.gemm(sp, ldc: kEnd, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
@@ -85,13 +98,25 @@ public enum Attention {
             // P and dS live in Tq×Tk scratch (row t at t·Tk) but only each row block's [0, kEnd) is computed:
             // row blocks for dQ, then key blocks [kEnd of the previous row block, kEnd) for dK and dV, whose
             // rows are exactly the row blocks from there down (rows above see none of those keys).
-            let pp = Scratch.buffer("attention.scores", count: tq * tk).pointer
-            let gp = Scratch.buffer("attention.grads", count: tq * tk).pointer
+            let pp = Scratch.buffer("attention.scores", count: max(tq * tk, tk * 16)).pointer
+            let gp = Scratch.buffer("attention.grads", count: max(tq * tk, tk * 16)).pointer
+            let work = Scratch.buffer("attention.work", count: 4 * d * 16).pointer
             for group in groups {
                 let b = group / s.kvHeads
                 let mask = keyMask.map { $0 + b * s.maskBatchStride }
                 for h in ((group % s.kvHeads) * perGroup)..<((group % s.kvHeads + 1) * perGroup) {
                     let qo = queryOffset(b, h, s), kvo = kvOffset(b, h, s)
+                    if fused(s) {  // blocks of 16 query rows in the fused C kernel (0 = not supported: GEMMs below)
+                        var done = true
+                        for t0 in stride(from: 0, to: tq, by: 16) where done {
+                            let t1 = min(tq, t0 + 16)
+                            done = 0 != rk_attention_backward_block(
+                                dq + qo + t0 * qld, dk + kvo, dv + kvo, dOut + qo + t0 * qld, out + qo + t0 * qld,
+                                lse + (b * s.queryHeads + h) * tq + t0, q + qo + t0 * qld, qld, k + kvo, v + kvo, kvld, mask,
+                                t1 - t0, keyEnd(t1, s), t0 + tk - tq, d, scale, pp, gp, work)
+                        }
+                        if done { continue }
+                    }
                     for t0 in stride(from: 0, to: tq, by: queryBlock) {
                         let t1 = min(tq, t0 + queryBlock), kEnd = keyEnd(t1, s)
                         MatMul.gemm(pp + t0 * tk, ldc: tk, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
@@ -130,6 +155,9 @@ public enum Attention {
     static func forEachTask(_ count: Int, _ body: (Range<Int>) -> Void) {
         if MatMul.mode == .poolSplit { parallelFor(count, cost: Int.max / 2, body) } else { body(0..<count) }
     }
+
+    /// Whether the fused C kernel (`rk_attention_forward_block`) runs this shape: AVX-512 and D a multiple of 16.
+    static func fused(_ s: AttentionShape) -> Bool { KernelDispatch.usesAVX512 && s.headDim % 16 == 0 }
 
     /// Query rows per block: a block computes scores only for the keys its last row sees, which skips
     /// most of the masked upper triangle (at T = 256, 9/16 of the full square instead of all of it).

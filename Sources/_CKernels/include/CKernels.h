@@ -53,6 +53,25 @@ void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const
 void rk_attend_row(float *out, const float *q, const float *k, const float *v, size_t ld, const float *mask,
                    size_t valid, size_t d, float scale, float *scores);
 
+/// Causal attention for one (batch, head) and a block of `rows` ≤ 16 consecutive query rows whose first
+/// row sits at absolute position pos0: out[r, :] = Σ_{j ≤ pos0 + r, j < nkeys} softmax_j(scale · q_r·k_j +
+/// mask_j) v_j and lse[r] (the row's log-sum-exp; -INFINITY and a zero row when every key is masked).
+/// q/out rows are ldq/ldo floats apart, k/v rows ldkv; mask (additive, may be NULL) has nkeys entries.
+/// Scratch: st holds nkeys·16 floats, qt d·16 floats, both 64-byte aligned. Returns 0 (and does nothing)
+/// when the fused kernel does not apply (no AVX-512, or d not a multiple of 16): use GEMMs instead.
+int rk_attention_forward_block(float *out, size_t ldo, float *lse, const float *q, size_t ldq, const float *k,
+                               const float *v, size_t ldkv, const float *mask, size_t rows, size_t nkeys, size_t pos0,
+                               size_t d, float scale, float *st, float *qt);
+
+/// Backward of rk_attention_forward_block for the same block: writes dq rows, accumulates dk and dv over
+/// keys [0, nkeys) (rows ldkv apart, like k and v). dout/out/q/dq rows are ldq apart; lse as the forward
+/// returned it. Scratch: st and gt hold nkeys·16 floats, work 4·d·16, all 64-byte aligned. Returns 0 when
+/// the fused kernel does not apply.
+int rk_attention_backward_block(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                                const float *q, size_t ldq, const float *k, const float *v, size_t ldkv,
+                                const float *mask, size_t rows, size_t nkeys, size_t pos0, size_t d, float scale,
+                                float *st, float *gt, float *work);
+
 /// xt[k][16] = x[m, k] for m < M (≤ 16), 0 for the other lanes: the input rows packed for
 /// rk_gemm_few_rows_t16 (xt holds k · 16 floats, 64-byte aligned).
 void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k);
