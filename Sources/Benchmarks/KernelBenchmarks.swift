@@ -91,6 +91,7 @@ extension KernelBenchmarks {
             ("u = x Aᵀ        (NT)", 1024, 16, 576, false, true),
             ("y += u Bᵀ       (NT)", 1024, 576, 16, false, true),
             ("dB += dyᵀ u     (TN)", 576, 16, 1024, true, false),
+            ("dBᵀ += uᵀ dy    (TN)", 16, 576, 1024, true, false),
             ("du = dy B       (NN)", 1024, 16, 576, false, false),
             ("dA += duᵀ x     (TN)", 16, 576, 1024, true, false),
             ("dx += du A      (NN)", 1024, 576, 16, false, false),

@@ -56,17 +56,17 @@ enum TrainBenchmarks {
             cfg.dropout = 0
             let adapter = try lora.addAdapter(named: "bench", config: cfg, seed: 1)
             lora.activeAdapter = "bench"
-            report("LoRA r=16 (7 projections) 4×256", tokens: 1024, step(lora, store: adapter.store, batch: 4, length: 256, checkpointed: false, steps: 3),
+            report("LoRA r=16 (7 projections) 4×256", tokens: 1024, step(lora, store: adapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
                    anchor: "PyTorch+PEFT 189.6")
             let qlora = try LlamaModel.load(gguf: gguf, keepQuantized: true)
             let qAdapter = try qlora.addAdapter(named: "bench", config: cfg, seed: 1)
             qlora.activeAdapter = "bench"
-            report("LoRA r=16, quantised base 4×256", tokens: 1024, step(qlora, store: qAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 3),
+            report("LoRA r=16, quantised base 4×256", tokens: 1024, step(qlora, store: qAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
                    anchor: "PyTorch+PEFT 189.6")
         }
         if which.contains("train") || which.contains("train-full") {
             let full = try LlamaModel.load(gguf: gguf, trainable: true)
-            report("full fine-tune 4×256", tokens: 1024, step(full, store: full.weights, batch: 4, length: 256, checkpointed: false, steps: 3),
+            report("full fine-tune 4×256", tokens: 1024, step(full, store: full.weights, batch: 4, length: 256, checkpointed: false, steps: 5),
                    anchor: "PyTorch 138.9")
         }
         if which.contains("train-memory") {

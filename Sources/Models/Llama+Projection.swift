@@ -46,16 +46,11 @@ extension LlamaModel {
         if let b = w.bias(kind), let db = b.grad { for r in 0..<n { Elementwise.axpy(db, 1, dy + r * outF, count: outF) } }
         guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue], let lora, let u = lora.u[l][kind.rawValue] else { return }
         let rank = adapter.config.rank, s = adapter.config.scale
-        if let bGrad = m.bGrad {  // dB += s · dyᵀ u, computed as dBᵀ = s · uᵀ dy (the fast TN shape)
-            let dbt = Scratch.buffer("lora.dbt", count: rank * outF)
-            MatMul.gemm(dbt.pointer, u.pointer, transA: true, dy, m: rank, n: outF, k: n, alpha: s)
-            for i in 0..<outF { for j in 0..<rank { bGrad[i * rank + j] += dbt.pointer[j * outF + i] } }
+        if let bGrad = m.bGrad {  // dB += s · dyᵀ u
+            MatMul.gemm(bGrad, dy, transA: true, u.pointer, m: outF, n: rank, k: n, alpha: s, beta: 1)
         }
-        let bt = Scratch.buffer("lora.bt", count: rank * outF)  // du = s · dy B = s · dy (Bᵀ)ᵀ
-        LowRank.transpose(m.b, into: bt.pointer, rows: outF, rank: rank)
-        let du = Scratch.buffer("lora.du", count: n * rank)
-        LowRank.project(out: du.pointer, input: dy, factor: bt.pointer, rows: n, features: outF, rank: rank)
-        Elementwise.scale(du.pointer, by: s, count: n * rank)
+        let du = Scratch.buffer("lora.du", count: n * rank)  // du = s · dy B
+        MatMul.gemm(du.pointer, dy, m.b, m: n, n: rank, k: outF, alpha: s)
         let useDropout = lora.isTraining && adapter.config.dropout > 0
         var input = x
         let dropped = useDropout ? Scratch.buffer("lora.dropped", count: n * inF) : nil

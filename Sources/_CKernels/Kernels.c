@@ -629,9 +629,11 @@ RK_AVX512 static int attention_bwd_block_avx512(float *dq, float *dk, float *dv,
     float lsev[16] __attribute__((aligned(64))), dl[16] __attribute__((aligned(64)));
     for (size_t r = 0; r < 16; r++) {
         lsev[r] = r < rows ? lse[r] : -INFINITY;
-        float acc = 0.0f;
-        if (r < rows) for (size_t c = 0; c < d; c++) acc += dout[r * ldq + c] * out[r * ldq + c];
-        dl[r] = acc;
+        __m512 acc = _mm512_setzero_ps();
+        if (r < rows)
+            for (size_t c = 0; c < d; c += 16)
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(dout + r * ldq + c), _mm512_loadu_ps(out + r * ldq + c), acc);
+        dl[r] = _mm512_reduce_add_ps(acc);
     }
     const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32((int)pos0),
                                          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
