@@ -392,18 +392,46 @@ static void pack_t16_portable(float *xt, const float *x, size_t ldx, size_t m, s
 }
 
 #if RK_X86
+// In-register 16 × 16 transpose: unpack pairs, then 2-float, 4-float (128-bit) and 8-float interleaves.
+RK_AVX512 static inline void transpose16x16(__m512 r[16]) {
+    __m512 t[16], u[16], v[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            v[8 * i + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
+            v[8 * i + 4 + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(v[j], v[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(v[j], v[8 + j], 0xdd);
+    }
+}
+
+// 16-column blocks of the m ≤ 16 rows transposed in registers (rows ≥ m and columns ≥ k read as 0).
 RK_AVX512 static void pack_t16_avx512(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
-    __mmask16 rows = m >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << m) - 1u);
-    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                     _mm512_set1_epi32((int)ldx));
-    for (size_t i = 0; i < k; i++)  // one masked gather per column (lanes ≥ m read nothing and become 0)
-        _mm512_storeu_ps(xt + i * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows, idx, x + i, 4));
+    for (size_t c0 = 0; c0 < k; c0 += 16) {
+        size_t nc = k - c0 < 16 ? k - c0 : 16;
+        __mmask16 cols = nc == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nc) - 1u);
+        __m512 r[16];
+        for (size_t i = 0; i < 16; i++) r[i] = i < m ? _mm512_maskz_loadu_ps(cols, x + i * ldx + c0) : _mm512_setzero_ps();
+        transpose16x16(r);
+        for (size_t i = 0; i < nc; i++) _mm512_store_ps(xt + (c0 + i) * 16, r[i]);
+    }
 }
 #endif
 
 void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
 #if RK_X86
-    if (rk_uses_avx512() && m > 0 && (m - 1) * ldx + k < (1u << 31)) { pack_t16_avx512(xt, x, ldx, m, k); return; }
+    if (rk_uses_avx512() && m <= 16) { pack_t16_avx512(xt, x, ldx, m, k); return; }
 #endif
     pack_t16_portable(xt, x, ldx, m, k);
 }
@@ -668,8 +696,7 @@ int rk_attention_forward_block(float *out, size_t ldo, float *lse, const float *
                                const float *v, size_t ldkv, const float *mask, size_t rows, size_t nkeys, size_t pos0,
                                size_t d, float scale, float *st, float *qt) {
 #if RK_X86
-    if (rk_uses_avx512() && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0
-        && (rows - 1) * ldq + d < (1u << 31))
+    if (rk_uses_avx512() && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
         return attention_fwd_block_avx512(out, ldo, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d, scale, st, qt);
 #endif
     (void)out; (void)ldo; (void)lse; (void)q; (void)ldq; (void)k; (void)v; (void)ldkv; (void)mask; (void)rows;
@@ -682,8 +709,7 @@ int rk_attention_backward_block(float *dq, float *dk, float *dv, const float *do
                                 const float *mask, size_t rows, size_t nkeys, size_t pos0, size_t d, float scale,
                                 float *st, float *gt, float *work) {
 #if RK_X86
-    if (rk_uses_avx512() && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0
-        && (rows - 1) * ldq + d < (1u << 31))
+    if (rk_uses_avx512() && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
         return attention_bwd_block_avx512(dq, dk, dv, dout, out, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d,
                                           scale, st, gt, work);
 #endif
