@@ -18,22 +18,31 @@ extension LlamaModel {
     func project(_ kind: ProjectionKind, layer l: Int, out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>,
                  rows n: Int, accumulate: Bool = false, lora: LoRAActivations? = nil) {
         let w = layerWeights[l], (inF, outF) = kind.shape(config)
-        w.weight(kind).forward(out: y, input: x, rows: n, inFeatures: inF, outFeatures: outF, accumulate: accumulate)
-        if let b = w.bias(kind) { for r in 0..<n { Elementwise.add(y + r * outF, y + r * outF, b.value, count: outF) } }
-        guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue] else { return }
-        let rank = adapter.config.rank
-        let u = lora.map { state -> FloatBuffer in
-            if state.u[l][kind.rawValue]?.count != n * rank { state.u[l][kind.rawValue] = FloatBuffer(count: n * rank) }
-            return state.u[l][kind.rawValue]!
-        } ?? Scratch.buffer("lora.u", count: n * rank)  // inference: nothing is kept for backward
-        if let lora, lora.isTraining, adapter.config.dropout > 0 {
-            let dropped = Scratch.buffer("lora.dropped", count: n * inF)
-            applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
-            LowRank.project(out: u.pointer, input: dropped.pointer, factor: m.a, rows: n, features: inF, rank: rank)
-        } else {
-            LowRank.project(out: u.pointer, input: x, factor: m.a, rows: n, features: inF, rank: rank)
+        let adapter = activeLoRA, module = adapter?.modules[l][kind.rawValue]
+        // Many rows into a fresh output: the LoRA term is written first and the base GEMM accumulates onto
+        // it, which saves the read-modify-write pass over y that adding it afterwards costs.
+        let loraFirst = module != nil && !accumulate && n > Linear.fewRowsLimit
+        func addLoRA(overwrite: Bool) {
+            guard let adapter, let m = module else { return }
+            let rank = adapter.config.rank
+            let u = lora.map { state -> FloatBuffer in
+                if state.u[l][kind.rawValue]?.count != n * rank { state.u[l][kind.rawValue] = FloatBuffer(count: n * rank) }
+                return state.u[l][kind.rawValue]!
+            } ?? Scratch.buffer("lora.u", count: n * rank)  // inference: nothing is kept for backward
+            if let lora, lora.isTraining, adapter.config.dropout > 0 {
+                let dropped = Scratch.buffer("lora.dropped", count: n * inF)
+                applyDropout(dropped.pointer, x, count: n * inF, p: adapter.config.dropout, seed: dropoutSeed(lora.seed, l, kind))
+                LowRank.project(out: u.pointer, input: dropped.pointer, factor: m.a, rows: n, features: inF, rank: rank)
+            } else {
+                LowRank.project(out: u.pointer, input: x, factor: m.a, rows: n, features: inF, rank: rank)
+            }
+            LowRank.expand(into: y, u.pointer, m.b, transposed: true, rows: n, features: outF, rank: rank,
+                           alpha: adapter.config.scale, accumulate: !overwrite)
         }
-        LowRank.expand(into: y, u.pointer, m.b, transposed: true, rows: n, features: outF, rank: rank, alpha: adapter.config.scale)
+        if loraFirst { addLoRA(overwrite: true) }
+        w.weight(kind).forward(out: y, input: x, rows: n, inFeatures: inF, outFeatures: outF, accumulate: accumulate || loraFirst)
+        if let b = w.bias(kind) { for r in 0..<n { Elementwise.add(y + r * outF, y + r * outF, b.value, count: outF) } }
+        if !loraFirst { addLoRA(overwrite: false) }
     }
 
     /// forward: y = x W₀ᵀ + b + s·u Bᵀ, u = drop(x) Aᵀ  ⇒  dx (=|+=) dy W₀ + drop'(s·dy B A),

@@ -17,12 +17,15 @@ public enum LowRank {
     /// y[N, D] += α · u[N, R] · W, with W stored [R, D] or, when `transposed`, as Wᵀ [D, R] (LoRA's B).
     /// Few rows (decoding) use the row-parallel rank-update kernel; many rows an sgemm, which runs this
     /// shape ~1.7× faster (171 against 101 GFLOP/s at 1024 × 576, r = 16, `Benchmarks lora-gemm`).
+    /// With `accumulate` false, y is overwritten instead.
     public static func expand(into y: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                              transposed: Bool = false, rows n: Int, features d: Int, rank r: Int, alpha: Float) {
+                              transposed: Bool = false, rows n: Int, features d: Int, rank r: Int, alpha: Float,
+                              accumulate: Bool = true) {
         if n > Linear.fewRowsLimit {
-            MatMul.gemm(y, u, w, transB: transposed, m: n, n: d, k: r, alpha: alpha, beta: 1)
+            MatMul.gemm(y, u, w, transB: transposed, m: n, n: d, k: r, alpha: alpha, beta: accumulate ? 1 : 0)
             return
         }
+        if !accumulate { y.update(repeating: 0, count: n * d) }
         var rows = UnsafePointer(w)
         if transposed {
             let wt = Scratch.buffer("lowrank.wt", count: r * d)
