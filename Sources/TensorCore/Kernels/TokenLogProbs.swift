@@ -10,16 +10,20 @@
 import _CKernels
 
 public enum TokenLogProbs {
-    /// Rows per chunk: 256 rows × 49,152 vocab = 50 MB of logits at a time (larger chunks make the
-    /// vocabulary-gradient GEMM, K = chunk rows, efficient).
-    public static let defaultChunkRows = 256
+    /// Logits held at once: 48 Mi floats (192 MB), i.e. 1,024 rows of SmolLM2's 49,152-token vocabulary
+    /// (331 of Qwen2.5's 151,936). Chunks of 1,024 rows run the vocabulary GEMMs ~8 % faster than 256
+    /// (OpenBLAS packs the 113 MB weight once per call; `Benchmarks train-gemms`).
+    public static let chunkBudgetFloats = 48 << 20
+
+    /// Rows per chunk for a vocabulary of `v` tokens (at least 16).
+    public static func defaultChunkRows(vocabulary v: Int) -> Int { max(16, chunkBudgetFloats / max(v, 1)) }
 
     /// Writes logProbs[N] and lse[N] (saved for backward).
     /// `predictions` (optional) receives each row's argmax token (for token accuracy).
     public static func forward(
         logProbs: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
         hidden: UnsafePointer<Float>, weight: WeightMatrix, targets: UnsafePointer<Int32>,
-        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int? = nil,
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) {
         forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
@@ -39,8 +43,8 @@ public enum TokenLogProbs {
     /// Computes logits z = h Wᵀ for `chunkRows` rows at a time into one reused [chunk, V] buffer and
     /// hands each chunk to `body(firstRow, rowCount, logits)`.
     static func forEachLogitChunk(hidden: UnsafePointer<Float>, weight: WeightMatrix, rows n: Int, channels c: Int, vocabulary v: Int,
-                                  chunkRows: Int, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
-        let chunk = max(1, min(chunkRows, n))
+                                  chunkRows: Int?, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let chunk = max(1, min(chunkRows ?? defaultChunkRows(vocabulary: v), n))
         let lp = Scratch.buffer("logits", count: chunk * v).pointer
         var start = 0
         while start < n {
@@ -57,7 +61,7 @@ public enum TokenLogProbs {
         dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
         dLogProbs: UnsafePointer<Float>, hidden: UnsafePointer<Float>, weight: WeightMatrix,
         targets: UnsafePointer<Int32>, lse: UnsafePointer<Float>,
-        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int? = nil
     ) {
         forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
             parallelFor(m) { rows in
@@ -82,7 +86,7 @@ public enum TokenLogProbs {
         dHidden: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>?,
         logProbs: UnsafeMutablePointer<Float>?, dLogProbs: UnsafePointer<Float>,
         hidden: UnsafePointer<Float>, weight: WeightMatrix, targets: UnsafePointer<Int32>,
-        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int = defaultChunkRows,
+        rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int? = nil,
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) -> Double {
         // Rows without a target (prompt, padding) need no logits at all: compact the counted rows first.
