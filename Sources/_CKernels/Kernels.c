@@ -543,59 +543,6 @@ void rk_attend_row(float *out, const float *q, const float *k, const float *v, s
 // (the column tile over 16 columns of V at a time). Unnormalised exponentials are accumulated and the
 // output scaled once by 1/l per row (flash-attention style); nothing but two small scratches is written.
 #if RK_X86
-RK_AVX512 static int attention_fwd_block_avx512(float *out, size_t ldo, float *lse, const float *q, size_t ldq,
-                                                const float *k, const float *v, size_t ldkv, const float *mask,
-                                                size_t rows, size_t nkeys, size_t pos0, size_t d, float scale,
-                                                float *st, float *qt) {
-    pack_t16_avx512(qt, q, ldq, rows, d);
-    size_t j = 0;
-    for (; j + RK_T16_NR <= nkeys; j += RK_T16_NR) {
-        __m512 a[RK_T16_NR];
-        for (int c = 0; c < RK_T16_NR; c++) a[c] = _mm512_setzero_ps();
-        rk_t16_tile_12(a, qt, k + j * ldkv, ldkv, d, NULL);
-        for (int c = 0; c < RK_T16_NR; c++) _mm512_store_ps(st + (j + c) * 16, a[c]);
-    }
-    for (; j < nkeys; j++) {
-        __m512 a[1] = {_mm512_setzero_ps()};
-        rk_t16_tile_1(a, qt, k + j * ldkv, ldkv, d, NULL);
-        _mm512_store_ps(st + j * 16, a[0]);
-    }
-    // Scale, causal limit (key j visible to row r when j ≤ pos0 + r) and key mask; running max per row.
-    const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32((int)pos0),
-                                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
-    __m512 m = ninf;
-    for (j = 0; j < nkeys; j++) {
-        __m512 s = _mm512_mul_ps(_mm512_load_ps(st + j * 16), vscale);
-        if (mask) s = _mm512_add_ps(s, _mm512_set1_ps(mask[j]));
-        s = _mm512_mask_blend_ps(_mm512_cmple_epi32_mask(_mm512_set1_epi32((int)j), pos), ninf, s);
-        _mm512_store_ps(st + j * 16, s);
-        m = _mm512_max_ps(m, s);
-    }
-    __mmask16 dead = _mm512_cmp_ps_mask(m, ninf, _CMP_EQ_OQ);  // rows whose keys are all masked
-    __m512 msafe = _mm512_mask_blend_ps(dead, m, _mm512_setzero_ps()), l = _mm512_setzero_ps();
-    for (j = 0; j < nkeys; j++) {
-        __m512 e = exp512(_mm512_sub_ps(_mm512_load_ps(st + j * 16), msafe));
-        _mm512_store_ps(st + j * 16, e);
-        l = _mm512_add_ps(l, e);
-    }
-    __m512 inv = _mm512_maskz_div_ps((__mmask16)~dead, _mm512_set1_ps(1.0f), l);
-    // lse = m + log(l), the log in scalar (16 per block); -inf for dead rows.
-    float lsev[16] __attribute__((aligned(64))), lv[16] __attribute__((aligned(64)));
-    _mm512_store_ps(lsev, m);
-    _mm512_store_ps(lv, l);
-    for (size_t r = 0; r < rows; r++) lse[r] = ((dead >> r) & 1) ? -INFINITY : lsev[r] + logf(lv[r]);
-    for (size_t c0 = 0; c0 < d; c0 += 16) {
-        __m512 a[16];
-        for (int c = 0; c < 16; c++) a[c] = _mm512_setzero_ps();
-        rk_t16_tile_cols16(a, st, v + c0, ldkv, nkeys);
-        float t[16][16] __attribute__((aligned(64)));
-        for (int c = 0; c < 16; c++) _mm512_store_ps(t[c], _mm512_mul_ps(a[c], inv));
-        for (size_t r = 0; r < rows; r++)
-            for (int c = 0; c < 16; c++) out[r * ldo + c0 + c] = t[c][r];
-    }
-    return 1;
-}
 // Rows r < m of x (row stride ldx), 16 columns at a time: xp[(cb·16 + r)·16 + c] = x[r, cb·16 + c], rows
 // m … 15 zero — the K = rows operand of the dK / dV tiles (d a multiple of 16).
 RK_AVX512 static void pack_rows_blocks16(float *xp, const float *x, size_t ldx, size_t m, size_t d) {
@@ -640,6 +587,48 @@ RK_AVX512 static void attention_key_scores(float *st, const float *xt, const flo
     }
 }
 
+RK_AVX512 static int attention_fwd_block_avx512(float *out, size_t ldo, float *lse, const float *q, size_t ldq,
+                                                const float *k, const float *v, size_t ldkv, const float *mask,
+                                                size_t rows, size_t nkeys, size_t pos0, size_t d, float scale,
+                                                float *st, float *qt) {
+    pack_t16_avx512(qt, q, ldq, rows, d);
+    attention_key_scores(st, qt, k, ldkv, nkeys, d);
+    // Scale, causal limit (key j visible to row r when j ≤ pos0 + r) and key mask; running max per row.
+    const __m512i pos = _mm512_add_epi32(_mm512_set1_epi32((int)pos0),
+                                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512 vscale = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+    __m512 m = ninf;
+    for (size_t j = 0; j < nkeys; j++) {
+        __m512 s = _mm512_mul_ps(_mm512_load_ps(st + j * 16), vscale);
+        if (mask) s = _mm512_add_ps(s, _mm512_set1_ps(mask[j]));
+        s = _mm512_mask_blend_ps(_mm512_cmple_epi32_mask(_mm512_set1_epi32((int)j), pos), ninf, s);
+        _mm512_store_ps(st + j * 16, s);
+        m = _mm512_max_ps(m, s);
+    }
+    __mmask16 dead = _mm512_cmp_ps_mask(m, ninf, _CMP_EQ_OQ);  // rows whose keys are all masked
+    __m512 msafe = _mm512_mask_blend_ps(dead, m, _mm512_setzero_ps()), l = _mm512_setzero_ps();
+    for (size_t j = 0; j < nkeys; j++) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_load_ps(st + j * 16), msafe));
+        _mm512_store_ps(st + j * 16, e);
+        l = _mm512_add_ps(l, e);
+    }
+    __m512 inv = _mm512_maskz_div_ps((__mmask16)~dead, _mm512_set1_ps(1.0f), l);
+    // lse = m + log(l), the log in scalar (16 per block); -inf for dead rows.
+    float lsev[16] __attribute__((aligned(64))), lv[16] __attribute__((aligned(64)));
+    _mm512_store_ps(lsev, m);
+    _mm512_store_ps(lv, l);
+    for (size_t r = 0; r < rows; r++) lse[r] = ((dead >> r) & 1) ? -INFINITY : lsev[r] + logf(lv[r]);
+    for (size_t c0 = 0; c0 < d; c0 += 16) {
+        __m512 a[16];
+        for (int c = 0; c < 16; c++) a[c] = _mm512_setzero_ps();
+        rk_t16_tile_cols16(a, st, v + c0, ldkv, nkeys);
+        float t[16][16] __attribute__((aligned(64)));
+        for (int c = 0; c < 16; c++) _mm512_store_ps(t[c], _mm512_mul_ps(a[c], inv));
+        for (size_t r = 0; r < rows; r++)
+            for (int c = 0; c < 16; c++) out[r * ldo + c0 + c] = t[c][r];
+    }
+    return 1;
+}
 // Backward of one block (see attention_fwd_block_avx512): P recomputed from lse, dPᵀ = V·dOᵀ, dS = P ⊙ (dP − δ)
 // with δ_r = dO_r·O_r, then dQ (written), dK += dSᵀ Q and dV += Pᵀ dO over the block's keys.
 RK_AVX512 static int attention_bwd_block_avx512(float *dq, float *dk, float *dv, const float *dout, const float *out,
