@@ -5,6 +5,7 @@ import Foundation
 import TensorCore
 
 MatMul.configureThreads()
+warmUpCores()
 let args = CommandLine.arguments.dropFirst()
 let which = Set(args.isEmpty ? ["all"] : args)
 if which.contains("gemm") || which.contains("all") { KernelBenchmarks.gemm(); print() }
