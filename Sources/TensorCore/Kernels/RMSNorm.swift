@@ -38,9 +38,7 @@ public enum RMSNorm {
                 for row in lo..<hi {
                     let xr = x + row &* c, dyr = dy + row &* c, dxr = dx + row &* c
                     let s = rstd[row]
-                    var dotSum: Float = 0
-                    for i in 0..<c { dotSum += dyr[i] * w[i] * (xr[i] * s) }
-                    let mean = dotSum / Float(c)
+                    let mean = Reductions.dot(dyr, w, xr, count: c) * s / Float(c)
                     if accumulateInput {
                         for i in 0..<c { dxr[i] += s * (dyr[i] * w[i] - xr[i] * s * mean) }
                     } else {
