@@ -99,15 +99,18 @@ public enum Reductions {
         return s
     }
 
-    /// Σ x² in Double across SIMD partial sums (for gradient norms over millions of values).
-    @inlinable public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
-        var total = 0.0
-        var start = 0
-        while start < n {  // Float partials over 64 Ki blocks, Double across blocks
-            let m = min(65536, n &- start)
-            total += Double(dot(x + start, x + start, count: m))
-            start &+= m
+    /// Σ x² (for gradient norms over millions of values): Float partial sums over 64 Ki blocks, computed in
+    /// parallel and added in Double in block order, so the value does not depend on the thread count.
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
+        let block = 1 << 16
+        var partial = [Double](repeating: 0, count: (n + block - 1) / block)
+        partial.withUnsafeMutableBufferPointer { pp in
+            parallelFor(pp.count, grain: 2) { r in
+                for b in r { pp[b] = Double(dot(x + b * block, x + b * block, count: min(block, n - b * block))) }
+            }
         }
+        var total = 0.0
+        for p in partial { total += p }
         return total
     }
 
