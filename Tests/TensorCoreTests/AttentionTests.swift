@@ -121,8 +121,10 @@ import _TestSupport
         expectClose(dv.pointer, numericGradient(v.pointer, count: v.count, loss), "dv")
     }
 
-    @Test func fullyMaskedRowsOutputZero() {
-        let c = Case(b: 2, tq: 5, tk: 5, hq: 3, hkv: 1, d: 6, padding: .left)
+    /// D = 6 takes the GEMM blocks, D = 16 the fused kernel.
+    @Test(arguments: [6, 16])
+    func fullyMaskedRowsOutputZero(d: Int) {
+        let c = Case(b: 2, tq: 5, tk: 5, hq: 3, hkv: 1, d: d, padding: .left)
         var r = Rand(13)
         let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.d), v = r.buffer(c.b * c.tk * c.d)
         let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq)
@@ -130,6 +132,7 @@ import _TestSupport
         Self.mask(c).withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
         // Batch row 1, query 0 sees only key 0, which is padding.
         for i in 0..<(c.hq * c.d) { #expect(out.pointer[(1 * c.tq + 0) * c.hq * c.d + i] == 0) }
+        for h in 0..<c.hq { #expect(lse.pointer[(1 * c.hq + h) * c.tq + 0] == -.infinity) }
         #expect(!out.array.contains { $0.isNaN })
     }
 }
