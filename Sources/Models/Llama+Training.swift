@@ -52,10 +52,10 @@ public final class LlamaActivations: @unchecked Sendable {
         tokens = []
         positions = []
         func make(_ count: Int, _ copies: Int) -> [FloatBuffer] {
-            if checkpointed { let shared = FloatBuffer(count: count); return Array(repeating: shared, count: copies) }
-            return (0..<copies).map { _ in FloatBuffer(count: count) }
+            if checkpointed { let shared = FloatBuffer(count: count, hugePages: true); return Array(repeating: shared, count: copies) }
+            return (0..<copies).map { _ in FloatBuffer(count: count, hugePages: true) }
         }
-        x = (0...layers).map { _ in FloatBuffer(count: n * c.hiddenSize) }
+        x = (0...layers).map { _ in FloatBuffer(count: n * c.hiddenSize, hugePages: true) }
         rstd1 = make(n, layers)
         rstd2 = make(n, layers)
         q = make(n * c.qDim, layers)

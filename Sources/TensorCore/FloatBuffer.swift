@@ -2,18 +2,32 @@
 // Storage has reference semantics on purpose: activations and parameters are large and are never copied
 // implicitly (a copy-on-write check in a hot loop costs a full copy; see swift-compute.md §2 ii).
 
+#if os(Linux)
+import Glibc
+#endif
+
 /// A fixed-size, 64-byte aligned block of Float32 values. Zero-initialised.
 public final class FloatBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
-    public init(count: Int) {
+    /// `hugePages`: ask for 2 MB pages (Linux `MADV_HUGEPAGE`) when the buffer spans at least one. For
+    /// training state streamed every step (gradients, optimizer moments, activations, scratch): measured
+    /// ~1.5 % on a full fine-tuning step. Not for weights read once at load: faulting huge pages in can
+    /// stall on memory compaction (model load took 0.32 → 1.25 s on the project machine).
+    public init(count: Int, hugePages: Bool = false) {
         precondition(count >= 0, "FloatBuffer count \(count) < 0")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        let bytes = max(count, 1) * 4, huge = hugePages && bytes >= Self.hugePageBytes
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge ? Self.hugePageBytes : 64)
+        #if os(Linux)
+        if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
+        #endif
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
+
+    static let hugePageBytes = 2 << 20
 
     public convenience init(_ values: [Float]) {
         self.init(count: values.count)

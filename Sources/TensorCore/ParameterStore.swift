@@ -26,7 +26,7 @@ public final class ParameterStore: @unchecked Sendable {
         }
         self.entries = entries
         values = FloatBuffer(count: offset)
-        gradients = trainable ? FloatBuffer(count: offset) : nil
+        gradients = trainable ? FloatBuffer(count: offset, hugePages: true) : nil
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() {
             precondition(index[e.name] == nil, "duplicate parameter name \(e.name)")

@@ -11,7 +11,7 @@ public enum Scratch {
         let key = "rlhf.scratch." + slot
         let dict = Thread.current.threadDictionary
         if let b = dict[key] as? FloatBuffer, b.count >= count { return b }
-        let b = FloatBuffer(count: count)
+        let b = FloatBuffer(count: count, hugePages: true)
         dict[key] = b
         return b
     }

@@ -33,8 +33,8 @@ public final class AdamW: @unchecked Sendable {
         precondition(store.isTrainable, "AdamW needs a trainable parameter store")
         self.config = config
         self.store = store
-        m = FloatBuffer(count: store.values.count)
-        v = FloatBuffer(count: store.values.count)
+        m = FloatBuffer(count: store.values.count, hugePages: true)
+        v = FloatBuffer(count: store.values.count, hugePages: true)
         decays = store.entries.map { decayFilter($0.name) }
     }
 
