@@ -83,17 +83,26 @@ public enum Linear {
             }
             return
         }
-        if rows <= fewRowsLimit {  // batched decoding: inputs packed as 16-lane columns, tiles of 12 weight rows
-            let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
-            rk_pack_rows_t16(xt.pointer, x, inFeatures, rows, inFeatures)
-            let packed = UnsafePointer(xt.pointer), tile = 12
-            parallelFor((outFeatures + tile - 1) / tile, grain: max(1, 4096 / (tile * inFeatures))) { r in
-                rk_gemm_few_rows_t16(y, outFeatures, packed, w, rows, r.lowerBound * tile, min(outFeatures, r.upperBound * tile),
-                                     inFeatures, accumulate ? 1 : 0)
+        if rows <= fewRowsLimit {  // batched decoding
+            forEachTransposedTile(input: x, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures) { packed, o0, o1 in
+                rk_gemm_few_rows_t16(y, outFeatures, packed, w, rows, o0, o1, inFeatures, accumulate ? 1 : 0)
             }
             return
         }
         MatMul.gemm(y, x, w, transB: true, m: rows, n: outFeatures, k: inFeatures, beta: accumulate ? 1 : 0)
+    }
+
+    /// The transposed few-row kernels' common part (fp32 and quantised weights): packs x [rows ≤ 16, I] as
+    /// 16-lane columns into this thread's scratch, then runs `body(packed, o0, o1)` over output rows in
+    /// register tiles of `RK_T16_NR`, split over our threads.
+    static func forEachTransposedTile(input x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+                                      _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+        let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
+        rk_pack_rows_t16(xt.pointer, x, inFeatures, rows, inFeatures)
+        let packed = UnsafePointer(xt.pointer), tile = Int(RK_T16_NR)
+        parallelFor((outFeatures + tile - 1) / tile, grain: max(1, 4096 / (tile * inFeatures))) { r in
+            body(packed, r.lowerBound * tile, min(outFeatures, r.upperBound * tile))
+        }
     }
 
     /// forward: y = x Wᵀ  ⇒  dx (=|+=) dy W,  dW += dyᵀ x.

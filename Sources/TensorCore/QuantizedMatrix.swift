@@ -178,18 +178,10 @@ public enum QuantizedLinear {
     /// Floats in one dequantisation tile of the many-row path (4 MB): rows per tile = this / I.
     public static let tileFloats = 1 << 20
 
-    /// y[N, O] = x[N, I] · Wᵀ (+ y when accumulate).
+    /// y[N, O] = x[N, I] · Wᵀ (+ y when accumulate). `tileFloats`: the many-row path's dequantisation tile.
     public static func forward(
         out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
-        rows n: Int, accumulate: Bool = false
-    ) {
-        forward(out: y, input: x, weight: w, rows: n, accumulate: accumulate, tileFloats: tileFloats)
-    }
-
-    /// `forward` with the many-row tile size as a parameter (tests force several tiles).
-    static func forward(
-        out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
-        rows n: Int, accumulate: Bool, tileFloats: Int
+        rows n: Int, accumulate: Bool = false, tileFloats: Int = tileFloats
     ) {
         let i = w.columns, o = w.rows
         if n == 0 || o == 0 { return }
@@ -198,12 +190,9 @@ public enum QuantizedLinear {
             return
         }
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
-            let xt = Scratch.buffer("linear.xt", count: i * 16)
-            rk_pack_rows_t16(xt.pointer, x, i, n, i)
-            let packed = UnsafePointer(xt.pointer), tile = 12, map = w.rowMapPointer
-            parallelFor((o + tile - 1) / tile, grain: max(1, 4096 / (tile * i))) { r in
-                rk_qgemm_few_rows_t16(y, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, n, r.lowerBound * tile,
-                                      min(o, r.upperBound * tile), i, accumulate ? 1 : 0)
+            let map = w.rowMapPointer
+            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o) { packed, o0, o1 in
+                rk_qgemm_few_rows_t16(y, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, n, o0, o1, i, accumulate ? 1 : 0)
             }
             return
         }
@@ -230,14 +219,7 @@ public enum QuantizedLinear {
     /// dy[:, o0..<o1] · W[o0..<o1, :] (each tile dequantised once into the scratch).
     public static func backwardInput(
         dInput dx: UnsafeMutablePointer<Float>, dOut dy: UnsafePointer<Float>, weight w: QuantizedMatrix,
-        rows n: Int, accumulate: Bool = false
-    ) {
-        backwardInput(dInput: dx, dOut: dy, weight: w, rows: n, accumulate: accumulate, tileFloats: tileFloats)
-    }
-
-    static func backwardInput(
-        dInput dx: UnsafeMutablePointer<Float>, dOut dy: UnsafePointer<Float>, weight w: QuantizedMatrix,
-        rows n: Int, accumulate: Bool, tileFloats: Int
+        rows n: Int, accumulate: Bool = false, tileFloats: Int = tileFloats
     ) {
         let i = w.columns, o = w.rows
         if n == 0 || i == 0 { return }

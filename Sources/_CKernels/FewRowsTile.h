@@ -9,9 +9,6 @@
 
 #define RK_T16_ATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c"), always_inline))
 
-/// Weight rows per register tile (12 accumulators + the x vector fit the 32 zmm registers with room for
-/// the FMA latency: 12 independent chains ≥ 4-cycle latency × 1 zmm FMA per cycle).
-#define RK_T16_NR 12
 
 // acc[j] += Σ_{i < kc} w[j·ldw + i] · xt[i·16 …]   for j < NR (NR a compile-time constant).
 // `pf` (may be NULL): the same-shaped rows of the next tile, prefetched one cache line per row every 16 k.
@@ -51,9 +48,9 @@ RK_T16_ATTR static inline void rk_t16_tile_cols16(__m512 *acc, const float *xt, 
     for (int j = 0; j < 16; j++) acc[j] = a[j];
 }
 
-// y[r, j] (+)= acc[j][r] for r < m, j < nr: the tile transposed back to y's [M, N] layout.
+// y[r, j] (+)= acc[j][r] for r < m, j < nr ≤ 16: the tile transposed back to y's [M, N] layout.
 RK_T16_ATTR static inline void rk_t16_store(float *y, size_t ldy, const __m512 *acc, int nr, size_t m, int accumulate) {
-    float t[RK_T16_NR][16] __attribute__((aligned(64)));
+    float t[16][16] __attribute__((aligned(64)));
     for (int j = 0; j < nr; j++) _mm512_store_ps(t[j], acc[j]);
     for (size_t r = 0; r < m; r++) {
         float *yr = y + r * ldy;

@@ -285,17 +285,17 @@ static void gemm_few_portable(float *y, size_t ldy, const float *x, size_t ldx, 
 
 #if RK_X86
 // One tile: 4 weight rows × R input rows (R = 1 or 4, a compile-time constant so the R·4 zmm
-// accumulators stay in registers), full 16-float chunks then one masked tail chunk.
+// accumulators stay in registers), in 16-float chunks (the last one masked).
 #define RK_FEW_TILE(R)                                                                                   \
     RK_AVX512 static inline void few_tile_##R(float *y, size_t ldy, const float *x, size_t ldx,          \
-                                              const float *w0, size_t k, size_t kv, __mmask16 tail,      \
-                                              int acc, int prefetch) {                                   \
+                                              const float *w0, size_t k, int acc, int prefetch) {        \
         const float *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;                                            \
         __m512 a[R][4];                                                                                  \
         for (int j = 0; j < R; j++) for (int c = 0; c < 4; c++) a[j][c] = _mm512_setzero_ps();        \
-        for (size_t i = 0; i < kv; i += 16) {                                                            \
-            __m512 b0 = _mm512_loadu_ps(w0 + i), b1 = _mm512_loadu_ps(w1 + i);                           \
-            __m512 b2 = _mm512_loadu_ps(w2 + i), b3 = _mm512_loadu_ps(w3 + i);                           \
+        for (size_t i = 0; i < k; i += 16) {                                                             \
+            __mmask16 mk = k - i >= 16 ? (__mmask16)0xFFFF : TAILMASK(k - i);                            \
+            __m512 b0 = _mm512_maskz_loadu_ps(mk, w0 + i), b1 = _mm512_maskz_loadu_ps(mk, w1 + i);       \
+            __m512 b2 = _mm512_maskz_loadu_ps(mk, w2 + i), b3 = _mm512_maskz_loadu_ps(mk, w3 + i);       \
             if (prefetch) {                                                                              \
                 _mm_prefetch((const char *)(w3 + k + i), _MM_HINT_T0);                                   \
                 _mm_prefetch((const char *)(w3 + 2 * k + i), _MM_HINT_T0);                               \
@@ -303,18 +303,7 @@ static void gemm_few_portable(float *y, size_t ldy, const float *x, size_t ldx, 
                 _mm_prefetch((const char *)(w3 + 4 * k + i), _MM_HINT_T0);                               \
             }                                                                                            \
             for (int j = 0; j < R; j++) {                                                                \
-                __m512 xv = _mm512_loadu_ps(x + j * ldx + i);                                            \
-                a[j][0] = _mm512_fmadd_ps(xv, b0, a[j][0]);                                              \
-                a[j][1] = _mm512_fmadd_ps(xv, b1, a[j][1]);                                              \
-                a[j][2] = _mm512_fmadd_ps(xv, b2, a[j][2]);                                              \
-                a[j][3] = _mm512_fmadd_ps(xv, b3, a[j][3]);                                              \
-            }                                                                                            \
-        }                                                                                                \
-        if (tail) {                                                                                      \
-            __m512 b0 = _mm512_maskz_loadu_ps(tail, w0 + kv), b1 = _mm512_maskz_loadu_ps(tail, w1 + kv); \
-            __m512 b2 = _mm512_maskz_loadu_ps(tail, w2 + kv), b3 = _mm512_maskz_loadu_ps(tail, w3 + kv); \
-            for (int j = 0; j < R; j++) {                                                                \
-                __m512 xv = _mm512_maskz_loadu_ps(tail, x + j * ldx + kv);                               \
+                __m512 xv = _mm512_maskz_loadu_ps(mk, x + j * ldx + i);                                  \
                 a[j][0] = _mm512_fmadd_ps(xv, b0, a[j][0]);                                              \
                 a[j][1] = _mm512_fmadd_ps(xv, b1, a[j][1]);                                              \
                 a[j][2] = _mm512_fmadd_ps(xv, b2, a[j][2]);                                              \
@@ -365,14 +354,12 @@ RK_AVX512 static void gemv_rows_avx512(float *y, const float *x, const float *w,
 RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                                       size_t m, size_t n0, size_t n1, size_t k, int acc) {
     if (m == 1) { gemv_rows_avx512(y, x, w, n0, n1, k, acc); return; }
-    size_t kv = k & ~(size_t)15;
-    __mmask16 tail = (__mmask16)((1u << (k - kv)) - 1u);
     size_t n = n0;
     for (; n + 4 <= n1; n += 4) {
         const float *wn = w + n * k;
         size_t r = 0;
-        for (; r + 4 <= m; r += 4) few_tile_4(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, kv, tail, acc, r == 0);
-        for (; r < m; r++) few_tile_1(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, kv, tail, acc, r == 0);
+        for (; r + 4 <= m; r += 4) few_tile_4(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, acc, r == 0);
+        for (; r < m; r++) few_tile_1(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, acc, r == 0);
     }
     if (n < n1) gemm_few_portable(y, ldy, x, ldx, w, m, n, n1, k, acc);
 }
@@ -622,10 +609,8 @@ RK_AVX512 static int attention_fwd_block_avx512(float *out, size_t ldo, float *l
         __m512 a[16];
         for (int c = 0; c < 16; c++) a[c] = _mm512_setzero_ps();
         rk_t16_tile_cols16(a, st, v + c0, ldkv, nkeys);
-        float t[16][16] __attribute__((aligned(64)));
-        for (int c = 0; c < 16; c++) _mm512_store_ps(t[c], _mm512_mul_ps(a[c], inv));
-        for (size_t r = 0; r < rows; r++)
-            for (int c = 0; c < 16; c++) out[r * ldo + c0 + c] = t[c][r];
+        for (int c = 0; c < 16; c++) a[c] = _mm512_mul_ps(a[c], inv);
+        rk_t16_store(out + c0, ldo, a, 16, rows, 0);
     }
     return 1;
 }
@@ -670,10 +655,7 @@ RK_AVX512 static int attention_bwd_block_avx512(float *dq, float *dk, float *dv,
         __m512 a[16];
         for (int c = 0; c < 16; c++) a[c] = _mm512_setzero_ps();
         rk_t16_tile_cols16(a, gt, k + c0, ldkv, nkeys);
-        float t[16][16] __attribute__((aligned(64)));
-        for (int c = 0; c < 16; c++) _mm512_store_ps(t[c], a[c]);
-        for (size_t r = 0; r < rows; r++)
-            for (int c = 0; c < 16; c++) dq[r * ldq + c0 + c] = t[c][r];
+        rk_t16_store(dq + c0, ldq, a, 16, rows, 0);
     }
     attention_key_update(dv, ldkv, st, dop, rows, nkeys, d);
     attention_key_update(dk, ldkv, gt, qp, rows, nkeys, d);

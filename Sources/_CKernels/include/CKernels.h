@@ -72,6 +72,11 @@ int rk_attention_backward_block(float *dq, float *dk, float *dv, const float *do
                                 const float *mask, size_t rows, size_t nkeys, size_t pos0, size_t d, float scale,
                                 float *st, float *gt, float *work);
 
+/// Weight rows per register tile of the transposed few-row kernels (12 accumulators + the input vector
+/// fit the 32 zmm registers with room for the FMA latency: 12 chains ≥ 4-cycle latency × 1 FMA per cycle);
+/// callers split work in multiples of it.
+#define RK_T16_NR 12
+
 /// xt[k][16] = x[m, k] for m < M (≤ 16), 0 for the other lanes: the input rows packed for
 /// rk_gemm_few_rows_t16 (xt holds k · 16 floats, 64-byte aligned).
 void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k);
