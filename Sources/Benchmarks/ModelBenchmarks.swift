@@ -7,6 +7,7 @@ import Foundation
 import ModelFormats
 import Models
 import TensorCore
+import _CKernels
 
 enum ModelBenchmarks {
     static func peakRSSMegabytes() -> Double {
@@ -28,6 +29,9 @@ enum ModelBenchmarks {
         let quantized = try LlamaModel.load(gguf: gguf, keepQuantized: true)
         let qBytes = quantized.quantizedWeights.values.reduce(0) { $0 + $1.byteCount } + quantized.weights.values.count * 4
         print("SmolLM2-135M load, weights kept quantised (Q4_1/Q8_0): \(String(format: "%.2f", now() - t1)) s, \(qBytes / 1_000_000) MB of weights (dense fp32: 538 MB)")
+        let t2 = now()
+        let bf16 = model.withBF16Weights()
+        print("SmolLM2-135M bf16 copy: \(String(format: "%.2f", now() - t2)) s, AVX512_BF16 kernels \(rk_uses_avx512bf16() != 0 ? "on" : "off")")
         var rng = RNG(seed: 3)
         func randomIDs(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % 49152) } }
 
@@ -36,10 +40,12 @@ enum ModelBenchmarks {
             for batch in batches {
                 let prompts = (0..<batch).map { _ in randomIDs(32) }
                 let opts = GenerationOptions(maxNewTokens: 128)  // no stop ids: always 128 tokens
-                for (name, m) in [("fp32", model), ("quantised", quantized)] {
+                for (name, m) in [("fp32", model), ("quantised", quantized), ("bf16", bf16)] {
                     _ = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 4))
                     let t = measure(warmup: 0, runs: 3) { _ = m.generate(prompts: prompts, options: opts) }
+                    let p = measure(warmup: 0, runs: 3) { _ = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 1)) }
                     print("generate greedy, batch \(pad("\(batch)", 2)), 32 + 128, \(pad(name, 9)): \(pad(f1(Double(batch * 128) / t.median), 7)) tok/s   (HF fp32 \(batch == 1 ? "16.1" : "123.0"); llama.cpp \(batch == 1 ? "F32 45-58, Q4_1 107, Q8_0 131-137" : "F32 287, BF16 482, Q8_0 398"))")
+                    print("    prefill + first token \(f1(p.median * 1000)) ms, then \(f1((t.median - p.median) * 1000 / 127)) ms per decode step")
                 }
             }
         }

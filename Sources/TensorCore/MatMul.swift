@@ -92,13 +92,14 @@ public enum Linear {
         MatMul.gemm(y, x, w, transB: true, m: rows, n: outFeatures, k: inFeatures, beta: accumulate ? 1 : 0)
     }
 
-    /// The transposed few-row kernels' common part (fp32 and quantised weights): packs x [rows ≤ 16, I] as
-    /// 16-lane columns into this thread's scratch, then runs `body(packed, o0, o1)` over output rows in
-    /// register tiles of `RK_T16_NR`, split over our threads.
+    /// The transposed few-row kernels' common part (fp32, quantised and bf16 weights): packs x [rows ≤ 16, I]
+    /// as 16-lane columns into this thread's scratch (as bf16 pairs when `bf16Pairs`), then runs
+    /// `body(packed, o0, o1)` over output rows in register tiles of `RK_T16_NR`, split over our threads.
     static func forEachTransposedTile(input x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
-                                      _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+                                      bf16Pairs: Bool = false, _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
         let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
         rk_pack_rows_t16(xt.pointer, x, inFeatures, rows, inFeatures)
+        if bf16Pairs { rk_bf16_pairs_t16(xt.pointer, inFeatures) }
         let packed = UnsafePointer(xt.pointer), tile = Int(RK_T16_NR)
         parallelFor((outFeatures + tile - 1) / tile, grain: max(1, 4096 / (tile * inFeatures))) { r in
             body(packed, r.lowerBound * tile, min(outFeatures, r.upperBound * tile))

@@ -105,6 +105,18 @@ public struct QuantizedMatrix: @unchecked Sendable {
                   rowBytes: packed, owner: storage, rowMap: rowMap)
     }
 
+    /// An owned BF16 copy of the Float32 matrix `values` [rows, columns], rounded to nearest even (denormals
+    /// to ±0, as `vcvtneps2bf16`; see _CKernels/BF16.c).
+    public init(bf16From values: UnsafePointer<Float>, rows: Int, columns: Int) {
+        let storage = ByteStorage(byteCount: rows * columns * 2)
+        let dst = storage.pointer.assumingMemoryBound(to: UInt16.self)
+        parallelFor(rows, grain: max(1, 65536 / max(columns, 1))) { r in
+            rk_f32_to_bf16(dst + r.lowerBound &* columns, values + r.lowerBound &* columns, r.count &* columns)
+        }
+        self.init(type: .bf16, rows: rows, columns: columns, blocks: UnsafeRawPointer(storage.pointer),
+                  rowBytes: columns * 2, owner: storage)
+    }
+
     /// The logical → physical row map, if any.
     public var rowMap: [Int32]? { rowMapStorage.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) } }
 
@@ -165,8 +177,9 @@ private final class RowMapStorage: @unchecked Sendable {
 
 private final class ByteStorage: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
-    init(_ bytes: [UInt8]) {
-        pointer = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
+    init(byteCount: Int) { pointer = .allocate(byteCount: max(byteCount, 1), alignment: 64) }
+    convenience init(_ bytes: [UInt8]) {
+        self.init(byteCount: bytes.count)
         bytes.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
     }
     deinit { pointer.deallocate() }
@@ -188,6 +201,23 @@ public enum QuantizedLinear {
         if i == 0 {
             if !accumulate { y.update(repeating: 0, count: n * o) }
             return
+        }
+        var x = x
+        if w.type == .bf16 {
+            // bf16 products (_CKernels/BF16.c): inputs rounded to bf16 first, as llama.cpp's and torch's
+            // bf16 matmuls do; 12–16 rows go to the AVX512_BF16 dot-product tile when the CPU has one.
+            if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit && rk_uses_avx512bf16() != 0 {
+                let map = w.rowMapPointer
+                Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: true) { packed, o0, o1 in
+                    rk_bf16_gemm_few_rows_t16(y, o, packed, w.blocks, w.rowBytes, map, n, o0, o1, i, accumulate ? 1 : 0)
+                }
+                return
+            }
+            let rounded = Scratch.buffer("quantized.bf16-input", count: n * i).pointer
+            parallelFor(n, grain: max(1, 65536 / i)) { r in
+                rk_bf16_round(rounded + r.lowerBound &* i, x + r.lowerBound &* i, r.count &* i)
+            }
+            x = UnsafePointer(rounded)
         }
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
             let map = w.rowMapPointer

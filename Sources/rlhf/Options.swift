@@ -13,12 +13,20 @@ struct ModelOptions: ParsableArguments {
     var adapter: String?
     @Flag(help: "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and dequantise on the fly: ~5x less weight memory and faster decoding; frozen base only (LoRA training: QLoRA-style).")
     var quantized = false
+    @Flag(help: "Hold the frozen base in bf16 and multiply in bf16 (inputs rounded to bf16, fp32 sums; llama.cpp's BF16 semantics): half the weight memory of fp32 and, on CPUs with AVX512_BF16, about 1.5x faster batched generation; log-probs differ from fp32 by ~1e-2. Frozen base only.")
+    var bf16 = false
 
     /// Loads the model; with `--adapter` (and `activatesAdapter`), the adapter is applied.
     func load(trainable: Bool = false, activatesAdapter: Bool = true) throws -> LoadedModel {
         let start = Date()
         if quantized && trainable { throw InputError("--quantized keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
-        let loaded = try ModelRegistry.load(model, trainable: trainable, keepQuantized: quantized, log: note)
+        if bf16 && trainable { throw InputError("--bf16 keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
+        if bf16 && quantized { throw InputError("Pass either --quantized (keep the file's quantised weights) or --bf16 (convert them to bf16), not both.") }
+        var loaded = try ModelRegistry.load(model, trainable: trainable, keepQuantized: quantized, log: note)
+        if bf16 {
+            loaded = LoadedModel(model: loaded.model.withBF16Weights(), tokenizer: loaded.tokenizer,
+                                 chatTemplate: loaded.chatTemplate, source: loaded.source)
+        }
         if let adapter, activatesAdapter {
             let a = try Export.loadAdapter(URL(fileURLWithPath: adapter), into: loaded.model)
             loaded.model.activeAdapter = a.name
@@ -27,7 +35,8 @@ struct ModelOptions: ParsableArguments {
         let q = loaded.model.quantizedWeights.values
         note(String(format: "Loaded %@ (%.1f M parameters%@) in %.2f s", loaded.source.lastPathComponent,
                     Double(loaded.model.weights.parameterCount + q.reduce(0) { $0 + $1.rows * $1.columns }) / 1e6,
-                    q.isEmpty ? "" : String(format: ", %d tensors kept quantised: %.0f MB", q.count, Double(q.reduce(0) { $0 + $1.byteCount }) / 1e6),
+                    q.isEmpty ? "" : String(format: ", %d tensors kept %@: %.0f MB", q.count, bf16 ? "in bf16" : "quantised",
+                                            Double(q.reduce(0) { $0 + $1.byteCount }) / 1e6),
                     Date().timeIntervalSince(start)))
         return loaded
     }

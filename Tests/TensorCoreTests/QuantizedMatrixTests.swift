@@ -110,6 +110,22 @@ private func halfValue(_ h: UInt16) -> Float {
     return Float(sign: sign, exponent: e - 25, significand: 1024 + f)
 }
 
+/// f rounded to bf16 (8 significant bits, nearest, ties to even; subnormals → ±0, as vcvtneps2bf16), from
+/// the definition rather than by bit tricks.
+func bf16Rounded(_ f: Float) -> Float {
+    if f.isNaN || f.isInfinite { return f }
+    if f == 0 || f.isSubnormal { return f.sign == .minus ? -0.0 : 0 }
+    let unit = Float(sign: .plus, exponent: f.exponent - 7, significand: 1)
+    return (f / unit).rounded(.toNearestOrEven) * unit
+}
+
+/// A copy of x with every element rounded to bf16 (what QuantizedLinear multiplies BF16 weights with).
+private func bf16Rounded(_ x: FloatBuffer) -> FloatBuffer {
+    let out = FloatBuffer(count: x.count)
+    for e in 0..<x.count { out.pointer[e] = bf16Rounded(x.pointer[e]) }
+    return out
+}
+
 private func permutation(_ n: Int, seed: UInt64) -> [Int32] {
     var rng = RNG(seed: seed)
     var p = (0..<n).map(Int32.init)
@@ -217,6 +233,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             let q = HandQuantized(type, rows: o, columns: i, seed: UInt64(n * 1000 + o))
             var r = Rand(UInt64(n + o))
             let x = r.buffer(n * i), y0 = r.buffer(n * o)
+            let xr = bf16Rounded(x)
             for map in [nil, permutation(o, seed: 11)] {
                 let m = q.matrix(rowMap: map)
                 let w = q.logical(rowMap: map)
@@ -226,7 +243,13 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     let y = FloatBuffer(count: n * o)
                     y.pointer.update(from: y0.pointer, count: n * o)
                     QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
-                    expectClose(y.pointer, want.pointer, scale: scale, what)
+                    if type == .bf16 {  // bf16 products: the inputs are rounded to bf16 first, on every path
+                        let (wantR, scaleR) = reference(x: xr, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
+                        expectClose(y.pointer, wantR.pointer, scale: scaleR, what)
+                        bf16TransposedKernel(m, xr: xr, y0: y0, want: wantR, scale: scaleR, rows: n, accumulate: accumulate, what)
+                    } else {
+                        expectClose(y.pointer, want.pointer, scale: scale, what)
+                    }
                     // Each C path on this thread, in two column ranges (one ending mid-tile).
                     for portable in [false, true] {
                         y.pointer.update(from: y0.pointer, count: n * o)
@@ -255,6 +278,100 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         }
     }
 
+    /// rk_bf16_gemm_few_rows_t16 (vdpbf16ps, and its portable twin) over two column ranges, one ending mid-tile,
+    /// on inputs packed as bf16 pairs; only for 2 ≤ M ≤ 16 rows.
+    func bf16TransposedKernel(_ m: QuantizedMatrix, xr: FloatBuffer, y0: FloatBuffer, want: FloatBuffer, scale: [Float],
+                              rows n: Int, accumulate: Bool, _ what: String) {
+        guard n >= 2 && n <= 16 else { return }
+        let o = m.rows, i = m.columns, split = o / 2 + 1
+        let y = FloatBuffer(count: n * o), xt = FloatBuffer(count: i * 16)
+        for portable in [false, true] {
+            y.pointer.update(from: y0.pointer, count: n * o)
+            KernelDispatch.forcePortable(portable)
+            rk_pack_rows_t16(xt.pointer, xr.pointer, i, n, i)
+            rk_bf16_pairs_t16(xt.pointer, i)
+            for (lo, hi) in [(0, split), (split, o)] {
+                rk_bf16_gemm_few_rows_t16(y.pointer, o, xt.pointer, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
+                                          accumulate ? 1 : 0)
+            }
+            KernelDispatch.forcePortable(false)
+            expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot portable \(portable)")
+        }
+    }
+
+    /// Rounding to bf16 on both C paths equals the definition: ties to even, subnormals to ±0, ±inf and NaN
+    /// kept, overflow to inf; the bf16 bits are the rounded value's upper half; bf16 pairs pack two of them.
+    @Test func bf16RoundingMatchesTheDefinition() {
+        var values: [Float] = [0, -0.0, 1, -1, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                               .leastNonzeroMagnitude, -.leastNormalMagnitude / 2, .leastNormalMagnitude, 1 + 0x1p-8, 1 + 3 * 0x1p-8,
+                               1 + 0x1p-8 + 0x1p-20, 255.5, 256.5, -3.0e38, 65504]
+        var r = RNG(seed: 4)
+        for _ in 0..<4000 { values.append(Float(sign: r.next() & 1 == 0 ? .plus : .minus, exponent: Int(r.next() % 200) - 100,
+                                                significand: 1 + Float(r.next() % (1 << 23)) * 0x1p-23)) }
+        let n = values.count
+        for portable in [false, true] {
+            KernelDispatch.forcePortable(portable)
+            var rounded = [Float](repeating: 0, count: n), bits = [UInt16](repeating: 0, count: n)
+            values.withUnsafeBufferPointer { rk_bf16_round(&rounded, $0.baseAddress!, n) }
+            values.withUnsafeBufferPointer { rk_f32_to_bf16(&bits, $0.baseAddress!, n) }
+            KernelDispatch.forcePortable(false)
+            for e in 0..<n {
+                let want = bf16Rounded(values[e])
+                let same = want.isNaN ? rounded[e].isNaN : rounded[e].bitPattern == want.bitPattern
+                #expect(same, "portable \(portable): bf16(\(values[e])) = \(rounded[e]), want \(want)")
+                #expect(UInt32(bits[e]) << 16 == rounded[e].bitPattern, "portable \(portable): bits of \(values[e])")
+                if !same { break }
+            }
+        }
+        // Pairs: 16 lanes × k = 5 columns (the last pair has an empty high half).
+        let k = 5
+        var x = Rand(8)
+        let rows = x.buffer(16 * k)
+        for portable in [false, true] {
+            KernelDispatch.forcePortable(portable)
+            let xt = FloatBuffer(count: k * 16)
+            rk_pack_rows_t16(xt.pointer, rows.pointer, k, 16, k)
+            rk_bf16_pairs_t16(xt.pointer, k)
+            KernelDispatch.forcePortable(false)
+            let words = UnsafeRawPointer(xt.pointer).assumingMemoryBound(to: UInt32.self)
+            for p in 0..<3 { for lane in 0..<16 {
+                let lo = bf16Rounded(rows.pointer[lane * k + 2 * p]).bitPattern >> 16
+                let hi = 2 * p + 1 < k ? bf16Rounded(rows.pointer[lane * k + 2 * p + 1]).bitPattern >> 16 : 0
+                #expect(words[p * 16 + lane] == lo | hi << 16, "portable \(portable) pair \(p) lane \(lane)")
+            } }
+        }
+    }
+
+    /// QuantizedMatrix(bf16From:) holds the rounded values; forward at decode batch sizes (1, 5, 12, 16) and
+    /// prefill size (40) equals Σ bf16(x)·bf16(w) computed here in Double.
+    @Test func bf16CopyMultipliesInBF16() {
+        let o = 29, i = 70
+        var r = Rand(12)
+        let dense = r.buffer(o * i)
+        let m = QuantizedMatrix(bf16From: dense.pointer, rows: o, columns: i)
+        #expect(m.type == .bf16 && m.byteCount == o * i * 2)
+        let back = FloatBuffer(count: o * i)
+        m.dequantize(into: back.pointer)
+        for e in 0..<(o * i) where back.pointer[e].bitPattern != bf16Rounded(dense.pointer[e]).bitPattern {
+            Issue.record("element \(e): \(back.pointer[e]) vs \(bf16Rounded(dense.pointer[e]))")
+            break
+        }
+        for n in [1, 5, 12, 16, 40] {
+            let x = r.buffer(n * i), y = FloatBuffer(count: n * o)
+            QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n)
+            for row in 0..<n { for c in 0..<o {
+                var s = 0.0, mag = 0.0
+                for k in 0..<i {
+                    let t = Double(bf16Rounded(x.pointer[row * i + k])) * Double(back.pointer[c * i + k])
+                    s += t
+                    mag += abs(t)
+                }
+                let err = abs(Double(y.pointer[row * o + c]) - s) / mag
+                #expect(err <= 1e-5, "rows \(n): y[\(row), \(c)] = \(y.pointer[row * o + c]), want \(s)")
+            } }
+        }
+    }
+
     /// N > fewRowsLimit: tiles dequantised then sgemm; a small tile forces several tiles and a short last one.
     @Test(arguments: [QuantizedType.q4_1, .q8_0, .bf16])
     func tiledForwardAndBackwardInputMatchSgemm(type: QuantizedType) {
@@ -267,7 +384,8 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             let w = q.logical(rowMap: map)
             for accumulate in [false, true] {
                 let what = "\(type) map \(map != nil) acc \(accumulate)"
-                let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
+                let (want, scale) = reference(x: type == .bf16 ? bf16Rounded(x) : x, w: w, y0: y0, rows: n, out: o, in: i,
+                                              accumulate: accumulate)
                 for tileFloats in [QuantizedLinear.tileFloats, 16 * i] {  // one tile; three tiles (16, 16, 13 rows)
                     let y = FloatBuffer(count: n * o)
                     y.pointer.update(from: y0.pointer, count: n * o)

@@ -124,3 +124,22 @@ void rk_qgemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, cons
 /// tiles of weight rows decoded into L1 and multiplied as broadcasts against 16-lane input columns.
 void rk_qgemm_few_rows_t16(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t row_bytes,
                            const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate);
+
+// ---------------------------------------------------------------- bf16 products (BF16.c)
+// BF16 weights × inputs rounded to bf16 (round-to-nearest-even, denormals → ±0, NaN kept: exactly
+// vcvtneps2bf16), products summed in fp32 — llama.cpp's and torch's bf16 matmul semantics.
+
+/// Returns 1 when the AVX512_BF16 kernels are in use (AVX-512 on, CPU has avx512bf16).
+int rk_uses_avx512bf16(void);
+/// dst[i] = bf16 bits of src[i].
+void rk_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+/// dst[i] = src[i] rounded to bf16 precision, kept as fp32 (dst may alias src).
+void rk_bf16_round(float *dst, const float *src, size_t n);
+/// In place: the fp32 columns xt[k][16] of rk_pack_rows_t16 → (k + 1) / 2 groups of 16 dwords, dword r of
+/// group p = bf16(xt[2p][r]) | bf16(xt[2p + 1][r]) << 16 (0 in the high half when 2p + 1 = k).
+void rk_bf16_pairs_t16(void *xt, size_t k);
+/// y[m, n] (+)= Σ_k bf16(x[m, k]) · W[n, k] for m < M (≤ 16) and logical rows n in [n0, n1) of a BF16
+/// matrix (rows of `row_bytes` bytes, `row_map` as for the quantised kernels), x packed by
+/// rk_pack_rows_t16 then rk_bf16_pairs_t16.
+void rk_bf16_gemm_few_rows_t16(float *y, size_t ldy, const void *xp, const void *w, size_t row_bytes,
+                               const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate);

@@ -1,0 +1,97 @@
+// SmolLM2 with its matrices in bf16 (`withBF16Weights`): the weights are the rounded fp32 ones; decoding
+// through the KV cache (12–16 rows: the AVX512_BF16 tile) gives the logits of a full forward pass (rounded
+// inputs + sgemm) within bf16 noise, and against transformers in fp32 the log-probs move only by bf16's
+// precision. The products themselves are checked exactly (1e-5 of Σ|terms|) in QuantizedMatrixTests.
+
+import Foundation
+import ModelFormats
+import Testing
+import TensorCore
+@testable import Models
+
+@Suite(.serialized) struct BF16BaseTests {
+    static let bf16: Result<LlamaModel, Error> = Result { try SmolLM2.get().0.withBF16Weights() }
+
+    @Test func weightsAreTheRoundedFloat32Ones() throws {
+        let (dense, _) = try SmolLM2.get()
+        let m = try Self.bf16.get()
+        #expect(m.hasBF16Weights && !dense.hasBF16Weights)
+        #expect(m.quantizedWeights.count == 30 * 7 + 1 && m.quantizedWeights.values.allSatisfy { $0.type == .bf16 })
+        let bytes = m.quantizedWeights.values.reduce(0) { $0 + $1.byteCount } + m.weights.values.count * 4
+        #expect(bytes < 270_000_000, "weight bytes \(bytes)")  // vs 538 MB in fp32
+        let name = "model.layers.7.mlp.down_proj.weight"
+        let q = try #require(m.quantizedWeights[name])
+        let row = FloatBuffer(count: q.columns)
+        q.dequantizeRows(100..<101, into: row.pointer)
+        let src = dense.weights.value(name) + 100 * q.columns
+        for c in 0..<q.columns {
+            let w = src[c]
+            let want = w == 0 || w.isSubnormal ? 0 : (w / Float(sign: .plus, exponent: w.exponent - 7, significand: 1))
+                .rounded(.toNearestOrEven) * Float(sign: .plus, exponent: w.exponent - 7, significand: 1)
+            #expect(row.pointer[c] == want, "column \(c): \(row.pointer[c]) vs \(want) from \(w)")
+        }
+    }
+
+    @Test func decodingMatchesTheFullForward() throws {
+        let m = try Self.bf16.get()
+        let v = m.config.vocabularySize, b = 14, t = 9
+        var rng = RNG(seed: 5)
+        let ids = (0..<(b * t)).map { _ in Int32(rng.next() % UInt64(v)) }
+        // Full forward over all positions (many-row path).
+        let acts = LlamaActivations(config: m.config, batchSize: b, length: t)
+        let h = m.forward(TokenBatch(batchSize: b, length: t, tokens: ids), into: acts)
+        let full = m.logits(h.pointer, rows: b * t)
+        // Prefill the first t − 3 positions, then 3 decode steps of 14 rows each.
+        let cache = KVCache(config: m.config, batchSize: b, capacity: t)
+        var hidden = m.forwardCached(TokenBatch(batchSize: b, length: t - 3, tokens: (0..<b).flatMap { ids[($0 * t)..<($0 * t + t - 3)] }), cache: cache)
+        var worst: Float = 0, total = 0.0, argmaxMismatches = 0
+        for step in (t - 3)..<t {
+            if step > t - 3 {
+                hidden = m.forwardCached(TokenBatch(batchSize: b, length: 1, tokens: (0..<b).map { ids[$0 * t + step - 1] },
+                                                    positions: [Int32](repeating: Int32(step - 1), count: b)), cache: cache)
+            }
+            let logits = m.logits(hidden.pointer, rows: b)
+            for r in 0..<b { for j in 0..<v {
+                let e = abs(logits.pointer[r * v + j] - full.pointer[(r * t + step - 1) * v + j])
+                worst = max(worst, e)
+                total += Double(e)
+            } }
+            for r in 0..<b {  // the greedy choice agrees wherever the full forward's top-2 margin exceeds 0.5
+                let row = Array(UnsafeBufferPointer(start: full.pointer + (r * t + step - 1) * v, count: v))
+                let best = row.indices.max { row[$0] < row[$1] }!
+                let second = row.indices.filter { $0 != best }.map { row[$0] }.max()!
+                let dec = UnsafeBufferPointer(start: logits.pointer + r * v, count: v)
+                if row[best] - second > 0.5 && dec.indices.max(by: { dec[$0] < dec[$1] })! != best { argmaxMismatches += 1 }
+            }
+        }
+        let mean = total / Double(3 * b * v)
+        // Rounding inputs to bf16 is discontinuous, so the fp32 summation-order differences between the two
+        // paths (decode attention, tile vs sgemm) flip single roundings and the logits move by bf16 noise:
+        // measured mean 0.027, max 0.23 — the size of bf16 vs fp32 itself. A wiring error (wrong row,
+        // position or cache entry) moves them by whole units.
+        #expect(mean <= 0.05 && worst <= 0.5, "mean |Δlogit| \(mean), max \(worst)")
+        #expect(argmaxMismatches == 0)
+    }
+
+    @Test func logProbsStayWithinBF16PrecisionOfTransformers() throws {
+        let m = try Self.bf16.get()
+        let golden = try Shared.json("reference/logits_golden.json")
+        let v = m.config.vocabularySize
+        var worst = 0.0, total = 0.0, count = 0
+        for case let item as [String: Any] in golden["cases"] as! [Any] {
+            let ids = (intArray(item["prompt_ids"]) + intArray(item["continuation_ids"])).map(Int32.init), t = ids.count
+            let acts = LlamaActivations(config: m.config, batchSize: 1, length: t)
+            let hidden = m.forward(TokenBatch(batchSize: 1, length: t, tokens: ids), into: acts)
+            let logits = m.logits(hidden.pointer, rows: t)
+            LogSoftmax.forward(out: logits.pointer, input: logits.pointer, rows: t, columns: v)
+            let positions = item["positions"] as! [String: Any]
+            let top10 = positions["top10_ids"] as! [[Int]], top10lp = (positions["top10_logprobs"] as! [Any]).map(doubles)
+            for p in 0..<t { for r in 0..<10 {
+                let e = abs(Double(logits.pointer[p * v + top10[p][r]]) - top10lp[p][r])
+                worst = max(worst, e); total += e; count += 1
+            } }
+        }
+        // bf16 keeps 8 significant bits (relative rounding ≤ 2⁻⁹ per input); measured mean 0.021, worst 0.32.
+        #expect(total / Double(count) <= 0.05 && worst <= 0.5, "mean \(total / Double(count)), worst \(worst)")
+    }
+}
