@@ -158,6 +158,119 @@ RK_BF16 static void bf16_t16_avx512(float *y, size_t ldy, const uint32_t *xp, co
 }
 #endif
 
+// ---------------------------------------------------------------- dot-product few-row product (M ≤ 11)
+// Tiles of 4 weight rows × MR ≤ 4 input rows, 32 k per vdpbf16ps (one 64-byte line of each row), then one
+// horizontal sum per output. The inputs come as bf16 rows padded with zeros to a multiple of 32 and the
+// weights' last partial line is a masked load, so the tail needs no scalar code. Batch-1 decoding is
+// bound by the weight stream: 4 consecutive rows are one contiguous stretch, prefetched a tile ahead.
+#if RK_BF_X86
+#define BF_NT_PREFETCH_TILES 4
+RK_BF16 static inline __attribute__((always_inline)) void bf16_nt_tile(
+    const int MR, float *y, size_t ldy, const uint16_t *xb, size_t ldxb, const uint8_t *const *w,
+    const uint8_t *const *pf, int nr, size_t k, int acc) {
+    __m512 a[4][4];
+    for (int j = 0; j < MR; j++) for (int i = 0; i < 4; i++) a[j][i] = _mm512_setzero_ps();
+    const size_t nc = (k + 31) / 32;
+    const __mmask32 tail = k % 32 ? (__mmask32)((1u << (k % 32)) - 1u) : (__mmask32)0xFFFFFFFFu;
+    for (size_t c = 0; c < nc; c++) {
+        __m512bh xv[4];
+        for (int j = 0; j < MR; j++) xv[j] = (__m512bh)_mm512_loadu_si512(xb + j * ldxb + c * 32);
+        const __mmask32 mk = c + 1 < nc ? (__mmask32)0xFFFFFFFFu : tail;
+        for (int i = 0; i < 4; i++) {
+            _mm_prefetch((const char *)(pf[i] + c * 64), _MM_HINT_T1);
+            __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(mk, w[i] + c * 64);
+            for (int j = 0; j < MR; j++) a[j][i] = _mm512_dpbf16_ps(a[j][i], xv[j], wv);
+        }
+    }
+    for (int j = 0; j < MR; j++) {
+        float *yr = y + j * ldy;
+        for (int i = 0; i < nr; i++) {
+            float s = _mm512_reduce_add_ps(a[j][i]);
+            yr[i] = acc ? yr[i] + s : s;
+        }
+    }
+}
+
+// One input row: weight rows one after another (one sequential stream, as the fp32 gemv in Kernels.c),
+// four accumulators and a software prefetch 4 KB ahead.
+RK_BF16 static void bf16_gemv_avx512(float *y, const uint16_t *xb, const void *w, size_t rb, const int32_t *map,
+                                     size_t n0, size_t n1, size_t k, int acc) {
+    const size_t nc = (k + 31) / 32, full = k / 32;
+    const __mmask32 tail = (__mmask32)((1u << (k % 32)) - 1u);
+    for (size_t n = n0; n < n1; n++) {
+        const uint8_t *wr = bf_row(w, rb, map, n);
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        size_t c = 0;
+        for (; c + 4 <= full; c += 4) {
+            for (int u = 0; u < 4; u++) {
+                _mm_prefetch((const char *)(wr + (c + u) * 64 + 4096), _MM_HINT_T0);
+                a[u] = _mm512_dpbf16_ps(a[u], (__m512bh)_mm512_loadu_si512(xb + (c + u) * 32),
+                                        (__m512bh)_mm512_loadu_si512(wr + (c + u) * 64));
+            }
+        }
+        for (; c < nc; c++) {
+            _mm_prefetch((const char *)(wr + c * 64 + 4096), _MM_HINT_T0);
+            const __m512i wv = c < full ? _mm512_loadu_si512(wr + c * 64) : _mm512_maskz_loadu_epi16(tail, wr + c * 64);
+            a[c % 4] = _mm512_dpbf16_ps(a[c % 4], (__m512bh)_mm512_loadu_si512(xb + c * 32), (__m512bh)wv);
+        }
+        float v = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+        y[n] = acc ? y[n] + v : v;
+    }
+}
+
+RK_BF16 static void bf16_nt_avx512(float *y, size_t ldy, const uint16_t *xb, size_t ldxb, const void *w, size_t rb,
+                                   const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    if (m == 1) { bf16_gemv_avx512(y, xb, w, rb, map, n0, n1, k, acc); return; }
+    for (size_t n = n0; n < n1; n += 4) {
+        int nr = n1 - n < 4 ? (int)(n1 - n) : 4;
+        const uint8_t *wr[4], *pf[4];
+        size_t pn = n + 4 * BF_NT_PREFETCH_TILES;
+        for (int i = 0; i < 4; i++) {
+            wr[i] = bf_row(w, rb, map, n + (size_t)(i < nr ? i : nr - 1));
+            pf[i] = bf_row(w, rb, map, pn + (size_t)i < n1 ? pn + (size_t)i : n1 - 1);
+        }
+        for (size_t r = 0; r < m; r += 4) {
+            const uint16_t *xr = xb + r * ldxb;
+            float *yr = y + r * ldy + n;
+            switch (m - r < 4 ? m - r : 4) {
+            case 1: bf16_nt_tile(1, yr, ldy, xr, ldxb, wr, pf, nr, k, acc); break;
+            case 2: bf16_nt_tile(2, yr, ldy, xr, ldxb, wr, pf, nr, k, acc); break;
+            case 3: bf16_nt_tile(3, yr, ldy, xr, ldxb, wr, pf, nr, k, acc); break;
+            default: bf16_nt_tile(4, yr, ldy, xr, ldxb, wr, pf, nr, k, acc); break;
+            }
+        }
+    }
+}
+#endif
+
+static void bf16_nt_portable(float *y, size_t ldy, const uint16_t *xb, size_t ldxb, const void *w, size_t rb,
+                             const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    for (size_t n = n0; n < n1; n++) {
+        const uint8_t *row = bf_row(w, rb, map, n);
+        for (size_t r = 0; r < m; r++) {
+            float s = 0.0f;
+            for (size_t i = 0; i < k; i++) {
+                uint16_t wb;
+                memcpy(&wb, row + i * 2, 2);
+                s += bf16_to_float(xb[r * ldxb + i]) * bf16_to_float(wb);
+            }
+            y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
+        }
+    }
+}
+
+void rk_bf16_gemm_few_rows_nt(float *y, size_t ldy, const uint16_t *xb, size_t ldxb, const void *w, size_t row_bytes,
+                              const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate) {
+    if (m == 0 || n0 >= n1) return;
+#if RK_BF_X86
+    if (rk_uses_avx512bf16()) {
+        bf16_nt_avx512(y, ldy, xb, ldxb, w, row_bytes, row_map, m, n0, n1, k, accumulate);
+        return;
+    }
+#endif
+    bf16_nt_portable(y, ldy, xb, ldxb, w, row_bytes, row_map, m, n0, n1, k, accumulate);
+}
+
 static void bf16_t16_portable(float *y, size_t ldy, const uint32_t *xp, const void *w, size_t rb,
                               const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
     for (size_t n = n0; n < n1; n++) {

@@ -278,13 +278,27 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         }
     }
 
-    /// rk_bf16_gemm_few_rows_t16 (vdpbf16ps, and its portable twin) over two column ranges, one ending mid-tile,
-    /// on inputs packed as bf16 pairs; only for 2 ≤ M ≤ 16 rows.
+    /// rk_bf16_gemm_few_rows_nt and rk_bf16_gemm_few_rows_t16 (vdpbf16ps, and their portable twins) over two
+    /// column ranges, one ending mid-tile; the transposed one on inputs packed as bf16 pairs, for 2 ≤ M ≤ 16.
     func bf16TransposedKernel(_ m: QuantizedMatrix, xr: FloatBuffer, y0: FloatBuffer, want: FloatBuffer, scale: [Float],
                               rows n: Int, accumulate: Bool, _ what: String) {
-        guard n >= 2 && n <= 16 else { return }
         let o = m.rows, i = m.columns, split = o / 2 + 1
         let y = FloatBuffer(count: n * o), xt = FloatBuffer(count: i * 16)
+        // The dot-product kernel on bf16 rows padded to 32 (any M).
+        let ld = (i + 31) / 32 * 32
+        var xb = [UInt16](repeating: 0, count: n * ld)
+        for r in 0..<n { for c in 0..<i { xb[r * ld + c] = UInt16(xr.pointer[r * i + c].bitPattern >> 16) } }
+        for portable in [false, true] {
+            y.pointer.update(from: y0.pointer, count: n * o)
+            KernelDispatch.forcePortable(portable)
+            for (lo, hi) in [(0, split), (split, o)] {
+                rk_bf16_gemm_few_rows_nt(y.pointer, o, xb, ld, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
+                                         accumulate ? 1 : 0)
+            }
+            KernelDispatch.forcePortable(false)
+            expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot rows portable \(portable)")
+        }
+        guard n >= 2 && n <= 16 else { return }
         for portable in [false, true] {
             y.pointer.update(from: y0.pointer, count: n * o)
             KernelDispatch.forcePortable(portable)
@@ -343,7 +357,8 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
     }
 
     /// QuantizedMatrix(bf16From:) holds the rounded values; forward at decode batch sizes (1, 5, 12, 16) and
-    /// prefill size (40) equals Σ bf16(x)·bf16(w) computed here in Double.
+    /// prefill size (40, three blocks of 16 rows) equals Σ bf16(x)·bf16(w) computed here in Double, with and
+    /// without the AVX512_BF16 kernels.
     @Test func bf16CopyMultipliesInBF16() {
         let o = 29, i = 70
         var r = Rand(12)
@@ -356,9 +371,12 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             Issue.record("element \(e): \(back.pointer[e]) vs \(bf16Rounded(dense.pointer[e]))")
             break
         }
-        for n in [1, 5, 12, 16, 40] {
+        for (n, portable) in [1, 5, 12, 16, 40].flatMap({ n in [(n, false), (n, true)] }) {
+            // portable: without AVX512_BF16 the rounded inputs take the generic quantised / sgemm paths.
             let x = r.buffer(n * i), y = FloatBuffer(count: n * o)
+            KernelDispatch.forcePortable(portable)
             QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n)
+            KernelDispatch.forcePortable(false)
             for row in 0..<n { for c in 0..<o {
                 var s = 0.0, mag = 0.0
                 for k in 0..<i {
@@ -367,7 +385,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     mag += abs(t)
                 }
                 let err = abs(Double(y.pointer[row * o + c]) - s) / mag
-                #expect(err <= 1e-5, "rows \(n): y[\(row), \(c)] = \(y.pointer[row * o + c]), want \(s)")
+                #expect(err <= 1e-5, "rows \(n) portable \(portable): y[\(row), \(c)] = \(y.pointer[row * o + c]), want \(s)")
             } }
         }
     }

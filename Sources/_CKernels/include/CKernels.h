@@ -143,3 +143,7 @@ void rk_bf16_pairs_t16(void *xt, size_t k);
 /// rk_pack_rows_t16 then rk_bf16_pairs_t16.
 void rk_bf16_gemm_few_rows_t16(float *y, size_t ldy, const void *xp, const void *w, size_t row_bytes,
                                const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate);
+/// The same product for few input rows given as bf16 rows xb[m, ·] (row stride ldxb ≥ k rounded up to a
+/// multiple of 32, zero beyond k): dot-product tiles of 4 weight rows, for M < RK_T16_NR.
+void rk_bf16_gemm_few_rows_nt(float *y, size_t ldy, const uint16_t *xb, size_t ldxb, const void *w, size_t row_bytes,
+                              const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate);
