@@ -154,6 +154,24 @@ extension KernelBenchmarks {
             Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dO.pointer, out: o.pointer, lse: lse.pointer,
                                q: q.pointer, k: k.pointer, v: v.pointer, keyMask: nil, shape: shape)
         }
+        // Decode attention: 16 sequences, one query row each, 96 of 160 cached keys (the middle of a 32 + 128
+        // generation) in KVCache's [B, Hkv, capacity, D] layout; one layer's cache (3.9 MB, cache-resident)
+        // vs 30 layers' (118 MB, from DRAM, as in generation where the weights evict it between layers).
+        let (db, cap, valid, layers) = (16, 160, 96, 30)
+        let dshape = AttentionShape(batch: db, queryLength: 1, keyLength: valid, queryHeads: hq, kvHeads: hkv, headDim: d,
+                                    kvBatchStride: cap * hkv * d, maskBatchStride: cap, kvRowStride: d, kvHeadStride: cap * d)
+        let qd = FloatBuffer(count: db * hq * d), dout = FloatBuffer(count: db * hq * d)
+        let caches = (0..<layers).map { _ in (FloatBuffer(count: db * cap * hkv * d), FloatBuffer(count: db * cap * hkv * d)) }
+        rng.fillNormal(qd.pointer, count: qd.count)
+        for (kc, vc) in caches { rng.fillNormal(kc.pointer, count: kc.count); rng.fillNormal(vc.pointer, count: vc.count) }
+        let hot = measure(warmup: 20, runs: 21) {
+            for _ in 0..<layers { Attention.forwardDecode(out: dout.pointer, q: qd.pointer, k: caches[0].0.pointer, v: caches[0].1.pointer, keyMask: nil, shape: dshape) }
+        }
+        let cold = measure(warmup: 2, runs: 21) {
+            for (kc, vc) in caches { Attention.forwardDecode(out: dout.pointer, q: qd.pointer, k: kc.pointer, v: vc.pointer, keyMask: nil, shape: dshape) }
+        }
+        let bytes = Double(layers * db * valid * hkv * d * 4 * 2)
+        print("Decode attention, 16 rows × 30 layers, 96 keys: one layer's cache ×30 \(String(format: "%.2f", hot.median * 1e3)) ms; 30 layers' caches \(String(format: "%.2f", cold.median * 1e3)) ms (\(f1(bytes / cold.median / 1e9)) GB/s of K and V)")
         let causalFlops = 2.0 * Double(b * hq * t * t * d)  // QKᵀ and PV over the lower triangle: 2 × (T²/2 · D · 2)
         print("Causal attention, one layer at 4×256 (Hq 9, Hkv 3, D 64); ×30 layers = per training step")
         print("forward   \(String(format: "%.2f", fwd.median * 1e3)) ms  \(f1(causalFlops / fwd.median / 1e9)) GFLOP/s (causal)   ×30: \(String(format: "%.3f", 30 * fwd.median)) s")

@@ -20,7 +20,7 @@ enum ModelBenchmarks {
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-    static func run(_ which: Set<String>) throws {
+    static func run(_ which: Set<String>, formats: Set<String>) throws {
         let t0 = now()
         let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
         let model = try LlamaModel.load(gguf: gguf)
@@ -40,7 +40,7 @@ enum ModelBenchmarks {
             for batch in batches {
                 let prompts = (0..<batch).map { _ in randomIDs(32) }
                 let opts = GenerationOptions(maxNewTokens: 128)  // no stop ids: always 128 tokens
-                for (name, m) in [("fp32", model), ("quantised", quantized), ("bf16", bf16)] {
+                for (name, m) in [("fp32", model), ("quantised", quantized), ("bf16", bf16)] where formats.contains(name) {
                     _ = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 4))
                     let t = measure(warmup: 0, runs: 3) { _ = m.generate(prompts: prompts, options: opts) }
                     let p = measure(warmup: 0, runs: 3) { _ = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 1)) }

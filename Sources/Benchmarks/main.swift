@@ -1,5 +1,7 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
-// Usage: swift run -c release Benchmarks [gemm] [kernels] [generate] [logprobs] [train | train-full | train-lora] [train-memory] | all
+// Usage: swift run -c release Benchmarks [gemm] [kernels] [generate | generate1 | generate16] [fp32] [quantised] [bf16]
+//        [logprobs] [train | train-full | train-lora] [train-memory] | all
+// (fp32 / quantised / bf16 pick the weight formats the generate parts run; default all three)
 
 import Foundation
 import TensorCore
@@ -16,6 +18,7 @@ if which.contains("lora-gemm") || which.contains("all") { KernelBenchmarks.loraS
 if which.contains("attention") || which.contains("all") { KernelBenchmarks.attention(); print() }
 if which.contains("train-gemms") { KernelBenchmarks.trainingGemms(); print() }
 let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "generate1", "generate16", "logprobs"])
-if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts); print() }
+let formats = which.intersection(["fp32", "quantised", "bf16"])
+if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts, formats: formats.isEmpty ? ["fp32", "quantised", "bf16"] : formats); print() }
 let trainParts = which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }

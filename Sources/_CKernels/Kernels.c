@@ -467,60 +467,144 @@ void rk_gemm_few_rows_t16(float *y, size_t ldy, const float *xt, const float *w,
 }
 
 // ---------------------------------------------------------------- decode attention (one query row)
-static void attend_row_portable(float *out, const float *q, const float *k, const float *v, size_t ld,
-                                const float *mask, size_t valid, size_t d, float scale, float *scores) {
-    for (size_t j = 0; j < valid; j++) {
-        float s = 0.0f;
-        for (size_t i = 0; i < d; i++) s += q[i] * k[j * ld + i];
-        scores[j] = s * scale;
+// The g query heads that share one KV head (GQA) are done together, so each key and value row is read
+// once for all of them: the cache is streamed from memory once per step (it does not stay in cache
+// between layers), and per key the g dot products reuse the loaded row.
+static void attend_group_portable(float *out, const float *q, size_t g, const float *k, const float *v, size_t ld,
+                                  const float *mask, size_t valid, size_t d, float scale, float *scores) {
+    for (size_t h = 0; h < g; h++) {
+        const float *qh = q + h * d;
+        float *sh = scores + h * valid, *oh = out + h * d;
+        for (size_t j = 0; j < valid; j++) {
+            float s = 0.0f;
+            for (size_t i = 0; i < d; i++) s += qh[i] * k[j * ld + i];
+            sh[j] = s * scale;
+        }
+        memset(oh, 0, d * sizeof(float));
+        if (softmax_row_portable(sh, mask, valid, valid) == -INFINITY) continue;
+        for (size_t j = 0; j < valid; j++)
+            if (sh[j] != 0.0f) for (size_t i = 0; i < d; i++) oh[i] += sh[j] * v[j * ld + i];
     }
-    memset(out, 0, d * sizeof(float));
-    if (softmax_row_portable(scores, mask, valid, valid) == -INFINITY) return;
-    for (size_t j = 0; j < valid; j++)
-        if (scores[j] != 0.0f) for (size_t i = 0; i < d; i++) out[i] += scores[j] * v[j * ld + i];
 }
 
 #if RK_X86
-// q stays in registers (d/16 ≤ 16 zmm); one dot product and one reduction per key, then Σ p_j v_j with
-// the output accumulated in registers.
+// GH heads of NV·16 dimensions: q and the outputs stay in registers; per key one load of the row, GH dot
+// products and reductions, then per value row GH·NV FMAs. Rows the softmax zeroed for every head (masked
+// keys) are skipped. The rows are `ld` apart (the other KV heads in between): prefetch 8 keys ahead.
+#define RK_ATTEND_GROUP(GH, NV)                                                                                  \
+    RK_AVX512 static void attend_##GH##x##NV(float *out, const float *q, const float *k, const float *v, size_t ld, \
+                                             const float *mask, size_t valid, float scale, float *scores) {       \
+        __m512 qv[GH][NV], o[GH][NV];                                                                            \
+        for (int h = 0; h < GH; h++)                                                                             \
+            for (int c = 0; c < NV; c++) { qv[h][c] = _mm512_loadu_ps(q + (h * NV + c) * 16); o[h][c] = _mm512_setzero_ps(); } \
+        for (size_t j = 0; j < valid; j++) {                                                                     \
+            const float *kr = k + j * ld;                                                                        \
+            if (j + 32 < valid) for (int c = 0; c < NV; c++) _mm_prefetch((const char *)(kr + 32 * ld + c * 16), _MM_HINT_T0); \
+            __m512 kk[NV];                                                                                       \
+            for (int c = 0; c < NV; c++) kk[c] = _mm512_loadu_ps(kr + c * 16);                                   \
+            for (int h = 0; h < GH; h++) {                                                                       \
+                __m512 a = _mm512_mul_ps(qv[h][0], kk[0]), b = _mm512_setzero_ps();                             \
+                for (int c = 1; c < NV; c++) {                                                                   \
+                    if (c & 1) b = _mm512_fmadd_ps(qv[h][c], kk[c], b);                                          \
+                    else a = _mm512_fmadd_ps(qv[h][c], kk[c], a);                                                \
+                }                                                                                                \
+                scores[h * valid + j] = _mm512_reduce_add_ps(_mm512_add_ps(a, b)) * scale;                       \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int h = 0; h < GH; h++) softmax_row_avx512(scores + h * valid, mask, valid, valid);                 \
+        for (size_t j = 0; j < valid; j++) {                                                                     \
+            const float *vr = v + j * ld;                                                                        \
+            if (j + 32 < valid) for (int c = 0; c < NV; c++) _mm_prefetch((const char *)(vr + 32 * ld + c * 16), _MM_HINT_T0); \
+            int any = 0;                                                                                         \
+            for (int h = 0; h < GH; h++) any |= scores[h * valid + j] != 0.0f;                                  \
+            if (!any) continue;                                                                                  \
+            __m512 vv[NV];                                                                                       \
+            for (int c = 0; c < NV; c++) vv[c] = _mm512_loadu_ps(vr + c * 16);                                   \
+            for (int h = 0; h < GH; h++) {                                                                       \
+                __m512 p = _mm512_set1_ps(scores[h * valid + j]);                                                \
+                for (int c = 0; c < NV; c++) o[h][c] = _mm512_fmadd_ps(p, vv[c], o[h][c]);                      \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int h = 0; h < GH; h++)                                                                             \
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + (h * NV + c) * 16, o[h][c]);                     \
+    }
+RK_ATTEND_GROUP(1, 4)
+RK_ATTEND_GROUP(2, 4)
+RK_ATTEND_GROUP(3, 4)
+RK_ATTEND_GROUP(4, 4)
+RK_ATTEND_GROUP(1, 8)
+RK_ATTEND_GROUP(2, 8)
+RK_ATTEND_GROUP(1, 16)
+
+// Any head dimension d = 16·nv ≤ 256, one head at a time (runtime nv).
 RK_AVX512 static void attend_row_avx512(float *out, const float *q, const float *k, const float *v, size_t ld,
-                                        const float *mask, size_t valid, size_t d, float scale, float *scores) {
-    size_t nv = d / 16;
+                                        const float *mask, size_t valid, size_t nv, float scale, float *scores) {
     __m512 qv[16], o[16];
     for (size_t c = 0; c < nv; c++) { qv[c] = _mm512_loadu_ps(q + c * 16); o[c] = _mm512_setzero_ps(); }
     for (size_t j = 0; j < valid; j++) {
         const float *kr = k + j * ld;
-        if (j + 8 < valid)  // the rows are `ld` apart (other heads in between): prefetch 8 keys ahead
-            for (size_t c = 0; c < nv; c++) _mm_prefetch((const char *)(kr + 8 * ld + c * 16), _MM_HINT_T0);
-        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr)), b = _mm512_setzero_ps();
-        for (size_t c = 1; c < nv; c++) {
-            if (c & 1) b = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + c * 16), b);
-            else a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + c * 16), a);
-        }
-        scores[j] = _mm512_reduce_add_ps(_mm512_add_ps(a, b)) * scale;
+        if (j + 8 < valid) for (size_t c = 0; c < nv; c++) _mm_prefetch((const char *)(kr + 8 * ld + c * 16), _MM_HINT_T0);
+        __m512 a = _mm512_setzero_ps();
+        for (size_t c = 0; c < nv; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + c * 16), a);
+        scores[j] = _mm512_reduce_add_ps(a) * scale;
     }
     if (softmax_row_avx512(scores, mask, valid, valid) != -INFINITY) {
         for (size_t j = 0; j < valid; j++) {
             if (scores[j] == 0.0f) continue;
             __m512 p = _mm512_set1_ps(scores[j]);
             const float *vr = v + j * ld;
-            if (j + 8 < valid) for (size_t c = 0; c < nv; c++) _mm_prefetch((const char *)(vr + 8 * ld + c * 16), _MM_HINT_T0);
             for (size_t c = 0; c < nv; c++) o[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + c * 16), o[c]);
         }
     }
     for (size_t c = 0; c < nv; c++) _mm512_storeu_ps(out + c * 16, o[c]);
 }
+
+// Head dimensions 64 and 128 in groups of up to 4 (64) or 2 (128) heads, 256 one head at a time; other
+// multiples of 16 up to 256 one head at a time with a runtime vector count.
+RK_AVX512 static int attend_group_avx512(float *out, const float *q, size_t g, const float *k, const float *v, size_t ld,
+                                         const float *mask, size_t valid, size_t d, float scale, float *scores) {
+    if (d == 64) {
+        for (size_t h = 0; h < g;) {
+            size_t n = g - h >= 4 ? 4 : g - h;
+            float *sc = scores + h * valid;
+            switch (n) {
+            case 4: attend_4x4(out + h * 64, q + h * 64, k, v, ld, mask, valid, scale, sc); break;
+            case 3: attend_3x4(out + h * 64, q + h * 64, k, v, ld, mask, valid, scale, sc); break;
+            case 2: attend_2x4(out + h * 64, q + h * 64, k, v, ld, mask, valid, scale, sc); break;
+            default: attend_1x4(out + h * 64, q + h * 64, k, v, ld, mask, valid, scale, sc); break;
+            }
+            h += n;
+        }
+        return 1;
+    }
+    if (d == 128) {
+        for (size_t h = 0; h < g;) {
+            size_t n = g - h >= 2 ? 2 : 1;
+            if (n == 2) attend_2x8(out + h * 128, q + h * 128, k, v, ld, mask, valid, scale, scores + h * valid);
+            else attend_1x8(out + h * 128, q + h * 128, k, v, ld, mask, valid, scale, scores + h * valid);
+            h += n;
+        }
+        return 1;
+    }
+    if (d == 256) {
+        for (size_t h = 0; h < g; h++) attend_1x16(out + h * 256, q + h * 256, k, v, ld, mask, valid, scale, scores + h * valid);
+        return 1;
+    }
+    if (d % 16 == 0 && d >= 16 && d <= 256) {
+        for (size_t h = 0; h < g; h++)
+            attend_row_avx512(out + h * d, q + h * d, k, v, ld, mask, valid, d / 16, scale, scores + h * valid);
+        return 1;
+    }
+    return 0;
+}
 #endif
 
-void rk_attend_row(float *out, const float *q, const float *k, const float *v, size_t ld, const float *mask,
-                   size_t valid, size_t d, float scale, float *scores) {
+void rk_attend_group(float *out, const float *q, size_t g, const float *k, const float *v, size_t ld, const float *mask,
+                     size_t valid, size_t d, float scale, float *scores) {
 #if RK_X86
-    if (rk_uses_avx512() && d % 16 == 0 && d >= 16 && d <= 256) {
-        attend_row_avx512(out, q, k, v, ld, mask, valid, d, scale, scores);
-        return;
-    }
+    if (rk_uses_avx512() && attend_group_avx512(out, q, g, k, v, ld, mask, valid, d, scale, scores)) return;
 #endif
-    attend_row_portable(out, q, k, v, ld, mask, valid, d, scale, scores);
+    attend_group_portable(out, q, g, k, v, ld, mask, valid, d, scale, scores);
 }
 
 // ---------------------------------------------------------------- fused causal attention (training, prefill)

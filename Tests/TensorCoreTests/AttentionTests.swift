@@ -77,12 +77,19 @@ import _TestSupport
         for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
     }
 
-    /// The decoding kernel (Tq ≤ 4) on both the AVX-512 path (D a multiple of 16) and the portable one.
+    /// The decoding kernel (Tq ≤ 4) on both the AVX-512 path (D a multiple of 16) and the portable one:
+    /// query-head groups of 1–6 sharing a KV head (the AVX-512 kernels take 4, 3, 2 or 1 heads of D = 64,
+    /// 2 or 1 of D = 128, one of D = 256, any other multiple of 16 one at a time).
     static let decodeCases: [Case] = [
         Case(b: 1, tq: 3, tk: 3, hq: 2, hkv: 2, d: 4, padding: .none),
         Case(b: 2, tq: 2, tk: 6, hq: 4, hkv: 2, d: 4, padding: .left),
         Case(b: 2, tq: 1, tk: 9, hq: 6, hkv: 2, d: 32, padding: .left),
         Case(b: 2, tq: 4, tk: 7, hq: 3, hkv: 1, d: 64, padding: .right),
+        Case(b: 2, tq: 1, tk: 13, hq: 10, hkv: 2, d: 64, padding: .left),
+        Case(b: 1, tq: 2, tk: 11, hq: 12, hkv: 2, d: 64, padding: .none),
+        Case(b: 2, tq: 1, tk: 10, hq: 6, hkv: 2, d: 128, padding: .right),
+        Case(b: 1, tq: 1, tk: 5, hq: 2, hkv: 1, d: 256, padding: .none),
+        Case(b: 2, tq: 1, tk: 8, hq: 4, hkv: 2, d: 48, padding: .left),
     ]
 
     @Test(arguments: decodeCases, [false, true])
@@ -91,12 +98,33 @@ import _TestSupport
         let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
         let out = FloatBuffer(count: q.count)
         let mask = Self.mask(c)
-        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
-        rk_force_portable(portable ? 1 : 0)
-        defer { rk_force_portable(0) }
-        mask.withOptionalPointer { Attention.forwardDecode(out: out.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
         let expected = Self.reference(c, q: q.array, k: k.array, v: v.array, mask: mask)
-        for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
+        // The [B, T, Hkv, D] layout, then a KV cache's [B, Hkv, capacity, D] with capacity > Tk.
+        let cap = c.tk + 3
+        let kc = FloatBuffer(count: c.b * c.hkv * cap * c.d), vc = FloatBuffer(count: kc.count)
+        for b in 0..<c.b { for h in 0..<c.hkv { for t in 0..<c.tk { for i in 0..<c.d {
+            kc.pointer[((b * c.hkv + h) * cap + t) * c.d + i] = k.pointer[((b * c.tk + t) * c.hkv + h) * c.d + i]
+            vc.pointer[((b * c.hkv + h) * cap + t) * c.d + i] = v.pointer[((b * c.tk + t) * c.hkv + h) * c.d + i]
+        } } } }
+        let layouts: [(String, AttentionShape, FloatBuffer, FloatBuffer)] = [
+            ("rows", AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d), k, v),
+            ("cache", AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d,
+                                     kvBatchStride: c.hkv * cap * c.d, kvRowStride: c.d, kvHeadStride: cap * c.d), kc, vc),
+        ]
+        for (name, shape, kb, vb) in layouts {
+            out.zero()
+            // Inside a parallel body the pool runs nested loops serially on the calling thread, so the path
+            // forced on this thread is the one that runs (or run serially when the pool is busy elsewhere).
+            parallelFor(2, cost: ThreadPool.wakeWorthyUnits) { r in
+                guard r.contains(0) else { return }
+                rk_force_portable(portable ? 1 : 0)
+                mask.withOptionalPointer { Attention.forwardDecode(out: out.pointer, q: q.pointer, k: kb.pointer, v: vb.pointer, keyMask: $0, shape: shape) }
+                rk_force_portable(0)
+            }
+            var worst: Float = 0
+            for i in 0..<expected.count { worst = max(worst, abs(out.pointer[i] - expected[i])) }
+            #expect(worst <= 1e-5, "\(name) layout: largest error \(worst)")
+        }
     }
 
     @Test(arguments: cases)

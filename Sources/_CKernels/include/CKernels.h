@@ -47,11 +47,12 @@ void rk_cpu_relax(void);
 void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                          size_t m, size_t n0, size_t n1, size_t k, int accumulate);
 
-/// One query row of causal attention against `valid` keys (decoding): out[d] = Σ_j p_j v_j with
-/// p = softmax(scale · q·k_j + mask_j) over j < valid; k and v rows are `ld` floats apart; mask (additive,
-/// may be NULL) has `valid` entries; `scores` is scratch for `valid` floats. All keys masked → out = 0.
-void rk_attend_row(float *out, const float *q, const float *k, const float *v, size_t ld, const float *mask,
-                   size_t valid, size_t d, float scale, float *scores);
+/// One query row of causal attention for the g query heads that share one KV head (decoding): for each
+/// head h < g, out[h·d …] = Σ_j p_j v_j with p = softmax(scale · q_h·k_j + mask_j) over j < valid; q and out
+/// hold the g heads' d floats one after another; k and v rows are `ld` floats apart; mask (additive, may be
+/// NULL) has `valid` entries; `scores` is scratch for g · valid floats. All keys masked → that head's out = 0.
+void rk_attend_group(float *out, const float *q, size_t g, const float *k, const float *v, size_t ld, const float *mask,
+                     size_t valid, size_t d, float scale, float *scores);
 
 /// Causal attention for one (batch, head) and a block of `rows` ≤ 16 consecutive query rows whose first
 /// row sits at absolute position pos0: out[r, :] = Σ_{j ≤ pos0 + r, j < nkeys} softmax_j(scale · q_r·k_j +
