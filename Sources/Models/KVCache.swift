@@ -123,8 +123,12 @@ extension LlamaModel {
     /// logits[R, V] = hidden[R, C] · Wᵀ.
     public func logits(_ hidden: UnsafePointer<Float>, rows: Int) -> FloatBuffer {
         let out = FloatBuffer(count: rows * config.vocabularySize)
-        outputWeight.forward(out: out.pointer, input: hidden, rows: rows, inFeatures: config.hiddenSize,
-                             outFeatures: config.vocabularySize)
+        logits(hidden, rows: rows, into: out.pointer)
         return out
+    }
+
+    /// `logits` into a caller's [R, V] buffer.
+    public func logits(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
+        outputWeight.forward(out: out, input: hidden, rows: rows, inFeatures: config.hiddenSize, outFeatures: config.vocabularySize)
     }
 }

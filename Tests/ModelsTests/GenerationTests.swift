@@ -64,6 +64,34 @@ import TensorCore
         #expect(m.generate(prompts: [[1, 2, 3], [4]], options: other) != a)
     }
 
+    /// Rows are picked in parallel, but the sampling draws come from one generator in row order, skipping
+    /// finished rows: the same samples as a row-by-row loop over uncached forwards with one RNG.
+    @Test func sampledBatchDrawsInRowOrder() throws {
+        let m = try Self.model()
+        let prompts: [[Int32]] = [[5, 17, 200], [44, 9, 1], [100, 3, 7]]
+        let sampling = SamplingOptions(temperature: 1.3, topK: 40, topP: 0.95, seed: 21)
+        // A stop id that ends a row early, found by a first run.
+        let probe = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling))
+        let stop: Set<Int> = [probe[1].tokens[2]]
+        let got = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling, stopTokenIDs: stop))
+        var rng = RNG(seed: sampling.seed)
+        var seqs = prompts, done = [Bool](repeating: false, count: prompts.count)
+        var want = [[Int]](repeating: [], count: prompts.count)
+        for _ in 0..<10 {
+            for r in prompts.indices where !done[r] {
+                let acts = LlamaActivations(config: m.config, batchSize: 1, length: seqs[r].count)
+                let h = m.forward(TokenBatch(batchSize: 1, length: seqs[r].count, tokens: seqs[r]), into: acts)
+                let logits = m.logits(h.pointer + (seqs[r].count - 1) * m.config.hiddenSize, rows: 1)
+                let (t, _) = Sampler.pick(logits.pointer, vocabulary: m.config.vocabularySize, options: sampling, rng: &rng)
+                want[r].append(t)
+                seqs[r].append(Int32(t))
+                if stop.contains(t) { done[r] = true }
+            }
+        }
+        #expect(got.map(\.tokens) == want)
+        #expect(got.contains { $0.finishReason == .stop })
+    }
+
     @Test func topKOneIsGreedy() throws {
         let m = try Self.model()
         let greedy = m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6))[0]
