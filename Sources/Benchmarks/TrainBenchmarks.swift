@@ -63,6 +63,11 @@ enum TrainBenchmarks {
             qlora.activeAdapter = "bench"
             report("LoRA r=16, quantised base 4×256", tokens: 1024, step(qlora, store: qAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
                    anchor: "PyTorch+PEFT 189.6")
+            let bf16 = lora.withBF16Weights()
+            let bAdapter = try bf16.addAdapter(named: "bench", config: cfg, seed: 1)
+            bf16.activeAdapter = "bench"
+            report("LoRA r=16, bf16 base 4×256", tokens: 1024, step(bf16, store: bAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
+                   anchor: "PyTorch+PEFT 189.6 (fp32)")
         }
         if which.contains("train") || which.contains("train-full") {
             let full = try LlamaModel.load(gguf: gguf, trainable: true)

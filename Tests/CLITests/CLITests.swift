@@ -72,6 +72,21 @@ enum CLI {
         #expect(out["finish_reason"] as? String == ((c["stopped_on_eos"] as? Bool) == true ? "stop" : "length"))
     }
 
+    /// `--bf16`: same JSON form; the continuation's log-prob moves only by bf16's precision (BF16BaseTests
+    /// measures ~0.02 per token); the frozen-base checks name the flags.
+    @Test func bf16GenerateAndLogprobs() throws {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json"))) as! [String: Any]
+        let c = (golden["cases"] as! [[String: Any]])[0]
+        let lp = try CLI.json(["logprobs", "--bf16", "--prompt", c["prompt_text"] as! String, "--completion", c["continuation_text"] as! String, "--json"])
+        let tokens = (c["continuation_token_logprobs"] as! [Any]).count
+        let expected = (c["continuation_logprob_sum"] as! NSNumber).doubleValue
+        #expect(abs((lp["sum"] as! NSNumber).doubleValue - expected) <= 0.05 * Double(tokens))
+        let gen = try CLI.json(["generate", "--bf16", "--prompt-ids", "1,9690,198", "--max-new-tokens", "6", "--json"])
+        #expect((gen["ids"] as? [Int])?.count == 6 && (gen["token_logprobs"] as? [Any])?.count == 6)
+        let both = try CLI.run(["generate", "--bf16", "--quantized", "--prompt", "hi"])
+        #expect(both.status != 0 && both.stderr.contains("--bf16") && both.stderr.contains("--quantized"))
+    }
+
     @Test func promptIDsSeededSamplingIsReproducible() throws {
         let args = ["generate", "--prompt-ids", "1,9690,198", "--max-new-tokens", "8", "--temperature", "0.8", "--top-k", "40",
                     "--top-p", "0.9", "--seed", "7", "--json"]
