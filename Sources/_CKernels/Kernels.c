@@ -490,7 +490,7 @@ static void attend_group_portable(float *out, const float *q, size_t g, const fl
 #if RK_X86
 // GH heads of NV·16 dimensions: q and the outputs stay in registers; per key one load of the row, GH dot
 // products and reductions, then per value row GH·NV FMAs. Rows the softmax zeroed for every head (masked
-// keys) are skipped. The rows are `ld` apart (the other KV heads in between): prefetch 8 keys ahead.
+// keys) are skipped. Keys are prefetched 16 rows ahead (4 KB at D = 64 in the KV cache layout).
 #define RK_ATTEND_GROUP(GH, NV)                                                                                  \
     RK_AVX512 static void attend_##GH##x##NV(float *out, const float *q, const float *k, const float *v, size_t ld, \
                                              const float *mask, size_t valid, float scale, float *scores) {       \
@@ -499,7 +499,7 @@ static void attend_group_portable(float *out, const float *q, size_t g, const fl
             for (int c = 0; c < NV; c++) { qv[h][c] = _mm512_loadu_ps(q + (h * NV + c) * 16); o[h][c] = _mm512_setzero_ps(); } \
         for (size_t j = 0; j < valid; j++) {                                                                     \
             const float *kr = k + j * ld;                                                                        \
-            if (j + 32 < valid) for (int c = 0; c < NV; c++) _mm_prefetch((const char *)(kr + 32 * ld + c * 16), _MM_HINT_T0); \
+            if (j + 16 < valid) for (int c = 0; c < NV; c++) _mm_prefetch((const char *)(kr + 16 * ld + c * 16), _MM_HINT_T0); \
             __m512 kk[NV];                                                                                       \
             for (int c = 0; c < NV; c++) kk[c] = _mm512_loadu_ps(kr + c * 16);                                   \
             for (int h = 0; h < GH; h++) {                                                                       \
@@ -514,7 +514,7 @@ static void attend_group_portable(float *out, const float *q, size_t g, const fl
         for (int h = 0; h < GH; h++) softmax_row_avx512(scores + h * valid, mask, valid, valid);                 \
         for (size_t j = 0; j < valid; j++) {                                                                     \
             const float *vr = v + j * ld;                                                                        \
-            if (j + 32 < valid) for (int c = 0; c < NV; c++) _mm_prefetch((const char *)(vr + 32 * ld + c * 16), _MM_HINT_T0); \
+            if (j + 16 < valid) for (int c = 0; c < NV; c++) _mm_prefetch((const char *)(vr + 16 * ld + c * 16), _MM_HINT_T0); \
             int any = 0;                                                                                         \
             for (int h = 0; h < GH; h++) any |= scores[h * valid + j] != 0.0f;                                  \
             if (!any) continue;                                                                                  \
