@@ -8,6 +8,7 @@
 // are exact in fp32 (8 + 8 significant bits), so every path computes the same terms and differs only in
 // summation order (and vdpbf16ps flushes denormal sums to zero).
 #include "CKernels.h"
+#include "FewRowsTile.h"
 #include <string.h>
 
 static inline uint16_t bf16_round_bits(float f) {
@@ -113,12 +114,7 @@ void rk_bf16_pairs_t16(void *xt, size_t k) {
     }
 }
 
-static inline const uint8_t *bf_row(const void *w, size_t rb, const int32_t *map, size_t r) {
-    return (const uint8_t *)w + (map ? (size_t)map[r] : r) * rb;
-}
-
 #if RK_BF_X86
-#include "FewRowsTile.h"
 // RK_T16_NR weight rows per tile; per pair p, one 16-lane vector of input pairs and one broadcast dword
 // (two consecutive bf16 weights) per row: NR vdpbf16ps, no horizontal sums. The next tile's rows are
 // prefetched a cache line (16 pairs) at a time as this one runs.
@@ -126,13 +122,8 @@ RK_BF16 static void bf16_t16_avx512(float *y, size_t ldy, const uint32_t *xp, co
                                     const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
     const size_t kp = k / 2;
     for (size_t n = n0; n < n1; n += RK_T16_NR) {
-        int nr = n1 - n < RK_T16_NR ? (int)(n1 - n) : RK_T16_NR;
         const uint8_t *wr[RK_T16_NR], *pf[RK_T16_NR];
-        for (int j = 0; j < RK_T16_NR; j++) {
-            wr[j] = bf_row(w, rb, map, n + (size_t)(j < nr ? j : nr - 1));
-            size_t pn = n + RK_T16_NR + (size_t)j;
-            pf[j] = bf_row(w, rb, map, pn < n1 ? pn : n1 - 1);
-        }
+        int nr = rk_t16_tile_rows(wr, pf, w, rb, map, n, n1);
         __m512 a[RK_T16_NR];
         for (int j = 0; j < RK_T16_NR; j++) a[j] = _mm512_setzero_ps();
         for (size_t p = 0; p < kp; p++) {
@@ -198,7 +189,7 @@ RK_BF16 static void bf16_gemv_avx512(float *y, const uint16_t *xb, const void *w
     const size_t nc = (k + 31) / 32, full = k / 32;
     const __mmask32 tail = (__mmask32)((1u << (k % 32)) - 1u);
     for (size_t n = n0; n < n1; n++) {
-        const uint8_t *wr = bf_row(w, rb, map, n);
+        const uint8_t *wr = rk_mapped_row(w, rb, map, n);
         __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         size_t c = 0;
         for (; c + 4 <= full; c += 4) {
@@ -226,8 +217,8 @@ RK_BF16 static void bf16_nt_avx512(float *y, size_t ldy, const uint16_t *xb, siz
         const uint8_t *wr[4], *pf[4];
         size_t pn = n + 4 * BF_NT_PREFETCH_TILES;
         for (int i = 0; i < 4; i++) {
-            wr[i] = bf_row(w, rb, map, n + (size_t)(i < nr ? i : nr - 1));
-            pf[i] = bf_row(w, rb, map, pn + (size_t)i < n1 ? pn + (size_t)i : n1 - 1);
+            wr[i] = rk_mapped_row(w, rb, map, n + (size_t)(i < nr ? i : nr - 1));
+            pf[i] = rk_mapped_row(w, rb, map, pn + (size_t)i < n1 ? pn + (size_t)i : n1 - 1);
         }
         for (size_t r = 0; r < m; r += 4) {
             const uint16_t *xr = xb + r * ldxb;
@@ -243,16 +234,22 @@ RK_BF16 static void bf16_nt_avx512(float *y, size_t ldy, const uint16_t *xb, siz
 }
 #endif
 
-static void bf16_nt_portable(float *y, size_t ldy, const uint16_t *xb, size_t ldxb, const void *w, size_t rb,
-                             const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+// Both layouts' portable product: input element (r, i) from bf16 rows xb[r·ldx + i] (paired = 0) or from
+// the transposed pairs of rk_bf16_pairs_t16 (paired = 1).
+static void bf16_portable(float *y, size_t ldy, const void *x, size_t ldx, int paired, const void *w, size_t rb,
+                          const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    const uint16_t *xb = (const uint16_t *)x;
+    const uint32_t *xp = (const uint32_t *)x;
     for (size_t n = n0; n < n1; n++) {
-        const uint8_t *row = bf_row(w, rb, map, n);
+        const uint8_t *row = rk_mapped_row(w, rb, map, n);
         for (size_t r = 0; r < m; r++) {
             float s = 0.0f;
             for (size_t i = 0; i < k; i++) {
                 uint16_t wb;
                 memcpy(&wb, row + i * 2, 2);
-                s += bf16_to_float(xb[r * ldxb + i]) * bf16_to_float(wb);
+                uint16_t xv = paired ? (uint16_t)(i % 2 ? xp[(i / 2) * 16 + r] >> 16 : xp[(i / 2) * 16 + r] & 0xFFFFu)
+                                     : xb[r * ldx + i];
+                s += bf16_to_float(xv) * bf16_to_float(wb);
             }
             y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
         }
@@ -268,24 +265,7 @@ void rk_bf16_gemm_few_rows_nt(float *y, size_t ldy, const uint16_t *xb, size_t l
         return;
     }
 #endif
-    bf16_nt_portable(y, ldy, xb, ldxb, w, row_bytes, row_map, m, n0, n1, k, accumulate);
-}
-
-static void bf16_t16_portable(float *y, size_t ldy, const uint32_t *xp, const void *w, size_t rb,
-                              const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
-    for (size_t n = n0; n < n1; n++) {
-        const uint8_t *row = bf_row(w, rb, map, n);
-        for (size_t r = 0; r < m; r++) {
-            float s = 0.0f;
-            for (size_t i = 0; i < k; i++) {
-                uint16_t wb;
-                memcpy(&wb, row + i * 2, 2);
-                uint32_t xpair = xp[(i / 2) * 16 + r];
-                s += bf16_to_float((uint16_t)(i % 2 ? xpair >> 16 : xpair & 0xFFFFu)) * bf16_to_float(wb);
-            }
-            y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
-        }
-    }
+    bf16_portable(y, ldy, xb, ldxb, 0, w, row_bytes, row_map, m, n0, n1, k, accumulate);
 }
 
 void rk_bf16_gemm_few_rows_t16(float *y, size_t ldy, const void *xp, const void *w, size_t row_bytes,
@@ -297,5 +277,5 @@ void rk_bf16_gemm_few_rows_t16(float *y, size_t ldy, const void *xp, const void 
         return;
     }
 #endif
-    bf16_t16_portable(y, ldy, (const uint32_t *)xp, w, row_bytes, row_map, m, n0, n1, k, accumulate);
+    bf16_portable(y, ldy, xp, 0, 1, w, row_bytes, row_map, m, n0, n1, k, accumulate);
 }

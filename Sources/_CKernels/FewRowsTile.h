@@ -4,6 +4,14 @@
 // multiplies the same 16-lane vector, so NR accumulators hold an NR × 16 tile of the output and no
 // horizontal reduction is needed (the dot-product form spends ~20 % of its time in them at M = 16).
 #pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+// Row r of a matrix stored as rows of `rb` bytes, through the logical → physical row map when there is one.
+static inline const uint8_t *rk_mapped_row(const void *w, size_t rb, const int32_t *map, size_t r) {
+    return (const uint8_t *)w + (map ? (size_t)map[r] : r) * rb;
+}
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 
@@ -46,6 +54,19 @@ RK_T16_ATTR static inline void rk_t16_tile_cols16(__m512 *acc, const float *xt, 
         for (int j = 0; j < 16; j++) a[j] = _mm512_fmadd_ps(_mm512_set1_ps(wr[j]), xv, a[j]);
     }
     for (int j = 0; j < 16; j++) acc[j] = a[j];
+}
+
+// The RK_T16_NR row pointers of the tile starting at row n (< n1; rows past n1 repeat the last one) and
+// of the next tile (to prefetch; clamped the same way). Returns the tile's real row count.
+static inline int rk_t16_tile_rows(const uint8_t **w, const uint8_t **pf, const void *m, size_t rb, const int32_t *map,
+                                   size_t n, size_t n1) {
+    int nr = n1 - n < RK_T16_NR ? (int)(n1 - n) : RK_T16_NR;
+    for (int j = 0; j < RK_T16_NR; j++) {
+        w[j] = rk_mapped_row(m, rb, map, n + (size_t)(j < nr ? j : nr - 1));
+        size_t pn = n + RK_T16_NR + (size_t)j;
+        pf[j] = rk_mapped_row(m, rb, map, pn < n1 ? pn : n1 - 1);
+    }
+    return nr;
 }
 
 // y[r, j] (+)= acc[j][r] for r < m, j < nr ≤ 16: the tile transposed back to y's [M, N] layout.

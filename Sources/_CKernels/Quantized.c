@@ -15,6 +15,7 @@
 // M > 4: the 4-row tile is decoded once into a thread-local fp32 scratch and every group of 4 input
 // rows runs the fp32 tile over it.
 #include "CKernels.h"
+#include "FewRowsTile.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,13 +92,10 @@ static void q_decode_portable(int type, const uint8_t *row, size_t c0, size_t n,
     }
 }
 
-static inline const uint8_t *q_row(const void *blocks, size_t row_bytes, const int32_t *map, size_t r) {
-    return (const uint8_t *)blocks + (map ? (size_t)map[r] : r) * row_bytes;
-}
 
 static void dequant_rows_portable(float *dst, const void *blocks, int type, size_t row_bytes, const int32_t *map,
                                   size_t row0, size_t nrows, size_t cols) {
-    for (size_t r = 0; r < nrows; r++) q_decode_portable(type, q_row(blocks, row_bytes, map, row0 + r), 0, cols, dst + r * cols);
+    for (size_t r = 0; r < nrows; r++) q_decode_portable(type, rk_mapped_row(blocks, row_bytes, map, row0 + r), 0, cols, dst + r * cols);
 }
 
 #define Q_PORTABLE_CHUNK 256
@@ -105,7 +103,7 @@ static void qgemm_portable(float *y, size_t ldy, const float *x, size_t ldx, con
                            size_t row_bytes, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
     float buf[Q_PORTABLE_CHUNK];
     for (size_t n = n0; n < n1; n++) {
-        const uint8_t *row = q_row(blocks, row_bytes, map, n);
+        const uint8_t *row = rk_mapped_row(blocks, row_bytes, map, n);
         for (size_t r0 = 0; r0 < m; r0 += 16) {
             size_t mr = m - r0 < 16 ? m - r0 : 16;
             float s[16] = {0};
@@ -134,7 +132,7 @@ static void qgemm_t16_portable(float *y, size_t ldy, const float *xt, const void
     float *row = (float *)malloc((k + 32) * sizeof(float));
     if (!row) return;
     for (size_t n = n0; n < n1; n++) {
-        q_decode_portable(type, q_row(blocks, rb, map, n), 0, k, row);
+        q_decode_portable(type, rk_mapped_row(blocks, rb, map, n), 0, k, row);
         for (size_t r = 0; r < m; r++) {
             float s = 0.0f;
             for (size_t i = 0; i < k; i++) s += xt[i * 16 + r] * row[i];
@@ -365,10 +363,10 @@ RK_Q_AVX512 RK_Q_INLINE void q_gemm_type(const int type, float *y, size_t ldy, c
     for (size_t n = n0; n < n1; n += 4) {
         int nr = n1 - n < 4 ? (int)(n1 - n) : 4;
         const uint8_t *w[4];
-        for (int i = 0; i < 4; i++) w[i] = q_row(blocks, rb, map, n + (size_t)(i < nr ? i : nr - 1));
+        for (int i = 0; i < 4; i++) w[i] = rk_mapped_row(blocks, rb, map, n + (size_t)(i < nr ? i : nr - 1));
         size_t pn = n + 4 * Q_PREFETCH_TILES(type);
         const uint8_t *pf[4];
-        for (size_t i = 0; i < 4; i++) pf[i] = q_row(blocks, rb, map, pn + i < n1 ? pn + i : n1 - 1);
+        for (size_t i = 0; i < 4; i++) pf[i] = rk_mapped_row(blocks, rb, map, pn + i < n1 ? pn + i : n1 - 1);
         if (m <= 4) {
             q_tile_m(type, m, y + n, ldy, x, ldx, w, pf, nr, k, acc);
         } else {
@@ -395,7 +393,6 @@ RK_Q_AVX512 static void qgemm_avx512(float *y, size_t ldy, const float *x, size_
     }
 }
 
-#include "FewRowsTile.h"
 // Tiles of RK_T16_NR weight rows: each 128-column chunk of the tile's rows is decoded into an L1 buffer
 // and consumed by the fp32 register tile; the next tile's blocks are prefetched as this one decodes.
 RK_Q_AVX512 RK_Q_INLINE void q_gemm_t16_type(const int type, float *y, size_t ldy, const float *xt, const void *blocks,
@@ -405,13 +402,8 @@ RK_Q_AVX512 RK_Q_INLINE void q_gemm_t16_type(const int type, float *y, size_t ld
     float buf[RK_T16_NR * KC] __attribute__((aligned(64)));
     const size_t cb = type == RK_QTYPE_Q4_1 ? 20 : type == RK_QTYPE_Q8_0 ? 34 : type == RK_QTYPE_F32 ? 128 : 64;
     for (size_t n = n0; n < n1; n += RK_T16_NR) {
-        int nr = n1 - n < RK_T16_NR ? (int)(n1 - n) : RK_T16_NR;
         const uint8_t *w[RK_T16_NR], *pf[RK_T16_NR];
-        for (int j = 0; j < RK_T16_NR; j++) {
-            w[j] = q_row(blocks, rb, map, n + (size_t)(j < nr ? j : nr - 1));
-            size_t pn = n + RK_T16_NR + (size_t)j;
-            pf[j] = q_row(blocks, rb, map, pn < n1 ? pn : n1 - 1);
-        }
+        int nr = rk_t16_tile_rows(w, pf, blocks, rb, map, n, n1);
         __m512 a[RK_T16_NR];
         for (int j = 0; j < RK_T16_NR; j++) a[j] = _mm512_setzero_ps();
         for (size_t c0 = 0; c0 < k; c0 += KC) {
@@ -454,7 +446,7 @@ RK_Q_AVX512 static void qgemm_t16_avx512(float *y, size_t ldy, const float *xt, 
 RK_Q_AVX512 static void dequant_rows_avx512(float *dst, const void *blocks, int type, size_t rb, const int32_t *map,
                                             size_t row0, size_t nrows, size_t cols) {
     for (size_t r = 0; r < nrows; r++) {
-        const uint8_t *row = q_row(blocks, rb, map, row0 + r);
+        const uint8_t *row = rk_mapped_row(blocks, rb, map, row0 + r);
         float *out = dst + r * cols;
         switch (type) {
         case RK_QTYPE_Q4_1: q_dec_row(RK_QTYPE_Q4_1, row, cols, out); break;
