@@ -131,6 +131,32 @@ extension KernelBenchmarks {
             let blas = measure(runs: 15) { MatMul.gemm(y.pointer, x.pointer, w.pointer, transB: true, m: rows, n: outF, k: inF) }
             print("\(pad("\(rows)×\(outF)×\(inF)", 16)) \(pad(f1(Double(outF * inF * 4) / t.median / 1e9), 6)) GB/s  \(String(format: "%.1f", t.median * 1e6)) µs  \(f1(2.0 * Double(rows * outF * inF) / t.median / 1e9)) GFLOP/s   sgemm \(String(format: "%.1f", blas.median * 1e6)) µs")
         }
+        // The projections of one batch-16 decode step: 30 layers × (q, k, v, o, gate, up, down), each with its
+        // own weights (425 MB, streamed from memory as in generation).
+        let shapes = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)]
+        let layerWeights = (0..<30).map { _ in shapes.map { (o, i) -> FloatBuffer in
+            let w = FloatBuffer(count: o * i)
+            rng.fillNormal(w.pointer, count: w.count)
+            return w
+        } }
+        let x = FloatBuffer(count: 16 * 1536), y = FloatBuffer(count: 16 * 1536)
+        rng.fillNormal(x.pointer, count: x.count)
+        let step = measure(runs: 9) {
+            for layer in layerWeights {
+                for (w, (o, i)) in zip(layer, shapes) {
+                    Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: 16, inFeatures: i, outFeatures: o)
+                }
+            }
+        }
+        let hot = measure(runs: 9) {  // one layer's weights 30 times: from cache
+            for _ in 0..<30 {
+                for (w, (o, i)) in zip(layerWeights[0], shapes) {
+                    Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: 16, inFeatures: i, outFeatures: o)
+                }
+            }
+        }
+        let flops = 2.0 * 16 * Double(30 * shapes.reduce(0) { $0 + $1.0 * $1.1 })
+        print("decode step projections, 16 rows × 30 layers × 7: \(String(format: "%.2f", step.median * 1e3)) ms, \(f1(flops / step.median / 1e9)) GFLOP/s (one layer's weights from cache: \(String(format: "%.2f", hot.median * 1e3)) ms, \(f1(flops / hot.median / 1e9)) GFLOP/s)")
     }
 }
 
