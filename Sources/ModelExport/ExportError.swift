@@ -83,11 +83,13 @@ public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
 }
 
 extension ExportError {
-    /// Exports write dense weights: a model whose base is kept quantised (QLoRA-style) is refused.
+    /// Exports write dense weights: a model whose base is kept quantised (QLoRA-style) or in bf16 is refused.
     static func requireDense(_ model: LlamaModel) throws {
         guard !model.hasQuantizedWeights else {
-            throw ExportError.unsupported(file: "(model in memory)", feature: "weights kept quantised (\(model.quantizedWeights.count) tensors)",
-                                          hint: "load the base model with dense weights (without --quantized) to export or merge it.")
+            let bf16 = model.hasBF16Weights
+            throw ExportError.unsupported(file: "(model in memory)",
+                                          feature: "weights kept \(bf16 ? "in bf16" : "quantised") (\(model.quantizedWeights.count) tensors)",
+                                          hint: "load the base model with fp32 weights (without \(bf16 ? "--bf16" : "--quantized")) to export or merge it; an adapter trained on that base applies to the fp32 base unchanged.")
         }
     }
 }

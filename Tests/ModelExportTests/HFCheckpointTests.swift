@@ -159,6 +159,23 @@ import Tokenizers
         }
     }
 
+    /// A bf16 base (`--bf16`) holds no fp32 weights to write: refused with a message naming bf16 and the flag,
+    /// and nothing is created.
+    @Test func bf16BaseIsRefused() throws {
+        let model = try Tiny.model().withBF16Weights()
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dir = root.appendingPathComponent("export")
+        do {
+            try HFCheckpoint.save(model: model, tokenizer: try Tiny.byteTokenizer(), to: dir)
+            Issue.record("a bf16 base was exported")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("bf16") && text.contains("--bf16"), "\(text)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path))
+    }
+
     @Test func destinationRules() throws {
         let model = try Tiny.model()
         let tokenizer = try Tiny.byteTokenizer()
