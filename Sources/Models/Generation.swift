@@ -48,7 +48,7 @@ extension LlamaModel {
             if !options.sampling.isGreedy { for r in 0..<b where !done[r] { uniforms[r] = rng.uniform() } }
             let live = done
             picks.withUnsafeMutableBufferPointer { out in
-                parallelFor(b, grain: max(1, 4_000_000 / max(v, 1) / 60)) { rows in
+                parallelFor(b, cost: b * max(1, v / 1024)) { rows in  // ~0.5 µs per 1,024 logits of a row
                     for r in rows where !live[r] {
                         out[r] = Sampler.pick(logits.pointer + r * v, vocabulary: v, options: options.sampling, uniform: uniforms[r])
                     }

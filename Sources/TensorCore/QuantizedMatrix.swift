@@ -204,34 +204,10 @@ public enum QuantizedLinear {
         }
         var x = x
         if w.type == .bf16 {
-            // bf16 products (_CKernels/BF16.c): inputs rounded to bf16 first, as llama.cpp's and torch's
-            // bf16 matmuls do. With AVX512_BF16, few rows run vdpbf16ps kernels (12–16 rows: the transposed
-            // tile; fewer: dot-product tiles); otherwise the rounded inputs go through the paths below.
-            if n > Linear.fewRowsLimit && rk_uses_avx512bf16() != 0 {
-                bf16ManyRows(out: y, input: x, weight: w, rows: n, accumulate: accumulate)
-                return
-            }
-            if n <= Linear.fewRowsLimit && rk_uses_avx512bf16() != 0 {
-                let map = w.rowMapPointer, acc: Int32 = accumulate ? 1 : 0
-                if n >= Linear.transposedFewRows {
-                    Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: true) { packed, o0, o1 in
-                        rk_bf16_gemm_few_rows_t16(y, o, packed, w.blocks, w.rowBytes, map, n, o0, o1, i, acc)
-                    }
-                    return
-                }
-                let ld = (i + 31) / 32 * 32  // bf16 rows padded with zeros to whole 64-byte lines
-                let xb = UnsafeMutableRawPointer(Scratch.buffer("quantized.bf16-rows", count: (n * ld + 1) / 2).pointer)
-                    .assumingMemoryBound(to: UInt16.self)
-                for r in 0..<n {
-                    rk_f32_to_bf16(xb + r * ld, x + r * i, i)
-                    (xb + r * ld + i).update(repeating: 0, count: ld - i)
-                }
-                // One unit = 4 weight rows; ~(1 + n) cycles per 32 weights per row at ~3 GHz; grain ≈ 0.5 µs.
-                let tiles = (o + 3) / 4, tileNs = Double(4 * ld / 32) * Double(1 + n) / 3.0
-                parallelFor(tiles, grain: max(1, Int(500 / max(tileNs, 1)))) { r in
-                    rk_bf16_gemm_few_rows_nt(y, o, xb, ld, w.blocks, w.rowBytes, map, n, r.lowerBound * 4,
-                                             min(o, r.upperBound * 4), i, acc)
-                }
+            // bf16 products (_CKernels/BF16.c): inputs rounded to bf16 first, as llama.cpp's and torch's bf16
+            // matmuls do. Without AVX512_BF16 the rounded inputs take the generic paths below.
+            if rk_uses_avx512bf16() != 0 {
+                bf16Forward(out: y, input: x, weight: w, rows: n, accumulate: accumulate)
                 return
             }
             let rounded = Scratch.buffer("quantized.bf16-input", count: n * i).pointer
@@ -266,12 +242,36 @@ public enum QuantizedLinear {
         }
     }
 
-    /// y = bf16(x) · Wᵀ for many rows with AVX512_BF16: x packed as bf16 pairs in blocks of 16 rows, then
-    /// chunks of 4 register tiles of weight rows (≤ 150 KB, kept in L2) each run against every block, so the
-    /// weights stream from memory once and the transposed tile runs at ~2× sgemm's fp32 rate.
-    private static func bf16ManyRows(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
-                                     rows n: Int, accumulate: Bool) {
-        let i = w.columns, o = w.rows, blocks = (n + 15) / 16, stride = i * 16
+    /// y = bf16(x) · Wᵀ on the AVX512_BF16 kernels: fewer than 12 rows through dot-product tiles of 4 weight
+    /// rows; 12–16 through the transposed tile; more in blocks of 16 rows, where chunks of 4 register tiles
+    /// of weight rows (≤ 150 KB, kept in L2) each run against every block, so the weights stream from memory
+    /// once and the tile runs at ~2× sgemm's fp32 rate.
+    private static func bf16Forward(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
+                                    rows n: Int, accumulate: Bool) {
+        let i = w.columns, o = w.rows, map = w.rowMapPointer, acc: Int32 = accumulate ? 1 : 0
+        if n < Linear.transposedFewRows {
+            let ld = (i + 31) / 32 * 32  // bf16 rows padded with zeros to whole 64-byte lines
+            let xb = UnsafeMutableRawPointer(Scratch.buffer("quantized.bf16-rows", count: (n * ld + 1) / 2).pointer)
+                .assumingMemoryBound(to: UInt16.self)
+            for r in 0..<n {
+                rk_f32_to_bf16(xb + r * ld, x + r * i, i)
+                (xb + r * ld + i).update(repeating: 0, count: ld - i)
+            }
+            // One unit = 4 weight rows; ~(1 + n) cycles per 32 weights per row at ~3 GHz; grain ≈ 0.5 µs.
+            let tiles = (o + 3) / 4, tileNs = Double(4 * ld / 32) * Double(1 + n) / 3.0
+            parallelFor(tiles, grain: max(1, Int(500 / max(tileNs, 1)))) { r in
+                rk_bf16_gemm_few_rows_nt(y, o, xb, ld, w.blocks, w.rowBytes, map, n, r.lowerBound * 4,
+                                         min(o, r.upperBound * 4), i, acc)
+            }
+            return
+        }
+        if n <= Linear.fewRowsLimit {
+            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: true) { packed, o0, o1 in
+                rk_bf16_gemm_few_rows_t16(y, o, packed, w.blocks, w.rowBytes, map, n, o0, o1, i, acc)
+            }
+            return
+        }
+        let blocks = (n + 15) / 16, stride = i * 16
         let packed = Scratch.buffer("quantized.bf16-blocks", count: blocks * stride).pointer
         parallelFor(blocks) { r in
             for b in r {
@@ -279,7 +279,7 @@ public enum QuantizedLinear {
                 rk_bf16_pairs_t16(packed + b &* stride, i)
             }
         }
-        let chunk = 4 * Int(RK_T16_NR), map = w.rowMapPointer, acc: Int32 = accumulate ? 1 : 0
+        let chunk = 4 * Int(RK_T16_NR)
         parallelFor((o + chunk - 1) / chunk) { r in
             for c in r {
                 for b in 0..<blocks {
