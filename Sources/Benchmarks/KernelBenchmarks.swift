@@ -157,6 +157,15 @@ extension KernelBenchmarks {
         }
         let flops = 2.0 * 16 * Double(30 * shapes.reduce(0) { $0 + $1.0 * $1.1 })
         print("decode step projections, 16 rows × 30 layers × 7: \(String(format: "%.2f", step.median * 1e3)) ms, \(f1(flops / step.median / 1e9)) GFLOP/s (one layer's weights from cache: \(String(format: "%.2f", hot.median * 1e3)) ms, \(f1(flops / hot.median / 1e9)) GFLOP/s)")
+        // The same step with the weights in Q4_1 decode panels (what a kept-quantised SmolLM2 runs).
+        let panelled = layerWeights.map { layer in zip(layer, shapes).map { w, s in
+            QuantizedMatrix(type: .q4_1, rows: s.0, columns: s.1,
+                            bytes: QuantizedBenchmarks.quantize(w.pointer, rows: s.0, columns: s.1, type: .q4_1))
+        } }
+        let qStep = measure(runs: 9) {
+            for layer in panelled { for q in layer { QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: q, rows: 16) } }
+        }
+        print("  the same with Q4_1 decode panels (\(panelled.joined().reduce(0) { $0 + $1.rows * $1.rowBytes } / 1_000_000) MB read): \(String(format: "%.2f", qStep.median * 1e3)) ms, \(f1(flops / qStep.median / 1e9)) GFLOP/s")
     }
 }
 

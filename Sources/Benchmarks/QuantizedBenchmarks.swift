@@ -46,7 +46,7 @@ enum QuantizedBenchmarks {
                 let stream = measure(runs: 15) {
                     for c in qs { QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: c, rows: m) }
                 }.median / Double(qCopies)
-                let qBytes = Double(q.byteCount)
+                let qBytes = Double(q.rows * q.rowBytes)  // the blocks (12–16 rows: their decode panels, as many bytes)
                 print("\(pad("\(m)×\(o)×\(i)", 15)) \(pad(type.description, 5)) \(pad(f1(hot * 1e6), 9)) \(pad(f1(qBytes / hot / 1e9), 6)) \(pad(f1(stream * 1e6), 10)) \(pad(f1(qBytes / stream / 1e9), 6)) | \(pad(f1(fpHot * 1e6), 9)) \(pad(f1(fpBytes / fpHot / 1e9), 6)) \(pad(f1(fpStream * 1e6), 9)) \(pad(f1(fpBytes / fpStream / 1e9), 6)) | \(String(format: "%.2f×, %.2f×", fpHot / hot, fpStream / stream))")
             }
         }

@@ -91,9 +91,7 @@ extension LlamaModel {
         for l in 0..<c.layerCount {
             let w = layerWeights[l]
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project(.q, layer: l, out: q.pointer, input: normed.pointer, rows: n)
-            project(.k, layer: l, out: kNew.pointer, input: normed.pointer, rows: n)
-            project(.v, layer: l, out: vNew.pointer, input: normed.pointer, rows: n)
+            project([.q, .k, .v], layer: l, outs: [q.pointer, kNew.pointer, vNew.pointer], input: normed.pointer, rows: n)
             batch.positions.withUnsafeBufferPointer { pos in
                 rope.apply(q.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
                 rope.apply(kNew.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
@@ -107,8 +105,7 @@ extension LlamaModel {
             }
             project(.o, layer: l, out: x.pointer, input: attn.pointer, rows: n, accumulate: true)
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project(.gate, layer: l, out: gate.pointer, input: normed.pointer, rows: n)
-            project(.up, layer: l, out: up.pointer, input: normed.pointer, rows: n)
+            project([.gate, .up], layer: l, outs: [gate.pointer, up.pointer], input: normed.pointer, rows: n)
             SwiGLU.forward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * F)
             project(.down, layer: l, out: x.pointer, input: gate.pointer, rows: n, accumulate: true)
         }

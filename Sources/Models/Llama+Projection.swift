@@ -15,13 +15,14 @@ final class LoRAActivations: @unchecked Sendable {
 
 extension LlamaModel {
     /// y[N, out] = x Wᵀ (+ b) (+ LoRA). `lora` holds training state (nil at inference).
+    /// `baseDone`: y already holds x W₀ᵀ (a grouped product); only the bias and LoRA terms are added.
     func project(_ kind: ProjectionKind, layer l: Int, out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>,
-                 rows n: Int, accumulate: Bool = false, lora: LoRAActivations? = nil) {
+                 rows n: Int, accumulate: Bool = false, lora: LoRAActivations? = nil, baseDone: Bool = false) {
         let w = layerWeights[l], (inF, outF) = kind.shape(config)
         let adapter = activeLoRA, module = adapter?.modules[l][kind.rawValue]
         // Many rows into a fresh output: the LoRA term is written first and the base GEMM accumulates onto
         // it, which saves the read-modify-write pass over y that adding it afterwards costs.
-        let loraFirst = module != nil && !accumulate && n > Linear.fewRowsLimit
+        let loraFirst = module != nil && !accumulate && !baseDone && n > Linear.fewRowsLimit
         func addLoRA(overwrite: Bool) {
             guard let adapter, let m = module else { return }
             let rank = adapter.config.rank
@@ -40,9 +41,25 @@ extension LlamaModel {
                            alpha: adapter.config.scale, accumulate: !overwrite)
         }
         if loraFirst { addLoRA(overwrite: true) }
-        w.weight(kind).forward(out: y, input: x, rows: n, inFeatures: inF, outFeatures: outF, accumulate: accumulate || loraFirst)
+        if !baseDone { w.weight(kind).forward(out: y, input: x, rows: n, inFeatures: inF, outFeatures: outF, accumulate: accumulate || loraFirst) }
         if let b = w.bias(kind) { for r in 0..<n { Elementwise.add(y + r * outF, y + r * outF, b.value, count: outF) } }
         if !loraFirst { addLoRA(overwrite: false) }
+    }
+
+    /// `project` for several kinds that read the same input (q, k, v; gate, up), writing fresh outputs: the
+    /// base products run as one group (`WeightMatrix.forwardGroup`: at decode sizes one packing of the input
+    /// and one parallel pass), then each output gets its bias and LoRA term as `project` adds them.
+    func project(_ kinds: [ProjectionKind], layer l: Int, outs: [UnsafeMutablePointer<Float>], input x: UnsafePointer<Float>,
+                 rows n: Int, lora: LoRAActivations? = nil) {
+        guard n <= Linear.fewRowsLimit else {  // many rows: each product is long enough on its own
+            for (kind, y) in zip(kinds, outs) { project(kind, layer: l, out: y, input: x, rows: n, lora: lora) }
+            return
+        }
+        let w = layerWeights[l]
+        WeightMatrix.forwardGroup(zip(kinds, outs).map { kind, y in
+            WeightMatrix.GroupProduct(weight: w.weight(kind), out: y, outFeatures: kind.shape(config).outFeatures)
+        }, input: x, rows: n, inFeatures: kinds[0].shape(config).inFeatures)
+        for (kind, y) in zip(kinds, outs) { project(kind, layer: l, out: y, input: x, rows: n, lora: lora, baseDone: true) }
     }
 
     /// forward: y = x W₀ᵀ + b + s·u Bᵀ, u = drop(x) Aᵀ  ⇒  dx (=|+=) dy W₀ + drop'(s·dy B A),

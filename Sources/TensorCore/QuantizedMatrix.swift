@@ -8,6 +8,7 @@
 //   more rows: tiles of output rows are dequantised into a reused ≤ 4 MB scratch and multiplied by sgemm.
 
 import _CKernels
+import Foundation
 
 /// Weight formats a `QuantizedMatrix` can hold, numbered as ggml's `enum ggml_type`.
 public enum QuantizedType: Int32, Sendable, CaseIterable, CustomStringConvertible {
@@ -69,6 +70,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// Keeps the memory behind `blocks` alive (a GGUF file object, or the owned copy).
     public let owner: AnyObject?
     private let rowMapStorage: RowMapStorage?
+    private let panelCache: PanelCache?
 
     /// A view of `rows` physical rows at `blocks`. `rowMap` (logical row → physical row, each entry in
     /// 0..<physicalRows, default `rows`) is copied.
@@ -94,6 +96,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
         } else {
             rowMapStorage = nil
         }
+        let panelBytes = rk_qpanels_size(type.rawValue, rows, columns)
+        panelCache = panelBytes > 0 ? PanelCache(byteCount: panelBytes) : nil
     }
 
     /// An owned copy of packed rows (`bytes.count == rows · type.rowByteCount(columns:)`).
@@ -117,13 +121,33 @@ public struct QuantizedMatrix: @unchecked Sendable {
                   rowBytes: columns * 2, owner: storage)
     }
 
+    /// The decode-panel copy of a Q4_1 / Q8_0 matrix (_CKernels/Panels.c), built on first use by a 12–16-row
+    /// product (batched decoding) and shared by copies of this value: 16 rows' scales side by side and each
+    /// column's 16 quants together, so the product decodes a column of 16 rows with one widen-convert-FMA and
+    /// spends its time in FMAs instead of streaming fp32 weights — bit-identical to the dense fp32 path. It
+    /// costs the matrix's size again (~5 bits per Q4_1 weight), only once batched decoding is used.
+    var decodePanels: UnsafeRawPointer? {
+        guard let panelCache else { return nil }
+        return panelCache.panels { storage in
+            let map = rowMapPointer, type = type.rawValue, rows = rows, columns = columns, blocks = blocks, rb = rowBytes
+            parallelFor((rows + 15) / 16, grain: max(1, 16384 / max(columns, 1))) { p in
+                rk_qpanels_pack(storage, blocks, type, rb, map, rows, columns, p.lowerBound, p.upperBound)
+            }
+        }
+    }
+
+    /// Whether the decode panels have been built (they then count in `byteCount`).
+    public var hasDecodePanels: Bool { panelCache?.isBuilt ?? false }
+
     /// The logical → physical row map, if any.
     public var rowMap: [Int32]? { rowMapStorage.map { Array(UnsafeBufferPointer(start: $0.pointer, count: $0.count)) } }
 
     var rowMapPointer: UnsafePointer<Int32>? { rowMapStorage.map { UnsafePointer($0.pointer) } }
 
-    /// Bytes held for the weights (physical rows × row stride) plus the row map.
-    public var byteCount: Int { rows * rowBytes + (rowMapStorage?.count ?? 0) * 4 }
+    /// Bytes held for the weights (physical rows × row stride) plus the row map and decode panels.
+    public var byteCount: Int {
+        rows * rowBytes + (rowMapStorage?.count ?? 0) * 4 + (hasDecodePanels ? panelCache!.byteCount : 0)
+    }
 
     /// Writes all rows as Float32 to `out` ([rows, columns]).
     public func dequantize(into out: UnsafeMutablePointer<Float>) {
@@ -175,6 +199,26 @@ private final class RowMapStorage: @unchecked Sendable {
     deinit { pointer.deallocate() }
 }
 
+/// Decode panels built once, on first use, under a lock (products may run from several threads).
+private final class PanelCache: @unchecked Sendable {
+    let byteCount: Int
+    private var storage: ByteStorage?
+    private let lock = NSLock()
+    init(byteCount: Int) { self.byteCount = byteCount }
+
+    var isBuilt: Bool { lock.lock(); defer { lock.unlock() }; return storage != nil }
+
+    func panels(build: (UnsafeMutableRawPointer) -> Void) -> UnsafeRawPointer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let storage { return UnsafeRawPointer(storage.pointer) }
+        let s = ByteStorage(byteCount: byteCount)
+        build(s.pointer)
+        storage = s
+        return UnsafeRawPointer(s.pointer)
+    }
+}
+
 private final class ByteStorage: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
     init(byteCount: Int) { pointer = .allocate(byteCount: max(byteCount, 1), alignment: 64) }
@@ -215,6 +259,13 @@ public enum QuantizedLinear {
                 rk_bf16_round(rounded + r.lowerBound &* i, x + r.lowerBound &* i, r.count &* i)
             }
             x = UnsafePointer(rounded)
+        }
+        if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit, let panels = w.decodePanels {
+            let acc: Int32 = accumulate ? 1 : 0
+            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o, tile: 16) { packed, o0, o1 in
+                rk_qpanels_gemm_t16(y, o, packed, panels, w.type.rawValue, o, n, o0 / 16, (o1 + 15) / 16, i, acc)
+            }
+            return
         }
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
             let map = w.rowMapPointer

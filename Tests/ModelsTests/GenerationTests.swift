@@ -48,6 +48,28 @@ import TensorCore
         }
     }
 
+    /// 16 rows (the decode size whose q/k/v and gate/up products run as one group) with a LoRA adapter on
+    /// every projection: each row equals its own uncached greedy decode with the adapter.
+    @Test func sixteenRowsWithAnAdapterEqualUncached() throws {
+        let m = try Self.model()
+        let adapter = try m.addAdapter(named: "decode-16", config: LoRAConfig(), seed: 3)
+        var rng = RNG(seed: 4)
+        for e in adapter.store.entries where e.name.hasSuffix("lora_B.weight") {
+            rng.fillNormal(adapter.store.values.pointer + e.offset, count: e.count, std: 0.05)
+        }
+        m.activeAdapter = "decode-16"
+        defer { m.activeAdapter = nil }
+        let prompts: [[Int32]] = (0..<16).map { (r: Int) -> [Int32] in
+            (0..<(1 + r % 5)).map { (j: Int) -> Int32 in Int32((r * 37 + j * 11) % 250 + 3) }
+        }
+        let batched = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 6))
+        for (r, p) in prompts.enumerated() {
+            let (tokens, lps) = Self.uncachedGreedy(m, prompt: p, steps: 6)
+            #expect(batched[r].tokens == tokens, "row \(r)")
+            for j in lps.indices { #expect(abs(batched[r].tokenLogProbs[j] - lps[j]) <= 1e-5, "row \(r) step \(j)") }
+        }
+    }
+
     @Test func stopTokensAndSeededSampling() throws {
         let m = try Self.model()
         let greedy = m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10))[0]

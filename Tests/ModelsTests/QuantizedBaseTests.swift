@@ -16,7 +16,8 @@ import TensorCore
     @Test func weightsStayQuantised() throws {
         let q = try Self.quantized.get()
         #expect(q.quantizedWeights.count == 30 * 7 + 1)  // every projection and the tied embedding
-        let bytes = q.quantizedWeights.values.reduce(0) { $0 + $1.byteCount } + q.weights.values.count * 4
+        // The blocks (decode panels, built once a 12–16-row batch is decoded, add as much again).
+        let bytes = q.quantizedWeights.values.reduce(0) { $0 + $1.rows * $1.rowBytes } + q.weights.values.count * 4
         #expect(bytes < 110_000_000, "weight bytes \(bytes)")  // vs 538 MB dense
     }
 
@@ -42,6 +43,27 @@ import TensorCore
         let prompts = cases.map { intArray($0["prompt_ids"]).map(Int32.init) }
         let results = q.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 32, stopTokenIDs: [2]))
         for (i, c) in cases.enumerated() { #expect(results[i].tokens == intArray(c["generated_ids"]), "case \(i)") }
+    }
+
+    /// A 16-row batch decodes through the decode panels (12–16 rows), which compute exactly what the dense
+    /// fp32 path computes: the same tokens and log-probs as the dense model (prefill differs from it only by
+    /// the many-row path's tiling; the golden-sized batches above take the other few-row kernels).
+    @Test func sixteenRowDecodingMatchesDense() throws {
+        let (dense, _) = try SmolLM2.get()
+        let q = try Self.quantized.get()
+        let golden = try Shared.json("reference/generation_golden.json")
+        let base = (golden["cases"] as! [[String: Any]]).map { intArray($0["prompt_ids"]).map(Int32.init) }
+        let prompts = (0..<16).map { r in Array(base[r % base.count].dropFirst(r / base.count)) }
+        let options = GenerationOptions(maxNewTokens: 12)
+        let a = q.generate(prompts: prompts, options: options), b = dense.generate(prompts: prompts, options: options)
+        let panelled = q.quantizedWeights.values.allSatisfy(\.hasDecodePanels)
+        #expect(panelled)
+        var worst: Float = 0
+        for r in 0..<16 {
+            #expect(a[r].tokens == b[r].tokens, "row \(r)")
+            for (x, y) in zip(a[r].tokenLogProbs, b[r].tokenLogProbs) { worst = max(worst, abs(x - y)) }
+        }
+        #expect(worst <= 1e-4, "largest |Δ log-prob| \(worst)")
     }
 
     @Test func loraTrainsThroughTheQuantisedBase() throws {

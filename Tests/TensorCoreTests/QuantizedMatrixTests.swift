@@ -434,4 +434,79 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             }
         }
     }
+
+    /// Decode panels (Q4_1 / Q8_0 at 12–16 rows): bit-identical to the fp32 transposed tile on the dequantised
+    /// matrix (the AVX-512 kernels do the same operations in the same order), built once and counted in
+    /// byteCount; each C path over panel ranges that split the matrix, against sgemm.
+    @Test(arguments: [(16, 45, 96), (12, 16, 160), (14, 200, 288), (13, 33, 64)])
+    func decodePanelsMatchTheFP32Tile(rows n: Int, outF o: Int, inF i: Int) {
+        for type in [QuantizedType.q4_1, .q8_0] {
+            let q = HandQuantized(type, rows: o, columns: i, seed: UInt64(n * 31 + o))
+            var r = Rand(UInt64(n * 7 + o))
+            let x = r.buffer(n * i), y0 = r.buffer(n * o)
+            for map in [nil, permutation(o, seed: 3)] {
+                let m = q.matrix(rowMap: map), w = q.logical(rowMap: map)
+                #expect(!m.hasDecodePanels)
+                let blockBytes = m.byteCount
+                for accumulate in [false, true] {
+                    let what = "\(type) M \(n) O \(o) K \(i) map \(map != nil) acc \(accumulate)"
+                    let dense = FloatBuffer(count: n * o), y = FloatBuffer(count: n * o)
+                    dense.pointer.update(from: y0.pointer, count: n * o)
+                    y.pointer.update(from: y0.pointer, count: n * o)
+                    Linear.forward(out: dense.pointer, input: x.pointer, weight: w.pointer, rows: n, inFeatures: i, outFeatures: o,
+                                   accumulate: accumulate)
+                    QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
+                    if KernelDispatch.usesAVX512 {
+                        let differing = (0..<(n * o)).filter { y.pointer[$0].bitPattern != dense.pointer[$0].bitPattern }
+                        #expect(differing.isEmpty, "\(what): \(differing.count) outputs differ from the fp32 tile, first at \(differing.first ?? -1)")
+                    }
+                    let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
+                    expectClose(y.pointer, want.pointer, scale: scale, what)
+                    let xt = FloatBuffer(count: i * 16), panels = m.decodePanels!, count = (o + 15) / 16
+                    for portable in [false, true] {
+                        y.pointer.update(from: y0.pointer, count: n * o)
+                        KernelDispatch.forcePortable(portable)
+                        rk_pack_rows_t16(xt.pointer, x.pointer, i, n, i)
+                        for (lo, hi) in [(0, count / 2), (count / 2, count)] {
+                            rk_qpanels_gemm_t16(y.pointer, o, xt.pointer, panels, type.rawValue, o, n, lo, hi, i, accumulate ? 1 : 0)
+                        }
+                        KernelDispatch.forcePortable(false)
+                        expectClose(y.pointer, want.pointer, scale: scale, what + " panels portable \(portable)")
+                    }
+                }
+                // As many bytes as the blocks, per row rounded up to whole panels of 16.
+                #expect(m.hasDecodePanels && m.byteCount == blockBytes + (o + 15) / 16 * 16 * m.rowBytes, "byteCount \(m.byteCount)")
+            }
+        }
+    }
+
+    /// forwardGroup gives each product's `forward` output bit for bit: one pass at 12–16 rows over dense and
+    /// panelled weights, the products in turn otherwise (other row counts, a BF16 member).
+    @Test(arguments: [16, 12, 5, 40])
+    func groupedProductsEqualSeparateOnes(rows n: Int) {
+        let i = 96, outs = [45, 16, 33]
+        var r = Rand(UInt64(n))
+        let x = r.buffer(n * i)
+        let denseWeights = outs.map { r.buffer($0 * i) }
+        let q41 = outs.enumerated().map { j, o in HandQuantized(.q4_1, rows: o, columns: i, seed: UInt64(40 + j)).matrix(rowMap: nil) }
+        let q80 = HandQuantized(.q8_0, rows: outs[1], columns: i, seed: 50).matrix(rowMap: permutation(outs[1], seed: 5))
+        let bf16 = QuantizedMatrix(bf16From: denseWeights[2].pointer, rows: outs[2], columns: i)
+        let groups: [(String, [WeightMatrix])] = [
+            ("dense", denseWeights.map { .dense($0.pointer) }),
+            ("q4_1 + q8_0", [.quantized(q41[0]), .quantized(q80), .quantized(q41[2])]),
+            ("with bf16", [.dense(denseWeights[0].pointer), .quantized(q41[1]), .quantized(bf16)]),
+        ]
+        for (name, weights) in groups { withExtendedLifetime(denseWeights) {  // .dense holds only pointers
+            let separate = outs.map { FloatBuffer(count: n * $0) }, grouped = outs.map { FloatBuffer(count: n * $0) }
+            for (j, w) in weights.enumerated() {
+                w.forward(out: separate[j].pointer, input: x.pointer, rows: n, inFeatures: i, outFeatures: outs[j])
+            }
+            WeightMatrix.forwardGroup(weights.indices.map { WeightMatrix.GroupProduct(weight: weights[$0], out: grouped[$0].pointer, outFeatures: outs[$0]) },
+                                      input: x.pointer, rows: n, inFeatures: i)
+            for j in outs.indices {
+                let differing = (0..<(n * outs[j])).filter { grouped[j].pointer[$0].bitPattern != separate[j].pointer[$0].bitPattern }
+                #expect(differing.isEmpty, "\(name) rows \(n) product \(j): \(differing.count) outputs differ, first at \(differing.first ?? -1)")
+            }
+        } }
+    }
 }

@@ -126,6 +126,22 @@ void rk_qgemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, cons
 void rk_qgemm_few_rows_t16(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t row_bytes,
                            const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate);
 
+// ---------------------------------------------------------------- decode panels (Panels.c)
+// Q4_1 / Q8_0 matrices re-laid out in panels of 16 rows (per 32-column block: the rows' fp16 scales, then
+// each column's 16 quants together) for the 12–16-row product, which they make compute-bound; results are
+// bit-identical to rk_gemm_few_rows_t16 on the dequantised matrix.
+
+/// Bytes of the panel layout of a [rows, k] matrix of `type` (0 unless Q4_1 or Q8_0 with k a multiple of 32).
+size_t rk_qpanels_size(int type, size_t rows, size_t k);
+/// Writes panels [p0, p1) (logical rows 16·p0 … 16·p1 − 1, rows ≥ `rows` zero) of the block matrix into
+/// dst (rk_qpanels_size bytes for the whole matrix).
+void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, const int32_t *row_map, size_t rows,
+                     size_t k, size_t p0, size_t p1);
+/// y[m, n] (+)= Σ_k xt[k][m] · W[n, k] for m < M (≤ 16) and rows n in [16·p0, min(16·p1, rows)), x packed
+/// by rk_pack_rows_t16.
+void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
+                         size_t p0, size_t p1, size_t k, int accumulate);
+
 // ---------------------------------------------------------------- bf16 products (BF16.c)
 // BF16 weights × inputs rounded to bf16 (round-to-nearest-even, denormals → ±0, NaN kept: exactly
 // vcvtneps2bf16), products summed in fp32 — llama.cpp's and torch's bf16 matmul semantics.

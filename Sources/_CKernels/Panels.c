@@ -1,0 +1,187 @@
+// Q4_1 and Q8_0 weights re-laid out in panels of 16 rows for batched decoding (12–16 input rows).
+//
+// The row-major block kernels (Quantized.c) decode a weight once and then need it broadcast to the 16
+// input lanes: they decode whole rows into an L1 buffer and run the fp32 register tile over it, which
+// costs a store and a broadcast reload per weight on top of the FMA. A panel instead stores, per 32-weight
+// block, the 16 rows' scales side by side and the 16 rows' quants of each column k together, so one
+// load + widen + convert + FMA (q·d + m) yields column k of 16 rows as a vector, and 16 FMAs with the
+// input rows' x[r, k] as broadcasts consume it: 16 useful FMAs per 17 on the FMA pipes. The weights stay
+// at ~5 bits (Q4_1) / ~8.5 bits (Q8_0) each, so batch-16 decoding is compute-bound instead of streaming
+// 4-byte weights from memory.
+//
+// Exactness: q·d is exact in fp32 and fma(q, d, m) rounds as the reference q·d + m (Quantized.c), and each
+// output is Σ_k fma(w, x, acc) over k in order — the operations of the fp32 transposed tile
+// (rk_gemm_few_rows_t16) on the dequantised matrix, so results are bit-identical to it.
+//
+// Layout, per panel p (logical rows 16p … 16p + 15; rows past the matrix are zero) and block b of 32 columns:
+//   Q4_1 (320 bytes): fp16 d[16], fp16 m[16], then for j < 16 sixteen bytes: row n's q[2j] | q[2j + 1] << 4
+//   Q8_0 (544 bytes): fp16 d[16], then for j < 32 sixteen int8: row n's q[j]
+// Panels follow each other; panel p starts at p · (k / 32) · block bytes.
+#include "CKernels.h"
+#include <string.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+static size_t qp_block_bytes(int type) { return type == RK_QTYPE_Q4_1 ? 320 : type == RK_QTYPE_Q8_0 ? 544 : 0; }
+
+size_t rk_qpanels_size(int type, size_t rows, size_t k) {
+    if (qp_block_bytes(type) == 0 || k % 32 != 0) return 0;
+    return (rows + 15) / 16 * (k / 32) * qp_block_bytes(type);
+}
+
+static inline const uint8_t *qp_row(const void *blocks, size_t rb, const int32_t *map, size_t r) {
+    return (const uint8_t *)blocks + (map ? (size_t)map[r] : r) * rb;
+}
+
+void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, const int32_t *row_map, size_t rows,
+                     size_t k, size_t p0, size_t p1) {
+    const size_t bb = qp_block_bytes(type), nb = k / 32, sb = type == RK_QTYPE_Q4_1 ? 20 : 34;
+    if (bb == 0 || k % 32 != 0) return;
+    for (size_t p = p0; p < p1; p++) {
+        uint8_t *out = (uint8_t *)dst + p * nb * bb;
+        memset(out, 0, nb * bb);
+        for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) {
+            const uint8_t *row = qp_row(blocks, row_bytes, row_map, 16 * p + n);
+            for (size_t b = 0; b < nb; b++) {
+                const uint8_t *src = row + b * sb;
+                uint8_t *o = out + b * bb;
+                memcpy(o + 2 * n, src, 2);  // d
+                if (type == RK_QTYPE_Q4_1) {
+                    memcpy(o + 32 + 2 * n, src + 2, 2);  // m
+                    const uint8_t *qs = src + 4;
+                    for (size_t j = 0; j < 16; j++) {
+                        size_t i0 = 2 * j, i1 = 2 * j + 1;
+                        uint8_t q0 = i0 < 16 ? qs[i0] & 0xF : qs[i0 - 16] >> 4;
+                        uint8_t q1 = i1 < 16 ? qs[i1] & 0xF : qs[i1 - 16] >> 4;
+                        o[64 + 16 * j + n] = (uint8_t)(q0 | q1 << 4);
+                    }
+                } else {
+                    for (size_t j = 0; j < 32; j++) o[32 + 16 * j + n] = src[2 + j];
+                }
+            }
+        }
+    }
+}
+
+// fp16 bits → fp32 (exact; the same algorithm as Quantized.c's portable decoder).
+static float qp_half(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0) {
+        if (man == 0) bits = sign;
+        else {
+            int e = -1;
+            do { man <<= 1; e++; } while (!(man & 0x400));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3FF) << 13;
+        }
+    } else if (exp == 31) bits = sign | 0x7F800000u | man << 13;
+    else bits = sign | (exp + 127 - 15) << 23 | man << 13;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
+                             size_t p0, size_t p1, size_t k, int acc) {
+    const size_t bb = qp_block_bytes(type), nb = k / 32;
+    for (size_t p = p0; p < p1; p++) {
+        float s[16][16] = {{0}};
+        const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
+        for (size_t b = 0; b < nb; b++, pb += bb) {
+            for (size_t n = 0; n < 16; n++) {
+                uint16_t hd, hm;
+                memcpy(&hd, pb + 2 * n, 2);
+                float d = qp_half(hd), mn = 0.0f;
+                if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = qp_half(hm); }
+                for (size_t i = 0; i < 32; i++) {
+                    float w;
+                    if (type == RK_QTYPE_Q4_1) {
+                        uint8_t byte = pb[64 + 16 * (i / 2) + n];
+                        w = (float)(i % 2 ? byte >> 4 : byte & 0xF) * d + mn;
+                    } else {
+                        w = (float)(int8_t)pb[32 + 16 * i + n] * d;
+                    }
+                    const float *xk = xt + (b * 32 + i) * 16;
+                    for (size_t r = 0; r < m; r++) s[r][n] += w * xk[r];
+                }
+            }
+        }
+        for (size_t r = 0; r < m; r++)
+            for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) {
+                float *o = y + r * ldy + 16 * p + n;
+                *o = acc ? *o + s[r][n] : s[r][n];
+            }
+    }
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define RK_QP_X86 1
+#define RK_QP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+#define RK_QP_INLINE static inline __attribute__((always_inline))
+
+// acc[r] += w · x[r, k] for r < MR (x[r, k] = xk[r], a broadcast folded into the FMA).
+#define QP_FMAS(MR, w, xk)                                                                    \
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(w, _mm512_set1_ps((xk)[r]), acc[r]);
+
+// One panel, all k: acc[r] = Σ_k W[16p + lane, k] · x[r, k].
+#define QP_PANEL(MR)                                                                                         \
+    RK_QP_AVX512 RK_QP_INLINE void qp_panel_q41_##MR(__m512 *acc, const uint8_t *pb, const float *xt, size_t nb) { \
+        const __m512i low = _mm512_set1_epi32(0xF);                                                          \
+        for (size_t b = 0; b < nb; b++, pb += 320, xt += 32 * 16) {                                          \
+            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));                       \
+            const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));                \
+            for (int j = 0; j < 16; j++) {                                                                   \
+                __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(pb + 64 + 16 * j)));    \
+                __m512 w0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(raw, low)), d, m);           \
+                __m512 w1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(raw, 4)), d, m);            \
+                QP_FMAS(MR, w0, xt + (2 * j) * 16)                                                           \
+                QP_FMAS(MR, w1, xt + (2 * j + 1) * 16)                                                       \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+    RK_QP_AVX512 RK_QP_INLINE void qp_panel_q80_##MR(__m512 *acc, const uint8_t *pb, const float *xt, size_t nb) { \
+        for (size_t b = 0; b < nb; b++, pb += 544, xt += 32 * 16) {                                          \
+            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));                       \
+            for (int j = 0; j < 32; j++) {                                                                   \
+                __m512i raw = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * j)));    \
+                __m512 w = _mm512_mul_ps(_mm512_cvtepi32_ps(raw), d);                                        \
+                QP_FMAS(MR, w, xt + j * 16)                                                                  \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+    RK_QP_AVX512 static void qp_gemm_##MR(float *y, size_t ldy, const float *xt, const void *panels, int type,   \
+                                          size_t rows, size_t m, size_t p0, size_t p1, size_t k, int accumulate) { \
+        const size_t bb = qp_block_bytes(type), nb = k / 32;                                                 \
+        for (size_t p = p0; p < p1; p++) {                                                                   \
+            const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;                                       \
+            __m512 acc[MR];                                                                                  \
+            for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();                                       \
+            if (type == RK_QTYPE_Q4_1) qp_panel_q41_##MR(acc, pb, xt, nb);                                   \
+            else qp_panel_q80_##MR(acc, pb, xt, nb);                                                         \
+            size_t n = 16 * p, live = rows - n < 16 ? rows - n : 16;                                         \
+            __mmask16 lanes = live == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << live) - 1u);               \
+            for (size_t r = 0; r < m; r++) {                                                                 \
+                float *o = y + r * ldy + n;                                                                  \
+                __m512 v = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, o), acc[r]) : acc[r];     \
+                _mm512_mask_storeu_ps(o, lanes, v);                                                          \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+QP_PANEL(16)
+QP_PANEL(12)
+#else
+#define RK_QP_X86 0
+#endif
+
+void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
+                         size_t p0, size_t p1, size_t k, int accumulate) {
+    if (qp_block_bytes(type) == 0 || k % 32 != 0 || m == 0 || m > 16 || p0 >= p1) return;
+#if RK_QP_X86
+    if (rk_uses_avx512()) {
+        if (m <= 12) qp_gemm_12(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate);
+        else qp_gemm_16(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate);
+        return;
+    }
+#endif
+    qp_gemm_portable(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate);
+}
