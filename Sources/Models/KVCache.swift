@@ -17,6 +17,8 @@ public final class KVCache: @unchecked Sendable {
     let v: [UnsafeMutablePointer<Float>]
     let keyMask: FloatBuffer
     var hasMask = false
+    /// A layer's filled keys and values, for the products before its attention to prefetch.
+    let prefetch: PrefetchList
 
     public init(config c: LlamaConfig, batchSize: Int, capacity: Int) {
         self.batchSize = batchSize
@@ -28,6 +30,19 @@ public final class KVCache: @unchecked Sendable {
         k = (0..<c.layerCount).map { [storage] in storage.pointer + 2 * $0 * per }
         v = (0..<c.layerCount).map { [storage] in storage.pointer + (2 * $0 + 1) * per }
         keyMask = FloatBuffer(count: batchSize * capacity)
+        prefetch = PrefetchList(capacity: 2 * batchSize * heads)
+    }
+
+    /// Lists layer l's keys and values at positions 0 ..< rows, in the order decode attention reads them.
+    func planPrefetch(layer l: Int, rows: Int) {
+        let bytes = rows * headDim * 4
+        var ranges: [(UnsafeRawPointer, Int)] = []
+        ranges.reserveCapacity(2 * batchSize * heads)
+        for bh in 0..<(batchSize * heads) {
+            ranges.append((UnsafeRawPointer(k[l] + bh * capacity * headDim), bytes))
+            ranges.append((UnsafeRawPointer(v[l] + bh * capacity * headDim), bytes))
+        }
+        prefetch.set(ranges)
     }
 
     /// Attention strides over this layout.
@@ -105,7 +120,11 @@ extension LlamaModel {
             }
             project(.o, layer: l, out: x.pointer, input: attn.pointer, rows: n, accumulate: true)
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project([.gate, .up], layer: l, outs: [gate.pointer, up.pointer], input: normed.pointer, rows: n)
+            // Decode steps: the next layer's cache is streamed in while gate and up compute.
+            let next = tq == 1 && l + 1 < c.layerCount
+            if next { cache.planPrefetch(layer: l + 1, rows: tk) }
+            project([.gate, .up], layer: l, outs: [gate.pointer, up.pointer], input: normed.pointer, rows: n,
+                    prefetch: next ? cache.prefetch : nil)
             SwiGLU.forward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * F)
             project(.down, layer: l, out: x.pointer, input: gate.pointer, rows: n, accumulate: true)
         }

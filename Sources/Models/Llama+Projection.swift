@@ -49,8 +49,9 @@ extension LlamaModel {
     /// `project` for several kinds that read the same input (q, k, v; gate, up), writing fresh outputs: the
     /// base products run as one group (`WeightMatrix.forwardGroup`: at decode sizes one packing of the input
     /// and one parallel pass), then each output gets its bias and LoRA term as `project` adds them.
+    /// `prefetch`: memory for the grouped products to bring into cache as they compute.
     func project(_ kinds: [ProjectionKind], layer l: Int, outs: [UnsafeMutablePointer<Float>], input x: UnsafePointer<Float>,
-                 rows n: Int, lora: LoRAActivations? = nil) {
+                 rows n: Int, lora: LoRAActivations? = nil, prefetch: PrefetchList? = nil) {
         guard n <= Linear.fewRowsLimit else {  // many rows: each product is long enough on its own
             for (kind, y) in zip(kinds, outs) { project(kind, layer: l, out: y, input: x, rows: n, lora: lora) }
             return
@@ -58,7 +59,7 @@ extension LlamaModel {
         let w = layerWeights[l]
         WeightMatrix.forwardGroup(zip(kinds, outs).map { kind, y in
             WeightMatrix.GroupProduct(weight: w.weight(kind), out: y, outFeatures: kind.shape(config).outFeatures)
-        }, input: x, rows: n, inFeatures: kinds[0].shape(config).inFeatures)
+        }, input: x, rows: n, inFeatures: kinds[0].shape(config).inFeatures, prefetch: prefetch)
         for (kind, y) in zip(kinds, outs) { project(kind, layer: l, out: y, input: x, rows: n, lora: lora, baseDone: true) }
     }
 

@@ -66,9 +66,13 @@ extension WeightMatrix {
     /// register tiles of all products run in one parallel pass: one wake-up and barrier instead of one per
     /// weight (at a decode step's ~20–100 µs per product, the per-product packing and barrier were ~5–10 % of
     /// it). Each output is computed exactly as `forward` computes it. Otherwise the products run in turn.
-    public static func forwardGroup(_ products: [GroupProduct], input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int) {
+    /// `prefetch`: memory to bring into cache while the panel products compute (see `PrefetchList`).
+    public static func forwardGroup(_ products: [GroupProduct], input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int,
+                                    prefetch: PrefetchList? = nil) {
         // Per product: register-tile rows and the kernel over tiles [t0, t1).
         var tiles: [(rows: Int, run: (UnsafePointer<Float>, Int, Int) -> Void)] = []
+        var blockSteps = 0  // 32-column steps of the panel kernels, over which `prefetch` is spread
+        let pf = prefetch?.list
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
             for p in products {
                 let o = p.outFeatures, y = p.out
@@ -80,8 +84,11 @@ extension WeightMatrix {
                     }))
                 case let .quantized(q):
                     guard q.rows == o, q.columns == inFeatures, let panels = q.decodePanels else { break }
-                    let type = q.type.rawValue
-                    tiles.append((16, { xt, t0, t1 in rk_qpanels_gemm_t16(y, o, xt, panels, type, o, n, t0, t1, inFeatures, 0) }))
+                    let type = q.type.rawValue, step0 = blockSteps
+                    blockSteps += (o + 15) / 16 * (inFeatures / 32)
+                    tiles.append((16, { xt, t0, t1 in
+                        rk_qpanels_gemm_t16(y, o, xt, panels, type, o, n, t0, t1, inFeatures, 0, pf, step0)
+                    }))
                 }
             }
         }
@@ -89,6 +96,7 @@ extension WeightMatrix {
             for p in products { p.weight.forward(out: p.out, input: x, rows: n, inFeatures: inFeatures, outFeatures: p.outFeatures) }
             return
         }
+        prefetch?.spread(over: blockSteps)
         let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
         rk_pack_rows_t16(xt.pointer, x, inFeatures, n, inFeatures)
         let packed = UnsafePointer(xt.pointer)

@@ -116,6 +116,23 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 #define RK_QP_X86 1
+
+// Prefetches the lines of step s (into L2; they reach L3 as L2 evicts them).
+static void qp_prefetch_step(const rk_prefetch_list *pf, size_t s) {
+    size_t total = pf->ends[pf->count - 1], c = s * pf->per_step, end = c + pf->per_step;
+    if (c >= total) return;
+    if (end > total) end = total;
+    size_t lo = 0, hi = pf->count;  // the range holding line c: first i with ends[i] > c
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (pf->ends[mid] > c) hi = mid; else lo = mid + 1;
+    }
+    for (size_t i = lo; c < end; i++) {
+        size_t first = i ? pf->ends[i - 1] : 0;
+        for (; c < end && c < pf->ends[i]; c++) _mm_prefetch((const char *)pf->starts[i] + (c - first) * 64, _MM_HINT_T1);
+    }
+}
+
 #define RK_QP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define RK_QP_INLINE static inline __attribute__((always_inline))
 
@@ -125,9 +142,11 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
 
 // One panel, all k: acc[r] = Σ_k W[16p + lane, k] · x[r, k].
 #define QP_PANEL(MR)                                                                                         \
-    RK_QP_AVX512 RK_QP_INLINE void qp_panel_q41_##MR(__m512 *acc, const uint8_t *pb, const float *xt, size_t nb) { \
+    RK_QP_AVX512 RK_QP_INLINE void qp_panel_q41_##MR(__m512 *acc, const uint8_t *pb, const float *xt, size_t nb, \
+                                                     const rk_prefetch_list *pf, size_t step) {              \
         const __m512i low = _mm512_set1_epi32(0xF);                                                          \
         for (size_t b = 0; b < nb; b++, pb += 320, xt += 32 * 16) {                                          \
+            if (pf) qp_prefetch_step(pf, step + b);                                                          \
             const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));                       \
             const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pb + 32)));                \
             for (int j = 0; j < 16; j++) {                                                                   \
@@ -139,8 +158,10 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
             }                                                                                                \
         }                                                                                                    \
     }                                                                                                        \
-    RK_QP_AVX512 RK_QP_INLINE void qp_panel_q80_##MR(__m512 *acc, const uint8_t *pb, const float *xt, size_t nb) { \
+    RK_QP_AVX512 RK_QP_INLINE void qp_panel_q80_##MR(__m512 *acc, const uint8_t *pb, const float *xt, size_t nb, \
+                                                     const rk_prefetch_list *pf, size_t step) {              \
         for (size_t b = 0; b < nb; b++, pb += 544, xt += 32 * 16) {                                          \
+            if (pf) qp_prefetch_step(pf, step + b);                                                          \
             const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)pb));                       \
             for (int j = 0; j < 32; j++) {                                                                   \
                 __m512i raw = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * j)));    \
@@ -150,14 +171,15 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
         }                                                                                                    \
     }                                                                                                        \
     RK_QP_AVX512 static void qp_gemm_##MR(float *y, size_t ldy, const float *xt, const void *panels, int type,   \
-                                          size_t rows, size_t m, size_t p0, size_t p1, size_t k, int accumulate) { \
+                                          size_t rows, size_t m, size_t p0, size_t p1, size_t k, int accumulate,  \
+                                          const rk_prefetch_list *pf, size_t step0) {                            \
         const size_t bb = qp_block_bytes(type), nb = k / 32;                                                 \
         for (size_t p = p0; p < p1; p++) {                                                                   \
             const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;                                       \
             __m512 acc[MR];                                                                                  \
             for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();                                       \
-            if (type == RK_QTYPE_Q4_1) qp_panel_q41_##MR(acc, pb, xt, nb);                                   \
-            else qp_panel_q80_##MR(acc, pb, xt, nb);                                                         \
+            if (type == RK_QTYPE_Q4_1) qp_panel_q41_##MR(acc, pb, xt, nb, pf, step0 + p * nb);                               \
+            else qp_panel_q80_##MR(acc, pb, xt, nb, pf, step0 + p * nb);                                                     \
             size_t n = 16 * p, live = rows - n < 16 ? rows - n : 16;                                         \
             __mmask16 lanes = live == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << live) - 1u);               \
             for (size_t r = 0; r < m; r++) {                                                                 \
@@ -174,12 +196,13 @@ QP_PANEL(12)
 #endif
 
 void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
-                         size_t p0, size_t p1, size_t k, int accumulate) {
+                         size_t p0, size_t p1, size_t k, int accumulate, const rk_prefetch_list *prefetch, size_t step0) {
     if (qp_block_bytes(type) == 0 || k % 32 != 0 || m == 0 || m > 16 || p0 >= p1) return;
+    if (prefetch && (prefetch->count == 0 || prefetch->per_step == 0)) prefetch = NULL;
 #if RK_QP_X86
     if (rk_uses_avx512()) {
-        if (m <= 12) qp_gemm_12(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate);
-        else qp_gemm_16(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate);
+        if (m <= 12) qp_gemm_12(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate, prefetch, step0);
+        else qp_gemm_16(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate, prefetch, step0);
         return;
     }
 #endif

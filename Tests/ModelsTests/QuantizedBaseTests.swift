@@ -36,6 +36,16 @@ import TensorCore
         #expect(worst <= 2e-3, "max |Δlogit| \(worst)")  // fp32 summation order over 30 layers
     }
 
+    /// The weights kept as Q4_1/Q8_0 are exactly the values transformers dequantised, so log-probs meet the
+    /// fp32 model's golden bound (2e-4 of the fp32 reference, whose own fp32-vs-fp64 floor is 1e-4).
+    @Test func logProbsMatchTransformers() throws {
+        let q = try Self.quantized.get()
+        let golden = try Shared.json("reference/logits_golden.json")
+        var worst = 0.0
+        for case let item as [String: Any] in golden["cases"] as! [Any] { worst = max(worst, goldenTop10Errors(q, item).errors.max() ?? .nan) }
+        #expect(worst <= 2e-4, "worst top-10 log-prob error \(worst)")
+    }
+
     @Test func greedyGenerationsMatchTransformers() throws {
         let q = try Self.quantized.get()
         let golden = try Shared.json("reference/generation_golden.json")

@@ -468,7 +468,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         KernelDispatch.forcePortable(portable)
                         rk_pack_rows_t16(xt.pointer, x.pointer, i, n, i)
                         for (lo, hi) in [(0, count / 2), (count / 2, count)] {
-                            rk_qpanels_gemm_t16(y.pointer, o, xt.pointer, panels, type.rawValue, o, n, lo, hi, i, accumulate ? 1 : 0)
+                            rk_qpanels_gemm_t16(y.pointer, o, xt.pointer, panels, type.rawValue, o, n, lo, hi, i, accumulate ? 1 : 0, nil, 0)
                         }
                         KernelDispatch.forcePortable(false)
                         expectClose(y.pointer, want.pointer, scale: scale, what + " panels portable \(portable)")
@@ -508,5 +508,27 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                 #expect(differing.isEmpty, "\(name) rows \(n) product \(j): \(differing.count) outputs differ, first at \(differing.first ?? -1)")
             }
         } }
+    }
+
+    /// A prefetch list handed to grouped panel products (the next layer's KV cache in decoding) only moves
+    /// data into cache: same bits with and without it, whatever the list's length against the products' steps.
+    @Test func prefetchingLeavesProductsUnchanged() {
+        let i = 96, n = 16, outs = [45, 33]
+        var r = Rand(9)
+        let x = r.buffer(n * i), far = r.buffer(100_000)
+        let weights = outs.enumerated().map { j, o in WeightMatrix.quantized(HandQuantized(.q4_1, rows: o, columns: i, seed: UInt64(60 + j)).matrix(rowMap: nil)) }
+        func run(_ prefetch: PrefetchList?) -> [[UInt32]] {
+            let ys = outs.map { FloatBuffer(count: n * $0) }
+            WeightMatrix.forwardGroup(outs.indices.map { WeightMatrix.GroupProduct(weight: weights[$0], out: ys[$0].pointer, outFeatures: outs[$0]) },
+                                      input: x.pointer, rows: n, inFeatures: i, prefetch: prefetch)
+            return ys.map { $0.array.map(\.bitPattern) }
+        }
+        let plain = run(nil)
+        for ranges in [[(UnsafeRawPointer(far.pointer), 400_000)], [(UnsafeRawPointer(far.pointer), 100), (UnsafeRawPointer(far.pointer + 5000), 1)], []] {
+            let list = PrefetchList(capacity: 4)
+            list.set(ranges)
+            #expect(list.lineCount == ranges.reduce(0) { $0 + ($1.1 + 63) / 64 })
+            #expect(run(list) == plain)
+        }
     }
 }

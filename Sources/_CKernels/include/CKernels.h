@@ -137,10 +137,21 @@ size_t rk_qpanels_size(int type, size_t rows, size_t k);
 /// dst (rk_qpanels_size bytes for the whole matrix).
 void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, const int32_t *row_map, size_t rows,
                      size_t k, size_t p0, size_t p1);
+/// Memory that a later phase will read (the next layer's KV cache during an MLP), prefetched by a product
+/// kernel while it computes: its 32-column block step s (numbered across the products sharing the list)
+/// fetches lines [s · per_step, (s + 1) · per_step) of the ranges in order (range i covers lines
+/// [ends[i − 1], ends[i]) from starts[i], ends[−1] = 0). Memory-bound reads then overlap compute-bound products.
+typedef struct {
+    const uint8_t *const *starts;
+    const size_t *ends;
+    size_t count;
+    size_t per_step;
+} rk_prefetch_list;
+
 /// y[m, n] (+)= Σ_k xt[k][m] · W[n, k] for m < M (≤ 16) and rows n in [16·p0, min(16·p1, rows)), x packed
-/// by rk_pack_rows_t16.
+/// by rk_pack_rows_t16. `prefetch` (may be NULL): block b of panel p is step `step0 + p · k / 32 + b` of it.
 void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
-                         size_t p0, size_t p1, size_t k, int accumulate);
+                         size_t p0, size_t p1, size_t k, int accumulate, const rk_prefetch_list *prefetch, size_t step0);
 
 // ---------------------------------------------------------------- bf16 products (BF16.c)
 // BF16 weights × inputs rounded to bf16 (round-to-nearest-even, denormals → ±0, NaN kept: exactly
