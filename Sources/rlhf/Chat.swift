@@ -14,7 +14,7 @@ struct Chat: ParsableCommand {
     @OptionGroup var sampling: SamplingFlags
 
     func run() throws {
-        let loaded = try modelOptions.load()
+        let loaded = try modelOptions.load(inference: true)
         var history: [Message] = system.map { [Message(role: .system, content: $0)] } ?? []
         note("Type a message; /reset clears the conversation, /exit (or Ctrl-D) quits.")
         while true {

@@ -30,7 +30,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try modelOptions.load()
+        let loaded = try modelOptions.load(inference: true)
         let ids: [Int]
         if let prompt {
             ids = loaded.tokenizer.encode(prompt, parseSpecialTokens: true)

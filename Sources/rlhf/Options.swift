@@ -11,18 +11,26 @@ struct ModelOptions: ParsableArguments {
     var model: String = ModelRegistry.defaultModelName
     @Option(help: "A LoRA adapter to apply: a PEFT directory, or a training checkpoint / output directory.")
     var adapter: String?
-    @Flag(help: "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and dequantise on the fly: ~5x less weight memory and faster decoding; frozen base only (LoRA training: QLoRA-style).")
+    @Flag(help: "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and decode them on the fly (the default of generate, chat and logprobs): the file's exact weights, so the same results as dequantising them to Float32 but ~5x less weight memory and faster decoding; frozen base only (LoRA training: QLoRA-style).")
     var quantized = false
+    @Flag(help: "Dequantise a GGUF's weights to Float32 at load, even for generate, chat and logprobs.")
+    var dense = false
     @Flag(help: "Hold the frozen base in bf16 and multiply in bf16 (inputs rounded to bf16, fp32 sums; llama.cpp's BF16 semantics): half the weight memory of fp32 and, on CPUs with AVX512_BF16, about 1.5x faster batched generation; log-probs differ from fp32 by ~1e-2. Frozen base only.")
     var bf16 = false
 
-    /// Loads the model; with `--adapter` (and `activatesAdapter`), the adapter is applied.
-    func load(trainable: Bool = false, activatesAdapter: Bool = true) throws -> LoadedModel {
+    /// Loads the model; with `--adapter` (and `activatesAdapter`), the adapter is applied. `inference`
+    /// (generate, chat, logprobs): a GGUF's quantised weights are kept unless `--dense` or `--bf16` is given —
+    /// they are the file's exact values and every product computes in fp32, so results match the dequantised
+    /// model (tested against transformers' goldens at the fp32 bounds) while batched decoding runs on the
+    /// compute-bound decode panels and batch-1 decoding reads ~5x fewer bytes.
+    func load(trainable: Bool = false, activatesAdapter: Bool = true, inference: Bool = false) throws -> LoadedModel {
         let start = Date()
         if quantized && trainable { throw InputError("--quantized keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
         if bf16 && trainable { throw InputError("--bf16 keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
         if bf16 && quantized { throw InputError("Pass either --quantized (keep the file's quantised weights) or --bf16 (convert them to bf16), not both.") }
-        var loaded = try ModelRegistry.load(model, trainable: trainable, keepQuantized: quantized, log: note)
+        if dense && (quantized || bf16) { throw InputError("--dense (Float32 weights) contradicts \(quantized ? "--quantized" : "--bf16"); pass one of them.") }
+        let keepQuantized = quantized || (inference && !dense && !bf16 && !trainable)
+        var loaded = try ModelRegistry.load(model, trainable: trainable, keepQuantized: keepQuantized, log: note)
         if bf16 {
             loaded = LoadedModel(model: loaded.model.withBF16Weights(), tokenizer: loaded.tokenizer,
                                  chatTemplate: loaded.chatTemplate, source: loaded.source)

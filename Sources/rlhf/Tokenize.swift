@@ -37,7 +37,7 @@ struct LogProbs: ParsableCommand {
     struct Output: Encodable { let ids: [Int]; let token_logprobs: [Float]; let sum: Double }
 
     func run() throws {
-        let loaded = try modelOptions.load()
+        let loaded = try modelOptions.load(inference: true)
         let p = loaded.tokenizer.encode(prompt, parseSpecialTokens: true)
         let c = loaded.tokenizer.encode(completion, parseSpecialTokens: true)
         guard !p.isEmpty else { throw InputError("--prompt encodes to no tokens; a completion needs a context.") }

@@ -72,6 +72,31 @@ enum CLI {
         #expect(out["finish_reason"] as? String == ((c["stopped_on_eos"] as? Bool) == true ? "stop" : "length"))
     }
 
+    /// generate, chat and logprobs keep a GGUF's quantised weights by default (the file's exact values, fp32
+    /// products); `--dense` dequantises them to Float32 first: the same tokens and log-probs within fp32
+    /// summation-order noise, each matching the golden sum; `--dense` with `--quantized` is refused.
+    @Test func quantisedByDefaultForInferenceDenseOnRequest() throws {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json"))) as! [String: Any]
+        let c = (golden["cases"] as! [[String: Any]])[1]
+        let expected = (c["continuation_logprob_sum"] as! NSNumber).doubleValue
+        var sums: [Double] = []
+        for extra in [[], ["--dense"]] {
+            let r = try CLI.run(["logprobs", "--prompt", c["prompt_text"] as! String, "--completion", c["continuation_text"] as! String, "--json"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stderr.contains("kept quantised") == extra.isEmpty, "load line: \(r.stderr)")
+            let out = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            sums.append((out["sum"] as! NSNumber).doubleValue)
+            #expect(abs(sums.last! - expected) <= 1e-3)
+        }
+        #expect(abs(sums[0] - sums[1]) <= 1e-4)
+        let ids = try ["", "--dense"].map { flag in
+            try CLI.json(["generate", "--prompt-ids", "1,9690,198,2683,359", "--max-new-tokens", "8", "--json"] + (flag.isEmpty ? [] : [flag]))["ids"] as? [Int]
+        }
+        #expect(ids[0] != nil && ids[0] == ids[1])
+        let both = try CLI.run(["generate", "--dense", "--quantized", "--prompt", "hi"])
+        #expect(both.status != 0 && both.stderr.contains("--dense") && both.stderr.contains("--quantized"))
+    }
+
     /// `--bf16`: same JSON form; the continuation's log-prob moves only by bf16's precision (BF16BaseTests
     /// measures ~0.02 per token); the frozen-base checks name the flags.
     @Test func bf16GenerateAndLogprobs() throws {
