@@ -94,15 +94,13 @@ public enum Linear {
 
     /// The transposed few-row kernels' common part (fp32, quantised and bf16 weights): packs x [rows ≤ 16, I]
     /// as 16-lane columns into this thread's scratch (as bf16 pairs when `bf16Pairs`), then runs
-    /// `body(packed, o0, o1)` over output rows in register tiles of `tile` rows (o0 a multiple of it), split
-    /// over our threads.
+    /// `body(packed, o0, o1)` over output rows in register tiles of `RK_T16_NR`, split over our threads.
     static func forEachTransposedTile(input x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
-                                      bf16Pairs: Bool = false, tile: Int = Int(RK_T16_NR),
-                                      _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+                                      bf16Pairs: Bool = false, _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
         let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
         rk_pack_rows_t16(xt.pointer, x, inFeatures, rows, inFeatures)
         if bf16Pairs { rk_bf16_pairs_t16(xt.pointer, inFeatures) }
-        let packed = UnsafePointer(xt.pointer)
+        let packed = UnsafePointer(xt.pointer), tile = Int(RK_T16_NR)
         parallelFor((outFeatures + tile - 1) / tile, grain: max(1, 4096 / (tile * inFeatures))) { r in
             body(packed, r.lowerBound * tile, min(outFeatures, r.upperBound * tile))
         }

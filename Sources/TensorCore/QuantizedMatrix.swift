@@ -260,11 +260,9 @@ public enum QuantizedLinear {
             }
             x = UnsafePointer(rounded)
         }
-        if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit, let panels = w.decodePanels {
-            let acc: Int32 = accumulate ? 1 : 0
-            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o, tile: 16) { packed, o0, o1 in
-                rk_qpanels_gemm_t16(y, o, packed, panels, w.type.rawValue, o, n, o0 / 16, (o1 + 15) / 16, i, acc, nil, 0)
-            }
+        if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit && w.decodePanels != nil {
+            WeightMatrix.forwardGroup([.init(weight: .quantized(w), out: y, outFeatures: o, accumulate: accumulate)],
+                                      input: x, rows: n, inFeatures: i)
             return
         }
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {

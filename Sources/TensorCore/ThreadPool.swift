@@ -1,6 +1,7 @@
 // A persistent spin-then-park thread pool for per-op parallelism on few cores.
 // Design measured in shared/anchors/swift-compute.md §3: the caller runs chunk 0 and each helper thread
-// one further chunk; helpers spin on an atomic generation counter (with `pause`) for a short window after
+// one further chunk (a helper that has not started its chunk when the caller is done loses it to the
+// caller, so a descheduled vCPU never stalls the barrier); helpers spin on an atomic generation counter (with `pause`) for a short window after
 // each job, then park on a semaphore (Dekker-style `sleeping` flag so a wake-up cannot be lost).
 // Waking a parked thread costs 25–50 µs on the target VM, so spinning helpers make 2-thread element-wise
 // ops pay off from ~0.5 µs of work. A spinning helper halves OpenBLAS throughput, so every BLAS call
@@ -28,6 +29,8 @@ public final class ThreadPool: @unchecked Sendable {
     private let parkRequested = Atomic<Bool>(false)
     private let busy = Atomic<Bool>(false)
     private let sleeping: [AtomicFlag]
+    /// Per helper, who runs its chunk of the current job: 0 = not yet taken, 1 = the helper, 2 = the caller.
+    private let taken: [AtomicFlag]
     private let semaphores: [DispatchSemaphore]
     nonisolated(unsafe) private var job: ((Int) -> Void)?
     nonisolated(unsafe) private var chunkCount = 0
@@ -36,6 +39,7 @@ public final class ThreadPool: @unchecked Sendable {
         helperCount = max(0, helpers)
         spinWindowNanoseconds = UInt64(spinWindowMicroseconds) * 1000
         sleeping = (0..<helperCount).map { _ in AtomicFlag() }
+        taken = (0..<helperCount).map { _ in AtomicFlag() }
         semaphores = (0..<helperCount).map { _ in DispatchSemaphore(value: 0) }
         for i in 0..<helperCount {
             let thread = Thread { [unowned self] in self.helperLoop(index: i) }
@@ -87,11 +91,18 @@ public final class ThreadPool: @unchecked Sendable {
             chunkCount = threads
             pending.store(threads - 1, ordering: .relaxed)
             parkRequested.store(false, ordering: .relaxed)
+            for i in 0..<(threads - 1) { taken[i].value.store(0, ordering: .releasing) }
             generation.add(1, ordering: .sequentiallyConsistent)
             for i in 0..<(threads - 1) where sleeping[i].value.exchange(0, ordering: .sequentiallyConsistent) == 1 {
                 semaphores[i].signal()
             }
             chunk(0)
+            // A helper that has not started its chunk yet (still waking, or its vCPU descheduled by the host)
+            // loses it to the caller, so the caller never waits for a thread that is not running.
+            for i in 0..<(threads - 1) where taken[i].value.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged {
+                chunk(i + 1)
+                pending.subtract(1, ordering: .relaxed)
+            }
             while pending.load(ordering: .acquiring) > 0 { rk_cpu_relax() }
             job = nil
         }
@@ -125,7 +136,7 @@ public final class ThreadPool: @unchecked Sendable {
                 }
             }
             seen = generation.load(ordering: .acquiring)
-            if index + 1 < chunkCount {
+            if index + 1 < chunkCount && taken[index].value.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
                 runJob(index + 1)  // releases its reference to the job before signalling completion
                 pending.subtract(1, ordering: .releasing)
             }
@@ -137,6 +148,24 @@ public final class ThreadPool: @unchecked Sendable {
 @inline(__always)
 public func parallelFor(_ count: Int, grain: Int = 1, cost: Int? = nil, _ body: (Range<Int>) -> Void) {
     ThreadPool.shared.parallelFor(count, grain: grain, cost: cost, body)
+}
+
+/// Runs `body` over [0, count) in chunks of `chunk` indices that the pool's threads claim one at a time, so
+/// a thread the machine slows down (a preempted vCPU on a shared host) takes fewer of them instead of
+/// holding the others at the barrier. For independent pieces of compute-bound work worth waking the pool
+/// for (each chunk ≥ a few µs). Which thread runs a chunk varies: `body` must not depend on it.
+public func parallelForClaimed(_ count: Int, chunk: Int, _ body: (Range<Int>) -> Void) {
+    if count <= 0 { return }
+    let next = AtomicFlag(), chunk = max(1, chunk)
+    ThreadPool.shared.parallelFor(ThreadPool.shared.threadCount, cost: Int.max / 2) { workers in
+        for _ in workers {
+            while true {
+                let lo = next.value.wrappingAdd(chunk, ordering: .relaxed).oldValue
+                if lo >= count { break }
+                body(lo..<min(count, lo + chunk))
+            }
+        }
+    }
 }
 
 private final class AtomicFlag: Sendable {

@@ -14,9 +14,15 @@ public enum WeightMatrix: @unchecked Sendable {
         return nil
     }
 
-    /// y[N, O] (+)= x[N, I] · Wᵀ.
+    /// y[N, O] (+)= x[N, I] · Wᵀ. At 12–16 rows (batched decoding) through `forwardGroup` (its tiles are
+    /// claimed dynamically by the threads) unless `grouped` is false.
     public func forward(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, rows n: Int,
-                        inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
+                        inFeatures: Int, outFeatures: Int, accumulate: Bool = false, grouped: Bool = true) {
+        if grouped && n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
+            Self.forwardGroup([GroupProduct(weight: self, out: y, outFeatures: outFeatures, accumulate: accumulate)],
+                              input: x, rows: n, inFeatures: inFeatures)
+            return
+        }
         switch self {
         case let .dense(w):
             Linear.forward(out: y, input: x, weight: w, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
@@ -54,10 +60,13 @@ extension WeightMatrix {
         public let weight: WeightMatrix
         public let out: UnsafeMutablePointer<Float>
         public let outFeatures: Int
-        public init(weight: WeightMatrix, out: UnsafeMutablePointer<Float>, outFeatures: Int) {
+        /// y += x · Wᵀ instead of y =.
+        public let accumulate: Bool
+        public init(weight: WeightMatrix, out: UnsafeMutablePointer<Float>, outFeatures: Int, accumulate: Bool = false) {
             self.weight = weight
             self.out = out
             self.outFeatures = outFeatures
+            self.accumulate = accumulate
         }
     }
 
@@ -75,25 +84,28 @@ extension WeightMatrix {
         let pf = prefetch?.list
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
             for p in products {
-                let o = p.outFeatures, y = p.out
+                let o = p.outFeatures, y = p.out, acc: Int32 = p.accumulate ? 1 : 0
                 switch p.weight {
                 case let .dense(w):
                     let nr = Int(RK_T16_NR)
                     tiles.append((nr, { xt, t0, t1 in
-                        rk_gemm_few_rows_t16(y, o, xt, w, n, t0 * nr, min(o, t1 * nr), inFeatures, 0)
+                        rk_gemm_few_rows_t16(y, o, xt, w, n, t0 * nr, min(o, t1 * nr), inFeatures, acc)
                     }))
                 case let .quantized(q):
                     guard q.rows == o, q.columns == inFeatures, let panels = q.decodePanels else { break }
                     let type = q.type.rawValue, step0 = blockSteps
                     blockSteps += (o + 15) / 16 * (inFeatures / 32)
                     tiles.append((16, { xt, t0, t1 in
-                        rk_qpanels_gemm_t16(y, o, xt, panels, type, o, n, t0, t1, inFeatures, 0, pf, step0)
+                        rk_qpanels_gemm_t16(y, o, xt, panels, type, o, n, t0, t1, inFeatures, acc, pf, step0)
                     }))
                 }
             }
         }
         guard !products.isEmpty, tiles.count == products.count else {
-            for p in products { p.weight.forward(out: p.out, input: x, rows: n, inFeatures: inFeatures, outFeatures: p.outFeatures) }
+            for p in products {
+                p.weight.forward(out: p.out, input: x, rows: n, inFeatures: inFeatures, outFeatures: p.outFeatures,
+                                 accumulate: p.accumulate, grouped: false)
+            }
             return
         }
         prefetch?.spread(over: blockSteps)
@@ -102,7 +114,10 @@ extension WeightMatrix {
         let packed = UnsafePointer(xt.pointer)
         var starts = [0]  // first global tile of each product
         for (p, t) in zip(products, tiles) { starts.append(starts.last! + (p.outFeatures + t.rows - 1) / t.rows) }
-        parallelFor(starts.last!) { range in
+        // Claimed in chunks of ~1/12 of a thread's share: compute-bound tiles, so a thread slowed by the host
+        // hands its remaining chunks to the other.
+        let total = starts.last!
+        parallelForClaimed(total, chunk: max(1, total / (12 * ThreadPool.shared.threadCount))) { range in
             for j in tiles.indices {
                 let lo = max(range.lowerBound, starts[j]), hi = min(range.upperBound, starts[j + 1])
                 if lo < hi { tiles[j].run(packed, lo - starts[j], hi - starts[j]) }

@@ -2,6 +2,7 @@
 
 import Foundation
 import Testing
+import _CKernels
 import _TestSupport
 @testable import TensorCore
 
@@ -129,5 +130,35 @@ import _TestSupport
         let op = outer.pointer
         parallelFor(8) { r in for i in r { parallelFor(4) { inner in for _ in inner { op[i] += 1 } } } }
         #expect(outer.array == [Float](repeating: 4, count: 8))
+    }
+
+    /// The caller takes a helper's chunk when the helper has not started it (tiny jobs: often; longer ones:
+    /// rarely): over many jobs of both kinds on a private pool, every index still runs exactly once.
+    @Test func chunksTakenFromLateHelpersRunOnce() {
+        let pool = ThreadPool(helpers: 1)
+        let hits = FloatBuffer(count: 64)
+        let p = hits.pointer
+        for job in 0..<20_000 {
+            let count = 2 + job % 63, slow = job % 7 == 0
+            pool.parallelFor(count, cost: Int.max / 2) { r in
+                for i in r {
+                    if slow { for _ in 0..<200 { rk_cpu_relax() } }
+                    p[i] += 1
+                }
+            }
+        }
+        var expected = [Float](repeating: 0, count: 64)
+        for job in 0..<20_000 { for i in 0..<(2 + job % 63) { expected[i] += 1 } }
+        #expect(hits.array == expected)
+    }
+
+    /// parallelForClaimed: every index once, whatever the chunk size.
+    @Test func claimedChunksCoverEveryIndexOnce() {
+        for (count, chunk) in [(0, 1), (1, 1), (17, 1), (17, 5), (1000, 7), (1000, 5000)] {
+            let hits = FloatBuffer(count: max(count, 1))
+            let p = hits.pointer
+            for _ in 0..<20 { parallelForClaimed(count, chunk: chunk) { r in for i in r { p[i] += 1 } } }
+            for i in 0..<count { #expect(p[i] == 20, "count \(count) chunk \(chunk) index \(i)") }
+        }
     }
 }
