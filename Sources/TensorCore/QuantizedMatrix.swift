@@ -3,8 +3,11 @@
 // decoding, which only streams weights, reads ~5× fewer bytes. Decoding is bit-identical to ggml's
 // reference dequantisers (see _CKernels/Quantized.c), so results differ from the fp32 path only in
 // summation order.
-//   ≤ Linear.fewRowsLimit rows: the C few-row kernel decodes each weight block in registers, split over
-//   our threads by 4-row tiles of output features.
+//   < 12 rows: the C few-row kernel decodes each weight block in registers, split over our threads by
+//   4-row tiles of output features.
+//   12–16 rows (batched decoding): Q4_1/Q8_0 through their decode panels (a 16-row re-layout built on first
+//   use, _CKernels/Panels.c): compute-bound, bit-identical to the fp32 transposed tile; other types decode
+//   tiles of rows into L1 for that tile.
 //   more rows: tiles of output rows are dequantised into a reused ≤ 4 MB scratch and multiplied by sgemm.
 
 import _CKernels
