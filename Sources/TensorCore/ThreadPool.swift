@@ -1,8 +1,9 @@
 // A persistent spin-then-park thread pool for per-op parallelism on few cores.
 // Design measured in shared/anchors/swift-compute.md §3: the caller runs chunk 0 and each helper thread
 // one further chunk (a helper that has not started its chunk when the caller is done loses it to the
-// caller, so a descheduled vCPU never stalls the barrier); helpers spin on an atomic generation counter (with `pause`) for a short window after
-// each job, then park on a semaphore (Dekker-style `sleeping` flag so a wake-up cannot be lost).
+// caller, so a descheduled vCPU never stalls the barrier); helpers spin on an atomic generation counter
+// (with `pause`) for a short window after each job, then park on a semaphore (Dekker-style `sleeping`
+// flag so a wake-up cannot be lost).
 // Waking a parked thread costs 25–50 µs on the target VM, so spinning helpers make 2-thread element-wise
 // ops pay off from ~0.5 µs of work. A spinning helper halves OpenBLAS throughput, so every BLAS call
 // parks the pool first (`park()`), letting OpenBLAS own the cores during GEMMs.
