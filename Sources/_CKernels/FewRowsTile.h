@@ -1,4 +1,5 @@
-// Private to _CKernels: the register tile of the transposed few-row product (Kernels.c, Quantized.c).
+// Private to _CKernels: helpers the kernel files share (row maps, fp16 decoding) and the register tile of
+// the transposed few-row product (Kernels.c, Quantized.c, BF16.c, Panels.c).
 // C[n, m] = Σ_k w[n, k] · xt[k, m] with the M ≤ 16 input rows packed as xt[k][16] (one zmm per k):
 // each k broadcasts one weight of each of NR weight rows (a broadcast load folded into the FMA) and
 // multiplies the same 16-lane vector, so NR accumulators hold an NR × 16 tile of the output and no
@@ -6,10 +7,35 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 // Row r of a matrix stored as rows of `rb` bytes, through the logical → physical row map when there is one.
 static inline const uint8_t *rk_mapped_row(const void *w, size_t rb, const int32_t *map, size_t r) {
     return (const uint8_t *)w + (map ? (size_t)map[r] : r) * rb;
+}
+
+// fp16 bits → fp32, the same algorithm as ModelFormats' floatFromHalfBits (exact for every input,
+// NaN payloads kept).
+static inline float rk_half_to_float(uint16_t h) {
+    const uint32_t shifted_exp = 0x7C00u << 13;
+    uint32_t o = (uint32_t)(h & 0x7FFF) << 13;
+    uint32_t e = shifted_exp & o;
+    o += (uint32_t)(127 - 15) << 23;
+    if (e == shifted_exp) {
+        o += (uint32_t)(128 - 16) << 23;
+    } else if (e == 0) {
+        o += 1u << 23;
+        float f, magic;
+        uint32_t mb = 113u << 23;
+        memcpy(&f, &o, 4);
+        memcpy(&magic, &mb, 4);
+        f -= magic;
+        memcpy(&o, &f, 4);
+    }
+    o |= (uint32_t)(h & 0x8000) << 16;
+    float r;
+    memcpy(&r, &o, 4);
+    return r;
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))

@@ -18,6 +18,7 @@
 //   Q8_0 (544 bytes): fp16 d[16], then for j < 32 sixteen int8: row n's q[j]
 // Panels follow each other; panel p starts at p · (k / 32) · block bytes.
 #include "CKernels.h"
+#include "FewRowsTile.h"
 #include <string.h>
 
 #pragma STDC FP_CONTRACT OFF
@@ -29,10 +30,6 @@ size_t rk_qpanels_size(int type, size_t rows, size_t k) {
     return (rows + 15) / 16 * (k / 32) * qp_block_bytes(type);
 }
 
-static inline const uint8_t *qp_row(const void *blocks, size_t rb, const int32_t *map, size_t r) {
-    return (const uint8_t *)blocks + (map ? (size_t)map[r] : r) * rb;
-}
-
 void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, const int32_t *row_map, size_t rows,
                      size_t k, size_t p0, size_t p1) {
     const size_t bb = qp_block_bytes(type), nb = k / 32, sb = type == RK_QTYPE_Q4_1 ? 20 : 34;
@@ -41,7 +38,7 @@ void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, 
         uint8_t *out = (uint8_t *)dst + p * nb * bb;
         memset(out, 0, nb * bb);
         for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) {
-            const uint8_t *row = qp_row(blocks, row_bytes, row_map, 16 * p + n);
+            const uint8_t *row = rk_mapped_row(blocks, row_bytes, row_map, 16 * p + n);
             for (size_t b = 0; b < nb; b++) {
                 const uint8_t *src = row + b * sb;
                 uint8_t *o = out + b * bb;
@@ -63,23 +60,6 @@ void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, 
     }
 }
 
-// fp16 bits → fp32 (exact; the same algorithm as Quantized.c's portable decoder).
-static float qp_half(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0) {
-        if (man == 0) bits = sign;
-        else {
-            int e = -1;
-            do { man <<= 1; e++; } while (!(man & 0x400));
-            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3FF) << 13;
-        }
-    } else if (exp == 31) bits = sign | 0x7F800000u | man << 13;
-    else bits = sign | (exp + 127 - 15) << 23 | man << 13;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
                              size_t p0, size_t p1, size_t k, int acc) {
     const size_t bb = qp_block_bytes(type), nb = k / 32;
@@ -90,8 +70,8 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
             for (size_t n = 0; n < 16; n++) {
                 uint16_t hd, hm;
                 memcpy(&hd, pb + 2 * n, 2);
-                float d = qp_half(hd), mn = 0.0f;
-                if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = qp_half(hm); }
+                float d = rk_half_to_float(hd), mn = 0.0f;
+                if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = rk_half_to_float(hm); }
                 for (size_t i = 0; i < 32; i++) {
                     float w;
                     if (type == RK_QTYPE_Q4_1) {

@@ -25,30 +25,6 @@
 #define RK_Q_INLINE static inline __attribute__((always_inline))
 
 // ---------------------------------------------------------------- scalar decoding (portable path)
-// fp16 bits → fp32, the same algorithm as ModelFormats' floatFromHalfBits (exact for every input,
-// NaN payloads kept).
-static inline float q_half_to_float(uint16_t h) {
-    const uint32_t shifted_exp = 0x7C00u << 13;
-    uint32_t o = (uint32_t)(h & 0x7FFF) << 13;
-    uint32_t e = shifted_exp & o;
-    o += (uint32_t)(127 - 15) << 23;
-    if (e == shifted_exp) {
-        o += (uint32_t)(128 - 16) << 23;
-    } else if (e == 0) {
-        o += 1u << 23;
-        float f, magic;
-        uint32_t mb = 113u << 23;
-        memcpy(&f, &o, 4);
-        memcpy(&magic, &mb, 4);
-        f -= magic;
-        memcpy(&o, &f, 4);
-    }
-    o |= (uint32_t)(h & 0x8000) << 16;
-    float r;
-    memcpy(&r, &o, 4);
-    return r;
-}
-
 static inline uint16_t q_load16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 static int q_supported(int type) {
@@ -61,7 +37,7 @@ static void q_decode_portable(int type, const uint8_t *row, size_t c0, size_t n,
     switch (type) {
     case RK_QTYPE_F32: memcpy(out, row + c0 * 4, n * 4); break;
     case RK_QTYPE_F16:
-        for (size_t i = 0; i < n; i++) out[i] = q_half_to_float(q_load16(row + (c0 + i) * 2));
+        for (size_t i = 0; i < n; i++) out[i] = rk_half_to_float(q_load16(row + (c0 + i) * 2));
         break;
     case RK_QTYPE_BF16:
         for (size_t i = 0; i < n; i++) {
@@ -72,7 +48,7 @@ static void q_decode_portable(int type, const uint8_t *row, size_t c0, size_t n,
     case RK_QTYPE_Q4_1:
         for (size_t b = c0 / 32; b < (c0 + n) / 32; b++, out += 32) {
             const uint8_t *blk = row + b * 20;
-            float d = q_half_to_float(q_load16(blk)), m = q_half_to_float(q_load16(blk + 2));
+            float d = rk_half_to_float(q_load16(blk)), m = rk_half_to_float(q_load16(blk + 2));
             for (int j = 0; j < 16; j++) {
                 float lo = (float)(blk[4 + j] & 0x0F) * d;
                 float hi = (float)(blk[4 + j] >> 4) * d;
@@ -84,7 +60,7 @@ static void q_decode_portable(int type, const uint8_t *row, size_t c0, size_t n,
     case RK_QTYPE_Q8_0:
         for (size_t b = c0 / 32; b < (c0 + n) / 32; b++, out += 32) {
             const uint8_t *blk = row + b * 34;
-            float d = q_half_to_float(q_load16(blk));
+            float d = rk_half_to_float(q_load16(blk));
             for (int j = 0; j < 32; j++) out[j] = (float)(int8_t)blk[2 + j] * d;
         }
         break;
