@@ -35,14 +35,10 @@ public final class KVCache: @unchecked Sendable {
 
     /// Lists layer l's keys and values at positions 0 ..< rows, in the order decode attention reads them.
     func planPrefetch(layer l: Int, rows: Int) {
-        let bytes = rows * headDim * 4
-        var ranges: [(UnsafeRawPointer, Int)] = []
-        ranges.reserveCapacity(2 * batchSize * heads)
-        for bh in 0..<(batchSize * heads) {
-            ranges.append((UnsafeRawPointer(k[l] + bh * capacity * headDim), bytes))
-            ranges.append((UnsafeRawPointer(v[l] + bh * capacity * headDim), bytes))
+        let bytes = rows * headDim * 4, keys = k[l], values = v[l], stride = capacity * headDim
+        prefetch.set(count: 2 * batchSize * heads) { i in
+            (UnsafeRawPointer((i % 2 == 0 ? keys : values) + (i / 2) * stride), bytes)
         }
-        prefetch.set(ranges)
     }
 
     /// Attention strides over this layout.
@@ -120,8 +116,9 @@ extension LlamaModel {
             }
             project(.o, layer: l, out: x.pointer, input: attn.pointer, rows: n, accumulate: true)
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            // Decode steps: the next layer's cache is streamed in while gate and up compute.
-            let next = tq == 1 && l + 1 < c.layerCount
+            // Batched decode steps: the next layer's cache is streamed in while gate and up compute (their
+            // panel products, at 12–16 rows, are what reads the list).
+            let next = tq == 1 && l + 1 < c.layerCount && n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit
             if next { cache.planPrefetch(layer: l + 1, rows: tk) }
             project([.gate, .up], layer: l, outs: [gate.pointer, up.pointer], input: normed.pointer, rows: n,
                     prefetch: next ? cache.prefetch : nil)

@@ -83,26 +83,33 @@ public enum Linear {
             }
             return
         }
-        if rows <= fewRowsLimit {  // batched decoding
-            forEachTransposedTile(input: x, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures) { packed, o0, o1 in
-                rk_gemm_few_rows_t16(y, outFeatures, packed, w, rows, o0, o1, inFeatures, accumulate ? 1 : 0)
-            }
+        if rows <= fewRowsLimit {  // batched decoding: the transposed tile, via the grouped product's pass
+            WeightMatrix.forwardGroup([.init(weight: .dense(w), out: y, outFeatures: outFeatures, accumulate: accumulate)],
+                                      input: x, rows: rows, inFeatures: inFeatures)
             return
         }
         MatMul.gemm(y, x, w, transB: true, m: rows, n: outFeatures, k: inFeatures, beta: accumulate ? 1 : 0)
     }
 
-    /// The transposed few-row kernels' common part (fp32, quantised and bf16 weights): packs x [rows ≤ 16, I]
-    /// as 16-lane columns into this thread's scratch (as bf16 pairs when `bf16Pairs`), then runs
-    /// `body(packed, o0, o1)` over output rows in register tiles of `RK_T16_NR`, split over our threads.
-    static func forEachTransposedTile(input x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
-                                      bf16Pairs: Bool = false, _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+    /// The transposed few-row kernels' common part (fp32, quantised, panel and bf16 weights): packs x
+    /// [rows ≤ 16, I] as 16-lane columns into this thread's scratch (as bf16 pairs when `bf16Pairs`), then
+    /// runs `body(packed, t0, t1)` over `tiles` register tiles. `claimed`: the threads claim chunks of ~1/12
+    /// of a share (compute-bound tiles: a thread the host slows down hands its remaining chunks over);
+    /// otherwise each thread takes one contiguous range, which kernels that prefetch several tiles ahead
+    /// within their range need (the bf16 tile: decode step 21 → 26.5 ms when claimed in chunks).
+    static func forEachTransposedTile(input x: UnsafePointer<Float>, rows: Int, inFeatures: Int, tiles: Int,
+                                      bf16Pairs: Bool = false, claimed: Bool = false,
+                                      _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
         let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
         rk_pack_rows_t16(xt.pointer, x, inFeatures, rows, inFeatures)
         if bf16Pairs { rk_bf16_pairs_t16(xt.pointer, inFeatures) }
-        let packed = UnsafePointer(xt.pointer), tile = Int(RK_T16_NR)
-        parallelFor((outFeatures + tile - 1) / tile, grain: max(1, 4096 / (tile * inFeatures))) { r in
-            body(packed, r.lowerBound * tile, min(outFeatures, r.upperBound * tile))
+        let packed = UnsafePointer(xt.pointer)
+        if claimed {
+            parallelForClaimed(tiles, chunk: max(1, tiles / (12 * ThreadPool.shared.threadCount))) { r in
+                body(packed, r.lowerBound, r.upperBound)
+            }
+        } else {
+            parallelFor(tiles, grain: max(1, 4096 / (Int(RK_T16_NR) * inFeatures))) { r in body(packed, r.lowerBound, r.upperBound) }
         }
     }
 

@@ -29,15 +29,20 @@ public final class PrefetchList: @unchecked Sendable {
 
     /// Replaces the ranges (start, bytes), in the order they should be fetched; at most `capacity`.
     public func set(_ ranges: [(UnsafeRawPointer, Int)]) {
-        precondition(ranges.count <= capacity, "\(ranges.count) ranges > capacity \(capacity)")
+        set(count: ranges.count) { ranges[$0] }
+    }
+
+    /// Replaces the ranges with `range(i)` for i < count (at most `capacity`), without building an array.
+    public func set(count: Int, _ range: (Int) -> (UnsafeRawPointer, Int)) {
+        precondition(count <= capacity, "\(count) ranges > capacity \(capacity)")
         var lines = 0
-        for (i, (start, bytes)) in ranges.enumerated() {
+        for i in 0..<count {
+            let (start, bytes) = range(i)
             starts[i] = start.assumingMemoryBound(to: UInt8.self)
             lines += (bytes + 63) / 64
             ends[i] = lines
         }
-        list.pointee = rk_prefetch_list(starts: UnsafePointer(starts), ends: UnsafePointer(ends), count: ranges.count,
-                                        per_step: 0)
+        list.pointee = rk_prefetch_list(starts: UnsafePointer(starts), ends: UnsafePointer(ends), count: count, per_step: 0)
     }
 
     /// Cache lines listed.

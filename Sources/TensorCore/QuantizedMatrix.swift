@@ -270,8 +270,10 @@ public enum QuantizedLinear {
         }
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
             let map = w.rowMapPointer
-            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o) { packed, o0, o1 in
-                rk_qgemm_few_rows_t16(y, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, n, o0, o1, i, accumulate ? 1 : 0)
+            let nr = Int(RK_T16_NR)
+            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, tiles: (o + nr - 1) / nr) { packed, t0, t1 in
+                rk_qgemm_few_rows_t16(y, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, n, t0 * nr, min(o, t1 * nr), i,
+                                      accumulate ? 1 : 0)
             }
             return
         }
@@ -318,8 +320,9 @@ public enum QuantizedLinear {
             return
         }
         if n <= Linear.fewRowsLimit {
-            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: true) { packed, o0, o1 in
-                rk_bf16_gemm_few_rows_t16(y, o, packed, w.blocks, w.rowBytes, map, n, o0, o1, i, acc)
+            let nr = Int(RK_T16_NR)
+            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, tiles: (o + nr - 1) / nr, bf16Pairs: true) { packed, t0, t1 in
+                rk_bf16_gemm_few_rows_t16(y, o, packed, w.blocks, w.rowBytes, map, n, t0 * nr, min(o, t1 * nr), i, acc)
             }
             return
         }

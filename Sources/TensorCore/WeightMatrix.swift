@@ -14,15 +14,9 @@ public enum WeightMatrix: @unchecked Sendable {
         return nil
     }
 
-    /// y[N, O] (+)= x[N, I] · Wᵀ. At 12–16 rows (batched decoding) through `forwardGroup` (its tiles are
-    /// claimed dynamically by the threads) unless `grouped` is false.
+    /// y[N, O] (+)= x[N, I] · Wᵀ.
     public func forward(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, rows n: Int,
-                        inFeatures: Int, outFeatures: Int, accumulate: Bool = false, grouped: Bool = true) {
-        if grouped && n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
-            Self.forwardGroup([GroupProduct(weight: self, out: y, outFeatures: outFeatures, accumulate: accumulate)],
-                              input: x, rows: n, inFeatures: inFeatures)
-            return
-        }
+                        inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
         switch self {
         case let .dense(w):
             Linear.forward(out: y, input: x, weight: w, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
@@ -74,7 +68,8 @@ extension WeightMatrix {
     /// (batched decoding), when every weight is dense fp32 or Q4_1/Q8_0, the input is packed once and the
     /// register tiles of all products run in one parallel pass: one wake-up and barrier instead of one per
     /// weight (at a decode step's ~20–100 µs per product, the per-product packing and barrier were ~5–10 % of
-    /// it). Each output is computed exactly as `forward` computes it. Otherwise the products run in turn.
+    /// it); `Linear.forward` and `QuantizedLinear.forward` run their 12–16-row dense and panel products through
+    /// here too, so every decode-size product claims its tiles the same way. Otherwise the products run in turn.
     /// `prefetch`: memory to bring into cache while the panel products compute (see `PrefetchList`).
     public static func forwardGroup(_ products: [GroupProduct], input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int,
                                     prefetch: PrefetchList? = nil) {
@@ -104,22 +99,16 @@ extension WeightMatrix {
         guard !products.isEmpty, tiles.count == products.count else {
             for p in products {
                 p.weight.forward(out: p.out, input: x, rows: n, inFeatures: inFeatures, outFeatures: p.outFeatures,
-                                 accumulate: p.accumulate, grouped: false)
+                                 accumulate: p.accumulate)
             }
             return
         }
         prefetch?.spread(over: blockSteps)
-        let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
-        rk_pack_rows_t16(xt.pointer, x, inFeatures, n, inFeatures)
-        let packed = UnsafePointer(xt.pointer)
         var starts = [0]  // first global tile of each product
         for (p, t) in zip(products, tiles) { starts.append(starts.last! + (p.outFeatures + t.rows - 1) / t.rows) }
-        // Claimed in chunks of ~1/12 of a thread's share: compute-bound tiles, so a thread slowed by the host
-        // hands its remaining chunks to the other.
-        let total = starts.last!
-        parallelForClaimed(total, chunk: max(1, total / (12 * ThreadPool.shared.threadCount))) { range in
+        Linear.forEachTransposedTile(input: x, rows: n, inFeatures: inFeatures, tiles: starts.last!, claimed: true) { packed, t0, t1 in
             for j in tiles.indices {
-                let lo = max(range.lowerBound, starts[j]), hi = min(range.upperBound, starts[j + 1])
+                let lo = max(t0, starts[j]), hi = min(t1, starts[j + 1])
                 if lo < hi { tiles[j].run(packed, lo - starts[j], hi - starts[j]) }
             }
         }
