@@ -41,7 +41,7 @@ enum KernelBenchmarks {
 
     static func kernels() {
         print("Memory-bound kernels, GB/s (STREAM counting: each array read or written once; STREAM triad ≈ 33 GB/s)")
-        print("AVX-512 C kernels: \(KernelDispatch.usesAVX512), threads: \(ThreadPool.shared.threadCount)")
+        print("C \(KernelDispatch.summary), threads: \(ThreadPool.shared.threadCount)")
         var rng = RNG(seed: 2)
         func report(_ name: String, bytes: Double, _ t: Timing) {
             print("\(pad(name, 40)) \(pad(f1(bytes / t.median / 1e9), 7)) GB/s  (\(String(format: "%.2f", t.median * 1e3)) ms)")

@@ -14,7 +14,7 @@ enum QuantizedBenchmarks {
 
     /// The rows of `shapes` at `indices` (one shape per process keeps a busy machine's noise to one line).
     static func run<S: Sequence<Int>>(shapes indices: S) {
-        print("Quantised linear (few-row kernel for M ≤ 16, dequantised tiles + sgemm above), threads = \(ThreadPool.shared.threadCount), AVX-512 = \(KernelDispatch.usesAVX512)")
+        print("Quantised linear (few-row kernel for M ≤ 16, dequantised tiles + sgemm above), threads = \(ThreadPool.shared.threadCount), \(KernelDispatch.summary)")
         print("µs per call (median of 15 after 2 warm-ups); GB/s of weight bytes; stream = rotating over ≥ 96 MB of copies")
         print("\(pad("M×O×I", 15)) \(pad("type", 5)) \(pad("hot µs", 9)) \(pad("GB/s", 6)) \(pad("stream µs", 10)) \(pad("GB/s", 6)) | \(pad("fp32 hot", 9)) \(pad("GB/s", 6)) \(pad("stream", 9)) \(pad("GB/s", 6)) | speed-up hot, stream")
         var rng = RNG(seed: 7)

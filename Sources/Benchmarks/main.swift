@@ -6,6 +6,10 @@
 import Foundation
 import TensorCore
 
+// First line: which kernel path runs (RLHF_CPU=avx512|avx2|portable forces a lower one), so figures from
+// different machines or paths are never compared unlabelled.
+print("\(KernelDispatch.summary), threads: \(ThreadPool.shared.threadCount), GEMM: \(MatMul.mode.rawValue)")
+if let problem = KernelDispatch.environmentProblem(ProcessInfo.processInfo.environment) { print("warning: \(problem)") }
 MatMul.configureThreads()
 warmUpCores()
 let args = CommandLine.arguments.dropFirst()

@@ -83,9 +83,11 @@ public final class ThreadPool: @unchecked Sendable {
             return
         }
         defer { busy.store(false, ordering: .releasing) }
+        let kernelCap = rk_thread_path_cap()  // the caller's kernel path, for the helpers (KernelDispatch.withPath)
         withoutActuallyEscaping(body) { body in
             let chunk = { (i: Int) -> Void in
                 let lo = count * i / threads, hi = count * (i + 1) / threads
+                if i > 0 { rk_set_thread_path(kernelCap) }
                 if lo < hi { body(lo..<hi) }
             }
             job = chunk

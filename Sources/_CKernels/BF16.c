@@ -44,7 +44,7 @@ static int rk_cpu_bf16(void) {
 static int rk_cpu_bf16(void) { return 0; }
 #endif
 
-int rk_uses_avx512bf16(void) { return rk_uses_avx512() && rk_cpu_bf16(); }
+int rk_uses_avx512bf16(void) { return rk_path() == RK_PATH_AVX512 && rk_cpu_bf16(); }
 
 // ---------------------------------------------------------------- conversions
 #if RK_BF_X86

@@ -95,6 +95,54 @@ static inline int rk_t16_tile_rows(const uint8_t **w, const uint8_t **pf, const 
     return nr;
 }
 
+// AVX2 (16 ymm registers): a 16-lane column is two ymm, so a register tile holds 6 weight rows (12
+// accumulators + the 2 input halves + the broadcast weight); RK_T16_NR rows are two such tiles over the
+// same columns. acc[2j] holds lanes 0–7 of row j, acc[2j + 1] lanes 8–15. Each output is still one FMA chain
+// over k in order, so the AVX2 and AVX-512 tiles compute bit-identical results.
+#define RK_T16V2_ATTR __attribute__((target("avx2,fma,f16c"), always_inline))
+
+#define RK_T16V2_TILE(NR)                                                                                     \
+    RK_T16V2_ATTR static inline void rk_t16v2_tile_##NR(__m256 *acc, const float *xt, const float *w, size_t ldw, \
+                                                        size_t kc, const float *pf) {                           \
+        __m256 a[2 * NR];                                                                                      \
+        for (int j = 0; j < 2 * NR; j++) a[j] = acc[j];                                                        \
+        for (size_t i = 0; i < kc; i++) {                                                                      \
+            if (pf && (i & 15) == 0) for (int j = 0; j < NR; j++) _mm_prefetch((const char *)(pf + j * ldw + i), _MM_HINT_T0); \
+            __m256 x0 = _mm256_load_ps(xt + i * 16), x1 = _mm256_load_ps(xt + i * 16 + 8);                  \
+            for (int j = 0; j < NR; j++) {                                                                     \
+                __m256 b = _mm256_broadcast_ss(w + j * ldw + i);                                               \
+                a[2 * j] = _mm256_fmadd_ps(b, x0, a[2 * j]);                                                   \
+                a[2 * j + 1] = _mm256_fmadd_ps(b, x1, a[2 * j + 1]);                                           \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int j = 0; j < 2 * NR; j++) acc[j] = a[j];                                                        \
+    }
+RK_T16V2_TILE(6)
+RK_T16V2_TILE(4)
+RK_T16V2_TILE(1)
+
+// RK_T16_NR (= 12) rows as two 6-row tiles, alternating over column chunks of 256 (16 KB of packed input,
+// which stays in L1 for the second tile). `pf`: the next tile's rows, as for rk_t16_tile_12.
+RK_T16V2_ATTR static inline void rk_t16v2_tile_12(__m256 *acc, const float *xt, const float *w, size_t ldw, size_t kc,
+                                                  const float *pf) {
+    for (size_t c0 = 0; c0 < kc; c0 += 256) {
+        size_t n = kc - c0 < 256 ? kc - c0 : 256;
+        rk_t16v2_tile_6(acc, xt + c0 * 16, w + c0, ldw, n, pf ? pf + c0 : NULL);
+        rk_t16v2_tile_6(acc + 12, xt + c0 * 16, w + 6 * ldw + c0, ldw, n, pf ? pf + 6 * ldw + c0 : NULL);
+    }
+}
+
+// y[r, j] (+)= row j's lane r for r < m, j < nr ≤ 16 (acc as above).
+RK_T16V2_ATTR static inline void rk_t16v2_store(float *y, size_t ldy, const __m256 *acc, int nr, size_t m, int accumulate) {
+    float t[16][16] __attribute__((aligned(32)));
+    for (int j = 0; j < nr; j++) { _mm256_store_ps(t[j], acc[2 * j]); _mm256_store_ps(t[j] + 8, acc[2 * j + 1]); }
+    for (size_t r = 0; r < m; r++) {
+        float *yr = y + r * ldy;
+        if (accumulate) { for (int j = 0; j < nr; j++) yr[j] += t[j][r]; }
+        else { for (int j = 0; j < nr; j++) yr[j] = t[j][r]; }
+    }
+}
+
 // y[r, j] (+)= acc[j][r] for r < m, j < nr ≤ 16: the tile transposed back to y's [M, N] layout.
 RK_T16_ATTR static inline void rk_t16_store(float *y, size_t ldy, const __m512 *acc, int nr, size_t m, int accumulate) {
     float t[16][16] __attribute__((aligned(64)));

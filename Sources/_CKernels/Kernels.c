@@ -1,34 +1,81 @@
-// Portable and AVX-512 implementations of the kernels declared in CKernels.h.
+// Portable, AVX2+FMA and AVX-512 implementations of the kernels declared in CKernels.h.
 // exp: Cody–Waite range reduction x = k·ln2 + r, |r| ≤ ln2/2, degree-6 polynomial for e^r, then 2^k
-// (scalef); relative error ≈ 2 ulp, inputs clamped to [-104, 88.7] so -inf gives exactly 0.
+// (scalef on AVX-512; two exponent-field multiplies on AVX2, the same single rounding); relative error
+// ≈ 2 ulp, inputs clamped to [-104, 88.7] so -inf gives exactly 0.
 #include "CKernels.h"
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-// Thread-local so a test forcing the portable path does not affect tests running concurrently.
-static _Thread_local int g_force_portable = 0;
-void rk_force_portable(int portable) { g_force_portable = portable; }
+// ---------------------------------------------------------------- dispatch
+// The path in use = the best the CPU has, capped by RLHF_CPU (read once) and by the calling thread's cap
+// (thread-local, so a test forcing a path does not affect tests running concurrently; the thread pool
+// hands a caller's cap to the helper that runs its chunk).
+static _Thread_local int g_thread_cap = -1;
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 #define RK_X86 1
 #define RK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-static int rk_cpu_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-              && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
-              && __builtin_cpu_supports("fma");
-    }
-    return cached;
+#define RK_AVX2 __attribute__((target("avx2,fma,f16c")))
+static int cpu_best_path(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return RK_PATH_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return RK_PATH_AVX2;
+    return RK_PATH_PORTABLE;
 }
 #else
 #define RK_X86 0
-static int rk_cpu_avx512(void) { return 0; }
+static int cpu_best_path(void) { return RK_PATH_PORTABLE; }
 #endif
 
-int rk_uses_avx512(void) { return !g_force_portable && rk_cpu_avx512(); }
+int rk_path_cpu(void) {
+    static int cached = -1;
+    if (cached < 0) cached = cpu_best_path();
+    return cached;
+}
+
+int rk_path_parse(const char *name) {
+    if (!name) return -1;
+    if (strcmp(name, "avx512") == 0) return RK_PATH_AVX512;
+    if (strcmp(name, "avx2") == 0) return RK_PATH_AVX2;
+    if (strcmp(name, "portable") == 0) return RK_PATH_PORTABLE;
+    return -1;
+}
+
+const char *rk_path_name(int path) {
+    switch (path) {
+    case RK_PATH_AVX512: return "avx512";
+    case RK_PATH_AVX2: return "avx2";
+    default: return "portable";
+    }
+}
+
+int rk_path_default(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        int best = rk_path_cpu(), cap = best;
+        const char *env = getenv("RLHF_CPU");
+        if (env && *env && strcmp(env, "auto") != 0) {
+            cap = rk_path_parse(env);
+            if (cap < 0) cap = best;  // the CLI refuses unknown values with a message (KernelDispatch)
+        }
+        cached = cap < best ? cap : best;
+    }
+    return cached;
+}
+
+int rk_path(void) {
+    int p = rk_path_default();
+    return g_thread_cap >= 0 && g_thread_cap < p ? g_thread_cap : p;
+}
+
+void rk_set_thread_path(int path) { g_thread_cap = path < 0 ? -1 : path; }
+int rk_thread_path_cap(void) { return g_thread_cap; }
 
 // ---------------------------------------------------------------- portable
 static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -236,29 +283,234 @@ RK_AVX512 static void xent_grad_avx512(float *x, float lse, int32_t t, float c, 
     if (i < n) { __mmask16 k = TAILMASK(n - i); _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(vc, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vl)))); }
     if (t >= 0 && (size_t)t < n) x[t] -= c;
 }
-#define DISPATCH(call_avx, call_portable) do { if (rk_uses_avx512()) { call_avx; } else { call_portable; } } while (0)
-#define DISPATCH_RET(call_avx, call_portable) do { if (rk_uses_avx512()) { return call_avx; } return call_portable; } while (0)
+
+// ---------------------------------------------------------------- AVX2 + FMA
+// The same algorithms on 8-lane vectors. Tails (n mod 8) take the portable code, except where a row-wide
+// quantity (max, sum) must include them.
+RK_AVX2 static inline __m256 exp256(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.7f)), _mm256_set1_ps(-104.0f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    // 2^k for k in [-150, 128] as 2^k1 · 2^k2 (k1 = ⌊k/2⌋, both normal): p·2^k1 is exact, the second
+    // multiply rounds once — the result of scalef, denormals included.
+    __m256i ki = _mm256_cvtps_epi32(k), k1 = _mm256_srai_epi32(ki, 1), k2 = _mm256_sub_epi32(ki, k1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+RK_AVX2 static inline __m256 sigmoid256(__m256 x) {
+    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+RK_AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+RK_AVX2 static inline float hmax256(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+// Lanes [0, n) of an 8-lane load/store (n < 8), for row tails whose values enter a row-wide max or sum.
+RK_AVX2 static inline __m256i tail_mask256(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+RK_AVX2 static void exp_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp256(_mm256_loadu_ps(x + i)));
+    if (i < n) { __m256i m = tail_mask256(n - i); _mm256_maskstore_ps(y + i, m, exp256(_mm256_maskload_ps(x + i, m))); }
+}
+
+RK_AVX2 static float softmax_row_avx2(float *x, const float *mask, size_t valid, size_t n) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 vm = ninf;
+    size_t i = 0;
+    for (; i + 8 <= valid; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        if (mask) { v = _mm256_add_ps(v, _mm256_loadu_ps(mask + i)); _mm256_storeu_ps(x + i, v); }
+        vm = _mm256_max_ps(vm, v);
+    }
+    for (; i < valid; i++) {
+        float v = x[i] + (mask ? mask[i] : 0.0f);
+        x[i] = v;
+        vm = _mm256_max_ps(vm, _mm256_set1_ps(v));
+    }
+    float m = hmax256(vm);
+    if (m == -INFINITY) { memset(x, 0, n * sizeof(float)); return -INFINITY; }
+    __m256 vmax = _mm256_set1_ps(m), s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    i = 0;
+    for (; i + 16 <= valid; i += 16) {
+        __m256 e0 = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        __m256 e1 = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vmax));
+        _mm256_storeu_ps(x + i, e0); _mm256_storeu_ps(x + i + 8, e1);
+        s0 = _mm256_add_ps(s0, e0); s1 = _mm256_add_ps(s1, e1);
+    }
+    for (; i + 8 <= valid; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e); s0 = _mm256_add_ps(s0, e);
+    }
+    if (i < valid) {
+        __m256i k = tail_mask256(valid - i);
+        __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), vmax)), _mm256_castsi256_ps(k));
+        _mm256_maskstore_ps(x + i, k, e); s0 = _mm256_add_ps(s0, e);
+    }
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    __m256 inv = _mm256_set1_ps(1.0f / s);
+    i = 0;
+    for (; i + 8 <= valid; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < valid; i++) x[i] *= 1.0f / s;
+    if (valid < n) memset(x + valid, 0, (n - valid) * sizeof(float));
+    return m + logf(s);
+}
+
+RK_AVX2 static void softmax_recompute_avx2(float *x, const float *mask, float lse, size_t valid, size_t n) {
+    if (lse == -INFINITY) { memset(x, 0, n * sizeof(float)); return; }
+    __m256 vl = _mm256_set1_ps(lse);
+    size_t i = 0;
+    for (; i + 8 <= valid; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        if (mask) v = _mm256_add_ps(v, _mm256_loadu_ps(mask + i));
+        _mm256_storeu_ps(x + i, exp256(_mm256_sub_ps(v, vl)));
+    }
+    if (i < valid) {
+        __m256i k = tail_mask256(valid - i);
+        __m256 v = _mm256_maskload_ps(x + i, k);
+        if (mask) v = _mm256_add_ps(v, _mm256_maskload_ps(mask + i, k));
+        _mm256_maskstore_ps(x + i, k, exp256(_mm256_sub_ps(v, vl)));
+    }
+    if (valid < n) memset(x + valid, 0, (n - valid) * sizeof(float));
+}
+
+RK_AVX2 static float logsumexp_avx2(const float *x, size_t n) {
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float m = hmax256(vm);
+    for (; i < n; i++) if (x[i] > m) m = x[i];
+    if (m == -INFINITY) return -INFINITY;
+    __m256 vmax = _mm256_set1_ps(m), s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_ps(s0, exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax)));
+        s1 = _mm256_add_ps(s1, exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vmax)));
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_add_ps(s0, exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax)));
+    if (i < n) {
+        __m256i k = tail_mask256(n - i);
+        s1 = _mm256_add_ps(s1, _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), vmax)), _mm256_castsi256_ps(k)));
+    }
+    return m + logf(hsum256(_mm256_add_ps(s0, s1)));
+}
+
+RK_AVX2 static void swiglu_fwd_avx2(float *o, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vg = _mm256_loadu_ps(g + i);
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(vg, sigmoid256(vg)), _mm256_loadu_ps(u + i)));
+    }
+    if (i < n) swiglu_fwd_portable(o + i, g + i, u + i, n - i);
+}
+RK_AVX2 static void swiglu_bwd_avx2(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 vg = _mm256_loadu_ps(g + i), vu = _mm256_loadu_ps(u + i), vd = _mm256_loadu_ps(dy + i);
+        __m256 s = sigmoid256(vg);
+        __m256 t = _mm256_fmadd_ps(vg, _mm256_sub_ps(one, s), one);
+        _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(vd, vu), _mm256_mul_ps(s, t)));
+        _mm256_storeu_ps(du + i, _mm256_mul_ps(vd, _mm256_mul_ps(vg, s)));
+    }
+    if (i < n) swiglu_bwd_portable(dg + i, du + i, dy + i, g + i, u + i, n - i);
+}
+RK_AVX2 static void silu_fwd_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { __m256 v = _mm256_loadu_ps(x + i); _mm256_storeu_ps(y + i, _mm256_mul_ps(v, sigmoid256(v))); }
+    if (i < n) silu_fwd_portable(y + i, x + i, n - i);
+}
+RK_AVX2 static void silu_bwd_avx2(float *dx, const float *dy, const float *x, size_t n) {
+    size_t i = 0;
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), s = sigmoid256(v);
+        __m256 t = _mm256_fmadd_ps(v, _mm256_sub_ps(one, s), one);
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_mul_ps(s, t)));
+    }
+    if (i < n) silu_bwd_portable(dx + i, dy + i, x + i, n - i);
+}
+RK_AVX2 static void xent_grad_avx2(float *x, float lse, int32_t t, float c, size_t n) {
+    __m256 vl = _mm256_set1_ps(lse), vc = _mm256_set1_ps(c);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(vc, exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vl))));
+    if (i < n) {
+        __m256i k = tail_mask256(n - i);
+        _mm256_maskstore_ps(x + i, k, _mm256_mul_ps(vc, exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), vl))));
+    }
+    if (t >= 0 && (size_t)t < n) x[t] -= c;
+}
+
+#define DISPATCH(call_avx512, call_avx2, call_portable)                 \
+    do {                                                                  \
+        switch (rk_path()) {                                              \
+        case RK_PATH_AVX512: call_avx512; break;                          \
+        case RK_PATH_AVX2: call_avx2; break;                              \
+        default: call_portable; break;                                    \
+        }                                                                 \
+    } while (0)
+#define DISPATCH_RET(call_avx512, call_avx2, call_portable)             \
+    do {                                                                  \
+        switch (rk_path()) {                                              \
+        case RK_PATH_AVX512: return call_avx512;                          \
+        case RK_PATH_AVX2: return call_avx2;                              \
+        default: return call_portable;                                    \
+        }                                                                 \
+    } while (0)
 #else
-#define DISPATCH(call_avx, call_portable) do { call_portable; } while (0)
-#define DISPATCH_RET(call_avx, call_portable) do { return call_portable; } while (0)
+#define DISPATCH(call_avx512, call_avx2, call_portable) do { call_portable; } while (0)
+#define DISPATCH_RET(call_avx512, call_avx2, call_portable) do { return call_portable; } while (0)
 #endif
 
-void rk_exp(float *y, const float *x, size_t n) { DISPATCH(exp_avx512(y, x, n), exp_portable(y, x, n)); }
+void rk_exp(float *y, const float *x, size_t n) { DISPATCH(exp_avx512(y, x, n), exp_avx2(y, x, n), exp_portable(y, x, n)); }
 float rk_softmax_row(float *x, const float *mask, size_t valid, size_t n) {
-    DISPATCH_RET(softmax_row_avx512(x, mask, valid, n), softmax_row_portable(x, mask, valid, n));
+    DISPATCH_RET(softmax_row_avx512(x, mask, valid, n), softmax_row_avx2(x, mask, valid, n),
+                 softmax_row_portable(x, mask, valid, n));
 }
 void rk_softmax_recompute_row(float *x, const float *mask, float lse, size_t valid, size_t n) {
-    DISPATCH(softmax_recompute_avx512(x, mask, lse, valid, n), softmax_recompute_portable(x, mask, lse, valid, n));
+    DISPATCH(softmax_recompute_avx512(x, mask, lse, valid, n), softmax_recompute_avx2(x, mask, lse, valid, n),
+             softmax_recompute_portable(x, mask, lse, valid, n));
 }
-float rk_logsumexp_row(const float *x, size_t n) { DISPATCH_RET(logsumexp_avx512(x, n), logsumexp_portable(x, n)); }
-void rk_swiglu_forward(float *o, const float *g, const float *u, size_t n) { DISPATCH(swiglu_fwd_avx512(o, g, u, n), swiglu_fwd_portable(o, g, u, n)); }
+float rk_logsumexp_row(const float *x, size_t n) {
+    DISPATCH_RET(logsumexp_avx512(x, n), logsumexp_avx2(x, n), logsumexp_portable(x, n));
+}
+void rk_swiglu_forward(float *o, const float *g, const float *u, size_t n) {
+    DISPATCH(swiglu_fwd_avx512(o, g, u, n), swiglu_fwd_avx2(o, g, u, n), swiglu_fwd_portable(o, g, u, n));
+}
 void rk_swiglu_backward(float *dg, float *du, const float *dy, const float *g, const float *u, size_t n) {
-    DISPATCH(swiglu_bwd_avx512(dg, du, dy, g, u, n), swiglu_bwd_portable(dg, du, dy, g, u, n));
+    DISPATCH(swiglu_bwd_avx512(dg, du, dy, g, u, n), swiglu_bwd_avx2(dg, du, dy, g, u, n),
+             swiglu_bwd_portable(dg, du, dy, g, u, n));
 }
-void rk_silu_forward(float *y, const float *x, size_t n) { DISPATCH(silu_fwd_avx512(y, x, n), silu_fwd_portable(y, x, n)); }
-void rk_silu_backward(float *dx, const float *dy, const float *x, size_t n) { DISPATCH(silu_bwd_avx512(dx, dy, x, n), silu_bwd_portable(dx, dy, x, n)); }
+void rk_silu_forward(float *y, const float *x, size_t n) {
+    DISPATCH(silu_fwd_avx512(y, x, n), silu_fwd_avx2(y, x, n), silu_fwd_portable(y, x, n));
+}
+void rk_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+    DISPATCH(silu_bwd_avx512(dx, dy, x, n), silu_bwd_avx2(dx, dy, x, n), silu_bwd_portable(dx, dy, x, n));
+}
 void rk_softmax_xent_grad_row(float *x, float lse, int32_t t, float c, size_t n) {
-    DISPATCH(xent_grad_avx512(x, lse, t, c, n), xent_grad_portable(x, lse, t, c, n));
+    DISPATCH(xent_grad_avx512(x, lse, t, c, n), xent_grad_avx2(x, lse, t, c, n), xent_grad_portable(x, lse, t, c, n));
 }
 
 void rk_cpu_relax(void) {
@@ -365,9 +617,86 @@ RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size
 }
 #endif
 
+#if RK_X86
+// AVX2: one input row streams the weight rows one after another (as gemv_rows_avx512: 4 accumulators of
+// 8, prefetch 4 KB ahead); more rows take tiles of 4 weight rows × 2 input rows (8 accumulators + 4 weight
+// vectors + the input fit the 16 ymm registers), the tile's weights re-read from L1 for further row pairs.
+RK_AVX2 static void gemv_rows_avx2(float *y, const float *x, const float *w, size_t n0, size_t n1, size_t k, int acc) {
+    size_t kv = k & ~(size_t)7;
+    for (size_t n = n0; n < n1; n++) {
+        const float *wr = w + n * k;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t i = 0;
+        for (; i + 32 <= kv; i += 32) {
+            _mm_prefetch((const char *)(wr + i + 1024), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wr + i + 1040), _MM_HINT_T0);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(wr + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(wr + i + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(wr + i + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(wr + i + 24), a3);
+        }
+        for (; i < kv; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(wr + i), a0);
+        float v = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; i < k; i++) v += x[i] * wr[i];
+        y[n] = acc ? y[n] + v : v;
+    }
+}
+
+#define RK_FEW_TILE2(R)                                                                                  \
+    RK_AVX2 static inline void few_tile2_##R(float *y, size_t ldy, const float *x, size_t ldx,          \
+                                             const float *w0, size_t k, int acc, int prefetch) {         \
+        const float *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;                                            \
+        __m256 a[R][4];                                                                                  \
+        for (int j = 0; j < R; j++) for (int c = 0; c < 4; c++) a[j][c] = _mm256_setzero_ps();        \
+        size_t kv = k & ~(size_t)7, i = 0;                                                               \
+        for (; i < kv; i += 8) {                                                                         \
+            __m256 b0 = _mm256_loadu_ps(w0 + i), b1 = _mm256_loadu_ps(w1 + i);                           \
+            __m256 b2 = _mm256_loadu_ps(w2 + i), b3 = _mm256_loadu_ps(w3 + i);                           \
+            if (prefetch && (i & 15) == 0) {                                                             \
+                _mm_prefetch((const char *)(w3 + k + i), _MM_HINT_T0);                                   \
+                _mm_prefetch((const char *)(w3 + 2 * k + i), _MM_HINT_T0);                               \
+                _mm_prefetch((const char *)(w3 + 3 * k + i), _MM_HINT_T0);                               \
+                _mm_prefetch((const char *)(w3 + 4 * k + i), _MM_HINT_T0);                               \
+            }                                                                                            \
+            for (int j = 0; j < R; j++) {                                                                \
+                __m256 xv = _mm256_loadu_ps(x + j * ldx + i);                                            \
+                a[j][0] = _mm256_fmadd_ps(xv, b0, a[j][0]);                                              \
+                a[j][1] = _mm256_fmadd_ps(xv, b1, a[j][1]);                                              \
+                a[j][2] = _mm256_fmadd_ps(xv, b2, a[j][2]);                                              \
+                a[j][3] = _mm256_fmadd_ps(xv, b3, a[j][3]);                                              \
+            }                                                                                            \
+        }                                                                                                \
+        for (int j = 0; j < R; j++) {                                                                    \
+            float *yr = y + j * ldy;                                                                     \
+            const float *xr = x + j * ldx;                                                               \
+            for (int c = 0; c < 4; c++) {                                                                \
+                float v = hsum256(a[j][c]);                                                              \
+                for (size_t t = kv; t < k; t++) v += xr[t] * w0[c * k + t];                              \
+                yr[c] = acc ? yr[c] + v : v;                                                             \
+            }                                                                                            \
+        }                                                                                                \
+    }
+RK_FEW_TILE2(2)
+RK_FEW_TILE2(1)
+
+RK_AVX2 static void gemm_few_avx2(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
+                                  size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    if (m == 1) { gemv_rows_avx2(y, x, w, n0, n1, k, acc); return; }
+    size_t n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const float *wn = w + n * k;
+        size_t r = 0;
+        for (; r + 2 <= m; r += 2) few_tile2_2(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, acc, r == 0);
+        for (; r < m; r++) few_tile2_1(y + r * ldy + n, ldy, x + r * ldx, ldx, wn, k, acc, r == 0);
+    }
+    if (n < n1) gemm_few_portable(y, ldy, x, ldx, w, m, n, n1, k, acc);
+}
+#endif
+
 void rk_gemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                          size_t m, size_t n0, size_t n1, size_t k, int accumulate) {
     DISPATCH(gemm_few_avx512(y, ldy, x, ldx, w, m, n0, n1, k, accumulate),
+             gemm_few_avx2(y, ldy, x, ldx, w, m, n0, n1, k, accumulate),
              gemm_few_portable(y, ldy, x, ldx, w, m, n0, n1, k, accumulate));
 }
 
@@ -418,7 +747,7 @@ RK_AVX512 static void pack_t16_avx512(float *xt, const float *x, size_t ldx, siz
 
 void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
 #if RK_X86
-    if (rk_uses_avx512() && m <= 16) { pack_t16_avx512(xt, x, ldx, m, k); return; }
+    if (rk_path() == RK_PATH_AVX512 && m <= 16) { pack_t16_avx512(xt, x, ldx, m, k); return; }
 #endif
     pack_t16_portable(xt, x, ldx, m, k);
 }
@@ -460,9 +789,35 @@ RK_AVX512 static void gemm_t16_avx512(float *y, size_t ldy, const float *xt, con
 }
 #endif
 
+#if RK_X86
+RK_AVX2 static void gemm_t16_avx2(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0,
+                                  size_t n1, size_t k, int acc) {
+    size_t n = n0;
+    for (; n + RK_T16_NR <= n1; n += RK_T16_NR) {
+        __m256 a[2 * RK_T16_NR];
+        for (int j = 0; j < 2 * RK_T16_NR; j++) a[j] = _mm256_setzero_ps();
+        const float *pf = n + 2 * RK_T16_NR <= n1 ? w + (n + RK_T16_NR) * k : NULL;
+        rk_t16v2_tile_12(a, xt, w + n * k, k, k, pf);
+        rk_t16v2_store(y + n, ldy, a, RK_T16_NR, m, acc);
+    }
+    for (; n + 4 <= n1; n += 4) {
+        __m256 a[8];
+        for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+        rk_t16v2_tile_4(a, xt, w + n * k, k, k, NULL);
+        rk_t16v2_store(y + n, ldy, a, 4, m, acc);
+    }
+    for (; n < n1; n++) {
+        __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        rk_t16v2_tile_1(a, xt, w + n * k, k, k, NULL);
+        rk_t16v2_store(y + n, ldy, a, 1, m, acc);
+    }
+}
+#endif
+
 void rk_gemm_few_rows_t16(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0, size_t n1,
                           size_t k, int accumulate) {
     DISPATCH(gemm_t16_avx512(y, ldy, xt, w, m, n0, n1, k, accumulate),
+             gemm_t16_avx2(y, ldy, xt, w, m, n0, n1, k, accumulate),
              gemm_t16_portable(y, ldy, xt, w, m, n0, n1, k, accumulate));
 }
 
@@ -599,10 +954,64 @@ RK_AVX512 static int attend_group_avx512(float *out, const float *q, size_t g, c
 }
 #endif
 
+#if RK_X86
+// AVX2, head dimensions d = 64·c (SmolLM2, Llama, Qwen: 64 or 128): per key one pass over the row for all g
+// heads (the key's 64-float chunks in 8 registers, each head's dot product in 2 accumulators, q from L1);
+// then per head, the value rows weighted in 64-float chunks kept in 8 registers. Masked keys (p = 0 for
+// every head) are skipped; keys and values are prefetched 16 rows ahead, as in the AVX-512 kernel.
+RK_AVX2 static int attend_group_avx2(float *out, const float *q, size_t g, const float *k, const float *v, size_t ld,
+                                     const float *mask, size_t valid, size_t d, float scale, float *scores) {
+    if (d % 64 != 0 || d == 0) return 0;
+    for (size_t j = 0; j < valid; j++) {
+        const float *kr = k + j * ld;
+        if (j + 16 < valid) for (size_t c = 0; c < d; c += 16) _mm_prefetch((const char *)(kr + 16 * ld + c), _MM_HINT_T0);
+        for (size_t h = 0; h < g; h++) {
+            const float *qh = q + h * d;
+            __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+            for (size_t c = 0; c < d; c += 16) {
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + c), _mm256_loadu_ps(kr + c), a);
+                b = _mm256_fmadd_ps(_mm256_loadu_ps(qh + c + 8), _mm256_loadu_ps(kr + c + 8), b);
+            }
+            scores[h * valid + j] = hsum256(_mm256_add_ps(a, b)) * scale;
+        }
+    }
+    for (size_t h = 0; h < g; h++) {
+        float *sh = scores + h * valid, *oh = out + h * d;
+        int live = softmax_row_avx2(sh, mask, valid, valid) != -INFINITY;
+        for (size_t c0 = 0; c0 < d; c0 += 64) {
+            __m256 o[8];
+            for (int c = 0; c < 8; c++) o[c] = _mm256_setzero_ps();
+            for (size_t j = 0; live && j < valid; j++) {
+                const float *vr = v + j * ld + c0;
+                if (h == 0 && j + 16 < valid) {
+                    _mm_prefetch((const char *)(vr + 16 * ld), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(vr + 16 * ld + 16), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(vr + 16 * ld + 32), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(vr + 16 * ld + 48), _MM_HINT_T0);
+                }
+                if (sh[j] == 0.0f) continue;
+                __m256 p = _mm256_set1_ps(sh[j]);
+                for (int c = 0; c < 8; c++) o[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vr + c * 8), o[c]);
+            }
+            for (int c = 0; c < 8; c++) _mm256_storeu_ps(oh + c0 + c * 8, o[c]);
+        }
+    }
+    return 1;
+}
+#endif
+
 void rk_attend_group(float *out, const float *q, size_t g, const float *k, const float *v, size_t ld, const float *mask,
                      size_t valid, size_t d, float scale, float *scores) {
 #if RK_X86
-    if (rk_uses_avx512() && attend_group_avx512(out, q, g, k, v, ld, mask, valid, d, scale, scores)) return;
+    switch (rk_path()) {
+    case RK_PATH_AVX512:
+        if (attend_group_avx512(out, q, g, k, v, ld, mask, valid, d, scale, scores)) return;
+        break;
+    case RK_PATH_AVX2:
+        if (attend_group_avx2(out, q, g, k, v, ld, mask, valid, d, scale, scores)) return;
+        break;
+    default: break;
+    }
 #endif
     attend_group_portable(out, q, g, k, v, ld, mask, valid, d, scale, scores);
 }
@@ -751,7 +1160,7 @@ int rk_attention_forward_block(float *out, size_t ldo, float *lse, const float *
                                const float *v, size_t ldkv, const float *mask, size_t rows, size_t nkeys, size_t pos0,
                                size_t d, float scale, float *st, float *qt) {
 #if RK_X86
-    if (rk_uses_avx512() && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
+    if (rk_path() == RK_PATH_AVX512 && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
         return attention_fwd_block_avx512(out, ldo, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d, scale, st, qt);
 #endif
     (void)out; (void)ldo; (void)lse; (void)q; (void)ldq; (void)k; (void)v; (void)ldkv; (void)mask; (void)rows;
@@ -764,7 +1173,7 @@ int rk_attention_backward_block(float *dq, float *dk, float *dv, const float *do
                                 const float *mask, size_t rows, size_t nkeys, size_t pos0, size_t d, float scale,
                                 float *st, float *gt, float *work) {
 #if RK_X86
-    if (rk_uses_avx512() && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
+    if (rk_path() == RK_PATH_AVX512 && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
         return attention_bwd_block_avx512(dq, dk, dv, dout, out, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d,
                                           scale, st, gt, work);
 #endif
@@ -819,8 +1228,42 @@ RK_AVX512 static void rank_update_avx512(float *y, size_t ldy, const float *u, s
 }
 #endif
 
+#if RK_X86
+RK_AVX2 static void rank_update_avx2(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
+                                     size_t r, size_t n0, size_t n1, size_t d, float alpha) {
+    size_t d32 = d & ~(size_t)31;
+    for (size_t n = n0; n < n1; n++) {
+        float *yr = y + n * ldy;
+        const float *ur = u + n * ldu;
+        size_t i = 0;
+        for (; i < d32; i += 32) {
+            __m256 a0 = _mm256_loadu_ps(yr + i), a1 = _mm256_loadu_ps(yr + i + 8);
+            __m256 a2 = _mm256_loadu_ps(yr + i + 16), a3 = _mm256_loadu_ps(yr + i + 24);
+            for (size_t j = 0; j < r; j++) {
+                __m256 c = _mm256_set1_ps(alpha * ur[j]);
+                const float *wr = w + j * d + i;
+                a0 = _mm256_fmadd_ps(c, _mm256_loadu_ps(wr), a0);
+                a1 = _mm256_fmadd_ps(c, _mm256_loadu_ps(wr + 8), a1);
+                a2 = _mm256_fmadd_ps(c, _mm256_loadu_ps(wr + 16), a2);
+                a3 = _mm256_fmadd_ps(c, _mm256_loadu_ps(wr + 24), a3);
+            }
+            _mm256_storeu_ps(yr + i, a0); _mm256_storeu_ps(yr + i + 8, a1);
+            _mm256_storeu_ps(yr + i + 16, a2); _mm256_storeu_ps(yr + i + 24, a3);
+        }
+        for (; i < d; i += 8) {
+            __m256i k = tail_mask256(d - i < 8 ? d - i : 8);
+            __m256 a = _mm256_maskload_ps(yr + i, k);
+            for (size_t j = 0; j < r; j++)
+                a = _mm256_fmadd_ps(_mm256_set1_ps(alpha * ur[j]), _mm256_maskload_ps(w + j * d + i, k), a);
+            _mm256_maskstore_ps(yr + i, k, a);
+        }
+    }
+}
+#endif
+
 void rk_rank_update_rows(float *y, size_t ldy, const float *u, size_t ldu, const float *w,
                          size_t r, size_t n0, size_t n1, size_t d, float alpha) {
     DISPATCH(rank_update_avx512(y, ldy, u, ldu, w, r, n0, n1, d, alpha),
+             rank_update_avx2(y, ldy, u, ldu, w, r, n0, n1, d, alpha),
              rank_update_portable(y, ldy, u, ldu, w, r, n0, n1, d, alpha));
 }

@@ -171,6 +171,83 @@ static void qp_prefetch_step(const rk_prefetch_list *pf, size_t s) {
     }
 QP_PANEL(16)
 QP_PANEL(12)
+
+// AVX2: a panel column is two ymm (rows 0–7, 8–15). With 16 registers a pass covers one half of the panel
+// against MR ≤ 8 input rows (8 accumulators, the scales, the widened quants, two decoded columns and the
+// broadcast input); 16 input rows take 2 × 2 passes, each decoding its half of the columns again (2 FMAs
+// of decoding per 16 useful ones). Each output is still one FMA chain over k in order: bit-identical to the
+// AVX2 fp32 tile on the dequantised matrix, as the AVX-512 panels are to theirs.
+#define RK_QP_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// acc[r] += x[r, k] · w (a broadcast of the input, one FMA per input row).
+#define QP2_FMAS(MR, w, xk)                                                                    \
+    for (int r = 0; r < MR; r++) acc[r] = _mm256_fmadd_ps(w, _mm256_broadcast_ss((xk) + r), acc[r]);
+
+#define QP_PANEL2(MR)                                                                                        \
+    RK_QP_AVX2 RK_QP_INLINE void qp2_q41_##MR(__m256 *acc, const uint8_t *pb, const float *xt, size_t nb, size_t half, \
+                                              const rk_prefetch_list *pf, size_t step) {                     \
+        const __m256i low = _mm256_set1_epi32(0xF);                                                          \
+        for (size_t b = 0; b < nb; b++, pb += 320, xt += 32 * 16) {                                          \
+            if (pf) qp_prefetch_step(pf, step + b);                                                          \
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 16 * half)));            \
+            const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 32 + 16 * half)));       \
+            for (int j = 0; j < 16; j++) {                                                                   \
+                __m256i raw = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(pb + 64 + 16 * j + 8 * half))); \
+                __m256 w0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(raw, low)), d, m);           \
+                __m256 w1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(raw, 4)), d, m);            \
+                QP2_FMAS(MR, w0, xt + (2 * j) * 16)                                                          \
+                QP2_FMAS(MR, w1, xt + (2 * j + 1) * 16)                                                      \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+    RK_QP_AVX2 RK_QP_INLINE void qp2_q80_##MR(__m256 *acc, const uint8_t *pb, const float *xt, size_t nb, size_t half, \
+                                              const rk_prefetch_list *pf, size_t step) {                     \
+        for (size_t b = 0; b < nb; b++, pb += 544, xt += 32 * 16) {                                          \
+            if (pf) qp_prefetch_step(pf, step + b);                                                          \
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 16 * half)));            \
+            for (int j = 0; j < 32; j++) {                                                                   \
+                __m256i raw = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(pb + 32 + 16 * j + 8 * half))); \
+                __m256 w = _mm256_mul_ps(_mm256_cvtepi32_ps(raw), d);                                        \
+                QP2_FMAS(MR, w, xt + j * 16)                                                                 \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+    RK_QP_AVX2 static void qp2_pass_##MR(float *y, size_t ldy, const float *xt, const uint8_t *pb, int type, size_t nb, \
+                                         size_t half, size_t live, size_t mr, int accumulate,                  \
+                                         const rk_prefetch_list *pf, size_t step) {                            \
+        __m256 acc[MR];                                                                                      \
+        for (int r = 0; r < MR; r++) acc[r] = _mm256_setzero_ps();                                           \
+        if (type == RK_QTYPE_Q4_1) qp2_q41_##MR(acc, pb, xt, nb, half, pf, step);                            \
+        else qp2_q80_##MR(acc, pb, xt, nb, half, pf, step);                                                  \
+        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); \
+        for (size_t r = 0; r < mr; r++) {                                                                    \
+            float *o = y + r * ldy;                                                                          \
+            __m256 v = accumulate ? _mm256_add_ps(_mm256_maskload_ps(o, lanes), acc[r]) : acc[r];            \
+            _mm256_maskstore_ps(o, lanes, v);                                                                \
+        }                                                                                                    \
+    }
+QP_PANEL2(8)
+QP_PANEL2(4)
+
+RK_QP_AVX2 static void qp_gemm_avx2(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows,
+                                    size_t m, size_t p0, size_t p1, size_t k, int accumulate, const rk_prefetch_list *pf,
+                                    size_t step0) {
+    const size_t bb = qp_block_bytes(type), nb = k / 32;
+    for (size_t p = p0; p < p1; p++) {
+        const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
+        for (size_t half = 0; half < 2; half++) {
+            size_t n = 16 * p + 8 * half;
+            if (n >= rows) break;
+            size_t live = rows - n < 8 ? rows - n : 8;
+            for (size_t r0 = 0; r0 < m; r0 += 8) {
+                size_t mr = m - r0 < 8 ? m - r0 : 8;
+                const rk_prefetch_list *ppf = half == 0 && r0 == 0 ? pf : NULL;  // each block's step once
+                if (mr <= 4) qp2_pass_4(y + r0 * ldy + n, ldy, xt + r0, pb, type, nb, half, live, mr, accumulate, ppf, step0 + p * nb);
+                else qp2_pass_8(y + r0 * ldy + n, ldy, xt + r0, pb, type, nb, half, live, mr, accumulate, ppf, step0 + p * nb);
+            }
+        }
+    }
+}
 #else
 #define RK_QP_X86 0
 #endif
@@ -180,10 +257,13 @@ void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *pane
     if (qp_block_bytes(type) == 0 || k % 32 != 0 || m == 0 || m > 16 || p0 >= p1) return;
     if (prefetch && (prefetch->count == 0 || prefetch->per_step == 0)) prefetch = NULL;
 #if RK_QP_X86
-    if (rk_uses_avx512()) {
+    switch (rk_path()) {
+    case RK_PATH_AVX512:
         if (m <= 12) qp_gemm_12(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate, prefetch, step0);
         else qp_gemm_16(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate, prefetch, step0);
         return;
+    case RK_PATH_AVX2: qp_gemm_avx2(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate, prefetch, step0); return;
+    default: break;
     }
 #endif
     qp_gemm_portable(y, ldy, xt, panels, type, rows, m, p0, p1, k, accumulate);

@@ -434,6 +434,278 @@ RK_Q_AVX512 static void dequant_rows_avx512(float *dst, const void *blocks, int 
         }
     }
 }
+
+// ---------------------------------------------------------------- AVX2 + FMA + F16C
+// The same tiles on 8-lane vectors: a 32-element chunk decodes to 4 ymm. Q4_1 converts the nibbles to
+// floats (no 16-entry permute in AVX2): the chunk's 16 bytes widen to two groups of 8 dwords; low nibble
+// = dword & 15, high nibble = dword >> 4, then fma(q, d, m), which rounds as the reference q·d + m (q·d
+// is exact). Tiles of 4 weight rows × MR ≤ 2 input rows keep 8 accumulators, the 4 decoded vectors and
+// the scales in the 16 registers; further input rows decode the tile once into scratch (as AVX-512 does
+// above 4 rows).
+#define RK_Q_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// Chunk c of a row → o[0..3] = elements 0–7, 8–15, 16–23, 24–31 (whole chunks only; tails: q_dec2_tail).
+// `h`, when not NULL, holds this block's scales already converted (Q4_1: d, m; Q8_0: d).
+RK_Q_AVX2 RK_Q_INLINE void q_dec2(const int type, const uint8_t *row, size_t c, const float *h, __m256 *o) {
+    switch (type) {
+    case RK_QTYPE_F32: {
+        const float *p = (const float *)(const void *)row + c * 32;
+        for (int i = 0; i < 4; i++) o[i] = _mm256_loadu_ps(p + 8 * i);
+        break;
+    }
+    case RK_QTYPE_F16: {
+        const uint8_t *p = row + c * 64;
+        for (int i = 0; i < 4; i++) o[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * i)));
+        break;
+    }
+    case RK_QTYPE_BF16: {
+        const uint8_t *p = row + c * 64;
+        for (int i = 0; i < 4; i++)
+            o[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * i))), 16));
+        break;
+    }
+    case RK_QTYPE_Q4_1: {
+        const uint8_t *blk = row + c * 20;
+        __m256 d, m;
+        if (h) {
+            d = _mm256_broadcast_ss(h);
+            m = _mm256_broadcast_ss(h + 1);
+        } else {
+            uint32_t hm;
+            memcpy(&hm, blk, 4);
+            __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)hm));
+            d = _mm256_broadcastss_ps(dm);
+            m = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
+        }
+        const __m256i low = _mm256_set1_epi32(0xF);
+        __m256i r0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 4)));
+        __m256i r1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 12)));
+        o[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r0, low)), d, m);
+        o[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r1, low)), d, m);
+        o[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r0, 4)), d, m);
+        o[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r1, 4)), d, m);
+        break;
+    }
+    case RK_QTYPE_Q8_0: {
+        const uint8_t *blk = row + c * 34;
+        __m256 d;
+        if (h) {
+            d = _mm256_broadcast_ss(h);
+        } else {
+            uint16_t hd;
+            memcpy(&hd, blk, 2);
+            d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(hd)));
+        }
+        for (int i = 0; i < 4; i++)
+            o[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * i)))), d);
+        break;
+    }
+    default: for (int i = 0; i < 4; i++) o[i] = _mm256_setzero_ps(); break;
+    }
+}
+
+// The last, partial chunk (rem < 32 elements) of a float-typed row, zero beyond rem.
+RK_Q_AVX2 RK_Q_INLINE void q_dec2_tail(const int type, const uint8_t *row, size_t c, size_t rem, __m256 *o) {
+    float t[32] __attribute__((aligned(32))) = {0};
+    q_decode_portable(type, row, c * 32, rem, t);
+    for (int i = 0; i < 4; i++) o[i] = _mm256_load_ps(t + 8 * i);
+}
+
+// The fp16 (d, m) of Q4_1 blocks c0 … c0 + count − 1 (count ≤ 4) of a row as floats out[2j], out[2j + 1].
+RK_Q_AVX2 RK_Q_INLINE void q41_scales4_avx2(const uint8_t *row, size_t c0, size_t count, float *out) {
+    uint32_t v[4] = {0, 0, 0, 0};
+    for (size_t j = 0; j < count; j++) memcpy(v + j, row + (c0 + j) * 20, 4);
+    _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)v)));
+}
+
+// y[j, i] (+)= Σ_k x[j, k] · w_i[k] for MR ≤ 2 input rows j and 4 weight rows i; only the first nr columns
+// are stored. MR = 1 splits each accumulator in two so 8 FMA chains hide the FMA latency.
+RK_Q_AVX2 RK_Q_INLINE void q_tile2(const int type, const int MR, float *y, size_t ldy, const float *x, size_t ldx,
+                                   const uint8_t *const *w, const uint8_t *const *pf, int nr, size_t k, int acc) {
+    const int split = MR == 1;
+    const size_t cb = type == RK_QTYPE_Q4_1 ? 20 : type == RK_QTYPE_Q8_0 ? 34 : type == RK_QTYPE_F32 ? 128 : 64;
+    __m256 a[2][4], b[2][4];
+    for (int j = 0; j < MR; j++)
+        for (int i = 0; i < 4; i++) { a[j][i] = _mm256_setzero_ps(); b[j][i] = _mm256_setzero_ps(); }
+    const int qtype = type == RK_QTYPE_Q4_1 || type == RK_QTYPE_Q8_0;
+    size_t nc = k / 32, rem = qtype ? 0 : k % 32;
+    float hdr[4][8];
+#define Q_TILE2_FMAS(c, wv)                                                                        \
+    for (int j = 0; j < MR; j++) {                                                                 \
+        const float *xc = x + j * ldx + (c) * 32;                                                  \
+        a[j][i] = _mm256_fmadd_ps(_mm256_loadu_ps(xc), wv[0], a[j][i]);                            \
+        if (split) b[j][i] = _mm256_fmadd_ps(_mm256_loadu_ps(xc + 8), wv[1], b[j][i]);             \
+        else a[j][i] = _mm256_fmadd_ps(_mm256_loadu_ps(xc + 8), wv[1], a[j][i]);                   \
+        a[j][i] = _mm256_fmadd_ps(_mm256_loadu_ps(xc + 16), wv[2], a[j][i]);                       \
+        if (split) b[j][i] = _mm256_fmadd_ps(_mm256_loadu_ps(xc + 24), wv[3], b[j][i]);            \
+        else a[j][i] = _mm256_fmadd_ps(_mm256_loadu_ps(xc + 24), wv[3], a[j][i]);                  \
+    }
+#define Q_TILE2_CHUNK(c, h_of_i)                                                                   \
+    do {                                                                                           \
+        for (int i = 0; i < 4; i++) {                                                              \
+            __m256 wv[4];                                                                          \
+            if (pf) {                                                                              \
+                if (type == RK_QTYPE_Q4_1) _mm_prefetch((const char *)pf[i] + (c) * cb, _MM_HINT_T0);  \
+                else _mm_prefetch((const char *)pf[i] + (c) * cb, _MM_HINT_T1);                    \
+            }                                                                                      \
+            q_dec2(type, w[i], (c), (h_of_i), wv);                                                 \
+            Q_TILE2_FMAS(c, wv)                                                                    \
+        }                                                                                          \
+    } while (0)
+    if (type == RK_QTYPE_Q4_1) {
+        size_t c4 = 0;
+        for (; c4 < nc; c4 += 4) {
+            size_t count = nc - c4 < 4 ? nc - c4 : 4;
+            for (int i = 0; i < 4; i++) q41_scales4_avx2(w[i], c4, count, hdr[i]);
+            for (size_t cc = 0; cc < count; cc++) Q_TILE2_CHUNK(c4 + cc, hdr[i] + 2 * cc);
+        }
+    } else {
+        for (size_t c = 0; c < nc; c++) Q_TILE2_CHUNK(c, NULL);
+    }
+    if (rem) {
+        float xt[2][32] __attribute__((aligned(32)));
+        for (int j = 0; j < MR; j++) {
+            memset(xt[j], 0, sizeof xt[j]);
+            memcpy(xt[j], x + j * ldx + nc * 32, rem * sizeof(float));
+        }
+        for (int i = 0; i < 4; i++) {
+            __m256 wv[4];
+            q_dec2_tail(type, w[i], nc, rem, wv);
+            for (int j = 0; j < MR; j++)
+                for (int t = 0; t < 4; t++) a[j][i] = _mm256_fmadd_ps(_mm256_load_ps(xt[j] + 8 * t), wv[t], a[j][i]);
+        }
+    }
+#undef Q_TILE2_CHUNK
+#undef Q_TILE2_FMAS
+    for (int j = 0; j < MR; j++) {
+        float *yr = y + j * ldy;
+        for (int i = 0; i < nr; i++) {
+            __m256 v = split ? _mm256_add_ps(a[j][i], b[j][i]) : a[j][i];
+            __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            float s = _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+            yr[i] = acc ? yr[i] + s : s;
+        }
+    }
+}
+
+// Decodes a whole row (k elements; Q types: k a multiple of 32) to out.
+RK_Q_AVX2 RK_Q_INLINE void q_dec_row2(const int type, const uint8_t *row, size_t k, float *out) {
+    size_t nc = k / 32, rem = k % 32;
+    for (size_t c = 0; c < nc; c++) {
+        __m256 o[4];
+        q_dec2(type, row, c, NULL, o);
+        for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + c * 32 + 8 * i, o[i]);
+    }
+    if (rem && type != RK_QTYPE_Q4_1 && type != RK_QTYPE_Q8_0) q_decode_portable(type, row, nc * 32, rem, out + nc * 32);
+}
+
+RK_Q_AVX2 RK_Q_INLINE void q_gemm_type2(const int type, float *y, size_t ldy, const float *x, size_t ldx,
+                                        const void *blocks, size_t rb, const int32_t *map, size_t m, size_t n0,
+                                        size_t n1, size_t k, int acc) {
+    size_t kp = (k + 31) & ~(size_t)31;
+    float *scr = NULL;
+    if (m > 2) {
+        scr = q_get_scratch(4 * kp);
+        if (!scr) { qgemm_portable(y, ldy, x, ldx, blocks, type, rb, map, m, n0, n1, k, acc); return; }
+    }
+    for (size_t n = n0; n < n1; n += 4) {
+        int nr = n1 - n < 4 ? (int)(n1 - n) : 4;
+        const uint8_t *w[4];
+        for (int i = 0; i < 4; i++) w[i] = rk_mapped_row(blocks, rb, map, n + (size_t)(i < nr ? i : nr - 1));
+        size_t pn = n + 4 * Q_PREFETCH_TILES(type);
+        const uint8_t *pf[4];
+        for (size_t i = 0; i < 4; i++) pf[i] = rk_mapped_row(blocks, rb, map, pn + i < n1 ? pn + i : n1 - 1);
+        if (m == 1) {
+            q_tile2(type, 1, y + n, ldy, x, ldx, w, pf, nr, k, acc);
+        } else if (m == 2) {
+            q_tile2(type, 2, y + n, ldy, x, ldx, w, pf, nr, k, acc);
+        } else {
+            for (int i = 0; i < 4; i++) q_dec_row2(type, w[i], k, scr + (size_t)i * kp);
+            const uint8_t *sw[4];
+            for (int i = 0; i < 4; i++) sw[i] = (const uint8_t *)(scr + (size_t)i * kp);
+            size_t r = 0;
+            for (; r + 2 <= m; r += 2) q_tile2(RK_QTYPE_F32, 2, y + r * ldy + n, ldy, x + r * ldx, ldx, sw, NULL, nr, k, acc);
+            if (r < m) q_tile2(RK_QTYPE_F32, 1, y + r * ldy + n, ldy, x + r * ldx, ldx, sw, NULL, nr, k, acc);
+        }
+    }
+}
+
+RK_Q_AVX2 static void qgemm_avx2(float *y, size_t ldy, const float *x, size_t ldx, const void *blocks, int type,
+                                 size_t rb, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    switch (type) {
+    case RK_QTYPE_Q4_1: q_gemm_type2(RK_QTYPE_Q4_1, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_Q8_0: q_gemm_type2(RK_QTYPE_Q8_0, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_F16: q_gemm_type2(RK_QTYPE_F16, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_BF16: q_gemm_type2(RK_QTYPE_BF16, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_F32: q_gemm_type2(RK_QTYPE_F32, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
+    default: break;
+    }
+}
+
+// Tiles of RK_T16_NR weight rows decoded 128 columns at a time into an L1 buffer, then the AVX2 register
+// tiles (two of 6 rows) over it; the next tile's blocks are prefetched as this one decodes.
+RK_Q_AVX2 RK_Q_INLINE void q_gemm_t16_type2(const int type, float *y, size_t ldy, const float *xt, const void *blocks,
+                                            size_t rb, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k,
+                                            int acc) {
+    enum { KC = 128 };
+    float buf[RK_T16_NR * KC] __attribute__((aligned(32)));
+    const size_t cb = type == RK_QTYPE_Q4_1 ? 20 : type == RK_QTYPE_Q8_0 ? 34 : type == RK_QTYPE_F32 ? 128 : 64;
+    for (size_t n = n0; n < n1; n += RK_T16_NR) {
+        const uint8_t *w[RK_T16_NR], *pf[RK_T16_NR];
+        int nr = rk_t16_tile_rows(w, pf, blocks, rb, map, n, n1);
+        __m256 a[2 * RK_T16_NR];
+        for (int j = 0; j < 2 * RK_T16_NR; j++) a[j] = _mm256_setzero_ps();
+        for (size_t c0 = 0; c0 < k; c0 += KC) {
+            size_t kc = k - c0 < KC ? k - c0 : KC, full = kc / 32, rem = kc % 32;
+            for (int j = 0; j < RK_T16_NR; j++) {
+                float *out = buf + j * KC;
+                for (size_t cc = 0; cc < full; cc++) {
+                    __m256 o[4];
+                    _mm_prefetch((const char *)pf[j] + (c0 / 32 + cc) * cb, _MM_HINT_T1);
+                    q_dec2(type, w[j], c0 / 32 + cc, NULL, o);
+                    for (int i = 0; i < 4; i++) _mm256_store_ps(out + cc * 32 + 8 * i, o[i]);
+                }
+                if (rem) {
+                    __m256 o[4];
+                    q_dec2_tail(type, w[j], c0 / 32 + full, rem, o);
+                    for (int i = 0; i < 4; i++) _mm256_store_ps(out + full * 32 + 8 * i, o[i]);
+                }
+            }
+            rk_t16v2_tile_6(a, xt + c0 * 16, buf, KC, kc, NULL);
+            rk_t16v2_tile_6(a + 12, xt + c0 * 16, buf + 6 * KC, KC, kc, NULL);
+        }
+        rk_t16v2_store(y + n, ldy, a, nr, m, acc);
+    }
+}
+
+RK_Q_AVX2 static void qgemm_t16_avx2(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t rb,
+                                     const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
+    switch (type) {
+    case RK_QTYPE_Q4_1: q_gemm_t16_type2(RK_QTYPE_Q4_1, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_Q8_0: q_gemm_t16_type2(RK_QTYPE_Q8_0, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_F16: q_gemm_t16_type2(RK_QTYPE_F16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_BF16: q_gemm_t16_type2(RK_QTYPE_BF16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    case RK_QTYPE_F32: q_gemm_t16_type2(RK_QTYPE_F32, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
+    default: break;
+    }
+}
+
+RK_Q_AVX2 static void dequant_rows_avx2(float *dst, const void *blocks, int type, size_t rb, const int32_t *map,
+                                        size_t row0, size_t nrows, size_t cols) {
+    for (size_t r = 0; r < nrows; r++) {
+        const uint8_t *row = rk_mapped_row(blocks, rb, map, row0 + r);
+        float *out = dst + r * cols;
+        switch (type) {
+        case RK_QTYPE_Q4_1: q_dec_row2(RK_QTYPE_Q4_1, row, cols, out); break;
+        case RK_QTYPE_Q8_0: q_dec_row2(RK_QTYPE_Q8_0, row, cols, out); break;
+        case RK_QTYPE_F16: q_dec_row2(RK_QTYPE_F16, row, cols, out); break;
+        case RK_QTYPE_BF16: q_dec_row2(RK_QTYPE_BF16, row, cols, out); break;
+        case RK_QTYPE_F32: memcpy(out, row, cols * sizeof(float)); break;
+        default: break;
+        }
+    }
+}
 #else
 #define RK_Q_X86 0
 #endif
@@ -443,7 +715,11 @@ void rk_dequant_rows(float *dst, const void *blocks, int type, size_t row_bytes,
                      size_t row0, size_t nrows, size_t cols) {
     if (!q_supported(type)) return;
 #if RK_Q_X86
-    if (rk_uses_avx512()) { dequant_rows_avx512(dst, blocks, type, row_bytes, row_map, row0, nrows, cols); return; }
+    switch (rk_path()) {
+    case RK_PATH_AVX512: dequant_rows_avx512(dst, blocks, type, row_bytes, row_map, row0, nrows, cols); return;
+    case RK_PATH_AVX2: dequant_rows_avx2(dst, blocks, type, row_bytes, row_map, row0, nrows, cols); return;
+    default: break;
+    }
 #endif
     dequant_rows_portable(dst, blocks, type, row_bytes, row_map, row0, nrows, cols);
 }
@@ -453,9 +729,10 @@ void rk_qgemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, cons
                           int accumulate) {
     if (!q_supported(type) || m == 0 || n0 >= n1) return;
 #if RK_Q_X86
-    if (rk_uses_avx512()) {
-        qgemm_avx512(y, ldy, x, ldx, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
-        return;
+    switch (rk_path()) {
+    case RK_PATH_AVX512: qgemm_avx512(y, ldy, x, ldx, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate); return;
+    case RK_PATH_AVX2: qgemm_avx2(y, ldy, x, ldx, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate); return;
+    default: break;
     }
 #endif
     qgemm_portable(y, ldy, x, ldx, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
@@ -465,9 +742,10 @@ void rk_qgemm_few_rows_t16(float *y, size_t ldy, const float *xt, const void *bl
                            const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate) {
     if (!q_supported(type) || m == 0 || n0 >= n1) return;
 #if RK_Q_X86
-    if (rk_uses_avx512()) {
-        qgemm_t16_avx512(y, ldy, xt, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
-        return;
+    switch (rk_path()) {
+    case RK_PATH_AVX512: qgemm_t16_avx512(y, ldy, xt, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate); return;
+    case RK_PATH_AVX2: qgemm_t16_avx2(y, ldy, xt, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate); return;
+    default: break;
     }
 #endif
     qgemm_t16_portable(y, ldy, xt, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);

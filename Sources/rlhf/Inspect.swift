@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import ModelFormats
 import Models
+import TensorCore
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's configuration, tensors and chat template.")
@@ -13,6 +14,7 @@ struct Inspect: ParsableCommand {
     @Flag(help: "List every tensor.") var tensors = false
 
     func run() throws {
+        print("\(KernelDispatch.summary), threads: \(ThreadPool.shared.threadCount)")
         let path = try ModelRegistry.resolveFile(model, log: note).path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {

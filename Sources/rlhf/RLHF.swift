@@ -12,6 +12,10 @@ struct RLHF: ParsableCommand {
         subcommands: [Demo.self, SFT.self, Export.self, Generate.self, Chat.self, Tokenize.self, LogProbs.self, Inspect.self, Models.self])
 
     static func main() {
+        if let problem = KernelDispatch.environmentProblem(ProcessInfo.processInfo.environment) {
+            note("error: \(problem)")
+            Foundation.exit(2)
+        }
         MatMul.configureThreads()
         do {
             var command = try parseAsRoot()

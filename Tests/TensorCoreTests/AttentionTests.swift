@@ -65,8 +65,10 @@ import _TestSupport
         return out
     }
 
-    @Test(arguments: cases)
-    func forwardMatchesReference(_ c: Case) {
+    @Test(arguments: cases, KernelDispatch.availablePaths)
+    func forwardMatchesReference(_ c: Case, path: KernelPath) {
+        rk_set_thread_path(path.rawValue)
+        defer { rk_set_thread_path(-1) }
         var r = Rand(11)
         let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
         let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq)
@@ -77,9 +79,9 @@ import _TestSupport
         for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
     }
 
-    /// The decoding kernel (Tq ≤ 4) on both the AVX-512 path (D a multiple of 16) and the portable one:
-    /// query-head groups of 1–6 sharing a KV head (the AVX-512 kernels take 4, 3, 2 or 1 heads of D = 64,
-    /// 2 or 1 of D = 128, one of D = 256, any other multiple of 16 one at a time).
+    /// The decoding kernel (Tq ≤ 4) on every path the CPU has: query-head groups of 1–6 sharing a KV head
+    /// (the AVX-512 kernels take 4, 3, 2 or 1 heads of D = 64, 2 or 1 of D = 128, one of D = 256, any other
+    /// multiple of 16 one at a time; the AVX2 kernel any multiple of 64; other sizes run portable code).
     static let decodeCases: [Case] = [
         Case(b: 1, tq: 3, tk: 3, hq: 2, hkv: 2, d: 4, padding: .none),
         Case(b: 2, tq: 2, tk: 6, hq: 4, hkv: 2, d: 4, padding: .left),
@@ -92,8 +94,8 @@ import _TestSupport
         Case(b: 2, tq: 1, tk: 8, hq: 4, hkv: 2, d: 48, padding: .left),
     ]
 
-    @Test(arguments: decodeCases, [false, true])
-    func decodeMatchesReference(_ c: Case, portable: Bool) {
+    @Test(arguments: decodeCases, KernelDispatch.availablePaths)
+    func decodeMatchesReference(_ c: Case, path: KernelPath) {
         var r = Rand(14)
         let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
         let out = FloatBuffer(count: q.count)
@@ -117,9 +119,9 @@ import _TestSupport
             // forced on this thread is the one that runs (or run serially when the pool is busy elsewhere).
             parallelFor(2, cost: ThreadPool.wakeWorthyUnits) { r in
                 guard r.contains(0) else { return }
-                rk_force_portable(portable ? 1 : 0)
+                rk_set_thread_path(path.rawValue)
                 mask.withOptionalPointer { Attention.forwardDecode(out: out.pointer, q: q.pointer, k: kb.pointer, v: vb.pointer, keyMask: $0, shape: shape) }
-                rk_force_portable(0)
+                rk_set_thread_path(-1)
             }
             var worst: Float = 0
             for i in 0..<expected.count { worst = max(worst, abs(out.pointer[i] - expected[i])) }
@@ -127,8 +129,10 @@ import _TestSupport
         }
     }
 
-    @Test(arguments: cases)
-    func gradients(_ c: Case) {
+    @Test(arguments: cases, KernelDispatch.availablePaths)
+    func gradients(_ c: Case, path: KernelPath) {
+        rk_set_thread_path(path.rawValue)
+        defer { rk_set_thread_path(-1) }
         var r = Rand(12)
         let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
         let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq), w = r.buffer(q.count)

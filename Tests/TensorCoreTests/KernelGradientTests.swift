@@ -1,6 +1,7 @@
 // Finite-difference checks of every kernel's backward on small, odd shapes.
 
 import Testing
+import _CKernels
 import _TestSupport
 @testable import TensorCore
 
@@ -55,10 +56,10 @@ import _TestSupport
         expectClose(dx.pointer, numericGradient(x.pointer, count: n, loss), "dx")
     }
 
-    @Test(arguments: [false, true])
-    func swigluAndSilu(portable: Bool) {
-        KernelDispatch.forcePortable(portable)
-        defer { KernelDispatch.forcePortable(false) }
+    @Test(arguments: KernelDispatch.availablePaths)
+    func swigluAndSilu(path: KernelPath) {
+        rk_set_thread_path(path.rawValue)
+        defer { rk_set_thread_path(-1) }
         var r = Rand(4)
         let n = 37
         let g = r.buffer(n, scale: 2), u = r.buffer(n), y = FloatBuffer(count: n), wy = r.buffer(n)

@@ -1,6 +1,7 @@
 // The few-row decoding kernel against sgemm (both C paths), incl. odd sizes and accumulation.
 
 import Testing
+import _CKernels
 import _TestSupport
 @testable import TensorCore
 
@@ -13,16 +14,16 @@ import _TestSupport
         for accumulate in [false, true] {
             reference.pointer.update(from: y0.pointer, count: rows * outF)
             MatMul.gemm(reference.pointer, x.pointer, w.pointer, transB: true, m: rows, n: outF, k: inF, beta: accumulate ? 1 : 0)
-            for portable in [false, true] {
-                KernelDispatch.forcePortable(portable)
+            for path in KernelDispatch.availablePaths {
+                rk_set_thread_path(path.rawValue)
                 let y = FloatBuffer(count: rows * outF)
                 y.pointer.update(from: y0.pointer, count: rows * outF)
                 Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: rows, inFeatures: inF,
                                outFeatures: outF, accumulate: accumulate)
-                KernelDispatch.forcePortable(false)
+                rk_set_thread_path(-1)
                 for i in 0..<(rows * outF) {
                     #expect(abs(y.pointer[i] - reference.pointer[i]) <= 1e-4 * max(1, abs(reference.pointer[i])),
-                            "element \(i) accumulate \(accumulate) portable \(portable)")
+                            "element \(i) accumulate \(accumulate) path \(path)")
                 }
             }
         }

@@ -1,6 +1,6 @@
 // Quantised weights: exact dequantisation of hand-built ggml blocks (expected values computed here,
 // independently of the kernels), and the few-row / tiled products and backwardInput against fp32 sgemm
-// on the dequantised matrix, on both C paths (AVX-512 and portable), with and without a row map.
+// on the dequantised matrix, on every C path the CPU has (AVX-512, AVX2, portable), with and without a row map.
 
 import Testing
 import _CKernels
@@ -179,21 +179,20 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                 m.dequantize(into: all.pointer)
                 let part = FloatBuffer(count: 4 * cols)
                 m.dequantizeRows(3..<7, into: part.pointer)
-                // Both C paths directly on this thread.
+                // Every C path directly on this thread.
                 var paths: [[Float]] = []
-                for portable in [false, true] {
-                    KernelDispatch.forcePortable(portable)
+                for path in KernelDispatch.availablePaths {
+                    rk_set_thread_path(path.rawValue)
                     let out = FloatBuffer(count: rows * cols)
                     rk_dequant_rows(out.pointer, m.blocks, type.rawValue, m.rowBytes, m.rowMapPointer, 0, rows, cols)
-                    KernelDispatch.forcePortable(false)
+                    rk_set_thread_path(-1)
                     paths.append(out.array)
                 }
                 for e in 0..<(rows * cols) {
                     let bits = want.pointer[e].bitPattern
-                    let ok = all.pointer[e].bitPattern == bits && paths[0][e].bitPattern == bits
-                        && paths[1][e].bitPattern == bits
+                    let ok = all.pointer[e].bitPattern == bits && paths.allSatisfy { $0[e].bitPattern == bits }
                     if !ok {
-                        Issue.record("\(type) cols \(cols) map \(map != nil): element \(e) want \(want.pointer[e]) got \(all.pointer[e]) / avx \(paths[0][e]) / portable \(paths[1][e])")
+                        Issue.record("\(type) cols \(cols) map \(map != nil): element \(e) want \(want.pointer[e]) got \(all.pointer[e]) / paths \(KernelDispatch.availablePaths) \(paths.map { $0[e] })")
                         break
                     }
                 }
@@ -251,27 +250,27 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         expectClose(y.pointer, want.pointer, scale: scale, what)
                     }
                     // Each C path on this thread, in two column ranges (one ending mid-tile).
-                    for portable in [false, true] {
+                    for path in KernelDispatch.availablePaths {
                         y.pointer.update(from: y0.pointer, count: n * o)
-                        KernelDispatch.forcePortable(portable)
+                        rk_set_thread_path(path.rawValue)
                         let split = o / 2 + 1
                         for (lo, hi) in [(0, split), (split, o)] {
                             rk_qgemm_few_rows_nt(y.pointer, o, x.pointer, i, m.blocks, type.rawValue, m.rowBytes,
                                                  m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
                         }
-                        KernelDispatch.forcePortable(false)
-                        expectClose(y.pointer, want.pointer, scale: scale, what + " portable \(portable)")
+                        rk_set_thread_path(-1)
+                        expectClose(y.pointer, want.pointer, scale: scale, what + " path \(path)")
                         // The transposed kernel over the same two ranges.
                         let xt = FloatBuffer(count: i * 16)
                         y.pointer.update(from: y0.pointer, count: n * o)
-                        KernelDispatch.forcePortable(portable)
+                        rk_set_thread_path(path.rawValue)
                         rk_pack_rows_t16(xt.pointer, x.pointer, i, n, i)
                         for (lo, hi) in [(0, split), (split, o)] {
                             rk_qgemm_few_rows_t16(y.pointer, o, xt.pointer, m.blocks, type.rawValue, m.rowBytes,
                                                   m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
                         }
-                        KernelDispatch.forcePortable(false)
-                        expectClose(y.pointer, want.pointer, scale: scale, what + " transposed portable \(portable)")
+                        rk_set_thread_path(-1)
+                        expectClose(y.pointer, want.pointer, scale: scale, what + " transposed path \(path)")
                     }
                 }
             }
@@ -288,28 +287,28 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         let ld = (i + 31) / 32 * 32
         var xb = [UInt16](repeating: 0, count: n * ld)
         for r in 0..<n { for c in 0..<i { xb[r * ld + c] = UInt16(xr.pointer[r * i + c].bitPattern >> 16) } }
-        for portable in [false, true] {
+        for path in KernelDispatch.availablePaths {
             y.pointer.update(from: y0.pointer, count: n * o)
-            KernelDispatch.forcePortable(portable)
+            rk_set_thread_path(path.rawValue)
             for (lo, hi) in [(0, split), (split, o)] {
                 rk_bf16_gemm_few_rows_nt(y.pointer, o, xb, ld, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
                                          accumulate ? 1 : 0)
             }
-            KernelDispatch.forcePortable(false)
-            expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot rows portable \(portable)")
+            rk_set_thread_path(-1)
+            expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot rows path \(path)")
         }
         guard n >= 2 && n <= 16 else { return }
-        for portable in [false, true] {
+        for path in KernelDispatch.availablePaths {
             y.pointer.update(from: y0.pointer, count: n * o)
-            KernelDispatch.forcePortable(portable)
+            rk_set_thread_path(path.rawValue)
             rk_pack_rows_t16(xt.pointer, xr.pointer, i, n, i)
             rk_bf16_pairs_t16(xt.pointer, i)
             for (lo, hi) in [(0, split), (split, o)] {
                 rk_bf16_gemm_few_rows_t16(y.pointer, o, xt.pointer, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
                                           accumulate ? 1 : 0)
             }
-            KernelDispatch.forcePortable(false)
-            expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot portable \(portable)")
+            rk_set_thread_path(-1)
+            expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot path \(path)")
         }
     }
 
@@ -323,17 +322,17 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         for _ in 0..<4000 { values.append(Float(sign: r.next() & 1 == 0 ? .plus : .minus, exponent: Int(r.next() % 200) - 100,
                                                 significand: 1 + Float(r.next() % (1 << 23)) * 0x1p-23)) }
         let n = values.count
-        for portable in [false, true] {
-            KernelDispatch.forcePortable(portable)
+        for path in KernelDispatch.availablePaths {
+            rk_set_thread_path(path.rawValue)
             var rounded = [Float](repeating: 0, count: n), bits = [UInt16](repeating: 0, count: n)
             values.withUnsafeBufferPointer { rk_bf16_round(&rounded, $0.baseAddress!, n) }
             values.withUnsafeBufferPointer { rk_f32_to_bf16(&bits, $0.baseAddress!, n) }
-            KernelDispatch.forcePortable(false)
+            rk_set_thread_path(-1)
             for e in 0..<n {
                 let want = bf16Rounded(values[e])
                 let same = want.isNaN ? rounded[e].isNaN : rounded[e].bitPattern == want.bitPattern
-                #expect(same, "portable \(portable): bf16(\(values[e])) = \(rounded[e]), want \(want)")
-                #expect(UInt32(bits[e]) << 16 == rounded[e].bitPattern, "portable \(portable): bits of \(values[e])")
+                #expect(same, "path \(path): bf16(\(values[e])) = \(rounded[e]), want \(want)")
+                #expect(UInt32(bits[e]) << 16 == rounded[e].bitPattern, "path \(path): bits of \(values[e])")
                 if !same { break }
             }
         }
@@ -341,17 +340,17 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         let k = 5
         var x = Rand(8)
         let rows = x.buffer(16 * k)
-        for portable in [false, true] {
-            KernelDispatch.forcePortable(portable)
+        for path in KernelDispatch.availablePaths {
+            rk_set_thread_path(path.rawValue)
             let xt = FloatBuffer(count: k * 16)
             rk_pack_rows_t16(xt.pointer, rows.pointer, k, 16, k)
             rk_bf16_pairs_t16(xt.pointer, k)
-            KernelDispatch.forcePortable(false)
+            rk_set_thread_path(-1)
             let words = UnsafeRawPointer(xt.pointer).assumingMemoryBound(to: UInt32.self)
             for p in 0..<3 { for lane in 0..<16 {
                 let lo = bf16Rounded(rows.pointer[lane * k + 2 * p]).bitPattern >> 16
                 let hi = 2 * p + 1 < k ? bf16Rounded(rows.pointer[lane * k + 2 * p + 1]).bitPattern >> 16 : 0
-                #expect(words[p * 16 + lane] == lo | hi << 16, "portable \(portable) pair \(p) lane \(lane)")
+                #expect(words[p * 16 + lane] == lo | hi << 16, "path \(path) pair \(p) lane \(lane)")
             } }
         }
     }
@@ -371,12 +370,12 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             Issue.record("element \(e): \(back.pointer[e]) vs \(bf16Rounded(dense.pointer[e]))")
             break
         }
-        for (n, portable) in [1, 5, 12, 16, 40].flatMap({ n in [(n, false), (n, true)] }) {
-            // portable: without AVX512_BF16 the rounded inputs take the generic quantised / sgemm paths.
+        for (n, path) in [1, 5, 12, 16, 40].flatMap({ n in KernelDispatch.availablePaths.map { (n, $0) } }) {
+            // Below AVX-512 (or without AVX512_BF16) the rounded inputs take the generic quantised / sgemm paths.
             let x = r.buffer(n * i), y = FloatBuffer(count: n * o)
-            KernelDispatch.forcePortable(portable)
+            rk_set_thread_path(path.rawValue)
             QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n)
-            KernelDispatch.forcePortable(false)
+            rk_set_thread_path(-1)
             for row in 0..<n { for c in 0..<o {
                 var s = 0.0, mag = 0.0
                 for k in 0..<i {
@@ -385,7 +384,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     mag += abs(t)
                 }
                 let err = abs(Double(y.pointer[row * o + c]) - s) / mag
-                #expect(err <= 1e-5, "rows \(n) portable \(portable): y[\(row), \(c)] = \(y.pointer[row * o + c]), want \(s)")
+                #expect(err <= 1e-5, "rows \(n) path \(path): y[\(row), \(c)] = \(y.pointer[row * o + c]), want \(s)")
             } }
         }
     }
@@ -436,7 +435,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
     }
 
     /// Decode panels (Q4_1 / Q8_0 at 12–16 rows): bit-identical to the fp32 transposed tile on the dequantised
-    /// matrix (the AVX-512 kernels do the same operations in the same order), built once and counted in
+    /// matrix on every path (each path's kernels do the same operations in the same order), built once and counted in
     /// byteCount; each C path over panel ranges that split the matrix, against sgemm.
     @Test(arguments: [(16, 45, 96), (12, 16, 160), (14, 200, 288), (13, 33, 64)])
     func decodePanelsMatchTheFP32Tile(rows n: Int, outF o: Int, inF i: Int) {
@@ -456,22 +455,32 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     Linear.forward(out: dense.pointer, input: x.pointer, weight: w.pointer, rows: n, inFeatures: i, outFeatures: o,
                                    accumulate: accumulate)
                     QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
-                    if KernelDispatch.usesAVX512 {
-                        let differing = (0..<(n * o)).filter { y.pointer[$0].bitPattern != dense.pointer[$0].bitPattern }
-                        #expect(differing.isEmpty, "\(what): \(differing.count) outputs differ from the fp32 tile, first at \(differing.first ?? -1)")
+                    // Bit-identical on every path: the panel kernel and the fp32 tile of the same path run the same
+                    // operations in the same order (FMA chains over k on AVX2/AVX-512, multiply-then-add in C).
+                    for path in KernelDispatch.availablePaths {
+                        let yp = FloatBuffer(count: n * o), dp = FloatBuffer(count: n * o)
+                        yp.pointer.update(from: y0.pointer, count: n * o)
+                        dp.pointer.update(from: y0.pointer, count: n * o)
+                        KernelDispatch.withPath(path) {
+                            Linear.forward(out: dp.pointer, input: x.pointer, weight: w.pointer, rows: n, inFeatures: i,
+                                           outFeatures: o, accumulate: accumulate)
+                            QuantizedLinear.forward(out: yp.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
+                        }
+                        let differing = (0..<(n * o)).filter { yp.pointer[$0].bitPattern != dp.pointer[$0].bitPattern }
+                        #expect(differing.isEmpty, "\(what) path \(path): \(differing.count) outputs differ from the fp32 tile, first at \(differing.first ?? -1)")
                     }
                     let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
                     expectClose(y.pointer, want.pointer, scale: scale, what)
                     let xt = FloatBuffer(count: i * 16), panels = m.decodePanels!, count = (o + 15) / 16
-                    for portable in [false, true] {
+                    for path in KernelDispatch.availablePaths {
                         y.pointer.update(from: y0.pointer, count: n * o)
-                        KernelDispatch.forcePortable(portable)
+                        rk_set_thread_path(path.rawValue)
                         rk_pack_rows_t16(xt.pointer, x.pointer, i, n, i)
                         for (lo, hi) in [(0, count / 2), (count / 2, count)] {
                             rk_qpanels_gemm_t16(y.pointer, o, xt.pointer, panels, type.rawValue, o, n, lo, hi, i, accumulate ? 1 : 0, nil, 0)
                         }
-                        KernelDispatch.forcePortable(false)
-                        expectClose(y.pointer, want.pointer, scale: scale, what + " panels portable \(portable)")
+                        rk_set_thread_path(-1)
+                        expectClose(y.pointer, want.pointer, scale: scale, what + " panels path \(path)")
                     }
                 }
                 // As many bytes as the blocks, per row rounded up to whole panels of 16.

@@ -34,9 +34,3 @@ public enum SiLU {
         }
     }
 }
-
-/// Selects the portable C kernels instead of the AVX-512 ones (tests compare both paths).
-public enum KernelDispatch {
-    public static var usesAVX512: Bool { rk_uses_avx512() != 0 }
-    public static func forcePortable(_ portable: Bool) { rk_force_portable(portable ? 1 : 0) }
-}

@@ -164,7 +164,7 @@ public enum Attention {
     }
 
     /// Whether the fused C kernel (`rk_attention_forward_block`) runs this shape: AVX-512 and D a multiple of 16.
-    static func fused(_ s: AttentionShape) -> Bool { KernelDispatch.usesAVX512 && s.headDim % 16 == 0 }
+    static func fused(_ s: AttentionShape) -> Bool { KernelDispatch.path == .avx512 && s.headDim % 16 == 0 }
 
     /// Query rows per block: a block computes scores only for the keys its last row sees, which skips
     /// most of the masked upper triangle (at T = 256, 9/16 of the full square instead of all of it).

@@ -1,15 +1,31 @@
-// Compute-bound float32 kernels (anything that calls exp/log), written in C so that AVX-512 code can be
-// selected at run time without compiler flags (see shared/anchors/swift-compute.md, section 5).
-// Every function has a portable scalar path; the AVX-512F path is chosen once via __builtin_cpu_supports.
+// Compute-bound float32 kernels (anything that calls exp/log, and the hand-written products), written in C
+// so that vector code can be selected at run time without compiler flags (see
+// shared/anchors/swift-compute.md, section 5). Every function has three paths — portable C, AVX2+FMA+F16C
+// and AVX-512 (F/BW/VL/DQ) — chosen per call from the CPU's features (__builtin_cpu_supports, checked
+// once). x86 intrinsics sit behind `__x86_64__`; other targets (aarch64) compile the portable path only.
 // Rows are contiguous; `n` counts elements. Outputs come first, then inputs, then sizes.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
-/// Returns 1 when the AVX-512 implementations are in use.
-int rk_uses_avx512(void);
-/// Forces the portable path on the calling thread (tests compare both). 0 = auto, 1 = portable.
-void rk_force_portable(int portable);
+/// Kernel paths, ordered: a CPU that runs one runs every lower one.
+enum { RK_PATH_PORTABLE = 0, RK_PATH_AVX2 = 1, RK_PATH_AVX512 = 2 };
+/// The best path this CPU supports.
+int rk_path_cpu(void);
+/// The process's path: rk_path_cpu() capped by the environment variable RLHF_CPU (avx512 | avx2 | portable |
+/// auto; read once; an unknown value is ignored here — callers validate it with rk_path_parse).
+int rk_path_default(void);
+/// The path in use on the calling thread: rk_path_default() capped by rk_set_thread_path.
+int rk_path(void);
+/// Caps the calling thread's path (tests run every path; the thread pool passes a caller's cap to the helper
+/// that runs part of its loop). −1 removes the cap.
+void rk_set_thread_path(int path);
+/// The calling thread's cap, −1 when none.
+int rk_thread_path_cap(void);
+/// "portable", "avx2" or "avx512".
+const char *rk_path_name(int path);
+/// The path named `name` ("portable", "avx2", "avx512"), −1 for anything else (NULL included).
+int rk_path_parse(const char *name);
 
 /// y[i] = exp(x[i]) (x may alias y).
 void rk_exp(float *y, const float *x, size_t n);
@@ -157,7 +173,7 @@ void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *pane
 // BF16 weights × inputs rounded to bf16 (round-to-nearest-even, denormals → ±0, NaN kept: exactly
 // vcvtneps2bf16), products summed in fp32 — llama.cpp's and torch's bf16 matmul semantics.
 
-/// Returns 1 when the AVX512_BF16 kernels are in use (AVX-512 on, CPU has avx512bf16).
+/// Returns 1 when the AVX512_BF16 kernels are in use (the AVX-512 path, and the CPU has avx512bf16).
 int rk_uses_avx512bf16(void);
 /// dst[i] = bf16 bits of src[i].
 void rk_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
