@@ -38,6 +38,31 @@ static inline float rk_half_to_float(uint16_t h) {
     return r;
 }
 
+// Portable building blocks, written so that the compiler vectorises them with the baseline ISA (SSE2 on
+// x86-64, NEON on aarch64) without reassociating anything: explicit partial sums or independent lanes.
+
+// Σ a[i]·b[i] with 8 partial sums (lane l takes i ≡ l mod 8), then a fixed pairwise reduction and the tail.
+static inline float rk_dot_portable(const float *a, const float *b, size_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) s[l] += a[i + l] * b[i + l];
+    float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+// One weight row against the 16 packed input lanes (rk_pack_rows_t16): y[r·ldy] (+)= Σ_k xt[k][r] · w[k] for
+// r < m, each lane one chain over k in order (the order of the vector tiles, multiply and add separate).
+static inline void rk_t16_row_portable(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t k, int acc) {
+    float s[16] = {0};
+    for (size_t i = 0; i < k; i++) {
+        const float wi = w[i], *xi = xt + i * 16;
+        for (int r = 0; r < 16; r++) s[r] += xi[r] * wi;
+    }
+    for (size_t r = 0; r < m; r++) y[r * ldy] = acc ? y[r * ldy] + s[r] : s[r];
+}
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 

@@ -3,10 +3,15 @@
 // (scalef on AVX-512; two exponent-field multiplies on AVX2, the same single rounding); relative error
 // ≈ 2 ulp, inputs clamped to [-104, 88.7] so -inf gives exactly 0.
 #include "CKernels.h"
+#include "FewRowsTile.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// Portable code keeps each multiply and add separate (no fused contraction on targets with FMA, e.g. aarch64),
+// so the portable few-row products stay bit-identical to one another, as the panel kernels claim.
+#pragma STDC FP_CONTRACT OFF
 
 // ---------------------------------------------------------------- dispatch
 // The path in use = the best the CPU has, capped by RLHF_CPU (read once) and by the calling thread's cap
@@ -527,9 +532,7 @@ static void gemm_few_portable(float *y, size_t ldy, const float *x, size_t ldx, 
     for (size_t n = n0; n < n1; n++) {
         const float *wr = w + n * k;
         for (size_t r = 0; r < m; r++) {
-            const float *xr = x + r * ldx;
-            float s = 0.0f;
-            for (size_t i = 0; i < k; i++) s += xr[i] * wr[i];
+            float s = rk_dot_portable(x + r * ldx, wr, k);
             y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
         }
     }
@@ -754,18 +757,10 @@ void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k)
 
 static void gemm_t16_portable(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0, size_t n1,
                               size_t k, int acc) {
-    for (size_t n = n0; n < n1; n++) {
-        const float *wr = w + n * k;
-        for (size_t r = 0; r < m; r++) {
-            float s = 0.0f;
-            for (size_t i = 0; i < k; i++) s += xt[i * 16 + r] * wr[i];
-            y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
-        }
-    }
+    for (size_t n = n0; n < n1; n++) rk_t16_row_portable(y + n, ldy, xt, w + n * k, m, k, acc);
 }
 
 #if RK_X86
-#include "FewRowsTile.h"
 RK_AVX512 static void gemm_t16_avx512(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0,
                                       size_t n1, size_t k, int acc) {
     size_t n = n0;
@@ -831,9 +826,7 @@ static void attend_group_portable(float *out, const float *q, size_t g, const fl
         const float *qh = q + h * d;
         float *sh = scores + h * valid, *oh = out + h * d;
         for (size_t j = 0; j < valid; j++) {
-            float s = 0.0f;
-            for (size_t i = 0; i < d; i++) s += qh[i] * k[j * ld + i];
-            sh[j] = s * scale;
+            sh[j] = rk_dot_portable(qh, k + j * ld, d) * scale;
         }
         memset(oh, 0, d * sizeof(float));
         if (softmax_row_portable(sh, mask, valid, valid) == -INFINITY) continue;
@@ -1156,12 +1149,182 @@ RK_AVX512 static int attention_bwd_block_avx512(float *dq, float *dk, float *dv,
 }
 #endif
 
+#if RK_X86
+// AVX2: the same blocks with each 16-lane vector as two ymm (lanes 0–7, 8–15) and the register tiles of
+// FewRowsTile.h (6 keys or 6 columns × 16 lanes per tile).
+// The 16 lanes' causal + liveness test for key j: key j visible to row r when j ≤ pos0 + r.
+RK_AVX2 static inline __m256 causal_half(size_t j, size_t pos0, int half) {
+    __m256i lim = _mm256_add_epi32(_mm256_set1_epi32((int)pos0 + 1 + 8 * half), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(lim, _mm256_set1_epi32((int)j)));
+}
+
+// st[j][16] = Σ_d w[j, d] · xt[d] for j < nkeys.
+RK_AVX2 static void attention_key_scores_avx2(float *st, const float *xt, const float *w, size_t ldw, size_t nkeys, size_t d) {
+    size_t j = 0;
+    for (; j + 6 <= nkeys; j += 6) {
+        __m256 a[12];
+        for (int c = 0; c < 12; c++) a[c] = _mm256_setzero_ps();
+        rk_t16v2_tile_6(a, xt, w + j * ldw, ldw, d, NULL);
+        for (int c = 0; c < 12; c++) _mm256_store_ps(st + j * 16 + 8 * c, a[c]);
+    }
+    for (; j < nkeys; j++) {
+        __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        rk_t16v2_tile_1(a, xt, w + j * ldw, ldw, d, NULL);
+        _mm256_store_ps(st + j * 16, a[0]);
+        _mm256_store_ps(st + j * 16 + 8, a[1]);
+    }
+}
+
+// y[r, c] (=|+=) scale_r · Σ_j w[j, c] · st[j][r] for r < rows, c < d: the column tiles (6 columns × 16 lanes)
+// over the keys; inv (may be NULL) holds per-lane scales as two ymm.
+RK_AVX2 static void attention_cols_avx2(float *y, size_t ldy, const float *st, const float *w, size_t ldw, size_t nkeys,
+                                        size_t d, size_t rows, const __m256 *inv) {
+    for (size_t c0 = 0; c0 < d; c0 += 6) {
+        int nc = d - c0 < 6 ? (int)(d - c0) : 6;
+        __m256 a[12];
+        for (int c = 0; c < 12; c++) a[c] = _mm256_setzero_ps();
+        for (size_t j = 0; j < nkeys; j++) {
+            __m256 x0 = _mm256_load_ps(st + j * 16), x1 = _mm256_load_ps(st + j * 16 + 8);
+            const float *wr = w + j * ldw + c0;
+            for (int c = 0; c < 6; c++) {
+                if (c >= nc) break;
+                __m256 b = _mm256_broadcast_ss(wr + c);
+                a[2 * c] = _mm256_fmadd_ps(b, x0, a[2 * c]);
+                a[2 * c + 1] = _mm256_fmadd_ps(b, x1, a[2 * c + 1]);
+            }
+        }
+        if (inv) for (int c = 0; c < nc; c++) { a[2 * c] = _mm256_mul_ps(a[2 * c], inv[0]); a[2 * c + 1] = _mm256_mul_ps(a[2 * c + 1], inv[1]); }
+        rk_t16v2_store(y + c0, ldy, a, nc, rows, 0);
+    }
+}
+
+// y[j, :] += Σ_r st[j][r] · xp[r, :] for j < nkeys (xp: rows r × d, packed by pack_rows_blocks16_portable).
+RK_AVX2 static void attention_key_update_avx2(float *y, size_t ldy, const float *st, const float *xp, size_t rows,
+                                              size_t nkeys, size_t d) {
+    for (size_t cb = 0; cb < d / 16; cb++) {
+        const float *xb = xp + cb * 256;
+        size_t j = 0;
+        for (; j + 6 <= nkeys; j += 6) {
+            __m256 a[12];
+            for (int c = 0; c < 6; c++) {
+                a[2 * c] = _mm256_loadu_ps(y + (j + c) * ldy + cb * 16);
+                a[2 * c + 1] = _mm256_loadu_ps(y + (j + c) * ldy + cb * 16 + 8);
+            }
+            rk_t16v2_tile_6(a, xb, st + j * 16, 16, rows, NULL);
+            for (int c = 0; c < 6; c++) {
+                _mm256_storeu_ps(y + (j + c) * ldy + cb * 16, a[2 * c]);
+                _mm256_storeu_ps(y + (j + c) * ldy + cb * 16 + 8, a[2 * c + 1]);
+            }
+        }
+        for (; j < nkeys; j++) {
+            __m256 a[2] = {_mm256_loadu_ps(y + j * ldy + cb * 16), _mm256_loadu_ps(y + j * ldy + cb * 16 + 8)};
+            rk_t16v2_tile_1(a, xb, st + j * 16, 16, rows, NULL);
+            _mm256_storeu_ps(y + j * ldy + cb * 16, a[0]);
+            _mm256_storeu_ps(y + j * ldy + cb * 16 + 8, a[1]);
+        }
+    }
+}
+#endif
+
+// Rows r < m of x, 16 columns at a time: xp[(cb·16 + r)·16 + c] = x[r, cb·16 + c], rows m … 15 zero.
+static void pack_rows_blocks16_portable(float *xp, const float *x, size_t ldx, size_t m, size_t d) {
+    for (size_t cb = 0; cb < d / 16; cb++)
+        for (size_t r = 0; r < 16; r++)
+            for (size_t c = 0; c < 16; c++) xp[(cb * 16 + r) * 16 + c] = r < m ? x[r * ldx + cb * 16 + c] : 0.0f;
+}
+
+#if RK_X86
+RK_AVX2 static int attention_fwd_block_avx2(float *out, size_t ldo, float *lse, const float *q, size_t ldq,
+                                            const float *k, const float *v, size_t ldkv, const float *mask, size_t rows,
+                                            size_t nkeys, size_t pos0, size_t d, float scale, float *st, float *qt) {
+    pack_t16_portable(qt, q, ldq, rows, d);
+    attention_key_scores_avx2(st, qt, k, ldkv, nkeys, d);
+    const __m256 vscale = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps();
+    __m256 m[2] = {ninf, ninf}, l[2] = {zero, zero}, inv[2];
+    for (size_t j = 0; j < nkeys; j++)
+        for (int h = 0; h < 2; h++) {
+            __m256 sc = _mm256_mul_ps(_mm256_load_ps(st + j * 16 + 8 * h), vscale);
+            if (mask) sc = _mm256_add_ps(sc, _mm256_set1_ps(mask[j]));
+            sc = _mm256_blendv_ps(ninf, sc, causal_half(j, pos0, h));
+            _mm256_store_ps(st + j * 16 + 8 * h, sc);
+            m[h] = _mm256_max_ps(m[h], sc);
+        }
+    __m256 dead[2], msafe[2];
+    for (int h = 0; h < 2; h++) {
+        dead[h] = _mm256_cmp_ps(m[h], ninf, _CMP_EQ_OQ);  // rows whose keys are all masked
+        msafe[h] = _mm256_blendv_ps(m[h], zero, dead[h]);
+    }
+    for (size_t j = 0; j < nkeys; j++)
+        for (int h = 0; h < 2; h++) {
+            __m256 e = exp256(_mm256_sub_ps(_mm256_load_ps(st + j * 16 + 8 * h), msafe[h]));
+            _mm256_store_ps(st + j * 16 + 8 * h, e);
+            l[h] = _mm256_add_ps(l[h], e);
+        }
+    float mv[16] __attribute__((aligned(32))), lv[16] __attribute__((aligned(32)));
+    for (int h = 0; h < 2; h++) {
+        inv[h] = _mm256_blendv_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), l[h]), zero, dead[h]);
+        _mm256_store_ps(mv + 8 * h, m[h]);
+        _mm256_store_ps(lv + 8 * h, l[h]);
+    }
+    for (size_t r = 0; r < rows; r++) lse[r] = mv[r] == -INFINITY ? -INFINITY : mv[r] + logf(lv[r]);
+    attention_cols_avx2(out, ldo, st, v, ldkv, nkeys, d, rows, inv);
+    return 1;
+}
+
+RK_AVX2 static int attention_bwd_block_avx2(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                            const float *lse, const float *q, size_t ldq, const float *k, const float *v,
+                                            size_t ldkv, const float *mask, size_t rows, size_t nkeys, size_t pos0,
+                                            size_t d, float scale, float *st, float *gt, float *work) {
+    float *qt = work, *dot = work + d * 16, *qp = work + 2 * d * 16, *dop = work + 3 * d * 16;
+    pack_t16_portable(qt, q, ldq, rows, d);
+    pack_t16_portable(dot, dout, ldq, rows, d);
+    pack_rows_blocks16_portable(qp, q, ldq, rows, d);
+    pack_rows_blocks16_portable(dop, dout, ldq, rows, d);
+    attention_key_scores_avx2(st, qt, k, ldkv, nkeys, d);
+    attention_key_scores_avx2(gt, dot, v, ldkv, nkeys, d);
+    float lsev[16] __attribute__((aligned(32))), dl[16] __attribute__((aligned(32)));
+    for (size_t r = 0; r < 16; r++) {
+        lsev[r] = r < rows ? lse[r] : -INFINITY;
+        dl[r] = r < rows ? rk_dot_portable(dout + r * ldq, out + r * ldq, d) : 0.0f;
+    }
+    const __m256 vscale = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps();
+    __m256 l[2], live[2], delta[2];
+    for (int h = 0; h < 2; h++) {
+        l[h] = _mm256_load_ps(lsev + 8 * h);
+        live[h] = _mm256_cmp_ps(l[h], ninf, _CMP_NEQ_OQ);
+        l[h] = _mm256_blendv_ps(zero, l[h], live[h]);
+        delta[h] = _mm256_load_ps(dl + 8 * h);
+    }
+    for (size_t j = 0; j < nkeys; j++)
+        for (int h = 0; h < 2; h++) {
+            __m256 sc = _mm256_mul_ps(_mm256_load_ps(st + j * 16 + 8 * h), vscale);
+            if (mask) sc = _mm256_add_ps(sc, _mm256_set1_ps(mask[j]));
+            __m256 ok = _mm256_and_ps(live[h], causal_half(j, pos0, h));
+            __m256 p = _mm256_and_ps(ok, exp256(_mm256_sub_ps(_mm256_blendv_ps(ninf, sc, ok), l[h])));
+            _mm256_store_ps(st + j * 16 + 8 * h, p);
+            __m256 g = _mm256_mul_ps(_mm256_mul_ps(p, _mm256_sub_ps(_mm256_load_ps(gt + j * 16 + 8 * h), delta[h])), vscale);
+            _mm256_store_ps(gt + j * 16 + 8 * h, g);
+        }
+    attention_cols_avx2(dq, ldq, gt, k, ldkv, nkeys, d, rows, NULL);  // dQᵀ[c] = Σ_j K[j, c] · dSᵀ[j]
+    attention_key_update_avx2(dv, ldkv, st, dop, rows, nkeys, d);
+    attention_key_update_avx2(dk, ldkv, gt, qp, rows, nkeys, d);
+    return 1;
+}
+#endif
+
 int rk_attention_forward_block(float *out, size_t ldo, float *lse, const float *q, size_t ldq, const float *k,
                                const float *v, size_t ldkv, const float *mask, size_t rows, size_t nkeys, size_t pos0,
                                size_t d, float scale, float *st, float *qt) {
 #if RK_X86
-    if (rk_path() == RK_PATH_AVX512 && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
-        return attention_fwd_block_avx512(out, ldo, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d, scale, st, qt);
+    if (d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0) {
+        switch (rk_path()) {
+        case RK_PATH_AVX512:
+            return attention_fwd_block_avx512(out, ldo, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d, scale, st, qt);
+        case RK_PATH_AVX2:
+            return attention_fwd_block_avx2(out, ldo, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d, scale, st, qt);
+        default: break;
+        }
+    }
 #endif
     (void)out; (void)ldo; (void)lse; (void)q; (void)ldq; (void)k; (void)v; (void)ldkv; (void)mask; (void)rows;
     (void)nkeys; (void)pos0; (void)d; (void)scale; (void)st; (void)qt;
@@ -1173,9 +1336,17 @@ int rk_attention_backward_block(float *dq, float *dk, float *dv, const float *do
                                 const float *mask, size_t rows, size_t nkeys, size_t pos0, size_t d, float scale,
                                 float *st, float *gt, float *work) {
 #if RK_X86
-    if (rk_path() == RK_PATH_AVX512 && d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0)
-        return attention_bwd_block_avx512(dq, dk, dv, dout, out, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d,
-                                          scale, st, gt, work);
+    if (d % 16 == 0 && d > 0 && rows >= 1 && rows <= 16 && nkeys > 0) {
+        switch (rk_path()) {
+        case RK_PATH_AVX512:
+            return attention_bwd_block_avx512(dq, dk, dv, dout, out, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d,
+                                              scale, st, gt, work);
+        case RK_PATH_AVX2:
+            return attention_bwd_block_avx2(dq, dk, dv, dout, out, lse, q, ldq, k, v, ldkv, mask, rows, nkeys, pos0, d,
+                                            scale, st, gt, work);
+        default: break;
+        }
+    }
 #endif
     (void)dq; (void)dk; (void)dv; (void)dout; (void)out; (void)lse; (void)q; (void)ldq; (void)k; (void)v; (void)ldkv;
     (void)mask; (void)rows; (void)nkeys; (void)pos0; (void)d; (void)scale; (void)st; (void)gt; (void)work;

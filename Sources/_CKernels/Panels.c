@@ -64,7 +64,7 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
                              size_t p0, size_t p1, size_t k, int acc) {
     const size_t bb = qp_block_bytes(type), nb = k / 32;
     for (size_t p = p0; p < p1; p++) {
-        float s[16][16] = {{0}};
+        float s[16][16] = {{0}};  // s[n][r]: weight row 16p + n, input row r
         const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
         for (size_t b = 0; b < nb; b++, pb += bb) {
             for (size_t n = 0; n < 16; n++) {
@@ -81,14 +81,14 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
                         w = (float)(int8_t)pb[32 + 16 * i + n] * d;
                     }
                     const float *xk = xt + (b * 32 + i) * 16;
-                    for (size_t r = 0; r < m; r++) s[r][n] += w * xk[r];
+                    for (size_t r = 0; r < 16; r++) s[n][r] += w * xk[r];  // lanes ≥ m are packed zeros
                 }
             }
         }
         for (size_t r = 0; r < m; r++)
             for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) {
                 float *o = y + r * ldy + 16 * p + n;
-                *o = acc ? *o + s[r][n] : s[r][n];
+                *o = acc ? *o + s[n][r] : s[n][r];
             }
     }
 }

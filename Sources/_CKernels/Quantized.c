@@ -86,12 +86,7 @@ static void qgemm_portable(float *y, size_t ldy, const float *x, size_t ldx, con
             for (size_t c = 0; c < k; c += Q_PORTABLE_CHUNK) {
                 size_t len = k - c < Q_PORTABLE_CHUNK ? k - c : Q_PORTABLE_CHUNK;
                 q_decode_portable(type, row, c, len, buf);
-                for (size_t r = 0; r < mr; r++) {
-                    const float *xr = x + (r0 + r) * ldx + c;
-                    float t = s[r];
-                    for (size_t i = 0; i < len; i++) t += xr[i] * buf[i];
-                    s[r] = t;
-                }
+                for (size_t r = 0; r < mr; r++) s[r] += rk_dot_portable(x + (r0 + r) * ldx + c, buf, len);
             }
             for (size_t r = 0; r < mr; r++) {
                 float *yp = y + (r0 + r) * ldy + n;
@@ -109,11 +104,7 @@ static void qgemm_t16_portable(float *y, size_t ldy, const float *xt, const void
     if (!row) return;
     for (size_t n = n0; n < n1; n++) {
         q_decode_portable(type, rk_mapped_row(blocks, rb, map, n), 0, k, row);
-        for (size_t r = 0; r < m; r++) {
-            float s = 0.0f;
-            for (size_t i = 0; i < k; i++) s += xt[i * 16 + r] * row[i];
-            y[r * ldy + n] = acc ? y[r * ldy + n] + s : s;
-        }
+        rk_t16_row_portable(y + n, ldy, xt, row, m, k, acc);
     }
     free(row);
 }

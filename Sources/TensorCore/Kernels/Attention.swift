@@ -163,8 +163,8 @@ public enum Attention {
         if MatMul.mode == .poolSplit { parallelFor(count, cost: Int.max / 2, body) } else { body(0..<count) }
     }
 
-    /// Whether the fused C kernel (`rk_attention_forward_block`) runs this shape: AVX-512 and D a multiple of 16.
-    static func fused(_ s: AttentionShape) -> Bool { KernelDispatch.path == .avx512 && s.headDim % 16 == 0 }
+    /// Whether the fused C kernel (`rk_attention_forward_block`) runs this shape: a vector path (AVX2 or AVX-512) and D a multiple of 16.
+    static func fused(_ s: AttentionShape) -> Bool { KernelDispatch.path != .portable && s.headDim % 16 == 0 }
 
     /// Query rows per block: a block computes scores only for the keys its last row sees, which skips
     /// most of the masked upper triangle (at T = 256, 9/16 of the full square instead of all of it).

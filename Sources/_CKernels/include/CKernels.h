@@ -75,7 +75,7 @@ void rk_attend_group(float *out, const float *q, size_t g, const float *k, const
 /// mask_j) v_j and lse[r] (the row's log-sum-exp; -INFINITY and a zero row when every key is masked).
 /// q/out rows are ldq/ldo floats apart, k/v rows ldkv; mask (additive, may be NULL) has nkeys entries.
 /// Scratch: st holds nkeys·16 floats, qt d·16 floats, both 64-byte aligned. Returns 0 (and does nothing)
-/// when the fused kernel does not apply (no AVX-512, or d not a multiple of 16): use GEMMs instead.
+/// when the fused kernel does not apply (the portable path, or d not a multiple of 16): use GEMMs instead.
 int rk_attention_forward_block(float *out, size_t ldo, float *lse, const float *q, size_t ldq, const float *k,
                                const float *v, size_t ldkv, const float *mask, size_t rows, size_t nkeys, size_t pos0,
                                size_t d, float scale, float *st, float *qt);
