@@ -155,6 +155,16 @@ extension KernelBenchmarks {
                 }
             }
         }
+        // Batch 1: the weight stream alone (425 MB per step from memory), for the batch-1 --dense decode step.
+        let step1 = measure(runs: 9) {
+            for layer in layerWeights {
+                for (w, (o, i)) in zip(layer, shapes) {
+                    Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: 1, inFeatures: i, outFeatures: o)
+                }
+            }
+        }
+        let bytes = Double(30 * shapes.reduce(0) { $0 + $1.0 * $1.1 } * 4)
+        print("decode step projections, 1 row × 30 layers × 7: \(String(format: "%.2f", step1.median * 1e3)) ms, \(f1(bytes / step1.median / 1e9)) GB/s of weights")
         let flops = 2.0 * 16 * Double(30 * shapes.reduce(0) { $0 + $1.0 * $1.1 })
         print("decode step projections, 16 rows × 30 layers × 7: \(String(format: "%.2f", step.median * 1e3)) ms, \(f1(flops / step.median / 1e9)) GFLOP/s (one layer's weights from cache: \(String(format: "%.2f", hot.median * 1e3)) ms, \(f1(flops / hot.median / 1e9)) GFLOP/s)")
         // The same step with the weights in Q4_1 decode panels (what a kept-quantised SmolLM2 runs).

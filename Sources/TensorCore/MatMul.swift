@@ -39,17 +39,22 @@ public enum MatMul {
         }
         let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
         if mode == .poolSplit && ThreadPool.shared.threadCount > 1 && 2 * m * n * k >= 1 << 21 {
-            // Split the larger of M and N across our threads; each block is an independent sgemm.
-            let splitN = n >= m
-            parallelFor(splitN ? n : m, grain: 16, cost: Int.max / 2) { r in
-                if splitN {
-                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(r.count), Int32(k), alpha, a, Int32(lda),
-                                b + (transB ? r.lowerBound * ldb : r.lowerBound), Int32(ldb), beta, c + r.lowerBound, Int32(ldc))
-                } else {
-                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(r.count), Int32(n), Int32(k), alpha, a + (transA ? r.lowerBound : r.lowerBound * lda), Int32(lda),
-                                b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
+            // Split the larger of M and N into one block per thread; each block is an independent sgemm. The
+            // blocks are the same when the pool runs them serially (it is busy with another caller, or this is
+            // a nested call), so the result never depends on how many threads were free.
+            let splitN = n >= m, count = splitN ? n : m, blocks = min(ThreadPool.shared.threadCount, max(1, count / 16))
+            parallelFor(blocks, cost: Int.max / 2) { range in
+                for block in range {
+                    let r = (count * block / blocks)..<(count * (block + 1) / blocks)
+                    if splitN {
+                        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                    Int32(m), Int32(r.count), Int32(k), alpha, a, Int32(lda),
+                                    b + (transB ? r.lowerBound * ldb : r.lowerBound), Int32(ldb), beta, c + r.lowerBound, Int32(ldc))
+                    } else {
+                        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                    Int32(r.count), Int32(n), Int32(k), alpha, a + (transA ? r.lowerBound : r.lowerBound * lda),
+                                    Int32(lda), b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
+                    }
                 }
             }
             return

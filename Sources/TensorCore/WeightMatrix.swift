@@ -68,7 +68,7 @@ extension WeightMatrix {
     /// (batched decoding), when every weight is dense fp32 or Q4_1/Q8_0, the input is packed once and the
     /// register tiles of all products run in one parallel pass: one wake-up and barrier instead of one per
     /// weight (at a decode step's ~20–100 µs per product, the per-product packing and barrier were ~5–10 % of
-    /// it); `Linear.forward` and `QuantizedLinear.forward` run their 12–16-row dense and panel products through
+    /// it); below 12 rows the dot-product tiles of all products likewise run in one pass of claimed chunks; `Linear.forward` and `QuantizedLinear.forward` run their 12–16-row dense and panel products through
     /// here too, so every decode-size product claims its tiles the same way. Otherwise the products run in turn.
     /// `prefetch`: memory to bring into cache while the panel products compute (see `PrefetchList`).
     public static func forwardGroup(_ products: [GroupProduct], input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int,
@@ -96,6 +96,31 @@ extension WeightMatrix {
                 }
             }
         }
+        let transposed = !tiles.isEmpty
+        if n > 0 && n < Linear.transposedFewRows {
+            // Fewer rows: the dot-product kernels on tiles of 4 weight rows (the ones `Linear.forward` and
+            // `QuantizedLinear.forward` run for these sizes), all products in one pass of claimed chunks.
+            for p in products {
+                let o = p.outFeatures, y = p.out, acc: Int32 = p.accumulate ? 1 : 0
+                switch p.weight {
+                case let .dense(w):
+                    tiles.append((4, { _, t0, t1 in
+                        rk_gemm_few_rows_nt(y, o, x, inFeatures, w, n, t0 * 4, min(o, t1 * 4), inFeatures, acc)
+                    }))
+                case let .quantized(q):
+                    guard q.rows == o, q.columns == inFeatures, q.type != .bf16 else { break }  // bf16: rounded inputs first
+                    let type = q.type.rawValue, blocks = q.blocks, rb = q.rowBytes, map = q.rowMapPointer
+                    if n == 1, let panels = q.singleRowPanels {
+                        tiles.append((16, { _, t0, t1 in rk_qpanels_gemv(y, x, panels, type, o, t0, t1, inFeatures, acc) }))
+                        continue
+                    }
+                    tiles.append((4, { _, t0, t1 in
+                        rk_qgemm_few_rows_nt(y, o, x, inFeatures, blocks, type, rb, map, n, t0 * 4, min(o, t1 * 4), inFeatures,
+                                             acc)
+                    }))
+                }
+            }
+        }
         guard !products.isEmpty, tiles.count == products.count else {
             for p in products {
                 p.weight.forward(out: p.out, input: x, rows: n, inFeatures: inFeatures, outFeatures: p.outFeatures,
@@ -106,10 +131,18 @@ extension WeightMatrix {
         prefetch?.spread(over: blockSteps)
         var starts = [0]  // first global tile of each product
         for (p, t) in zip(products, tiles) { starts.append(starts.last! + (p.outFeatures + t.rows - 1) / t.rows) }
-        Linear.forEachTransposedTile(input: x, rows: n, inFeatures: inFeatures, tiles: starts.last!, claimed: true) { packed, t0, t1 in
+        let runTiles = { (packed: UnsafePointer<Float>, t0: Int, t1: Int) in
             for j in tiles.indices {
                 let lo = max(t0, starts[j]), hi = min(t1, starts[j + 1])
                 if lo < hi { tiles[j].run(packed, lo - starts[j], hi - starts[j]) }
+            }
+        }
+        if transposed {
+            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: inFeatures, tiles: starts.last!, claimed: true, runTiles)
+        } else {
+            let count = starts.last!
+            parallelForClaimed(count, chunk: max(1, count / (12 * ThreadPool.shared.threadCount))) { r in
+                runTiles(x, r.lowerBound, r.upperBound)
             }
         }
     }

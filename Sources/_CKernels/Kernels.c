@@ -626,6 +626,7 @@ RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size
 // vectors + the input fit the 16 ymm registers), the tile's weights re-read from L1 for further row pairs.
 RK_AVX2 static void gemv_rows_avx2(float *y, const float *x, const float *w, size_t n0, size_t n1, size_t k, int acc) {
     size_t kv = k & ~(size_t)7;
+
     for (size_t n = n0; n < n1; n++) {
         const float *wr = w + n * k;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -1224,7 +1225,6 @@ RK_AVX2 static void attention_key_update_avx2(float *y, size_t ldy, const float 
         }
     }
 }
-#endif
 
 // Rows r < m of x, 16 columns at a time: xp[(cb·16 + r)·16 + c] = x[r, cb·16 + c], rows m … 15 zero.
 static void pack_rows_blocks16_portable(float *xp, const float *x, size_t ldx, size_t m, size_t d) {
@@ -1233,7 +1233,6 @@ static void pack_rows_blocks16_portable(float *xp, const float *x, size_t ldx, s
             for (size_t c = 0; c < 16; c++) xp[(cb * 16 + r) * 16 + c] = r < m ? x[r * ldx + cb * 16 + c] : 0.0f;
 }
 
-#if RK_X86
 RK_AVX2 static int attention_fwd_block_avx2(float *out, size_t ldo, float *lse, const float *q, size_t ldq,
                                             const float *k, const float *v, size_t ldkv, const float *mask, size_t rows,
                                             size_t nkeys, size_t pos0, size_t d, float scale, float *st, float *qt) {

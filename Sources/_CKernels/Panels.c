@@ -248,9 +248,100 @@ RK_QP_AVX2 static void qp_gemm_avx2(float *y, size_t ldy, const float *xt, const
         }
     }
 }
+
+// One input row (batch-1 decoding) on AVX2, where the row-major Q4_1 product spends ~a quarter of its time
+// converting and broadcasting each block's fp16 scales: in a panel the 16 rows' scales are two vectors
+// (no broadcasts), and each column's quants widen straight into the rows' lanes; the input element is the
+// broadcast. Four accumulators (rows 0–7 / 8–15 × even / odd columns) keep the FMA chains off the
+// critical path. Same bytes per weight as the blocks.
+RK_QP_AVX2 static void qp_gemv_avx2(float *y, const float *x, const void *panels, int type, size_t rows, size_t p0,
+                                    size_t p1, size_t k, int accumulate) {
+    const size_t bb = qp_block_bytes(type), nb = k / 32;
+    const __m256i low = _mm256_set1_epi32(0xF);
+    for (size_t p = p0; p < p1; p++) {
+        const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *xb = x;
+        for (size_t b = 0; b < nb; b++, pb += bb, xb += 32) {
+            for (size_t l = 0; l < bb; l += 64) _mm_prefetch((const char *)pb + 4096 + l, _MM_HINT_T0);  // 4 KB ahead
+            if (type == RK_QTYPE_Q4_1) {
+                const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));
+                const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 16)));
+                const __m256 m0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 32)));
+                const __m256 m1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 48)));
+                for (int j = 0; j < 16; j++) {
+                    __m256i r0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(pb + 64 + 16 * j)));
+                    __m256i r1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(pb + 72 + 16 * j)));
+                    __m256 x0 = _mm256_broadcast_ss(xb + 2 * j), x1 = _mm256_broadcast_ss(xb + 2 * j + 1);
+                    a0 = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r0, low)), d0, m0), x0, a0);
+                    a1 = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r0, 4)), d0, m0), x1, a1);
+                    a2 = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r1, low)), d1, m1), x0, a2);
+                    a3 = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r1, 4)), d1, m1), x1, a3);
+                }
+            } else {
+                const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));
+                const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 16)));
+                for (int j = 0; j < 32; j += 2) {
+                    __m256 x0 = _mm256_broadcast_ss(xb + j), x1 = _mm256_broadcast_ss(xb + j + 1);
+                    const uint8_t *q = pb + 32 + 16 * j;
+                    a0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q))), d0), x0, a0);
+                    a2 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)))), d1), x0, a2);
+                    a1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16)))), d0), x1, a1);
+                    a3 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 24)))), d1), x1, a3);
+                }
+            }
+        }
+        __m256 h[2] = {_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)};
+        for (size_t half = 0; half < 2; half++) {
+            size_t n = 16 * p + 8 * half;
+            if (n >= rows) break;
+            size_t live = rows - n < 8 ? rows - n : 8;
+            const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256 v = accumulate ? _mm256_add_ps(_mm256_maskload_ps(y + n, lanes), h[half]) : h[half];
+            _mm256_maskstore_ps(y + n, lanes, v);
+        }
+    }
+}
 #else
 #define RK_QP_X86 0
 #endif
+
+static void qp_gemv_portable(float *y, const float *x, const void *panels, int type, size_t rows, size_t p0, size_t p1,
+                             size_t k, int acc) {
+    const size_t bb = qp_block_bytes(type), nb = k / 32;
+    for (size_t p = p0; p < p1; p++) {
+        float s[16] = {0};
+        const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
+        for (size_t b = 0; b < nb; b++, pb += bb) {
+            for (size_t n = 0; n < 16; n++) {
+                uint16_t hd, hm;
+                memcpy(&hd, pb + 2 * n, 2);
+                float d = rk_half_to_float(hd), mn = 0.0f;
+                if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = rk_half_to_float(hm); }
+                for (size_t i = 0; i < 32; i++) {
+                    float w;
+                    if (type == RK_QTYPE_Q4_1) {
+                        uint8_t byte = pb[64 + 16 * (i / 2) + n];
+                        w = (float)(i % 2 ? byte >> 4 : byte & 0xF) * d + mn;
+                    } else {
+                        w = (float)(int8_t)pb[32 + 16 * i + n] * d;
+                    }
+                    s[n] += w * x[b * 32 + i];
+                }
+            }
+        }
+        for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) y[16 * p + n] = acc ? y[16 * p + n] + s[n] : s[n];
+    }
+}
+
+void rk_qpanels_gemv(float *y, const float *x, const void *panels, int type, size_t rows, size_t p0, size_t p1, size_t k,
+                     int accumulate) {
+    if (qp_block_bytes(type) == 0 || k % 32 != 0 || p0 >= p1) return;
+#if RK_QP_X86
+    if (rk_path() != RK_PATH_PORTABLE) { qp_gemv_avx2(y, x, panels, type, rows, p0, p1, k, accumulate); return; }
+#endif
+    qp_gemv_portable(y, x, panels, type, rows, p0, p1, k, accumulate);
+}
 
 void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
                          size_t p0, size_t p1, size_t k, int accumulate, const rk_prefetch_list *prefetch, size_t step0) {

@@ -580,6 +580,58 @@ RK_Q_AVX2 RK_Q_INLINE void q_tile2(const int type, const int MR, float *y, size_
     }
 }
 
+// One input row: weight rows one after another (one sequential stream, as the fp32 gemv), each chunk
+// decoded and consumed at once by 8 accumulators (two chunks in flight, so the FMA chains are not the
+// limit); the row 4 ahead is prefetched. Keeping one row's decoding in registers avoids the spills of a
+// 4-row tile with 16 ymm registers. Measured on Zen 3, L2-resident: ~9.7 cycles per 32 Q4_1 weights, ~2.6 of
+// them converting and broadcasting the fp16 scales.
+RK_Q_AVX2 RK_Q_INLINE void q_gemv_type2(const int type, float *y, const float *x, const void *blocks, size_t rb,
+                                        const int32_t *map, size_t n0, size_t n1, size_t k, int acc) {
+    const size_t cb = type == RK_QTYPE_Q4_1 ? 20 : type == RK_QTYPE_Q8_0 ? 34 : type == RK_QTYPE_F32 ? 128 : 64;
+    const int qtype = type == RK_QTYPE_Q4_1 || type == RK_QTYPE_Q8_0;
+    const size_t nc = k / 32, rem = qtype ? 0 : k % 32;
+    for (size_t n = n0; n < n1; n++) {
+        const uint8_t *w = rk_mapped_row(blocks, rb, map, n);
+        const uint8_t *pf = rk_mapped_row(blocks, rb, map, n + 4 < n1 ? n + 4 : n1 - 1);
+        __m256 a[8];
+        for (int t = 0; t < 8; t++) a[t] = _mm256_setzero_ps();
+        float hdr[8];
+#define Q_GEMV2_CHUNK(c, h, par)                                                                   \
+        do {                                                                                       \
+            __m256 wv[4];                                                                          \
+            q_dec2(type, w, (c), (h), wv);                                                         \
+            for (int t = 0; t < 4; t++)                                                            \
+                a[4 * (par) + t] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (c) * 32 + 8 * t), wv[t], a[4 * (par) + t]); \
+        } while (0)
+        for (size_t c = 0; c < nc; c += 4) {
+            size_t count = nc - c < 4 ? nc - c : 4;
+            _mm_prefetch((const char *)pf + c * cb, _MM_HINT_T0);
+            if (cb * 4 > 64) _mm_prefetch((const char *)pf + c * cb + 64, _MM_HINT_T0);
+            if (cb * 4 > 128) { _mm_prefetch((const char *)pf + c * cb + 128, _MM_HINT_T0); _mm_prefetch((const char *)pf + c * cb + 192, _MM_HINT_T0); }
+            if (type == RK_QTYPE_Q4_1) q41_scales4_avx2(w, c, count, hdr);
+            for (size_t cc = 0; cc < count; cc++) {
+                const float *h = type == RK_QTYPE_Q4_1 ? hdr + 2 * cc : NULL;
+                if (cc & 1) Q_GEMV2_CHUNK(c + cc, h, 1);
+                else Q_GEMV2_CHUNK(c + cc, h, 0);
+            }
+        }
+#undef Q_GEMV2_CHUNK
+        if (rem) {
+            float xt[32] __attribute__((aligned(32))) = {0};
+            memcpy(xt, x + nc * 32, rem * sizeof(float));
+            __m256 wv[4];
+            q_dec2_tail(type, w, nc, rem, wv);
+            for (int t = 0; t < 4; t++) a[t] = _mm256_fmadd_ps(_mm256_load_ps(xt + 8 * t), wv[t], a[t]);
+        }
+        __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[1], a[5])),
+                                 _mm256_add_ps(_mm256_add_ps(a[2], a[6]), _mm256_add_ps(a[3], a[7])));
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        float s = _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+        y[n] = acc ? y[n] + s : s;
+    }
+}
+
 // Decodes a whole row (k elements; Q types: k a multiple of 32) to out.
 RK_Q_AVX2 RK_Q_INLINE void q_dec_row2(const int type, const uint8_t *row, size_t k, float *out) {
     size_t nc = k / 32, rem = k % 32;
@@ -594,6 +646,7 @@ RK_Q_AVX2 RK_Q_INLINE void q_dec_row2(const int type, const uint8_t *row, size_t
 RK_Q_AVX2 RK_Q_INLINE void q_gemm_type2(const int type, float *y, size_t ldy, const float *x, size_t ldx,
                                         const void *blocks, size_t rb, const int32_t *map, size_t m, size_t n0,
                                         size_t n1, size_t k, int acc) {
+    if (m == 1) { q_gemv_type2(type, y, x, blocks, rb, map, n0, n1, k, acc); return; }
     size_t kp = (k + 31) & ~(size_t)31;
     float *scr = NULL;
     if (m > 2) {

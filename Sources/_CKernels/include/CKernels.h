@@ -169,6 +169,11 @@ typedef struct {
 void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
                          size_t p0, size_t p1, size_t k, int accumulate, const rk_prefetch_list *prefetch, size_t step0);
 
+/// y[n] (+)= Σ_k W[n, k] · x[k] for one input row x (k floats) and rows n in [16·p0, min(16·p1, rows)): the
+/// panels read by batch-1 decoding on AVX2 (AVX2 code on both vector paths, portable C otherwise).
+void rk_qpanels_gemv(float *y, const float *x, const void *panels, int type, size_t rows, size_t p0, size_t p1, size_t k,
+                     int accumulate);
+
 // ---------------------------------------------------------------- bf16 products (BF16.c)
 // BF16 weights × inputs rounded to bf16 (round-to-nearest-even, denormals → ±0, NaN kept: exactly
 // vcvtneps2bf16), products summed in fp32 — llama.cpp's and torch's bf16 matmul semantics.
