@@ -481,6 +481,14 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         }
                         rk_set_thread_path(-1)
                         expectClose(y.pointer, want.pointer, scale: scale, what + " panels path \(path)")
+                        // The single-row panel product (batch-1 decoding on AVX2) on input row 0.
+                        y.pointer.update(from: y0.pointer, count: n * o)
+                        rk_set_thread_path(path.rawValue)
+                        for (lo, hi) in [(0, count / 2), (count / 2, count)] {
+                            rk_qpanels_gemv(y.pointer, x.pointer, panels, type.rawValue, o, lo, hi, i, accumulate ? 1 : 0)
+                        }
+                        rk_set_thread_path(-1)
+                        expectClose(y.pointer, want.pointer, scale: Array(scale[0..<o]), what + " single-row panels path \(path)")
                     }
                 }
                 // As many bytes as the blocks, per row rounded up to whole panels of 16.
