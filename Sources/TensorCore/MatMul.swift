@@ -69,8 +69,9 @@ public enum MatMul {
 /// A fully-connected layer without bias in the `nn.Linear` layout: W is [O, I], y = x Wᵀ.
 /// N = rows (tokens), I = input features, O = output features.
 public enum Linear {
-    /// At or below this many rows the product runs on our few-row kernel instead of sgemm, whose
-    /// packing dominates at small M (measured: `sgemm_incopy` as costly as the kernel at M = 16).
+    /// At or below this many rows the product runs on our few-row kernels (through `WeightMatrix.forwardGroup`)
+    /// instead of sgemm, whose packing dominates at small M (measured: `sgemm_incopy` as costly as the kernel
+    /// at M = 16).
     public static let fewRowsLimit = 16
     /// From this many rows up to `fewRowsLimit`, the transposed kernel (16-lane input columns, no
     /// horizontal sums) does fewer operations per weight than the dot-product one (≈ M/16 × 1.2).
@@ -81,14 +82,8 @@ public enum Linear {
         out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
         rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
     ) {
-        if rows < transposedFewRows {  // decoding: stream each weight row once, split over our threads
-            parallelFor(outFeatures, grain: max(1, 2048 / max(inFeatures * rows, 1))) { r in
-                rk_gemm_few_rows_nt(y, outFeatures, x, inFeatures, w, rows, r.lowerBound, r.upperBound, inFeatures,
-                                    accumulate ? 1 : 0)
-            }
-            return
-        }
-        if rows <= fewRowsLimit {  // batched decoding: the transposed tile, via the grouped product's pass
+        if rows == 0 || outFeatures == 0 { return }
+        if rows <= fewRowsLimit {  // decoding: the few-row kernels, via the grouped product's pass of claimed chunks
             WeightMatrix.forwardGroup([.init(weight: .dense(w), out: y, outFeatures: outFeatures, accumulate: accumulate)],
                                       input: x, rows: rows, inFeatures: inFeatures)
             return

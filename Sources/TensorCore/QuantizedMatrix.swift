@@ -308,12 +308,13 @@ public enum QuantizedLinear {
             }
             return
         }
-        if n == 1 && w.singleRowPanels != nil {
+        if n < Linear.transposedFewRows && w.type != .bf16 {
             WeightMatrix.forwardGroup([.init(weight: .quantized(w), out: y, outFeatures: o, accumulate: accumulate)],
                                       input: x, rows: n, inFeatures: i)
             return
         }
         if n <= Linear.fewRowsLimit {
+            // bf16 weights (inputs rounded above; `forwardGroup` takes unrounded inputs, so it leaves bf16 out).
             // One unit = a tile of 4 weight rows. Its cost ≈ 4 rows · I/32 blocks · (~5 cycles of decoding
             // + 2 FMAs per input row) at ~3 GHz (measured on Zen 4); the grain is ~0.5 µs of that.
             let tiles = (o + 3) / 4
