@@ -125,10 +125,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
     }
 
     /// The decode-panel copy of a Q4_1 / Q8_0 matrix (_CKernels/Panels.c), built on first use by a 12–16-row
-    /// product (batched decoding) and shared by copies of this value: 16 rows' scales side by side and each
-    /// column's 16 quants together, so the product decodes a column of 16 rows with one widen-convert-FMA and
-    /// spends its time in FMAs instead of streaming fp32 weights — bit-identical to the dense fp32 path. It
-    /// costs the matrix's size again (~5 bits per Q4_1 weight), only once batched decoding is used.
+    /// product (batched decoding), or on the AVX2 path by a single-row one, and shared by copies of this value:
+    /// 16 rows' scales side by side and each column's 16 quants together, so the product decodes a column of
+    /// 16 rows with one widen-convert-FMA and spends its time in FMAs instead of streaming fp32 weights —
+    /// bit-identical to the dense fp32 path. It costs the matrix's size again (~5 bits per Q4_1 weight), only
+    /// once batched decoding (or, on AVX2, any decoding) is used.
     var decodePanels: UnsafeRawPointer? {
         guard let panelCache else { return nil }
         return panelCache.pointer { storage in
@@ -207,8 +208,8 @@ private final class RowMapStorage: @unchecked Sendable {
     deinit { pointer.deallocate() }
 }
 
-/// Derived storage (decode panels, a scale table) built once, on first use, under a lock (products may run
-/// from several threads).
+/// Derived storage (the decode panels) built once, on first use, under a lock (products may run from several
+/// threads).
 private final class LazyStorage: @unchecked Sendable {
     let byteCount: Int
     private var storage: ByteStorage?

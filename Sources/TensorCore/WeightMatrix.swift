@@ -68,8 +68,10 @@ extension WeightMatrix {
     /// (batched decoding), when every weight is dense fp32 or Q4_1/Q8_0, the input is packed once and the
     /// register tiles of all products run in one parallel pass: one wake-up and barrier instead of one per
     /// weight (at a decode step's ~20–100 µs per product, the per-product packing and barrier were ~5–10 % of
-    /// it); below 12 rows the dot-product tiles of all products likewise run in one pass of claimed chunks; `Linear.forward` and `QuantizedLinear.forward` run their 12–16-row dense and panel products through
-    /// here too, so every decode-size product claims its tiles the same way. Otherwise the products run in turn.
+    /// it). Below 12 rows the dot-product tiles of all products (or, for one row on AVX2, the decode panels)
+    /// likewise run in one pass of claimed chunks. `Linear.forward` and `QuantizedLinear.forward` run their
+    /// products of up to 16 rows through here too (bf16 weights aside), so every decode-size product claims
+    /// its tiles the same way. Otherwise (weights without a kernel here) the products run in turn.
     /// `prefetch`: memory to bring into cache while the panel products compute (see `PrefetchList`).
     public static func forwardGroup(_ products: [GroupProduct], input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int,
                                     prefetch: PrefetchList? = nil) {
@@ -96,7 +98,7 @@ extension WeightMatrix {
                 }
             }
         }
-        let transposed = !tiles.isEmpty
+        let transposed = n >= Linear.transposedFewRows
         if n > 0 && n < Linear.transposedFewRows {
             // Fewer rows: the dot-product kernels on tiles of 4 weight rows (the ones `Linear.forward` and
             // `QuantizedLinear.forward` run for these sizes), all products in one pass of claimed chunks.
