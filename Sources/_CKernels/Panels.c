@@ -60,6 +60,25 @@ void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, 
     }
 }
 
+// One 32-column block of a panel decoded: w[n][i] = weight (16p + n, 32b + i), as the reference (q·d + m,
+// multiply and add separate).
+static void qp_decode_block_portable(float w[16][32], const uint8_t *pb, int type) {
+    for (size_t n = 0; n < 16; n++) {
+        uint16_t hd, hm;
+        memcpy(&hd, pb + 2 * n, 2);
+        float d = rk_half_to_float(hd), mn = 0.0f;
+        if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = rk_half_to_float(hm); }
+        for (size_t i = 0; i < 32; i++) {
+            if (type == RK_QTYPE_Q4_1) {
+                uint8_t byte = pb[64 + 16 * (i / 2) + n];
+                w[n][i] = (float)(i % 2 ? byte >> 4 : byte & 0xF) * d + mn;
+            } else {
+                w[n][i] = (float)(int8_t)pb[32 + 16 * i + n] * d;
+            }
+        }
+    }
+}
+
 static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *panels, int type, size_t rows, size_t m,
                              size_t p0, size_t p1, size_t k, int acc) {
     const size_t bb = qp_block_bytes(type), nb = k / 32;
@@ -67,23 +86,13 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
         float s[16][16] = {{0}};  // s[n][r]: weight row 16p + n, input row r
         const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
         for (size_t b = 0; b < nb; b++, pb += bb) {
-            for (size_t n = 0; n < 16; n++) {
-                uint16_t hd, hm;
-                memcpy(&hd, pb + 2 * n, 2);
-                float d = rk_half_to_float(hd), mn = 0.0f;
-                if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = rk_half_to_float(hm); }
+            float w[16][32];
+            qp_decode_block_portable(w, pb, type);
+            for (size_t n = 0; n < 16; n++)
                 for (size_t i = 0; i < 32; i++) {
-                    float w;
-                    if (type == RK_QTYPE_Q4_1) {
-                        uint8_t byte = pb[64 + 16 * (i / 2) + n];
-                        w = (float)(i % 2 ? byte >> 4 : byte & 0xF) * d + mn;
-                    } else {
-                        w = (float)(int8_t)pb[32 + 16 * i + n] * d;
-                    }
                     const float *xk = xt + (b * 32 + i) * 16;
-                    for (size_t r = 0; r < 16; r++) s[n][r] += w * xk[r];  // lanes ≥ m are packed zeros
+                    for (size_t r = 0; r < 16; r++) s[n][r] += w[n][i] * xk[r];  // lanes ≥ m are packed zeros
                 }
-            }
         }
         for (size_t r = 0; r < m; r++)
             for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) {
@@ -313,22 +322,10 @@ static void qp_gemv_portable(float *y, const float *x, const void *panels, int t
         float s[16] = {0};
         const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
         for (size_t b = 0; b < nb; b++, pb += bb) {
-            for (size_t n = 0; n < 16; n++) {
-                uint16_t hd, hm;
-                memcpy(&hd, pb + 2 * n, 2);
-                float d = rk_half_to_float(hd), mn = 0.0f;
-                if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = rk_half_to_float(hm); }
-                for (size_t i = 0; i < 32; i++) {
-                    float w;
-                    if (type == RK_QTYPE_Q4_1) {
-                        uint8_t byte = pb[64 + 16 * (i / 2) + n];
-                        w = (float)(i % 2 ? byte >> 4 : byte & 0xF) * d + mn;
-                    } else {
-                        w = (float)(int8_t)pb[32 + 16 * i + n] * d;
-                    }
-                    s[n] += w * x[b * 32 + i];
-                }
-            }
+            float w[16][32];
+            qp_decode_block_portable(w, pb, type);
+            for (size_t n = 0; n < 16; n++)
+                for (size_t i = 0; i < 32; i++) s[n] += w[n][i] * x[b * 32 + i];
         }
         for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) y[16 * p + n] = acc ? y[16 * p + n] + s[n] : s[n];
     }
