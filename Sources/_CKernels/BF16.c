@@ -65,9 +65,45 @@ RK_BF16 static void round_avx512(float *dst, const float *src, size_t n) {
 }
 #endif
 
+#if RK_BF_X86
+// AVX2 (any vector path without AVX512_BF16): bf16_round_bits on 8 lanes in integer arithmetic, the rounded
+// value left in the upper half of each dword (lower half 0).
+#define RK_BF_AVX2 __attribute__((target("avx2,fma,f16c")))
+RK_BF_AVX2 static inline __m256i bf16_round8(__m256 v) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i mag = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
+    const __m256i nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7F800000));
+    const __m256i tiny = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7F800000)), _mm256_setzero_si256());
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), odd));  // nearest, ties to even
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), nan);  // NaN: keep, quieten
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000)), tiny);  // zero, denormal → ±0
+    return _mm256_and_si256(r, _mm256_set1_epi32((int)0xFFFF0000));
+}
+
+RK_BF_AVX2 static void to_bf16_avx2(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i a = _mm256_srli_epi32(bf16_round8(_mm256_loadu_ps(src + i)), 16);
+        __m256i b = _mm256_srli_epi32(bf16_round8(_mm256_loadu_ps(src + i + 8)), 16);
+        // packus works per 128-bit lane: a0 b0 a1 b1 → reorder the 64-bit quarters to a0 a1 b0 b1.
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8);
+        _mm256_storeu_si256((__m256i *)(dst + i), p);
+    }
+    for (; i < n; i++) dst[i] = bf16_round_bits(src[i]);
+}
+
+RK_BF_AVX2 static void round_avx2(float *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(bf16_round8(_mm256_loadu_ps(src + i))));
+    for (; i < n; i++) dst[i] = bf16_to_float(bf16_round_bits(src[i]));
+}
+#endif
+
 void rk_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
 #if RK_BF_X86
     if (rk_uses_avx512bf16()) { to_bf16_avx512(dst, src, n); return; }
+    if (rk_path() != RK_PATH_PORTABLE) { to_bf16_avx2(dst, src, n); return; }
 #endif
     for (size_t i = 0; i < n; i++) dst[i] = bf16_round_bits(src[i]);
 }
@@ -75,6 +111,7 @@ void rk_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
 void rk_bf16_round(float *dst, const float *src, size_t n) {
 #if RK_BF_X86
     if (rk_uses_avx512bf16()) { round_avx512(dst, src, n); return; }
+    if (rk_path() != RK_PATH_PORTABLE) { round_avx2(dst, src, n); return; }
 #endif
     for (size_t i = 0; i < n; i++) dst[i] = bf16_to_float(bf16_round_bits(src[i]));
 }

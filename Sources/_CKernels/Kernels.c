@@ -749,9 +749,53 @@ RK_AVX512 static void pack_t16_avx512(float *xt, const float *x, size_t ldx, siz
 }
 #endif
 
+#if RK_X86
+// AVX2: 8 × 8 blocks transposed in registers (unpack pairs, 64-bit shuffles, 128-bit lane swaps), each
+// 16-lane column written as its two halves; the last k mod 8 columns in scalar code.
+RK_AVX2 static inline void transpose8x8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+RK_AVX2 static void pack_t16_avx2(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
+    const size_t k8 = k & ~(size_t)7;
+    for (size_t c0 = 0; c0 < k8; c0 += 8)
+        for (size_t h = 0; h < 2; h++) {
+            __m256 r[8];
+            for (size_t i = 0; i < 8; i++) {
+                size_t row = 8 * h + i;
+                r[i] = row < m ? _mm256_loadu_ps(x + row * ldx + c0) : _mm256_setzero_ps();
+            }
+            transpose8x8(r);
+            for (size_t i = 0; i < 8; i++) _mm256_store_ps(xt + (c0 + i) * 16 + 8 * h, r[i]);
+        }
+    for (size_t c = k8; c < k; c++)
+        for (size_t r = 0; r < 16; r++) xt[c * 16 + r] = r < m ? x[r * ldx + c] : 0.0f;
+}
+#endif
+
 void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k) {
 #if RK_X86
-    if (rk_path() == RK_PATH_AVX512 && m <= 16) { pack_t16_avx512(xt, x, ldx, m, k); return; }
+    if (m <= 16) {
+        switch (rk_path()) {
+        case RK_PATH_AVX512: pack_t16_avx512(xt, x, ldx, m, k); return;
+        case RK_PATH_AVX2: pack_t16_avx2(xt, x, ldx, m, k); return;
+        default: break;
+        }
+    }
 #endif
     pack_t16_portable(xt, x, ldx, m, k);
 }
@@ -1236,7 +1280,7 @@ static void pack_rows_blocks16_portable(float *xp, const float *x, size_t ldx, s
 RK_AVX2 static int attention_fwd_block_avx2(float *out, size_t ldo, float *lse, const float *q, size_t ldq,
                                             const float *k, const float *v, size_t ldkv, const float *mask, size_t rows,
                                             size_t nkeys, size_t pos0, size_t d, float scale, float *st, float *qt) {
-    pack_t16_portable(qt, q, ldq, rows, d);
+    pack_t16_avx2(qt, q, ldq, rows, d);
     attention_key_scores_avx2(st, qt, k, ldkv, nkeys, d);
     const __m256 vscale = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps();
     __m256 m[2] = {ninf, ninf}, l[2] = {zero, zero}, inv[2];
@@ -1275,8 +1319,8 @@ RK_AVX2 static int attention_bwd_block_avx2(float *dq, float *dk, float *dv, con
                                             size_t ldkv, const float *mask, size_t rows, size_t nkeys, size_t pos0,
                                             size_t d, float scale, float *st, float *gt, float *work) {
     float *qt = work, *dot = work + d * 16, *qp = work + 2 * d * 16, *dop = work + 3 * d * 16;
-    pack_t16_portable(qt, q, ldq, rows, d);
-    pack_t16_portable(dot, dout, ldq, rows, d);
+    pack_t16_avx2(qt, q, ldq, rows, d);
+    pack_t16_avx2(dot, dout, ldq, rows, d);
     pack_rows_blocks16_portable(qp, q, ldq, rows, d);
     pack_rows_blocks16_portable(dop, dout, ldq, rows, d);
     attention_key_scores_avx2(st, qt, k, ldkv, nkeys, d);
