@@ -289,16 +289,8 @@ public enum QuantizedLinear {
             x = UnsafePointer(rounded)
             if n > Linear.fewRowsLimit {
                 let map = w.rowMapPointer, acc: Int32 = accumulate ? 1 : 0
-                // Each chunk of weight rows is decoded once (into this thread's scratch, kept in L2) and every
-                // block runs the fp32 tile over it: the operations of rk_qgemm_few_rows_t16, so bit-identical to
-                // decoding 12–16 rows, without decoding the chunk again for every block.
-                let chunkFloats = rowBlockChunk * i
-                forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: false, prepareChunk: { o0, o1 in
-                    rk_dequant_rows(Scratch.buffer("quantized.bf16-chunk", count: chunkFloats).pointer, w.blocks, w.type.rawValue,
-                                    w.rowBytes, map, o0, o1 - o0, i)
-                }) { yb, packed, m, o0, o1 in
-                    let tile = Scratch.buffer("quantized.bf16-chunk", count: chunkFloats).pointer
-                    rk_gemm_few_rows_t16(yb + o0, o, packed, tile, m, 0, o1 - o0, i, acc)
+                forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: false) { yb, packed, m, o0, o1 in
+                    rk_qgemm_few_rows_t16(yb, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, m, o0, o1, i, acc)
                 }
                 return
             }
@@ -376,17 +368,12 @@ public enum QuantizedLinear {
         }
     }
 
-    /// Weight rows per chunk of `forEachRowBlock`: 4 register tiles.
-    private static let rowBlockChunk = 4 * Int(RK_T16_NR)
-
     /// The many-row form of the transposed tile: x [N, I] packed in blocks of 16 rows (as bf16 pairs when
     /// `bf16Pairs`), then chunks of 4 register tiles of weight rows (≤ 150 KB, kept in L2) each run against
-    /// every block, so the weights stream from memory once. `prepareChunk(o0, o1)` runs once per chunk on the
-    /// thread that then calls `body(y block, packed block, rows ≤ 16, o0, o1)` for each block, which computes
-    /// output columns [o0, o1) of that block.
+    /// every block, so the weights stream from memory once. `body(y block, packed block, rows ≤ 16, o0, o1)`
+    /// computes output columns [o0, o1) of one block.
     private static func forEachRowBlock(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, rows n: Int,
                                         inFeatures i: Int, outFeatures o: Int, bf16Pairs: Bool,
-                                        prepareChunk: ((Int, Int) -> Void)? = nil,
                                         _ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void) {
         let blocks = (n + 15) / 16, stride = i * 16
         let packed = Scratch.buffer("quantized.row-blocks", count: blocks * stride).pointer
@@ -396,10 +383,9 @@ public enum QuantizedLinear {
                 if bf16Pairs { rk_bf16_pairs_t16(packed + b &* stride, i) }
             }
         }
-        let chunk = rowBlockChunk
+        let chunk = 4 * Int(RK_T16_NR)
         parallelFor((o + chunk - 1) / chunk) { r in
             for c in r {
-                prepareChunk?(c * chunk, min(o, (c + 1) * chunk))
                 for b in 0..<blocks {
                     body(y + b &* 16 &* o, packed + b &* stride, min(16, n - b * 16), c * chunk, min(o, (c + 1) * chunk))
                 }
