@@ -389,6 +389,24 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         }
     }
 
+    /// bf16 products are batch-invariant from 12 rows up on every path: a row's outputs in a 40-row product
+    /// (16-row blocks) are bit for bit those of a 14-row one (decoding a batch), so decoding and re-scoring agree.
+    @Test func bf16ProductsAreBatchInvariant() {
+        let o = 37, i = 96
+        var r = Rand(31)
+        let dense = r.buffer(o * i), x = r.buffer(40 * i)
+        let m = QuantizedMatrix(bf16From: dense.pointer, rows: o, columns: i)
+        for path in KernelDispatch.availablePaths {
+            let many = FloatBuffer(count: 40 * o), few = FloatBuffer(count: 14 * o)
+            KernelDispatch.withPath(path) {
+                QuantizedLinear.forward(out: many.pointer, input: x.pointer, weight: m, rows: 40)
+                QuantizedLinear.forward(out: few.pointer, input: x.pointer + 20 * i, weight: m, rows: 14)  // spans two blocks
+            }
+            let differing = (0..<(14 * o)).filter { few.pointer[$0].bitPattern != many.pointer[20 * o + $0].bitPattern }
+            #expect(differing.isEmpty, "path \(path): \(differing.count) outputs differ, first at \(differing.first ?? -1)")
+        }
+    }
+
     /// N > fewRowsLimit: tiles dequantised then sgemm; a small tile forces several tiles and a short last one.
     @Test(arguments: [QuantizedType.q4_1, .q8_0, .bf16])
     func tiledForwardAndBackwardInputMatchSgemm(type: QuantizedType) {
