@@ -624,7 +624,8 @@ RK_AVX512 static void gemm_few_avx512(float *y, size_t ldy, const float *x, size
 // AVX2: one input row streams the weight rows one after another (as gemv_rows_avx512: 4 accumulators of
 // 8, prefetch 4 KB ahead); more rows take tiles of 4 weight rows × 2 input rows (8 accumulators + 4 weight
 // vectors + the input fit the 16 ymm registers), the tile's weights re-read from L1 for further row pairs.
-RK_AVX2 static void gemv_rows_avx2(float *y, const float *x, const float *w, size_t n0, size_t n1, size_t k, int acc) {
+// Both are kept out of line so that each loop gets the 16 registers to itself.
+__attribute__((noinline)) RK_AVX2 static void gemv_rows_avx2(float *y, const float *x, const float *w, size_t n0, size_t n1, size_t k, int acc) {
     size_t kv = k & ~(size_t)7;
 
     for (size_t n = n0; n < n1; n++) {
@@ -647,7 +648,7 @@ RK_AVX2 static void gemv_rows_avx2(float *y, const float *x, const float *w, siz
 }
 
 #define RK_FEW_TILE2(R)                                                                                  \
-    RK_AVX2 static inline void few_tile2_##R(float *y, size_t ldy, const float *x, size_t ldx,          \
+    __attribute__((noinline)) RK_AVX2 static void few_tile2_##R(float *y, size_t ldy, const float *x, size_t ldx,          \
                                              const float *w0, size_t k, int acc, int prefetch) {         \
         const float *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;                                            \
         __m256 a[R][4];                                                                                  \
