@@ -130,7 +130,7 @@ static inline int rk_t16_tile_rows(const uint8_t **w, const uint8_t **pf, const 
 // accumulators in the inner loop. Measured (Benchmarks gemv, a batch-16 decode step's fp32 projections from
 // cache): 59–62 → 99–103 GFLOP/s; a call per column chunk costs nothing measurable.
 #define RK_T16V2_TILE(NR)                                                                                     \
-    __attribute__((target("avx2,fma,f16c"), noinline)) static void rk_t16v2_tile_##NR(__m256 *acc, const float *xt, const float *w, size_t ldw, \
+    __attribute__((target("avx2,fma,f16c"), noinline)) static inline void rk_t16v2_tile_##NR(__m256 *acc, const float *xt, const float *w, size_t ldw, \
                                                         size_t kc, const float *pf) {                           \
         __m256 a[2 * NR];                                                                                      \
         for (int j = 0; j < 2 * NR; j++) a[j] = acc[j];                                                        \

@@ -24,6 +24,19 @@
 
 #define RK_Q_INLINE static inline __attribute__((always_inline))
 
+// F(T, args…) with the weight type T as a compile-time constant, so each (ISA, type) kernel is specialised.
+#define RK_Q_FOR_TYPE(type, F, ...)                                                   \
+    do {                                                                              \
+        switch (type) {                                                               \
+        case RK_QTYPE_Q4_1: F(RK_QTYPE_Q4_1, __VA_ARGS__); break;                     \
+        case RK_QTYPE_Q8_0: F(RK_QTYPE_Q8_0, __VA_ARGS__); break;                     \
+        case RK_QTYPE_F16: F(RK_QTYPE_F16, __VA_ARGS__); break;                       \
+        case RK_QTYPE_BF16: F(RK_QTYPE_BF16, __VA_ARGS__); break;                     \
+        case RK_QTYPE_F32: F(RK_QTYPE_F32, __VA_ARGS__); break;                       \
+        default: break;                                                               \
+        }                                                                             \
+    } while (0)
+
 // ---------------------------------------------------------------- scalar decoding (portable path)
 static inline uint16_t q_load16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
@@ -350,14 +363,7 @@ RK_Q_AVX512 RK_Q_INLINE void q_gemm_type(const int type, float *y, size_t ldy, c
 
 RK_Q_AVX512 static void qgemm_avx512(float *y, size_t ldy, const float *x, size_t ldx, const void *blocks, int type,
                                      size_t rb, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
-    switch (type) {
-    case RK_QTYPE_Q4_1: q_gemm_type(RK_QTYPE_Q4_1, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_Q8_0: q_gemm_type(RK_QTYPE_Q8_0, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F16: q_gemm_type(RK_QTYPE_F16, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_BF16: q_gemm_type(RK_QTYPE_BF16, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F32: q_gemm_type(RK_QTYPE_F32, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    default: break;
-    }
+    RK_Q_FOR_TYPE(type, q_gemm_type, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc);
 }
 
 // Tiles of RK_T16_NR weight rows: each 128-column chunk of the tile's rows is decoded into an L1 buffer
@@ -400,14 +406,7 @@ RK_Q_AVX512 RK_Q_INLINE void q_gemm_t16_type(const int type, float *y, size_t ld
 
 RK_Q_AVX512 static void qgemm_t16_avx512(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t rb,
                                          const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
-    switch (type) {
-    case RK_QTYPE_Q4_1: q_gemm_t16_type(RK_QTYPE_Q4_1, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_Q8_0: q_gemm_t16_type(RK_QTYPE_Q8_0, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F16: q_gemm_t16_type(RK_QTYPE_F16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_BF16: q_gemm_t16_type(RK_QTYPE_BF16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F32: q_gemm_t16_type(RK_QTYPE_F32, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    default: break;
-    }
+    RK_Q_FOR_TYPE(type, q_gemm_t16_type, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc);
 }
 
 RK_Q_AVX512 static void dequant_rows_avx512(float *dst, const void *blocks, int type, size_t rb, const int32_t *map,
@@ -415,14 +414,8 @@ RK_Q_AVX512 static void dequant_rows_avx512(float *dst, const void *blocks, int 
     for (size_t r = 0; r < nrows; r++) {
         const uint8_t *row = rk_mapped_row(blocks, rb, map, row0 + r);
         float *out = dst + r * cols;
-        switch (type) {
-        case RK_QTYPE_Q4_1: q_dec_row(RK_QTYPE_Q4_1, row, cols, out); break;
-        case RK_QTYPE_Q8_0: q_dec_row(RK_QTYPE_Q8_0, row, cols, out); break;
-        case RK_QTYPE_F16: q_dec_row(RK_QTYPE_F16, row, cols, out); break;
-        case RK_QTYPE_BF16: q_dec_row(RK_QTYPE_BF16, row, cols, out); break;
-        case RK_QTYPE_F32: memcpy(out, row, cols * sizeof(float)); break;
-        default: break;
-        }
+        if (type == RK_QTYPE_F32) memcpy(out, row, cols * sizeof(float));
+        else RK_Q_FOR_TYPE(type, q_dec_row, row, cols, out);
     }
 }
 
@@ -677,14 +670,7 @@ RK_Q_AVX2 RK_Q_INLINE void q_gemm_type2(const int type, float *y, size_t ldy, co
 
 RK_Q_AVX2 static void qgemm_avx2(float *y, size_t ldy, const float *x, size_t ldx, const void *blocks, int type,
                                  size_t rb, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
-    switch (type) {
-    case RK_QTYPE_Q4_1: q_gemm_type2(RK_QTYPE_Q4_1, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_Q8_0: q_gemm_type2(RK_QTYPE_Q8_0, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F16: q_gemm_type2(RK_QTYPE_F16, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_BF16: q_gemm_type2(RK_QTYPE_BF16, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F32: q_gemm_type2(RK_QTYPE_F32, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc); break;
-    default: break;
-    }
+    RK_Q_FOR_TYPE(type, q_gemm_type2, y, ldy, x, ldx, blocks, rb, map, m, n0, n1, k, acc);
 }
 
 // Tiles of RK_T16_NR weight rows decoded 128 columns at a time into an L1 buffer, then the AVX2 register
@@ -725,14 +711,7 @@ RK_Q_AVX2 RK_Q_INLINE void q_gemm_t16_type2(const int type, float *y, size_t ldy
 
 RK_Q_AVX2 static void qgemm_t16_avx2(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t rb,
                                      const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
-    switch (type) {
-    case RK_QTYPE_Q4_1: q_gemm_t16_type2(RK_QTYPE_Q4_1, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_Q8_0: q_gemm_t16_type2(RK_QTYPE_Q8_0, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F16: q_gemm_t16_type2(RK_QTYPE_F16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_BF16: q_gemm_t16_type2(RK_QTYPE_BF16, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    case RK_QTYPE_F32: q_gemm_t16_type2(RK_QTYPE_F32, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc); break;
-    default: break;
-    }
+    RK_Q_FOR_TYPE(type, q_gemm_t16_type2, y, ldy, xt, blocks, rb, map, m, n0, n1, k, acc);
 }
 
 RK_Q_AVX2 static void dequant_rows_avx2(float *dst, const void *blocks, int type, size_t rb, const int32_t *map,
@@ -740,14 +719,8 @@ RK_Q_AVX2 static void dequant_rows_avx2(float *dst, const void *blocks, int type
     for (size_t r = 0; r < nrows; r++) {
         const uint8_t *row = rk_mapped_row(blocks, rb, map, row0 + r);
         float *out = dst + r * cols;
-        switch (type) {
-        case RK_QTYPE_Q4_1: q_dec_row2(RK_QTYPE_Q4_1, row, cols, out); break;
-        case RK_QTYPE_Q8_0: q_dec_row2(RK_QTYPE_Q8_0, row, cols, out); break;
-        case RK_QTYPE_F16: q_dec_row2(RK_QTYPE_F16, row, cols, out); break;
-        case RK_QTYPE_BF16: q_dec_row2(RK_QTYPE_BF16, row, cols, out); break;
-        case RK_QTYPE_F32: memcpy(out, row, cols * sizeof(float)); break;
-        default: break;
-        }
+        if (type == RK_QTYPE_F32) memcpy(out, row, cols * sizeof(float));
+        else RK_Q_FOR_TYPE(type, q_dec_row2, row, cols, out);
     }
 }
 #else
