@@ -44,9 +44,9 @@ enum ModelBenchmarks {
                 // quantised weights by default; results match fp32, see the README).
                 let labels = ["fp32": "fp32 (--dense)", "quantised": "Q4_1 kept (default)", "bf16": "bf16 (--bf16)"]
                 for (name, m) in [("fp32", model), ("quantised", quantized), ("bf16", bf16)] where formats.contains(name) {
-                    _ = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 4))
-                    let t = measure(warmup: 0, runs: 3) { _ = m.generate(prompts: prompts, options: opts) }
-                    let p = measure(warmup: 0, runs: 3) { _ = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 1)) }
+                    _ = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 4))
+                    let t = try measure(warmup: 0, runs: 3) { _ = try m.generate(prompts: prompts, options: opts) }
+                    let p = try measure(warmup: 0, runs: 3) { _ = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 1)) }
                     print("generate greedy, batch \(pad("\(batch)", 2)), 32 + 128, \(pad(labels[name]!, 19)): \(pad(f1(Double(batch * 128) / t.median), 7)) tok/s   (HF fp32 \(batch == 1 ? "16.1" : "123.0"); llama.cpp \(batch == 1 ? "F32 45-58, Q4_1 107, Q8_0 131-137" : "F32 287, BF16 482, Q8_0 398"))")
                     print("    prefill + first token \(f1(p.median * 1000)) ms, then \(f1((t.median - p.median) * 1000 / 127)) ms per decode step")
                 }
@@ -60,13 +60,24 @@ enum ModelBenchmarks {
             let lp = FloatBuffer(count: b * t), lse = FloatBuffer(count: b * t)
             for (name, m) in [("fp32 (--dense)", model), ("Q4_1 kept (default)", quantized)] {
                 let timing = measure(warmup: 1, runs: 3) {
-                    let h = m.forward(batch, into: acts)
+                    let h = m.forward(batch, adapter: nil, into: acts)
                     targets.withUnsafeBufferPointer { tp in
                         TokenLogProbs.forward(logProbs: lp.pointer, lse: lse.pointer, hidden: h.pointer, weight: m.outputWeight,
                                               targets: tp.baseAddress!, rows: b * t, channels: c.hiddenSize, vocabulary: c.vocabularySize)
                     }
                 }
                 print("forward + token log-probs 8×256, \(pad(name, 19)): \(pad(f1(Double(b * t) / timing.median), 7)) tok/s   (HF 467)")
+            }
+            // The trainers' batched scoring API on the same tokens: every token scored, then 64 prompt + 192
+            // completion tokens per row (the prompt's vocabulary products are skipped).
+            let rows = (0..<b).map { Array(batch.tokens[($0 * t)..<(($0 + 1) * t)]) }
+            let all = LabeledBatch(rows: rows, lossMask: rows.map { $0.map { _ in true } }, padID: 0)
+            let completions = LabeledBatch(prompts: rows.map { Array($0.prefix(64)) }, completions: rows.map { Array($0.dropFirst(64)) }, padID: 0)
+            for (name, m) in [("fp32 (--dense)", model), ("Q4_1 kept (default)", quantized)] {
+                for (label, labeled) in [("all tokens", all), ("64 + 192", completions)] {
+                    let timing = try measure(warmup: 1, runs: 3) { _ = try m.score(labeled, adapter: nil, into: acts) }
+                    print("LlamaModel.score 8×256 (\(pad(label, 10))), \(pad(name, 19)): \(pad(f1(Double(b * t) / timing.median), 7)) tok/s")
+                }
             }
         }
         let panelBytes = quantized.quantizedWeights.values.reduce(0) { $0 + $1.byteCount } + quantized.weights.values.count * 4

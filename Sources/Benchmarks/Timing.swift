@@ -9,12 +9,12 @@ struct Timing {
     let p90: Double
 }
 
-func measure(warmup: Int = 2, runs: Int = 9, _ body: () -> Void) -> Timing {
-    for _ in 0..<warmup { body() }
+func measure(warmup: Int = 2, runs: Int = 9, _ body: () throws -> Void) rethrows -> Timing {
+    for _ in 0..<warmup { try body() }
     var times: [Double] = []
     for _ in 0..<runs {
         let t0 = DispatchTime.now().uptimeNanoseconds
-        body()
+        try body()
         times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
     }
     times.sort()

@@ -10,7 +10,7 @@ import TensorCore
 enum TrainBenchmarks {
     struct Split { var forward = 0.0, backward = 0.0, optimizer = 0.0; var total: Double { forward + backward + optimizer } }
 
-    static func step(_ model: LlamaModel, store: ParameterStore, batch b: Int, length t: Int, checkpointed: Bool, steps: Int) -> Split {
+    static func step(_ model: LlamaModel, adapter: LoRAAdapter? = nil, store: ParameterStore, batch b: Int, length t: Int, checkpointed: Bool, steps: Int) -> Split {
         var rng = RNG(seed: 3)
         let c = model.config
         let batch = TokenBatch(batchSize: b, length: t, tokens: (0..<(b * t)).map { _ in Int32(rng.next() % 49152) })
@@ -25,7 +25,7 @@ enum TrainBenchmarks {
             var s = Split()
             let a = ModelBenchmarks.now()
             if i == 0 { store.zeroGradients() }  // afterwards AdamW zeroes what it consumes
-            let h = model.forward(batch, into: acts)
+            let h = model.forward(batch, adapter: adapter, into: acts)
             let b0 = ModelBenchmarks.now()
             targets.withUnsafeBufferPointer { tp in
                 _ = TokenLogProbs.forwardBackward(dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
@@ -55,18 +55,15 @@ enum TrainBenchmarks {
             var cfg = LoRAConfig()
             cfg.dropout = 0
             let adapter = try lora.addAdapter(named: "bench", config: cfg, seed: 1)
-            lora.activeAdapter = "bench"
-            report("LoRA r=16 (7 projections) 4×256", tokens: 1024, step(lora, store: adapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
+            report("LoRA r=16 (7 projections) 4×256", tokens: 1024, step(lora, adapter: adapter, store: adapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
                    anchor: "PyTorch+PEFT 189.6")
             let qlora = try LlamaModel.load(gguf: gguf, keepQuantized: true)
             let qAdapter = try qlora.addAdapter(named: "bench", config: cfg, seed: 1)
-            qlora.activeAdapter = "bench"
-            report("LoRA r=16, quantised base 4×256", tokens: 1024, step(qlora, store: qAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
+            report("LoRA r=16, quantised base 4×256", tokens: 1024, step(qlora, adapter: qAdapter, store: qAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
                    anchor: "PyTorch+PEFT 189.6")
             let bf16 = lora.withBF16Weights()
             let bAdapter = try bf16.addAdapter(named: "bench", config: cfg, seed: 1)
-            bf16.activeAdapter = "bench"
-            report("LoRA r=16, bf16 base 4×256", tokens: 1024, step(bf16, store: bAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
+            report("LoRA r=16, bf16 base 4×256", tokens: 1024, step(bf16, adapter: bAdapter, store: bAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
                    anchor: "PyTorch+PEFT 189.6 (fp32)")
         }
         if which.contains("train") || which.contains("train-full") {

@@ -34,8 +34,6 @@ public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
     case unsupportedDType(file: String, tensor: String, dtype: String, supported: String)
     /// The tokenizer has more tokens than the model has embedding rows.
     case vocabularyMismatch(tokenizer: Int, model: Int)
-    /// The model has an adapter switched on, so its base weights are not what it computes.
-    case activeAdapter(name: String)
     /// The adapter was built for a model of another shape.
     case adapterMismatch(adapter: String, name: String, expected: [Int], found: [Int])
 
@@ -71,10 +69,6 @@ public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
         case .vocabularyMismatch(let tokenizer, let model):
             "the tokenizer has \(tokenizer) tokens but the model embeds only \(model). "
                 + "Hint: export with the tokenizer the model was trained with."
-        case .activeAdapter(let name):
-            "adapter '\(name)' is active, so the base weights are not the weights the model "
-                + "computes with. Hint: use saveMerged(model:adapter:…) to export the adapted model, "
-                + "or set activeAdapter = nil to export the base."
         case .adapterMismatch(let adapter, let name, let expected, let found):
             "adapter '\(adapter)': '\(name)' has shape \(found) but this model needs \(expected). "
                 + "Hint: the adapter was made for a different base model."

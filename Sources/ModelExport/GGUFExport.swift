@@ -46,14 +46,13 @@ public enum GGUFExport {
     ///     multiple of 32 long. Norm weights and biases are always F32.
     ///   - name: `general.name`.
     ///   - file: The destination. An existing file that is not a GGUF is refused unless `overwrite`.
-    /// - Throws: `ExportError` (active adapter, vocabulary larger than the model, RoPE scaling that
+    /// - Throws: `ExportError` (vocabulary larger than the model, RoPE scaling that
     ///   llama.cpp would need as a `rope_freqs` tensor, destination problems, write failures).
     public static func save(
         model: LlamaModel, tokenizer: Tokenizer, chatTemplate: String? = nil, type: TensorType,
         name: String, to file: URL, overwrite: Bool = false
     ) throws {
         let c = model.config
-        if let active = model.activeAdapter { throw ExportError.activeAdapter(name: active) }
         try ExportError.requireDense(model)
         guard tokenizer.vocabularySize <= c.vocabularySize else {
             throw ExportError.vocabularyMismatch(

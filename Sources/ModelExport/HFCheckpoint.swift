@@ -43,32 +43,31 @@ public enum HFCheckpoint {
     /// previous export intact.
     ///
     /// - Parameters:
-    ///   - model: Exported as is; it must have no active adapter (use `saveMerged` for that).
+    ///   - model: Its base weights, exported as they are (`saveMerged` adds an adapter's update).
+    ///   - heads: Scalar heads to save beside the weights under their own names; a `score` head makes
+    ///     the directory a `…ForSequenceClassification` checkpoint (one label, a reward model).
     ///   - tokenizer: Written as `tokenizer.json` + `tokenizer_config.json`; at most as many
     ///     tokens as the model's vocabulary.
     ///   - chatTemplate: Jinja source; nil uses `tokenizer.chatTemplate` (none when both are nil).
     ///   - dtype: `.f32` (bit-exact) or `.bf16` (round to nearest even).
     ///   - directory: Created if needed; a non-empty directory holding other files than a
     ///     checkpoint's is refused unless `overwrite`.
-    /// - Throws: `ExportError` (active adapter, vocabulary larger than the model, destination
+    /// - Throws: `ExportError` (vocabulary larger than the model, destination
     ///   problems, write failures); an existing export at `directory` is intact on failure.
     public static func save(
         model: LlamaModel, tokenizer: Tokenizer, chatTemplate: String? = nil, dtype: DType = .f32,
-        to directory: URL, overwrite: Bool = false
+        heads: [ScalarHead] = [], to directory: URL, overwrite: Bool = false
     ) throws {
-        if let active = model.activeAdapter { throw ExportError.activeAdapter(name: active) }
         try ExportError.requireDense(model)
         guard tokenizer.vocabularySize <= model.config.vocabularySize else {
             throw ExportError.vocabularyMismatch(
                 tokenizer: tokenizer.vocabularySize, model: model.config.vocabularySize)
         }
         let template = chatTemplate ?? tokenizer.chatTemplate
-        let store = model.weights
-        let tensors = store.entries.map { e in
-            SafeTensorsWriter.Tensor(
-                name: e.name, shape: e.shape, dtype: dtype.safetensors,
-                pointer: UnsafePointer(store.values.pointer + e.offset))
-        }
+        let tensors =
+            model.weights.tensors(prefix: "", dtype: dtype.safetensors)
+            + heads.flatMap { $0.store.tensors(prefix: "", dtype: dtype.safetensors) }
+        let classifies = heads.contains { $0.name == scoreHeadName }
         let tokenizerJSON = HFTokenizerFiles.tokenizerJSON(tokenizer)
         let tokenizerConfig = HFTokenizerFiles.tokenizerConfigJSON(
             tokenizer, chatTemplate: template, maxLength: model.config.maxPositions)
@@ -77,7 +76,7 @@ public enum HFCheckpoint {
         ) { staging in
             func file(_ name: String) -> URL { staging.appendingPathComponent(name) }
             try ExportDestination.writeJSON(
-                configJSON(model.config, tokenizer: tokenizer, dtype: dtype),
+                configJSON(model.config, tokenizer: tokenizer, dtype: dtype, sequenceClassification: classifies),
                 to: file("config.json"))
             try ExportDestination.writeJSON(
                 generationConfigJSON(model.config, tokenizer: tokenizer),
@@ -98,18 +97,26 @@ public enum HFCheckpoint {
     /// float rounding. Parameters as `save`.
     public static func saveMerged(
         model: LlamaModel, adapter: LoRAAdapter, tokenizer: Tokenizer, chatTemplate: String? = nil,
-        dtype: DType = .f32, to directory: URL, overwrite: Bool = false
+        dtype: DType = .f32, heads: [ScalarHead] = [], to directory: URL, overwrite: Bool = false
     ) throws {
         try save(
             model: model.merged(with: adapter), tokenizer: tokenizer, chatTemplate: chatTemplate,
-            dtype: dtype, to: directory, overwrite: overwrite)
+            dtype: dtype, heads: heads, to: directory, overwrite: overwrite)
     }
 
-    /// `config.json`: `LlamaConfig`, or `Qwen2Config` when q/k/v have biases.
-    static func configJSON(_ c: LlamaConfig, tokenizer: Tokenizer, dtype: DType) -> JSON {
+    /// The head `…ForSequenceClassification` names `score` (one label: a reward model).
+    public static let scoreHeadName = "score"
+
+    /// `config.json`: `LlamaConfig`, or `Qwen2Config` when q/k/v have biases. A sequence-classification
+    /// checkpoint has one label and a pad id (transformers pools at the last non-pad token).
+    static func configJSON(_ c: LlamaConfig, tokenizer: Tokenizer, dtype: DType, sequenceClassification: Bool = false)
+        -> JSON
+    {
         let isQwen2 = c.hasAttentionBias
+        let task = sequenceClassification ? "ForSequenceClassification" : "ForCausalLM"
+        let pad = sequenceClassification ? tokenizer.padTokenID ?? tokenizer.eosTokenID : tokenizer.padTokenID
         var fields: [(String, JSON)] = [
-            ("architectures", .array([.string(isQwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM")])),
+            ("architectures", .array([.string((isQwen2 ? "Qwen2" : "Llama") + task)])),
             ("attention_bias", .bool(c.hasAttentionBias)), ("attention_dropout", .double(0)),
             ("bos_token_id", .optional(c.bosTokenID ?? tokenizer.bosTokenID)),
             ("eos_token_id", eosJSON(c, tokenizer)),
@@ -120,7 +127,7 @@ public enum HFCheckpoint {
             ("model_type", .string(isQwen2 ? "qwen2" : "llama")),
             ("num_attention_heads", .int(c.headCount)), ("num_hidden_layers", .int(c.layerCount)),
             ("num_key_value_heads", .int(c.kvHeadCount)),
-            ("pad_token_id", .optional(tokenizer.padTokenID)),
+            ("pad_token_id", .optional(pad)),
             ("rms_norm_eps", .float(c.rmsNormEpsilon)),
             ("rope_scaling", ropeScalingJSON(c.ropeScaling)),
             ("rope_theta", .double(c.ropeTheta)),
@@ -128,6 +135,12 @@ public enum HFCheckpoint {
             ("torch_dtype", .string(dtype.torchName)), ("use_cache", .bool(true)),
             ("vocab_size", .int(c.vocabularySize)),
         ]
+        if sequenceClassification {
+            fields += [
+                ("id2label", .object([("0", .string("LABEL_0"))])),
+                ("label2id", .object([("LABEL_0", .int(0))])),
+            ]
+        }
         if isQwen2 {
             fields += [
                 ("max_window_layers", .int(c.layerCount)), ("sliding_window", .null),

@@ -10,7 +10,7 @@ import TensorCore
 
 extension PEFTAdapter {
     /// Reads a PEFT adapter directory and registers it on `model` as `name` (replacing an
-    /// adapter of that name). The adapter is not switched on: set `model.activeAdapter = name`.
+    /// adapter of that name). Forwards use it when they name it (`adapter:`).
     ///
     /// - Throws: `ExportError` for missing files, invalid config fields, unknown target modules,
     ///   missing, extra or mis-shaped tensors (naming the key and both shapes, with a hint that the
@@ -32,8 +32,8 @@ extension PEFTAdapter {
             )
         }
         let file = try SafeTensorsFile(contentsOf: url)
-        let expected = layout(lora, model: model.config)
-        try check(file, expected: expected, model: model.config)
+        let heads = headLayout(configuration.modulesToSave, in: file, hiddenSize: model.config.hiddenSize)
+        try check(file, expected: layout(lora, model: model.config) + heads, model: model.config)
         do { try lora.validate() } catch {
             throw ExportError.invalidField(
                 file: directory.appendingPathComponent(configFileName).path, field: "lora",
@@ -45,6 +45,50 @@ extension PEFTAdapter {
                 e.name, into: adapter.store.values.pointer + e.offset, count: e.count)
         }
         return adapter
+    }
+
+    /// Reads the scalar heads saved beside the adapter in `directory` (`modules_to_save` whose tensors
+    /// are in the file: a reward model's `score`; names PEFT lists without tensors are skipped).
+    ///
+    /// - Throws: `ExportError` when a saved module is not a scalar head [1, hidden] (+ bias [1]).
+    public static func loadHeads(from directory: URL, hiddenSize: Int) throws -> [ScalarHead] {
+        let configuration = try readConfiguration(from: directory)
+        guard !configuration.modulesToSave.isEmpty else { return [] }
+        let file = try SafeTensorsFile(contentsOf: directory.appendingPathComponent(weightsFileName))
+        let expected = headLayout(configuration.modulesToSave, in: file, hiddenSize: hiddenSize)
+        for (name, shape) in expected {
+            let info = try file.info(name)
+            guard info.shape == shape else {
+                throw ExportError.shapeMismatch(
+                    file: file.url.path, name: name, expected: shape, found: info.shape,
+                    hint: "Hint: only scalar heads (one output, e.g. a reward model's score) load here.")
+            }
+        }
+        return try configuration.modulesToSave.compactMap { module -> ScalarHead? in
+            let prefix = moduleKeyPrefix + module
+            guard file.contains(prefix + ".weight") else { return nil }
+            let head = ScalarHead(
+                name: module, hiddenSize: hiddenSize, bias: file.contains(prefix + ".bias"),
+                trainable: false, seed: 0)
+            for e in head.store.entries {
+                try file.copyFloats(
+                    moduleKeyPrefix + e.name, into: head.store.values.pointer + e.offset,
+                    count: e.count)
+            }
+            return head
+        }
+    }
+
+    /// Keys and shapes of the scalar heads among `modules` that `file` holds.
+    static func headLayout(_ modules: [String], in file: SafeTensorsFile, hiddenSize: Int)
+        -> [(name: String, shape: [Int])]
+    {
+        modules.flatMap { module -> [(name: String, shape: [Int])] in
+            let prefix = moduleKeyPrefix + module
+            guard file.contains(prefix + ".weight") else { return [] }
+            return [(prefix + ".weight", [1, hiddenSize])]
+                + (file.contains(prefix + ".bias") ? [(prefix + ".bias", [1])] : [])
+        }
     }
 
     /// PEFT keys and shapes of an adapter with config `lora` on a model with config `c`.

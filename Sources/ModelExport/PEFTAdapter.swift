@@ -15,7 +15,7 @@ import TensorCore
 /// ```swift
 /// try PEFTAdapter.save(model.adapters["policy"]!, baseModel: "HuggingFaceTB/SmolLM2-135M-Instruct", to: dir)
 /// let adapter = try PEFTAdapter.load(from: dir, into: model, name: "policy")
-/// model.activeAdapter = adapter.name
+/// let out = model.generate(prompts: prompts, adapter: adapter, options: options)
 /// ```
 ///
 /// See Also: `HFCheckpoint.saveMerged(model:adapter:tokenizer:chatTemplate:dtype:to:overwrite:)`,
@@ -29,7 +29,14 @@ public enum PEFTAdapter {
         public var lora: LoRAConfig
         /// `base_model_name_or_path`, if recorded.
         public var baseModel: String?
+        /// `modules_to_save` (fully trained modules beside the adapter, e.g. a reward model's `score`),
+        /// without repeats.
+        public var modulesToSave: [String] = []
     }
+
+    /// Prefix of a saved module's tensors (`base_model.model.score.weight`): PEFT stores
+    /// `modules_to_save` under the model's own names with the adapter name removed.
+    public static let moduleKeyPrefix = "base_model.model."
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` (F32) into `directory`
     /// atomically: both files are built in a hidden staging directory and swapped in at once.
@@ -39,21 +46,20 @@ public enum PEFTAdapter {
     ///   - baseModel: Recorded as `base_model_name_or_path` (a hub id or a path).
     ///   - directory: Created if needed. A non-empty directory holding other files is refused
     ///     unless `overwrite`.
+    ///   - heads: Scalar heads trained with the adapter, saved as PEFT's `modules_to_save`.
     public static func save(
-        _ adapter: LoRAAdapter, baseModel: String, to directory: URL, overwrite: Bool = false
+        _ adapter: LoRAAdapter, heads: [ScalarHead] = [], baseModel: String, to directory: URL,
+        overwrite: Bool = false
     ) throws {
-        let store = adapter.store
-        let tensors = store.entries.map { e in
-            SafeTensorsWriter.Tensor(
-                name: e.name, shape: e.shape, dtype: .f32,
-                pointer: UnsafePointer(store.values.pointer + e.offset))
-        }
+        let tensors =
+            adapter.store.tensors(prefix: "")
+            + heads.flatMap { $0.store.tensors(prefix: moduleKeyPrefix) }
         try ExportDestination.writeDirectory(
             directory, ownedNames: [configFileName, weightsFileName],
             overwrite: overwrite
         ) { staging in
             try ExportDestination.writeJSON(
-                configJSON(adapter.config, baseModel: baseModel),
+                configJSON(adapter.config, baseModel: baseModel, modulesToSave: heads.map(\.name)),
                 to: staging.appendingPathComponent(configFileName))
             try SafeTensorsWriter.write(
                 tensors: tensors, metadata: ["format": "pt"],
@@ -63,13 +69,16 @@ public enum PEFTAdapter {
 
     /// The bytes of `adapter_config.json` for `config` (trainer checkpoints write it beside their
     /// `adapter_model.safetensors`, so a LoRA checkpoint directory is itself a PEFT adapter).
-    public static func configurationData(_ config: LoRAConfig, baseModel: String) -> Data {
-        Data(configJSON(config, baseModel: baseModel).serialized().utf8)
+    public static func configurationData(
+        _ config: LoRAConfig, baseModel: String, modulesToSave: [String] = []
+    ) -> Data {
+        Data(configJSON(config, baseModel: baseModel, modulesToSave: modulesToSave).serialized().utf8)
     }
 
     /// `LoraConfig` as PEFT serialises it (keys sorted). Fields that PEFT versions from 0.10 on
     /// all accept; newer optional fields are left to their defaults.
-    static func configJSON(_ c: LoRAConfig, baseModel: String) -> JSON {
+    /// A reward model's `score` head makes it a sequence-classification adapter (`SEQ_CLS`).
+    static func configJSON(_ c: LoRAConfig, baseModel: String, modulesToSave: [String] = []) -> JSON {
         let alpha: JSON =
             c.alpha == c.alpha.rounded() && abs(c.alpha) < 1e9
             ? .int(Int(c.alpha)) : .float(c.alpha)
@@ -83,10 +92,13 @@ public enum PEFTAdapter {
             ("layers_to_transform", .null), ("loftq_config", .object([])), ("lora_alpha", alpha),
             ("lora_dropout", .float(c.dropout)), ("megatron_config", .null),
             ("megatron_core", .string("megatron.core")),
-            ("modules_to_save", .null), ("peft_type", .string("LORA")), ("r", .int(c.rank)),
+            (
+                "modules_to_save",
+                modulesToSave.isEmpty ? .null : .array(modulesToSave.map { .string($0) })
+            ), ("peft_type", .string("LORA")), ("r", .int(c.rank)),
             ("rank_pattern", .object([])),
             ("revision", .null), ("target_modules", .array(c.targetModules.map { .string($0) })),
-            ("task_type", .string("CAUSAL_LM")), ("use_dora", .bool(false)),
+            ("task_type", .string(modulesToSave.contains("score") ? "SEQ_CLS" : "CAUSAL_LM")), ("use_dora", .bool(false)),
             ("use_rslora", .bool(c.useRSLoRA)),
         ]
         return .object(fields.sorted { $0.0 < $1.0 })
@@ -97,7 +109,7 @@ public enum PEFTAdapter {
     /// - Throws: `ExportError` for a missing or unparsable file, fields of the wrong type
     ///   (`r` must be a positive integer, `lora_alpha` a positive number), unknown target
     ///   modules, and PEFT features this package does not implement (DoRA, biases, rank or alpha
-    ///   patterns, layer subsets, `modules_to_save`).
+    ///   patterns, layer subsets).
     public static func readConfiguration(from directory: URL) throws -> Configuration {
         let url = directory.appendingPathComponent(configFileName)
         let file = url.path
@@ -148,7 +160,17 @@ public enum PEFTAdapter {
         try rejectUnsupported(json, file: file)
         var baseModel: String?
         if case .string(let s)? = json["base_model_name_or_path"] { baseModel = s }
-        return Configuration(lora: lora, baseModel: baseModel)
+        var modules: [String] = []
+        switch json["modules_to_save"] {
+        case nil, .null?: break
+        case .array(let items)?:
+            for item in items {
+                guard case .string(let s) = item else { throw invalid("modules_to_save", "module names") }
+                if !modules.contains(s) { modules.append(s) }
+            }
+        default: throw invalid("modules_to_save", "a list of module names or null")
+        }
+        return Configuration(lora: lora, baseModel: baseModel, modulesToSave: modules)
     }
 
     private static func targetModules(_ value: JSONValue?, file: String) throws -> [String] {
@@ -191,7 +213,6 @@ public enum PEFTAdapter {
             ("use_dora", "DoRA"), ("rank_pattern", "per-module ranks"),
             ("alpha_pattern", "per-module alphas"),
             ("layers_to_transform", "adapting a subset of layers"),
-            ("modules_to_save", "fully trained extra modules"),
             ("fan_in_fan_out", "transposed (Conv1D) weights"),
             ("layer_replication", "layer replication"),
             ("lora_bias", "LoRA biases"),
@@ -206,6 +227,21 @@ public enum PEFTAdapter {
             throw ExportError.unsupported(
                 file: file, feature: "bias = \(bias.summary)",
                 hint: "Hint: only bias = \"none\" is supported.")
+        }
+    }
+}
+
+extension ParameterStore {
+    /// The store's tensors (values, or another buffer of the same layout such as AdamW moments) for
+    /// `SafeTensorsWriter`, each name prefixed.
+    public func tensors(
+        prefix: String, buffer: FloatBuffer? = nil, dtype: SafeTensorsDType = .f32
+    ) -> [SafeTensorsWriter.Tensor] {
+        let base = (buffer ?? values).pointer
+        return entries.map { e in
+            SafeTensorsWriter.Tensor(
+                name: prefix + e.name, shape: e.shape, dtype: dtype,
+                pointer: UnsafePointer(base + e.offset))
         }
     }
 }

@@ -12,7 +12,7 @@ public struct GenerationOptions: Sendable {
     public var sampling: SamplingOptions
     /// Token ids that end a row (EOS and friends); the stop token itself is included in the output.
     public var stopTokenIDs: Set<Int>
-    public init(maxNewTokens: Int, sampling: SamplingOptions = SamplingOptions(temperature: 0), stopTokenIDs: Set<Int> = []) {
+    public init(maxNewTokens: Int, sampling: SamplingOptions = .greedy, stopTokenIDs: Set<Int> = []) {
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
         self.stopTokenIDs = stopTokenIDs
@@ -26,13 +26,26 @@ public struct GeneratedSequence: Sendable, Equatable {
 }
 
 extension LlamaModel {
-    /// Generates continuations of every prompt. `onToken(row, token)` is called as tokens are chosen.
-    public func generate(prompts: [[Int32]], options: GenerationOptions,
-                         onToken: ((Int, Int) -> Void)? = nil) -> [GeneratedSequence] {
+    /// Generates continuations of every prompt through `adapter` (nil = the bare base).
+    /// `onToken(row, token)` is called as tokens are chosen.
+    ///
+    /// - Throws: `ModelError.contextOverflow` when the longest prompt plus `maxNewTokens` exceeds the
+    ///   model's positions (naming how far to lower `max_new_tokens`).
+    public func generate(prompts: [[Int32]], adapter: LoRAAdapter? = nil, options: GenerationOptions,
+                         onToken: ((Int, Int) -> Void)? = nil) throws -> [GeneratedSequence] {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
+        precondition(options.maxNewTokens >= 1, "generation needs max_new_tokens ≥ 1")
+        let longest = prompts.map(\.count).max()!, limit = config.maxPositions
+        guard longest + options.maxNewTokens <= limit else {
+            throw ModelError.contextOverflow(
+                what: "a prompt of \(longest) tokens plus max_new_tokens \(options.maxNewTokens)", tokens: longest + options.maxNewTokens,
+                limit: limit, hint: longest < limit ? "Lower --max-new-tokens to at most \(limit - longest), or shorten the prompt."
+                                                    : "Shorten the prompt below \(limit) tokens.")
+        }
         let b = prompts.count, v = config.vocabularySize
         let prefill = TokenBatch(rows: prompts, padID: prompts[0][0], leftPadding: true)
-        let cache = KVCache(config: config, batchSize: b, capacity: prefill.length + options.maxNewTokens)
+        let cache = KVCache(config: config, batchSize: b, capacity: prefill.length + options.maxNewTokens,
+                            adapter: adapter)
         var rng = RNG(seed: options.sampling.seed)
         var results = [GeneratedSequence](repeating: GeneratedSequence(), count: b)
         var done = [Bool](repeating: false, count: b)

@@ -19,8 +19,12 @@ public final class KVCache: @unchecked Sendable {
     var hasMask = false
     /// A layer's filled keys and values, for the products before its attention to prefetch.
     let prefetch: PrefetchList
+    /// The adapter every forward through this cache runs with (nil = the bare base): keys and values
+    /// computed through one adapter are meaningless under another.
+    public let adapter: LoRAAdapter?
 
-    public init(config c: LlamaConfig, batchSize: Int, capacity: Int) {
+    public init(config c: LlamaConfig, batchSize: Int, capacity: Int, adapter: LoRAAdapter? = nil) {
+        self.adapter = adapter
         self.batchSize = batchSize
         self.capacity = capacity
         heads = c.kvHeadCount
@@ -83,9 +87,11 @@ public final class KVCache: @unchecked Sendable {
 }
 
 extension LlamaModel {
-    /// Runs `batch` (the next tokens of every row) through the decoder using and extending `cache`.
-    /// Returns the final-norm hidden state of the last position of each row, [B, C].
+    /// Runs `batch` (the next tokens of every row) through the decoder and `cache.adapter`, using and
+    /// extending `cache`. Returns the final-norm hidden state of the last position of each row, [B, C].
     public func forwardCached(_ batch: TokenBatch, cache: KVCache) -> FloatBuffer {
+        checkAdapter(cache.adapter)
+        let adapter = cache.adapter
         precondition(batch.batchSize == cache.batchSize, "batch \(batch.batchSize) vs cache \(cache.batchSize)")
         precondition(cache.length + batch.length <= cache.capacity,
                      "KV cache full: \(cache.length) + \(batch.length) > \(cache.capacity)")
@@ -102,7 +108,8 @@ extension LlamaModel {
         for l in 0..<c.layerCount {
             let w = layerWeights[l]
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project([.q, .k, .v], layer: l, outs: [q.pointer, kNew.pointer, vNew.pointer], input: normed.pointer, rows: n)
+            project([.q, .k, .v], layer: l, outs: [q.pointer, kNew.pointer, vNew.pointer], input: normed.pointer, rows: n,
+                    adapter: adapter)
             batch.positions.withUnsafeBufferPointer { pos in
                 rope.apply(q.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
                 rope.apply(kNew.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
@@ -114,16 +121,16 @@ extension LlamaModel {
                 Attention.forward(out: attn.pointer, lse: lse.pointer, q: q.pointer, k: cache.k[l], v: cache.v[l],
                                   keyMask: mask, shape: shape)
             }
-            project(.o, layer: l, out: x.pointer, input: attn.pointer, rows: n, accumulate: true)
+            project(.o, layer: l, out: x.pointer, input: attn.pointer, rows: n, accumulate: true, adapter: adapter)
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
             // Batched decode steps: the next layer's cache is streamed in while gate and up compute (their
             // panel products, at 12–16 rows, are what reads the list).
             let next = tq == 1 && l + 1 < c.layerCount && n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit
             if next { cache.planPrefetch(layer: l + 1, rows: tk) }
             project([.gate, .up], layer: l, outs: [gate.pointer, up.pointer], input: normed.pointer, rows: n,
-                    prefetch: next ? cache.prefetch : nil)
+                    adapter: adapter, prefetch: next ? cache.prefetch : nil)
             SwiGLU.forward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * F)
-            project(.down, layer: l, out: x.pointer, input: gate.pointer, rows: n, accumulate: true)
+            project(.down, layer: l, out: x.pointer, input: gate.pointer, rows: n, accumulate: true, adapter: adapter)
         }
         cache.advance(by: tq)
         let last = FloatBuffer(count: batch.batchSize * C)

@@ -1,4 +1,4 @@
-// The seven linear projections of a layer, with the active LoRA adapter (if any) applied:
+// The seven linear projections of a layer, with the given LoRA adapter (if any) applied:
 //   y = x W₀ᵀ + b + s · (drop(x) Aᵀ) Bᵀ          (Hu et al. 2021, Eq. 3)
 // Training saves u = drop(x) Aᵀ [N, r] per projection; dropout masks are regenerated in backward
 // from a per-(layer, projection) seed instead of being stored.
@@ -14,12 +14,12 @@ final class LoRAActivations: @unchecked Sendable {
 }
 
 extension LlamaModel {
-    /// y[N, out] = x Wᵀ (+ b) (+ LoRA). `lora` holds training state (nil at inference).
+    /// y[N, out] = x Wᵀ (+ b) (+ s·B A x of `adapter`). `lora` holds training state (nil at inference).
     /// `baseDone`: y already holds x W₀ᵀ (a grouped product); only the bias and LoRA terms are added.
     func project(_ kind: ProjectionKind, layer l: Int, out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>,
-                 rows n: Int, accumulate: Bool = false, lora: LoRAActivations? = nil, baseDone: Bool = false) {
+                 rows n: Int, accumulate: Bool = false, adapter: LoRAAdapter?, lora: LoRAActivations? = nil, baseDone: Bool = false) {
         let w = layerWeights[l], (inF, outF) = kind.shape(config)
-        let adapter = activeLoRA, module = adapter?.modules[l][kind.rawValue]
+        let module = adapter?.modules[l][kind.rawValue]
         // Many rows into a fresh output: the LoRA term is written first and the base GEMM accumulates onto
         // it, which saves the read-modify-write pass over y that adding it afterwards costs.
         let loraFirst = module != nil && !accumulate && !baseDone && n > Linear.fewRowsLimit
@@ -51,27 +51,30 @@ extension LlamaModel {
     /// and one parallel pass), then each output gets its bias and LoRA term as `project` adds them.
     /// `prefetch`: memory for the grouped products to bring into cache as they compute.
     func project(_ kinds: [ProjectionKind], layer l: Int, outs: [UnsafeMutablePointer<Float>], input x: UnsafePointer<Float>,
-                 rows n: Int, lora: LoRAActivations? = nil, prefetch: PrefetchList? = nil) {
+                 rows n: Int, adapter: LoRAAdapter?, lora: LoRAActivations? = nil, prefetch: PrefetchList? = nil) {
         guard n <= Linear.fewRowsLimit else {  // many rows: each product is long enough on its own
-            for (kind, y) in zip(kinds, outs) { project(kind, layer: l, out: y, input: x, rows: n, lora: lora) }
+            for (kind, y) in zip(kinds, outs) { project(kind, layer: l, out: y, input: x, rows: n, adapter: adapter, lora: lora) }
             return
         }
         let w = layerWeights[l]
         WeightMatrix.forwardGroup(zip(kinds, outs).map { kind, y in
             WeightMatrix.GroupProduct(weight: w.weight(kind), out: y, outFeatures: kind.shape(config).outFeatures)
         }, input: x, rows: n, inFeatures: kinds[0].shape(config).inFeatures, prefetch: prefetch)
-        for (kind, y) in zip(kinds, outs) { project(kind, layer: l, out: y, input: x, rows: n, lora: lora, baseDone: true) }
+        for (kind, y) in zip(kinds, outs) {
+            project(kind, layer: l, out: y, input: x, rows: n, adapter: adapter, lora: lora, baseDone: true)
+        }
     }
 
     /// forward: y = x W₀ᵀ + b + s·u Bᵀ, u = drop(x) Aᵀ  ⇒  dx (=|+=) dy W₀ + drop'(s·dy B A),
     /// dW₀ += dyᵀ x (when trainable), db += Σ dy, dB += s·dyᵀ u, dA += (s·dy B)ᵀ drop(x).
     func projectBackward(_ kind: ProjectionKind, layer l: Int, dInput dx: UnsafeMutablePointer<Float>, dOut dy: UnsafePointer<Float>,
-                         input x: UnsafePointer<Float>, rows n: Int, accumulate: Bool, lora: LoRAActivations?) {
+                         input x: UnsafePointer<Float>, rows n: Int, accumulate: Bool, adapter: LoRAAdapter?,
+                         lora: LoRAActivations?) {
         let w = layerWeights[l], (inF, outF) = kind.shape(config)
         w.weight(kind).backward(dInput: dx, dWeight: w.gradient(kind), dOut: dy, input: x, rows: n,
                                 inFeatures: inF, outFeatures: outF, accumulateInput: accumulate)
         if let b = w.bias(kind), let db = b.grad { for r in 0..<n { Elementwise.axpy(db, 1, dy + r * outF, count: outF) } }
-        guard let adapter = activeLoRA, let m = adapter.modules[l][kind.rawValue], let lora, let u = lora.u[l][kind.rawValue] else { return }
+        guard let adapter, let m = adapter.modules[l][kind.rawValue], let lora, let u = lora.u[l][kind.rawValue] else { return }
         let rank = adapter.config.rank, s = adapter.config.scale
         if let bGrad = m.bGrad {  // dB += s · dyᵀ u
             MatMul.gemm(bGrad, dy, transA: true, u.pointer, m: outF, n: rank, k: n, alpha: s, beta: 1)

@@ -27,6 +27,9 @@ public final class LlamaActivations: @unchecked Sendable {
     /// [N, C] final normalised hidden state (input of the vocabulary projection).
     public let output: FloatBuffer
     let lora: LoRAActivations
+    /// The adapter the last `forward` ran through (nil = the bare base); `backward` differentiates through
+    /// this one, whatever other forwards ran in between.
+    public internal(set) var adapter: LoRAAdapter?
     /// Seed of this forward's LoRA dropout masks (set per micro-batch by trainers).
     public var dropoutSeed: UInt64 {
         get { lora.seed }
@@ -82,10 +85,13 @@ public final class LlamaActivations: @unchecked Sendable {
 }
 
 extension LlamaModel {
-    /// Runs the decoder over `batch`, filling `acts`; returns acts.output ([N, C], after the final norm).
+    /// Runs the decoder over `batch` through `adapter` (nil = the bare base), filling `acts` and recording
+    /// the adapter in them; returns acts.output ([N, C], after the final norm).
     @discardableResult
-    public func forward(_ batch: TokenBatch, into acts: LlamaActivations) -> FloatBuffer {
+    public func forward(_ batch: TokenBatch, adapter: LoRAAdapter?, into acts: LlamaActivations) -> FloatBuffer {
+        checkAdapter(adapter)
         acts.reshape(batchSize: batch.batchSize, length: batch.length)
+        acts.adapter = adapter
         let c = config, n = batch.tokenCount, C = c.hiddenSize
         acts.tokens = batch.tokens
         acts.positions = batch.positions
@@ -112,12 +118,12 @@ extension LlamaModel {
     /// Layer l: reads acts.x[l], writes acts.x[l+1] and the layer's saved activations.
     func forwardLayer(_ l: Int, acts: LlamaActivations, shape: AttentionShape, scratch: LayerScratch) {
         let c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
-        let w = layerWeights[l], x = acts.x[l].pointer, normed = scratch.normed.pointer
+        let w = layerWeights[l], x = acts.x[l].pointer, normed = scratch.normed.pointer, a = acts.adapter
         RMSNorm.forward(out: normed, rstd: acts.rstd1[l].pointer, input: x, weight: w.norm1.value,
                         rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-        project(.q, layer: l, out: acts.q[l].pointer, input: normed, rows: n, lora: acts.lora)
-        project(.k, layer: l, out: acts.k[l].pointer, input: normed, rows: n, lora: acts.lora)
-        project(.v, layer: l, out: acts.v[l].pointer, input: normed, rows: n, lora: acts.lora)
+        project(.q, layer: l, out: acts.q[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
+        project(.k, layer: l, out: acts.k[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
+        project(.v, layer: l, out: acts.v[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
         acts.positions.withUnsafeBufferPointer { pos in
             rope.apply(acts.q[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
             rope.apply(acts.k[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
@@ -126,23 +132,24 @@ extension LlamaModel {
                           k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
         let h = acts.mid[l].pointer
         h.update(from: x, count: n * C)
-        project(.o, layer: l, out: h, input: acts.attn[l].pointer, rows: n, accumulate: true, lora: acts.lora)
+        project(.o, layer: l, out: h, input: acts.attn[l].pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
         RMSNorm.forward(out: normed, rstd: acts.rstd2[l].pointer, input: h, weight: w.norm2.value,
                         rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-        project(.gate, layer: l, out: acts.gate[l].pointer, input: normed, rows: n, lora: acts.lora)
-        project(.up, layer: l, out: acts.up[l].pointer, input: normed, rows: n, lora: acts.lora)
+        project(.gate, layer: l, out: acts.gate[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
+        project(.up, layer: l, out: acts.up[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
         SwiGLU.forward(out: scratch.act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
         let out = acts.x[l + 1].pointer
         out.update(from: h, count: n * C)
-        project(.down, layer: l, out: out, input: scratch.act.pointer, rows: n, accumulate: true, lora: acts.lora)
+        project(.down, layer: l, out: out, input: scratch.act.pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
     }
 
     /// Backpropagates dOutput ([N, C], gradient of the final hidden state) through the decoder,
-    /// accumulating into `weights.gradients`. The vocabulary projection's own gradient is the loss's job
-    /// (TokenLogProbs.backward adds it to `outputWeightGradient`).
+    /// accumulating into `weights.gradients` and the gradients of the adapter the forward ran through
+    /// (`acts.adapter`). The vocabulary projection's own gradient is the loss's job (TokenLogProbs.backward
+    /// adds it to `outputWeightGradient`).
     public func backward(dOutput: UnsafePointer<Float>, acts: LlamaActivations) {
-        precondition(weights.isTrainable || activeLoRA != nil, "backward with nothing trainable (frozen base, no active adapter)")
-        let c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
+        precondition(weights.isTrainable || acts.adapter != nil, "backward with nothing trainable (frozen base, forward without an adapter)")
+        let a = acts.adapter, c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
         let shape = AttentionShape(batch: acts.batchSize, queryLength: acts.length, keyLength: acts.length,
                                    queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
         // Scratch reused across steps (every buffer is written before it is read; dk/dv are zeroed below).
@@ -162,19 +169,19 @@ extension LlamaModel {
             // MLP: x' = h + W_down · act,  act = SiLU(g) ⊙ u
             SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
             projectBackward(.down, layer: l, dInput: dAct.pointer, dOut: dx.pointer, input: act.pointer, rows: n,
-                            accumulate: false, lora: acts.lora)
+                            accumulate: false, adapter: a, lora: acts.lora)
             SwiGLU.backward(dGate: dGate.pointer, dUp: dUp.pointer, dOut: dAct.pointer, gate: acts.gate[l].pointer,
                             up: acts.up[l].pointer, count: n * F)
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: h, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
             projectBackward(.gate, layer: l, dInput: dNormed.pointer, dOut: dGate.pointer, input: normed.pointer, rows: n,
-                            accumulate: false, lora: acts.lora)
+                            accumulate: false, adapter: a, lora: acts.lora)
             projectBackward(.up, layer: l, dInput: dNormed.pointer, dOut: dUp.pointer, input: normed.pointer, rows: n,
-                            accumulate: true, lora: acts.lora)
+                            accumulate: true, adapter: a, lora: acts.lora)
             RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm2.grad, dOut: dNormed.pointer, input: h, weight: w.norm2.value,
                              rstd: acts.rstd2[l].pointer, rows: n, channels: C, accumulateInput: true)
             // Attention: h = x + W_o · attn
             projectBackward(.o, layer: l, dInput: dAttn.pointer, dOut: dx.pointer, input: acts.attn[l].pointer, rows: n,
-                            accumulate: false, lora: acts.lora)
+                            accumulate: false, adapter: a, lora: acts.lora)
             dk.pointer.update(repeating: 0, count: n * c.kvDim)
             dv.pointer.update(repeating: 0, count: n * c.kvDim)
             Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
@@ -186,9 +193,9 @@ extension LlamaModel {
             }
             let x = acts.x[l].pointer
             RMSNorm.forward(out: normed.pointer, rstd: nil, input: x, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            projectBackward(.q, layer: l, dInput: dNormed.pointer, dOut: dq.pointer, input: normed.pointer, rows: n, accumulate: false, lora: acts.lora)
-            projectBackward(.k, layer: l, dInput: dNormed.pointer, dOut: dk.pointer, input: normed.pointer, rows: n, accumulate: true, lora: acts.lora)
-            projectBackward(.v, layer: l, dInput: dNormed.pointer, dOut: dv.pointer, input: normed.pointer, rows: n, accumulate: true, lora: acts.lora)
+            projectBackward(.q, layer: l, dInput: dNormed.pointer, dOut: dq.pointer, input: normed.pointer, rows: n, accumulate: false, adapter: a, lora: acts.lora)
+            projectBackward(.k, layer: l, dInput: dNormed.pointer, dOut: dk.pointer, input: normed.pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
+            projectBackward(.v, layer: l, dInput: dNormed.pointer, dOut: dv.pointer, input: normed.pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
             RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm1.grad, dOut: dNormed.pointer, input: x, weight: w.norm1.value,
                              rstd: acts.rstd1[l].pointer, rows: n, channels: C, accumulateInput: true)
         }

@@ -8,56 +8,14 @@
 
 import TensorCore
 
-/// One batch of token rows, right- or left-padded to a common length T.
-public struct TokenBatch: Sendable {
-    public let batchSize: Int
-    public let length: Int
-    /// [B·T] token ids (pad positions hold any valid id).
-    public let tokens: [Int32]
-    /// [B·T] RoPE positions (0-based within each row's real tokens).
-    public let positions: [Int32]
-    /// [B·T] additive key mask (0 = attend, −∞ = padding), nil when no row is padded.
-    public let keyMask: [Float]?
-
-    public init(batchSize: Int, length: Int, tokens: [Int32], positions: [Int32]? = nil, keyMask: [Float]? = nil) {
-        precondition(tokens.count == batchSize * length, "tokens \(tokens.count) vs \(batchSize)×\(length)")
-        self.batchSize = batchSize
-        self.length = length
-        self.tokens = tokens
-        self.positions = positions ?? (0..<batchSize).flatMap { _ in (0..<length).map(Int32.init) }
-        self.keyMask = keyMask
-    }
-
-    /// Pads ragged rows to the longest with `padID`; `leftPadding` right-aligns them (for generation).
-    public init(rows: [[Int32]], padID: Int32, leftPadding: Bool = false) {
-        let t = rows.map(\.count).max() ?? 0
-        var tokens: [Int32] = [], positions: [Int32] = [], mask: [Float] = []
-        for r in rows {
-            let pad = t - r.count
-            let padTokens = [Int32](repeating: padID, count: pad), padMask = [Float](repeating: -.infinity, count: pad)
-            let real = (0..<r.count).map(Int32.init)
-            tokens += leftPadding ? padTokens + r : r + padTokens
-            positions += leftPadding ? [Int32](repeating: 0, count: pad) + real : real + [Int32](repeating: 0, count: pad)
-            mask += leftPadding ? padMask + [Float](repeating: 0, count: r.count) : [Float](repeating: 0, count: r.count) + padMask
-        }
-        let padded = rows.contains { $0.count != t }
-        self.init(batchSize: rows.count, length: t, tokens: tokens, positions: positions, keyMask: padded ? mask : nil)
-    }
-
-    public var tokenCount: Int { batchSize * length }
-}
-
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     /// Base weights, HF names (`model.layers.0.self_attn.q_proj.weight`, …).
     public let weights: ParameterStore
     public let rope: RoPETable
-    /// Named LoRA adapters on this (frozen) base.
+    /// LoRA adapters created for or loaded onto this (frozen) base, by name. Nothing reads this implicitly:
+    /// every forward names the adapter it runs through (nil = the bare base, e.g. the reference policy).
     public internal(set) var adapters: [String: LoRAAdapter] = [:]
-    /// The adapter applied in forward and backward; nil = base model only (e.g. the reference policy).
-    public var activeAdapter: String? {
-        didSet { precondition(activeAdapter == nil || adapters[activeAdapter!] != nil, "no adapter named \(activeAdapter!)") }
-    }
 
     /// Weights kept quantised (frozen; HF name → matrix). They are absent from `weights`.
     public let quantizedWeights: [String: QuantizedMatrix]

@@ -1,6 +1,6 @@
 // LoRA adapters (Hu et al. 2021, Eq. 3: h = W₀x + ΔW x = W₀x + B A x, scaled by α/r; rsLoRA scales by
-// α/√r, Kalajdzievski 2023). A frozen base holds any number of named adapters; one (or none) is active
-// per forward, so policy, reference (= adapters off), critic and reward model can share one base.
+// α/√r, Kalajdzievski 2023). A frozen base holds any number of named adapters; each forward names the one
+// it runs through (or none), so policy, reference (= no adapter), critic and reward model share one base.
 // Parameter names are PEFT's saved keys (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`),
 // so export is a copy. Init as PEFT: A ~ kaiming_uniform(a=√5) = U(±1/√in), B = 0.
 
@@ -79,6 +79,7 @@ public final class LoRAAdapter: @unchecked Sendable {
     public let config: LoRAConfig
     public let store: ParameterStore
     let modules: [[Module?]]  // [layer][ProjectionKind.rawValue]
+    let hiddenSize: Int
 
     struct Module {
         let a: UnsafeMutablePointer<Float>, aGrad: UnsafeMutablePointer<Float>?
@@ -94,6 +95,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         try config.validate()
         self.name = name
         self.config = config
+        hiddenSize = c.hiddenSize
         let kinds = try config.kinds()
         var layout: [(String, [Int])] = []
         for l in 0..<c.layerCount {
@@ -129,11 +131,16 @@ extension LlamaModel {
         return adapter
     }
 
-    /// The active adapter, if any.
-    public var activeLoRA: LoRAAdapter? { activeAdapter.flatMap { adapters[$0] } }
+    /// Refuses an adapter built for a model of another shape (a programming error: adapters loaded from
+    /// files are checked against the model with errors naming the tensor).
+    func checkAdapter(_ adapter: LoRAAdapter?) {
+        guard let adapter else { return }
+        precondition(adapter.modules.count == config.layerCount && adapter.hiddenSize == config.hiddenSize,
+                     "adapter \(adapter.name) was built for a model of another shape")
+    }
 
-    /// W₀ += s·B A for every module of the adapter (dense base only). Deactivates it, since the
-    /// merged weights already include it.
+    /// W₀ += s·B A for every module of the adapter (dense base only). A forward through the merged
+    /// weights must then name no adapter, since they already include it.
     public func merge(adapter name: String) { applyMerge(name, sign: 1) }
 
     /// Undoes `merge` (W₀ −= s·B A).
@@ -142,7 +149,6 @@ extension LlamaModel {
     private func applyMerge(_ name: String, sign: Float) {
         guard let a = adapters[name] else { preconditionFailure("no adapter named \(name)") }
         precondition(!hasQuantizedWeights, "merging needs a dense base; load the model without keeping weights quantised")
-        if activeAdapter == name { activeAdapter = nil }
         for l in 0..<config.layerCount {
             for kind in ProjectionKind.allCases {
                 guard let m = a.modules[l][kind.rawValue] else { continue }

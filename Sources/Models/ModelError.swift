@@ -7,6 +7,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case missingTensor(file: String, name: String)
     case shapeMismatch(file: String, name: String, expected: [Int], found: [Int])
     case unknownModel(name: String, hint: String)
+    /// More positions than the model has (RoPE has no angles past `limit`).
+    case contextOverflow(what: String, tokens: Int, limit: Int, hint: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .shapeMismatch(file, name, expected, found):
             "\(file): tensor '\(name)' has shape \(found) but the model expects \(expected)."
         case let .unknownModel(name, hint): "unknown model '\(name)'. \(hint)"
+        case let .contextOverflow(what, tokens, limit, hint):
+            "\(what) needs \(tokens) positions but the model's context is \(limit). \(hint)"
         }
     }
 }

@@ -7,20 +7,32 @@ import Foundation
 import ModelFormats
 import Tokenizers
 
-/// A model ready to use: weights, tokenizer, chat template and stop ids.
+/// A model ready to use: weights, tokenizer, chat template and stop ids, and the adapter and scalar
+/// heads loaded with it (if any). Forwards name the adapter explicitly: `loaded.adapter` is what the
+/// user asked to apply, not state the model reads.
 public struct LoadedModel: @unchecked Sendable {
     public let model: LlamaModel
     public let tokenizer: Tokenizer
     public let chatTemplate: ChatTemplate?
     /// Where it came from (file or directory).
     public let source: URL
+    /// The LoRA adapter loaded with the model (`--adapter`), nil for the bare base.
+    public var adapter: LoRAAdapter?
+    /// Scalar heads loaded with the model or adapter, by module name (`score` of a reward model).
+    public var heads: [String: ScalarHead]
 
-    public init(model: LlamaModel, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, source: URL) {
+    public init(model: LlamaModel, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, source: URL,
+                adapter: LoRAAdapter? = nil, heads: [String: ScalarHead] = [:]) {
         self.model = model
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
         self.source = source
+        self.adapter = adapter
+        self.heads = heads
     }
+
+    /// The id padding uses: the tokenizer's pad token, else EOS (TRL's fallback), else 0.
+    public var padTokenID: Int32 { Int32(tokenizer.padTokenID ?? tokenizer.eosTokenID ?? 0) }
     /// Token ids that end generation (EOS and end-of-turn ids).
     public var stopTokenIDs: Set<Int> {
         var s = Set(model.config.eosTokenIDs)
@@ -172,8 +184,13 @@ public enum ModelRegistry {
         let jinja = dir.appendingPathComponent("chat_template.jinja")
         if source == nil, let s = try? String(contentsOf: jinja, encoding: .utf8) { source = s }
         let template = try source.map { try ChatTemplate(source: $0) }
-        return LoadedModel(model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
-                           chatTemplate: template, source: dir)
+        let config = try LlamaConfig(huggingFaceConfig: dir.appendingPathComponent("config.json"))
+        let model = LlamaModel(config: config, trainable: trainable)
+        let files = try LlamaModel.safetensorsFiles(in: dir)
+        try model.loadWeights(from: files)
+        let score = try ScalarHead.load(named: "score", from: files, hiddenSize: config.hiddenSize, trainable: trainable)
+        return LoadedModel(model: model, tokenizer: tokenizer, chatTemplate: template, source: dir,
+                           heads: score.map { [$0.name: $0] } ?? [:])
     }
 }
 

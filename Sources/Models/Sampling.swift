@@ -5,14 +5,21 @@
 import Foundation
 import TensorCore
 
+/// How the next token is chosen. The defaults (written once, in the initializer) sample from the model's
+/// distribution unchanged (transformers' temperature 1, no top-k/top-p), as RL rollouts need; `greedy` is
+/// what generation uses unless told otherwise.
 public struct SamplingOptions: Codable, Sendable, Equatable {
     /// 0 selects greedy decoding.
-    public var temperature: Float = 1
+    public var temperature: Float
     /// 0 disables top-k.
-    public var topK: Int = 0
+    public var topK: Int
     /// 1 disables top-p.
-    public var topP: Float = 1
-    public var seed: UInt64 = 0
+    public var topP: Float
+    public var seed: UInt64
+
+    /// Greedy decoding (the default of `GenerationOptions` and of the CLI's `--temperature`).
+    public static let greedy = SamplingOptions(temperature: 0)
+
     public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) {
         self.temperature = temperature
         self.topK = topK

@@ -28,7 +28,7 @@ struct Chat: ParsableCommand {
             let ids = try encodeChat(loaded, history)
             var decoder = StreamingDecoder(tokenizer: loaded.tokenizer, skipSpecialTokens: true)
             let start = Date()
-            let out = loaded.model.generate(prompts: [ids.map(Int32.init)], options: sampling.options(stop: loaded.stopTokenIDs)) { _, t in
+            let out = try loaded.model.generate(prompts: [ids.map(Int32.init)], adapter: loaded.adapter, options: sampling.options(stop: loaded.stopTokenIDs)) { _, t in
                 FileHandle.standardOutput.write(Data(decoder.decode(t).utf8))
             }[0]
             print(decoder.finish())

@@ -47,9 +47,7 @@ struct Demo: ParsableCommand {
         prepared.report.forEach(note)
         let trainer = try SFTTrainer(config: config, model: loaded, data: prepared, outputDirectory: outDir.appendingPathComponent("sft"),
                                      baseModel: modelOptions.model)
-        loaded.model.activeAdapter = nil
-        let before = trainer.evaluate()
-        loaded.model.activeAdapter = SFTTrainer.adapterName
+        let before = trainer.evaluate(adapter: nil)
         Interrupt.install()
         let renderer = ProgressRenderer()
         let start = Date()
@@ -60,27 +58,27 @@ struct Demo: ParsableCommand {
             return .proceed
         }
         if renderer.isTerminal { note("") }
-        if after.isEmpty { after = trainer.evaluate() }
+        if after.isEmpty { after = trainer.evaluate(adapter: trainer.adapter) }
         print(String(format: "held-out loss: %.4f → %.4f (token accuracy %.3f → %.3f) after %d steps in %.0f s",
                      before["eval_loss"]!, after["eval_loss"]!, before["eval_mean_token_accuracy"]!, after["eval_mean_token_accuracy"]!,
                      steps, Date().timeIntervalSince(start)))
 
         note("== 3. After SFT (adapter on)")
-        try answer(loaded)
+        try answer(loaded, adapter: trainer.adapter)
 
         note("== 4. Export")
         let adapterDir = try trainer.exportFinal()
         let gguf = outDir.appendingPathComponent("smollm2-sft-q8_0.gguf")
-        try GGUFExport.saveMerged(model: loaded.model, adapter: loaded.model.adapters[SFTTrainer.adapterName]!, tokenizer: loaded.tokenizer,
+        try GGUFExport.saveMerged(model: loaded.model, adapter: trainer.adapter!, tokenizer: loaded.tokenizer,
                                   chatTemplate: loaded.chatTemplate?.source, type: .q8_0, name: "smollm2-sft", to: gguf, overwrite: true)
-        print("PEFT adapter: \(adapterDir.path)\nmerged GGUF (Q8_0): \(gguf.path)\nmetrics: \(outDir.appendingPathComponent("sft/metrics.jsonl").path)")
+        print("PEFT adapter: \(adapterDir.path)\nmerged GGUF (Q8_0): \(gguf.path)\nmetrics: \(trainer.outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile).path)")
         print("Next stages (reward model, PPO, DPO) are not in this build yet.")
     }
 
-    func answer(_ loaded: LoadedModel) throws {
+    func answer(_ loaded: LoadedModel, adapter: LoRAAdapter? = nil) throws {
         let prompts = try Self.questions.map { try encodeChat(loaded, [Message(role: .user, content: $0)]) }
         let start = Date()
-        let results = loaded.model.generate(prompts: prompts.map { $0.map(Int32.init) },
+        let results = try loaded.model.generate(prompts: prompts.map { $0.map(Int32.init) }, adapter: adapter,
                                             options: GenerationOptions(maxNewTokens: maxNewTokens, stopTokenIDs: loaded.stopTokenIDs))
         let elapsed = Date().timeIntervalSince(start)
         for (q, r) in zip(Self.questions, results) {

@@ -30,22 +30,20 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try modelOptions.load(activatesAdapter: false)
-        let model = loaded.model
-        var lora: LoRAAdapter?
-        if let adapter = modelOptions.adapter { lora = try Self.loadAdapter(URL(fileURLWithPath: adapter), into: model) }
+        let loaded = try modelOptions.load()
+        let model = loaded.model, lora = loaded.adapter, heads = Array(loaded.heads.values)
         let dest = URL(fileURLWithPath: out)
         switch format {
         case .peft:
-            try PEFTAdapter.save(lora!, baseModel: modelOptions.model, to: dest, overwrite: overwrite)
+            try PEFTAdapter.save(lora!, heads: heads, baseModel: modelOptions.model, to: dest, overwrite: overwrite)
         case .hf:
             let dtype: HFCheckpoint.DType = type == "bf16" ? .bf16 : .f32
             if let lora {
                 try HFCheckpoint.saveMerged(model: model, adapter: lora, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
-                                            dtype: dtype, to: dest, overwrite: overwrite)
+                                            dtype: dtype, heads: heads, to: dest, overwrite: overwrite)
             } else {
                 try HFCheckpoint.save(model: model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source, dtype: dtype,
-                                      to: dest, overwrite: overwrite)
+                                      heads: heads, to: dest, overwrite: overwrite)
             }
         case .gguf:
             let t = GGUFExport.TensorType(rawValue: type ?? "f16")!
@@ -59,17 +57,5 @@ struct Export: ParsableCommand {
             }
         }
         note("Wrote \(dest.path)")
-    }
-
-    /// A PEFT directory, or a training checkpoint / output directory (a LoRA checkpoint is a PEFT directory).
-    static func loadAdapter(_ url: URL, into model: LlamaModel) throws -> LoRAAdapter {
-        var dir = url
-        if !FileManager.default.fileExists(atPath: url.appendingPathComponent(PEFTAdapter.configFileName).path) {
-            dir = try Checkpoint.resolve(url)
-            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(PEFTAdapter.configFileName).path) else {
-                throw InputError("\(dir.path) is a full fine-tune checkpoint; pass its model.safetensors directory with --model instead of --adapter.")
-            }
-        }
-        return try PEFTAdapter.load(from: dir, into: model, name: "export")
     }
 }

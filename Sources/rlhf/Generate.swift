@@ -47,7 +47,7 @@ struct Generate: ParsableCommand {
         guard !ids.isEmpty else { throw InputError("The prompt encodes to no tokens.") }
         var decoder = StreamingDecoder(tokenizer: loaded.tokenizer)
         let start = Date()
-        let result = loaded.model.generate(prompts: [ids.map(Int32.init)], options: sampling.options(stop: loaded.stopTokenIDs)) { _, token in
+        let result = try loaded.model.generate(prompts: [ids.map(Int32.init)], adapter: loaded.adapter, options: sampling.options(stop: loaded.stopTokenIDs)) { _, token in
             if !json {
                 FileHandle.standardOutput.write(Data(decoder.decode(token).utf8))
             }

@@ -18,27 +18,22 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "Hold the frozen base in bf16 and multiply in bf16 (inputs rounded to bf16, fp32 sums; llama.cpp's BF16 semantics): half the weight memory of fp32 and, on CPUs with AVX512_BF16, about 1.5x faster batched generation; log-probs differ from fp32 by ~1e-2. Frozen base only.")
     var bf16 = false
 
-    /// Loads the model; with `--adapter` (and `activatesAdapter`), the adapter is applied. `inference`
+    /// Loads the model through `ModelLoader` (with `--adapter`, the adapter and its heads too). `inference`
     /// (generate, chat, logprobs): a GGUF's quantised weights are kept unless `--dense` or `--bf16` is given —
     /// they are the file's exact values and every product computes in fp32, so results match the dequantised
     /// model (tested against transformers' goldens at the fp32 bounds) while batched decoding runs on the
     /// compute-bound decode panels and batch-1 decoding reads ~5x fewer bytes.
-    func load(trainable: Bool = false, activatesAdapter: Bool = true, inference: Bool = false) throws -> LoadedModel {
+    func load(trainable: Bool = false, inference: Bool = false) throws -> LoadedModel {
         let start = Date()
         if quantized && trainable { throw InputError("--quantized keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
         if bf16 && trainable { throw InputError("--bf16 keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
         if bf16 && quantized { throw InputError("Pass either --quantized (keep the file's quantised weights) or --bf16 (convert them to bf16), not both.") }
         if dense && (quantized || bf16) { throw InputError("--dense (Float32 weights) contradicts \(quantized ? "--quantized" : "--bf16"); pass one of them.") }
-        let keepQuantized = quantized || (inference && !dense && !bf16 && !trainable)
-        var loaded = try ModelRegistry.load(model, trainable: trainable, keepQuantized: keepQuantized, log: note)
-        if bf16 {
-            loaded = LoadedModel(model: loaded.model.withBF16Weights(), tokenizer: loaded.tokenizer,
-                                 chatTemplate: loaded.chatTemplate, source: loaded.source)
-        }
-        if let adapter, activatesAdapter {
-            let a = try Export.loadAdapter(URL(fileURLWithPath: adapter), into: loaded.model)
-            loaded.model.activeAdapter = a.name
-            note("Applied LoRA adapter \(adapter) (r=\(a.config.rank))")
+        let form: ModelLoader.WeightForm = bf16 ? .bf16 : quantized || (inference && !dense && !trainable) ? .quantized : .dense
+        let loaded = try ModelLoader.load(model: model, form: form, trainable: trainable, adapter: adapter.map { URL(fileURLWithPath: $0) },
+                                          log: note)
+        if let a = loaded.adapter {
+            note("Applied LoRA adapter \(adapter!) (r=\(a.config.rank))" + (loaded.heads.isEmpty ? "" : " with head(s) \(loaded.heads.keys.sorted().joined(separator: ", "))"))
         }
         let q = loaded.model.quantizedWeights.values
         note(String(format: "Loaded %@ (%.1f M parameters%@) in %.2f s", loaded.source.lastPathComponent,
@@ -52,10 +47,10 @@ struct ModelOptions: ParsableArguments {
 
 struct SamplingFlags: ParsableArguments {
     @Option(help: "Maximum number of new tokens.") var maxNewTokens: Int = 128
-    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0
-    @Option(help: "Keep only the k most likely tokens (0 = off).") var topK: Int = 0
-    @Option(help: "Nucleus sampling: keep the smallest set with this much probability (1 = off).") var topP: Float = 1
-    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = SamplingOptions.greedy.temperature
+    @Option(help: "Keep only the k most likely tokens (0 = off).") var topK: Int = SamplingOptions.greedy.topK
+    @Option(help: "Nucleus sampling: keep the smallest set with this much probability (1 = off).") var topP: Float = SamplingOptions.greedy.topP
+    @Option(help: "Random seed for sampling.") var seed: UInt64 = SamplingOptions.greedy.seed
 
     func validate() throws {
         guard maxNewTokens > 0 else { throw ValidationError("Please pass --max-new-tokens ≥ 1.") }

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import ModelExport
 import Models
 import Trainers
 
@@ -27,7 +28,7 @@ struct SFT: ParsableCommand {
         var object = try training.object(for: SFTConfig.self)
         if let resume = training.resume {  // the checkpoint's resolved config wins (architecture and data order must match)
             let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
-            object = try SFTConfig.load(file: dir.appendingPathComponent("training_config.json"))
+            object = try SFTConfig.load(file: dir.appendingPathComponent(CheckpointLayout.configFile))
             note("Resuming from \(dir.path) with its saved config.")
         }
         let config = try SFTConfig.decode(object, source: training.config ?? "flags")
@@ -42,7 +43,7 @@ struct SFT: ParsableCommand {
         if trainer.usesActivationCheckpointing && !config.activationCheckpointing {
             note("Activation checkpointing on: batch_size × max_length would need more than 2 GiB of saved activations.")
         }
-        note("\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent("metrics.jsonl").path)")
+        note("\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)")
         Interrupt.install()
         let renderer = ProgressRenderer()
         try trainer.train(resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }) { event in

@@ -42,7 +42,7 @@ struct LogProbs: ParsableCommand {
         let c = loaded.tokenizer.encode(completion, parseSpecialTokens: true)
         guard !p.isEmpty else { throw InputError("--prompt encodes to no tokens; a completion needs a context.") }
         guard !c.isEmpty else { throw InputError("--completion encodes to no tokens.") }
-        let lps = loaded.model.sequenceLogProbs(prompt: p.map(Int32.init), completion: c.map(Int32.init))
+        let lps = try loaded.model.sequenceLogProbs(prompt: p.map(Int32.init), completion: c.map(Int32.init), adapter: loaded.adapter)
         let sum = lps.reduce(0.0) { $0 + Double($1) }
         if json { try printJSON(Output(ids: c, token_logprobs: lps, sum: sum)) } else {
             for (id, lp) in zip(c, lps) { print("\(id)\t\(loaded.tokenizer.tokenStrings([id])[0])\t\(lp)") }

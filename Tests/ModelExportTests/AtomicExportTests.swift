@@ -4,6 +4,7 @@
 
 import Foundation
 import Models
+import TensorCore
 import Testing
 
 @testable import ModelExport
@@ -103,13 +104,15 @@ import Testing
         let tokenizer = try Tiny.byteTokenizer()
         try GGUFExport.save(model: model, tokenizer: tokenizer, type: .q8_0, name: "good", to: url)
         let before = try Data(contentsOf: url)
-        model.activeAdapter = try model.addAdapter(named: "a", config: LoRAConfig(), seed: 1).name
-        #expect(throws: ExportError.activeAdapter(name: "a")) {
+        var scaled = model.config
+        scaled.ropeScaling = RoPEScaling(
+            factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalMaxPositions: 64)
+        #expect(throws: ExportError.self) {  // refused before anything is written
             try GGUFExport.save(
-                model: model, tokenizer: tokenizer, type: .f32, name: "bad", to: url)
+                model: LlamaModel(config: scaled, trainable: false), tokenizer: tokenizer,
+                type: .f32, name: "bad", to: url)
         }
         #expect(try Data(contentsOf: url) == before)
-        model.activeAdapter = nil
         try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f16, name: "again", to: url)  // a GGUF is replaced
         #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["model.gguf"])
     }

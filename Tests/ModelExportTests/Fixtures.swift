@@ -48,9 +48,9 @@ enum Tiny {
 }
 
 /// Logits [T, V] of one unpadded prompt.
-func logits(_ m: LlamaModel, _ ids: [Int32]) -> [Float] {
+func logits(_ m: LlamaModel, _ ids: [Int32], adapter: LoRAAdapter? = nil) -> [Float] {
     let acts = LlamaActivations(config: m.config, batchSize: 1, length: ids.count)
-    let h = m.forward(TokenBatch(batchSize: 1, length: ids.count, tokens: ids), into: acts)
+    let h = m.forward(TokenBatch(batchSize: 1, length: ids.count, tokens: ids), adapter: adapter, into: acts)
     return m.logits(h.pointer, rows: ids.count).array
 }
 

@@ -158,8 +158,7 @@ import Tokenizers
         let model = try Tiny.model()
         let adapter = try model.addAdapter(named: "policy", config: LoRAConfig(), seed: 21)
         randomizeB(adapter, seed: 22)
-        model.activeAdapter = "policy"
-        let adapted = logits(model, Tiny.prompt)
+        let adapted = logits(model, Tiny.prompt, adapter: adapter)
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("merged.gguf")

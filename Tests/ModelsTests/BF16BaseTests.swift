@@ -39,12 +39,12 @@ import TensorCore
         let ids = (0..<(b * t)).map { _ in Int32(rng.next() % UInt64(v)) }
         // Full forward over all positions (many-row path).
         let acts = LlamaActivations(config: m.config, batchSize: b, length: t)
-        let h = m.forward(TokenBatch(batchSize: b, length: t, tokens: ids), into: acts)
+        let h = m.forward(TokenBatch(batchSize: b, length: t, tokens: ids), adapter: nil, into: acts)
         let full = m.logits(h.pointer, rows: b * t)
         // The same forward with the fp32 weights: bf16's own noise (every input and weight rounded), the scale
         // of the bound below.
         let dense = try SmolLM2.get().0
-        let hd = dense.forward(TokenBatch(batchSize: b, length: t, tokens: ids), into: LlamaActivations(config: m.config, batchSize: b, length: t))
+        let hd = dense.forward(TokenBatch(batchSize: b, length: t, tokens: ids), adapter: nil, into: LlamaActivations(config: m.config, batchSize: b, length: t))
         let fp32 = dense.logits(hd.pointer, rows: b * t)
         var noise = 0.0
         for e in 0..<(b * t * v) { noise += Double(abs(fp32.pointer[e] - full.pointer[e])) }

@@ -12,11 +12,11 @@ import TensorCore
     }
 
     /// Greedy decoding without a cache: full forward over the whole sequence each step.
-    static func uncachedGreedy(_ m: LlamaModel, prompt: [Int32], steps: Int) -> ([Int], [Float]) {
+    static func uncachedGreedy(_ m: LlamaModel, adapter: LoRAAdapter? = nil, prompt: [Int32], steps: Int) -> ([Int], [Float]) {
         var seq = prompt, out: [Int] = [], lps: [Float] = []
         for _ in 0..<steps {
             let acts = LlamaActivations(config: m.config, batchSize: 1, length: seq.count)
-            let h = m.forward(TokenBatch(batchSize: 1, length: seq.count, tokens: seq), into: acts)
+            let h = m.forward(TokenBatch(batchSize: 1, length: seq.count, tokens: seq), adapter: adapter, into: acts)
             let logits = m.logits(h.pointer + (seq.count - 1) * m.config.hiddenSize, rows: 1)
             var rng = RNG(seed: 0)
             let (t, lp) = Sampler.pick(logits.pointer, vocabulary: m.config.vocabularySize, options: SamplingOptions(temperature: 0), rng: &rng)
@@ -31,7 +31,7 @@ import TensorCore
         let m = try Self.model()
         let prompt: [Int32] = [5, 17, 200, 31, 9]
         let (expected, expectedLP) = Self.uncachedGreedy(m, prompt: prompt, steps: 12)
-        let got = m.generate(prompts: [prompt], options: GenerationOptions(maxNewTokens: 12))[0]
+        let got = try m.generate(prompts: [prompt], options: GenerationOptions(maxNewTokens: 12))[0]
         #expect(got.tokens == expected)
         for i in expectedLP.indices { #expect(abs(got.tokenLogProbs[i] - expectedLP[i]) <= 1e-5) }
         #expect(got.finishReason == .length)
@@ -40,9 +40,9 @@ import TensorCore
     @Test func raggedBatchEqualsSinglePrompts() throws {
         let m = try Self.model()
         let prompts: [[Int32]] = [[5, 17, 200, 31, 9], [44], [100, 3, 7]]
-        let batched = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 8))
+        let batched = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 8))
         for (i, p) in prompts.enumerated() {
-            let alone = m.generate(prompts: [p], options: GenerationOptions(maxNewTokens: 8))[0]
+            let alone = try m.generate(prompts: [p], options: GenerationOptions(maxNewTokens: 8))[0]
             #expect(batched[i].tokens == alone.tokens, "row \(i)")
             for j in alone.tokenLogProbs.indices { #expect(abs(batched[i].tokenLogProbs[j] - alone.tokenLogProbs[j]) <= 1e-5) }
         }
@@ -57,14 +57,12 @@ import TensorCore
         for e in adapter.store.entries where e.name.hasSuffix("lora_B.weight") {
             rng.fillNormal(adapter.store.values.pointer + e.offset, count: e.count, std: 0.05)
         }
-        m.activeAdapter = "decode-16"
-        defer { m.activeAdapter = nil }
         let prompts: [[Int32]] = (0..<16).map { (r: Int) -> [Int32] in
             (0..<(1 + r % 5)).map { (j: Int) -> Int32 in Int32((r * 37 + j * 11) % 250 + 3) }
         }
-        let batched = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 6))
+        let batched = try m.generate(prompts: prompts, adapter: adapter, options: GenerationOptions(maxNewTokens: 6))
         for (r, p) in prompts.enumerated() {
-            let (tokens, lps) = Self.uncachedGreedy(m, prompt: p, steps: 6)
+            let (tokens, lps) = Self.uncachedGreedy(m, adapter: adapter, prompt: p, steps: 6)
             #expect(batched[r].tokens == tokens, "row \(r)")
             for j in lps.indices { #expect(abs(batched[r].tokenLogProbs[j] - lps[j]) <= 1e-5, "row \(r) step \(j)") }
         }
@@ -72,18 +70,18 @@ import TensorCore
 
     @Test func stopTokensAndSeededSampling() throws {
         let m = try Self.model()
-        let greedy = m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10))[0]
+        let greedy = try m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10))[0]
         let stopAt = greedy.tokens[3]
-        let stopped = m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10, stopTokenIDs: [stopAt]))[0]
+        let stopped = try m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10, stopTokenIDs: [stopAt]))[0]
         #expect(stopped.finishReason == .stop)
         #expect(stopped.tokens.last == stopAt && stopped.tokens.count == greedy.tokens.firstIndex(of: stopAt)! + 1)
 
         let opts = GenerationOptions(maxNewTokens: 16, sampling: SamplingOptions(temperature: 1.2, topK: 50, topP: 0.9, seed: 9))
-        let a = m.generate(prompts: [[1, 2, 3], [4]], options: opts), b = m.generate(prompts: [[1, 2, 3], [4]], options: opts)
+        let a = try m.generate(prompts: [[1, 2, 3], [4]], options: opts), b = try m.generate(prompts: [[1, 2, 3], [4]], options: opts)
         #expect(a == b, "same seed, same samples")
         var other = opts
         other.sampling.seed = 10
-        #expect(m.generate(prompts: [[1, 2, 3], [4]], options: other) != a)
+        #expect(try m.generate(prompts: [[1, 2, 3], [4]], options: other) != a)
     }
 
     /// Rows are picked in parallel, but the sampling draws come from one generator in row order, skipping
@@ -93,16 +91,16 @@ import TensorCore
         let prompts: [[Int32]] = [[5, 17, 200], [44, 9, 1], [100, 3, 7]]
         let sampling = SamplingOptions(temperature: 1.3, topK: 40, topP: 0.95, seed: 21)
         // A stop id that ends a row early, found by a first run.
-        let probe = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling))
+        let probe = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling))
         let stop: Set<Int> = [probe[1].tokens[2]]
-        let got = m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling, stopTokenIDs: stop))
+        let got = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling, stopTokenIDs: stop))
         var rng = RNG(seed: sampling.seed)
         var seqs = prompts, done = [Bool](repeating: false, count: prompts.count)
         var want = [[Int]](repeating: [], count: prompts.count)
         for _ in 0..<10 {
             for r in prompts.indices where !done[r] {
                 let acts = LlamaActivations(config: m.config, batchSize: 1, length: seqs[r].count)
-                let h = m.forward(TokenBatch(batchSize: 1, length: seqs[r].count, tokens: seqs[r]), into: acts)
+                let h = m.forward(TokenBatch(batchSize: 1, length: seqs[r].count, tokens: seqs[r]), adapter: nil, into: acts)
                 let logits = m.logits(h.pointer + (seqs[r].count - 1) * m.config.hiddenSize, rows: 1)
                 let (t, _) = Sampler.pick(logits.pointer, vocabulary: m.config.vocabularySize, options: sampling, rng: &rng)
                 want[r].append(t)
@@ -116,8 +114,8 @@ import TensorCore
 
     @Test func topKOneIsGreedy() throws {
         let m = try Self.model()
-        let greedy = m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6))[0]
-        let k1 = m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6, sampling: SamplingOptions(temperature: 0.7, topK: 1, seed: 3)))[0]
+        let greedy = try m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6))[0]
+        let k1 = try m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6, sampling: SamplingOptions(temperature: 0.7, topK: 1, seed: 3)))[0]
         #expect(greedy.tokens == k1.tokens)
     }
 }

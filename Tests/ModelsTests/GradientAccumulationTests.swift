@@ -15,7 +15,7 @@ import TensorCore
     static func accumulate(_ model: LlamaModel, rows: [[Int32]], totalCount: Int) {
         let batch = TokenBatch(rows: rows, padID: 0)
         let acts = LlamaActivations(config: model.config, batchSize: batch.batchSize, length: batch.length)
-        let hidden = model.forward(batch, into: acts)
+        let hidden = model.forward(batch, adapter: nil, into: acts)
         var targets = [Int32](repeating: -100, count: batch.tokenCount)
         for (b, r) in rows.enumerated() { for t in 0..<(r.count - 1) { targets[b * batch.length + t] = r[t + 1] } }
         let c = model.config
@@ -59,14 +59,13 @@ import TensorCore
                 adapter = try m.addAdapter(named: "p", config: cfg, seed: 1)
                 var rng = RNG(seed: 2)
                 rng.fillNormal(adapter!.store.values.pointer, count: adapter!.store.values.count, std: 0.05)
-                m.activeAdapter = "p"
             }
             let rows: [[Int32]] = [[1, 5, 9, 200, 3, 4], [7, 8, 100]]
             let batch = TokenBatch(rows: rows, padID: 0)
             let acts = LlamaActivations(config: m.config, batchSize: 2, length: batch.length, checkpointed: checkpointed)
             acts.isTraining = true
             acts.dropoutSeed = 9
-            let h = m.forward(batch, into: acts)
+            let h = m.forward(batch, adapter: adapter, into: acts)
             let n = batch.tokenCount, c = m.config
             let targets: [Int32] = (0..<n).map { i in i % batch.length + 1 < batch.length ? batch.tokens[i + 1] : -100 }
             let dH = FloatBuffer(count: n * c.hiddenSize)

@@ -28,7 +28,7 @@ import TensorCore
         var outputs: [[Float]] = []
         for m in [dense, q] {
             let acts = LlamaActivations(config: m.config, batchSize: 1, length: ids.count)
-            let h = m.forward(TokenBatch(batchSize: 1, length: ids.count, tokens: ids), into: acts)
+            let h = m.forward(TokenBatch(batchSize: 1, length: ids.count, tokens: ids), adapter: nil, into: acts)
             outputs.append(m.logits(h.pointer, rows: ids.count).array)
         }
         var worst: Float = 0
@@ -51,7 +51,7 @@ import TensorCore
         let golden = try Shared.json("reference/generation_golden.json")
         let cases = golden["cases"] as! [[String: Any]]
         let prompts = cases.map { intArray($0["prompt_ids"]).map(Int32.init) }
-        let results = q.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 32, stopTokenIDs: [2]))
+        let results = try q.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 32, stopTokenIDs: [2]))
         for (i, c) in cases.enumerated() { #expect(results[i].tokens == intArray(c["generated_ids"]), "case \(i)") }
     }
 
@@ -65,7 +65,7 @@ import TensorCore
         let base = (golden["cases"] as! [[String: Any]]).map { intArray($0["prompt_ids"]).map(Int32.init) }
         let prompts = (0..<16).map { r in Array(base[r % base.count].dropFirst(r / base.count)) }
         let options = GenerationOptions(maxNewTokens: 12)
-        let a = q.generate(prompts: prompts, options: options), b = dense.generate(prompts: prompts, options: options)
+        let a = try q.generate(prompts: prompts, options: options), b = try dense.generate(prompts: prompts, options: options)
         let panelled = q.quantizedWeights.values.allSatisfy(\.hasDecodePanels)
         #expect(panelled)
         var worst: Float = 0
@@ -82,12 +82,10 @@ import TensorCore
         let adapter = try q.addAdapter(named: name, config: LoRAConfig(), seed: 1)
         var rng = RNG(seed: 2)
         for e in adapter.store.entries where e.name.hasSuffix("lora_B.weight") { rng.fillNormal(adapter.store.values.pointer + e.offset, count: e.count, std: 0.01) }
-        q.activeAdapter = name
-        defer { q.activeAdapter = nil }
         let ids: [Int32] = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365]
         let t = ids.count, c = q.config
         let acts = LlamaActivations(config: c, batchSize: 1, length: t)
-        let h = q.forward(TokenBatch(batchSize: 1, length: t, tokens: ids), into: acts)
+        let h = q.forward(TokenBatch(batchSize: 1, length: t, tokens: ids), adapter: adapter, into: acts)
         let targets = Array(ids.dropFirst()) + [-100]
         let dH = FloatBuffer(count: t * c.hiddenSize)
         targets.withUnsafeBufferPointer { tp in

@@ -30,7 +30,7 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
     let v = model.config.vocabularySize
     let ids = (intArray(item["prompt_ids"]) + intArray(item["continuation_ids"])).map(Int32.init), t = ids.count
     let acts = LlamaActivations(config: model.config, batchSize: 1, length: t)
-    let hidden = model.forward(TokenBatch(batchSize: 1, length: t, tokens: ids), into: acts)
+    let hidden = model.forward(TokenBatch(batchSize: 1, length: t, tokens: ids), adapter: nil, into: acts)
     let logits = model.logits(hidden.pointer, rows: t)
     LogSoftmax.forward(out: logits.pointer, input: logits.pointer, rows: t, columns: v)
     let positions = item["positions"] as! [String: Any]
@@ -85,7 +85,7 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
         let cases = golden["cases"] as! [[String: Any]]
         let prompts = cases.map { intArray($0["prompt_ids"]).map(Int32.init) }
         // All three prompts in one ragged, left-padded batch.
-        let results = model.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 32, stopTokenIDs: [2]))
+        let results = try model.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 32, stopTokenIDs: [2]))
         for (i, c) in cases.enumerated() {
             #expect(results[i].tokens == intArray(c["generated_ids"]), "case \(i)")
             #expect(tokenizer.decode(results[i].tokens) == c["generated_text"] as! String, "case \(i) text")

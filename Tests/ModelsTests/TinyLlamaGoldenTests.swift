@@ -28,7 +28,7 @@ import TensorCore
         let t = ids.count, c = model.config, v = c.vocabularySize
         let batch = TokenBatch(batchSize: 1, length: t, tokens: ids)
         let acts = LlamaActivations(config: c, batchSize: 1, length: t)
-        let hidden = model.forward(batch, into: acts)
+        let hidden = model.forward(batch, adapter: nil, into: acts)
 
         // Hidden states after layer 0 and the final norm.
         let hs = golden["hidden_states"] as! [Any]

@@ -38,14 +38,14 @@ import TensorCore
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let t = try Self.trainer(Self.config(lora: lora, steps: 30), out: dir.appendingPathComponent("out"), data: dir)
-        let before = t.evaluate()["eval_loss"]!
+        let before = t.evaluate(adapter: t.adapter)["eval_loss"]!
         let baseBefore = t.loaded.model.weights.values.array
         var losses: [Double] = []
         try t.train(onEvent: { event in
             if case let .step(_, _, m) = event { losses.append(m["loss"]!) }
             return .proceed
         })
-        let after = t.evaluate()["eval_loss"]!
+        let after = t.evaluate(adapter: t.adapter)["eval_loss"]!
         #expect(after < before - 0.5, "eval loss \(before) → \(after)")
         #expect(losses.suffix(5).reduce(0, +) < losses.prefix(5).reduce(0, +))
         if lora { #expect(t.loaded.model.weights.values.array == baseBefore, "the frozen base must not change") }
@@ -72,8 +72,8 @@ import TensorCore
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("b/checkpoint-4/trainer_state.json").path))
         let resumed = try Self.trainer(c, out: dir.appendingPathComponent("b"), data: dir)
         try resumed.train(resume: dir.appendingPathComponent("b"))
-        #expect(resumed.trainable.values.array == straight.trainable.values.array)
-        #expect(resumed.optimizer.m.array == straight.optimizer.m.array && resumed.optimizer.step == 8)
+        #expect(resumed.loop.groups[0].store.values.array == straight.loop.groups[0].store.values.array)
+        #expect(resumed.loop.optimizers[0].m.array == straight.loop.optimizers[0].m.array && resumed.loop.optimizers[0].step == 8)
     }
 
     @Test func checkpointErrorsAreClear() throws {
@@ -110,7 +110,7 @@ import TensorCore
         // A LoRA checkpoint is a PEFT adapter directory: it loads back with the trained values.
         let fresh = try Fixtures.tinyModel(trainable: false).model
         let loaded = try PEFTAdapter.load(from: out.appendingPathComponent("checkpoint-6"), into: fresh, name: "check")
-        #expect(loaded.store.values.array == t.trainable.values.array)
+        #expect(loaded.store.values.array == t.loop.groups[0].store.values.array)
     }
 }
 

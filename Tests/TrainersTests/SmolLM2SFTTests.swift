@@ -27,9 +27,9 @@ import Testing
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let trainer = try SFTTrainer(config: c, model: loaded, data: data, outputDirectory: dir, baseModel: "smollm2-135m-instruct")
-        let before = trainer.evaluate()["eval_loss"]!
+        let before = trainer.evaluate(adapter: trainer.adapter)["eval_loss"]!
         try trainer.train()
-        let after = trainer.evaluate()["eval_loss"]!
+        let after = trainer.evaluate(adapter: trainer.adapter)["eval_loss"]!
         #expect(after < before - 0.02, "held-out loss \(before) → \(after)")
         let adapter = try trainer.exportFinal()
         #expect(FileManager.default.fileExists(atPath: adapter.appendingPathComponent("adapter_model.safetensors").path))

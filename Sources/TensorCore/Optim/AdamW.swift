@@ -5,11 +5,12 @@
 
 import Foundation
 
+/// AdamW's hyper-parameters; the defaults (PyTorch's) are written once, in the initializer.
 public struct AdamWConfig: Codable, Sendable, Equatable {
-    public var beta1: Float = 0.9
-    public var beta2: Float = 0.999
-    public var epsilon: Float = 1e-8
-    public var weightDecay: Float = 0.0
+    public var beta1: Float
+    public var beta2: Float
+    public var epsilon: Float
+    public var weightDecay: Float
     public init(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.0) {
         self.beta1 = beta1
         self.beta2 = beta2

@@ -1,11 +1,13 @@
-// Checkpoints that resume bit-identically: trainable weights (the LoRA adapter under PEFT's key
-// names, or the full model under HF names), AdamW moments and step, data-loader position, RNG state,
+// Checkpoints that resume bit-identically: every trainable group's weights (a LoRA adapter under PEFT's
+// key names, a head, or the full model under HF names), each group's AdamW moments and step, data-loader
+// position, RNG state,
 // resolved config and tokenizer fingerprint. Written into a hidden temporary directory, fsynced, then
 // renamed to `checkpoint-<step>`, and `latest` is replaced atomically afterwards: an interrupted save
 // never leaves a corrupt checkpoint where a good one was.
 
 import Datasets
 import Foundation
+import ModelExport
 import ModelFormats
 import TensorCore
 
@@ -30,26 +32,28 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var step: Int
     public var totalSteps: Int
     public var dataPosition: DataLoaderPosition
-    public var optimizerStep: Int
+    /// AdamW steps taken, per parameter group.
+    public var optimizerSteps: [String: Int]
     public var numTokens: Double
     public var rngState: [UInt64]
     public var tokenizerFingerprint: String
     public var baseModel: String
-    public var trainable: String  // "lora" or "full"
-    public var version: Int = 1
+    /// The weights file: `adapter_model.safetensors` (a PEFT directory) or `model.safetensors`.
+    public var trainable: String
+    public var version: Int = 2
 }
 
 public enum Checkpoint {
-    static let stateFile = "trainer_state.json", weightsLoRA = "adapter_model.safetensors", weightsFull = "model.safetensors"
-    static let optimizerFile = "optimizer.safetensors", configFile = "training_config.json"
+    static let stateFile = CheckpointLayout.stateFile, optimizerFile = CheckpointLayout.optimizerFile
+    static let configFile = CheckpointLayout.configFile
 
     /// Writes `checkpoint-<step>` under `outputDirectory` atomically and prunes old ones.
     @discardableResult
-    public static func save(state: TrainerState, configJSON: Data, weights: ParameterStore, optimizer: AdamW,
+    public static func save(state: TrainerState, configJSON: Data, groups: [ParameterGroup], optimizers: [AdamW],
                             extraFiles: [String: Data] = [:], to outputDirectory: URL, keep: Int) throws -> URL {
         let fm = FileManager.default
         try fm.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
-        let final = outputDirectory.appendingPathComponent("checkpoint-\(state.step)")
+        let final = outputDirectory.appendingPathComponent(CheckpointLayout.checkpointDirectory(step: state.step))
         let tmp = outputDirectory.appendingPathComponent(".checkpoint-\(state.step).tmp-\(UUID().uuidString)")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         do {
@@ -58,19 +62,21 @@ public enum Checkpoint {
             try writeSynced(try encoder.encode(state), to: tmp.appendingPathComponent(stateFile))
             try writeSynced(configJSON, to: tmp.appendingPathComponent(configFile))
             for (name, data) in extraFiles { try writeSynced(data, to: tmp.appendingPathComponent(name)) }
-            try SafeTensorsWriter.write(tensors: tensors(of: weights, buffer: weights.values, prefix: ""),
-                                        metadata: ["format": "pt"],
-                                        to: tmp.appendingPathComponent(state.trainable == "lora" ? weightsLoRA : weightsFull))
-            try SafeTensorsWriter.write(tensors: tensors(of: weights, buffer: optimizer.m, prefix: "exp_avg.")
-                                            + tensors(of: weights, buffer: optimizer.v, prefix: "exp_avg_sq."),
-                                        metadata: ["step": "\(optimizer.step)"], to: tmp.appendingPathComponent(optimizerFile))
+            try SafeTensorsWriter.write(tensors: groups.flatMap { $0.store.tensors(prefix: $0.filePrefix) },
+                                        metadata: ["format": "pt"], to: tmp.appendingPathComponent(state.trainable))
+            let moments = zip(groups, optimizers).flatMap { g, o in
+                g.store.tensors(prefix: "exp_avg." + g.filePrefix, buffer: o.m)
+                    + g.store.tensors(prefix: "exp_avg_sq." + g.filePrefix, buffer: o.v)
+            }
+            try SafeTensorsWriter.write(tensors: moments, metadata: state.optimizerSteps.mapValues { "\($0)" },
+                                        to: tmp.appendingPathComponent(optimizerFile))
             if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
             try fm.moveItem(at: tmp, to: final)
         } catch {
             try? fm.removeItem(at: tmp)
             throw error
         }
-        try writeSynced(Data(final.lastPathComponent.utf8), to: outputDirectory.appendingPathComponent("latest"))
+        try writeSynced(Data(final.lastPathComponent.utf8), to: outputDirectory.appendingPathComponent(CheckpointLayout.latestFile))
         // Prune: keep the newest `keep` checkpoints.
         let all = ((try? fm.contentsOfDirectory(atPath: outputDirectory.path)) ?? [])
             .compactMap { name -> (Int, String)? in
@@ -79,12 +85,6 @@ public enum Checkpoint {
             }.sorted { $0.0 > $1.0 }
         for (_, name) in all.dropFirst(keep) { try? fm.removeItem(at: outputDirectory.appendingPathComponent(name)) }
         return final
-    }
-
-    static func tensors(of store: ParameterStore, buffer: FloatBuffer, prefix: String) -> [SafeTensorsWriter.Tensor] {
-        store.entries.map { e in
-            SafeTensorsWriter.Tensor(name: prefix + e.name, shape: e.shape, dtype: .f32, pointer: UnsafePointer(buffer.pointer + e.offset))
-        }
     }
 
     /// Writes a file via a temporary sibling, fsync and rename.
@@ -106,13 +106,8 @@ public enum Checkpoint {
 
     /// A checkpoint directory, or the one an output directory's `latest` names.
     public static func resolve(_ url: URL) throws -> URL {
-        let fm = FileManager.default
-        if fm.fileExists(atPath: url.appendingPathComponent(stateFile).path) { return url }
-        if let name = try? String(contentsOf: url.appendingPathComponent("latest"), encoding: .utf8) {
-            let dir = url.appendingPathComponent(name.trimmingCharacters(in: .whitespacesAndNewlines))
-            if fm.fileExists(atPath: dir.appendingPathComponent(stateFile).path) { return dir }
-        }
-        throw CheckpointError.notFound(directory: url.path)
+        guard let dir = CheckpointLayout.resolveCheckpoint(url) else { throw CheckpointError.notFound(directory: url.path) }
+        return dir
     }
 
     /// Reads the state and resolved config of a checkpoint directory.
@@ -129,17 +124,24 @@ public enum Checkpoint {
         }
     }
 
-    /// Restores trainable weights and optimizer moments into `weights` / `optimizer`.
-    public static func restore(_ dir: URL, state: TrainerState, weights: ParameterStore, optimizer: AdamW) throws {
-        let weightsURL = dir.appendingPathComponent(state.trainable == "lora" ? weightsLoRA : weightsFull)
+    /// Restores every group's weights and optimizer moments and steps.
+    public static func restore(_ dir: URL, state: TrainerState, groups: [ParameterGroup], optimizers: [AdamW]) throws {
+        let weightsURL = dir.appendingPathComponent(state.trainable)
         let optimizerURL = dir.appendingPathComponent(optimizerFile)
         for (url, name) in [(weightsURL, weightsURL.lastPathComponent), (optimizerURL, optimizerFile)]
         where !FileManager.default.fileExists(atPath: url.path) {
             throw CheckpointError.missingFile(directory: dir.path, file: name)
         }
         let w = try SafeTensorsFile(contentsOf: weightsURL), o = try SafeTensorsFile(contentsOf: optimizerURL)
-        for e in weights.entries {
-            for (file, name, buffer) in [(w, e.name, weights.values), (o, "exp_avg." + e.name, optimizer.m), (o, "exp_avg_sq." + e.name, optimizer.v)] {
+        for (g, optimizer) in zip(groups, optimizers) {
+          guard let steps = state.optimizerSteps[g.name] else {
+              throw CheckpointError.mismatch(file: dir.appendingPathComponent(stateFile).path, field: "parameter group \(g.name)",
+                                             expected: "present", found: "missing",
+                                             hint: "the checkpoint was written by a run with other trainable parts.")
+          }
+          for e in g.store.entries {
+            let name = g.filePrefix + e.name
+            for (file, name, buffer) in [(w, name, g.store.values), (o, "exp_avg." + name, optimizer.m), (o, "exp_avg_sq." + name, optimizer.v)] {
                 guard file.contains(name) else {
                     throw CheckpointError.mismatch(file: file.url.path, field: "tensor \(name)", expected: "present", found: "missing",
                                                    hint: "the checkpoint was written for a different model or LoRA configuration.")
@@ -151,7 +153,8 @@ public enum Checkpoint {
                 }
                 try file.copyFloats(name, into: buffer.pointer + e.offset, count: e.count)
             }
+          }
+          optimizer.step = steps
         }
-        optimizer.step = state.optimizerStep
     }
 }

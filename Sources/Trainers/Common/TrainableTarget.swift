@@ -1,0 +1,85 @@
+// What a run trains on a model: a fresh LoRA adapter on the frozen base (registered on the model under
+// a name) or the full weights, plus any scalar heads. It yields the loop's parameter groups, what
+// checkpoints record (a LoRA checkpoint is a PEFT directory with the heads as `modules_to_save`), the
+// activation buffers, and the final export.
+
+import Foundation
+import ModelExport
+import Models
+import TensorCore
+import Tokenizers
+
+public struct TrainableTarget: @unchecked Sendable {
+    public let model: LlamaModel
+    /// The adapter trained on the frozen base; nil for a full fine-tune.
+    public let adapter: LoRAAdapter?
+    public let heads: [ScalarHead]
+
+    /// A new adapter named `adapterName` when `lora` is given (the base must be frozen), else the full
+    /// weights (the base must be trainable).
+    public init(model: LlamaModel, lora: LoRAConfig?, adapterName: String, seed: UInt64, heads: [ScalarHead] = []) throws {
+        self.model = model
+        self.heads = heads
+        if let lora {
+            guard !model.weights.isTrainable else {
+                throw ConfigError.invalid(field: "lora_rank", value: "\(lora.rank)",
+                                          expected: "a frozen base model (load it with trainable: false)")
+            }
+            adapter = try model.addAdapter(named: adapterName, config: lora, seed: seed)
+        } else {
+            guard model.weights.isTrainable else {
+                throw ConfigError.invalid(field: "lora_rank", value: "0", expected: "a trainable base model for a full fine-tune")
+            }
+            adapter = nil
+        }
+    }
+
+    /// The adapter (or the full weights) and then each head, with checkpoint names that make a LoRA
+    /// checkpoint a PEFT directory and a full one a model directory.
+    public var groups: [ParameterGroup] {
+        let main = adapter.map { ParameterGroup(name: "adapter", store: $0.store) }
+            ?? ParameterGroup(name: "model", store: model.weights)
+        let prefix = adapter == nil ? "" : PEFTAdapter.moduleKeyPrefix
+        return [main] + heads.map { ParameterGroup(name: $0.name, store: $0.store, filePrefix: prefix) }
+    }
+
+    public func identity(baseModel: String, tokenizer: Tokenizer) -> CheckpointIdentity {
+        guard let adapter else {
+            return CheckpointIdentity(baseModel: baseModel, tokenizerFingerprint: tokenizer.fingerprint,
+                                      weightsFile: CheckpointLayout.modelWeightsFile)
+        }
+        let peft = PEFTAdapter.configurationData(adapter.config, baseModel: baseModel, modulesToSave: heads.map(\.name))
+        return CheckpointIdentity(baseModel: baseModel, tokenizerFingerprint: tokenizer.fingerprint,
+                                  weightsFile: CheckpointLayout.adapterWeightsFile, extraFiles: [PEFTAdapter.configFileName: peft])
+    }
+
+    /// Writes the trained result under `directory`: the adapter (+ heads) as PEFT (`adapter/`), or the full
+    /// model as a Hugging Face directory (`model/`, a sequence-classification one when it has a `score` head).
+    public static func exportFinal(loaded: LoadedModel, adapter: LoRAAdapter?, heads: [ScalarHead], baseModel: String,
+                                   to directory: URL) throws -> URL {
+        if let adapter {
+            let dir = directory.appendingPathComponent(CheckpointLayout.finalAdapterDirectory)
+            try PEFTAdapter.save(adapter, heads: heads, baseModel: baseModel, to: dir, overwrite: true)
+            return dir
+        }
+        let dir = directory.appendingPathComponent(CheckpointLayout.finalModelDirectory)
+        try HFCheckpoint.save(model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
+                              heads: heads, to: dir, overwrite: true)
+        return dir
+    }
+}
+
+extension TrainingArguments {
+    /// Saved-activation memory above which activation checkpointing turns on by itself.
+    public static let activationBudgetBytes = 2 << 30
+
+    /// Training activations for micro-batches of up to `batchSize` × `length` tokens. Activation
+    /// checkpointing is bit-identical, so it is switched on by itself when the saved activations would
+    /// exceed `activationBudgetBytes` (e.g. TRL's defaults, 8 × 1024 tokens: ~5.7 GB).
+    public func activations(for c: LlamaConfig, batchSize: Int, length: Int) -> LlamaActivations {
+        let perTokenFloats = 3 * c.hiddenSize + c.qDim * 2 + c.kvDim * 2 + 2 * c.intermediateSize + 2
+        let estimate = batchSize * length * c.layerCount * perTokenFloats * 4
+        return LlamaActivations(config: c, batchSize: batchSize, length: length,
+                                checkpointed: activationCheckpointing || estimate > Self.activationBudgetBytes)
+    }
+}

@@ -1,0 +1,244 @@
+// The one training loop every trainer runs: per optimizer step, the trainer's objective accumulates
+// gradients over `gradient_accumulation_steps` micro-batches; then global-norm clipping over every
+// trainable group (Pascanu et al. 2013, Alg. 1), AdamW per group (Loshchilov & Hutter 2019, Alg. 2) at
+// the warm-up + decay schedule's rate; metrics every `logging_steps` (metrics.jsonl, TRL's names),
+// evaluation every `eval_steps`, atomic checkpoints every `save_steps`, and a stop request (Ctrl-C, an
+// event handler) finishing the step and saving first. Resume restores weights, moments, data position,
+// step and RNG, so a resumed run is bit-identical to an uninterrupted one.
+//
+// A trainer = a `TrainerConfig`, a data source and a `TrainingObjective` (its step / loss function).
+
+import Datasets
+import Foundation
+import ModelExport
+import Models
+import TensorCore
+
+/// A named set of trainable parameters (an adapter's A/B, a scalar head, the full weights) with its own
+/// AdamW moments in the checkpoint.
+public struct ParameterGroup: @unchecked Sendable {
+    public let name: String
+    public let store: ParameterStore
+    /// Prefix of the group's tensor names in checkpoint files (keeps names unique across groups and, for
+    /// a head beside a LoRA adapter, in PEFT's naming).
+    public let filePrefix: String
+    /// This group's learning rate relative to the schedule's.
+    public let learningRateScale: Float
+    /// Which parameters get weight decay (by default: not norms, not biases; transformers' rule).
+    public let decays: (String) -> Bool
+
+    public init(name: String, store: ParameterStore, filePrefix: String = "", learningRateScale: Float = 1,
+                decays: @escaping (String) -> Bool = { !$0.hasSuffix("norm.weight") && !$0.hasSuffix(".bias") }) {
+        self.name = name
+        self.store = store
+        self.filePrefix = filePrefix
+        self.learningRateScale = learningRateScale
+        self.decays = decays
+    }
+}
+
+/// Metric sums over micro-batches and steps: a logged metric is Σ sum / Σ weight over the logging window
+/// (e.g. loss summed over tokens with the token count as weight, so windows of unequal steps average right).
+public struct MetricSums: Sendable {
+    var entries: [String: (sum: Double, weight: Double)] = [:]
+    /// Real (non-pad) tokens processed: `num_tokens` and throughput.
+    public var tokens = 0.0
+
+    public init() {}
+
+    public mutating func add(_ name: String, _ sum: Double, weight: Double = 1) {
+        let e = entries[name] ?? (0, 0)
+        entries[name] = (e.sum + sum, e.weight + weight)
+    }
+
+    public mutating func merge(_ other: MetricSums) {
+        for (k, v) in other.entries { add(k, v.sum, weight: v.weight) }
+        tokens += other.tokens
+    }
+
+    public var means: Metrics { entries.mapValues { $0.sum / max($0.weight, .leastNormalMagnitude) } }
+}
+
+/// What a trainer contributes to the loop: its data stream and its step.
+public protocol TrainingObjective: AnyObject {
+    /// Micro-batches in one pass over the training data.
+    var batchesPerEpoch: Int { get }
+    /// Where the training data stream stands (saved in checkpoints).
+    var dataPosition: DataLoaderPosition { get }
+    /// Continues the data stream from a checkpoint's position.
+    func restore(dataPosition: DataLoaderPosition) throws
+    /// Forward and backward over the micro-batches of optimizer step `step` (0-based), adding gradients to
+    /// the groups' stores (zero on entry). Returns the step's metric sums.
+    func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums
+    /// Evaluation metrics (`eval_…` names), nil when there is no evaluation data.
+    func evaluate() throws -> Metrics?
+}
+
+public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
+    public let config: Config
+    public let groups: [ParameterGroup]
+    public let optimizers: [AdamW]
+    public let outputDirectory: URL
+    /// What checkpoints record about the run (base model, tokenizer fingerprint, file layout).
+    public let identity: CheckpointIdentity
+    /// The run's random stream: trainers draw from it (initialisations, sampling) so resume restores it.
+    public var rng: RNG
+    public private(set) var step = 0
+    public private(set) var numTokens = 0.0
+    public let totalSteps: Int
+    /// Global gradient norm (before clipping) of the last optimizer step.
+    public private(set) var lastGradNorm = 0.0
+    /// True while the gradient buffers hold zeros (fresh, or just consumed by AdamW, which zeroes what it
+    /// reads), so a step skips the separate zeroing pass.
+    var gradientsAreZero = false
+
+    public init(config: Config, groups: [ParameterGroup], batchesPerEpoch: Int, outputDirectory: URL,
+                identity: CheckpointIdentity, rng: RNG) {
+        self.config = config
+        self.groups = groups
+        self.outputDirectory = outputDirectory
+        self.identity = identity
+        self.rng = rng
+        let t = config.training
+        optimizers = groups.map { AdamW(store: $0.store, config: t.adamW, decayFilter: $0.decays) }
+        totalSteps = t.maxSteps > 0 ? t.maxSteps : max(1, t.numTrainEpochs * batchesPerEpoch / t.gradientAccumulationSteps)
+    }
+
+    public var schedule: LRSchedule {
+        let t = config.training
+        let warmup = t.warmupSteps > 0 ? t.warmupSteps : Int((t.warmupRatio * Float(totalSteps)).rounded(.up))
+        return LRSchedule(kind: t.lrSchedulerType, peak: t.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
+    }
+
+    public var trainableParameterCount: Int { groups.reduce(0) { $0 + $1.store.parameterCount } }
+
+    /// Trains to `totalSteps`, or until `onEvent` returns `.stop` or `stopRequested()` (checked every step,
+    /// e.g. after Ctrl-C) turns true; stopping saves a checkpoint first. `resume` is a checkpoint or output
+    /// directory of an earlier run with the same config. Returns the last logged metrics.
+    @discardableResult
+    public func train(_ objective: TrainingObjective, resume: URL? = nil, stopRequested: () -> Bool = { false },
+                      onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }) throws -> Metrics {
+        if let resume { try restore(from: resume, objective) }
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        let log = try MetricsLog(url: outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile))
+        let t = config.training, total = totalSteps
+        var window = MetricSums(), windowSteps = 0, windowGradNorm = 0.0, windowStart = Date()
+        var last: Metrics = [:]
+        while step < total {
+            let lr = schedule.learningRate(at: step)
+            if !gradientsAreZero { for g in groups { g.store.zeroGradients() } }
+            gradientsAreZero = false
+            let sums = try objective.accumulateGradients(step: step, microBatches: t.gradientAccumulationSteps)
+            try optimizerStep(lr: lr)
+            step += 1
+            numTokens += sums.tokens
+            window.merge(sums)
+            windowGradNorm += lastGradNorm
+            windowSteps += 1
+            var control = stopRequested() ? TrainingControl.stop : .proceed
+            if step % t.loggingSteps == 0 || step == total || control == .stop {
+                let elapsed = Date().timeIntervalSince(windowStart)
+                let position = objective.dataPosition
+                last = window.means
+                last["step"] = Double(step)
+                last["learning_rate"] = Double(lr)
+                last["grad_norm"] = windowGradNorm / Double(windowSteps)
+                last["num_tokens"] = numTokens
+                last["epoch"] = Double(position.epoch) + Double(position.batch) / Double(max(objective.batchesPerEpoch, 1))
+                last["tokens_per_second"] = window.tokens / max(elapsed, 1e-9)
+                try log.append(last)
+                if onEvent(.step(step: step, totalSteps: total, metrics: last)) == .stop { control = .stop }
+                (window, windowSteps, windowGradNorm, windowStart) = (MetricSums(), 0, 0, Date())
+            }
+            if (t.evalSteps > 0 && step % t.evalSteps == 0) || step == total, var metrics = try objective.evaluate() {
+                metrics["step"] = Double(step)
+                try log.append(metrics, kind: "eval")
+                if onEvent(.evaluation(step: step, metrics: metrics)) == .stop { control = .stop }
+                windowStart = Date()  // throughput excludes evaluation time
+            }
+            if step % t.saveSteps == 0 || step == total || control == .stop {
+                let dir = try saveCheckpoint(objective)
+                _ = onEvent(.checkpointSaved(step: step, directory: dir))
+            }
+            if control == .stop { break }
+        }
+        return last
+    }
+
+    /// Clips over every group, refuses non-finite gradients, then one AdamW update per group.
+    func optimizerStep(lr: Float) throws {
+        let stores = groups.map(\.store), maxNorm = config.training.maxGradNorm
+        let (norm, factor) = maxNorm > 0 ? GradientClipping.clipFactor(stores, maxNorm: maxNorm)
+                                         : (GradientClipping.globalNorm(stores), 1)
+        guard norm.isFinite else {
+            throw ConfigError.invalid(field: "gradients", value: "\(norm) at step \(step + 1)",
+                                      expected: "finite values (lower learning_rate or check the data)")
+        }
+        lastGradNorm = Double(norm)
+        for (g, o) in zip(groups, optimizers) {
+            o.update(learningRate: lr * g.learningRateScale, gradientScale: factor, zeroingGradients: true)
+        }
+        gradientsAreZero = true
+    }
+
+    // MARK: checkpoints
+
+    func configJSON() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(config)
+    }
+
+    /// Writes `checkpoint-<step>` atomically (and prunes to `save_total_limit`).
+    @discardableResult
+    public func saveCheckpoint(_ objective: TrainingObjective) throws -> URL {
+        let state = TrainerState(step: step, totalSteps: totalSteps, dataPosition: objective.dataPosition,
+                                 optimizerSteps: Dictionary(uniqueKeysWithValues: zip(groups.map(\.name), optimizers.map(\.step))),
+                                 numTokens: numTokens, rngState: rng.state, tokenizerFingerprint: identity.tokenizerFingerprint,
+                                 baseModel: identity.baseModel, trainable: identity.weightsFile)
+        return try Checkpoint.save(state: state, configJSON: try configJSON(), groups: groups, optimizers: optimizers,
+                                   extraFiles: identity.extraFiles, to: outputDirectory, keep: config.training.saveTotalLimit)
+    }
+
+    /// Restores everything `saveCheckpoint` wrote, refusing a different config or tokenizer.
+    public func restore(from url: URL, _ objective: TrainingObjective) throws {
+        let dir = try Checkpoint.resolve(url)
+        let (saved, savedConfig) = try Checkpoint.readState(dir)
+        let file = dir.appendingPathComponent(CheckpointLayout.configFile).path
+        let theirs = try JSONDecoder().decode(Config.self, from: savedConfig)
+        guard theirs == config else {
+            throw CheckpointError.mismatch(file: file, field: "config", expected: "the same resolved config", found: "a different one",
+                                           hint: "resume with the checkpoint's config (--config \(file)).")
+        }
+        let stateFile = dir.appendingPathComponent(CheckpointLayout.stateFile).path
+        guard saved.tokenizerFingerprint == identity.tokenizerFingerprint else {
+            throw CheckpointError.mismatch(file: stateFile, field: "tokenizer fingerprint",
+                                           expected: identity.tokenizerFingerprint.prefix(12) + "…",
+                                           found: saved.tokenizerFingerprint.prefix(12) + "…",
+                                           hint: "resume with the model the checkpoint was trained from (\(saved.baseModel)).")
+        }
+        guard saved.rngState.count == 4 else { throw CheckpointError.invalidState(file: stateFile, reason: "rngState must hold 4 words") }
+        try Checkpoint.restore(dir, state: saved, groups: groups, optimizers: optimizers)
+        try objective.restore(dataPosition: saved.dataPosition)
+        step = saved.step
+        numTokens = saved.numTokens
+        rng = RNG(state: saved.rngState)
+    }
+}
+
+/// What a checkpoint records about where its weights came from and how they are laid out.
+public struct CheckpointIdentity: Sendable {
+    public var baseModel: String
+    public var tokenizerFingerprint: String
+    /// `CheckpointLayout.adapterWeightsFile` (a PEFT directory) or `.modelWeightsFile` (full weights).
+    public var weightsFile: String
+    /// Further files written into every checkpoint (e.g. `adapter_config.json`).
+    public var extraFiles: [String: Data]
+
+    public init(baseModel: String, tokenizerFingerprint: String, weightsFile: String, extraFiles: [String: Data] = [:]) {
+        self.baseModel = baseModel
+        self.tokenizerFingerprint = tokenizerFingerprint
+        self.weightsFile = weightsFile
+        self.extraFiles = extraFiles
+    }
+}
