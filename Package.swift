@@ -53,8 +53,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "Benchmarks", dependencies: ["TensorCore", "Models", "ModelFormats", "_CBLAS"]),
-        // Helpers shared by the test targets (gradient checker); not API.
-        .target(name: "_TestSupport", dependencies: ["TensorCore"]),
+        // Helpers shared by the test targets (gradient checker, small random models); not API.
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "Models"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"]),

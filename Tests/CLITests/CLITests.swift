@@ -139,4 +139,27 @@ enum CLI {
         #expect(r.status == 0)
         #expect(r.stdout.contains("Q4_1") && r.stdout.contains("Q8_0") && r.stdout.contains("layers 30"))
     }
+
+    /// More positions than SmolLM2's 8,192 is a clear error naming the limit and the option to lower, never
+    /// a crash (exit status 1, not a signal).
+    @Test func contextOverflowIsAnErrorNotACrash() throws {
+        let ids = [String](repeating: "1", count: 8190).joined(separator: ",")
+        let gen = try CLI.run(["generate", "--prompt-ids", ids, "--max-new-tokens", "10"])
+        #expect(gen.status == 1 && gen.stderr.contains("8192") && gen.stderr.contains("--max-new-tokens to at most 2"), "\(gen.stderr)")
+
+        let long = String(repeating: "hello ", count: 9000)
+        let lp = try CLI.run(["logprobs", "--prompt", long, "--completion", " world"])
+        #expect(lp.status == 1 && lp.stderr.contains("8192"), "\(lp.stderr)")
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("sft.jsonl")
+        try (0..<4).map { "{\"prompt\": \"Count to \($0).\", \"completion\": \" \($0)\"}" }.joined(separator: "\n")
+            .write(to: data, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("out")
+        let sft = try CLI.run(["sft", "--data", data.path, "--out", out.path, "--max-length", "9000", "--max-steps", "1"])
+        #expect(sft.status == 1 && sft.stderr.contains("max_length") && sft.stderr.contains("8192"), "\(sft.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint-1").path))
+    }
 }

@@ -10,9 +10,14 @@ import _TestSupport
 enum Fixtures {
     static let shared = SharedData.root
 
+    /// One token per byte, EOS 10.
+    static func byteTokenizer() throws -> Tokenizer {
+        try Tokenizer(tokens: SharedData.byteTokens, merges: [], specialTokens: SpecialTokenIDs(eos: 10), preTokenizer: .gpt2)
+    }
+
     static func tinyModel(trainable: Bool) throws -> LoadedModel {
         let dir = shared.appendingPathComponent("reference/tiny-llama")
-        let tokenizer = try Tokenizer(tokens: SharedData.byteTokens, merges: [], specialTokens: SpecialTokenIDs(eos: 10), preTokenizer: .gpt2)
+        let tokenizer = try byteTokenizer()
         return LoadedModel(model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
                            chatTemplate: nil, source: dir)
     }
