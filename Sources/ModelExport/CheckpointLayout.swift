@@ -22,8 +22,15 @@ public enum CheckpointLayout {
     /// In an output directory: the final adapter (PEFT) or the final model (HF directory).
     public static let finalAdapterDirectory = "adapter", finalModelDirectory = "model"
 
-    /// `checkpoint-<step>`.
-    public static func checkpointDirectory(step: Int) -> String { "checkpoint-\(step)" }
+    /// Prefix of checkpoint directories: `checkpoint-<step>`.
+    public static let checkpointPrefix = "checkpoint-"
+
+    public static func checkpointDirectory(step: Int) -> String { checkpointPrefix + "\(step)" }
+
+    /// The step a checkpoint directory name stands for, nil for other names.
+    public static func step(ofCheckpoint name: String) -> Int? {
+        name.hasPrefix(checkpointPrefix) ? Int(name.dropFirst(checkpointPrefix.count)) : nil
+    }
 
     /// The checkpoint `url` names: a checkpoint directory itself, or an output directory whose `latest`
     /// file names one. Nil when neither holds a trainer state.

@@ -5,6 +5,7 @@
 
 import Foundation
 import Models
+import Tokenizers
 
 public enum ModelLoader {
     /// How the base weights are held.
@@ -29,6 +30,11 @@ public enum ModelLoader {
         }
         if let adapter { loaded = try load(adapter: adapter, onto: loaded, name: adapterName) }
         return loaded
+    }
+
+    /// Only the tokenizer (no weights) of `spec`.
+    public static func loadTokenizer(_ spec: String, log: (String) -> Void = { _ in }) throws -> Tokenizer {
+        try ModelRegistry.loadTokenizer(spec, log: log)
     }
 
     /// `loaded` with the adapter at `url` (and its heads) loaded onto its model.

@@ -51,8 +51,8 @@ extension LlamaModel {
     /// - Throws: `ModelError.contextOverflow` when the rows are longer than the model's positions.
     public func score(_ batch: LabeledBatch, adapter: LoRAAdapter?, into acts: LlamaActivations,
                       training: Bool = false) throws -> ScoredBatch {
-        try checkContext(batch.batch.length, what: "a sequence of \(batch.batch.length) tokens",
-                         hint: "Lower max_length (prompt plus completion).")
+        try checkContext(batch.batch.length, what: "a row of \(batch.batch.length) tokens",
+                         hint: "Truncate the rows (trainers: lower max_length).")
         acts.isTraining = training
         let hidden = forward(batch.batch, adapter: adapter, into: acts)
         let positions = batch.targets.indices.filter { batch.targets[$0] >= 0 }
@@ -104,6 +104,9 @@ extension LlamaModel {
     /// log p(completion[i] | prompt, completion[..<i]) for every completion token, one forward pass
     /// through `adapter` (nil = the bare base).
     public func sequenceLogProbs(prompt: [Int32], completion: [Int32], adapter: LoRAAdapter? = nil) throws -> [Float] {
+        try checkContext(prompt.count + completion.count,
+                         what: "the prompt plus completion (\(prompt.count) + \(completion.count) tokens)",
+                         hint: "Shorten the prompt or the completion.")
         let batch = LabeledBatch(prompts: [prompt], completions: [completion], padID: 0)
         let acts = LlamaActivations(config: config, batchSize: 1, length: batch.batch.length, checkpointed: true)
         return Array(try score(batch, adapter: adapter, into: acts).tokenLogProbs(row: 0))

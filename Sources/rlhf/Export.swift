@@ -5,7 +5,6 @@ import ArgumentParser
 import Foundation
 import ModelExport
 import Models
-import Trainers
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(

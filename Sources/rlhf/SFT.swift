@@ -41,7 +41,8 @@ struct SFT: ParsableCommand {
         note(config.lora.map { "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")): \(trainer.trainableParameterCount) trainable parameters" }
              ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
         if trainer.usesActivationCheckpointing && !config.activationCheckpointing {
-            note("Activation checkpointing on: batch_size × max_length would need more than 2 GiB of saved activations.")
+            note("Activation checkpointing on: batch_size × max_length would need more than "
+                 + "\(TrainingArguments.activationBudgetBytes >> 30) GiB of saved activations.")
         }
         note("\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)")
         Interrupt.install()

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import ModelExport
 import Models
 import TensorCore
 
@@ -15,7 +16,7 @@ struct Tokenize: ParsableCommand {
     struct Output: Encodable { let ids: [Int]; let tokens: [String] }
 
     func run() throws {
-        let tokenizer = try ModelRegistry.loadTokenizer(modelOptions.model, log: note)
+        let tokenizer = try ModelLoader.loadTokenizer(modelOptions.model, log: note)
         let ids = tokenizer.encode(text, parseSpecialTokens: true)
         let tokens = tokenizer.tokenStrings(ids)
         if json { try printJSON(Output(ids: ids, tokens: tokens)) } else {

@@ -19,7 +19,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .notFound(dir): "\(dir): no checkpoint here (expected trainer_state.json, or a 'latest' file naming a checkpoint-N directory)."
+        case let .notFound(dir): "\(dir): no checkpoint here (expected \(CheckpointLayout.stateFile), or a '\(CheckpointLayout.latestFile)' file naming a \(CheckpointLayout.checkpointPrefix)N directory)."
         case let .missingFile(dir, file): "\(dir): checkpoint is incomplete, \(file) is missing. Hint: resume from an earlier checkpoint-N."
         case let .invalidState(file, reason): "\(file): \(reason)."
         case let .mismatch(file, field, expected, found, hint): "\(file): \(field) is \(found) but this run has \(expected). Hint: \(hint)"
@@ -54,7 +54,7 @@ public enum Checkpoint {
         let fm = FileManager.default
         try fm.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         let final = outputDirectory.appendingPathComponent(CheckpointLayout.checkpointDirectory(step: state.step))
-        let tmp = outputDirectory.appendingPathComponent(".checkpoint-\(state.step).tmp-\(UUID().uuidString)")
+        let tmp = outputDirectory.appendingPathComponent(".\(final.lastPathComponent).tmp-\(UUID().uuidString)")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         do {
             let encoder = JSONEncoder()
@@ -80,7 +80,7 @@ public enum Checkpoint {
         // Prune: keep the newest `keep` checkpoints.
         let all = ((try? fm.contentsOfDirectory(atPath: outputDirectory.path)) ?? [])
             .compactMap { name -> (Int, String)? in
-                guard name.hasPrefix("checkpoint-"), let n = Int(name.dropFirst("checkpoint-".count)) else { return nil }
+                guard let n = CheckpointLayout.step(ofCheckpoint: name) else { return nil }
                 return (n, name)
             }.sorted { $0.0 > $1.0 }
         for (_, name) in all.dropFirst(keep) { try? fm.removeItem(at: outputDirectory.appendingPathComponent(name)) }
