@@ -43,8 +43,12 @@ let package = Package(
         // Export: PEFT adapters, merged HF checkpoint directories, GGUF (F32/F16/Q8_0).
         .target(name: "ModelExport", dependencies: ["Models", "ModelFormats", "Tokenizers", "TensorCore"]),
         // Trainers: configs, checkpoints, metrics and the training loops (SFT; reward, DPO, PPO next).
-        .target(name: "Trainers", dependencies: ["Models", "Datasets", "TensorCore", "ModelFormats", "ModelExport",
-                                                 .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "Trainers",
+            dependencies: [
+                "Models", "Datasets", "TensorCore", "ModelFormats", "ModelExport",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         .executableTarget(
             name: "rlhf",
             dependencies: [
@@ -62,8 +66,17 @@ let package = Package(
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats"]),
         // Runs the built `rlhf` binary (a dependency, so `swift test` builds it first).
         .testTarget(name: "CLITests", dependencies: ["rlhf"]),
-        .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Models", "ModelFormats", "Tokenizers", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "TrainersTests", dependencies: ["Trainers", "Models", "ModelExport", "Datasets", "Tokenizers", "TensorCore", "ModelFormats", "_TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport"]),
+        .testTarget(
+            name: "ModelExportTests",
+            dependencies: ["ModelExport", "Models", "ModelFormats", "Tokenizers", "TensorCore", "_TestSupport"]),
+        .testTarget(
+            name: "TrainersTests",
+            dependencies: [
+                "Trainers", "Models", "ModelExport", "Datasets", "Tokenizers", "TensorCore", "ModelFormats",
+                "_TestSupport",
+            ]),
+        .testTarget(
+            name: "ModelsTests",
+            dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport"]),
     ]
 )

@@ -14,9 +14,15 @@ enum QuantizedBenchmarks {
 
     /// The rows of `shapes` at `indices` (one shape per process keeps a busy machine's noise to one line).
     static func run<S: Sequence<Int>>(shapes indices: S) {
-        print("Quantised linear (few-row kernel for M ≤ 16, dequantised tiles + sgemm above), threads = \(ThreadPool.shared.threadCount), \(KernelDispatch.summary)")
-        print("µs per call (median of 15 after 2 warm-ups); GB/s of weight bytes; stream = rotating over ≥ 96 MB of copies")
-        print("\(pad("M×O×I", 15)) \(pad("type", 5)) \(pad("hot µs", 9)) \(pad("GB/s", 6)) \(pad("stream µs", 10)) \(pad("GB/s", 6)) | \(pad("fp32 hot", 9)) \(pad("GB/s", 6)) \(pad("stream", 9)) \(pad("GB/s", 6)) | speed-up hot, stream")
+        print(
+            "Quantised linear (few-row kernel for M ≤ 16, dequantised tiles + sgemm above), threads = \(ThreadPool.shared.threadCount), \(KernelDispatch.summary)"
+        )
+        print(
+            "µs per call (median of 15 after 2 warm-ups); GB/s of weight bytes; stream = rotating over ≥ 96 MB of copies"
+        )
+        print(
+            "\(pad("M×O×I", 15)) \(pad("type", 5)) \(pad("hot µs", 9)) \(pad("GB/s", 6)) \(pad("stream µs", 10)) \(pad("GB/s", 6)) | \(pad("fp32 hot", 9)) \(pad("GB/s", 6)) \(pad("stream", 9)) \(pad("GB/s", 6)) | speed-up hot, stream"
+        )
         var rng = RNG(seed: 7)
         for (m, o, i) in indices.map({ shapes[$0] }) {
             let w = FloatBuffer(count: o * i), x = FloatBuffer(count: m * i), y = FloatBuffer(count: m * o)
@@ -24,17 +30,22 @@ enum QuantizedBenchmarks {
             rng.fillNormal(x.pointer, count: x.count)
             let fpBytes = Double(o * i * 4)
             let fpCopies = copies(bytes: o * i * 4)
-            let fpWeights = [w] + (1..<fpCopies).map { _ in
-                let c = FloatBuffer(count: o * i); c.pointer.update(from: w.pointer, count: o * i); return c
-            }
-            let fpHot = measure(runs: 15) {
-                Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: m, inFeatures: i, outFeatures: o)
-            }.median
-            let fpStream = measure(runs: 15) {
-                for c in fpWeights {
-                    Linear.forward(out: y.pointer, input: x.pointer, weight: c.pointer, rows: m, inFeatures: i, outFeatures: o)
+            let fpWeights =
+                [w]
+                + (1..<fpCopies).map { _ in
+                    let c = FloatBuffer(count: o * i); c.pointer.update(from: w.pointer, count: o * i); return c
                 }
-            }.median / Double(fpCopies)
+            let fpHot = measure(runs: 15) {
+                Linear.forward(
+                    out: y.pointer, input: x.pointer, weight: w.pointer, rows: m, inFeatures: i, outFeatures: o)
+            }.median
+            let fpStream =
+                measure(runs: 15) {
+                    for c in fpWeights {
+                        Linear.forward(
+                            out: y.pointer, input: x.pointer, weight: c.pointer, rows: m, inFeatures: i, outFeatures: o)
+                    }
+                }.median / Double(fpCopies)
             for type in [QuantizedType.q4_1, .q8_0] {
                 let bytes = quantize(w.pointer, rows: o, columns: i, type: type)
                 let q = QuantizedMatrix(type: type, rows: o, columns: i, bytes: bytes)
@@ -43,11 +54,14 @@ enum QuantizedBenchmarks {
                 let hot = measure(runs: 15) {
                     QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: q, rows: m)
                 }.median
-                let stream = measure(runs: 15) {
-                    for c in qs { QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: c, rows: m) }
-                }.median / Double(qCopies)
+                let stream =
+                    measure(runs: 15) {
+                        for c in qs { QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: c, rows: m) }
+                    }.median / Double(qCopies)
                 let qBytes = Double(q.rows * q.rowBytes)  // the blocks (12–16 rows: their decode panels, as many bytes)
-                print("\(pad("\(m)×\(o)×\(i)", 15)) \(pad(type.description, 5)) \(pad(f1(hot * 1e6), 9)) \(pad(f1(qBytes / hot / 1e9), 6)) \(pad(f1(stream * 1e6), 10)) \(pad(f1(qBytes / stream / 1e9), 6)) | \(pad(f1(fpHot * 1e6), 9)) \(pad(f1(fpBytes / fpHot / 1e9), 6)) \(pad(f1(fpStream * 1e6), 9)) \(pad(f1(fpBytes / fpStream / 1e9), 6)) | \(String(format: "%.2f×, %.2f×", fpHot / hot, fpStream / stream))")
+                print(
+                    "\(pad("\(m)×\(o)×\(i)", 15)) \(pad(type.description, 5)) \(pad(f1(hot * 1e6), 9)) \(pad(f1(qBytes / hot / 1e9), 6)) \(pad(f1(stream * 1e6), 10)) \(pad(f1(qBytes / stream / 1e9), 6)) | \(pad(f1(fpHot * 1e6), 9)) \(pad(f1(fpBytes / fpHot / 1e9), 6)) \(pad(f1(fpStream * 1e6), 9)) \(pad(f1(fpBytes / fpStream / 1e9), 6)) | \(String(format: "%.2f×, %.2f×", fpHot / hot, fpStream / stream))"
+                )
             }
         }
     }

@@ -8,9 +8,14 @@ import Models
 import TensorCore
 
 enum TrainBenchmarks {
-    struct Split { var forward = 0.0, backward = 0.0, optimizer = 0.0; var total: Double { forward + backward + optimizer } }
+    struct Split {
+        var forward = 0.0, backward = 0.0, optimizer = 0.0; var total: Double { forward + backward + optimizer }
+    }
 
-    static func step(_ model: LlamaModel, adapter: LoRAAdapter? = nil, store: ParameterStore, batch b: Int, length t: Int, checkpointed: Bool, steps: Int) -> Split {
+    static func step(
+        _ model: LlamaModel, adapter: LoRAAdapter? = nil, store: ParameterStore, batch b: Int, length t: Int,
+        checkpointed: Bool, steps: Int
+    ) -> Split {
         var rng = RNG(seed: 3)
         let c = model.config
         let batch = TokenBatch(batchSize: b, length: t, tokens: (0..<(b * t)).map { _ in Int32(rng.next() % 49152) })
@@ -28,9 +33,10 @@ enum TrainBenchmarks {
             let h = model.forward(batch, adapter: adapter, into: acts)
             let b0 = ModelBenchmarks.now()
             targets.withUnsafeBufferPointer { tp in
-                _ = TokenLogProbs.forwardBackward(dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
-                                                  dLogProbs: dLogp, hidden: h.pointer, weight: model.outputWeight,
-                                                  targets: tp.baseAddress!, rows: b * t, channels: c.hiddenSize, vocabulary: c.vocabularySize)
+                _ = TokenLogProbs.forwardBackward(
+                    dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
+                    dLogProbs: dLogp, hidden: h.pointer, weight: model.outputWeight,
+                    targets: tp.baseAddress!, rows: b * t, channels: c.hiddenSize, vocabulary: c.vocabularySize)
             }
             model.backward(dOutput: dHidden.pointer, acts: acts)
             let o0 = ModelBenchmarks.now()
@@ -45,7 +51,9 @@ enum TrainBenchmarks {
     }
 
     static func report(_ name: String, tokens: Int, _ s: Split, anchor: String) {
-        print("\(pad(name, 34)) \(pad(f1(Double(tokens) / s.total), 7)) tok/s  (\(anchor))  forward \(String(format: "%.2f", s.forward)) s, loss+backward \(String(format: "%.2f", s.backward)) s, clip+AdamW \(String(format: "%.2f", s.optimizer)) s")
+        print(
+            "\(pad(name, 34)) \(pad(f1(Double(tokens) / s.total), 7)) tok/s  (\(anchor))  forward \(String(format: "%.2f", s.forward)) s, loss+backward \(String(format: "%.2f", s.backward)) s, clip+AdamW \(String(format: "%.2f", s.optimizer)) s"
+        )
     }
 
     static func run(_ which: Set<String>) throws {
@@ -55,27 +63,42 @@ enum TrainBenchmarks {
             var cfg = LoRAConfig()
             cfg.dropout = 0
             let adapter = try lora.addAdapter(named: "bench", config: cfg, seed: 1)
-            report("LoRA r=16 (7 projections) 4×256", tokens: 1024, step(lora, adapter: adapter, store: adapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
-                   anchor: "PyTorch+PEFT 189.6")
+            report(
+                "LoRA r=16 (7 projections) 4×256", tokens: 1024,
+                step(
+                    lora, adapter: adapter, store: adapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
+                anchor: "PyTorch+PEFT 189.6")
             let qlora = try LlamaModel.load(gguf: gguf, keepQuantized: true)
             let qAdapter = try qlora.addAdapter(named: "bench", config: cfg, seed: 1)
-            report("LoRA r=16, quantised base 4×256", tokens: 1024, step(qlora, adapter: qAdapter, store: qAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
-                   anchor: "PyTorch+PEFT 189.6")
+            report(
+                "LoRA r=16, quantised base 4×256", tokens: 1024,
+                step(
+                    qlora, adapter: qAdapter, store: qAdapter.store, batch: 4, length: 256, checkpointed: false,
+                    steps: 5),
+                anchor: "PyTorch+PEFT 189.6")
             let bf16 = lora.withBF16Weights()
             let bAdapter = try bf16.addAdapter(named: "bench", config: cfg, seed: 1)
-            report("LoRA r=16, bf16 base 4×256", tokens: 1024, step(bf16, adapter: bAdapter, store: bAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5),
-                   anchor: "PyTorch+PEFT 189.6 (fp32)")
+            report(
+                "LoRA r=16, bf16 base 4×256", tokens: 1024,
+                step(
+                    bf16, adapter: bAdapter, store: bAdapter.store, batch: 4, length: 256, checkpointed: false, steps: 5
+                ),
+                anchor: "PyTorch+PEFT 189.6 (fp32)")
         }
         if which.contains("train") || which.contains("train-full") {
             let full = try LlamaModel.load(gguf: gguf, trainable: true)
-            report("full fine-tune 4×256", tokens: 1024, step(full, store: full.weights, batch: 4, length: 256, checkpointed: false, steps: 5),
-                   anchor: "PyTorch 138.9")
+            report(
+                "full fine-tune 4×256", tokens: 1024,
+                step(full, store: full.weights, batch: 4, length: 256, checkpointed: false, steps: 5),
+                anchor: "PyTorch 138.9")
         }
         if which.contains("train-memory") {
             let full = try LlamaModel.load(gguf: gguf, trainable: true)
             let s = step(full, store: full.weights, batch: 8, length: 512, checkpointed: true, steps: 1)
             report("full FT 8×512, checkpointed", tokens: 4096, s, anchor: "PyTorch 123.5, 14.2 GB")
         }
-        print("peak RSS: \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   (PyTorch full FT 8×512: 14.2 GB; llama.cpp finetune 2.4 GB)")
+        print(
+            "peak RSS: \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   (PyTorch full FT 8×512: 14.2 GB; llama.cpp finetune 2.4 GB)"
+        )
     }
 }

@@ -21,8 +21,13 @@ if which.contains("quantized") || which.contains("all") { QuantizedBenchmarks.ru
 if which.contains("lora-gemm") || which.contains("all") { KernelBenchmarks.loraShapes(); print() }
 if which.contains("attention") || which.contains("all") { KernelBenchmarks.attention(); print() }
 if which.contains("train-gemms") { KernelBenchmarks.trainingGemms(); print() }
-let modelParts = which.contains("all") ? Set(["generate", "logprobs"]) : which.intersection(["generate", "generate1", "generate16", "logprobs"])
+let modelParts =
+    which.contains("all")
+    ? Set(["generate", "logprobs"]) : which.intersection(["generate", "generate1", "generate16", "logprobs"])
 let formats = which.intersection(["fp32", "quantised", "bf16"])
-if !modelParts.isEmpty { try ModelBenchmarks.run(modelParts, formats: formats.isEmpty ? ["fp32", "quantised", "bf16"] : formats); print() }
-let trainParts = which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
+if !modelParts.isEmpty {
+    try ModelBenchmarks.run(modelParts, formats: formats.isEmpty ? ["fp32", "quantised", "bf16"] : formats); print()
+}
+let trainParts =
+    which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }

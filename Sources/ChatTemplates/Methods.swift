@@ -109,8 +109,7 @@ enum Methods {
     }
 
     /// Methods whose results are pieces of the receiver, so assistant marks carry over.
-    private static func markPreservingStringMethod(_ name: String, _ text: TaggedString) -> Method?
-    {
+    private static func markPreservingStringMethod(_ name: String, _ text: TaggedString) -> Method? {
         switch name {
         case "strip", "lstrip", "rstrip":
             return { arguments in

@@ -93,8 +93,7 @@ enum Operators {
         }
     }
 
-    private static func integerArithmetic(_ op: BinaryOperator, _ a: Int, _ b: Int) throws -> Value
-    {
+    private static func integerArithmetic(_ op: BinaryOperator, _ a: Int, _ b: Int) throws -> Value {
         func checked(_ result: (partialValue: Int, overflow: Bool)) throws -> Value {
             guard !result.overflow else {
                 throw EvalFailure("integer overflow in '\(op.rawValue)'")

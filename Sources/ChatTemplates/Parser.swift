@@ -271,8 +271,7 @@ struct Parser {
         return .with(assignments: assignments, body: try parseBlockBody("with", location))
     }
 
-    private mutating func parseMacro(location: TemplateLocation) throws(TemplateError) -> Node.Kind
-    {
+    private mutating func parseMacro(location: TemplateLocation) throws(TemplateError) -> Node.Kind {
         let name = try expectName()
         try expect(op: "(")
         var parameters: [(name: String, defaultValue: Expr?)] = []

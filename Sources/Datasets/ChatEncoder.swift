@@ -196,8 +196,7 @@ struct ChatEncoder: Sendable {
             if rendered[index] == 0xEE, rendered[index...].starts(with: open) {
                 var end = index + 3
                 var number = 0
-                while end < rendered.count, (0x30...0x39).contains(rendered[end]), number < 1 << 40
-                {
+                while end < rendered.count, (0x30...0x39).contains(rendered[end]), number < 1 << 40 {
                     number = number * 10 + Int(rendered[end] - 0x30)
                     end += 1
                 }

@@ -221,7 +221,8 @@ public struct DataLoader: Sendable {
         }
         guard config.shuffles else { return batches.flatMap { $0 } }
         // Keep short final batches last so only the epoch's final batch can be short.
-        let full = batches.filter { $0.count == config.batchSize }, short = batches.filter { $0.count != config.batchSize }
+        let full = batches.filter { $0.count == config.batchSize },
+            short = batches.filter { $0.count != config.batchSize }
         var random = SplitMix64(seed: config.seed, stream: 0x4C45_4E47 &+ UInt64(epoch))  // "LENG"
         return random.permutation(of: full.count).flatMap { full[$0] } + short.flatMap { $0 }
     }

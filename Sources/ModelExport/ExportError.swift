@@ -2,8 +2,8 @@
 // adapter reader. Every case names the file or directory at fault and what was expected, and
 // `description` renders one sentence with a hint, as ModelFormats' `ModelFormatError` does.
 
-import Models
 import Foundation
+import Models
 
 /// A problem writing an export, or reading a PEFT adapter back.
 public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -81,9 +81,12 @@ extension ExportError {
     static func requireDense(_ model: LlamaModel) throws {
         guard !model.hasQuantizedWeights else {
             let bf16 = model.hasBF16Weights
-            throw ExportError.unsupported(file: "(model in memory)",
-                                          feature: "weights kept \(bf16 ? "in bf16" : "quantised") (\(model.quantizedWeights.count) tensors)",
-                                          hint: "load the base model with fp32 weights (without \(bf16 ? "--bf16" : "--quantized")) to export or merge it; an adapter trained on that base applies to the fp32 base unchanged.")
+            throw ExportError.unsupported(
+                file: "(model in memory)",
+                feature: "weights kept \(bf16 ? "in bf16" : "quantised") (\(model.quantizedWeights.count) tensors)",
+                hint:
+                    "load the base model with fp32 weights (without \(bf16 ? "--bf16" : "--quantized")) to export or merge it; an adapter trained on that base applies to the fp32 base unchanged."
+            )
         }
     }
 }

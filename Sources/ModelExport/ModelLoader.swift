@@ -20,13 +20,16 @@ public enum ModelLoader {
 
     /// Loads `model` in `form` and, when `adapter` is given, the adapter (registered on the model as
     /// `adapterName`) and its heads into `LoadedModel.adapter` / `.heads`.
-    public static func load(model spec: String, form: WeightForm = .dense, trainable: Bool = false, adapter: URL? = nil,
-                            adapterName: String = "adapter", log: (String) -> Void = { _ in }) throws -> LoadedModel {
+    public static func load(
+        model spec: String, form: WeightForm = .dense, trainable: Bool = false, adapter: URL? = nil,
+        adapterName: String = "adapter", log: (String) -> Void = { _ in }
+    ) throws -> LoadedModel {
         precondition(form == .dense || !trainable, "quantised and bf16 bases are frozen")
         var loaded = try ModelRegistry.load(spec, trainable: trainable, keepQuantized: form == .quantized, log: log)
         if form == .bf16 {
-            loaded = LoadedModel(model: loaded.model.withBF16Weights(), tokenizer: loaded.tokenizer,
-                                 chatTemplate: loaded.chatTemplate, source: loaded.source, heads: loaded.heads)
+            loaded = LoadedModel(
+                model: loaded.model.withBF16Weights(), tokenizer: loaded.tokenizer,
+                chatTemplate: loaded.chatTemplate, source: loaded.source, heads: loaded.heads)
         }
         if let adapter { loaded = try load(adapter: adapter, onto: loaded, name: adapterName) }
         return loaded
@@ -42,7 +45,9 @@ public enum ModelLoader {
         let dir = try adapterDirectory(url)
         var out = loaded
         out.adapter = try PEFTAdapter.load(from: dir, into: loaded.model, name: name)
-        for head in try PEFTAdapter.loadHeads(from: dir, hiddenSize: loaded.model.config.hiddenSize) { out.heads[head.name] = head }
+        for head in try PEFTAdapter.loadHeads(from: dir, hiddenSize: loaded.model.config.hiddenSize) {
+            out.heads[head.name] = head
+        }
         return out
     }
 
@@ -50,7 +55,9 @@ public enum ModelLoader {
     /// or the checkpoint its `latest` names.
     public static func adapterDirectory(_ url: URL) throws -> URL {
         let fm = FileManager.default
-        func isPEFT(_ d: URL) -> Bool { fm.fileExists(atPath: d.appendingPathComponent(PEFTAdapter.configFileName).path) }
+        func isPEFT(_ d: URL) -> Bool {
+            fm.fileExists(atPath: d.appendingPathComponent(PEFTAdapter.configFileName).path)
+        }
         if isPEFT(url) { return url }
         let final = url.appendingPathComponent(CheckpointLayout.finalAdapterDirectory)
         if isPEFT(final) { return final }
@@ -58,12 +65,14 @@ public enum ModelLoader {
             if isPEFT(checkpoint) { return checkpoint }
             throw ExportError.unsupported(
                 file: checkpoint.path, feature: "a full fine-tune checkpoint as --adapter",
-                hint: "Hint: it holds \(CheckpointLayout.modelWeightsFile), not an adapter; export it (or use the output's "
+                hint:
+                    "Hint: it holds \(CheckpointLayout.modelWeightsFile), not an adapter; export it (or use the output's "
                     + "\(CheckpointLayout.finalModelDirectory)/ directory) and pass that with --model.")
         }
         throw ExportError.missingFile(
             path: url.appendingPathComponent(PEFTAdapter.configFileName).path,
-            hint: "Hint: --adapter takes a PEFT adapter directory (\(PEFTAdapter.configFileName) + \(PEFTAdapter.weightsFileName)), "
+            hint:
+                "Hint: --adapter takes a PEFT adapter directory (\(PEFTAdapter.configFileName) + \(PEFTAdapter.weightsFileName)), "
                 + "a training output directory or one of its checkpoint-N directories.")
     }
 }

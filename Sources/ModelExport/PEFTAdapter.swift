@@ -98,7 +98,8 @@ public enum PEFTAdapter {
             ), ("peft_type", .string("LORA")), ("r", .int(c.rank)),
             ("rank_pattern", .object([])),
             ("revision", .null), ("target_modules", .array(c.targetModules.map { .string($0) })),
-            ("task_type", .string(modulesToSave.contains("score") ? "SEQ_CLS" : "CAUSAL_LM")), ("use_dora", .bool(false)),
+            ("task_type", .string(modulesToSave.contains("score") ? "SEQ_CLS" : "CAUSAL_LM")),
+            ("use_dora", .bool(false)),
             ("use_rslora", .bool(c.useRSLoRA)),
         ]
         return .object(fields.sorted { $0.0 < $1.0 })

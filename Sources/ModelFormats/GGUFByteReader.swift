@@ -129,8 +129,7 @@ struct ByteReader {
     }
 
     /// One tensor info: name, n_dims, dims, ggml type, offset (relative to the data section).
-    mutating func tensorInfo(number: Int, alignment: Int) throws(ModelFormatError) -> GGUFTensorInfo
-    {
+    mutating func tensorInfo(number: Int, alignment: Int) throws(ModelFormatError) -> GGUFTensorInfo {
         let name = try string("name of tensor \(number)")
         let dimensionCount = try scalar(UInt32.self, "n_dims of tensor '\(name)'")
         guard (1...4).contains(dimensionCount) else {

@@ -31,21 +31,27 @@ extension LlamaModel {
     ///
     /// - Throws: `ModelError.contextOverflow` when the longest prompt plus `maxNewTokens` exceeds the
     ///   model's positions (naming how far to lower `max_new_tokens`).
-    public func generate(prompts: [[Int32]], adapter: LoRAAdapter? = nil, options: GenerationOptions,
-                         onToken: ((Int, Int) -> Void)? = nil) throws -> [GeneratedSequence] {
+    public func generate(
+        prompts: [[Int32]], adapter: LoRAAdapter? = nil, options: GenerationOptions,
+        onToken: ((Int, Int) -> Void)? = nil
+    ) throws -> [GeneratedSequence] {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
         precondition(options.maxNewTokens >= 1, "generation needs max_new_tokens ≥ 1")
         let longest = prompts.map(\.count).max()!, limit = config.maxPositions
         guard longest + options.maxNewTokens <= limit else {
             throw ModelError.contextOverflow(
-                what: "a prompt of \(longest) tokens plus max_new_tokens \(options.maxNewTokens)", tokens: longest + options.maxNewTokens,
-                limit: limit, hint: longest < limit ? "Lower --max-new-tokens to at most \(limit - longest), or shorten the prompt."
-                                                    : "Shorten the prompt below \(limit) tokens.")
+                what: "a prompt of \(longest) tokens plus max_new_tokens \(options.maxNewTokens)",
+                tokens: longest + options.maxNewTokens,
+                limit: limit,
+                hint: longest < limit
+                    ? "Lower --max-new-tokens to at most \(limit - longest), or shorten the prompt."
+                    : "Shorten the prompt below \(limit) tokens.")
         }
         let b = prompts.count, v = config.vocabularySize
         let prefill = TokenBatch(rows: prompts, padID: prompts[0][0], leftPadding: true)
-        let cache = KVCache(config: config, batchSize: b, capacity: prefill.length + options.maxNewTokens,
-                            adapter: adapter)
+        let cache = KVCache(
+            config: config, batchSize: b, capacity: prefill.length + options.maxNewTokens,
+            adapter: adapter)
         var rng = RNG(seed: options.sampling.seed)
         var results = [GeneratedSequence](repeating: GeneratedSequence(), count: b)
         var done = [Bool](repeating: false, count: b)
@@ -63,7 +69,8 @@ extension LlamaModel {
             picks.withUnsafeMutableBufferPointer { out in
                 parallelFor(b, cost: b * max(1, v / 1024)) { rows in  // ~0.5 µs per 1,024 logits of a row
                     for r in rows where !live[r] {
-                        out[r] = Sampler.pick(logits.pointer + r * v, vocabulary: v, options: options.sampling, uniform: uniforms[r])
+                        out[r] = Sampler.pick(
+                            logits.pointer + r * v, vocabulary: v, options: options.sampling, uniform: uniforms[r])
                     }
                 }
             }
@@ -81,8 +88,9 @@ extension LlamaModel {
                 }
             }
             if done.allSatisfy({ $0 }) || step == options.maxNewTokens - 1 { break }
-            let batch = TokenBatch(batchSize: b, length: 1, tokens: next, positions: nextPosition,
-                                   keyMask: cache.hasMask ? [Float](repeating: 0, count: b) : nil)
+            let batch = TokenBatch(
+                batchSize: b, length: 1, tokens: next, positions: nextPosition,
+                keyMask: cache.hasMask ? [Float](repeating: 0, count: b) : nil)
             for r in 0..<b { nextPosition[r] += 1 }
             hidden = forwardCached(batch, cache: cache)
         }

@@ -47,9 +47,10 @@ public final class KVCache: @unchecked Sendable {
 
     /// Attention strides over this layout.
     func shape(queryLength: Int, keyLength: Int, queryHeads: Int) -> AttentionShape {
-        AttentionShape(batch: batchSize, queryLength: queryLength, keyLength: keyLength, queryHeads: queryHeads,
-                       kvHeads: heads, headDim: headDim, kvBatchStride: heads * capacity * headDim,
-                       maskBatchStride: capacity, kvRowStride: headDim, kvHeadStride: capacity * headDim)
+        AttentionShape(
+            batch: batchSize, queryLength: queryLength, keyLength: keyLength, queryHeads: queryHeads,
+            kvHeads: heads, headDim: headDim, kvBatchStride: heads * capacity * headDim,
+            maskBatchStride: capacity, kvRowStride: headDim, kvHeadStride: capacity * headDim)
     }
 
     /// Writes the new rows' keys and values (kNew, vNew: [B, tq, Hkv·D]) at positions length ..< length + tq.
@@ -93,50 +94,63 @@ extension LlamaModel {
         checkAdapter(cache.adapter)
         let adapter = cache.adapter
         precondition(batch.batchSize == cache.batchSize, "batch \(batch.batchSize) vs cache \(cache.batchSize)")
-        precondition(cache.length + batch.length <= cache.capacity,
-                     "KV cache full: \(cache.length) + \(batch.length) > \(cache.capacity)")
+        precondition(
+            cache.length + batch.length <= cache.capacity,
+            "KV cache full: \(cache.length) + \(batch.length) > \(cache.capacity)")
         let c = config, n = batch.tokenCount, C = c.hiddenSize, F = c.intermediateSize, tq = batch.length
         let start = cache.length, tk = start + tq
         cache.appendMask(batch.keyMask, tokens: tq)
         let shape = cache.shape(queryLength: tq, keyLength: tk, queryHeads: c.headCount)
         let x = FloatBuffer(count: n * C), normed = FloatBuffer(count: n * C)
-        let q = FloatBuffer(count: n * c.qDim), kNew = FloatBuffer(count: n * c.kvDim), vNew = FloatBuffer(count: n * c.kvDim)
+        let q = FloatBuffer(count: n * c.qDim), kNew = FloatBuffer(count: n * c.kvDim),
+            vNew = FloatBuffer(count: n * c.kvDim)
         let attn = FloatBuffer(count: n * c.qDim), gate = FloatBuffer(count: n * F), up = FloatBuffer(count: n * F)
         let lse = FloatBuffer(count: batch.batchSize * c.headCount * tq)
         embed(batch.tokens, into: x.pointer)
         let mask = cache.hasMask ? UnsafePointer(cache.keyMask.pointer) : nil
         for l in 0..<c.layerCount {
             let w = layerWeights[l]
-            RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            project([.q, .k, .v], layer: l, outs: [q.pointer, kNew.pointer, vNew.pointer], input: normed.pointer, rows: n,
-                    adapter: adapter)
+            RMSNorm.forward(
+                out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm1.value, rows: n, channels: C,
+                epsilon: c.rmsNormEpsilon)
+            project(
+                [.q, .k, .v], layer: l, outs: [q.pointer, kNew.pointer, vNew.pointer], input: normed.pointer, rows: n,
+                adapter: adapter)
             batch.positions.withUnsafeBufferPointer { pos in
                 rope.apply(q.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
                 rope.apply(kNew.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
             }
             cache.store(layer: l, keys: kNew.pointer, values: vNew.pointer, tokens: tq)
             if tq <= 4 {
-                Attention.forwardDecode(out: attn.pointer, q: q.pointer, k: cache.k[l], v: cache.v[l], keyMask: mask, shape: shape)
+                Attention.forwardDecode(
+                    out: attn.pointer, q: q.pointer, k: cache.k[l], v: cache.v[l], keyMask: mask, shape: shape)
             } else {
-                Attention.forward(out: attn.pointer, lse: lse.pointer, q: q.pointer, k: cache.k[l], v: cache.v[l],
-                                  keyMask: mask, shape: shape)
+                Attention.forward(
+                    out: attn.pointer, lse: lse.pointer, q: q.pointer, k: cache.k[l], v: cache.v[l],
+                    keyMask: mask, shape: shape)
             }
             project(.o, layer: l, out: x.pointer, input: attn.pointer, rows: n, accumulate: true, adapter: adapter)
-            RMSNorm.forward(out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+            RMSNorm.forward(
+                out: normed.pointer, rstd: nil, input: x.pointer, weight: w.norm2.value, rows: n, channels: C,
+                epsilon: c.rmsNormEpsilon)
             // Batched decode steps: the next layer's cache is streamed in while gate and up compute (their
             // panel products, at 12–16 rows, are what reads the list).
             let next = tq == 1 && l + 1 < c.layerCount && n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit
             if next { cache.planPrefetch(layer: l + 1, rows: tk) }
-            project([.gate, .up], layer: l, outs: [gate.pointer, up.pointer], input: normed.pointer, rows: n,
-                    adapter: adapter, prefetch: next ? cache.prefetch : nil)
+            project(
+                [.gate, .up], layer: l, outs: [gate.pointer, up.pointer], input: normed.pointer, rows: n,
+                adapter: adapter, prefetch: next ? cache.prefetch : nil)
             SwiGLU.forward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * F)
             project(.down, layer: l, out: x.pointer, input: gate.pointer, rows: n, accumulate: true, adapter: adapter)
         }
         cache.advance(by: tq)
         let last = FloatBuffer(count: batch.batchSize * C)
-        for b in 0..<batch.batchSize { (last.pointer + b * C).update(from: x.pointer + (b * tq + tq - 1) * C, count: C) }
-        RMSNorm.forward(out: last.pointer, rstd: nil, input: last.pointer, weight: weights.value("model.norm.weight"),
-                        rows: batch.batchSize, channels: C, epsilon: c.rmsNormEpsilon)
+        for b in 0..<batch.batchSize {
+            (last.pointer + b * C).update(from: x.pointer + (b * tq + tq - 1) * C, count: C)
+        }
+        RMSNorm.forward(
+            out: last.pointer, rstd: nil, input: last.pointer, weight: weights.value("model.norm.weight"),
+            rows: batch.batchSize, channels: C, epsilon: c.rmsNormEpsilon)
         return last
     }
 
@@ -149,6 +163,7 @@ extension LlamaModel {
 
     /// `logits` into a caller's [R, V] buffer.
     public func logits(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
-        outputWeight.forward(out: out, input: hidden, rows: rows, inFeatures: config.hiddenSize, outFeatures: config.vocabularySize)
+        outputWeight.forward(
+            out: out, input: hidden, rows: rows, inFeatures: config.hiddenSize, outFeatures: config.vocabularySize)
     }
 }

@@ -14,7 +14,8 @@ extension LlamaModel {
         for f in files { for name in f.names { owner[name] = f } }
         for e in weights.entries {
             guard let file = owner[e.name] else {
-                throw ModelError.missingTensor(file: files.map(\.url.lastPathComponent).joined(separator: ", "), name: e.name)
+                throw ModelError.missingTensor(
+                    file: files.map(\.url.lastPathComponent).joined(separator: ", "), name: e.name)
             }
             let info = try file.info(e.name)
             guard info.shape == e.shape else {
@@ -38,15 +39,19 @@ extension LlamaModel {
         if FileManager.default.fileExists(atPath: single.path) { return [try SafeTensorsFile(contentsOf: single)] }
         let index = dir.appendingPathComponent("model.safetensors.index.json")
         guard let data = try? Data(contentsOf: index),
-              let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError.unreadable(file: dir.path, reason: "neither model.safetensors nor a readable model.safetensors.index.json")
+            let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else {
+            throw ModelError.unreadable(
+                file: dir.path, reason: "neither model.safetensors nor a readable model.safetensors.index.json")
         }
         guard let map = json["weight_map"] as? [String: String] else {
-            throw ModelError.invalidConfig(file: index.path, field: "weight_map", value: "missing", expected: "an object of tensor → shard file")
+            throw ModelError.invalidConfig(
+                file: index.path, field: "weight_map", value: "missing", expected: "an object of tensor → shard file")
         }
         return try Set(map.values).sorted().map { shard in
             guard !shard.contains("/") else {
-                throw ModelError.invalidConfig(file: index.path, field: "weight_map", value: shard, expected: "a file name in the same directory")
+                throw ModelError.invalidConfig(
+                    file: index.path, field: "weight_map", value: shard, expected: "a file name in the same directory")
             }
             return try SafeTensorsFile(contentsOf: dir.appendingPathComponent(shard))
         }

@@ -49,10 +49,13 @@ extension LlamaModel {
     /// up to its capacity). `training` turns LoRA dropout on and is what `backward(_:dLogProbs:)` needs.
     ///
     /// - Throws: `ModelError.contextOverflow` when the rows are longer than the model's positions.
-    public func score(_ batch: LabeledBatch, adapter: LoRAAdapter?, into acts: LlamaActivations,
-                      training: Bool = false) throws -> ScoredBatch {
-        try checkContext(batch.batch.length, what: "a row of \(batch.batch.length) tokens",
-                         hint: "Truncate the rows (trainers: lower max_length).")
+    public func score(
+        _ batch: LabeledBatch, adapter: LoRAAdapter?, into acts: LlamaActivations,
+        training: Bool = false
+    ) throws -> ScoredBatch {
+        try checkContext(
+            batch.batch.length, what: "a row of \(batch.batch.length) tokens",
+            hint: "Truncate the rows (trainers: lower max_length).")
         acts.isTraining = training
         let hidden = forward(batch.batch, adapter: adapter, into: acts)
         let positions = batch.targets.indices.filter { batch.targets[$0] >= 0 }
@@ -63,8 +66,9 @@ extension LlamaModel {
             targets.withUnsafeBufferPointer { t in
                 logProbs.withUnsafeMutableBufferPointer { lp in
                     lse.withUnsafeMutableBufferPointer { l in
-                        TokenLogProbs.forward(logProbs: lp.baseAddress!, lse: l.baseAddress!, hidden: h, weight: outputWeight,
-                                              targets: t.baseAddress!, rows: k, channels: c, vocabulary: config.vocabularySize)
+                        TokenLogProbs.forward(
+                            logProbs: lp.baseAddress!, lse: l.baseAddress!, hidden: h, weight: outputWeight,
+                            targets: t.baseAddress!, rows: k, channels: c, vocabulary: config.vocabularySize)
                     }
                 }
             }
@@ -79,22 +83,31 @@ extension LlamaModel {
         precondition(dLogProbs.count == scored.logProbs.count, "one gradient per scored token")
         let c = config.hiddenSize, n = scored.batch.batch.tokenCount, k = scored.scoredPositions.count
         let dHidden = Scratch.buffer("score.dHidden", count: n * c)
-        if let extra { dHidden.pointer.update(from: extra, count: n * c) } else { dHidden.pointer.update(repeating: 0, count: n * c) }
+        if let extra {
+            dHidden.pointer.update(from: extra, count: n * c)
+        } else {
+            dHidden.pointer.update(repeating: 0, count: n * c)
+        }
         if k > 0 {
             let (h, targets) = gather(scored.scoredPositions, batch: scored.batch, hidden: scored.hidden)
             let dh = Scratch.buffer("score.dHiddenScored", count: k * c)
             targets.withUnsafeBufferPointer { t in
-                TokenLogProbs.backward(dHidden: dh.pointer, dWeight: outputWeightGradient, dLogProbs: dLogProbs, hidden: h,
-                                       weight: outputWeight, targets: t.baseAddress!, lse: scored.lse, rows: k, channels: c,
-                                       vocabulary: config.vocabularySize)
+                TokenLogProbs.backward(
+                    dHidden: dh.pointer, dWeight: outputWeightGradient, dLogProbs: dLogProbs, hidden: h,
+                    weight: outputWeight, targets: t.baseAddress!, lse: scored.lse, rows: k, channels: c,
+                    vocabulary: config.vocabularySize)
             }
-            for (j, i) in scored.scoredPositions.enumerated() { Elementwise.add(dHidden.pointer + i * c, dHidden.pointer + i * c, dh.pointer + j * c, count: c) }
+            for (j, i) in scored.scoredPositions.enumerated() {
+                Elementwise.add(dHidden.pointer + i * c, dHidden.pointer + i * c, dh.pointer + j * c, count: c)
+            }
         }
         backward(dOutput: dHidden.pointer, acts: scored.acts)
     }
 
     /// The hidden rows at `positions` (into a scratch buffer) and their targets.
-    private func gather(_ positions: [Int], batch: LabeledBatch, hidden: UnsafePointer<Float>) -> (UnsafePointer<Float>, [Int32]) {
+    private func gather(_ positions: [Int], batch: LabeledBatch, hidden: UnsafePointer<Float>) -> (
+        UnsafePointer<Float>, [Int32]
+    ) {
         let c = config.hiddenSize
         let h = Scratch.buffer("score.hidden", count: positions.count * c)
         for (j, i) in positions.enumerated() { (h.pointer + j * c).update(from: hidden + i * c, count: c) }
@@ -104,9 +117,10 @@ extension LlamaModel {
     /// log p(completion[i] | prompt, completion[..<i]) for every completion token, one forward pass
     /// through `adapter` (nil = the bare base).
     public func sequenceLogProbs(prompt: [Int32], completion: [Int32], adapter: LoRAAdapter? = nil) throws -> [Float] {
-        try checkContext(prompt.count + completion.count,
-                         what: "the prompt plus completion (\(prompt.count) + \(completion.count) tokens)",
-                         hint: "Shorten the prompt or the completion.")
+        try checkContext(
+            prompt.count + completion.count,
+            what: "the prompt plus completion (\(prompt.count) + \(completion.count) tokens)",
+            hint: "Shorten the prompt or the completion.")
         let batch = LabeledBatch(prompts: [prompt], completions: [completion], padID: 0)
         let acts = LlamaActivations(config: config, batchSize: 1, length: batch.batch.length, checkpointed: true)
         return Array(try score(batch, adapter: adapter, into: acts).tokenLogProbs(row: 0))

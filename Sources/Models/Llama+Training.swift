@@ -15,14 +15,14 @@ public final class LlamaActivations: @unchecked Sendable {
     var tokens: [Int32]
     var positions: [Int32]
     var keyMask: FloatBuffer?
-    let x: [FloatBuffer]        // [L+1][N, C]: x[0] = embeddings, x[l+1] = output of layer l
+    let x: [FloatBuffer]  // [L+1][N, C]: x[0] = embeddings, x[l+1] = output of layer l
     let rstd1, rstd2: [FloatBuffer]  // [L][N]
-    let q: [FloatBuffer]        // [L][N, Hq·D] after RoPE
-    let k, v: [FloatBuffer]     // [L][N, Hkv·D] (k after RoPE)
-    let attn: [FloatBuffer]     // [L][N, Hq·D] attention output (before o_proj)
-    let lse: [FloatBuffer]      // [L][B, Hq, T]
-    let mid: [FloatBuffer]      // [L][N, C] residual after attention
-    let gate, up: [FloatBuffer] // [L][N, F]
+    let q: [FloatBuffer]  // [L][N, Hq·D] after RoPE
+    let k, v: [FloatBuffer]  // [L][N, Hkv·D] (k after RoPE)
+    let attn: [FloatBuffer]  // [L][N, Hq·D] attention output (before o_proj)
+    let lse: [FloatBuffer]  // [L][B, Hq, T]
+    let mid: [FloatBuffer]  // [L][N, C] residual after attention
+    let gate, up: [FloatBuffer]  // [L][N, F]
     let finalRstd: FloatBuffer  // [N]
     /// [N, C] final normalised hidden state (input of the vocabulary projection).
     public let output: FloatBuffer
@@ -55,7 +55,9 @@ public final class LlamaActivations: @unchecked Sendable {
         tokens = []
         positions = []
         func make(_ count: Int, _ copies: Int) -> [FloatBuffer] {
-            if checkpointed { let shared = FloatBuffer(count: count, hugePages: true); return Array(repeating: shared, count: copies) }
+            if checkpointed {
+                let shared = FloatBuffer(count: count, hugePages: true); return Array(repeating: shared, count: copies)
+            }
             return (0..<copies).map { _ in FloatBuffer(count: count, hugePages: true) }
         }
         x = (0...layers).map { _ in FloatBuffer(count: n * c.hiddenSize, hugePages: true) }
@@ -96,13 +98,15 @@ extension LlamaModel {
         acts.tokens = batch.tokens
         acts.positions = batch.positions
         acts.keyMask = batch.keyMask.map(FloatBuffer.init)
-        let shape = AttentionShape(batch: batch.batchSize, queryLength: batch.length, keyLength: batch.length,
-                                   queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+        let shape = AttentionShape(
+            batch: batch.batchSize, queryLength: batch.length, keyLength: batch.length,
+            queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
         let scratch = LayerScratch(tokens: n, config: c)
         embed(batch.tokens, into: acts.x[0].pointer)
         for l in 0..<c.layerCount { forwardLayer(l, acts: acts, shape: shape, scratch: scratch) }
-        RMSNorm.forward(out: acts.output.pointer, rstd: acts.finalRstd.pointer, input: acts.x[c.layerCount].pointer,
-                        weight: weights.value("model.norm.weight"), rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+        RMSNorm.forward(
+            out: acts.output.pointer, rstd: acts.finalRstd.pointer, input: acts.x[c.layerCount].pointer,
+            weight: weights.value("model.norm.weight"), rows: n, channels: C, epsilon: c.rmsNormEpsilon)
         return acts.output
     }
 
@@ -119,8 +123,9 @@ extension LlamaModel {
     func forwardLayer(_ l: Int, acts: LlamaActivations, shape: AttentionShape, scratch: LayerScratch) {
         let c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
         let w = layerWeights[l], x = acts.x[l].pointer, normed = scratch.normed.pointer, a = acts.adapter
-        RMSNorm.forward(out: normed, rstd: acts.rstd1[l].pointer, input: x, weight: w.norm1.value,
-                        rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+        RMSNorm.forward(
+            out: normed, rstd: acts.rstd1[l].pointer, input: x, weight: w.norm1.value,
+            rows: n, channels: C, epsilon: c.rmsNormEpsilon)
         project(.q, layer: l, out: acts.q[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
         project(.k, layer: l, out: acts.k[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
         project(.v, layer: l, out: acts.v[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
@@ -128,19 +133,24 @@ extension LlamaModel {
             rope.apply(acts.q[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
             rope.apply(acts.k[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
         }
-        Attention.forward(out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer,
-                          k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
+        Attention.forward(
+            out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer,
+            k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
         let h = acts.mid[l].pointer
         h.update(from: x, count: n * C)
-        project(.o, layer: l, out: h, input: acts.attn[l].pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
-        RMSNorm.forward(out: normed, rstd: acts.rstd2[l].pointer, input: h, weight: w.norm2.value,
-                        rows: n, channels: C, epsilon: c.rmsNormEpsilon)
+        project(
+            .o, layer: l, out: h, input: acts.attn[l].pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
+        RMSNorm.forward(
+            out: normed, rstd: acts.rstd2[l].pointer, input: h, weight: w.norm2.value,
+            rows: n, channels: C, epsilon: c.rmsNormEpsilon)
         project(.gate, layer: l, out: acts.gate[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
         project(.up, layer: l, out: acts.up[l].pointer, input: normed, rows: n, adapter: a, lora: acts.lora)
         SwiGLU.forward(out: scratch.act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
         let out = acts.x[l + 1].pointer
         out.update(from: h, count: n * C)
-        project(.down, layer: l, out: out, input: scratch.act.pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
+        project(
+            .down, layer: l, out: out, input: scratch.act.pointer, rows: n, accumulate: true, adapter: a,
+            lora: acts.lora)
     }
 
     /// Backpropagates dOutput ([N, C], gradient of the final hidden state) through the decoder,
@@ -148,19 +158,26 @@ extension LlamaModel {
     /// (`acts.adapter`). The vocabulary projection's own gradient is the loss's job (TokenLogProbs.backward
     /// adds it to `outputWeightGradient`).
     public func backward(dOutput: UnsafePointer<Float>, acts: LlamaActivations) {
-        precondition(weights.isTrainable || acts.adapter != nil, "backward with nothing trainable (frozen base, forward without an adapter)")
+        precondition(
+            weights.isTrainable || acts.adapter != nil,
+            "backward with nothing trainable (frozen base, forward without an adapter)")
         let a = acts.adapter, c = config, n = acts.tokenCount, C = c.hiddenSize, F = c.intermediateSize
-        let shape = AttentionShape(batch: acts.batchSize, queryLength: acts.length, keyLength: acts.length,
-                                   queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+        let shape = AttentionShape(
+            batch: acts.batchSize, queryLength: acts.length, keyLength: acts.length,
+            queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
         // Scratch reused across steps (every buffer is written before it is read; dk/dv are zeroed below).
-        func scratch(_ name: String, _ count: Int) -> FloatBuffer { Scratch.buffer("llama.backward." + name, count: count) }
+        func scratch(_ name: String, _ count: Int) -> FloatBuffer {
+            Scratch.buffer("llama.backward." + name, count: count)
+        }
         let dx = scratch("dx", n * C), normed = scratch("normed", n * C), dNormed = scratch("dNormed", n * C)
-        let act = scratch("act", n * F), dAct = scratch("dAct", n * F), dGate = scratch("dGate", n * F), dUp = scratch("dUp", n * F)
+        let act = scratch("act", n * F), dAct = scratch("dAct", n * F), dGate = scratch("dGate", n * F),
+            dUp = scratch("dUp", n * F)
         let dq = scratch("dq", n * c.qDim), dk = scratch("dk", n * c.kvDim), dv = scratch("dv", n * c.kvDim)
         let dAttn = scratch("dAttn", n * c.qDim)
         let finalNorm = Param(weights, "model.norm.weight")
-        RMSNorm.backward(dInput: dx.pointer, dWeight: finalNorm.grad, dOut: dOutput, input: acts.x[c.layerCount].pointer,
-                         weight: finalNorm.value, rstd: acts.finalRstd.pointer, rows: n, channels: C)
+        RMSNorm.backward(
+            dInput: dx.pointer, dWeight: finalNorm.grad, dOut: dOutput, input: acts.x[c.layerCount].pointer,
+            weight: finalNorm.value, rstd: acts.finalRstd.pointer, rows: n, channels: C)
         let recompute = acts.isCheckpointed ? LayerScratch(tokens: n, config: c, slot: "recompute") : nil
         for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
             // Rebuild layer l's activations (deterministic: x[l+1] is rewritten with identical values).
@@ -168,36 +185,54 @@ extension LlamaModel {
             let w = layerWeights[l], h = acts.mid[l].pointer
             // MLP: x' = h + W_down · act,  act = SiLU(g) ⊙ u
             SwiGLU.forward(out: act.pointer, gate: acts.gate[l].pointer, up: acts.up[l].pointer, count: n * F)
-            projectBackward(.down, layer: l, dInput: dAct.pointer, dOut: dx.pointer, input: act.pointer, rows: n,
-                            accumulate: false, adapter: a, lora: acts.lora)
-            SwiGLU.backward(dGate: dGate.pointer, dUp: dUp.pointer, dOut: dAct.pointer, gate: acts.gate[l].pointer,
-                            up: acts.up[l].pointer, count: n * F)
-            RMSNorm.forward(out: normed.pointer, rstd: nil, input: h, weight: w.norm2.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            projectBackward(.gate, layer: l, dInput: dNormed.pointer, dOut: dGate.pointer, input: normed.pointer, rows: n,
-                            accumulate: false, adapter: a, lora: acts.lora)
-            projectBackward(.up, layer: l, dInput: dNormed.pointer, dOut: dUp.pointer, input: normed.pointer, rows: n,
-                            accumulate: true, adapter: a, lora: acts.lora)
-            RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm2.grad, dOut: dNormed.pointer, input: h, weight: w.norm2.value,
-                             rstd: acts.rstd2[l].pointer, rows: n, channels: C, accumulateInput: true)
+            projectBackward(
+                .down, layer: l, dInput: dAct.pointer, dOut: dx.pointer, input: act.pointer, rows: n,
+                accumulate: false, adapter: a, lora: acts.lora)
+            SwiGLU.backward(
+                dGate: dGate.pointer, dUp: dUp.pointer, dOut: dAct.pointer, gate: acts.gate[l].pointer,
+                up: acts.up[l].pointer, count: n * F)
+            RMSNorm.forward(
+                out: normed.pointer, rstd: nil, input: h, weight: w.norm2.value, rows: n, channels: C,
+                epsilon: c.rmsNormEpsilon)
+            projectBackward(
+                .gate, layer: l, dInput: dNormed.pointer, dOut: dGate.pointer, input: normed.pointer, rows: n,
+                accumulate: false, adapter: a, lora: acts.lora)
+            projectBackward(
+                .up, layer: l, dInput: dNormed.pointer, dOut: dUp.pointer, input: normed.pointer, rows: n,
+                accumulate: true, adapter: a, lora: acts.lora)
+            RMSNorm.backward(
+                dInput: dx.pointer, dWeight: w.norm2.grad, dOut: dNormed.pointer, input: h, weight: w.norm2.value,
+                rstd: acts.rstd2[l].pointer, rows: n, channels: C, accumulateInput: true)
             // Attention: h = x + W_o · attn
-            projectBackward(.o, layer: l, dInput: dAttn.pointer, dOut: dx.pointer, input: acts.attn[l].pointer, rows: n,
-                            accumulate: false, adapter: a, lora: acts.lora)
+            projectBackward(
+                .o, layer: l, dInput: dAttn.pointer, dOut: dx.pointer, input: acts.attn[l].pointer, rows: n,
+                accumulate: false, adapter: a, lora: acts.lora)
             dk.pointer.update(repeating: 0, count: n * c.kvDim)
             dv.pointer.update(repeating: 0, count: n * c.kvDim)
-            Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
-                               lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer, v: acts.v[l].pointer,
-                               keyMask: acts.keyMask?.pointer, shape: shape)
+            Attention.backward(
+                dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
+                lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer, v: acts.v[l].pointer,
+                keyMask: acts.keyMask?.pointer, shape: shape)
             acts.positions.withUnsafeBufferPointer { pos in
                 rope.applyBackward(dq.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
                 rope.applyBackward(dk.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
             }
             let x = acts.x[l].pointer
-            RMSNorm.forward(out: normed.pointer, rstd: nil, input: x, weight: w.norm1.value, rows: n, channels: C, epsilon: c.rmsNormEpsilon)
-            projectBackward(.q, layer: l, dInput: dNormed.pointer, dOut: dq.pointer, input: normed.pointer, rows: n, accumulate: false, adapter: a, lora: acts.lora)
-            projectBackward(.k, layer: l, dInput: dNormed.pointer, dOut: dk.pointer, input: normed.pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
-            projectBackward(.v, layer: l, dInput: dNormed.pointer, dOut: dv.pointer, input: normed.pointer, rows: n, accumulate: true, adapter: a, lora: acts.lora)
-            RMSNorm.backward(dInput: dx.pointer, dWeight: w.norm1.grad, dOut: dNormed.pointer, input: x, weight: w.norm1.value,
-                             rstd: acts.rstd1[l].pointer, rows: n, channels: C, accumulateInput: true)
+            RMSNorm.forward(
+                out: normed.pointer, rstd: nil, input: x, weight: w.norm1.value, rows: n, channels: C,
+                epsilon: c.rmsNormEpsilon)
+            projectBackward(
+                .q, layer: l, dInput: dNormed.pointer, dOut: dq.pointer, input: normed.pointer, rows: n,
+                accumulate: false, adapter: a, lora: acts.lora)
+            projectBackward(
+                .k, layer: l, dInput: dNormed.pointer, dOut: dk.pointer, input: normed.pointer, rows: n,
+                accumulate: true, adapter: a, lora: acts.lora)
+            projectBackward(
+                .v, layer: l, dInput: dNormed.pointer, dOut: dv.pointer, input: normed.pointer, rows: n,
+                accumulate: true, adapter: a, lora: acts.lora)
+            RMSNorm.backward(
+                dInput: dx.pointer, dWeight: w.norm1.grad, dOut: dNormed.pointer, input: x, weight: w.norm1.value,
+                rstd: acts.rstd1[l].pointer, rows: n, channels: C, accumulateInput: true)
         }
         if weights.entry("model.embed_tokens.weight") != nil, let dE = weights.gradient("model.embed_tokens.weight") {
             acts.tokens.withUnsafeBufferPointer { ids in

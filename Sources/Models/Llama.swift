@@ -23,14 +23,19 @@ public final class LlamaModel: @unchecked Sendable {
     /// A model with zero weights. `quantized` weights (a frozen, QLoRA-style base) replace the
     /// corresponding dense parameters and need `trainable == false`.
     public init(config: LlamaConfig, trainable: Bool, quantized: [String: QuantizedMatrix] = [:]) {
-        precondition(quantized.isEmpty || !trainable, "quantised weights are frozen; a trainable model needs dense weights")
+        precondition(
+            quantized.isEmpty || !trainable, "quantised weights are frozen; a trainable model needs dense weights")
         self.config = config
         quantizedWeights = quantized
-        let weights = ParameterStore(layout: Self.layout(config).filter { quantized[$0.0] == nil }, trainable: trainable)
+        let weights = ParameterStore(
+            layout: Self.layout(config).filter { quantized[$0.0] == nil }, trainable: trainable)
         self.weights = weights
-        rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxPositions,
-                         scaling: config.ropeScaling)
-        layerWeights = (0..<config.layerCount).map { LayerWeights(store: weights, quantized: quantized, layer: $0, config: config) }
+        rope = RoPETable(
+            headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxPositions,
+            scaling: config.ropeScaling)
+        layerWeights = (0..<config.layerCount).map {
+            LayerWeights(store: weights, quantized: quantized, layer: $0, config: config)
+        }
     }
 
     /// Whether any weight is kept quantised (no dense export or merge of those weights).
@@ -121,7 +126,10 @@ public final class LlamaModel: @unchecked Sendable {
     func embed(_ ids: [Int32], into out: UnsafeMutablePointer<Float>) {
         let c = config.hiddenSize, v = config.vocabularySize
         if case let .dense(table) = embedding {
-            ids.withUnsafeBufferPointer { Embedding.forward(out: out, ids: $0.baseAddress!, table: table, tokens: ids.count, channels: c, vocabulary: v) }
+            ids.withUnsafeBufferPointer {
+                Embedding.forward(
+                    out: out, ids: $0.baseAddress!, table: table, tokens: ids.count, channels: c, vocabulary: v)
+            }
             return
         }
         for (n, id) in ids.enumerated() {

@@ -22,10 +22,12 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
 
-    public init(vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
-                kvHeadCount: Int, headDim: Int? = nil, rmsNormEpsilon: Float = 1e-5, ropeTheta: Double = 10_000,
-                ropeScaling: RoPEScaling? = nil, maxPositions: Int = 2048, tiesWordEmbeddings: Bool = true,
-                hasAttentionBias: Bool = false, bosTokenID: Int? = nil, eosTokenIDs: [Int] = []) {
+    public init(
+        vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
+        kvHeadCount: Int, headDim: Int? = nil, rmsNormEpsilon: Float = 1e-5, ropeTheta: Double = 10_000,
+        ropeScaling: RoPEScaling? = nil, maxPositions: Int = 2048, tiesWordEmbeddings: Bool = true,
+        hasAttentionBias: Bool = false, bosTokenID: Int? = nil, eosTokenIDs: [Int] = []
+    ) {
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
@@ -56,8 +58,9 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         try check(intermediateSize > 0, "intermediate_size", intermediateSize, "> 0")
         try check(layerCount > 0 && layerCount <= 1024, "num_hidden_layers", layerCount, "1...1024")
         try check(headCount > 0, "num_attention_heads", headCount, "> 0")
-        try check(kvHeadCount > 0 && headCount % kvHeadCount == 0, "num_key_value_heads", kvHeadCount,
-                  "a divisor of num_attention_heads (\(headCount))")
+        try check(
+            kvHeadCount > 0 && headCount % kvHeadCount == 0, "num_key_value_heads", kvHeadCount,
+            "a divisor of num_attention_heads (\(headCount))")
         try check(headDim > 0 && headDim % 2 == 0, "head_dim", headDim, "a positive even number")
         try check(maxPositions > 0 && maxPositions <= 1 << 20, "max_position_embeddings", maxPositions, "1...1048576")
         try check(rmsNormEpsilon > 0, "rms_norm_eps", rmsNormEpsilon, "> 0")
@@ -76,19 +79,24 @@ extension LlamaConfig {
             throw ModelError.unreadable(file: url.path, reason: error.localizedDescription)
         }
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError.invalidConfig(file: url.path, field: "(root)", value: "not a JSON object", expected: "a JSON object")
+            throw ModelError.invalidConfig(
+                file: url.path, field: "(root)", value: "not a JSON object", expected: "a JSON object")
         }
         let file = url.path
         let modelType = (json["model_type"] as? String) ?? "llama"
         guard Self.supportedArchitectures.contains(modelType) else {
-            throw ModelError.unsupportedArchitecture(file: file, found: modelType, supported: Self.supportedArchitectures)
+            throw ModelError.unsupportedArchitecture(
+                file: file, found: modelType, supported: Self.supportedArchitectures)
         }
         func int(_ key: String, default d: Int? = nil) throws -> Int {
             if let v = json[key] as? Int { return v }
             if let d { return d }
-            throw ModelError.invalidConfig(file: file, field: key, value: "\(json[key] ?? "missing")", expected: "an integer")
+            throw ModelError.invalidConfig(
+                file: file, field: key, value: "\(json[key] ?? "missing")", expected: "an integer")
         }
-        func double(_ key: String, default d: Double) -> Double { (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) ?? d }
+        func double(_ key: String, default d: Double) -> Double {
+            (json[key] as? Double) ?? (json[key] as? Int).map(Double.init) ?? d
+        }
         let heads = try int("num_attention_heads")
         let hidden = try int("hidden_size")
         let rope = json["rope_parameters"] as? [String: Any] ?? json["rope_scaling"] as? [String: Any]
@@ -96,29 +104,34 @@ extension LlamaConfig {
         var scaling: RoPEScaling?
         if let rope, let type = (rope["rope_type"] ?? rope["type"]) as? String, type != "default" {
             guard type == "llama3" else {
-                throw ModelError.invalidConfig(file: file, field: "rope_scaling.rope_type", value: type, expected: "default or llama3")
+                throw ModelError.invalidConfig(
+                    file: file, field: "rope_scaling.rope_type", value: type, expected: "default or llama3")
             }
-            scaling = RoPEScaling(factor: (rope["factor"] as? Double) ?? 8,
-                                  lowFrequencyFactor: (rope["low_freq_factor"] as? Double) ?? 1,
-                                  highFrequencyFactor: (rope["high_freq_factor"] as? Double) ?? 4,
-                                  originalMaxPositions: (rope["original_max_position_embeddings"] as? Int) ?? 8192)
+            scaling = RoPEScaling(
+                factor: (rope["factor"] as? Double) ?? 8,
+                lowFrequencyFactor: (rope["low_freq_factor"] as? Double) ?? 1,
+                highFrequencyFactor: (rope["high_freq_factor"] as? Double) ?? 4,
+                originalMaxPositions: (rope["original_max_position_embeddings"] as? Int) ?? 8192)
         }
         func ids(_ any: Any?) -> [Int] { (any as? [Int]) ?? ((any as? Int).map { [$0] } ?? []) }
         var eos = ids(json["eos_token_id"])
         // generation_config.json may list more stop ids (Llama 3: <|eot_id|> besides <|end_of_text|>).
         let generation = url.deletingLastPathComponent().appendingPathComponent("generation_config.json")
-        if let data = try? Data(contentsOf: generation), let g = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+        if let data = try? Data(contentsOf: generation),
+            let g = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        {
             for id in ids(g["eos_token_id"]) where !eos.contains(id) { eos.append(id) }
         }
-        self.init(vocabularySize: try int("vocab_size"), hiddenSize: hidden,
-                  intermediateSize: try int("intermediate_size"), layerCount: try int("num_hidden_layers"),
-                  headCount: heads, kvHeadCount: try int("num_key_value_heads", default: heads),
-                  headDim: json["head_dim"] as? Int ?? hidden / max(heads, 1),
-                  rmsNormEpsilon: Float(double("rms_norm_eps", default: 1e-6)), ropeTheta: theta, ropeScaling: scaling,
-                  maxPositions: try int("max_position_embeddings", default: 2048),
-                  tiesWordEmbeddings: (json["tie_word_embeddings"] as? Bool) ?? false,
-                  hasAttentionBias: (json["attention_bias"] as? Bool) ?? (modelType == "qwen2"),
-                  bosTokenID: json["bos_token_id"] as? Int, eosTokenIDs: eos)
+        self.init(
+            vocabularySize: try int("vocab_size"), hiddenSize: hidden,
+            intermediateSize: try int("intermediate_size"), layerCount: try int("num_hidden_layers"),
+            headCount: heads, kvHeadCount: try int("num_key_value_heads", default: heads),
+            headDim: json["head_dim"] as? Int ?? hidden / max(heads, 1),
+            rmsNormEpsilon: Float(double("rms_norm_eps", default: 1e-6)), ropeTheta: theta, ropeScaling: scaling,
+            maxPositions: try int("max_position_embeddings", default: 2048),
+            tiesWordEmbeddings: (json["tie_word_embeddings"] as? Bool) ?? false,
+            hasAttentionBias: (json["attention_bias"] as? Bool) ?? (modelType == "qwen2"),
+            bosTokenID: json["bos_token_id"] as? Int, eosTokenIDs: eos)
         try validate(source: file)
     }
 }

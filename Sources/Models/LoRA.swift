@@ -12,7 +12,9 @@ public enum ProjectionKind: Int, CaseIterable, Codable, Sendable {
     case q, k, v, o, gate, up, down
 
     /// PEFT / HF module name (`q_proj`, …).
-    public var moduleName: String { ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"][rawValue] }
+    public var moduleName: String {
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"][rawValue]
+    }
     /// Path inside a layer (`self_attn.q_proj`, `mlp.gate_proj`).
     public var path: String { (rawValue < 4 ? "self_attn." : "mlp.") + moduleName }
 
@@ -48,8 +50,11 @@ public struct LoRAConfig: Codable, Sendable, Equatable {
     public func kinds() throws -> [ProjectionKind] {
         try targetModules.map { name in
             guard let k = ProjectionKind.allCases.first(where: { $0.moduleName == name }) else {
-                throw ConfigError.invalid(field: "lora.target_modules", value: name,
-                                          expected: "one of \(ProjectionKind.allCases.map(\.moduleName).joined(separator: ", ")) (lm_head is not supported)")
+                throw ConfigError.invalid(
+                    field: "lora.target_modules", value: name,
+                    expected:
+                        "one of \(ProjectionKind.allCases.map(\.moduleName).joined(separator: ", ")) (lm_head is not supported)"
+                )
             }
             return k
         }
@@ -58,7 +63,9 @@ public struct LoRAConfig: Codable, Sendable, Equatable {
     public func validate() throws {
         guard rank > 0 else { throw ConfigError.invalid(field: "lora.rank", value: "\(rank)", expected: "> 0") }
         guard alpha > 0 else { throw ConfigError.invalid(field: "lora.alpha", value: "\(alpha)", expected: "> 0") }
-        guard dropout >= 0 && dropout < 1 else { throw ConfigError.invalid(field: "lora.dropout", value: "\(dropout)", expected: "in [0, 1)") }
+        guard dropout >= 0 && dropout < 1 else {
+            throw ConfigError.invalid(field: "lora.dropout", value: "\(dropout)", expected: "in [0, 1)")
+        }
         _ = try kinds()
     }
 }
@@ -135,8 +142,9 @@ extension LlamaModel {
     /// files are checked against the model with errors naming the tensor).
     func checkAdapter(_ adapter: LoRAAdapter?) {
         guard let adapter else { return }
-        precondition(adapter.modules.count == config.layerCount && adapter.hiddenSize == config.hiddenSize,
-                     "adapter \(adapter.name) was built for a model of another shape")
+        precondition(
+            adapter.modules.count == config.layerCount && adapter.hiddenSize == config.hiddenSize,
+            "adapter \(adapter.name) was built for a model of another shape")
     }
 
     /// W₀ += s·B A for every module of the adapter (dense base only). A forward through the merged
@@ -148,14 +156,16 @@ extension LlamaModel {
 
     private func applyMerge(_ name: String, sign: Float) {
         guard let a = adapters[name] else { preconditionFailure("no adapter named \(name)") }
-        precondition(!hasQuantizedWeights, "merging needs a dense base; load the model without keeping weights quantised")
+        precondition(
+            !hasQuantizedWeights, "merging needs a dense base; load the model without keeping weights quantised")
         for l in 0..<config.layerCount {
             for kind in ProjectionKind.allCases {
                 guard let m = a.modules[l][kind.rawValue] else { continue }
                 let (i, o) = kind.shape(config)
                 guard case let .dense(w) = layerWeights[l].weight(kind) else { continue }
-                MatMul.gemm(UnsafeMutablePointer(mutating: w), m.b, m.a, m: o, n: i, k: a.config.rank,
-                            alpha: sign * a.config.scale, beta: 1)
+                MatMul.gemm(
+                    UnsafeMutablePointer(mutating: w), m.b, m.a, m: o, n: i, k: a.config.rank,
+                    alpha: sign * a.config.scale, beta: 1)
             }
         }
     }

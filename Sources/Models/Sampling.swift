@@ -33,15 +33,19 @@ public struct SamplingOptions: Codable, Sendable, Equatable {
 public enum Sampler {
     /// Picks a token from `logits[V]` and returns it with its log-probability under the sampling
     /// distribution before truncation: log softmax(logits / T) (T = 1 when greedy), as TRL scores rollouts.
-    public static func pick(_ logits: UnsafeMutablePointer<Float>, vocabulary v: Int, options o: SamplingOptions,
-                            rng: inout RNG) -> (token: Int, logProb: Float) {
+    public static func pick(
+        _ logits: UnsafeMutablePointer<Float>, vocabulary v: Int, options o: SamplingOptions,
+        rng: inout RNG
+    ) -> (token: Int, logProb: Float) {
         pick(logits, vocabulary: v, options: o, uniform: o.isGreedy ? 0 : rng.uniform())
     }
 
     /// `pick` with the one uniform draw in [0, 1) it consumes when sampling (unused when greedy), so rows can
     /// be picked in parallel after their draws were taken from one generator in row order.
-    public static func pick(_ logits: UnsafeMutablePointer<Float>, vocabulary v: Int, options o: SamplingOptions,
-                            uniform: Float) -> (token: Int, logProb: Float) {
+    public static func pick(
+        _ logits: UnsafeMutablePointer<Float>, vocabulary v: Int, options o: SamplingOptions,
+        uniform: Float
+    ) -> (token: Int, logProb: Float) {
         if o.isGreedy {
             let t = Reductions.argmax(logits, count: v)
             let lse = logSumExp(logits, v)

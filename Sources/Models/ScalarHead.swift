@@ -16,7 +16,9 @@ public final class ScalarHead: @unchecked Sendable {
     public var biasKey: String { name + ".bias" }
 
     /// A head with weights ~ N(0, std²) (transformers' `initializer_range`, 0.02 for Llama) and zero bias.
-    public init(name: String = "score", hiddenSize: Int, bias: Bool, trainable: Bool = true, seed: UInt64, std: Float = 0.02) {
+    public init(
+        name: String = "score", hiddenSize: Int, bias: Bool, trainable: Bool = true, seed: UInt64, std: Float = 0.02
+    ) {
         self.name = name
         self.hiddenSize = hiddenSize
         var layout: [(String, [Int])] = [(name + ".weight", [1, hiddenSize])]
@@ -37,7 +39,9 @@ public final class ScalarHead: @unchecked Sendable {
 
     /// Adds ∂L/∂hidden[rows[i]] += dr[i]·w into `dHidden` ([N, C]) and, when trainable, ∂L/∂w += dr[i]·hidden[rows[i]]
     /// and ∂L/∂b += dr[i] into the head's gradients. Rows may repeat (their contributions add).
-    public func backward(dValues dr: [Float], hidden: UnsafePointer<Float>, rows: [Int], dHidden: UnsafeMutablePointer<Float>) {
+    public func backward(
+        dValues dr: [Float], hidden: UnsafePointer<Float>, rows: [Int], dHidden: UnsafeMutablePointer<Float>
+    ) {
         precondition(dr.count == rows.count, "one gradient per row read")
         let c = hiddenSize, w = weight
         let dw = store.gradient(weightKey), db = hasBias ? store.gradient(biasKey) : nil
@@ -60,20 +64,24 @@ public final class ScalarHead: @unchecked Sendable {
 
     /// The head `name` from safetensors files that hold `<name>.weight` (a `…ForSequenceClassification`
     /// checkpoint's `score`); nil when none does. Only scalar heads ([1, hidden]) load.
-    public static func load(named name: String, from files: [SafeTensorsFile], hiddenSize: Int,
-                            trainable: Bool = false) throws -> ScalarHead? {
+    public static func load(
+        named name: String, from files: [SafeTensorsFile], hiddenSize: Int,
+        trainable: Bool = false
+    ) throws -> ScalarHead? {
         guard let file = files.first(where: { $0.contains(name + ".weight") }) else { return nil }
         let info = try file.info(name + ".weight")
         guard info.shape == [1, hiddenSize] else {
-            throw ModelError.shapeMismatch(file: file.url.path, name: name + ".weight", expected: [1, hiddenSize], found: info.shape)
+            throw ModelError.shapeMismatch(
+                file: file.url.path, name: name + ".weight", expected: [1, hiddenSize], found: info.shape)
         }
         let bias = files.first { $0.contains(name + ".bias") }
         let head = ScalarHead(name: name, hiddenSize: hiddenSize, bias: bias != nil, trainable: trainable, seed: 0)
         try file.copyFloats(name + ".weight", into: head.weight, count: hiddenSize)
         if let bias {
             guard try bias.info(name + ".bias").shape == [1] else {
-                throw ModelError.shapeMismatch(file: bias.url.path, name: name + ".bias", expected: [1],
-                                               found: try bias.info(name + ".bias").shape)
+                throw ModelError.shapeMismatch(
+                    file: bias.url.path, name: name + ".bias", expected: [1],
+                    found: try bias.info(name + ".bias").shape)
             }
             try bias.copyFloats(name + ".bias", into: head.store.value(head.biasKey), count: 1)
         }

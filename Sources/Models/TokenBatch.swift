@@ -25,7 +25,9 @@ public struct TokenBatch: Sendable {
         self.tokens = tokens
         self.positions = positions ?? (0..<batchSize).flatMap { _ in (0..<length).map(Int32.init) }
         self.keyMask = keyMask
-        rowLengths = (0..<batchSize).map { b in keyMask.map { m in (0..<length).filter { m[b * length + $0] == 0 }.count } ?? length }
+        rowLengths = (0..<batchSize).map { b in
+            keyMask.map { m in (0..<length).filter { m[b * length + $0] == 0 }.count } ?? length
+        }
         isLeftPadded = keyMask.map { m in (0..<batchSize).contains { m[$0 * length] != 0 } } ?? false
     }
 
@@ -38,8 +40,11 @@ public struct TokenBatch: Sendable {
             let padTokens = [Int32](repeating: padID, count: pad), padMask = [Float](repeating: -.infinity, count: pad)
             let real = (0..<r.count).map(Int32.init)
             tokens += leftPadding ? padTokens + r : r + padTokens
-            positions += leftPadding ? [Int32](repeating: 0, count: pad) + real : real + [Int32](repeating: 0, count: pad)
-            mask += leftPadding ? padMask + [Float](repeating: 0, count: r.count) : [Float](repeating: 0, count: r.count) + padMask
+            positions +=
+                leftPadding ? [Int32](repeating: 0, count: pad) + real : real + [Int32](repeating: 0, count: pad)
+            mask +=
+                leftPadding
+                ? padMask + [Float](repeating: 0, count: r.count) : [Float](repeating: 0, count: r.count) + padMask
         }
         let padded = rows.contains { $0.count != t }
         batchSize = rows.count
@@ -79,8 +84,9 @@ public struct LabeledBatch: Sendable {
     /// Rows with a per-token loss mask (`lossMask[r][t]`: token t of row r is scored), right-padded
     /// (training) or left-padded.
     public init(rows: [[Int32]], lossMask: [[Bool]], padID: Int32, leftPadding: Bool = false) {
-        precondition(rows.count == lossMask.count && zip(rows, lossMask).allSatisfy { $0.count == $1.count },
-                     "one loss-mask entry per token")
+        precondition(
+            rows.count == lossMask.count && zip(rows, lossMask).allSatisfy { $0.count == $1.count },
+            "one loss-mask entry per token")
         let batch = TokenBatch(rows: rows, padID: padID, leftPadding: leftPadding)
         var targets = [Int32](repeating: -100, count: batch.tokenCount)
         var counted = 0
@@ -101,7 +107,9 @@ public struct LabeledBatch: Sendable {
     public init(prompts: [[Int32]], completions: [[Int32]], padID: Int32, leftPadding: Bool = false) {
         precondition(prompts.count == completions.count, "one completion per prompt")
         let rows = zip(prompts, completions).map { $0 + $1 }
-        let masks = zip(prompts, completions).map { [Bool](repeating: false, count: $0.count) + [Bool](repeating: true, count: $1.count) }
+        let masks = zip(prompts, completions).map {
+            [Bool](repeating: false, count: $0.count) + [Bool](repeating: true, count: $1.count)
+        }
         self.init(rows: rows, lossMask: masks, padID: padID, leftPadding: leftPadding)
     }
 }

@@ -3,7 +3,7 @@
 // implicitly (a copy-on-write check in a hot loop costs a full copy; see swift-compute.md §2 ii).
 
 #if os(Linux)
-import Glibc
+    import Glibc
 #endif
 
 /// A fixed-size, 64-byte aligned block of Float32 values. Zero-initialised.
@@ -21,7 +21,7 @@ public final class FloatBuffer: @unchecked Sendable {
         let bytes = max(count, 1) * 4, huge = hugePages && bytes >= Self.hugePageBytes
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge ? Self.hugePageBytes : 64)
         #if os(Linux)
-        if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
+            if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
         #endif
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
@@ -48,8 +48,9 @@ public struct Tensor: @unchecked Sendable {
 
     public init(buffer: FloatBuffer, offset: Int = 0, shape: [Int]) {
         let n = shape.reduce(1, *)
-        precondition(offset >= 0 && offset + n <= buffer.count,
-                     "view [\(offset), \(offset + n)) outside buffer of \(buffer.count)")
+        precondition(
+            offset >= 0 && offset + n <= buffer.count,
+            "view [\(offset), \(offset + n)) outside buffer of \(buffer.count)")
         self.buffer = buffer
         self.offset = offset
         self.shape = shape

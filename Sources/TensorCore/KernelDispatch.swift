@@ -40,7 +40,8 @@ public enum KernelDispatch {
 
     /// A message when RLHF_CPU holds a value that names no path (the kernels then ignore it), else nil.
     public static func environmentProblem(_ environment: [String: String]) -> String? {
-        guard let value = environment["RLHF_CPU"], !value.isEmpty, value != "auto", KernelPath(name: value) == nil else {
+        guard let value = environment["RLHF_CPU"], !value.isEmpty, value != "auto", KernelPath(name: value) == nil
+        else {
             return nil
         }
         return "RLHF_CPU=\(value) names no kernel path: expected avx512, avx2, portable or auto "

@@ -3,9 +3,9 @@
 // pool splits the GEMM over single-threaded OpenBLAS calls (default), or OpenBLAS runs its own threads
 // while our pool is parked so the two never spin against each other.
 
+import Foundation
 import _CBLAS
 import _CKernels
-import Foundation
 
 public enum MatMul {
     /// How GEMMs use the cores: `.blasThreads` lets OpenBLAS run its own threads (our pool parks);
@@ -47,13 +47,16 @@ public enum MatMul {
                 for block in range {
                     let r = (count * block / blocks)..<(count * (block + 1) / blocks)
                     if splitN {
-                        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                    Int32(m), Int32(r.count), Int32(k), alpha, a, Int32(lda),
-                                    b + (transB ? r.lowerBound * ldb : r.lowerBound), Int32(ldb), beta, c + r.lowerBound, Int32(ldc))
+                        cblas_sgemm(
+                            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(r.count), Int32(k), alpha, a, Int32(lda),
+                            b + (transB ? r.lowerBound * ldb : r.lowerBound), Int32(ldb), beta, c + r.lowerBound,
+                            Int32(ldc))
                     } else {
-                        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                    Int32(r.count), Int32(n), Int32(k), alpha, a + (transA ? r.lowerBound : r.lowerBound * lda),
-                                    Int32(lda), b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
+                        cblas_sgemm(
+                            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                            Int32(r.count), Int32(n), Int32(k), alpha, a + (transA ? r.lowerBound : r.lowerBound * lda),
+                            Int32(lda), b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
                     }
                 }
             }
@@ -84,8 +87,9 @@ public enum Linear {
     ) {
         if rows == 0 || outFeatures == 0 { return }
         if rows <= fewRowsLimit {  // decoding: the few-row kernels, via the grouped product's pass of claimed chunks
-            WeightMatrix.forwardGroup([.init(weight: .dense(w), out: y, outFeatures: outFeatures, accumulate: accumulate)],
-                                      input: x, rows: rows, inFeatures: inFeatures)
+            WeightMatrix.forwardGroup(
+                [.init(weight: .dense(w), out: y, outFeatures: outFeatures, accumulate: accumulate)],
+                input: x, rows: rows, inFeatures: inFeatures)
             return
         }
         MatMul.gemm(y, x, w, transB: true, m: rows, n: outFeatures, k: inFeatures, beta: accumulate ? 1 : 0)
@@ -97,9 +101,11 @@ public enum Linear {
     /// of a share (compute-bound tiles: a thread the host slows down hands its remaining chunks over);
     /// otherwise each thread takes one contiguous range, which kernels that prefetch several tiles ahead
     /// within their range need (the bf16 tile: decode step 21 → 26.5 ms when claimed in chunks).
-    static func forEachTransposedTile(input x: UnsafePointer<Float>, rows: Int, inFeatures: Int, tiles: Int,
-                                      bf16Pairs: Bool = false, claimed: Bool = false,
-                                      _ body: (UnsafePointer<Float>, Int, Int) -> Void) {
+    static func forEachTransposedTile(
+        input x: UnsafePointer<Float>, rows: Int, inFeatures: Int, tiles: Int,
+        bf16Pairs: Bool = false, claimed: Bool = false,
+        _ body: (UnsafePointer<Float>, Int, Int) -> Void
+    ) {
         let xt = Scratch.buffer("linear.xt", count: inFeatures * 16)
         rk_pack_rows_t16(xt.pointer, x, inFeatures, rows, inFeatures)
         if bf16Pairs { rk_bf16_pairs_t16(xt.pointer, inFeatures) }
@@ -109,7 +115,9 @@ public enum Linear {
                 body(packed, r.lowerBound, r.upperBound)
             }
         } else {
-            parallelFor(tiles, grain: max(1, 4096 / (Int(RK_T16_NR) * inFeatures))) { r in body(packed, r.lowerBound, r.upperBound) }
+            parallelFor(tiles, grain: max(1, 4096 / (Int(RK_T16_NR) * inFeatures))) { r in
+                body(packed, r.lowerBound, r.upperBound)
+            }
         }
     }
 

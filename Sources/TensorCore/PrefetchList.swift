@@ -42,7 +42,8 @@ public final class PrefetchList: @unchecked Sendable {
             lines += (bytes + 63) / 64
             ends[i] = lines
         }
-        list.pointee = rk_prefetch_list(starts: UnsafePointer(starts), ends: UnsafePointer(ends), count: count, per_step: 0)
+        list.pointee = rk_prefetch_list(
+            starts: UnsafePointer(starts), ends: UnsafePointer(ends), count: count, per_step: 0)
     }
 
     /// Cache lines listed.

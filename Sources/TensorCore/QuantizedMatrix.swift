@@ -10,8 +10,8 @@
 //   tiles of rows into L1 for that tile.
 //   more rows: tiles of output rows are dequantised into a reused ≤ 4 MB scratch and multiplied by sgemm.
 
-import _CKernels
 import Foundation
+import _CKernels
 
 /// Weight formats a `QuantizedMatrix` can hold, numbered as ggml's `enum ggml_type`.
 public enum QuantizedType: Int32, Sendable, CaseIterable, CustomStringConvertible {
@@ -43,7 +43,8 @@ public enum QuantizedType: Int32, Sendable, CaseIterable, CustomStringConvertibl
 
     /// Bytes of one packed row of `columns` weights.
     public func rowByteCount(columns: Int) -> Int {
-        precondition(columns % blockSize == 0, "\(columns) columns is not a whole number of \(self) blocks of \(blockSize)")
+        precondition(
+            columns % blockSize == 0, "\(columns) columns is not a whole number of \(self) blocks of \(blockSize)")
         return columns / blockSize * blockByteCount
     }
 
@@ -78,8 +79,10 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// A view of `rows` physical rows at `blocks`. `rowMap` (logical row → physical row, each entry in
     /// 0..<physicalRows, default `rows`) is copied.
     /// - Precondition: `columns` is a multiple of `type.blockSize` (32 for Q4_1 and Q8_0).
-    public init(type: QuantizedType, rows: Int, columns: Int, blocks: UnsafeRawPointer, rowBytes: Int? = nil,
-                owner: AnyObject?, rowMap: [Int32]? = nil, physicalRows: Int? = nil) {
+    public init(
+        type: QuantizedType, rows: Int, columns: Int, blocks: UnsafeRawPointer, rowBytes: Int? = nil,
+        owner: AnyObject?, rowMap: [Int32]? = nil, physicalRows: Int? = nil
+    ) {
         precondition(rows >= 0 && columns >= 0, "negative shape [\(rows), \(columns)]")
         let packed = type.rowByteCount(columns: columns)
         self.type = type
@@ -108,8 +111,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
         let packed = type.rowByteCount(columns: columns)
         precondition(bytes.count == rows * packed, "\(bytes.count) bytes for \(rows) rows of \(packed)")
         let storage = ByteStorage(bytes)
-        self.init(type: type, rows: rows, columns: columns, blocks: UnsafeRawPointer(storage.pointer),
-                  rowBytes: packed, owner: storage, rowMap: rowMap)
+        self.init(
+            type: type, rows: rows, columns: columns, blocks: UnsafeRawPointer(storage.pointer),
+            rowBytes: packed, owner: storage, rowMap: rowMap)
     }
 
     /// An owned BF16 copy of the Float32 matrix `values` [rows, columns], rounded to nearest even (denormals
@@ -120,8 +124,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
         parallelFor(rows, grain: max(1, 65536 / max(columns, 1))) { r in
             rk_f32_to_bf16(dst + r.lowerBound &* columns, values + r.lowerBound &* columns, r.count &* columns)
         }
-        self.init(type: .bf16, rows: rows, columns: columns, blocks: UnsafeRawPointer(storage.pointer),
-                  rowBytes: columns * 2, owner: storage)
+        self.init(
+            type: .bf16, rows: rows, columns: columns, blocks: UnsafeRawPointer(storage.pointer),
+            rowBytes: columns * 2, owner: storage)
     }
 
     /// The decode-panel copy of a Q4_1 / Q8_0 matrix (_CKernels/Panels.c), built on first use by a 12–16-row
@@ -133,7 +138,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
     var decodePanels: UnsafeRawPointer? {
         guard let panelCache else { return nil }
         return panelCache.pointer { storage in
-            let map = rowMapPointer, type = type.rawValue, rows = rows, columns = columns, blocks = blocks, rb = rowBytes
+            let map = rowMapPointer, type = type.rawValue, rows = rows, columns = columns, blocks = blocks,
+                rb = rowBytes
             parallelFor((rows + 15) / 16, grain: max(1, 16384 / max(columns, 1))) { p in
                 rk_qpanels_pack(storage, blocks, type, rb, map, rows, columns, p.lowerBound, p.upperBound)
             }
@@ -170,8 +176,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
         let cols = columns, lo = range.lowerBound
         // ~0.5 µs per grain: one core decodes a 576-wide Q4_1 row in ~30 ns (measured, L2-resident).
         parallelFor(range.count, grain: max(1, 8192 / cols)) { r in
-            rk_dequant_rows(out + r.lowerBound &* cols, blocks, type.rawValue, rowBytes, rowMapPointer,
-                            lo &+ r.lowerBound, r.count, cols)
+            rk_dequant_rows(
+                out + r.lowerBound &* cols, blocks, type.rawValue, rowBytes, rowMapPointer,
+                lo &+ r.lowerBound, r.count, cols)
         }
     }
 
@@ -240,7 +247,7 @@ private final class ByteStorage: @unchecked Sendable {
         if byteCount >= huge {
             pointer = .allocate(byteCount: (byteCount + huge - 1) / huge * huge, alignment: huge)
             #if os(Linux)
-            _ = madvise(pointer, (byteCount + huge - 1) / huge * huge, MADV_HUGEPAGE)
+                _ = madvise(pointer, (byteCount + huge - 1) / huge * huge, MADV_HUGEPAGE)
             #endif
         } else {
             pointer = .allocate(byteCount: max(byteCount, 1), alignment: 64)
@@ -289,29 +296,33 @@ public enum QuantizedLinear {
             x = UnsafePointer(rounded)
             if n > Linear.fewRowsLimit {
                 let map = w.rowMapPointer, acc: Int32 = accumulate ? 1 : 0
-                forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: false) { yb, packed, m, o0, o1 in
+                forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: false) {
+                    yb, packed, m, o0, o1 in
                     rk_qgemm_few_rows_t16(yb, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, m, o0, o1, i, acc)
                 }
                 return
             }
         }
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit && w.decodePanels != nil {
-            WeightMatrix.forwardGroup([.init(weight: .quantized(w), out: y, outFeatures: o, accumulate: accumulate)],
-                                      input: x, rows: n, inFeatures: i)
+            WeightMatrix.forwardGroup(
+                [.init(weight: .quantized(w), out: y, outFeatures: o, accumulate: accumulate)],
+                input: x, rows: n, inFeatures: i)
             return
         }
         if n >= Linear.transposedFewRows && n <= Linear.fewRowsLimit {
             let map = w.rowMapPointer
             let nr = Int(RK_T16_NR)
             Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, tiles: (o + nr - 1) / nr) { packed, t0, t1 in
-                rk_qgemm_few_rows_t16(y, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, n, t0 * nr, min(o, t1 * nr), i,
-                                      accumulate ? 1 : 0)
+                rk_qgemm_few_rows_t16(
+                    y, o, packed, w.blocks, w.type.rawValue, w.rowBytes, map, n, t0 * nr, min(o, t1 * nr), i,
+                    accumulate ? 1 : 0)
             }
             return
         }
         if n < Linear.transposedFewRows && w.type != .bf16 {
-            WeightMatrix.forwardGroup([.init(weight: .quantized(w), out: y, outFeatures: o, accumulate: accumulate)],
-                                      input: x, rows: n, inFeatures: i)
+            WeightMatrix.forwardGroup(
+                [.init(weight: .quantized(w), out: y, outFeatures: o, accumulate: accumulate)],
+                input: x, rows: n, inFeatures: i)
             return
         }
         if n <= Linear.fewRowsLimit {
@@ -323,22 +334,26 @@ public enum QuantizedLinear {
             let grain = max(1, Int(500 / max(tileNs, 1)))
             let map = w.rowMapPointer
             parallelFor(tiles, grain: grain) { r in
-                rk_qgemm_few_rows_nt(y, o, x, i, w.blocks, w.type.rawValue, w.rowBytes, map, n,
-                                     r.lowerBound * 4, min(o, r.upperBound * 4), i, accumulate ? 1 : 0)
+                rk_qgemm_few_rows_nt(
+                    y, o, x, i, w.blocks, w.type.rawValue, w.rowBytes, map, n,
+                    r.lowerBound * 4, min(o, r.upperBound * 4), i, accumulate ? 1 : 0)
             }
             return
         }
         forEachTile(of: w, tileFloats: tileFloats) { o0, count, tile in
-            MatMul.gemm(y + o0, ldc: o, x, lda: i, tile, ldb: i, transB: true,
-                        m: n, n: count, k: i, beta: accumulate ? 1 : 0)
+            MatMul.gemm(
+                y + o0, ldc: o, x, lda: i, tile, ldb: i, transB: true,
+                m: n, n: count, k: i, beta: accumulate ? 1 : 0)
         }
     }
 
     /// y = bf16(x) · Wᵀ on the AVX512_BF16 kernels: fewer than 12 rows through dot-product tiles of 4 weight
     /// rows; 12–16 through the transposed tile; more in blocks of 16 rows (`forEachRowBlock`), where the
     /// tile runs at ~2× sgemm's fp32 rate.
-    private static func bf16Forward(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
-                                    rows n: Int, accumulate: Bool) {
+    private static func bf16Forward(
+        out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, weight w: QuantizedMatrix,
+        rows n: Int, accumulate: Bool
+    ) {
         let i = w.columns, o = w.rows, map = w.rowMapPointer, acc: Int32 = accumulate ? 1 : 0
         if n < Linear.transposedFewRows {
             let ld = (i + 31) / 32 * 32  // bf16 rows padded with zeros to whole 64-byte lines
@@ -351,19 +366,22 @@ public enum QuantizedLinear {
             // One unit = 4 weight rows; ~(1 + n) cycles per 32 weights per row at ~3 GHz; grain ≈ 0.5 µs.
             let tiles = (o + 3) / 4, tileNs = Double(4 * ld / 32) * Double(1 + n) / 3.0
             parallelFor(tiles, grain: max(1, Int(500 / max(tileNs, 1)))) { r in
-                rk_bf16_gemm_few_rows_nt(y, o, xb, ld, w.blocks, w.rowBytes, map, n, r.lowerBound * 4,
-                                         min(o, r.upperBound * 4), i, acc)
+                rk_bf16_gemm_few_rows_nt(
+                    y, o, xb, ld, w.blocks, w.rowBytes, map, n, r.lowerBound * 4,
+                    min(o, r.upperBound * 4), i, acc)
             }
             return
         }
         if n <= Linear.fewRowsLimit {
             let nr = Int(RK_T16_NR)
-            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, tiles: (o + nr - 1) / nr, bf16Pairs: true) { packed, t0, t1 in
+            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: i, tiles: (o + nr - 1) / nr, bf16Pairs: true) {
+                packed, t0, t1 in
                 rk_bf16_gemm_few_rows_t16(y, o, packed, w.blocks, w.rowBytes, map, n, t0 * nr, min(o, t1 * nr), i, acc)
             }
             return
         }
-        forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: true) { yb, packed, m, o0, o1 in
+        forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: true) {
+            yb, packed, m, o0, o1 in
             rk_bf16_gemm_few_rows_t16(yb, o, packed, w.blocks, w.rowBytes, map, m, o0, o1, i, acc)
         }
     }
@@ -372,9 +390,11 @@ public enum QuantizedLinear {
     /// `bf16Pairs`), then chunks of 4 register tiles of weight rows (≤ 150 KB, kept in L2) each run against
     /// every block, so the weights stream from memory once. `body(y block, packed block, rows ≤ 16, o0, o1)`
     /// computes output columns [o0, o1) of one block.
-    private static func forEachRowBlock(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, rows n: Int,
-                                        inFeatures i: Int, outFeatures o: Int, bf16Pairs: Bool,
-                                        _ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void) {
+    private static func forEachRowBlock(
+        out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, rows n: Int,
+        inFeatures i: Int, outFeatures o: Int, bf16Pairs: Bool,
+        _ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int, Int) -> Void
+    ) {
         let blocks = (n + 15) / 16, stride = i * 16
         let packed = Scratch.buffer("quantized.row-blocks", count: blocks * stride).pointer
         parallelFor(blocks) { r in
@@ -387,7 +407,8 @@ public enum QuantizedLinear {
         parallelFor((o + chunk - 1) / chunk) { r in
             for c in r {
                 for b in 0..<blocks {
-                    body(y + b &* 16 &* o, packed + b &* stride, min(16, n - b * 16), c * chunk, min(o, (c + 1) * chunk))
+                    body(
+                        y + b &* 16 &* o, packed + b &* stride, min(16, n - b * 16), c * chunk, min(o, (c + 1) * chunk))
                 }
             }
         }
@@ -406,15 +427,18 @@ public enum QuantizedLinear {
             return
         }
         forEachTile(of: w, tileFloats: tileFloats) { o0, count, tile in
-            MatMul.gemm(dx, ldc: i, dy + o0, lda: o, tile, ldb: i,
-                        m: n, n: i, k: count, beta: (o0 == 0 && !accumulate) ? 0 : 1)
+            MatMul.gemm(
+                dx, ldc: i, dy + o0, lda: o, tile, ldb: i,
+                m: n, n: i, k: count, beta: (o0 == 0 && !accumulate) ? 0 : 1)
         }
     }
 
     /// Dequantises W in tiles of whole rows (≤ `tileFloats` floats, in the calling thread's scratch)
     /// and hands each to `body(firstRow, rowCount, tile)`.
-    private static func forEachTile(of w: QuantizedMatrix, tileFloats: Int,
-                                    _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+    private static func forEachTile(
+        of w: QuantizedMatrix, tileFloats: Int,
+        _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void
+    ) {
         let i = w.columns, o = w.rows
         let tileRows = max(1, min(o, tileFloats / i))
         let tile = Scratch.buffer("quantized.tile", count: tileRows * i).pointer

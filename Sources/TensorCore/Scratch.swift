@@ -19,6 +19,8 @@ public enum Scratch {
     /// Releases the calling thread's scratch buffers (e.g. after training, before generation).
     public static func releaseAll() {
         let dict = Thread.current.threadDictionary
-        for key in dict.allKeys.compactMap({ $0 as? String }) where key.hasPrefix("rlhf.scratch.") { dict.removeObject(forKey: key) }
+        for key in dict.allKeys.compactMap({ $0 as? String }) where key.hasPrefix("rlhf.scratch.") {
+            dict.removeObject(forKey: key)
+        }
     }
 }

@@ -78,7 +78,8 @@ public final class ThreadPool: @unchecked Sendable {
         // Waking a parked helper costs 25–50 µs: only worth it for ≥ ~30 µs of work (64 grains); once awake it
         // spins for the next job, so a stream of such ops keeps both threads busy.
         if threads < 2 || (units < Self.wakeWorthyUnits && helpersAreParked)
-            || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        {
             body(0..<count)
             return
         }
@@ -102,7 +103,8 @@ public final class ThreadPool: @unchecked Sendable {
             chunk(0)
             // A helper that has not started its chunk yet (still waking, or its vCPU descheduled by the host)
             // loses it to the caller, so the caller never waits for a thread that is not running.
-            for i in 0..<(threads - 1) where taken[i].value.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged {
+            for i in 0..<(threads - 1)
+            where taken[i].value.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged {
                 chunk(i + 1)
                 pending.subtract(1, ordering: .relaxed)
             }
@@ -139,7 +141,10 @@ public final class ThreadPool: @unchecked Sendable {
                 }
             }
             seen = generation.load(ordering: .acquiring)
-            if index + 1 < chunkCount && taken[index].value.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
+            if index + 1 < chunkCount
+                && taken[index].value.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing)
+                    .exchanged
+            {
                 runJob(index + 1)  // releases its reference to the job before signalling completion
                 pending.subtract(1, ordering: .releasing)
             }

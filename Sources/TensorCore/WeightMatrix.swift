@@ -15,27 +15,39 @@ public enum WeightMatrix: @unchecked Sendable {
     }
 
     /// y[N, O] (+)= x[N, I] · Wᵀ.
-    public func forward(out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, rows n: Int,
-                        inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
+    public func forward(
+        out y: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, rows n: Int,
+        inFeatures: Int, outFeatures: Int, accumulate: Bool = false
+    ) {
         switch self {
         case let .dense(w):
-            Linear.forward(out: y, input: x, weight: w, rows: n, inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+            Linear.forward(
+                out: y, input: x, weight: w, rows: n, inFeatures: inFeatures, outFeatures: outFeatures,
+                accumulate: accumulate)
         case let .quantized(q):
-            precondition(q.rows == outFeatures && q.columns == inFeatures, "quantised weight [\(q.rows), \(q.columns)] vs [\(outFeatures), \(inFeatures)]")
+            precondition(
+                q.rows == outFeatures && q.columns == inFeatures,
+                "quantised weight [\(q.rows), \(q.columns)] vs [\(outFeatures), \(inFeatures)]")
             QuantizedLinear.forward(out: y, input: x, weight: q, rows: n, accumulate: accumulate)
         }
     }
 
     /// forward: y = x Wᵀ  ⇒  dx (=|+=) dy W, dW += dyᵀ x (dense weights with a gradient only).
-    public func backward(dInput dx: UnsafeMutablePointer<Float>?, dWeight dw: UnsafeMutablePointer<Float>?, dOut dy: UnsafePointer<Float>,
-                         input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int, outFeatures: Int, accumulateInput: Bool = false) {
+    public func backward(
+        dInput dx: UnsafeMutablePointer<Float>?, dWeight dw: UnsafeMutablePointer<Float>?,
+        dOut dy: UnsafePointer<Float>,
+        input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int, outFeatures: Int, accumulateInput: Bool = false
+    ) {
         switch self {
         case let .dense(w):
-            Linear.backward(dInput: dx, dWeight: dw, dOut: dy, input: x, weight: w, rows: n, inFeatures: inFeatures,
-                            outFeatures: outFeatures, accumulateInput: accumulateInput)
+            Linear.backward(
+                dInput: dx, dWeight: dw, dOut: dy, input: x, weight: w, rows: n, inFeatures: inFeatures,
+                outFeatures: outFeatures, accumulateInput: accumulateInput)
         case let .quantized(q):
             precondition(dw == nil, "a quantised weight is frozen: it has no gradient")
-            if let dx { QuantizedLinear.backwardInput(dInput: dx, dOut: dy, weight: q, rows: n, accumulate: accumulateInput) }
+            if let dx {
+                QuantizedLinear.backwardInput(dInput: dx, dOut: dy, weight: q, rows: n, accumulate: accumulateInput)
+            }
         }
     }
 
@@ -56,7 +68,8 @@ extension WeightMatrix {
         public let outFeatures: Int
         /// y += x · Wᵀ instead of y =.
         public let accumulate: Bool
-        public init(weight: WeightMatrix, out: UnsafeMutablePointer<Float>, outFeatures: Int, accumulate: Bool = false) {
+        public init(weight: WeightMatrix, out: UnsafeMutablePointer<Float>, outFeatures: Int, accumulate: Bool = false)
+        {
             self.weight = weight
             self.out = out
             self.outFeatures = outFeatures
@@ -73,8 +86,10 @@ extension WeightMatrix {
     /// products of up to 16 rows through here too (bf16 weights aside), so every decode-size product claims
     /// its tiles the same way. Otherwise (weights without a kernel here) the products run in turn.
     /// `prefetch`: memory to bring into cache while the panel products compute (see `PrefetchList`).
-    public static func forwardGroup(_ products: [GroupProduct], input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int,
-                                    prefetch: PrefetchList? = nil) {
+    public static func forwardGroup(
+        _ products: [GroupProduct], input x: UnsafePointer<Float>, rows n: Int, inFeatures: Int,
+        prefetch: PrefetchList? = nil
+    ) {
         // Per product: register-tile rows and the kernel over tiles [t0, t1).
         var tiles: [(rows: Int, run: (UnsafePointer<Float>, Int, Int) -> Void)] = []
         var blockSteps = 0  // 32-column steps of the panel kernels, over which `prefetch` is spread
@@ -85,16 +100,24 @@ extension WeightMatrix {
                 switch p.weight {
                 case let .dense(w):
                     let nr = Int(RK_T16_NR)
-                    tiles.append((nr, { xt, t0, t1 in
-                        rk_gemm_few_rows_t16(y, o, xt, w, n, t0 * nr, min(o, t1 * nr), inFeatures, acc)
-                    }))
+                    tiles.append(
+                        (
+                            nr,
+                            { xt, t0, t1 in
+                                rk_gemm_few_rows_t16(y, o, xt, w, n, t0 * nr, min(o, t1 * nr), inFeatures, acc)
+                            }
+                        ))
                 case let .quantized(q):
                     guard q.rows == o, q.columns == inFeatures, let panels = q.decodePanels else { break }
                     let type = q.type.rawValue, step0 = blockSteps
                     blockSteps += (o + 15) / 16 * (inFeatures / 32)
-                    tiles.append((16, { xt, t0, t1 in
-                        rk_qpanels_gemm_t16(y, o, xt, panels, type, o, n, t0, t1, inFeatures, acc, pf, step0)
-                    }))
+                    tiles.append(
+                        (
+                            16,
+                            { xt, t0, t1 in
+                                rk_qpanels_gemm_t16(y, o, xt, panels, type, o, n, t0, t1, inFeatures, acc, pf, step0)
+                            }
+                        ))
                 }
             }
         }
@@ -106,27 +129,39 @@ extension WeightMatrix {
                 let o = p.outFeatures, y = p.out, acc: Int32 = p.accumulate ? 1 : 0
                 switch p.weight {
                 case let .dense(w):
-                    tiles.append((4, { _, t0, t1 in
-                        rk_gemm_few_rows_nt(y, o, x, inFeatures, w, n, t0 * 4, min(o, t1 * 4), inFeatures, acc)
-                    }))
+                    tiles.append(
+                        (
+                            4,
+                            { _, t0, t1 in
+                                rk_gemm_few_rows_nt(y, o, x, inFeatures, w, n, t0 * 4, min(o, t1 * 4), inFeatures, acc)
+                            }
+                        ))
                 case let .quantized(q):
-                    guard q.rows == o, q.columns == inFeatures, q.type != .bf16 else { break }  // bf16: rounded inputs first
+                    // bf16: rounded inputs first
+                    guard q.rows == o, q.columns == inFeatures, q.type != .bf16 else { break }
                     let type = q.type.rawValue, blocks = q.blocks, rb = q.rowBytes, map = q.rowMapPointer
                     if n == 1, let panels = q.singleRowPanels {
-                        tiles.append((16, { _, t0, t1 in rk_qpanels_gemv(y, x, panels, type, o, t0, t1, inFeatures, acc) }))
+                        tiles.append(
+                            (16, { _, t0, t1 in rk_qpanels_gemv(y, x, panels, type, o, t0, t1, inFeatures, acc) }))
                         continue
                     }
-                    tiles.append((4, { _, t0, t1 in
-                        rk_qgemm_few_rows_nt(y, o, x, inFeatures, blocks, type, rb, map, n, t0 * 4, min(o, t1 * 4), inFeatures,
-                                             acc)
-                    }))
+                    tiles.append(
+                        (
+                            4,
+                            { _, t0, t1 in
+                                rk_qgemm_few_rows_nt(
+                                    y, o, x, inFeatures, blocks, type, rb, map, n, t0 * 4, min(o, t1 * 4), inFeatures,
+                                    acc)
+                            }
+                        ))
                 }
             }
         }
         guard !products.isEmpty, tiles.count == products.count else {
             for p in products {
-                p.weight.forward(out: p.out, input: x, rows: n, inFeatures: inFeatures, outFeatures: p.outFeatures,
-                                 accumulate: p.accumulate)
+                p.weight.forward(
+                    out: p.out, input: x, rows: n, inFeatures: inFeatures, outFeatures: p.outFeatures,
+                    accumulate: p.accumulate)
             }
             return
         }
@@ -140,7 +175,8 @@ extension WeightMatrix {
             }
         }
         if transposed {
-            Linear.forEachTransposedTile(input: x, rows: n, inFeatures: inFeatures, tiles: starts.last!, claimed: true, runTiles)
+            Linear.forEachTransposedTile(
+                input: x, rows: n, inFeatures: inFeatures, tiles: starts.last!, claimed: true, runTiles)
         } else {
             let count = starts.last!
             parallelForClaimed(count, chunk: max(1, count / (12 * ThreadPool.shared.threadCount))) { r in

@@ -13,8 +13,7 @@ extension Tokenizer {
     /// - Throws: `TokenizerError` naming the file and field for unreadable files, invalid JSON,
     ///   missing or mistyped fields, unsupported features (normalizers, non-BPE models, other
     ///   pre-tokenizers, byte fallback, dropout, …) and merges that name unknown tokens.
-    public convenience init(tokenizerJSON: URL, tokenizerConfig: URL? = nil) throws(TokenizerError)
-    {
+    public convenience init(tokenizerJSON: URL, tokenizerConfig: URL? = nil) throws(TokenizerError) {
         let json = try Self.readFile(tokenizerJSON)
         let config = try tokenizerConfig.map { url throws(TokenizerError) in try Self.readFile(url)
         }

@@ -214,8 +214,7 @@ struct TokenizerFile: Decodable {
     ) throws(TokenizerError) -> ([String], [TokenType], [AddedToken]) {
         var tokens: [String] = []
         var types: [TokenType] = []
-        func place(_ token: String, id: Int, type: TokenType, field: String) throws(TokenizerError)
-        {
+        func place(_ token: String, id: Int, type: TokenType, field: String) throws(TokenizerError) {
             guard (0..<Self.maximumTokenID).contains(id) else {
                 throw .invalidField(
                     file: file, field: field, expected: "an id in 0..<\(Self.maximumTokenID)",

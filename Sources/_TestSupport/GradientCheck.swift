@@ -3,8 +3,8 @@
 // relative error ‖analytic − numeric‖ / ‖numeric‖ ≤ 1e-2 (STYLE.md §8) and every element within
 // 1e-2 · max(1, ‖numeric‖∞).
 
-import Testing
 import TensorCore
+import Testing
 
 public struct Rand {
     public var rng: RNG
@@ -24,7 +24,9 @@ public func weightedSum(_ y: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ 
 }
 
 /// Central-difference gradient of `loss` with respect to x[0..<n].
-public func numericGradient(_ x: UnsafeMutablePointer<Float>, count n: Int, step: Float = 1e-3, _ loss: () -> Double) -> [Float] {
+public func numericGradient(_ x: UnsafeMutablePointer<Float>, count n: Int, step: Float = 1e-3, _ loss: () -> Double)
+    -> [Float]
+{
     (0..<n).map { i in
         let saved = x[i]
         x[i] = saved + step
@@ -36,8 +38,10 @@ public func numericGradient(_ x: UnsafeMutablePointer<Float>, count n: Int, step
     }
 }
 
-public func expectClose(_ analytic: UnsafePointer<Float>, _ numeric: [Float], _ what: String,
-                 tolerance: Float = 1e-2, sourceLocation: SourceLocation = #_sourceLocation) {
+public func expectClose(
+    _ analytic: UnsafePointer<Float>, _ numeric: [Float], _ what: String,
+    tolerance: Float = 1e-2, sourceLocation: SourceLocation = #_sourceLocation
+) {
     var diff2 = 0.0, ref2 = 0.0
     var refMax: Float = 0
     for i in numeric.indices {
@@ -46,10 +50,13 @@ public func expectClose(_ analytic: UnsafePointer<Float>, _ numeric: [Float], _ 
         refMax = max(refMax, abs(numeric[i]))
     }
     let rel = (diff2 / max(ref2, 1e-30)).squareRoot()
-    #expect(ref2 > 0, "\(what): numeric gradient is identically zero, the check would be vacuous", sourceLocation: sourceLocation)
+    #expect(
+        ref2 > 0, "\(what): numeric gradient is identically zero, the check would be vacuous",
+        sourceLocation: sourceLocation)
     #expect(rel <= Double(tolerance), "\(what): relative error \(rel)", sourceLocation: sourceLocation)
     var worst: Float = 0
     for i in numeric.indices { worst = max(worst, abs(analytic[i] - numeric[i])) }
-    #expect(worst <= tolerance * max(1, refMax), "\(what): worst element error \(worst) (max |g| \(refMax))",
-            sourceLocation: sourceLocation)
+    #expect(
+        worst <= tolerance * max(1, refMax), "\(what): worst element error \(worst) (max |g| \(refMax))",
+        sourceLocation: sourceLocation)
 }

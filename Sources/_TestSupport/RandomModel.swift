@@ -6,8 +6,9 @@ import TensorCore
 
 public enum RandomModel {
     /// 2 layers, hidden 32, 4 query / 2 key-value heads, MLP 48, vocabulary 64, 64 positions.
-    public static let config = LlamaConfig(vocabularySize: 64, hiddenSize: 32, intermediateSize: 48, layerCount: 2, headCount: 4,
-                                           kvHeadCount: 2, maxPositions: 64, eosTokenIDs: [2])
+    public static let config = LlamaConfig(
+        vocabularySize: 64, hiddenSize: 32, intermediateSize: 48, layerCount: 2, headCount: 4,
+        kvHeadCount: 2, maxPositions: 64, eosTokenIDs: [2])
 
     /// Norm weights 1, every other weight N(0, 0.2²) (large enough that attention is not uniform).
     public static func make(trainable: Bool = false, seed: UInt64 = 1, config c: LlamaConfig = config) -> LlamaModel {
@@ -15,13 +16,19 @@ public enum RandomModel {
         var rng = RNG(seed: seed)
         for e in m.weights.entries {
             let p = m.weights.values.pointer + e.offset
-            if e.name.hasSuffix("norm.weight") { p.update(repeating: 1, count: e.count) } else { rng.fillNormal(p, count: e.count, std: 0.2) }
+            if e.name.hasSuffix("norm.weight") {
+                p.update(repeating: 1, count: e.count)
+            } else {
+                rng.fillNormal(p, count: e.count, std: 0.2)
+            }
         }
         return m
     }
 
     /// An adapter on `m` with random A and B (so it changes the outputs).
-    public static func adapter(on m: LlamaModel, name: String, rank: Int = 4, dropout: Float = 0, seed: UInt64) throws -> LoRAAdapter {
+    public static func adapter(on m: LlamaModel, name: String, rank: Int = 4, dropout: Float = 0, seed: UInt64) throws
+        -> LoRAAdapter
+    {
         var cfg = LoRAConfig()
         cfg.rank = rank
         cfg.alpha = Float(2 * rank)

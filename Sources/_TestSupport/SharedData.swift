@@ -7,7 +7,9 @@ public enum SharedData {
     /// `<repo>/../shared`, found from this file's path (`<repo>/Sources/_TestSupport/…`);
     /// `RLHF_SHARED_DIR` overrides (e.g. when the sources are reached through a symlink).
     public static let root: URL = {
-        if let dir = ProcessInfo.processInfo.environment["RLHF_SHARED_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+        if let dir = ProcessInfo.processInfo.environment["RLHF_SHARED_DIR"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir)
+        }
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
     }()

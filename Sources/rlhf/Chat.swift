@@ -28,11 +28,17 @@ struct Chat: ParsableCommand {
             let ids = try encodeChat(loaded, history)
             var decoder = StreamingDecoder(tokenizer: loaded.tokenizer, skipSpecialTokens: true)
             let start = Date()
-            let out = try loaded.model.generate(prompts: [ids.map(Int32.init)], adapter: loaded.adapter, options: sampling.options(stop: loaded.stopTokenIDs)) { _, t in
+            let out = try loaded.model.generate(
+                prompts: [ids.map(Int32.init)], adapter: loaded.adapter,
+                options: sampling.options(stop: loaded.stopTokenIDs)
+            ) { _, t in
                 FileHandle.standardOutput.write(Data(decoder.decode(t).utf8))
             }[0]
             print(decoder.finish())
-            note(String(format: "[%d tokens, %.1f tok/s]", out.tokens.count, Double(out.tokens.count) / Date().timeIntervalSince(start)))
+            note(
+                String(
+                    format: "[%d tokens, %.1f tok/s]", out.tokens.count,
+                    Double(out.tokens.count) / Date().timeIntervalSince(start)))
             let reply = loaded.tokenizer.decode(out.tokens, skipSpecialTokens: true)
             history.append(Message(role: .assistant, content: reply))
         }

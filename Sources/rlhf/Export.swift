@@ -19,11 +19,16 @@ struct Export: ParsableCommand {
     @Flag(help: "Replace an existing destination.") var overwrite = false
 
     func validate() throws {
-        if format == .peft && modelOptions.adapter == nil { throw ValidationError("Please pass --adapter for --format peft.") }
+        if format == .peft && modelOptions.adapter == nil {
+            throw ValidationError("Please pass --adapter for --format peft.")
+        }
         if let type {
-            let allowed = format == .hf ? ["f32", "bf16"] : format == .gguf ? GGUFExport.TensorType.allCases.map(\.rawValue) : []
+            let allowed =
+                format == .hf ? ["f32", "bf16"] : format == .gguf ? GGUFExport.TensorType.allCases.map(\.rawValue) : []
             guard allowed.contains(type) else {
-                throw ValidationError("--type \(type) is not available for --format \(format.rawValue); use one of \(allowed.joined(separator: ", ")).")
+                throw ValidationError(
+                    "--type \(type) is not available for --format \(format.rawValue); use one of \(allowed.joined(separator: ", "))."
+                )
             }
         }
     }
@@ -38,21 +43,25 @@ struct Export: ParsableCommand {
         case .hf:
             let dtype: HFCheckpoint.DType = type == "bf16" ? .bf16 : .f32
             if let lora {
-                try HFCheckpoint.saveMerged(model: model, adapter: lora, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
-                                            dtype: dtype, heads: heads, to: dest, overwrite: overwrite)
+                try HFCheckpoint.saveMerged(
+                    model: model, adapter: lora, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
+                    dtype: dtype, heads: heads, to: dest, overwrite: overwrite)
             } else {
-                try HFCheckpoint.save(model: model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source, dtype: dtype,
-                                      heads: heads, to: dest, overwrite: overwrite)
+                try HFCheckpoint.save(
+                    model: model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source, dtype: dtype,
+                    heads: heads, to: dest, overwrite: overwrite)
             }
         case .gguf:
             let t = GGUFExport.TensorType(rawValue: type ?? "f16")!
             let name = dest.deletingPathExtension().lastPathComponent
             if let lora {
-                try GGUFExport.saveMerged(model: model, adapter: lora, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
-                                          type: t, name: name, to: dest, overwrite: overwrite)
+                try GGUFExport.saveMerged(
+                    model: model, adapter: lora, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
+                    type: t, name: name, to: dest, overwrite: overwrite)
             } else {
-                try GGUFExport.save(model: model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source, type: t,
-                                    name: name, to: dest, overwrite: overwrite)
+                try GGUFExport.save(
+                    model: model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source, type: t,
+                    name: name, to: dest, overwrite: overwrite)
             }
         }
         note("Wrote \(dest.path)")

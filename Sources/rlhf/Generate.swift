@@ -10,7 +10,8 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Raw prompt text (no chat template).") var prompt: String?
-    @Option(help: "A JSON file with chat messages; the chat template is applied with the generation prompt.") var chat: String?
+    @Option(help: "A JSON file with chat messages; the chat template is applied with the generation prompt.") var chat:
+        String?
     @Option(name: .customLong("prompt-ids"), help: "Comma-separated prompt token ids.") var promptIDs: String?
     @OptionGroup var sampling: SamplingFlags
     @Flag(help: "Print one JSON object: ids, text, token_logprobs, finish_reason.") var json = false
@@ -38,8 +39,11 @@ struct Generate: ParsableCommand {
             ids = try encodeChat(loaded, try readChatFile(chat))
         } else {
             ids = try promptIDs!.split(separator: ",").map { s in
-                guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 0, v < loaded.model.config.vocabularySize else {
-                    throw InputError("--prompt-ids: '\(s)' is not a token id in 0..<\(loaded.model.config.vocabularySize).")
+                guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 0,
+                    v < loaded.model.config.vocabularySize
+                else {
+                    throw InputError(
+                        "--prompt-ids: '\(s)' is not a token id in 0..<\(loaded.model.config.vocabularySize).")
                 }
                 return v
             }
@@ -47,20 +51,29 @@ struct Generate: ParsableCommand {
         guard !ids.isEmpty else { throw InputError("The prompt encodes to no tokens.") }
         var decoder = StreamingDecoder(tokenizer: loaded.tokenizer)
         let start = Date()
-        let result = try loaded.model.generate(prompts: [ids.map(Int32.init)], adapter: loaded.adapter, options: sampling.options(stop: loaded.stopTokenIDs)) { _, token in
+        let result = try loaded.model.generate(
+            prompts: [ids.map(Int32.init)], adapter: loaded.adapter,
+            options: sampling.options(stop: loaded.stopTokenIDs)
+        ) { _, token in
             if !json {
                 FileHandle.standardOutput.write(Data(decoder.decode(token).utf8))
             }
         }[0]
         let elapsed = Date().timeIntervalSince(start)
         if json {
-            try printJSON(Output(ids: result.tokens, text: loaded.tokenizer.decode(result.tokens), token_logprobs: result.tokenLogProbs,
-                                 finish_reason: result.finishReason.rawValue, prompt_tokens: ids.count,
-                                 tokens_per_second: Double(result.tokens.count) / elapsed))
+            try printJSON(
+                Output(
+                    ids: result.tokens, text: loaded.tokenizer.decode(result.tokens),
+                    token_logprobs: result.tokenLogProbs,
+                    finish_reason: result.finishReason.rawValue, prompt_tokens: ids.count,
+                    tokens_per_second: Double(result.tokens.count) / elapsed))
         } else {
             print(decoder.finish())
-            note(String(format: "[%d tokens, %.1f tok/s, finish: %@]", result.tokens.count, Double(result.tokens.count) / elapsed,
-                        result.finishReason.rawValue))
+            note(
+                String(
+                    format: "[%d tokens, %.1f tok/s, finish: %@]", result.tokens.count,
+                    Double(result.tokens.count) / elapsed,
+                    result.finishReason.rawValue))
         }
     }
 }

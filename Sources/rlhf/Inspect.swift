@@ -7,7 +7,8 @@ import Models
 import TensorCore
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a model's configuration, tensors and chat template.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show a model's configuration, tensors and chat template.")
 
     @Argument(help: "A built-in model name, a .gguf file or a Hugging Face model directory.")
     var model: String = ModelRegistry.defaultModelName
@@ -30,7 +31,9 @@ struct Inspect: ParsableCommand {
         }
         let gguf = try GGUFFile(contentsOf: URL(fileURLWithPath: path))
         print("file: \(path)  (GGUF v\(gguf.version), alignment \(gguf.alignment))")
-        print("name: \(gguf.metadata["general.name"]?.string ?? "?")  architecture: \(gguf.metadata["general.architecture"]?.string ?? "?")")
+        print(
+            "name: \(gguf.metadata["general.name"]?.string ?? "?")  architecture: \(gguf.metadata["general.architecture"]?.string ?? "?")"
+        )
         describe(try LlamaConfig(gguf: gguf))
         var byType: [String: (count: Int, elements: Int, bytes: Int)] = [:]
         for t in gguf.tensors {
@@ -41,24 +44,35 @@ struct Inspect: ParsableCommand {
         }
         print("tensors: \(gguf.tensors.count)")
         for (k, v) in byType.sorted(by: { $0.key < $1.key }) {
-            print(String(format: "  %-6@ %4d tensors  %11d weights  %8.1f MB", k, v.count, v.elements, Double(v.bytes) / 1e6))
+            print(
+                String(
+                    format: "  %-6@ %4d tensors  %11d weights  %8.1f MB", k, v.count, v.elements, Double(v.bytes) / 1e6)
+            )
         }
         if tensors { for t in gguf.tensors { print("  \(t.name)  \(t.shape)  \(t.type.description)") } }
-        print("tokenizer: \(gguf.metadata["tokenizer.ggml.model"]?.string ?? "?") / pre \(gguf.metadata["tokenizer.ggml.pre"]?.string ?? "?"), \(gguf.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0) tokens")
+        print(
+            "tokenizer: \(gguf.metadata["tokenizer.ggml.model"]?.string ?? "?") / pre \(gguf.metadata["tokenizer.ggml.pre"]?.string ?? "?"), \(gguf.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0) tokens"
+        )
         print("chat template:\n\(gguf.metadata["tokenizer.chat_template"]?.string ?? "(none)")")
     }
 
     func describe(_ c: LlamaConfig) {
-        print("layers \(c.layerCount), hidden \(c.hiddenSize), MLP \(c.intermediateSize), heads \(c.headCount)/\(c.kvHeadCount) (dim \(c.headDim)), vocab \(c.vocabularySize)")
-        print("rope theta \(c.ropeTheta)\(c.ropeScaling.map { " scaling \($0.factor)" } ?? ""), rms eps \(c.rmsNormEpsilon), context \(c.maxPositions), tied embeddings \(c.tiesWordEmbeddings), qkv bias \(c.hasAttentionBias)")
+        print(
+            "layers \(c.layerCount), hidden \(c.hiddenSize), MLP \(c.intermediateSize), heads \(c.headCount)/\(c.kvHeadCount) (dim \(c.headDim)), vocab \(c.vocabularySize)"
+        )
+        print(
+            "rope theta \(c.ropeTheta)\(c.ropeScaling.map { " scaling \($0.factor)" } ?? ""), rms eps \(c.rmsNormEpsilon), context \(c.maxPositions), tied embeddings \(c.tiesWordEmbeddings), qkv bias \(c.hasAttentionBias)"
+        )
     }
 }
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage built-in models.", subcommands: [Pull.self, List.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Manage built-in models.", subcommands: [Pull.self, List.self])
 
     struct Pull: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Fetch a built-in model into the cache (idempotent, SHA-256 verified).")
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch a built-in model into the cache (idempotent, SHA-256 verified).")
         @Argument(help: "Built-in model name.") var name: String = ModelRegistry.defaultModelName
         func run() throws { print(try ModelRegistry.pull(name, log: note).path) }
     }

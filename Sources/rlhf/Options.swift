@@ -3,19 +3,29 @@
 import ArgumentParser
 import Datasets
 import Foundation
-import Models
 import ModelExport
+import Models
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A built-in model name (default \(ModelRegistry.defaultModelName)), a .gguf file, or a Hugging Face model directory.")
+    @Option(
+        name: .long,
+        help:
+            "A built-in model name (default \(ModelRegistry.defaultModelName)), a .gguf file, or a Hugging Face model directory."
+    )
     var model: String = ModelRegistry.defaultModelName
     @Option(help: "A LoRA adapter to apply: a PEFT directory, or a training checkpoint / output directory.")
     var adapter: String?
-    @Flag(help: "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and decode them on the fly (the default of generate, chat and logprobs): the file's exact weights, so the same results as dequantising them to Float32 but ~5x less weight memory and faster decoding; frozen base only (LoRA training: QLoRA-style).")
+    @Flag(
+        help:
+            "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and decode them on the fly (the default of generate, chat and logprobs): the file's exact weights, so the same results as dequantising them to Float32 but ~5x less weight memory and faster decoding; frozen base only (LoRA training: QLoRA-style)."
+    )
     var quantized = false
     @Flag(help: "Dequantise a GGUF's weights to Float32 at load, even for generate, chat and logprobs.")
     var dense = false
-    @Flag(help: "Hold the frozen base in bf16 and multiply in bf16 (inputs rounded to bf16, fp32 sums; llama.cpp's BF16 semantics): half the weight memory of fp32 and, on CPUs with AVX512_BF16, about 1.5x faster batched generation; log-probs differ from fp32 by ~1e-2. Frozen base only.")
+    @Flag(
+        help:
+            "Hold the frozen base in bf16 and multiply in bf16 (inputs rounded to bf16, fp32 sums; llama.cpp's BF16 semantics): half the weight memory of fp32 and, on CPUs with AVX512_BF16, about 1.5x faster batched generation; log-probs differ from fp32 by ~1e-2. Frozen base only."
+    )
     var bf16 = false
 
     /// Loads the model through `ModelLoader` (with `--adapter`, the adapter and its heads too). `inference`
@@ -25,22 +35,44 @@ struct ModelOptions: ParsableArguments {
     /// compute-bound decode panels and batch-1 decoding reads ~5x fewer bytes.
     func load(trainable: Bool = false, inference: Bool = false) throws -> LoadedModel {
         let start = Date()
-        if quantized && trainable { throw InputError("--quantized keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
-        if bf16 && trainable { throw InputError("--bf16 keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.") }
-        if bf16 && quantized { throw InputError("Pass either --quantized (keep the file's quantised weights) or --bf16 (convert them to bf16), not both.") }
-        if dense && (quantized || bf16) { throw InputError("--dense (Float32 weights) contradicts \(quantized ? "--quantized" : "--bf16"); pass one of them.") }
-        let form: ModelLoader.WeightForm = bf16 ? .bf16 : quantized || (inference && !dense && !trainable) ? .quantized : .dense
-        let loaded = try ModelLoader.load(model: model, form: form, trainable: trainable, adapter: adapter.map { URL(fileURLWithPath: $0) },
-                                          log: note)
+        if quantized && trainable {
+            throw InputError(
+                "--quantized keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.")
+        }
+        if bf16 && trainable {
+            throw InputError("--bf16 keeps the base frozen: use it with LoRA (--lora-rank > 0), not a full fine-tune.")
+        }
+        if bf16 && quantized {
+            throw InputError(
+                "Pass either --quantized (keep the file's quantised weights) or --bf16 (convert them to bf16), not both."
+            )
+        }
+        if dense && (quantized || bf16) {
+            throw InputError(
+                "--dense (Float32 weights) contradicts \(quantized ? "--quantized" : "--bf16"); pass one of them.")
+        }
+        let form: ModelLoader.WeightForm =
+            bf16 ? .bf16 : quantized || (inference && !dense && !trainable) ? .quantized : .dense
+        let loaded = try ModelLoader.load(
+            model: model, form: form, trainable: trainable, adapter: adapter.map { URL(fileURLWithPath: $0) },
+            log: note)
         if let a = loaded.adapter {
-            note("Applied LoRA adapter \(adapter!) (r=\(a.config.rank))" + (loaded.heads.isEmpty ? "" : " with head(s) \(loaded.heads.keys.sorted().joined(separator: ", "))"))
+            note(
+                "Applied LoRA adapter \(adapter!) (r=\(a.config.rank))"
+                    + (loaded.heads.isEmpty
+                        ? "" : " with head(s) \(loaded.heads.keys.sorted().joined(separator: ", "))"))
         }
         let q = loaded.model.quantizedWeights.values
-        note(String(format: "Loaded %@ (%.1f M parameters%@) in %.2f s", loaded.source.lastPathComponent,
-                    Double(loaded.model.weights.parameterCount + q.reduce(0) { $0 + $1.rows * $1.columns }) / 1e6,
-                    q.isEmpty ? "" : String(format: ", %d tensors kept %@: %.0f MB", q.count, bf16 ? "in bf16" : "quantised",
-                                            Double(q.reduce(0) { $0 + $1.byteCount }) / 1e6),
-                    Date().timeIntervalSince(start)))
+        note(
+            String(
+                format: "Loaded %@ (%.1f M parameters%@) in %.2f s", loaded.source.lastPathComponent,
+                Double(loaded.model.weights.parameterCount + q.reduce(0) { $0 + $1.rows * $1.columns }) / 1e6,
+                q.isEmpty
+                    ? ""
+                    : String(
+                        format: ", %d tensors kept %@: %.0f MB", q.count, bf16 ? "in bf16" : "quantised",
+                        Double(q.reduce(0) { $0 + $1.byteCount }) / 1e6),
+                Date().timeIntervalSince(start)))
         return loaded
     }
 }
@@ -49,7 +81,8 @@ struct SamplingFlags: ParsableArguments {
     @Option(help: "Maximum number of new tokens.") var maxNewTokens: Int = 128
     @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = SamplingOptions.greedy.temperature
     @Option(help: "Keep only the k most likely tokens (0 = off).") var topK: Int = SamplingOptions.greedy.topK
-    @Option(help: "Nucleus sampling: keep the smallest set with this much probability (1 = off).") var topP: Float = SamplingOptions.greedy.topP
+    @Option(help: "Nucleus sampling: keep the smallest set with this much probability (1 = off).") var topP: Float =
+        SamplingOptions.greedy.topP
     @Option(help: "Random seed for sampling.") var seed: UInt64 = SamplingOptions.greedy.seed
 
     func validate() throws {
@@ -60,9 +93,10 @@ struct SamplingFlags: ParsableArguments {
     }
 
     func options(stop: Set<Int>) -> GenerationOptions {
-        GenerationOptions(maxNewTokens: maxNewTokens,
-                          sampling: SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed),
-                          stopTokenIDs: stop)
+        GenerationOptions(
+            maxNewTokens: maxNewTokens,
+            sampling: SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed),
+            stopTokenIDs: stop)
     }
 }
 
@@ -83,7 +117,8 @@ func readChatFile(_ path: String) throws -> [Message] {
     }
     let json: Any
     do { json = try JSONSerialization.jsonObject(with: data) } catch {
-        throw InputError("\(path): not valid JSON (\(error.localizedDescription)); expected [{\"role\": …, \"content\": …}, …].")
+        throw InputError(
+            "\(path): not valid JSON (\(error.localizedDescription)); expected [{\"role\": …, \"content\": …}, …].")
     }
     let list = (json as? [Any]) ?? ((json as? [String: Any])?["messages"] as? [Any])
     guard let list else {

@@ -9,7 +9,10 @@ struct RLHF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rlhf",
         abstract: "Align small language models on a CPU: SFT, reward models, PPO/DPO, LoRA.",
-        subcommands: [Demo.self, SFT.self, Export.self, Generate.self, Chat.self, Tokenize.self, LogProbs.self, Inspect.self, Models.self])
+        subcommands: [
+            Demo.self, SFT.self, Export.self, Generate.self, Chat.self, Tokenize.self, LogProbs.self, Inspect.self,
+            Models.self,
+        ])
 
     static func main() {
         if let problem = KernelDispatch.environmentProblem(ProcessInfo.processInfo.environment) {

@@ -9,11 +9,13 @@ import Trainers
 struct SFT: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sft",
-        abstract: "Supervised fine-tuning on JSONL in TRL's formats ({\"messages\": …} or {\"prompt\", \"completion\"}).")
+        abstract:
+            "Supervised fine-tuning on JSONL in TRL's formats ({\"messages\": …} or {\"prompt\", \"completion\"}).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Training data (JSONL).") var data: String
-    @Option(help: "Evaluation data (JSONL); default: hold out eval_fraction of the training data.") var evalData: String?
+    @Option(help: "Evaluation data (JSONL); default: hold out eval_fraction of the training data.") var evalData:
+        String?
     @Option(help: "Output directory (metrics.jsonl, checkpoints, the final adapter or model).") var out: String
     @OptionGroup var training: TrainingFlags
 
@@ -26,7 +28,8 @@ struct SFT: ParsableCommand {
     func run() throws {
         let outDir = URL(fileURLWithPath: out)
         var object = try training.object(for: SFTConfig.self)
-        if let resume = training.resume {  // the checkpoint's resolved config wins (architecture and data order must match)
+        // the checkpoint's resolved config wins (architecture and data order must match)
+        if let resume = training.resume {
             let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
             object = try SFTConfig.load(file: dir.appendingPathComponent(CheckpointLayout.configFile))
             note("Resuming from \(dir.path) with its saved config.")
@@ -34,20 +37,30 @@ struct SFT: ParsableCommand {
         let config = try SFTConfig.decode(object, source: training.config ?? "flags")
         try config.validate()
         let loaded = try modelOptions.load(trainable: config.loraRank == 0)
-        let prepared = try SFTData.prepare(config: config, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
-                                           trainFile: URL(fileURLWithPath: data), evalFile: evalData.map { URL(fileURLWithPath: $0) })
+        let prepared = try SFTData.prepare(
+            config: config, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
+            trainFile: URL(fileURLWithPath: data), evalFile: evalData.map { URL(fileURLWithPath: $0) })
         prepared.report.forEach(note)
-        let trainer = try SFTTrainer(config: config, model: loaded, data: prepared, outputDirectory: outDir, baseModel: modelOptions.model)
-        note(config.lora.map { "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")): \(trainer.trainableParameterCount) trainable parameters" }
-             ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
+        let trainer = try SFTTrainer(
+            config: config, model: loaded, data: prepared, outputDirectory: outDir, baseModel: modelOptions.model)
+        note(
+            config.lora.map {
+                "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")): \(trainer.trainableParameterCount) trainable parameters"
+            }
+                ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
         if trainer.usesActivationCheckpointing && !config.activationCheckpointing {
-            note("Activation checkpointing on: batch_size × max_length would need more than "
-                 + "\(TrainingArguments.activationBudgetBytes >> 30) GiB of saved activations.")
+            note(
+                "Activation checkpointing on: batch_size × max_length would need more than "
+                    + "\(TrainingArguments.activationBudgetBytes >> 30) GiB of saved activations.")
         }
-        note("\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)")
+        note(
+            "\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)"
+        )
         Interrupt.install()
         let renderer = ProgressRenderer()
-        try trainer.train(resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }) { event in
+        try trainer.train(
+            resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }
+        ) { event in
             renderer.render(event)
             return .proceed
         }

@@ -7,7 +7,8 @@ import Models
 import TensorCore
 
 struct Tokenize: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tokenize text (special-token text is parsed; nothing is added).")
+    static let configuration = CommandConfiguration(
+        abstract: "Tokenize text (special-token text is parsed; nothing is added).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "The text to tokenize.") var text: String
@@ -19,7 +20,9 @@ struct Tokenize: ParsableCommand {
         let tokenizer = try ModelLoader.loadTokenizer(modelOptions.model, log: note)
         let ids = tokenizer.encode(text, parseSpecialTokens: true)
         let tokens = tokenizer.tokenStrings(ids)
-        if json { try printJSON(Output(ids: ids, tokens: tokens)) } else {
+        if json {
+            try printJSON(Output(ids: ids, tokens: tokens))
+        } else {
             for (i, t) in zip(ids, tokens) { print("\(i)\t\(t)") }
         }
     }
@@ -43,9 +46,12 @@ struct LogProbs: ParsableCommand {
         let c = loaded.tokenizer.encode(completion, parseSpecialTokens: true)
         guard !p.isEmpty else { throw InputError("--prompt encodes to no tokens; a completion needs a context.") }
         guard !c.isEmpty else { throw InputError("--completion encodes to no tokens.") }
-        let lps = try loaded.model.sequenceLogProbs(prompt: p.map(Int32.init), completion: c.map(Int32.init), adapter: loaded.adapter)
+        let lps = try loaded.model.sequenceLogProbs(
+            prompt: p.map(Int32.init), completion: c.map(Int32.init), adapter: loaded.adapter)
         let sum = lps.reduce(0.0) { $0 + Double($1) }
-        if json { try printJSON(Output(ids: c, token_logprobs: lps, sum: sum)) } else {
+        if json {
+            try printJSON(Output(ids: c, token_logprobs: lps, sum: sum))
+        } else {
             for (id, lp) in zip(c, lps) { print("\(id)\t\(loaded.tokenizer.tokenStrings([id])[0])\t\(lp)") }
             print("sum\t\(sum)")
         }

@@ -8,30 +8,36 @@ import Trainers
 
 struct TrainingFlags: ParsableArguments {
     @Option(help: "A JSON or YAML config file (partial; unknown keys are errors).") var config: String?
-    @Option(name: .customLong("set"), help: "Override a config key: --set key=value (repeatable).") var overrides: [String] = []
+    @Option(name: .customLong("set"), help: "Override a config key: --set key=value (repeatable).") var overrides:
+        [String] = []
     @Option(help: "LoRA rank; 0 = full fine-tune (default \(SFTConfig().loraRank)).") var loraRank: Int?
     @Option(help: "Stop after this many optimizer steps.") var maxSteps: Int?
     @Option(help: "Epochs over the training data (default \(SFTConfig().numTrainEpochs)).") var epochs: Int?
     @Option(help: "Sequences per micro-batch (default \(SFTConfig().batchSize)).") var batchSize: Int?
-    @Option(help: "Micro-batches per optimizer step (default \(SFTConfig().gradientAccumulationSteps)).") var gradientAccumulationSteps: Int?
+    @Option(help: "Micro-batches per optimizer step (default \(SFTConfig().gradientAccumulationSteps)).")
+    var gradientAccumulationSteps: Int?
     @Option(help: "Truncate examples to this many tokens (default \(SFTConfig().maxLength)).") var maxLength: Int?
     @Option(help: "Peak learning rate (default \(SFTConfig().learningRate)).") var learningRate: Float?
     @Option(help: "Random seed (default \(SFTConfig().seed)).") var seed: UInt64?
-    @Option(help: "Train on a seeded sample of this fraction of the data, e.g. 0.1 for a pilot run.") var dataFraction: Float?
+    @Option(help: "Train on a seeded sample of this fraction of the data, e.g. 0.1 for a pilot run.") var dataFraction:
+        Float?
     @Flag(help: "Skip invalid records (reported with counts) instead of stopping at the first.") var skipInvalid = false
     @Flag(help: "Recompute activations in backward to save memory.") var activationCheckpointing = false
-    @Option(help: "Continue from a checkpoint directory (or an output directory's latest checkpoint).") var resume: String?
+    @Option(help: "Continue from a checkpoint directory (or an output directory's latest checkpoint).") var resume:
+        String?
 
     /// The merged override object (config file, then --set, then flags).
     func object<C: PartialConfig>(for _: C.Type) throws -> [String: Any] {
         var object: [String: Any] = [:]
         if let config { object = try C.load(file: URL(fileURLWithPath: config)) }
         for (k, v) in try C.overrides(overrides) { object[k] = v }
-        let flags: [String: Any?] = ["lora_rank": loraRank, "max_steps": maxSteps, "num_train_epochs": epochs, "batch_size": batchSize,
-                                     "gradient_accumulation_steps": gradientAccumulationSteps, "max_length": maxLength,
-                                     "learning_rate": learningRate, "seed": seed, "data_fraction": dataFraction,
-                                     "skip_invalid": skipInvalid ? true : nil,
-                                     "activation_checkpointing": activationCheckpointing ? true : nil]
+        let flags: [String: Any?] = [
+            "lora_rank": loraRank, "max_steps": maxSteps, "num_train_epochs": epochs, "batch_size": batchSize,
+            "gradient_accumulation_steps": gradientAccumulationSteps, "max_length": maxLength,
+            "learning_rate": learningRate, "seed": seed, "data_fraction": dataFraction,
+            "skip_invalid": skipInvalid ? true : nil,
+            "activation_checkpointing": activationCheckpointing ? true : nil,
+        ]
         for (k, v) in flags { if let v { object[k] = v } }
         return object
     }
@@ -64,13 +70,17 @@ struct ProgressRenderer {
             let eta = elapsed / Double(max(step, 1)) * Double(total - step)
             let width = 24, done = Int(Double(width) * Double(step) / Double(max(total, 1)))
             let bar = String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
-            let line = String(format: "step %d/%d [%@] loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %@",
-                              step, total, bar, m["loss"] ?? .nan, m["mean_token_accuracy"] ?? .nan, m["learning_rate"] ?? .nan,
-                              m["grad_norm"] ?? .nan, m["tokens_per_second"] ?? 0, Self.clock(eta))
+            let line = String(
+                format: "step %d/%d [%@] loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %@",
+                step, total, bar, m["loss"] ?? .nan, m["mean_token_accuracy"] ?? .nan, m["learning_rate"] ?? .nan,
+                m["grad_norm"] ?? .nan, m["tokens_per_second"] ?? 0, Self.clock(eta))
             FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
         case let .evaluation(step, m):
-            note((isTerminal ? "\n" : "") + String(format: "eval @ step %d: eval_loss %.4f  eval_mean_token_accuracy %.3f",
-                                                   step, m["eval_loss"] ?? .nan, m["eval_mean_token_accuracy"] ?? .nan))
+            note(
+                (isTerminal ? "\n" : "")
+                    + String(
+                        format: "eval @ step %d: eval_loss %.4f  eval_mean_token_accuracy %.3f",
+                        step, m["eval_loss"] ?? .nan, m["eval_mean_token_accuracy"] ?? .nan))
         case let .checkpointSaved(step, dir):
             note((isTerminal ? "\n" : "") + "checkpoint @ step \(step): \(dir.path)")
         case let .message(s): note(s)

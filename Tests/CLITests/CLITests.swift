@@ -29,7 +29,9 @@ enum CLI {
         try p.run()
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     static func json(_ args: [String]) throws -> [String: Any] {
@@ -41,7 +43,10 @@ enum CLI {
 
 @Suite(.serialized) struct CLITests {
     @Test func tokenizeMatchesGolden() throws {
-        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/tokenizer_golden.json"))) as! [String: Any]
+        let golden =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/tokenizer_golden.json")))
+            as! [String: Any]
         let cases = (golden["cases"] as! [[String: Any]]).prefix(6)
         for c in cases {
             let out = try CLI.json(["tokenize", "--text", c["text"] as! String, "--json"])
@@ -51,21 +56,33 @@ enum CLI {
     }
 
     @Test func logprobsMatchesGolden() throws {
-        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json"))) as! [String: Any]
+        let golden =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json")))
+            as! [String: Any]
         let c = (golden["cases"] as! [[String: Any]])[0]
-        let out = try CLI.json(["logprobs", "--prompt", c["prompt_text"] as! String, "--completion", c["continuation_text"] as! String, "--json"])
+        let out = try CLI.json([
+            "logprobs", "--prompt", c["prompt_text"] as! String, "--completion", c["continuation_text"] as! String,
+            "--json",
+        ])
         let expected = (c["continuation_logprob_sum"] as! NSNumber).doubleValue
         #expect(abs((out["sum"] as! NSNumber).doubleValue - expected) <= 1e-3)
         #expect((out["token_logprobs"] as! [Any]).count == (c["continuation_token_logprobs"] as! [Any]).count)
     }
 
     @Test func generateChatJSONMatchesGreedyGolden() throws {
-        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/generation_golden.json"))) as! [String: Any]
+        let golden =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/generation_golden.json")))
+            as! [String: Any]
         let c = (golden["cases"] as! [[String: Any]])[0]
-        let chat = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-cli-chat-\(UUID().uuidString).json")
+        let chat = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rlhf-cli-chat-\(UUID().uuidString).json")
         try JSONSerialization.data(withJSONObject: c["messages"] as! [Any]).write(to: chat)
         defer { try? FileManager.default.removeItem(at: chat) }
-        let out = try CLI.json(["generate", "--chat", chat.path, "--max-new-tokens", "32", "--temperature", "0", "--json"])
+        let out = try CLI.json([
+            "generate", "--chat", chat.path, "--max-new-tokens", "32", "--temperature", "0", "--json",
+        ])
         #expect(out["ids"] as? [Int] == c["generated_ids"] as? [Int])
         #expect(out["text"] as? String == c["generated_text"] as? String)
         #expect((out["token_logprobs"] as? [Any])?.count == (c["generated_ids"] as? [Any])?.count)
@@ -76,12 +93,19 @@ enum CLI {
     /// products); `--dense` dequantises them to Float32 first: the same tokens and log-probs within fp32
     /// summation-order noise, each matching the golden sum; `--dense` with `--quantized` is refused.
     @Test func quantisedByDefaultForInferenceDenseOnRequest() throws {
-        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json"))) as! [String: Any]
+        let golden =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json")))
+            as! [String: Any]
         let c = (golden["cases"] as! [[String: Any]])[1]
         let expected = (c["continuation_logprob_sum"] as! NSNumber).doubleValue
         var sums: [Double] = []
         for extra in [[], ["--dense"]] {
-            let r = try CLI.run(["logprobs", "--prompt", c["prompt_text"] as! String, "--completion", c["continuation_text"] as! String, "--json"] + extra)
+            let r = try CLI.run(
+                [
+                    "logprobs", "--prompt", c["prompt_text"] as! String, "--completion",
+                    c["continuation_text"] as! String, "--json",
+                ] + extra)
             #expect(r.status == 0, "\(r.stderr)")
             #expect(r.stderr.contains("kept quantised") == extra.isEmpty, "load line: \(r.stderr)")
             let out = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
@@ -90,7 +114,9 @@ enum CLI {
         }
         #expect(abs(sums[0] - sums[1]) <= 1e-4)
         let ids = try ["", "--dense"].map { flag in
-            try CLI.json(["generate", "--prompt-ids", "1,9690,198,2683,359", "--max-new-tokens", "8", "--json"] + (flag.isEmpty ? [] : [flag]))["ids"] as? [Int]
+            try CLI.json(
+                ["generate", "--prompt-ids", "1,9690,198,2683,359", "--max-new-tokens", "8", "--json"]
+                    + (flag.isEmpty ? [] : [flag]))["ids"] as? [Int]
         }
         #expect(ids[0] != nil && ids[0] == ids[1])
         let both = try CLI.run(["generate", "--dense", "--quantized", "--prompt", "hi"])
@@ -100,9 +126,15 @@ enum CLI {
     /// `--bf16`: same JSON form; the continuation's log-prob moves only by bf16's precision (BF16BaseTests
     /// measures ~0.02 per token); the frozen-base checks name the flags.
     @Test func bf16GenerateAndLogprobs() throws {
-        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json"))) as! [String: Any]
+        let golden =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json")))
+            as! [String: Any]
         let c = (golden["cases"] as! [[String: Any]])[0]
-        let lp = try CLI.json(["logprobs", "--bf16", "--prompt", c["prompt_text"] as! String, "--completion", c["continuation_text"] as! String, "--json"])
+        let lp = try CLI.json([
+            "logprobs", "--bf16", "--prompt", c["prompt_text"] as! String, "--completion",
+            c["continuation_text"] as! String, "--json",
+        ])
         let tokens = (c["continuation_token_logprobs"] as! [Any]).count
         let expected = (c["continuation_logprob_sum"] as! NSNumber).doubleValue
         #expect(abs((lp["sum"] as! NSNumber).doubleValue - expected) <= 0.05 * Double(tokens))
@@ -113,8 +145,10 @@ enum CLI {
     }
 
     @Test func promptIDsSeededSamplingIsReproducible() throws {
-        let args = ["generate", "--prompt-ids", "1,9690,198", "--max-new-tokens", "8", "--temperature", "0.8", "--top-k", "40",
-                    "--top-p", "0.9", "--seed", "7", "--json"]
+        let args = [
+            "generate", "--prompt-ids", "1,9690,198", "--max-new-tokens", "8", "--temperature", "0.8", "--top-k", "40",
+            "--top-p", "0.9", "--seed", "7", "--json",
+        ]
         let a = try CLI.json(args), b = try CLI.json(args)
         #expect(a["ids"] as? [Int] == b["ids"] as? [Int])
         #expect((a["ids"] as? [Int])?.count == 8)
@@ -125,7 +159,8 @@ enum CLI {
         #expect(r1.status != 0 && r1.stderr.contains("99999"))
         let r2 = try CLI.run(["generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"])
         #expect(r2.status != 0 && r2.stderr.contains("smollm2-135m-instruct"))
-        let garbage = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-garbage-\(UUID().uuidString).gguf")
+        let garbage = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rlhf-garbage-\(UUID().uuidString).gguf")
         try Data("not a model".utf8).write(to: garbage)
         defer { try? FileManager.default.removeItem(at: garbage) }
         let r3 = try CLI.run(["generate", "--model", garbage.path, "--prompt", "hi"])
@@ -145,7 +180,9 @@ enum CLI {
     @Test func contextOverflowIsAnErrorNotACrash() throws {
         let ids = [String](repeating: "1", count: 8190).joined(separator: ",")
         let gen = try CLI.run(["generate", "--prompt-ids", ids, "--max-new-tokens", "10"])
-        #expect(gen.status == 1 && gen.stderr.contains("8192") && gen.stderr.contains("--max-new-tokens to at most 2"), "\(gen.stderr)")
+        #expect(
+            gen.status == 1 && gen.stderr.contains("8192") && gen.stderr.contains("--max-new-tokens to at most 2"),
+            "\(gen.stderr)")
 
         let long = String(repeating: "hello ", count: 9000)
         let lp = try CLI.run(["logprobs", "--prompt", long, "--completion", " world"])
@@ -158,7 +195,9 @@ enum CLI {
         try (0..<4).map { "{\"prompt\": \"Count to \($0).\", \"completion\": \" \($0)\"}" }.joined(separator: "\n")
             .write(to: data, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("out")
-        let sft = try CLI.run(["sft", "--data", data.path, "--out", out.path, "--max-length", "9000", "--max-steps", "1"])
+        let sft = try CLI.run([
+            "sft", "--data", data.path, "--out", out.path, "--max-length", "9000", "--max-steps", "1",
+        ])
         #expect(sft.status == 1 && sft.stderr.contains("max_length") && sft.stderr.contains("8192"), "\(sft.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint-1").path))
     }

@@ -113,7 +113,8 @@ import Testing
                 type: .f32, name: "bad", to: url)
         }
         #expect(try Data(contentsOf: url) == before)
-        try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f16, name: "again", to: url)  // a GGUF is replaced
+        // a GGUF is replaced
+        try GGUFExport.save(model: model, tokenizer: tokenizer, type: .f16, name: "again", to: url)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["model.gguf"])
     }
 }

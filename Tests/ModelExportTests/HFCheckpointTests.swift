@@ -179,7 +179,8 @@ import Tokenizers
         defer { try? FileManager.default.removeItem(at: root) }
         let dir = root.appendingPathComponent("nested/export")
         try HFCheckpoint.save(model: model, tokenizer: tokenizer, to: dir)  // creates parents
-        try HFCheckpoint.save(model: model, tokenizer: tokenizer, chatTemplate: "x", to: dir)  // replaces a previous export
+        // replaces a previous export
+        try HFCheckpoint.save(model: model, tokenizer: tokenizer, chatTemplate: "x", to: dir)
         #expect(
             try String(
                 contentsOf: dir.appendingPathComponent("chat_template.jinja"), encoding: .utf8)

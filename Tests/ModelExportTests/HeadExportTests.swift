@@ -8,6 +8,7 @@ import Models
 import TensorCore
 import Testing
 import _TestSupport
+
 @testable import ModelExport
 
 @Suite struct HeadExportTests {
@@ -28,14 +29,19 @@ import _TestSupport
         let adapter = try RandomModel.adapter(on: m, name: "rm", seed: 2)
         let head = Self.head(m.config, bias: true)
         try PEFTAdapter.save(adapter, heads: [head], baseModel: "random", to: dir)
-        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("adapter_config.json"))) as! [String: Any]
+        let config =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("adapter_config.json")))
+            as! [String: Any]
         #expect(config["modules_to_save"] as? [String] == ["score"] && config["task_type"] as? String == "SEQ_CLS")
         let file = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("adapter_model.safetensors"))
         #expect(file.contains("base_model.model.score.weight") && file.contains("base_model.model.score.bias"))
 
         let source = RandomModel.make(config: Self.config)
-        let loaded = try ModelLoader.load(adapter: dir, onto: LoadedModel(model: source, tokenizer: try Tiny.byteTokenizer(),
-                                                                            chatTemplate: nil, source: dir), name: "rm")
+        let loaded = try ModelLoader.load(
+            adapter: dir,
+            onto: LoadedModel(
+                model: source, tokenizer: try Tiny.byteTokenizer(),
+                chatTemplate: nil, source: dir), name: "rm")
         #expect(loaded.adapter?.store.values.array == adapter.store.values.array)
         #expect(loaded.heads["score"]?.store.values.array == head.store.values.array)
         #expect(loaded.heads["score"]?.hasBias == true)
@@ -47,10 +53,14 @@ import _TestSupport
         let m = RandomModel.make(config: Self.config)
         let head = Self.head(m.config)
         try HFCheckpoint.save(model: m, tokenizer: try Tiny.byteTokenizer(), heads: [head], to: dir)
-        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+        let config =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json")))
+            as! [String: Any]
         #expect(config["architectures"] as? [String] == ["LlamaForSequenceClassification"])
         #expect((config["id2label"] as? [String: String]) == ["0": "LABEL_0"] && config["pad_token_id"] as? Int == 0)
-        #expect(try SafeTensorsFile(contentsOf: dir.appendingPathComponent("model.safetensors")).info("score.weight").shape == [1, 32])
+        #expect(
+            try SafeTensorsFile(contentsOf: dir.appendingPathComponent("model.safetensors")).info("score.weight").shape
+                == [1, 32])
 
         let back = try ModelRegistry.load(dir.path)
         #expect(back.heads["score"]?.store.values.array == head.store.values.array)
@@ -73,7 +83,9 @@ import _TestSupport
         #expect(try ModelLoader.adapterDirectory(out).path == checkpoint.path)
         let final = out.appendingPathComponent(CheckpointLayout.finalAdapterDirectory)
         try PEFTAdapter.save(adapter, baseModel: "random", to: final)
-        #expect(try ModelLoader.adapterDirectory(out).path == final.path, "the final adapter wins over the latest checkpoint")
+        #expect(
+            try ModelLoader.adapterDirectory(out).path == final.path,
+            "the final adapter wins over the latest checkpoint")
 
         let full = root.appendingPathComponent("full/checkpoint-2")
         try FileManager.default.createDirectory(at: full, withIntermediateDirectories: true)

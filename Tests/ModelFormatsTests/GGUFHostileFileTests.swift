@@ -6,7 +6,6 @@ import Testing
 
 @testable import ModelFormats
 
-
 struct GGUFBuilder {
     var magic = Array("GGUF".utf8)
     var version: UInt32 = 3

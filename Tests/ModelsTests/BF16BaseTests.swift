@@ -5,8 +5,9 @@
 
 import Foundation
 import ModelFormats
-import Testing
 import TensorCore
+import Testing
+
 @testable import Models
 
 @Suite(.serialized) struct BF16BaseTests {
@@ -26,8 +27,11 @@ import TensorCore
         let src = dense.weights.value(name) + 100 * q.columns
         for c in 0..<q.columns {
             let w = src[c]
-            let want = w == 0 || w.isSubnormal ? 0 : (w / Float(sign: .plus, exponent: w.exponent - 7, significand: 1))
-                .rounded(.toNearestOrEven) * Float(sign: .plus, exponent: w.exponent - 7, significand: 1)
+            let want =
+                w == 0 || w.isSubnormal
+                ? 0
+                : (w / Float(sign: .plus, exponent: w.exponent - 7, significand: 1))
+                    .rounded(.toNearestOrEven) * Float(sign: .plus, exponent: w.exponent - 7, significand: 1)
             #expect(row.pointer[c] == want, "column \(c): \(row.pointer[c]) vs \(want) from \(w)")
         }
     }
@@ -44,32 +48,42 @@ import TensorCore
         // The same forward with the fp32 weights: bf16's own noise (every input and weight rounded), the scale
         // of the bound below.
         let dense = try SmolLM2.get().0
-        let hd = dense.forward(TokenBatch(batchSize: b, length: t, tokens: ids), adapter: nil, into: LlamaActivations(config: m.config, batchSize: b, length: t))
+        let hd = dense.forward(
+            TokenBatch(batchSize: b, length: t, tokens: ids), adapter: nil,
+            into: LlamaActivations(config: m.config, batchSize: b, length: t))
         let fp32 = dense.logits(hd.pointer, rows: b * t)
         var noise = 0.0
         for e in 0..<(b * t * v) { noise += Double(abs(fp32.pointer[e] - full.pointer[e])) }
         noise /= Double(b * t * v)
         // Prefill the first t − 3 positions, then 3 decode steps of 14 rows each.
         let cache = KVCache(config: m.config, batchSize: b, capacity: t)
-        var hidden = m.forwardCached(TokenBatch(batchSize: b, length: t - 3, tokens: (0..<b).flatMap { ids[($0 * t)..<($0 * t + t - 3)] }), cache: cache)
+        var hidden = m.forwardCached(
+            TokenBatch(batchSize: b, length: t - 3, tokens: (0..<b).flatMap { ids[($0 * t)..<($0 * t + t - 3)] }),
+            cache: cache)
         var worst: Float = 0, total = 0.0, argmaxMismatches = 0
         for step in (t - 3)..<t {
             if step > t - 3 {
-                hidden = m.forwardCached(TokenBatch(batchSize: b, length: 1, tokens: (0..<b).map { ids[$0 * t + step - 1] },
-                                                    positions: [Int32](repeating: Int32(step - 1), count: b)), cache: cache)
+                hidden = m.forwardCached(
+                    TokenBatch(
+                        batchSize: b, length: 1, tokens: (0..<b).map { ids[$0 * t + step - 1] },
+                        positions: [Int32](repeating: Int32(step - 1), count: b)), cache: cache)
             }
             let logits = m.logits(hidden.pointer, rows: b)
-            for r in 0..<b { for j in 0..<v {
-                let e = abs(logits.pointer[r * v + j] - full.pointer[(r * t + step - 1) * v + j])
-                worst = max(worst, e)
-                total += Double(e)
-            } }
+            for r in 0..<b {
+                for j in 0..<v {
+                    let e = abs(logits.pointer[r * v + j] - full.pointer[(r * t + step - 1) * v + j])
+                    worst = max(worst, e)
+                    total += Double(e)
+                }
+            }
             for r in 0..<b {  // the greedy choice agrees wherever the full forward's top-2 margin exceeds 0.5
                 let row = Array(UnsafeBufferPointer(start: full.pointer + (r * t + step - 1) * v, count: v))
                 let best = row.indices.max { row[$0] < row[$1] }!
                 let second = row.indices.filter { $0 != best }.map { row[$0] }.max()!
                 let dec = UnsafeBufferPointer(start: logits.pointer + r * v, count: v)
-                if row[best] - second > 0.5 && dec.indices.max(by: { dec[$0] < dec[$1] })! != best { argmaxMismatches += 1 }
+                if row[best] - second > 0.5 && dec.indices.max(by: { dec[$0] < dec[$1] })! != best {
+                    argmaxMismatches += 1
+                }
             }
         }
         let mean = total / Double(3 * b * v)

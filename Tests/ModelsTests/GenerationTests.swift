@@ -2,8 +2,9 @@
 // left-padded ragged batch equals each prompt generated alone.
 
 import Foundation
-import Testing
 import TensorCore
+import Testing
+
 @testable import Models
 
 @Suite struct GenerationTests {
@@ -12,14 +13,18 @@ import TensorCore
     }
 
     /// Greedy decoding without a cache: full forward over the whole sequence each step.
-    static func uncachedGreedy(_ m: LlamaModel, adapter: LoRAAdapter? = nil, prompt: [Int32], steps: Int) -> ([Int], [Float]) {
+    static func uncachedGreedy(_ m: LlamaModel, adapter: LoRAAdapter? = nil, prompt: [Int32], steps: Int) -> (
+        [Int], [Float]
+    ) {
         var seq = prompt, out: [Int] = [], lps: [Float] = []
         for _ in 0..<steps {
             let acts = LlamaActivations(config: m.config, batchSize: 1, length: seq.count)
             let h = m.forward(TokenBatch(batchSize: 1, length: seq.count, tokens: seq), adapter: adapter, into: acts)
             let logits = m.logits(h.pointer + (seq.count - 1) * m.config.hiddenSize, rows: 1)
             var rng = RNG(seed: 0)
-            let (t, lp) = Sampler.pick(logits.pointer, vocabulary: m.config.vocabularySize, options: SamplingOptions(temperature: 0), rng: &rng)
+            let (t, lp) = Sampler.pick(
+                logits.pointer, vocabulary: m.config.vocabularySize, options: SamplingOptions(temperature: 0), rng: &rng
+            )
             out.append(t)
             lps.append(lp)
             seq.append(Int32(t))
@@ -44,7 +49,9 @@ import TensorCore
         for (i, p) in prompts.enumerated() {
             let alone = try m.generate(prompts: [p], options: GenerationOptions(maxNewTokens: 8))[0]
             #expect(batched[i].tokens == alone.tokens, "row \(i)")
-            for j in alone.tokenLogProbs.indices { #expect(abs(batched[i].tokenLogProbs[j] - alone.tokenLogProbs[j]) <= 1e-5) }
+            for j in alone.tokenLogProbs.indices {
+                #expect(abs(batched[i].tokenLogProbs[j] - alone.tokenLogProbs[j]) <= 1e-5)
+            }
         }
     }
 
@@ -72,12 +79,15 @@ import TensorCore
         let m = try Self.model()
         let greedy = try m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10))[0]
         let stopAt = greedy.tokens[3]
-        let stopped = try m.generate(prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10, stopTokenIDs: [stopAt]))[0]
+        let stopped = try m.generate(
+            prompts: [[1, 2, 3]], options: GenerationOptions(maxNewTokens: 10, stopTokenIDs: [stopAt]))[0]
         #expect(stopped.finishReason == .stop)
         #expect(stopped.tokens.last == stopAt && stopped.tokens.count == greedy.tokens.firstIndex(of: stopAt)! + 1)
 
-        let opts = GenerationOptions(maxNewTokens: 16, sampling: SamplingOptions(temperature: 1.2, topK: 50, topP: 0.9, seed: 9))
-        let a = try m.generate(prompts: [[1, 2, 3], [4]], options: opts), b = try m.generate(prompts: [[1, 2, 3], [4]], options: opts)
+        let opts = GenerationOptions(
+            maxNewTokens: 16, sampling: SamplingOptions(temperature: 1.2, topK: 50, topP: 0.9, seed: 9))
+        let a = try m.generate(prompts: [[1, 2, 3], [4]], options: opts),
+            b = try m.generate(prompts: [[1, 2, 3], [4]], options: opts)
         #expect(a == b, "same seed, same samples")
         var other = opts
         other.sampling.seed = 10
@@ -93,16 +103,19 @@ import TensorCore
         // A stop id that ends a row early, found by a first run.
         let probe = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling))
         let stop: Set<Int> = [probe[1].tokens[2]]
-        let got = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling, stopTokenIDs: stop))
+        let got = try m.generate(
+            prompts: prompts, options: GenerationOptions(maxNewTokens: 10, sampling: sampling, stopTokenIDs: stop))
         var rng = RNG(seed: sampling.seed)
         var seqs = prompts, done = [Bool](repeating: false, count: prompts.count)
         var want = [[Int]](repeating: [], count: prompts.count)
         for _ in 0..<10 {
             for r in prompts.indices where !done[r] {
                 let acts = LlamaActivations(config: m.config, batchSize: 1, length: seqs[r].count)
-                let h = m.forward(TokenBatch(batchSize: 1, length: seqs[r].count, tokens: seqs[r]), adapter: nil, into: acts)
+                let h = m.forward(
+                    TokenBatch(batchSize: 1, length: seqs[r].count, tokens: seqs[r]), adapter: nil, into: acts)
                 let logits = m.logits(h.pointer + (seqs[r].count - 1) * m.config.hiddenSize, rows: 1)
-                let (t, _) = Sampler.pick(logits.pointer, vocabulary: m.config.vocabularySize, options: sampling, rng: &rng)
+                let (t, _) = Sampler.pick(
+                    logits.pointer, vocabulary: m.config.vocabularySize, options: sampling, rng: &rng)
                 want[r].append(t)
                 seqs[r].append(Int32(t))
                 if stop.contains(t) { done[r] = true }
@@ -115,7 +128,10 @@ import TensorCore
     @Test func topKOneIsGreedy() throws {
         let m = try Self.model()
         let greedy = try m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6))[0]
-        let k1 = try m.generate(prompts: [[7, 8]], options: GenerationOptions(maxNewTokens: 6, sampling: SamplingOptions(temperature: 0.7, topK: 1, seed: 3)))[0]
+        let k1 = try m.generate(
+            prompts: [[7, 8]],
+            options: GenerationOptions(maxNewTokens: 6, sampling: SamplingOptions(temperature: 0.7, topK: 1, seed: 3)))[
+                0]
         #expect(greedy.tokens == k1.tokens)
     }
 }

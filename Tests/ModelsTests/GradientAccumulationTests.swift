@@ -2,8 +2,9 @@
 // loss is normalised by the total number of counted tokens (TRL's invariant). Padded rows included.
 
 import Foundation
-import Testing
 import TensorCore
+import Testing
+
 @testable import Models
 
 @Suite struct GradientAccumulationTests {
@@ -22,10 +23,11 @@ import TensorCore
         let dLogp = [Float](repeating: -1 / Float(totalCount), count: batch.tokenCount)
         let dHidden = FloatBuffer(count: batch.tokenCount * c.hiddenSize)
         targets.withUnsafeBufferPointer { t in
-            _ = TokenLogProbs.forwardBackward(dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
-                                              dLogProbs: dLogp, hidden: hidden.pointer, weight: model.outputWeight,
-                                              targets: t.baseAddress!, rows: batch.tokenCount, channels: c.hiddenSize,
-                                              vocabulary: c.vocabularySize)
+            _ = TokenLogProbs.forwardBackward(
+                dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
+                dLogProbs: dLogp, hidden: hidden.pointer, weight: model.outputWeight,
+                targets: t.baseAddress!, rows: batch.tokenCount, channels: c.hiddenSize,
+                vocabulary: c.vocabularySize)
         }
         model.backward(dOutput: dHidden.pointer, acts: acts)
     }
@@ -62,7 +64,8 @@ import TensorCore
             }
             let rows: [[Int32]] = [[1, 5, 9, 200, 3, 4], [7, 8, 100]]
             let batch = TokenBatch(rows: rows, padID: 0)
-            let acts = LlamaActivations(config: m.config, batchSize: 2, length: batch.length, checkpointed: checkpointed)
+            let acts = LlamaActivations(
+                config: m.config, batchSize: 2, length: batch.length, checkpointed: checkpointed)
             acts.isTraining = true
             acts.dropoutSeed = 9
             let h = m.forward(batch, adapter: adapter, into: acts)
@@ -70,10 +73,11 @@ import TensorCore
             let targets: [Int32] = (0..<n).map { i in i % batch.length + 1 < batch.length ? batch.tokens[i + 1] : -100 }
             let dH = FloatBuffer(count: n * c.hiddenSize)
             targets.withUnsafeBufferPointer { tp in
-                _ = TokenLogProbs.forwardBackward(dHidden: dH.pointer, dWeight: m.outputWeightGradient, logProbs: nil,
-                                                  dLogProbs: [Float](repeating: -0.1, count: n), hidden: h.pointer,
-                                                  weight: m.outputWeight, targets: tp.baseAddress!, rows: n,
-                                                  channels: c.hiddenSize, vocabulary: c.vocabularySize)
+                _ = TokenLogProbs.forwardBackward(
+                    dHidden: dH.pointer, dWeight: m.outputWeightGradient, logProbs: nil,
+                    dLogProbs: [Float](repeating: -0.1, count: n), hidden: h.pointer,
+                    weight: m.outputWeight, targets: tp.baseAddress!, rows: n,
+                    channels: c.hiddenSize, vocabulary: c.vocabularySize)
             }
             m.backward(dOutput: dH.pointer, acts: acts)
             grads.append(lora ? adapter!.store.gradients!.array : m.weights.gradients!.array)

@@ -4,9 +4,10 @@
 // overflow as a typed error.
 
 import Foundation
+import TensorCore
 import Testing
 import _TestSupport
-import TensorCore
+
 @testable import Models
 
 @Suite struct ExplicitAdapterTests {
@@ -21,9 +22,12 @@ import TensorCore
     @Test func interleavedForwardsLeaveGradientsBitIdentical() throws {
         let m = RandomModel.make()
         let policy = try RandomModel.adapter(on: m, name: "policy", dropout: 0.1, seed: 1)
-        let others = try (2...4).map { try RandomModel.adapter(on: m, name: "other\($0)", dropout: 0.1, seed: UInt64($0)) }
+        let others = try (2...4).map {
+            try RandomModel.adapter(on: m, name: "other\($0)", dropout: 0.1, seed: UInt64($0))
+        }
         let rows = RandomModel.rows([9, 6, 11], seed: 5)
-        let batch = LabeledBatch(prompts: rows.map { Array($0.prefix(3)) }, completions: rows.map { Array($0.dropFirst(3)) }, padID: 0)
+        let batch = LabeledBatch(
+            prompts: rows.map { Array($0.prefix(3)) }, completions: rows.map { Array($0.dropFirst(3)) }, padID: 0)
         func acts(_ seed: UInt64) -> LlamaActivations {
             let a = LlamaActivations(config: m.config, batchSize: 3, length: batch.batch.length)
             a.dropoutSeed = seed
@@ -59,13 +63,17 @@ import TensorCore
 
     /// L = Σ c_i r_i over the rows (score head) or over every real token (value head), backpropagated into
     /// the head and the adapter.
-    static func loss(_ m: LlamaModel, _ adapter: LoRAAdapter, _ head: ScalarHead, perToken: Bool, leftPadding: Bool,
-                     backward: Bool) -> Double {
+    static func loss(
+        _ m: LlamaModel, _ adapter: LoRAAdapter, _ head: ScalarHead, perToken: Bool, leftPadding: Bool,
+        backward: Bool
+    ) -> Double {
         let batch = TokenBatch(rows: rows, padID: 2, leftPadding: leftPadding)
         let acts = LlamaActivations(config: m.config, batchSize: batch.batchSize, length: batch.length)
         let hidden = m.forward(batch, adapter: adapter, into: acts)
-        let read = perToken ? (0..<batch.batchSize).flatMap { Array(batch.realTokens(row: $0)) }
-                            : (0..<batch.batchSize).map(batch.lastRealToken(row:))
+        let read =
+            perToken
+            ? (0..<batch.batchSize).flatMap { Array(batch.realTokens(row: $0)) }
+            : (0..<batch.batchSize).map(batch.lastRealToken(row:))
         let r = head.forward(hidden: hidden.pointer, rows: read)
         let c = read.indices.map { Float(($0 * 7) % 5) - 1.7 }
         if backward {
@@ -80,7 +88,8 @@ import TensorCore
     func gradientsMatchFiniteDifferences(perToken: Bool, leftPadding: Bool) throws {
         let m = RandomModel.make()
         let adapter = try RandomModel.adapter(on: m, name: "critic", seed: 3)
-        let head = ScalarHead(name: perToken ? "v_head.summary" : "score", hiddenSize: m.config.hiddenSize, bias: true, seed: 4, std: 0.3)
+        let head = ScalarHead(
+            name: perToken ? "v_head.summary" : "score", hiddenSize: m.config.hiddenSize, bias: true, seed: 4, std: 0.3)
         _ = Self.loss(m, adapter, head, perToken: perToken, leftPadding: leftPadding, backward: true)
         let f = { Self.loss(m, adapter, head, perToken: perToken, leftPadding: leftPadding, backward: false) }
         for e in head.store.entries {
@@ -100,7 +109,8 @@ import TensorCore
     @Test(arguments: [false, true])
     func readsTheLastRealTokenWhenPadEqualsEOS(leftPadding: Bool) {
         let eos: Int32 = 2
-        let rows: [[Int32]] = [[5, 6, 7, eos], [5, 6, 7, 8, 9, 10], [5, eos, eos]]  // ends in EOS / truncated / EOS twice
+        // ends in EOS / truncated / EOS twice
+        let rows: [[Int32]] = [[5, 6, 7, eos], [5, 6, 7, 8, 9, 10], [5, eos, eos]]
         let batch = TokenBatch(rows: rows, padID: eos, leftPadding: leftPadding)
         for (b, row) in rows.enumerated() {
             let i = batch.lastRealToken(row: b)
@@ -112,19 +122,22 @@ import TensorCore
 }
 
 @Suite struct BatchedScoringTests {
-    static let prompts = RandomModel.rows([4, 1, 7, 3], seed: 21), completions = RandomModel.rows([6, 9, 2, 5], seed: 22)
+    static let prompts = RandomModel.rows([4, 1, 7, 3], seed: 21),
+        completions = RandomModel.rows([6, 9, 2, 5], seed: 22)
 
     @Test(arguments: [false, true])
     func batchedEqualsOneSequenceAtATime(leftPadding: Bool) throws {
         let m = RandomModel.make()
         let adapter = try RandomModel.adapter(on: m, name: "policy", seed: 6)
-        let batch = LabeledBatch(prompts: Self.prompts, completions: Self.completions, padID: 0, leftPadding: leftPadding)
+        let batch = LabeledBatch(
+            prompts: Self.prompts, completions: Self.completions, padID: 0, leftPadding: leftPadding)
         #expect(batch.batch.rowLengths == zip(Self.prompts, Self.completions).map { $0.count + $1.count })
         let acts = LlamaActivations(config: m.config, batchSize: 4, length: batch.batch.length)
         let scored = try m.score(batch, adapter: adapter, into: acts, training: true)
         var worst: Float = 0
         for b in 0..<4 {
-            let alone = try m.sequenceLogProbs(prompt: Self.prompts[b], completion: Self.completions[b], adapter: adapter)
+            let alone = try m.sequenceLogProbs(
+                prompt: Self.prompts[b], completion: Self.completions[b], adapter: adapter)
             let got = Array(scored.tokenLogProbs(row: b))
             #expect(got.count == Self.completions[b].count)
             for (x, y) in zip(got, alone) { worst = max(worst, abs(x - y)) }
@@ -132,7 +145,9 @@ import TensorCore
         #expect(worst <= 2e-6, "batched vs per-sequence log-probs differ by \(worst)")
 
         // Gradients: the batch's backward equals the sum of each row's own backward.
-        let weights: [Float] = scored.rowRanges.enumerated().flatMap { b, r in [Float](repeating: Float(b + 1) / 10, count: r.count) }
+        let weights: [Float] = scored.rowRanges.enumerated().flatMap { b, r in
+            [Float](repeating: Float(b + 1) / 10, count: r.count)
+        }
         m.backward(scored, dLogProbs: weights)
         let batched = adapter.store.gradients!.array
         adapter.store.zeroGradients()
@@ -158,7 +173,8 @@ import TensorCore
             _ = try m.generate(prompts: [long[0]], options: GenerationOptions(maxNewTokens: 20))
             Issue.record("generation past the context did not throw")
         } catch let error as ModelError {
-            #expect("\(error)".contains("\(limit)") && "\(error)".contains("--max-new-tokens to at most 10"), "\(error)")
+            #expect(
+                "\(error)".contains("\(limit)") && "\(error)".contains("--max-new-tokens to at most 10"), "\(error)")
         }
         // Exactly the context fits.
         #expect(try m.generate(prompts: [long[0]], options: GenerationOptions(maxNewTokens: 10))[0].tokens.count == 10)

@@ -3,9 +3,10 @@
 // touches only the adapter.
 
 import Foundation
+import TensorCore
 import Testing
 import _TestSupport
-import TensorCore
+
 @testable import Models
 
 @Suite struct LoRATests {
@@ -22,7 +23,9 @@ import TensorCore
     }
 
     /// Mean next-token CE; when `backward`, gradients are accumulated into trainable stores.
-    static func loss(_ m: LlamaModel, _ adapter: LoRAAdapter?, backward: Bool, dropoutSeed: UInt64 = 1, training: Bool = false) -> Double {
+    static func loss(
+        _ m: LlamaModel, _ adapter: LoRAAdapter?, backward: Bool, dropoutSeed: UInt64 = 1, training: Bool = false
+    ) -> Double {
         let t = ids.count, c = m.config
         let acts = LlamaActivations(config: c, batchSize: 1, length: t)
         acts.dropoutSeed = dropoutSeed
@@ -32,9 +35,10 @@ import TensorCore
         let dLogp = [Float](repeating: -1 / Float(t - 1), count: t)
         let dH = FloatBuffer(count: t * c.hiddenSize), lp = FloatBuffer(count: t)
         let sum = targets.withUnsafeBufferPointer { tp in
-            TokenLogProbs.forwardBackward(dHidden: dH.pointer, dWeight: m.outputWeightGradient, logProbs: lp.pointer, dLogProbs: dLogp,
-                                          hidden: h.pointer, weight: m.outputWeight, targets: tp.baseAddress!, rows: t,
-                                          channels: c.hiddenSize, vocabulary: c.vocabularySize)
+            TokenLogProbs.forwardBackward(
+                dHidden: dH.pointer, dWeight: m.outputWeightGradient, logProbs: lp.pointer, dLogProbs: dLogp,
+                hidden: h.pointer, weight: m.outputWeight, targets: tp.baseAddress!, rows: t,
+                channels: c.hiddenSize, vocabulary: c.vocabularySize)
         }
         if backward { m.backward(dOutput: dH.pointer, acts: acts) }
         return -Double(sum) / Double(t - 1)
@@ -64,8 +68,11 @@ import TensorCore
         let a = try m.addAdapter(named: "policy", config: cfg, seed: 2)
         Self.randomizeB(a, seed: 3)
         _ = Self.loss(m, a, backward: true, training: true)
-        for name in [LoRAAdapter.key(layer: 0, .q, "A"), LoRAAdapter.key(layer: 1, .down, "B"), LoRAAdapter.key(layer: 1, .v, "A"),
-                     LoRAAdapter.key(layer: 0, .gate, "B")] {
+        for name in [
+            LoRAAdapter.key(layer: 0, .q, "A"), LoRAAdapter.key(layer: 1, .down, "B"),
+            LoRAAdapter.key(layer: 1, .v, "A"),
+            LoRAAdapter.key(layer: 0, .gate, "B"),
+        ] {
             let e = a.store.entry(name)!
             let p = a.store.values.pointer + e.offset
             let n = min(e.count, 24)
@@ -91,7 +98,8 @@ import TensorCore
     @Test func adaptersSwitchPerForward() throws {
         let m = try Self.model()
         let base = Self.logits(m)
-        let a = try m.addAdapter(named: "policy", config: LoRAConfig(), seed: 6), b = try m.addAdapter(named: "critic", config: LoRAConfig(), seed: 7)
+        let a = try m.addAdapter(named: "policy", config: LoRAConfig(), seed: 6),
+            b = try m.addAdapter(named: "critic", config: LoRAConfig(), seed: 7)
         Self.randomizeB(a, seed: 8)
         Self.randomizeB(b, seed: 9)
         let pa = Self.logits(m, a)

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+
 @testable import Models
 
 @Suite struct ModelRegistryTests {
@@ -13,7 +14,10 @@ import Testing
         let cases: [(String, String)] = [
             ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
             ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-            (String(repeating: "a", count: 1_000_000), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+            (
+                String(repeating: "a", count: 1_000_000),
+                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+            ),
         ]
         for (i, (text, digest)) in cases.enumerated() {
             let f = dir.appendingPathComponent("\(i)")

@@ -4,13 +4,15 @@
 
 import Foundation
 import ModelFormats
-import Testing
 import TensorCore
+import Testing
+
 @testable import Models
 
 @Suite(.serialized) struct QuantizedBaseTests {
     static let quantized: Result<LlamaModel, Error> = Result {
-        try LlamaModel.load(gguf: try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile()), keepQuantized: true)
+        try LlamaModel.load(
+            gguf: try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile()), keepQuantized: true)
     }
 
     @Test func weightsStayQuantised() throws {
@@ -42,7 +44,9 @@ import TensorCore
         let q = try Self.quantized.get()
         let golden = try Shared.json("reference/logits_golden.json")
         var worst = 0.0
-        for case let item as [String: Any] in golden["cases"] as! [Any] { worst = max(worst, goldenTop10Errors(q, item).errors.max() ?? .nan) }
+        for case let item as [String: Any] in golden["cases"] as! [Any] {
+            worst = max(worst, goldenTop10Errors(q, item).errors.max() ?? .nan)
+        }
         #expect(worst <= 2e-4, "worst top-10 log-prob error \(worst)")
     }
 
@@ -65,7 +69,8 @@ import TensorCore
         let base = (golden["cases"] as! [[String: Any]]).map { intArray($0["prompt_ids"]).map(Int32.init) }
         let prompts = (0..<16).map { r in Array(base[r % base.count].dropFirst(r / base.count)) }
         let options = GenerationOptions(maxNewTokens: 12)
-        let a = try q.generate(prompts: prompts, options: options), b = try dense.generate(prompts: prompts, options: options)
+        let a = try q.generate(prompts: prompts, options: options),
+            b = try dense.generate(prompts: prompts, options: options)
         let panelled = q.quantizedWeights.values.allSatisfy(\.hasDecodePanels)
         #expect(panelled)
         var worst: Float = 0
@@ -81,7 +86,9 @@ import TensorCore
         let name = "qlora-test"
         let adapter = try q.addAdapter(named: name, config: LoRAConfig(), seed: 1)
         var rng = RNG(seed: 2)
-        for e in adapter.store.entries where e.name.hasSuffix("lora_B.weight") { rng.fillNormal(adapter.store.values.pointer + e.offset, count: e.count, std: 0.01) }
+        for e in adapter.store.entries where e.name.hasSuffix("lora_B.weight") {
+            rng.fillNormal(adapter.store.values.pointer + e.offset, count: e.count, std: 0.01)
+        }
         let ids: [Int32] = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365]
         let t = ids.count, c = q.config
         let acts = LlamaActivations(config: c, batchSize: 1, length: t)
@@ -89,10 +96,11 @@ import TensorCore
         let targets = Array(ids.dropFirst()) + [-100]
         let dH = FloatBuffer(count: t * c.hiddenSize)
         targets.withUnsafeBufferPointer { tp in
-            _ = TokenLogProbs.forwardBackward(dHidden: dH.pointer, dWeight: q.outputWeightGradient, logProbs: nil,
-                                              dLogProbs: [Float](repeating: -1 / Float(t - 1), count: t), hidden: h.pointer,
-                                              weight: q.outputWeight, targets: tp.baseAddress!, rows: t, channels: c.hiddenSize,
-                                              vocabulary: c.vocabularySize)
+            _ = TokenLogProbs.forwardBackward(
+                dHidden: dH.pointer, dWeight: q.outputWeightGradient, logProbs: nil,
+                dLogProbs: [Float](repeating: -1 / Float(t - 1), count: t), hidden: h.pointer,
+                weight: q.outputWeight, targets: tp.baseAddress!, rows: t, channels: c.hiddenSize,
+                vocabulary: c.vocabularySize)
         }
         q.backward(dOutput: dH.pointer, acts: acts)
         let g = adapter.store.gradients!.array

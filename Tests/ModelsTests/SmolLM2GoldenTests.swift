@@ -4,9 +4,10 @@
 
 import Foundation
 import ModelFormats
-import Testing
 import TensorCore
+import Testing
 import Tokenizers
+
 @testable import Models
 
 /// Loaded once for every test in the process (135 M parameters).
@@ -20,7 +21,11 @@ enum SmolLM2 {
 
 func intArray(_ any: Any?) -> [Int] {
     if let a = any as? [Int] { return a }
-    if let s = any as? String, let data = s.data(using: .utf8), let a = try? JSONSerialization.jsonObject(with: data) as? [Int] { return a }
+    if let s = any as? String, let data = s.data(using: .utf8),
+        let a = try? JSONSerialization.jsonObject(with: data) as? [Int]
+    {
+        return a
+    }
     return []
 }
 
@@ -36,7 +41,9 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
     let positions = item["positions"] as! [String: Any]
     let top10 = positions["top10_ids"] as! [[Int]], top10lp = (positions["top10_logprobs"] as! [Any]).map(doubles)
     var errors: [Double] = []
-    for p in 0..<t { for r in 0..<10 { errors.append(abs(Double(logits.pointer[p * v + top10[p][r]]) - top10lp[p][r])) } }
+    for p in 0..<t {
+        for r in 0..<10 { errors.append(abs(Double(logits.pointer[p * v + top10[p][r]]) - top10lp[p][r])) }
+    }
     return (errors, hidden)
 }
 
@@ -45,7 +52,8 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
         let (model, _) = try SmolLM2.get()
         let c = model.config
         #expect(c.layerCount == 30 && c.hiddenSize == 576 && c.headCount == 9 && c.kvHeadCount == 3 && c.headDim == 64)
-        #expect(c.intermediateSize == 1536 && c.vocabularySize == 49152 && c.tiesWordEmbeddings && c.ropeTheta == 100_000)
+        #expect(
+            c.intermediateSize == 1536 && c.vocabularySize == 49152 && c.tiesWordEmbeddings && c.ropeTheta == 100_000)
         #expect(model.weights.parameterCount == 134_515_008)
     }
 
@@ -56,7 +64,9 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
         for case let item as [String: Any] in golden["cases"] as! [Any] {
             let name = item["name"] as! String
             let promptIDs = intArray(item["prompt_ids"]), contIDs = intArray(item["continuation_ids"])
-            #expect(tokenizer.encode(item["prompt_text"] as! String, parseSpecialTokens: true) == promptIDs, "\(name): prompt ids")
+            #expect(
+                tokenizer.encode(item["prompt_text"] as! String, parseSpecialTokens: true) == promptIDs,
+                "\(name): prompt ids")
             let ids = (promptIDs + contIDs).map(Int32.init), t = ids.count
             let (errors, hidden) = goldenTop10Errors(model, item)
             let worst = errors.max() ?? .nan
@@ -65,8 +75,9 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
             let targets = (0..<t).map { i in i + 1 < t && i + 1 >= promptIDs.count ? ids[i + 1] : -100 }
             let lp = FloatBuffer(count: t), lse = FloatBuffer(count: t)
             targets.withUnsafeBufferPointer { tp in
-                TokenLogProbs.forward(logProbs: lp.pointer, lse: lse.pointer, hidden: hidden.pointer, weight: model.outputWeight,
-                                      targets: tp.baseAddress!, rows: t, channels: cdim, vocabulary: v)
+                TokenLogProbs.forward(
+                    logProbs: lp.pointer, lse: lse.pointer, hidden: hidden.pointer, weight: model.outputWeight,
+                    targets: tp.baseAddress!, rows: t, channels: cdim, vocabulary: v)
             }
             let expectedTokens = doubles(item["continuation_token_logprobs"])
             for (i, e) in expectedTokens.enumerated() {
@@ -85,7 +96,8 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
         let cases = golden["cases"] as! [[String: Any]]
         let prompts = cases.map { intArray($0["prompt_ids"]).map(Int32.init) }
         // All three prompts in one ragged, left-padded batch.
-        let results = try model.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 32, stopTokenIDs: [2]))
+        let results = try model.generate(
+            prompts: prompts, options: GenerationOptions(maxNewTokens: 32, stopTokenIDs: [2]))
         for (i, c) in cases.enumerated() {
             #expect(results[i].tokens == intArray(c["generated_ids"]), "case \(i)")
             #expect(tokenizer.decode(results[i].tokens) == c["generated_text"] as! String, "case \(i) text")

@@ -3,8 +3,9 @@
 
 import Foundation
 import ModelFormats
-import Testing
 import TensorCore
+import Testing
+
 @testable import Models
 
 @Suite struct TinyLlamaGoldenTests {
@@ -34,14 +35,17 @@ import TensorCore
         let hs = golden["hidden_states"] as! [Any]
         let layer0 = hs[1] as! [Any]  // [T][C]
         var maxHidden: Float = 0
-        for i in 0..<t { for j in 0..<c.hiddenSize {
-            maxHidden = max(maxHidden, abs(acts.x[1].pointer[i * c.hiddenSize + j] - floats(layer0[i])[j]))
-        } }
+        for i in 0..<t {
+            for j in 0..<c.hiddenSize {
+                maxHidden = max(maxHidden, abs(acts.x[1].pointer[i * c.hiddenSize + j] - floats(layer0[i])[j]))
+            }
+        }
         #expect(maxHidden <= 1e-5, "layer-0 hidden max abs error \(maxHidden)")
 
         // Logits.
         let logits = FloatBuffer(count: t * v)
-        model.outputWeight.forward(out: logits.pointer, input: hidden.pointer, rows: t, inFeatures: c.hiddenSize, outFeatures: v)
+        model.outputWeight.forward(
+            out: logits.pointer, input: hidden.pointer, rows: t, inFeatures: c.hiddenSize, outFeatures: v)
         let goldenLogits = golden["logits"] as! [Any]
         var maxErr: Float = 0
         for i in 0..<t {
@@ -56,9 +60,10 @@ import TensorCore
         let dLogp = [Float](repeating: -1 / Float(counted), count: t)
         let dHidden = FloatBuffer(count: t * c.hiddenSize)
         let sum = targets.withUnsafeBufferPointer { tp in
-            TokenLogProbs.forwardBackward(dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
-                                          dLogProbs: dLogp, hidden: hidden.pointer, weight: model.outputWeight,
-                                          targets: tp.baseAddress!, rows: t, channels: c.hiddenSize, vocabulary: v, chunkRows: 5)
+            TokenLogProbs.forwardBackward(
+                dHidden: dHidden.pointer, dWeight: model.outputWeightGradient, logProbs: nil,
+                dLogProbs: dLogp, hidden: hidden.pointer, weight: model.outputWeight,
+                targets: tp.baseAddress!, rows: t, channels: c.hiddenSize, vocabulary: v, chunkRows: 5)
         }
         let loss = -sum / Double(counted)
         let goldenLoss = (golden["loss_mean"] as! NSNumber).doubleValue
@@ -75,8 +80,12 @@ import TensorCore
             for i in 0..<e.count { maxAbs = max(maxAbs, abs(g[i] - expected[i])); sq += Double(g[i]) * Double(g[i]) }
             let goldenNorm = (norms[e.name] as! NSNumber).doubleValue
             #expect(maxAbs <= 1e-5, "\(e.name): max abs gradient error \(maxAbs)")
-            #expect(abs(sq.squareRoot() - goldenNorm) / goldenNorm <= 1e-4, "\(e.name): norm \(sq.squareRoot()) vs \(goldenNorm)")
+            #expect(
+                abs(sq.squareRoot() - goldenNorm) / goldenNorm <= 1e-4,
+                "\(e.name): norm \(sq.squareRoot()) vs \(goldenNorm)")
         }
-        #expect(Set(grads.names) == Set(model.weights.entries.map { "grad." + $0.name }), "every golden gradient is checked")
+        #expect(
+            Set(grads.names) == Set(model.weights.entries.map { "grad." + $0.name }), "every golden gradient is checked"
+        )
     }
 }

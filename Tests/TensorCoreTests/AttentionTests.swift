@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import _CKernels
 import _TestSupport
+
 @testable import TensorCore
 
 @Suite struct AttentionTests {
@@ -43,25 +44,33 @@ import _TestSupport
     static func reference(_ c: Case, q: [Float], k: [Float], v: [Float], mask: [Float]?) -> [Float] {
         var out = [Float](repeating: 0, count: c.b * c.tq * c.hq * c.d)
         let group = c.hq / c.hkv
-        for b in 0..<c.b { for h in 0..<c.hq { for t in 0..<c.tq {
-            let pos = t + c.tk - c.tq
-            var s = [Double](repeating: -.infinity, count: c.tk)
-            for j in 0...pos {
-                var dot = 0.0
-                for i in 0..<c.d {
-                    dot += Double(q[((b * c.tq + t) * c.hq + h) * c.d + i]) * Double(k[((b * c.tk + j) * c.hkv + h / group) * c.d + i])
+        for b in 0..<c.b {
+            for h in 0..<c.hq {
+                for t in 0..<c.tq {
+                    let pos = t + c.tk - c.tq
+                    var s = [Double](repeating: -.infinity, count: c.tk)
+                    for j in 0...pos {
+                        var dot = 0.0
+                        for i in 0..<c.d {
+                            dot +=
+                                Double(q[((b * c.tq + t) * c.hq + h) * c.d + i])
+                                * Double(k[((b * c.tk + j) * c.hkv + h / group) * c.d + i])
+                        }
+                        s[j] = dot / Double(c.d).squareRoot() + Double(mask?[b * c.tk + j] ?? 0)
+                    }
+                    let m = s.max()!
+                    if m == -.infinity { continue }
+                    let e = s.map { exp($0 - m) }, z = e.reduce(0, +)
+                    for i in 0..<c.d {
+                        var acc = 0.0
+                        for j in 0..<c.tk {
+                            acc += e[j] / z * Double(v[((b * c.tk + j) * c.hkv + h / group) * c.d + i])
+                        }
+                        out[((b * c.tq + t) * c.hq + h) * c.d + i] = Float(acc)
+                    }
                 }
-                s[j] = dot / Double(c.d).squareRoot() + Double(mask?[b * c.tk + j] ?? 0)
             }
-            let m = s.max()!
-            if m == -.infinity { continue }
-            let e = s.map { exp($0 - m) }, z = e.reduce(0, +)
-            for i in 0..<c.d {
-                var acc = 0.0
-                for j in 0..<c.tk { acc += e[j] / z * Double(v[((b * c.tk + j) * c.hkv + h / group) * c.d + i]) }
-                out[((b * c.tq + t) * c.hq + h) * c.d + i] = Float(acc)
-            }
-        } } }
+        }
         return out
     }
 
@@ -70,11 +79,17 @@ import _TestSupport
         rk_set_thread_path(path.rawValue)
         defer { rk_set_thread_path(-1) }
         var r = Rand(11)
-        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
+        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d),
+            v = r.buffer(c.b * c.tk * c.hkv * c.d)
         let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq)
         let mask = Self.mask(c)
-        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
-        mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock) }
+        let shape = AttentionShape(
+            batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
+        mask.withOptionalPointer {
+            Attention.forward(
+                out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape,
+                queryBlock: c.queryBlock)
+        }
         let expected = Self.reference(c, q: q.array, k: k.array, v: v.array, mask: mask)
         for i in 0..<expected.count { #expect(abs(out.pointer[i] - expected[i]) <= 1e-5, "element \(i)") }
     }
@@ -97,21 +112,39 @@ import _TestSupport
     @Test(arguments: decodeCases, KernelDispatch.availablePaths)
     func decodeMatchesReference(_ c: Case, path: KernelPath) {
         var r = Rand(14)
-        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
+        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d),
+            v = r.buffer(c.b * c.tk * c.hkv * c.d)
         let out = FloatBuffer(count: q.count)
         let mask = Self.mask(c)
         let expected = Self.reference(c, q: q.array, k: k.array, v: v.array, mask: mask)
         // The [B, T, Hkv, D] layout, then a KV cache's [B, Hkv, capacity, D] with capacity > Tk.
         let cap = c.tk + 3
         let kc = FloatBuffer(count: c.b * c.hkv * cap * c.d), vc = FloatBuffer(count: kc.count)
-        for b in 0..<c.b { for h in 0..<c.hkv { for t in 0..<c.tk { for i in 0..<c.d {
-            kc.pointer[((b * c.hkv + h) * cap + t) * c.d + i] = k.pointer[((b * c.tk + t) * c.hkv + h) * c.d + i]
-            vc.pointer[((b * c.hkv + h) * cap + t) * c.d + i] = v.pointer[((b * c.tk + t) * c.hkv + h) * c.d + i]
-        } } } }
+        for b in 0..<c.b {
+            for h in 0..<c.hkv {
+                for t in 0..<c.tk {
+                    for i in 0..<c.d {
+                        kc.pointer[((b * c.hkv + h) * cap + t) * c.d + i] =
+                            k.pointer[((b * c.tk + t) * c.hkv + h) * c.d + i]
+                        vc.pointer[((b * c.hkv + h) * cap + t) * c.d + i] =
+                            v.pointer[((b * c.tk + t) * c.hkv + h) * c.d + i]
+                    }
+                }
+            }
+        }
         let layouts: [(String, AttentionShape, FloatBuffer, FloatBuffer)] = [
-            ("rows", AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d), k, v),
-            ("cache", AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d,
-                                     kvBatchStride: c.hkv * cap * c.d, kvRowStride: c.d, kvHeadStride: cap * c.d), kc, vc),
+            (
+                "rows",
+                AttentionShape(
+                    batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d), k,
+                v
+            ),
+            (
+                "cache",
+                AttentionShape(
+                    batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d,
+                    kvBatchStride: c.hkv * cap * c.d, kvRowStride: c.d, kvHeadStride: cap * c.d), kc, vc
+            ),
         ]
         for (name, shape, kb, vb) in layouts {
             out.zero()
@@ -120,7 +153,10 @@ import _TestSupport
             parallelFor(2, cost: ThreadPool.wakeWorthyUnits) { r in
                 guard r.contains(0) else { return }
                 rk_set_thread_path(path.rawValue)
-                mask.withOptionalPointer { Attention.forwardDecode(out: out.pointer, q: q.pointer, k: kb.pointer, v: vb.pointer, keyMask: $0, shape: shape) }
+                mask.withOptionalPointer {
+                    Attention.forwardDecode(
+                        out: out.pointer, q: q.pointer, k: kb.pointer, v: vb.pointer, keyMask: $0, shape: shape)
+                }
                 rk_set_thread_path(-1)
             }
             var worst: Float = 0
@@ -134,19 +170,26 @@ import _TestSupport
         rk_set_thread_path(path.rawValue)
         defer { rk_set_thread_path(-1) }
         var r = Rand(12)
-        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d), v = r.buffer(c.b * c.tk * c.hkv * c.d)
+        let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.hkv * c.d),
+            v = r.buffer(c.b * c.tk * c.hkv * c.d)
         let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq), w = r.buffer(q.count)
         let mask = Self.mask(c)
-        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
+        let shape = AttentionShape(
+            batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
         func loss() -> Double {
-            mask.withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock) }
+            mask.withOptionalPointer {
+                Attention.forward(
+                    out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0,
+                    shape: shape, queryBlock: c.queryBlock)
+            }
             return weightedSum(out.pointer, w.pointer, q.count)
         }
         _ = loss()
         let dq = FloatBuffer(count: q.count), dk = FloatBuffer(count: k.count), dv = FloatBuffer(count: v.count)
         mask.withOptionalPointer {
-            Attention.backward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: w.pointer, out: out.pointer, lse: lse.pointer,
-                               q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock)
+            Attention.backward(
+                dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: w.pointer, out: out.pointer, lse: lse.pointer,
+                q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape, queryBlock: c.queryBlock)
         }
         expectClose(dq.pointer, numericGradient(q.pointer, count: q.count, loss), "dq")
         expectClose(dk.pointer, numericGradient(k.pointer, count: k.count, loss), "dk")
@@ -160,8 +203,12 @@ import _TestSupport
         var r = Rand(13)
         let q = r.buffer(c.b * c.tq * c.hq * c.d), k = r.buffer(c.b * c.tk * c.d), v = r.buffer(c.b * c.tk * c.d)
         let out = FloatBuffer(count: q.count), lse = FloatBuffer(count: c.b * c.hq * c.tq)
-        let shape = AttentionShape(batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
-        Self.mask(c).withOptionalPointer { Attention.forward(out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape) }
+        let shape = AttentionShape(
+            batch: c.b, queryLength: c.tq, keyLength: c.tk, queryHeads: c.hq, kvHeads: c.hkv, headDim: c.d)
+        Self.mask(c).withOptionalPointer {
+            Attention.forward(
+                out: out.pointer, lse: lse.pointer, q: q.pointer, k: k.pointer, v: v.pointer, keyMask: $0, shape: shape)
+        }
         // Batch row 1, query 0 sees only key 0, which is padding.
         for i in 0..<(c.hq * c.d) { #expect(out.pointer[(1 * c.tq + 0) * c.hq * c.d + i] == 0) }
         for h in 0..<c.hq { #expect(lse.pointer[(1 * c.hq + h) * c.tq + 0] == -.infinity) }

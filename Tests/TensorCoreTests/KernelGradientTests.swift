@@ -3,20 +3,24 @@
 import Testing
 import _CKernels
 import _TestSupport
+
 @testable import TensorCore
 
 @Suite struct KernelGradientTests {
     @Test(arguments: [(1, 3, 4), (5, 7, 3), (4, 17, 9)])
     func linear(rows: Int, inF: Int, outF: Int) {
         var r = Rand(1)
-        let x = r.buffer(rows * inF), w = r.buffer(outF * inF), y = FloatBuffer(count: rows * outF), wy = r.buffer(rows * outF)
+        let x = r.buffer(rows * inF), w = r.buffer(outF * inF), y = FloatBuffer(count: rows * outF),
+            wy = r.buffer(rows * outF)
         func loss() -> Double {
-            Linear.forward(out: y.pointer, input: x.pointer, weight: w.pointer, rows: rows, inFeatures: inF, outFeatures: outF)
+            Linear.forward(
+                out: y.pointer, input: x.pointer, weight: w.pointer, rows: rows, inFeatures: inF, outFeatures: outF)
             return weightedSum(y.pointer, wy.pointer, rows * outF)
         }
         let dx = FloatBuffer(count: rows * inF), dw = FloatBuffer(count: outF * inF)
-        Linear.backward(dInput: dx.pointer, dWeight: dw.pointer, dOut: wy.pointer, input: x.pointer, weight: w.pointer,
-                        rows: rows, inFeatures: inF, outFeatures: outF)
+        Linear.backward(
+            dInput: dx.pointer, dWeight: dw.pointer, dOut: wy.pointer, input: x.pointer, weight: w.pointer,
+            rows: rows, inFeatures: inF, outFeatures: outF)
         expectClose(dx.pointer, numericGradient(x.pointer, count: rows * inF, loss), "dx")
         expectClose(dw.pointer, numericGradient(w.pointer, count: outF * inF, loss), "dW")
     }
@@ -27,13 +31,16 @@ import _TestSupport
         let x = r.buffer(rows * channels), w = r.buffer(channels), y = FloatBuffer(count: rows * channels)
         let wy = r.buffer(rows * channels), rstd = FloatBuffer(count: rows)
         func loss() -> Double {
-            RMSNorm.forward(out: y.pointer, rstd: rstd.pointer, input: x.pointer, weight: w.pointer, rows: rows, channels: channels, epsilon: 1e-5)
+            RMSNorm.forward(
+                out: y.pointer, rstd: rstd.pointer, input: x.pointer, weight: w.pointer, rows: rows, channels: channels,
+                epsilon: 1e-5)
             return weightedSum(y.pointer, wy.pointer, rows * channels)
         }
         _ = loss()
         let dx = FloatBuffer(count: rows * channels), dw = FloatBuffer(count: channels)
-        RMSNorm.backward(dInput: dx.pointer, dWeight: dw.pointer, dOut: wy.pointer, input: x.pointer, weight: w.pointer,
-                         rstd: rstd.pointer, rows: rows, channels: channels)
+        RMSNorm.backward(
+            dInput: dx.pointer, dWeight: dw.pointer, dOut: wy.pointer, input: x.pointer, weight: w.pointer,
+            rstd: rstd.pointer, rows: rows, channels: channels)
         expectClose(dx.pointer, numericGradient(x.pointer, count: rows * channels, loss), "dx")
         expectClose(dw.pointer, numericGradient(w.pointer, count: channels, loss), "dw")
     }
@@ -47,12 +54,16 @@ import _TestSupport
         let positions: [Int32] = (0..<tokens).map { Int32($0 * 7 + 1) }
         func loss() -> Double {
             y.pointer.update(from: x.pointer, count: n)
-            positions.withUnsafeBufferPointer { table.apply(y.pointer, positions: $0.baseAddress!, tokens: tokens, heads: heads) }
+            positions.withUnsafeBufferPointer {
+                table.apply(y.pointer, positions: $0.baseAddress!, tokens: tokens, heads: heads)
+            }
             return weightedSum(y.pointer, wy.pointer, n)
         }
         let dx = FloatBuffer(count: n)
         dx.pointer.update(from: wy.pointer, count: n)
-        positions.withUnsafeBufferPointer { table.applyBackward(dx.pointer, positions: $0.baseAddress!, tokens: tokens, heads: heads) }
+        positions.withUnsafeBufferPointer {
+            table.applyBackward(dx.pointer, positions: $0.baseAddress!, tokens: tokens, heads: heads)
+        }
         expectClose(dx.pointer, numericGradient(x.pointer, count: n, loss), "dx")
     }
 
@@ -109,11 +120,18 @@ import _TestSupport
         let ids: [Int32] = [3, 1, 3, 6]
         let table = r.buffer(v * c), y = FloatBuffer(count: ids.count * c), wy = r.buffer(ids.count * c)
         func loss() -> Double {
-            ids.withUnsafeBufferPointer { Embedding.forward(out: y.pointer, ids: $0.baseAddress!, table: table.pointer, tokens: ids.count, channels: c, vocabulary: v) }
+            ids.withUnsafeBufferPointer {
+                Embedding.forward(
+                    out: y.pointer, ids: $0.baseAddress!, table: table.pointer, tokens: ids.count, channels: c,
+                    vocabulary: v)
+            }
             return weightedSum(y.pointer, wy.pointer, ids.count * c)
         }
         let dt = FloatBuffer(count: v * c)
-        ids.withUnsafeBufferPointer { Embedding.backward(dTable: dt.pointer, dOut: wy.pointer, ids: $0.baseAddress!, tokens: ids.count, channels: c) }
+        ids.withUnsafeBufferPointer {
+            Embedding.backward(
+                dTable: dt.pointer, dOut: wy.pointer, ids: $0.baseAddress!, tokens: ids.count, channels: c)
+        }
         expectClose(dt.pointer, numericGradient(table.pointer, count: v * c, loss), "dTable")
     }
 
@@ -127,8 +145,9 @@ import _TestSupport
         let g = r.buffer(n), logp = FloatBuffer(count: n), lse = FloatBuffer(count: n)
         func loss() -> Double {
             targets.withUnsafeBufferPointer { t in
-                TokenLogProbs.forward(logProbs: logp.pointer, lse: lse.pointer, hidden: h.pointer, weight: .dense(w.pointer),
-                                      targets: t.baseAddress!, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
+                TokenLogProbs.forward(
+                    logProbs: logp.pointer, lse: lse.pointer, hidden: h.pointer, weight: .dense(w.pointer),
+                    targets: t.baseAddress!, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
             }
             return weightedSum(logp.pointer, g.pointer, n)
         }
@@ -136,8 +155,10 @@ import _TestSupport
         #expect(logp.pointer[1] == 0, "ignored target has log-prob 0")
         let dh = FloatBuffer(count: n * c), dw = FloatBuffer(count: v * c)
         targets.withUnsafeBufferPointer { t in
-            TokenLogProbs.backward(dHidden: dh.pointer, dWeight: dw.pointer, dLogProbs: g.pointer, hidden: h.pointer, weight: .dense(w.pointer),
-                                   targets: t.baseAddress!, lse: lse.pointer, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
+            TokenLogProbs.backward(
+                dHidden: dh.pointer, dWeight: dw.pointer, dLogProbs: g.pointer, hidden: h.pointer,
+                weight: .dense(w.pointer),
+                targets: t.baseAddress!, lse: lse.pointer, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows)
         }
         expectClose(dh.pointer, numericGradient(h.pointer, count: n * c, loss), "dh")
         expectClose(dw.pointer, numericGradient(w.pointer, count: v * c, loss), "dW")
@@ -145,9 +166,10 @@ import _TestSupport
         _ = loss()  // refresh logp at the unperturbed point
         let dh2 = FloatBuffer(count: n * c), dw2 = FloatBuffer(count: v * c), logp2 = FloatBuffer(count: n)
         let total = targets.withUnsafeBufferPointer { t in
-            TokenLogProbs.forwardBackward(dHidden: dh2.pointer, dWeight: dw2.pointer, logProbs: logp2.pointer, dLogProbs: g.pointer,
-                                          hidden: h.pointer, weight: .dense(w.pointer), targets: t.baseAddress!, rows: n, channels: c,
-                                          vocabulary: v, chunkRows: chunkRows)
+            TokenLogProbs.forwardBackward(
+                dHidden: dh2.pointer, dWeight: dw2.pointer, logProbs: logp2.pointer, dLogProbs: g.pointer,
+                hidden: h.pointer, weight: .dense(w.pointer), targets: t.baseAddress!, rows: n, channels: c,
+                vocabulary: v, chunkRows: chunkRows)
         }
         for i in 0..<(n * c) { #expect(abs(dh2.pointer[i] - dh.pointer[i]) <= 1e-6) }
         for i in 0..<(v * c) { #expect(abs(dw2.pointer[i] - dw.pointer[i]) <= 1e-6) }

@@ -4,6 +4,7 @@ import Foundation
 import Testing
 import _CKernels
 import _TestSupport
+
 @testable import TensorCore
 
 @Suite struct OptimTests {
@@ -33,8 +34,10 @@ import _TestSupport
                 p[i] -= lr * (m[i] / (1 - pow(0.9, t))) / ((v[i] / (1 - pow(0.99, t))).squareRoot() + 1e-8)
             }
         }
-        let got = [store.value("a")[0], store.value("a")[1], store.value("a")[2],
-                   store.value("b")[0], store.value("b")[1], store.value("b")[2], store.value("b")[3]]
+        let got = [
+            store.value("a")[0], store.value("a")[1], store.value("a")[2],
+            store.value("b")[0], store.value("b")[1], store.value("b")[2], store.value("b")[3],
+        ]
         for i in 0..<7 { #expect(abs(Double(got[i]) - p[i]) <= 1e-6, "parameter \(i): \(got[i]) vs \(p[i])") }
     }
 
@@ -67,7 +70,9 @@ import _TestSupport
             o2.update(learningRate: 1e-3, gradientScale: factor, zeroingGradients: true)
             for i in 0..<total {
                 #expect(s1.values.pointer[i].bitPattern == s2.values.pointer[i].bitPattern, "step \(step) value \(i)")
-                #expect(o1.m.pointer[i].bitPattern == o2.m.pointer[i].bitPattern && o1.v.pointer[i].bitPattern == o2.v.pointer[i].bitPattern)
+                #expect(
+                    o1.m.pointer[i].bitPattern == o2.m.pointer[i].bitPattern
+                        && o1.v.pointer[i].bitPattern == o2.v.pointer[i].bitPattern)
                 #expect(s2.gradients!.pointer[i] == 0)
                 if s1.values.pointer[i].bitPattern != s2.values.pointer[i].bitPattern { return }
             }
@@ -103,7 +108,8 @@ import _TestSupport
 
     @Test func rngIsReproducibleAndWellSpread() {
         var a = RNG(seed: 42), b = RNG(seed: 42), c = RNG(seed: 43)
-        let sa = (0..<100).map { _ in a.next() }, sb = (0..<100).map { _ in b.next() }, sc = (0..<100).map { _ in c.next() }
+        let sa = (0..<100).map { _ in a.next() }, sb = (0..<100).map { _ in b.next() },
+            sc = (0..<100).map { _ in c.next() }
         #expect(sa == sb)
         #expect(sa != sc)
         // Known-answer: xoshiro256** from SplitMix64(0) state (fixed so a refactor cannot silently change streams).

@@ -5,6 +5,7 @@
 import Testing
 import _CKernels
 import _TestSupport
+
 @testable import TensorCore
 
 /// A random matrix in a ggml block format with its exact Float32 values.
@@ -135,8 +136,10 @@ private func permutation(_ n: Int, seed: UInt64) -> [Int32] {
 
 /// y = x Wᵀ (+ y0) by sgemm on the exact dequantised weights, and the per-element error scale
 /// Σ_k |x w| + |y0| (the bound of a float sum in any order is ~K·ε times this).
-private func reference(x: FloatBuffer, w: FloatBuffer, y0: FloatBuffer, rows n: Int, out o: Int, in i: Int,
-                       accumulate: Bool) -> (FloatBuffer, [Float]) {
+private func reference(
+    x: FloatBuffer, w: FloatBuffer, y0: FloatBuffer, rows n: Int, out o: Int, in i: Int,
+    accumulate: Bool
+) -> (FloatBuffer, [Float]) {
     let y = FloatBuffer(count: n * o)
     y.pointer.update(from: y0.pointer, count: n * o)
     MatMul.gemm(y.pointer, x.pointer, w.pointer, transB: true, m: n, n: o, k: i, beta: accumulate ? 1 : 0)
@@ -164,7 +167,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
     static let types: [QuantizedType] = [.q4_1, .q8_0, .f16, .bf16, .f32]
 
     /// Columns that exercise the float types' partial chunks (K % 32 = 5 and 18).
-    static func columns(_ t: QuantizedType, _ quantized: Int, _ plain: Int) -> Int { t.blockSize == 32 ? quantized : plain }
+    static func columns(_ t: QuantizedType, _ quantized: Int, _ plain: Int) -> Int {
+        t.blockSize == 32 ? quantized : plain
+    }
 
     @Test(arguments: types)
     func dequantizationIsExact(type: QuantizedType) {
@@ -192,7 +197,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     let bits = want.pointer[e].bitPattern
                     let ok = all.pointer[e].bitPattern == bits && paths.allSatisfy { $0[e].bitPattern == bits }
                     if !ok {
-                        Issue.record("\(type) cols \(cols) map \(map != nil): element \(e) want \(want.pointer[e]) got \(all.pointer[e]) / paths \(KernelDispatch.availablePaths) \(paths.map { $0[e] })")
+                        Issue.record(
+                            "\(type) cols \(cols) map \(map != nil): element \(e) want \(want.pointer[e]) got \(all.pointer[e]) / paths \(KernelDispatch.availablePaths) \(paths.map { $0[e] })"
+                        )
                         break
                     }
                 }
@@ -218,14 +225,20 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         let heads = 3, d = 8
         let map = QuantizedMatrix.llamaRoPERowMap(heads: heads, headDim: d)
         // Llama+GGUF: HF[h·D + j·D/2 + i] = GGUF[h·D + 2i + j].
-        for h in 0..<heads { for i in 0..<(d / 2) { for j in 0..<2 {
-            #expect(map[h * d + j * d / 2 + i] == Int32(h * d + 2 * i + j))
-        } } }
+        for h in 0..<heads {
+            for i in 0..<(d / 2) {
+                for j in 0..<2 {
+                    #expect(map[h * d + j * d / 2 + i] == Int32(h * d + 2 * i + j))
+                }
+            }
+        }
         #expect(Set(map).count == heads * d)
     }
 
     /// (M, O, K): K odd multiple of 32 for the block types (K + 5 for the plain ones), odd O.
-    @Test(arguments: [(1, 37, 96), (2, 9, 128), (3, 41, 160), (4, 13, 32), (5, 9, 64), (16, 13, 96), (12, 29, 160), (14, 50, 288)])
+    @Test(arguments: [
+        (1, 37, 96), (2, 9, 128), (3, 41, 160), (4, 13, 32), (5, 9, 64), (16, 13, 96), (12, 29, 160), (14, 50, 288),
+    ])
     func fewRowsMatchesSgemm(rows n: Int, outF o: Int, inQ: Int) {
         for type in Self.types {
             let i = Self.columns(type, inQ, inQ + 5)
@@ -241,11 +254,14 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     let what = "\(type) M \(n) O \(o) K \(i) map \(map != nil) acc \(accumulate)"
                     let y = FloatBuffer(count: n * o)
                     y.pointer.update(from: y0.pointer, count: n * o)
-                    QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
+                    QuantizedLinear.forward(
+                        out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
                     if type == .bf16 {  // bf16 products: the inputs are rounded to bf16 first, on every path
-                        let (wantR, scaleR) = reference(x: xr, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
+                        let (wantR, scaleR) = reference(
+                            x: xr, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
                         expectClose(y.pointer, wantR.pointer, scale: scaleR, what)
-                        bf16TransposedKernel(m, xr: xr, y0: y0, want: wantR, scale: scaleR, rows: n, accumulate: accumulate, what)
+                        bf16TransposedKernel(
+                            m, xr: xr, y0: y0, want: wantR, scale: scaleR, rows: n, accumulate: accumulate, what)
                     } else {
                         expectClose(y.pointer, want.pointer, scale: scale, what)
                     }
@@ -255,8 +271,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         rk_set_thread_path(path.rawValue)
                         let split = o / 2 + 1
                         for (lo, hi) in [(0, split), (split, o)] {
-                            rk_qgemm_few_rows_nt(y.pointer, o, x.pointer, i, m.blocks, type.rawValue, m.rowBytes,
-                                                 m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
+                            rk_qgemm_few_rows_nt(
+                                y.pointer, o, x.pointer, i, m.blocks, type.rawValue, m.rowBytes,
+                                m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
                         }
                         rk_set_thread_path(-1)
                         expectClose(y.pointer, want.pointer, scale: scale, what + " path \(path)")
@@ -266,8 +283,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         rk_set_thread_path(path.rawValue)
                         rk_pack_rows_t16(xt.pointer, x.pointer, i, n, i)
                         for (lo, hi) in [(0, split), (split, o)] {
-                            rk_qgemm_few_rows_t16(y.pointer, o, xt.pointer, m.blocks, type.rawValue, m.rowBytes,
-                                                  m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
+                            rk_qgemm_few_rows_t16(
+                                y.pointer, o, xt.pointer, m.blocks, type.rawValue, m.rowBytes,
+                                m.rowMapPointer, n, lo, hi, i, accumulate ? 1 : 0)
                         }
                         rk_set_thread_path(-1)
                         expectClose(y.pointer, want.pointer, scale: scale, what + " transposed path \(path)")
@@ -279,8 +297,10 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
 
     /// rk_bf16_gemm_few_rows_nt and rk_bf16_gemm_few_rows_t16 (vdpbf16ps, and their portable twins) over two
     /// column ranges, one ending mid-tile; the transposed one on inputs packed as bf16 pairs, for 2 ≤ M ≤ 16.
-    func bf16TransposedKernel(_ m: QuantizedMatrix, xr: FloatBuffer, y0: FloatBuffer, want: FloatBuffer, scale: [Float],
-                              rows n: Int, accumulate: Bool, _ what: String) {
+    func bf16TransposedKernel(
+        _ m: QuantizedMatrix, xr: FloatBuffer, y0: FloatBuffer, want: FloatBuffer, scale: [Float],
+        rows n: Int, accumulate: Bool, _ what: String
+    ) {
         let o = m.rows, i = m.columns, split = o / 2 + 1
         let y = FloatBuffer(count: n * o), xt = FloatBuffer(count: i * 16)
         // The dot-product kernel on bf16 rows padded to 32 (any M).
@@ -291,8 +311,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             y.pointer.update(from: y0.pointer, count: n * o)
             rk_set_thread_path(path.rawValue)
             for (lo, hi) in [(0, split), (split, o)] {
-                rk_bf16_gemm_few_rows_nt(y.pointer, o, xb, ld, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
-                                         accumulate ? 1 : 0)
+                rk_bf16_gemm_few_rows_nt(
+                    y.pointer, o, xb, ld, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
+                    accumulate ? 1 : 0)
             }
             rk_set_thread_path(-1)
             expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot rows path \(path)")
@@ -304,8 +325,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             rk_pack_rows_t16(xt.pointer, xr.pointer, i, n, i)
             rk_bf16_pairs_t16(xt.pointer, i)
             for (lo, hi) in [(0, split), (split, o)] {
-                rk_bf16_gemm_few_rows_t16(y.pointer, o, xt.pointer, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
-                                          accumulate ? 1 : 0)
+                rk_bf16_gemm_few_rows_t16(
+                    y.pointer, o, xt.pointer, m.blocks, m.rowBytes, m.rowMapPointer, n, lo, hi, i,
+                    accumulate ? 1 : 0)
             }
             rk_set_thread_path(-1)
             expectClose(y.pointer, want.pointer, scale: scale, what + " bf16 dot path \(path)")
@@ -315,12 +337,18 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
     /// Rounding to bf16 on both C paths equals the definition: ties to even, subnormals to ±0, ±inf and NaN
     /// kept, overflow to inf; the bf16 bits are the rounded value's upper half; bf16 pairs pack two of them.
     @Test func bf16RoundingMatchesTheDefinition() {
-        var values: [Float] = [0, -0.0, 1, -1, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
-                               .leastNonzeroMagnitude, -.leastNormalMagnitude / 2, .leastNormalMagnitude, 1 + 0x1p-8, 1 + 3 * 0x1p-8,
-                               1 + 0x1p-8 + 0x1p-20, 255.5, 256.5, -3.0e38, 65504]
+        var values: [Float] = [
+            0, -0.0, 1, -1, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+            .leastNonzeroMagnitude, -.leastNormalMagnitude / 2, .leastNormalMagnitude, 1 + 0x1p-8, 1 + 3 * 0x1p-8,
+            1 + 0x1p-8 + 0x1p-20, 255.5, 256.5, -3.0e38, 65504,
+        ]
         var r = RNG(seed: 4)
-        for _ in 0..<4000 { values.append(Float(sign: r.next() & 1 == 0 ? .plus : .minus, exponent: Int(r.next() % 200) - 100,
-                                                significand: 1 + Float(r.next() % (1 << 23)) * 0x1p-23)) }
+        for _ in 0..<4000 {
+            values.append(
+                Float(
+                    sign: r.next() & 1 == 0 ? .plus : .minus, exponent: Int(r.next() % 200) - 100,
+                    significand: 1 + Float(r.next() % (1 << 23)) * 0x1p-23))
+        }
         let n = values.count
         for path in KernelDispatch.availablePaths {
             rk_set_thread_path(path.rawValue)
@@ -347,11 +375,13 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             rk_bf16_pairs_t16(xt.pointer, k)
             rk_set_thread_path(-1)
             let words = UnsafeRawPointer(xt.pointer).assumingMemoryBound(to: UInt32.self)
-            for p in 0..<3 { for lane in 0..<16 {
-                let lo = bf16Rounded(rows.pointer[lane * k + 2 * p]).bitPattern >> 16
-                let hi = 2 * p + 1 < k ? bf16Rounded(rows.pointer[lane * k + 2 * p + 1]).bitPattern >> 16 : 0
-                #expect(words[p * 16 + lane] == lo | hi << 16, "path \(path) pair \(p) lane \(lane)")
-            } }
+            for p in 0..<3 {
+                for lane in 0..<16 {
+                    let lo = bf16Rounded(rows.pointer[lane * k + 2 * p]).bitPattern >> 16
+                    let hi = 2 * p + 1 < k ? bf16Rounded(rows.pointer[lane * k + 2 * p + 1]).bitPattern >> 16 : 0
+                    #expect(words[p * 16 + lane] == lo | hi << 16, "path \(path) pair \(p) lane \(lane)")
+                }
+            }
         }
     }
 
@@ -376,16 +406,19 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             rk_set_thread_path(path.rawValue)
             QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n)
             rk_set_thread_path(-1)
-            for row in 0..<n { for c in 0..<o {
-                var s = 0.0, mag = 0.0
-                for k in 0..<i {
-                    let t = Double(bf16Rounded(x.pointer[row * i + k])) * Double(back.pointer[c * i + k])
-                    s += t
-                    mag += abs(t)
+            for row in 0..<n {
+                for c in 0..<o {
+                    var s = 0.0, mag = 0.0
+                    for k in 0..<i {
+                        let t = Double(bf16Rounded(x.pointer[row * i + k])) * Double(back.pointer[c * i + k])
+                        s += t
+                        mag += abs(t)
+                    }
+                    let err = abs(Double(y.pointer[row * o + c]) - s) / mag
+                    #expect(
+                        err <= 1e-5, "rows \(n) path \(path): y[\(row), \(c)] = \(y.pointer[row * o + c]), want \(s)")
                 }
-                let err = abs(Double(y.pointer[row * o + c]) - s) / mag
-                #expect(err <= 1e-5, "rows \(n) path \(path): y[\(row), \(c)] = \(y.pointer[row * o + c]), want \(s)")
-            } }
+            }
         }
     }
 
@@ -400,10 +433,12 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             let many = FloatBuffer(count: 40 * o), few = FloatBuffer(count: 14 * o)
             KernelDispatch.withPath(path) {
                 QuantizedLinear.forward(out: many.pointer, input: x.pointer, weight: m, rows: 40)
-                QuantizedLinear.forward(out: few.pointer, input: x.pointer + 20 * i, weight: m, rows: 14)  // spans two blocks
+                // spans two blocks
+                QuantizedLinear.forward(out: few.pointer, input: x.pointer + 20 * i, weight: m, rows: 14)
             }
             let differing = (0..<(14 * o)).filter { few.pointer[$0].bitPattern != many.pointer[20 * o + $0].bitPattern }
-            #expect(differing.isEmpty, "path \(path): \(differing.count) outputs differ, first at \(differing.first ?? -1)")
+            #expect(
+                differing.isEmpty, "path \(path): \(differing.count) outputs differ, first at \(differing.first ?? -1)")
         }
     }
 
@@ -419,13 +454,15 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
             let w = q.logical(rowMap: map)
             for accumulate in [false, true] {
                 let what = "\(type) map \(map != nil) acc \(accumulate)"
-                let (want, scale) = reference(x: type == .bf16 ? bf16Rounded(x) : x, w: w, y0: y0, rows: n, out: o, in: i,
-                                              accumulate: accumulate)
+                let (want, scale) = reference(
+                    x: type == .bf16 ? bf16Rounded(x) : x, w: w, y0: y0, rows: n, out: o, in: i,
+                    accumulate: accumulate)
                 for tileFloats in [QuantizedLinear.tileFloats, 16 * i] {  // one tile; three tiles (16, 16, 13 rows)
                     let y = FloatBuffer(count: n * o)
                     y.pointer.update(from: y0.pointer, count: n * o)
-                    QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate,
-                                            tileFloats: tileFloats)
+                    QuantizedLinear.forward(
+                        out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate,
+                        tileFloats: tileFloats)
                     expectClose(y.pointer, want.pointer, scale: scale, what + " forward tile \(tileFloats)")
                 }
                 // dx = dy W (+ dx0), against sgemm NN on the dequantised W.
@@ -433,19 +470,23 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                 wantDx.pointer.update(from: dx0.pointer, count: n * i)
                 MatMul.gemm(wantDx.pointer, dy.pointer, w.pointer, m: n, n: i, k: o, beta: accumulate ? 1 : 0)
                 var dxScale = [Float](repeating: 0, count: n * i)
-                for row in 0..<n { for c in 0..<i {
-                    var s: Float = accumulate ? abs(dx0.pointer[row * i + c]) : 0
-                    for k in 0..<o { s += abs(dy.pointer[row * o + k] * w.pointer[k * i + c]) }
-                    dxScale[row * i + c] = s
-                } }
+                for row in 0..<n {
+                    for c in 0..<i {
+                        var s: Float = accumulate ? abs(dx0.pointer[row * i + c]) : 0
+                        for k in 0..<o { s += abs(dy.pointer[row * o + k] * w.pointer[k * i + c]) }
+                        dxScale[row * i + c] = s
+                    }
+                }
                 for rows in [n, 3] {  // the many-row path and a decoding-sized batch
                     for tileFloats in [QuantizedLinear.tileFloats, 16 * i] {
                         let dx = FloatBuffer(count: n * i)
                         dx.pointer.update(from: dx0.pointer, count: n * i)
-                        QuantizedLinear.backwardInput(dInput: dx.pointer, dOut: dy.pointer, weight: m, rows: rows,
-                                                      accumulate: accumulate, tileFloats: tileFloats)
-                        expectClose(dx.pointer, wantDx.pointer, scale: Array(dxScale[0..<(rows * i)]),
-                                    what + " backwardInput rows \(rows) tile \(tileFloats)")
+                        QuantizedLinear.backwardInput(
+                            dInput: dx.pointer, dOut: dy.pointer, weight: m, rows: rows,
+                            accumulate: accumulate, tileFloats: tileFloats)
+                        expectClose(
+                            dx.pointer, wantDx.pointer, scale: Array(dxScale[0..<(rows * i)]),
+                            what + " backwardInput rows \(rows) tile \(tileFloats)")
                     }
                 }
             }
@@ -470,9 +511,11 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     let dense = FloatBuffer(count: n * o), y = FloatBuffer(count: n * o)
                     dense.pointer.update(from: y0.pointer, count: n * o)
                     y.pointer.update(from: y0.pointer, count: n * o)
-                    Linear.forward(out: dense.pointer, input: x.pointer, weight: w.pointer, rows: n, inFeatures: i, outFeatures: o,
-                                   accumulate: accumulate)
-                    QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
+                    Linear.forward(
+                        out: dense.pointer, input: x.pointer, weight: w.pointer, rows: n, inFeatures: i, outFeatures: o,
+                        accumulate: accumulate)
+                    QuantizedLinear.forward(
+                        out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
                     // Bit-identical on every path: the panel kernel and the fp32 tile of the same path run the same
                     // operations in the same order (FMA chains over k on AVX2/AVX-512, multiply-then-add in C).
                     for path in KernelDispatch.availablePaths {
@@ -480,12 +523,17 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         yp.pointer.update(from: y0.pointer, count: n * o)
                         dp.pointer.update(from: y0.pointer, count: n * o)
                         KernelDispatch.withPath(path) {
-                            Linear.forward(out: dp.pointer, input: x.pointer, weight: w.pointer, rows: n, inFeatures: i,
-                                           outFeatures: o, accumulate: accumulate)
-                            QuantizedLinear.forward(out: yp.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
+                            Linear.forward(
+                                out: dp.pointer, input: x.pointer, weight: w.pointer, rows: n, inFeatures: i,
+                                outFeatures: o, accumulate: accumulate)
+                            QuantizedLinear.forward(
+                                out: yp.pointer, input: x.pointer, weight: m, rows: n, accumulate: accumulate)
                         }
                         let differing = (0..<(n * o)).filter { yp.pointer[$0].bitPattern != dp.pointer[$0].bitPattern }
-                        #expect(differing.isEmpty, "\(what) path \(path): \(differing.count) outputs differ from the fp32 tile, first at \(differing.first ?? -1)")
+                        #expect(
+                            differing.isEmpty,
+                            "\(what) path \(path): \(differing.count) outputs differ from the fp32 tile, first at \(differing.first ?? -1)"
+                        )
                     }
                     let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
                     expectClose(y.pointer, want.pointer, scale: scale, what)
@@ -495,7 +543,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         rk_set_thread_path(path.rawValue)
                         rk_pack_rows_t16(xt.pointer, x.pointer, i, n, i)
                         for (lo, hi) in [(0, count / 2), (count / 2, count)] {
-                            rk_qpanels_gemm_t16(y.pointer, o, xt.pointer, panels, type.rawValue, o, n, lo, hi, i, accumulate ? 1 : 0, nil, 0)
+                            rk_qpanels_gemm_t16(
+                                y.pointer, o, xt.pointer, panels, type.rawValue, o, n, lo, hi, i, accumulate ? 1 : 0,
+                                nil, 0)
                         }
                         rk_set_thread_path(-1)
                         expectClose(y.pointer, want.pointer, scale: scale, what + " panels path \(path)")
@@ -503,14 +553,19 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         y.pointer.update(from: y0.pointer, count: n * o)
                         rk_set_thread_path(path.rawValue)
                         for (lo, hi) in [(0, count / 2), (count / 2, count)] {
-                            rk_qpanels_gemv(y.pointer, x.pointer, panels, type.rawValue, o, lo, hi, i, accumulate ? 1 : 0)
+                            rk_qpanels_gemv(
+                                y.pointer, x.pointer, panels, type.rawValue, o, lo, hi, i, accumulate ? 1 : 0)
                         }
                         rk_set_thread_path(-1)
-                        expectClose(y.pointer, want.pointer, scale: Array(scale[0..<o]), what + " single-row panels path \(path)")
+                        expectClose(
+                            y.pointer, want.pointer, scale: Array(scale[0..<o]),
+                            what + " single-row panels path \(path)")
                     }
                 }
                 // As many bytes as the blocks, per row rounded up to whole panels of 16.
-                #expect(m.hasDecodePanels && m.byteCount == blockBytes + (o + 15) / 16 * 16 * m.rowBytes, "byteCount \(m.byteCount)")
+                #expect(
+                    m.hasDecodePanels && m.byteCount == blockBytes + (o + 15) / 16 * 16 * m.rowBytes,
+                    "byteCount \(m.byteCount)")
             }
         }
     }
@@ -523,26 +578,40 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         var r = Rand(UInt64(n))
         let x = r.buffer(n * i)
         let denseWeights = outs.map { r.buffer($0 * i) }
-        let q41 = outs.enumerated().map { j, o in HandQuantized(.q4_1, rows: o, columns: i, seed: UInt64(40 + j)).matrix(rowMap: nil) }
-        let q80 = HandQuantized(.q8_0, rows: outs[1], columns: i, seed: 50).matrix(rowMap: permutation(outs[1], seed: 5))
+        let q41 = outs.enumerated().map { j, o in
+            HandQuantized(.q4_1, rows: o, columns: i, seed: UInt64(40 + j)).matrix(rowMap: nil)
+        }
+        let q80 = HandQuantized(.q8_0, rows: outs[1], columns: i, seed: 50).matrix(
+            rowMap: permutation(outs[1], seed: 5))
         let bf16 = QuantizedMatrix(bf16From: denseWeights[2].pointer, rows: outs[2], columns: i)
         let groups: [(String, [WeightMatrix])] = [
             ("dense", denseWeights.map { .dense($0.pointer) }),
             ("q4_1 + q8_0", [.quantized(q41[0]), .quantized(q80), .quantized(q41[2])]),
             ("with bf16", [.dense(denseWeights[0].pointer), .quantized(q41[1]), .quantized(bf16)]),
         ]
-        for (name, weights) in groups { withExtendedLifetime(denseWeights) {  // .dense holds only pointers
-            let separate = outs.map { FloatBuffer(count: n * $0) }, grouped = outs.map { FloatBuffer(count: n * $0) }
-            for (j, w) in weights.enumerated() {
-                w.forward(out: separate[j].pointer, input: x.pointer, rows: n, inFeatures: i, outFeatures: outs[j])
+        for (name, weights) in groups {
+            withExtendedLifetime(denseWeights) {  // .dense holds only pointers
+                let separate = outs.map { FloatBuffer(count: n * $0) },
+                    grouped = outs.map { FloatBuffer(count: n * $0) }
+                for (j, w) in weights.enumerated() {
+                    w.forward(out: separate[j].pointer, input: x.pointer, rows: n, inFeatures: i, outFeatures: outs[j])
+                }
+                WeightMatrix.forwardGroup(
+                    weights.indices.map {
+                        WeightMatrix.GroupProduct(weight: weights[$0], out: grouped[$0].pointer, outFeatures: outs[$0])
+                    },
+                    input: x.pointer, rows: n, inFeatures: i)
+                for j in outs.indices {
+                    let differing = (0..<(n * outs[j])).filter {
+                        grouped[j].pointer[$0].bitPattern != separate[j].pointer[$0].bitPattern
+                    }
+                    #expect(
+                        differing.isEmpty,
+                        "\(name) rows \(n) product \(j): \(differing.count) outputs differ, first at \(differing.first ?? -1)"
+                    )
+                }
             }
-            WeightMatrix.forwardGroup(weights.indices.map { WeightMatrix.GroupProduct(weight: weights[$0], out: grouped[$0].pointer, outFeatures: outs[$0]) },
-                                      input: x.pointer, rows: n, inFeatures: i)
-            for j in outs.indices {
-                let differing = (0..<(n * outs[j])).filter { grouped[j].pointer[$0].bitPattern != separate[j].pointer[$0].bitPattern }
-                #expect(differing.isEmpty, "\(name) rows \(n) product \(j): \(differing.count) outputs differ, first at \(differing.first ?? -1)")
-            }
-        } }
+        }
     }
 
     /// A prefetch list handed to grouped panel products (the next layer's KV cache in decoding) only moves
@@ -551,15 +620,23 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         let i = 96, n = 16, outs = [45, 33]
         var r = Rand(9)
         let x = r.buffer(n * i), far = r.buffer(100_000)
-        let weights = outs.enumerated().map { j, o in WeightMatrix.quantized(HandQuantized(.q4_1, rows: o, columns: i, seed: UInt64(60 + j)).matrix(rowMap: nil)) }
+        let weights = outs.enumerated().map { j, o in
+            WeightMatrix.quantized(HandQuantized(.q4_1, rows: o, columns: i, seed: UInt64(60 + j)).matrix(rowMap: nil))
+        }
         func run(_ prefetch: PrefetchList?) -> [[UInt32]] {
             let ys = outs.map { FloatBuffer(count: n * $0) }
-            WeightMatrix.forwardGroup(outs.indices.map { WeightMatrix.GroupProduct(weight: weights[$0], out: ys[$0].pointer, outFeatures: outs[$0]) },
-                                      input: x.pointer, rows: n, inFeatures: i, prefetch: prefetch)
+            WeightMatrix.forwardGroup(
+                outs.indices.map {
+                    WeightMatrix.GroupProduct(weight: weights[$0], out: ys[$0].pointer, outFeatures: outs[$0])
+                },
+                input: x.pointer, rows: n, inFeatures: i, prefetch: prefetch)
             return ys.map { $0.array.map(\.bitPattern) }
         }
         let plain = run(nil)
-        for ranges in [[(UnsafeRawPointer(far.pointer), 400_000)], [(UnsafeRawPointer(far.pointer), 100), (UnsafeRawPointer(far.pointer + 5000), 1)], []] {
+        for ranges in [
+            [(UnsafeRawPointer(far.pointer), 400_000)],
+            [(UnsafeRawPointer(far.pointer), 100), (UnsafeRawPointer(far.pointer + 5000), 1)], [],
+        ] {
             let list = PrefetchList(capacity: 4)
             list.set(ranges)
             #expect(list.lineCount == ranges.reduce(0) { $0 + ($1.1 + 63) / 64 })

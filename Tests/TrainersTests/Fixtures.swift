@@ -12,14 +12,16 @@ enum Fixtures {
 
     /// One token per byte, EOS 10.
     static func byteTokenizer() throws -> Tokenizer {
-        try Tokenizer(tokens: SharedData.byteTokens, merges: [], specialTokens: SpecialTokenIDs(eos: 10), preTokenizer: .gpt2)
+        try Tokenizer(
+            tokens: SharedData.byteTokens, merges: [], specialTokens: SpecialTokenIDs(eos: 10), preTokenizer: .gpt2)
     }
 
     static func tinyModel(trainable: Bool) throws -> LoadedModel {
         let dir = shared.appendingPathComponent("reference/tiny-llama")
         let tokenizer = try byteTokenizer()
-        return LoadedModel(model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
-                           chatTemplate: nil, source: dir)
+        return LoadedModel(
+            model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
+            chatTemplate: nil, source: dir)
     }
 
     /// A temporary directory removed by the caller.

@@ -4,8 +4,9 @@
 import Foundation
 import ModelExport
 import Models
-import Testing
 import TensorCore
+import Testing
+
 @testable import Trainers
 
 @Suite struct SFTTrainerTests {
@@ -27,9 +28,10 @@ import TensorCore
 
     static func trainer(_ c: SFTConfig, out: URL, data dir: URL) throws -> SFTTrainer {
         let loaded = try Fixtures.tinyModel(trainable: c.loraRank == 0)
-        let data = try SFTData.prepare(config: c, tokenizer: loaded.tokenizer, chatTemplate: nil,
-                                       trainFile: try Fixtures.additionFile(count: 64, in: dir),
-                                       evalFile: try Fixtures.additionFile(count: 16, in: dir, name: "eval.jsonl"))  // same distribution
+        let data = try SFTData.prepare(
+            config: c, tokenizer: loaded.tokenizer, chatTemplate: nil,
+            trainFile: try Fixtures.additionFile(count: 64, in: dir),
+            evalFile: try Fixtures.additionFile(count: 16, in: dir, name: "eval.jsonl"))  // same distribution
         return try SFTTrainer(config: c, model: loaded, data: data, outputDirectory: out, baseModel: "tiny-llama")
     }
 
@@ -50,9 +52,12 @@ import TensorCore
         #expect(losses.suffix(5).reduce(0, +) < losses.prefix(5).reduce(0, +))
         if lora { #expect(t.loaded.model.weights.values.array == baseBefore, "the frozen base must not change") }
         // metrics.jsonl holds TRL's metric names.
-        let lines = try String(contentsOf: dir.appendingPathComponent("out/metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        let lines = try String(contentsOf: dir.appendingPathComponent("out/metrics.jsonl"), encoding: .utf8).split(
+            separator: "\n")
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
-        for key in ["loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy", "epoch"] { #expect(first[key] != nil, "\(key)") }
+        for key in ["loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy", "epoch"] {
+            #expect(first[key] != nil, "\(key)")
+        }
         #expect(lines.contains { $0.contains("eval_loss") })
     }
 
@@ -69,11 +74,15 @@ import TensorCore
             if case let .step(step, _, _) = event, step == 4 { return .stop }
             return .proceed
         })
-        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("b/checkpoint-4/trainer_state.json").path))
+        #expect(
+            FileManager.default.fileExists(atPath: dir.appendingPathComponent("b/checkpoint-4/trainer_state.json").path)
+        )
         let resumed = try Self.trainer(c, out: dir.appendingPathComponent("b"), data: dir)
         try resumed.train(resume: dir.appendingPathComponent("b"))
         #expect(resumed.loop.groups[0].store.values.array == straight.loop.groups[0].store.values.array)
-        #expect(resumed.loop.optimizers[0].m.array == straight.loop.optimizers[0].m.array && resumed.loop.optimizers[0].step == 8)
+        #expect(
+            resumed.loop.optimizers[0].m.array == straight.loop.optimizers[0].m.array
+                && resumed.loop.optimizers[0].step == 8)
     }
 
     @Test func checkpointErrorsAreClear() throws {
@@ -81,7 +90,9 @@ import TensorCore
         defer { try? FileManager.default.removeItem(at: dir) }
         let c = Self.config(lora: true, steps: 2)
         let t = try Self.trainer(c, out: dir.appendingPathComponent("out"), data: dir)
-        #expect { try t.train(resume: dir.appendingPathComponent("nothing")) } throws: { "\($0)".contains("no checkpoint here") }
+        #expect { try t.train(resume: dir.appendingPathComponent("nothing")) } throws: {
+            "\($0)".contains("no checkpoint here")
+        }
         try t.train()
         // A different config is refused with a hint.
         var other = c
@@ -91,7 +102,9 @@ import TensorCore
         // A checkpoint missing its optimizer state is reported as incomplete.
         try FileManager.default.removeItem(at: dir.appendingPathComponent("out/checkpoint-2/optimizer.safetensors"))
         let t3 = try Self.trainer(c, out: dir.appendingPathComponent("out3"), data: dir)
-        #expect { try t3.train(resume: dir.appendingPathComponent("out")) } throws: { "\($0)".contains("optimizer.safetensors") }
+        #expect { try t3.train(resume: dir.appendingPathComponent("out")) } throws: {
+            "\($0)".contains("optimizer.safetensors")
+        }
     }
 
     @Test func checkpointsArePrunedAndLatestPointsToNewest() throws {
@@ -103,7 +116,8 @@ import TensorCore
         let out = dir.appendingPathComponent("out")
         let t = try Self.trainer(c, out: out, data: dir)
         try t.train()
-        let names = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix("checkpoint-") }.sorted()
+        let names = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix("checkpoint-") }
+            .sorted()
         #expect(names == ["checkpoint-4", "checkpoint-6"])
         #expect(try String(contentsOf: out.appendingPathComponent("latest"), encoding: .utf8) == "checkpoint-6")
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: out.path)).contains { $0.contains(".tmp") })
@@ -119,14 +133,18 @@ import TensorCore
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let yaml = dir.appendingPathComponent("c.yaml")
-        try "learning_rate: 0.001\nlora_rank: 0\nlr_scheduler_type: cosine\n".write(to: yaml, atomically: true, encoding: .utf8)
+        try "learning_rate: 0.001\nlora_rank: 0\nlr_scheduler_type: cosine\n".write(
+            to: yaml, atomically: true, encoding: .utf8)
         let c = try SFTConfig.decode(try SFTConfig.load(file: yaml), source: yaml.path)
-        #expect(c.learningRate == 0.001 && c.loraRank == 0 && c.lrSchedulerType == .cosine && c.batchSize == SFTConfig().batchSize)
+        #expect(
+            c.learningRate == 0.001 && c.loraRank == 0 && c.lrSchedulerType == .cosine
+                && c.batchSize == SFTConfig().batchSize)
         let json = dir.appendingPathComponent("c.json")
         try "{\"max_steps\": 7, \"seed\": 3}".write(to: json, atomically: true, encoding: .utf8)
         let j = try SFTConfig.decode(try SFTConfig.load(file: json), source: json.path)
         #expect(j.maxSteps == 7 && j.seed == 3)
-        let o = try SFTConfig.decode(try SFTConfig.overrides(["batch_size=2", "lora_target_modules=[\"q_proj\"]"]), source: "--set")
+        let o = try SFTConfig.decode(
+            try SFTConfig.overrides(["batch_size=2", "lora_target_modules=[\"q_proj\"]"]), source: "--set")
         #expect(o.batchSize == 2 && o.loraTargetModules == ["q_proj"])
     }
 
@@ -134,7 +152,9 @@ import TensorCore
         #expect { _ = try SFTConfig.decode(["learning_rat": 1], source: "run.yaml") } throws: {
             "\($0)".contains("learning_rat") && "\($0)".contains("learning_rate")
         }
-        #expect { _ = try SFTConfig.decode(["batch_size": "many"], source: "run.yaml") } throws: { "\($0)".contains("batch_size") }
+        #expect { _ = try SFTConfig.decode(["batch_size": "many"], source: "run.yaml") } throws: {
+            "\($0)".contains("batch_size")
+        }
         var c = SFTConfig()
         c.dataFraction = 0
         #expect { try c.validate() } throws: { "\($0)".contains("data_fraction") }

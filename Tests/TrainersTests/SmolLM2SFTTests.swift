@@ -4,6 +4,7 @@
 import Foundation
 import Models
 import Testing
+
 @testable import Trainers
 
 @Suite struct SmolLM2SFTTests {
@@ -21,17 +22,20 @@ import Testing
         c.dataFraction = 0.02
         c.loggingSteps = 1
         c.saveSteps = 100
-        let data = try SFTData.prepare(config: c, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
-                                       trainFile: Fixtures.shared.appendingPathComponent("data/alpaca_sft.jsonl"), evalFile: nil)
+        let data = try SFTData.prepare(
+            config: c, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
+            trainFile: Fixtures.shared.appendingPathComponent("data/alpaca_sft.jsonl"), evalFile: nil)
         #expect(data.eval.count == 16)
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let trainer = try SFTTrainer(config: c, model: loaded, data: data, outputDirectory: dir, baseModel: "smollm2-135m-instruct")
+        let trainer = try SFTTrainer(
+            config: c, model: loaded, data: data, outputDirectory: dir, baseModel: "smollm2-135m-instruct")
         let before = trainer.evaluate(adapter: trainer.adapter)["eval_loss"]!
         try trainer.train()
         let after = trainer.evaluate(adapter: trainer.adapter)["eval_loss"]!
         #expect(after < before - 0.02, "held-out loss \(before) → \(after)")
         let adapter = try trainer.exportFinal()
-        #expect(FileManager.default.fileExists(atPath: adapter.appendingPathComponent("adapter_model.safetensors").path))
+        #expect(
+            FileManager.default.fileExists(atPath: adapter.appendingPathComponent("adapter_model.safetensors").path))
     }
 }

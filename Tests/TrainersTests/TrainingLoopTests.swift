@@ -10,6 +10,7 @@ import Models
 import TensorCore
 import Testing
 import _TestSupport
+
 @testable import Trainers
 
 /// A config with only the shared arguments.
@@ -47,7 +48,9 @@ final class ToyRegression: TrainingObjective {
             let start = position.batch * batchSize
             let batchRows = Array(rows[start..<(start + batchSize)]), y = Array(targets[start..<(start + batchSize)])
             position.batch += 1
-            if position.batch == batchesPerEpoch { position = DataLoaderPosition(epoch: position.epoch + 1, batch: 0, seed: 0) }
+            if position.batch == batchesPerEpoch {
+                position = DataLoaderPosition(epoch: position.epoch + 1, batch: 0, seed: 0)
+            }
             let batch = TokenBatch(rows: batchRows, padID: 0)
             let acts = LlamaActivations(config: model.config, batchSize: batchSize, length: batch.length)
             acts.isTraining = true
@@ -60,7 +63,8 @@ final class ToyRegression: TrainingObjective {
             let dHidden = FloatBuffer(count: batch.tokenCount * model.config.hiddenSize)
             head.backward(dValues: dr, hidden: hidden.pointer, rows: read, dHidden: dHidden.pointer)
             model.backward(dOutput: dHidden.pointer, acts: acts)
-            sums.add("loss", zip(r, y).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }, weight: Double(batchSize))
+            sums.add(
+                "loss", zip(r, y).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }, weight: Double(batchSize))
             sums.tokens += Double(batchRows.reduce(0) { $0 + $1.count })
         }
         return sums
@@ -70,7 +74,9 @@ final class ToyRegression: TrainingObjective {
 }
 
 @Suite struct TrainingLoopTests {
-    static func run(out: URL, steps: Int, stopAt: Int? = nil, resume: Bool = false) throws -> (TrainingLoop<ToyConfig>, [Double]) {
+    static func run(out: URL, steps: Int, stopAt: Int? = nil, resume: Bool = false) throws -> (
+        TrainingLoop<ToyConfig>, [Double]
+    ) {
         var c = ToyConfig()
         c.maxSteps = steps
         c.learningRate = 2e-2
@@ -82,22 +88,27 @@ final class ToyRegression: TrainingObjective {
         let model = RandomModel.make()
         var rng = RNG(seed: c.seed)
         let head = ScalarHead(name: "score", hiddenSize: model.config.hiddenSize, bias: true, seed: rng.next())
-        let target = try TrainableTarget(model: model, lora: c.training.lora, adapterName: "rm", seed: rng.next(), heads: [head])
+        let target = try TrainableTarget(
+            model: model, lora: c.training.lora, adapterName: "rm", seed: rng.next(), heads: [head])
         let objective = ToyRegression(model: model, adapter: target.adapter!, head: head)
         let fingerprint = "toy-tokenizer"
         let peft = PEFTAdapter.configurationData(target.adapter!.config, baseModel: "random", modulesToSave: ["score"])
-        let loop = TrainingLoop(config: c, groups: target.groups, batchesPerEpoch: objective.batchesPerEpoch, outputDirectory: out,
-                                identity: CheckpointIdentity(baseModel: "random", tokenizerFingerprint: fingerprint,
-                                                             weightsFile: CheckpointLayout.adapterWeightsFile,
-                                                             extraFiles: [PEFTAdapter.configFileName: peft]), rng: rng)
+        let loop = TrainingLoop(
+            config: c, groups: target.groups, batchesPerEpoch: objective.batchesPerEpoch, outputDirectory: out,
+            identity: CheckpointIdentity(
+                baseModel: "random", tokenizerFingerprint: fingerprint,
+                weightsFile: CheckpointLayout.adapterWeightsFile,
+                extraFiles: [PEFTAdapter.configFileName: peft]), rng: rng)
         var losses: [Double] = []
-        try loop.train(objective, resume: resume ? out : nil, onEvent: { event in
-            if case let .step(step, _, m) = event {
-                losses.append(m["loss"]!)
-                if step == stopAt { return .stop }
-            }
-            return .proceed
-        })
+        try loop.train(
+            objective, resume: resume ? out : nil,
+            onEvent: { event in
+                if case let .step(step, _, m) = event {
+                    losses.append(m["loss"]!)
+                    if step == stopAt { return .stop }
+                }
+                return .proceed
+            })
         return (loop, losses)
     }
 
@@ -118,10 +129,15 @@ final class ToyRegression: TrainingObjective {
         }
         // The checkpoint is a PEFT directory with the head as modules_to_save; both load back through the loader.
         let fresh = RandomModel.make()
-        let loaded = try ModelLoader.load(adapter: checkpoint, onto: LoadedModel(model: fresh, tokenizer: try Fixtures.byteTokenizer(),
-                                                                                  chatTemplate: nil, source: checkpoint), name: "rm")
+        let loaded = try ModelLoader.load(
+            adapter: checkpoint,
+            onto: LoadedModel(
+                model: fresh, tokenizer: try Fixtures.byteTokenizer(),
+                chatTemplate: nil, source: checkpoint), name: "rm")
         #expect(loaded.heads["score"] != nil && loaded.adapter != nil)
-        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: checkpoint.appendingPathComponent("trainer_state.json"))) as! [String: Any]
+        let state =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: checkpoint.appendingPathComponent("trainer_state.json"))) as! [String: Any]
         #expect(state["optimizerSteps"] as? [String: Int] == ["adapter": 5, "score": 5])
     }
 }

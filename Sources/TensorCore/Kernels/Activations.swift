@@ -5,15 +5,19 @@ import _CKernels
 
 public enum SwiGLU {
     /// out = silu(gate) ⊙ up. All [N] flat.
-    public static func forward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+    public static func forward(
+        out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int
+    ) {
         parallelFor(n, grain: 1024) { r in
             rk_swiglu_forward(out + r.lowerBound, gate + r.lowerBound, up + r.lowerBound, r.count)
         }
     }
 
     /// forward: y = g·σ(g)·u  ⇒  dg = dy·u·σ(g)(1 + g(1−σ(g))),  du = dy·g·σ(g). Writes dGate and dUp.
-    public static func backward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                                gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+    public static func backward(
+        dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count n: Int
+    ) {
         parallelFor(n, grain: 1024) { r in
             let o = r.lowerBound
             rk_swiglu_backward(dGate + o, dUp + o, dOut + o, gate + o, up + o, r.count)
@@ -28,7 +32,9 @@ public enum SiLU {
     }
 
     /// forward: y = x·σ(x)  ⇒  dx = dy·σ(x)(1 + x(1−σ(x))). Writes dInput.
-    public static func backward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, count n: Int) {
+    public static func backward(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, count n: Int
+    ) {
         parallelFor(n, grain: 1024) { r in
             rk_silu_backward(dInput + r.lowerBound, dOut + r.lowerBound, input + r.lowerBound, r.count)
         }

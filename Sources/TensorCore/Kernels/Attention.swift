@@ -31,8 +31,10 @@ public struct AttentionShape: Sendable {
     /// Floats between consecutive batch rows of the key mask (≥ keyLength).
     public var maskBatchStride: Int
 
-    public init(batch: Int, queryLength: Int, keyLength: Int, queryHeads: Int, kvHeads: Int, headDim: Int,
-                kvBatchStride: Int? = nil, maskBatchStride: Int? = nil, kvRowStride: Int? = nil, kvHeadStride: Int? = nil) {
+    public init(
+        batch: Int, queryLength: Int, keyLength: Int, queryHeads: Int, kvHeads: Int, headDim: Int,
+        kvBatchStride: Int? = nil, maskBatchStride: Int? = nil, kvRowStride: Int? = nil, kvHeadStride: Int? = nil
+    ) {
         precondition(queryHeads % kvHeads == 0, "query heads \(queryHeads) not a multiple of kv heads \(kvHeads)")
         precondition(keyLength >= queryLength, "key length \(keyLength) < query length \(queryLength)")
         self.batch = batch
@@ -69,20 +71,26 @@ public enum Attention {
                     var done = true
                     for t0 in stride(from: 0, to: tq, by: 16) where done {
                         let t1 = min(tq, t0 + 16)
-                        done = 0 != rk_attention_forward_block(out + qo + t0 * qld, qld, lse + (b * s.queryHeads + h) * tq + t0,
-                                                       q + qo + t0 * qld, qld, k + kvo, v + kvo, kvld, mask, t1 - t0,
-                                                       keyEnd(t1, s), t0 + tk - tq, d, scale, sp, qt)
+                        done =
+                            0
+                            != rk_attention_forward_block(
+                                out + qo + t0 * qld, qld, lse + (b * s.queryHeads + h) * tq + t0,
+                                q + qo + t0 * qld, qld, k + kvo, v + kvo, kvld, mask, t1 - t0,
+                                keyEnd(t1, s), t0 + tk - tq, d, scale, sp, qt)
                     }
                     if done { continue }
                 }
                 for t0 in stride(from: 0, to: tq, by: queryBlock) {  // row block [t0, t1) sees keys [0, kEnd)
                     let t1 = min(tq, t0 + queryBlock), kEnd = keyEnd(t1, s)
-                    MatMul.gemm(sp, ldc: kEnd, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
-                                m: t1 - t0, n: kEnd, k: d, alpha: scale)
+                    MatMul.gemm(
+                        sp, ldc: kEnd, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
+                        m: t1 - t0, n: kEnd, k: d, alpha: scale)
                     for t in t0..<t1 {
-                        lse[(b * s.queryHeads + h) * tq + t] = rk_softmax_row(sp + (t - t0) * kEnd, mask, min(kEnd, t + tk - tq + 1), kEnd)
+                        lse[(b * s.queryHeads + h) * tq + t] = rk_softmax_row(
+                            sp + (t - t0) * kEnd, mask, min(kEnd, t + tk - tq + 1), kEnd)
                     }
-                    MatMul.gemm(out + qo + t0 * qld, ldc: qld, sp, lda: kEnd, v + kvo, ldb: kvld, m: t1 - t0, n: d, k: kEnd)
+                    MatMul.gemm(
+                        out + qo + t0 * qld, ldc: qld, sp, lda: kEnd, v + kvo, ldb: kvld, m: t1 - t0, n: d, k: kEnd)
                 }
             }
         }
@@ -117,37 +125,46 @@ public enum Attention {
                         var done = true
                         for t0 in stride(from: 0, to: tq, by: 16) where done {
                             let t1 = min(tq, t0 + 16)
-                            done = 0 != rk_attention_backward_block(
-                                dq + qo + t0 * qld, dk + kvo, dv + kvo, dOut + qo + t0 * qld, out + qo + t0 * qld,
-                                lse + (b * s.queryHeads + h) * tq + t0, q + qo + t0 * qld, qld, k + kvo, v + kvo, kvld, mask,
-                                t1 - t0, keyEnd(t1, s), t0 + tk - tq, d, scale, pp, gp, work)
+                            done =
+                                0
+                                != rk_attention_backward_block(
+                                    dq + qo + t0 * qld, dk + kvo, dv + kvo, dOut + qo + t0 * qld, out + qo + t0 * qld,
+                                    lse + (b * s.queryHeads + h) * tq + t0, q + qo + t0 * qld, qld, k + kvo, v + kvo,
+                                    kvld, mask,
+                                    t1 - t0, keyEnd(t1, s), t0 + tk - tq, d, scale, pp, gp, work)
                         }
                         if done { continue }
                     }
                     for t0 in stride(from: 0, to: tq, by: queryBlock) {
                         let t1 = min(tq, t0 + queryBlock), kEnd = keyEnd(t1, s)
-                        MatMul.gemm(pp + t0 * tk, ldc: tk, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
-                                    m: t1 - t0, n: kEnd, k: d, alpha: scale)
-                        MatMul.gemm(gp + t0 * tk, ldc: tk, dOut + qo + t0 * qld, lda: qld, v + kvo, ldb: kvld, transB: true,
-                                    m: t1 - t0, n: kEnd, k: d)
+                        MatMul.gemm(
+                            pp + t0 * tk, ldc: tk, q + qo + t0 * qld, lda: qld, k + kvo, ldb: kvld, transB: true,
+                            m: t1 - t0, n: kEnd, k: d, alpha: scale)
+                        MatMul.gemm(
+                            gp + t0 * tk, ldc: tk, dOut + qo + t0 * qld, lda: qld, v + kvo, ldb: kvld, transB: true,
+                            m: t1 - t0, n: kEnd, k: d)
                         for t in t0..<t1 {
                             let p = pp + t * tk, g = gp + t * tk
-                            rk_softmax_recompute_row(p, mask, lse[(b * s.queryHeads + h) * tq + t], min(kEnd, t + tk - tq + 1), kEnd)
+                            rk_softmax_recompute_row(
+                                p, mask, lse[(b * s.queryHeads + h) * tq + t], min(kEnd, t + tk - tq + 1), kEnd)
                             let o = qo + t * qld
                             let delta = Reductions.dot(dOut + o, out + o, count: d)
                             for i in 0..<kEnd { g[i] = p[i] * (g[i] - delta) }
                         }
-                        MatMul.gemm(dq + qo + t0 * qld, ldc: qld, gp + t0 * tk, lda: tk, k + kvo, ldb: kvld,
-                                    m: t1 - t0, n: d, k: kEnd, alpha: scale)
+                        MatMul.gemm(
+                            dq + qo + t0 * qld, ldc: qld, gp + t0 * tk, lda: tk, k + kvo, ldb: kvld,
+                            m: t1 - t0, n: d, k: kEnd, alpha: scale)
                     }
                     var kStart = 0
                     for t0 in stride(from: 0, to: tq, by: queryBlock) {
                         let kEnd = keyEnd(min(tq, t0 + queryBlock), s)
                         if kEnd > kStart {
-                            MatMul.gemm(dv + kvo + kStart * kvld, ldc: kvld, pp + t0 * tk + kStart, lda: tk, transA: true,
-                                        dOut + qo + t0 * qld, ldb: qld, m: kEnd - kStart, n: d, k: tq - t0, beta: 1)
-                            MatMul.gemm(dk + kvo + kStart * kvld, ldc: kvld, gp + t0 * tk + kStart, lda: tk, transA: true,
-                                        q + qo + t0 * qld, ldb: qld, m: kEnd - kStart, n: d, k: tq - t0, alpha: scale, beta: 1)
+                            MatMul.gemm(
+                                dv + kvo + kStart * kvld, ldc: kvld, pp + t0 * tk + kStart, lda: tk, transA: true,
+                                dOut + qo + t0 * qld, ldb: qld, m: kEnd - kStart, n: d, k: tq - t0, beta: 1)
+                            MatMul.gemm(
+                                dk + kvo + kStart * kvld, ldc: kvld, gp + t0 * tk + kStart, lda: tk, transA: true,
+                                q + qo + t0 * qld, ldb: qld, m: kEnd - kStart, n: d, k: tq - t0, alpha: scale, beta: 1)
                         }
                         kStart = kEnd
                     }
@@ -171,7 +188,9 @@ public enum Attention {
     public static let queryBlock = 32
 
     /// One past the last key that query rows before `t1` see (query t sits at position t + Tk − Tq).
-    @inline(__always) static func keyEnd(_ t1: Int, _ s: AttentionShape) -> Int { min(s.keyLength, t1 + s.keyLength - s.queryLength) }
+    @inline(__always) static func keyEnd(_ t1: Int, _ s: AttentionShape) -> Int {
+        min(s.keyLength, t1 + s.keyLength - s.queryLength)
+    }
 
     @inline(__always) static func queryOffset(_ b: Int, _ h: Int, _ s: AttentionShape) -> Int {
         b * s.queryLength * s.queryHeads * s.headDim + h * s.headDim
@@ -208,7 +227,8 @@ extension Attention {
                     let mask = keyMask.map { $0 + b * s.maskBatchStride }
                     for t in 0..<tq {
                         let qo = queryOffset(b, kvh * g, s) + t * qld
-                        rk_attend_group(out + qo, q + qo, g, kb, vb, kvld, mask, min(tk, t + tk - tq + 1), d, scale, scores)
+                        rk_attend_group(
+                            out + qo, q + qo, g, kb, vb, kvld, mask, min(tk, t + tk - tq + 1), d, scale, scores)
                     }
                 }
             }

@@ -9,12 +9,15 @@ public enum Elementwise {
     }
 
     /// y += a · x
-    @inlinable public static func axpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, count n: Int) {
+    @inlinable public static func axpy(
+        _ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, count n: Int
+    ) {
         let raw = UnsafeMutableRawPointer(y), xr = UnsafeRawPointer(x)
         let va = SIMD16<Float>(repeating: a)
         var i = 0
         while i &+ 16 <= n {
-            let v = raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+            let v =
+                raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
                 + va * xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             raw.storeBytes(of: v, toByteOffset: i &* 4, as: SIMD16<Float>.self)
             i &+= 16
@@ -23,11 +26,14 @@ public enum Elementwise {
     }
 
     /// z = x + y (z may alias x or y)
-    @inlinable public static func add(_ z: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+    @inlinable public static func add(
+        _ z: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count n: Int
+    ) {
         let zr = UnsafeMutableRawPointer(z), xr = UnsafeRawPointer(x), yr = UnsafeRawPointer(y)
         var i = 0
         while i &+ 16 <= n {
-            let v = xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+            let v =
+                xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
                 + yr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             zr.storeBytes(of: v, toByteOffset: i &* 4, as: SIMD16<Float>.self)
             i &+= 16
@@ -41,8 +47,9 @@ public enum Elementwise {
         let va = SIMD16<Float>(repeating: a)
         var i = 0
         while i &+ 16 <= n {
-            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) * va,
-                           toByteOffset: i &* 4, as: SIMD16<Float>.self)
+            raw.storeBytes(
+                of: raw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self) * va,
+                toByteOffset: i &* 4, as: SIMD16<Float>.self)
             i &+= 16
         }
         while i < n { x[i] *= a; i &+= 1 }
@@ -71,9 +78,11 @@ public enum Reductions {
         var a = SIMD16<Float>(), b = SIMD16<Float>()
         var i = 0
         while i &+ 32 <= n {
-            a += xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+            a +=
+                xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
                 * yr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
-            b += xr.loadUnaligned(fromByteOffset: (i &+ 16) &* 4, as: SIMD16<Float>.self)
+            b +=
+                xr.loadUnaligned(fromByteOffset: (i &+ 16) &* 4, as: SIMD16<Float>.self)
                 * yr.loadUnaligned(fromByteOffset: (i &+ 16) &* 4, as: SIMD16<Float>.self)
             i &+= 32
         }
@@ -83,13 +92,16 @@ public enum Reductions {
     }
 
     /// Σ x·y·z (16 lanes at a time; a scalar loop would not vectorise, the sum is not reassociated for it).
-    @inlinable public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafePointer<Float>,
-                                      count n: Int) -> Float {
+    @inlinable public static func dot(
+        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafePointer<Float>,
+        count n: Int
+    ) -> Float {
         let xr = UnsafeRawPointer(x), yr = UnsafeRawPointer(y), zr = UnsafeRawPointer(z)
         var a = SIMD16<Float>()
         var i = 0
         while i &+ 16 <= n {
-            a += xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+            a +=
+                xr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
                 * yr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
                 * zr.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             i &+= 16

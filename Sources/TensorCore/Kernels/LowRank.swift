@@ -7,8 +7,10 @@ import _CKernels
 
 public enum LowRank {
     /// u[N, R] = x[N, D] · Aᵀ with A [R, D] (the few-row NT kernel with the thin factor as weights).
-    public static func project(out u: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, factor a: UnsafePointer<Float>,
-                               rows n: Int, features d: Int, rank r: Int) {
+    public static func project(
+        out u: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, factor a: UnsafePointer<Float>,
+        rows n: Int, features d: Int, rank r: Int
+    ) {
         parallelFor(n, grain: max(1, 4096 / max(d * r, 1)) * 4) { rows in
             rk_gemm_few_rows_nt(u + rows.lowerBound * r, r, x + rows.lowerBound * d, d, a, rows.count, 0, r, d, 0)
         }
@@ -18,9 +20,11 @@ public enum LowRank {
     /// Few rows (decoding) use the row-parallel rank-update kernel; many rows an sgemm, which runs this
     /// shape ~1.7× faster (171 against 101 GFLOP/s at 1024 × 576, r = 16, `Benchmarks lora-gemm`).
     /// With `accumulate` false, y is overwritten instead.
-    public static func expand(into y: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                              transposed: Bool = false, rows n: Int, features d: Int, rank r: Int, alpha: Float,
-                              accumulate: Bool = true) {
+    public static func expand(
+        into y: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        transposed: Bool = false, rows n: Int, features d: Int, rank r: Int, alpha: Float,
+        accumulate: Bool = true
+    ) {
         if n > Linear.fewRowsLimit {
             MatMul.gemm(y, u, w, transB: transposed, m: n, n: d, k: r, alpha: alpha, beta: accumulate ? 1 : 0)
             return
@@ -38,7 +42,9 @@ public enum LowRank {
     }
 
     /// Bᵀ [R, D] from B [D, R].
-    public static func transpose(_ b: UnsafePointer<Float>, into bt: UnsafeMutablePointer<Float>, rows d: Int, rank r: Int) {
+    public static func transpose(
+        _ b: UnsafePointer<Float>, into bt: UnsafeMutablePointer<Float>, rows d: Int, rank r: Int
+    ) {
         for i in 0..<d { for j in 0..<r { bt[j * d + i] = b[i * r + j] } }
     }
 }

@@ -42,7 +42,8 @@ public final class RoPETable: @unchecked Sendable {
                 let wavelen = 2 * Double.pi / Double(f)
                 if wavelen < highWavelen { return f }
                 if wavelen > lowWavelen { return Float(Double(f) / s.factor) }
-                let smooth = (Double(s.originalMaxPositions) / wavelen - s.lowFrequencyFactor)
+                let smooth =
+                    (Double(s.originalMaxPositions) / wavelen - s.lowFrequencyFactor)
                     / (s.highFrequencyFactor - s.lowFrequencyFactor)
                 return Float((1 - smooth) * Double(f) / s.factor + smooth * Double(f))
             }
@@ -64,11 +65,15 @@ public final class RoPETable: @unchecked Sendable {
     }
 
     /// forward: y = R(p) x  ⇒  dx = R(p)ᵀ dy = R(−p) dy. In place on dx[N, H, D].
-    public func applyBackward(_ dx: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int) {
+    public func applyBackward(
+        _ dx: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int
+    ) {
         rotate(dx, positions: positions, tokens: tokens, heads: heads, inverse: true)
     }
 
-    private func rotate(_ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int, inverse: Bool) {
+    private func rotate(
+        _ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, tokens: Int, heads: Int, inverse: Bool
+    ) {
         let d = headDim, half = d / 2
         let cp = cos.pointer, sp = sin.pointer, maxP = maxPositions
         let sign: Float = inverse ? -1 : 1

@@ -5,7 +5,8 @@ import _CKernels
 
 public enum Softmax {
     /// out[R,C] = softmax(input) row-wise (out may alias input).
-    public static func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, columns c: Int) {
+    public static func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, columns c: Int)
+    {
         parallelFor(rows, grain: max(1, 4096 / max(c, 1))) { r in
             for row in r {
                 let o = out + row &* c
@@ -16,7 +17,10 @@ public enum Softmax {
     }
 
     /// forward: y = softmax(x)  ⇒  dx = y ⊙ (dy − Σ dy⊙y). Writes dInput (may alias dOut).
-    public static func backward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, out y: UnsafePointer<Float>, rows: Int, columns c: Int) {
+    public static func backward(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, out y: UnsafePointer<Float>, rows: Int,
+        columns c: Int
+    ) {
         parallelFor(rows, grain: max(1, 4096 / max(c, 1))) { r in
             for row in r {
                 let yr = y + row &* c, dy = dOut + row &* c, dx = dInput + row &* c
@@ -29,7 +33,8 @@ public enum Softmax {
 
 public enum LogSoftmax {
     /// out[R,C] = x − logsumexp(x) row-wise (out may alias input).
-    public static func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, columns c: Int) {
+    public static func forward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, columns c: Int)
+    {
         parallelFor(rows, grain: max(1, 4096 / max(c, 1))) { r in
             for row in r {
                 let x = input + row &* c, o = out + row &* c
@@ -40,7 +45,10 @@ public enum LogSoftmax {
     }
 
     /// forward: y = x − lse(x)  ⇒  dx = dy − e^{y} Σ dy. Writes dInput.
-    public static func backward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, out y: UnsafePointer<Float>, rows: Int, columns c: Int) {
+    public static func backward(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, out y: UnsafePointer<Float>, rows: Int,
+        columns c: Int
+    ) {
         parallelFor(rows, grain: max(1, 4096 / max(c, 1))) { r in
             for row in r {
                 let yr = y + row &* c, dy = dOut + row &* c, dx = dInput + row &* c
@@ -52,7 +60,9 @@ public enum LogSoftmax {
     }
 
     /// logsumexp of each row.
-    public static func logSumExp(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, columns c: Int) {
+    public static func logSumExp(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int, columns c: Int
+    ) {
         parallelFor(rows, grain: max(1, 4096 / max(c, 1))) { r in
             for row in r { out[row] = rk_logsumexp_row(input + row &* c, c) }
         }

@@ -26,7 +26,8 @@ public enum TokenLogProbs {
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int? = nil,
         predictions: UnsafeMutablePointer<Int32>? = nil
     ) {
-        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
+        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) {
+            start, m, lp in
             parallelFor(m) { rows in
                 for r in rows {
                     let z = lp + r * v
@@ -42,8 +43,10 @@ public enum TokenLogProbs {
 
     /// Computes logits z = h Wᵀ for `chunkRows` rows at a time into one reused [chunk, V] buffer and
     /// hands each chunk to `body(firstRow, rowCount, logits)`.
-    static func forEachLogitChunk(hidden: UnsafePointer<Float>, weight: WeightMatrix, rows n: Int, channels c: Int, vocabulary v: Int,
-                                  chunkRows: Int?, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+    static func forEachLogitChunk(
+        hidden: UnsafePointer<Float>, weight: WeightMatrix, rows n: Int, channels c: Int, vocabulary v: Int,
+        chunkRows: Int?, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void
+    ) {
         let chunk = max(1, min(chunkRows ?? defaultChunkRows(vocabulary: v), n))
         let lp = Scratch.buffer("logits", count: chunk * v).pointer
         var start = 0
@@ -63,7 +66,8 @@ public enum TokenLogProbs {
         targets: UnsafePointer<Int32>, lse: UnsafePointer<Float>,
         rows n: Int, channels c: Int, vocabulary v: Int, chunkRows: Int? = nil
     ) {
-        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
+        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) {
+            start, m, lp in
             parallelFor(m) { rows in
                 for r in rows {
                     let t = targets[start + r]
@@ -72,8 +76,9 @@ public enum TokenLogProbs {
                     rk_softmax_xent_grad_row(lp + r * v, lse[start + r], t, -g, v)
                 }
             }
-            weight.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
-                            rows: m, inFeatures: c, outFeatures: v)
+            weight.backward(
+                dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
+                rows: m, inFeatures: c, outFeatures: v)
         }
     }
 
@@ -99,7 +104,8 @@ public enum TokenLogProbs {
             logProbs?.update(repeating: 0, count: n)
             predictions?.update(repeating: -1, count: n)
             if k == 0 { return 0 }
-            let h = Scratch.buffer("logprobs.hidden", count: k * c).pointer, dh = Scratch.buffer("logprobs.dHidden", count: k * c).pointer
+            let h = Scratch.buffer("logprobs.hidden", count: k * c).pointer,
+                dh = Scratch.buffer("logprobs.dHidden", count: k * c).pointer
             var t = [Int32](repeating: 0, count: k), g = [Float](repeating: 0, count: k)
             var lp = [Float](repeating: 0, count: k), pred = [Int32](repeating: -1, count: k)
             for (j, i) in counted.enumerated() {
@@ -110,9 +116,11 @@ public enum TokenLogProbs {
             let total = t.withUnsafeBufferPointer { tp in
                 lp.withUnsafeMutableBufferPointer { lpp in
                     pred.withUnsafeMutableBufferPointer { pp in
-                        forwardBackward(dHidden: dh, dWeight: dWeight, logProbs: lpp.baseAddress, dLogProbs: g, hidden: h, weight: weight,
-                                        targets: tp.baseAddress!, rows: k, channels: c, vocabulary: v, chunkRows: chunkRows,
-                                        predictions: pp.baseAddress)
+                        forwardBackward(
+                            dHidden: dh, dWeight: dWeight, logProbs: lpp.baseAddress, dLogProbs: g, hidden: h,
+                            weight: weight,
+                            targets: tp.baseAddress!, rows: k, channels: c, vocabulary: v, chunkRows: chunkRows,
+                            predictions: pp.baseAddress)
                     }
                 }
             }
@@ -125,7 +133,8 @@ public enum TokenLogProbs {
         }
         let rowLogProb = FloatBuffer(count: n)
         let rp = rowLogProb.pointer
-        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) { start, m, lp in
+        forEachLogitChunk(hidden: hidden, weight: weight, rows: n, channels: c, vocabulary: v, chunkRows: chunkRows) {
+            start, m, lp in
             parallelFor(m) { rows in
                 for r in rows {
                     let z = lp + r * v
@@ -136,8 +145,9 @@ public enum TokenLogProbs {
                     rk_softmax_xent_grad_row(z, l, t, t >= 0 ? -dLogProbs[start + r] : 0, v)
                 }
             }
-            weight.backward(dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
-                            rows: m, inFeatures: c, outFeatures: v)
+            weight.backward(
+                dInput: dHidden + start * c, dWeight: dWeight, dOut: lp, input: hidden + start * c,
+                rows: m, inFeatures: c, outFeatures: v)
         }
         if let logProbs { logProbs.update(from: rp, count: n) }
         var total = 0.0

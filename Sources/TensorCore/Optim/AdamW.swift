@@ -30,7 +30,9 @@ public final class AdamW: @unchecked Sendable {
     /// Parameters whose name satisfies this get no weight decay (by default none are excluded).
     let decays: [Bool]
 
-    public init(store: ParameterStore, config: AdamWConfig = AdamWConfig(), decayFilter: (String) -> Bool = { _ in true }) {
+    public init(
+        store: ParameterStore, config: AdamWConfig = AdamWConfig(), decayFilter: (String) -> Bool = { _ in true }
+    ) {
         precondition(store.isTrainable, "AdamW needs a trainable parameter store")
         self.config = config
         self.store = store
@@ -46,7 +48,8 @@ public final class AdamW: @unchecked Sendable {
     public func update(learningRate lr: Float, gradientScale: Float = 1, zeroingGradients: Bool = false) {
         step += 1
         let b1 = config.beta1, b2 = config.beta2, eps = config.epsilon
-        let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step))), c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
+        let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step))),
+            c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
         let stepSize = lr / c1
         let c2root = c2.squareRoot()
         let p = store.values.pointer, g = store.gradients!.pointer, mp = m.pointer, vp = v.pointer
@@ -55,15 +58,19 @@ public final class AdamW: @unchecked Sendable {
         parallelFor(last.offset + last.count, grain: 2048) { r in
             // The entries overlapping r (entries are in offset order): the first by binary search.
             var lo = 0, hi = entries.count
-            while lo < hi { let mid = (lo + hi) / 2; if entries[mid].offset + entries[mid].count <= r.lowerBound { lo = mid + 1 } else { hi = mid } }
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if entries[mid].offset + entries[mid].count <= r.lowerBound { lo = mid + 1 } else { hi = mid }
+            }
             var i = lo
             while i < entries.count && entries[i].offset < r.upperBound {
                 let e = entries[i]
                 let sub = max(e.offset, r.lowerBound)..<min(e.offset + e.count, r.upperBound)
                 if !sub.isEmpty {
-                    Self.kernel(p: p, g: g, m: mp, v: vp, range: sub, b1: b1, b2: b2, eps: eps,
-                                decay: decays[i] ? 1 - lr * wd : 1, stepSize: stepSize, c2root: c2root,
-                                gradientScale: gradientScale, zeroing: zeroingGradients)
+                    Self.kernel(
+                        p: p, g: g, m: mp, v: vp, range: sub, b1: b1, b2: b2, eps: eps,
+                        decay: decays[i] ? 1 - lr * wd : 1, stepSize: stepSize, c2root: c2root,
+                        gradientScale: gradientScale, zeroing: zeroingGradients)
                 }
                 i += 1
             }
@@ -72,13 +79,17 @@ public final class AdamW: @unchecked Sendable {
 
     /// The update over one index range, 16 lanes at a time.
     @inline(__always)
-    static func kernel(p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-                       v: UnsafeMutablePointer<Float>, range: Range<Int>, b1: Float, b2: Float, eps: Float,
-                       decay: Float, stepSize: Float, c2root: Float, gradientScale: Float, zeroing: Bool) {
+    static func kernel(
+        p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+        v: UnsafeMutablePointer<Float>, range: Range<Int>, b1: Float, b2: Float, eps: Float,
+        decay: Float, stepSize: Float, c2root: Float, gradientScale: Float, zeroing: Bool
+    ) {
         typealias V = SIMD16<Float>
-        let pr = UnsafeMutableRawPointer(p), gr = UnsafeMutableRawPointer(g), mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
+        let pr = UnsafeMutableRawPointer(p), gr = UnsafeMutableRawPointer(g), mr = UnsafeMutableRawPointer(m),
+            vr = UnsafeMutableRawPointer(v)
         let vb1 = V(repeating: b1), vb2 = V(repeating: b2), a1 = V(repeating: 1 - b1), a2 = V(repeating: 1 - b2)
-        let vdecay = V(repeating: decay), vstep = V(repeating: stepSize), vc2 = V(repeating: c2root), veps = V(repeating: eps)
+        let vdecay = V(repeating: decay), vstep = V(repeating: stepSize), vc2 = V(repeating: c2root),
+            veps = V(repeating: eps)
         let vscale = V(repeating: gradientScale)
         var i = range.lowerBound
         while i &+ 16 <= range.upperBound {
@@ -89,7 +100,8 @@ public final class AdamW: @unchecked Sendable {
             let vj = vb2 * vr.loadUnaligned(fromByteOffset: off, as: V.self) + a2 * gj * gj
             mr.storeBytes(of: mj, toByteOffset: off, as: V.self)
             vr.storeBytes(of: vj, toByteOffset: off, as: V.self)
-            let pj = pr.loadUnaligned(fromByteOffset: off, as: V.self) * vdecay - vstep * mj / (vj.squareRoot() / vc2 + veps)
+            let pj =
+                pr.loadUnaligned(fromByteOffset: off, as: V.self) * vdecay - vstep * mj / (vj.squareRoot() / vc2 + veps)
             pr.storeBytes(of: pj, toByteOffset: off, as: V.self)
             i &+= 16
         }

@@ -19,10 +19,13 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .notFound(dir): "\(dir): no checkpoint here (expected \(CheckpointLayout.stateFile), or a '\(CheckpointLayout.latestFile)' file naming a \(CheckpointLayout.checkpointPrefix)N directory)."
-        case let .missingFile(dir, file): "\(dir): checkpoint is incomplete, \(file) is missing. Hint: resume from an earlier checkpoint-N."
+        case let .notFound(dir):
+            "\(dir): no checkpoint here (expected \(CheckpointLayout.stateFile), or a '\(CheckpointLayout.latestFile)' file naming a \(CheckpointLayout.checkpointPrefix)N directory)."
+        case let .missingFile(dir, file):
+            "\(dir): checkpoint is incomplete, \(file) is missing. Hint: resume from an earlier checkpoint-N."
         case let .invalidState(file, reason): "\(file): \(reason)."
-        case let .mismatch(file, field, expected, found, hint): "\(file): \(field) is \(found) but this run has \(expected). Hint: \(hint)"
+        case let .mismatch(file, field, expected, found, hint):
+            "\(file): \(field) is \(found) but this run has \(expected). Hint: \(hint)"
         }
     }
 }
@@ -49,8 +52,10 @@ public enum Checkpoint {
 
     /// Writes `checkpoint-<step>` under `outputDirectory` atomically and prunes old ones.
     @discardableResult
-    public static func save(state: TrainerState, configJSON: Data, groups: [ParameterGroup], optimizers: [AdamW],
-                            extraFiles: [String: Data] = [:], to outputDirectory: URL, keep: Int) throws -> URL {
+    public static func save(
+        state: TrainerState, configJSON: Data, groups: [ParameterGroup], optimizers: [AdamW],
+        extraFiles: [String: Data] = [:], to outputDirectory: URL, keep: Int
+    ) throws -> URL {
         let fm = FileManager.default
         try fm.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         let final = outputDirectory.appendingPathComponent(CheckpointLayout.checkpointDirectory(step: state.step))
@@ -62,21 +67,24 @@ public enum Checkpoint {
             try writeSynced(try encoder.encode(state), to: tmp.appendingPathComponent(stateFile))
             try writeSynced(configJSON, to: tmp.appendingPathComponent(configFile))
             for (name, data) in extraFiles { try writeSynced(data, to: tmp.appendingPathComponent(name)) }
-            try SafeTensorsWriter.write(tensors: groups.flatMap { $0.store.tensors(prefix: $0.filePrefix) },
-                                        metadata: ["format": "pt"], to: tmp.appendingPathComponent(state.trainable))
+            try SafeTensorsWriter.write(
+                tensors: groups.flatMap { $0.store.tensors(prefix: $0.filePrefix) },
+                metadata: ["format": "pt"], to: tmp.appendingPathComponent(state.trainable))
             let moments = zip(groups, optimizers).flatMap { g, o in
                 g.store.tensors(prefix: "exp_avg." + g.filePrefix, buffer: o.m)
                     + g.store.tensors(prefix: "exp_avg_sq." + g.filePrefix, buffer: o.v)
             }
-            try SafeTensorsWriter.write(tensors: moments, metadata: state.optimizerSteps.mapValues { "\($0)" },
-                                        to: tmp.appendingPathComponent(optimizerFile))
+            try SafeTensorsWriter.write(
+                tensors: moments, metadata: state.optimizerSteps.mapValues { "\($0)" },
+                to: tmp.appendingPathComponent(optimizerFile))
             if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
             try fm.moveItem(at: tmp, to: final)
         } catch {
             try? fm.removeItem(at: tmp)
             throw error
         }
-        try writeSynced(Data(final.lastPathComponent.utf8), to: outputDirectory.appendingPathComponent(CheckpointLayout.latestFile))
+        try writeSynced(
+            Data(final.lastPathComponent.utf8), to: outputDirectory.appendingPathComponent(CheckpointLayout.latestFile))
         // Prune: keep the newest `keep` checkpoints.
         let all = ((try? fm.contentsOfDirectory(atPath: outputDirectory.path)) ?? [])
             .compactMap { name -> (Int, String)? in
@@ -89,7 +97,8 @@ public enum Checkpoint {
 
     /// Writes a file via a temporary sibling, fsync and rename.
     static func writeSynced(_ data: Data, to url: URL) throws {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
         guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
             throw CheckpointError.invalidState(file: tmp.path, reason: "cannot create file")
         }
@@ -106,7 +115,9 @@ public enum Checkpoint {
 
     /// A checkpoint directory, or the one an output directory's `latest` names.
     public static func resolve(_ url: URL) throws -> URL {
-        guard let dir = CheckpointLayout.resolveCheckpoint(url) else { throw CheckpointError.notFound(directory: url.path) }
+        guard let dir = CheckpointLayout.resolveCheckpoint(url) else {
+            throw CheckpointError.notFound(directory: url.path)
+        }
         return dir
     }
 
@@ -134,27 +145,34 @@ public enum Checkpoint {
         }
         let w = try SafeTensorsFile(contentsOf: weightsURL), o = try SafeTensorsFile(contentsOf: optimizerURL)
         for (g, optimizer) in zip(groups, optimizers) {
-          guard let steps = state.optimizerSteps[g.name] else {
-              throw CheckpointError.mismatch(file: dir.appendingPathComponent(stateFile).path, field: "parameter group \(g.name)",
-                                             expected: "present", found: "missing",
-                                             hint: "the checkpoint was written by a run with other trainable parts.")
-          }
-          for e in g.store.entries {
-            let name = g.filePrefix + e.name
-            for (file, name, buffer) in [(w, name, g.store.values), (o, "exp_avg." + name, optimizer.m), (o, "exp_avg_sq." + name, optimizer.v)] {
-                guard file.contains(name) else {
-                    throw CheckpointError.mismatch(file: file.url.path, field: "tensor \(name)", expected: "present", found: "missing",
-                                                   hint: "the checkpoint was written for a different model or LoRA configuration.")
-                }
-                let info = try file.info(name)
-                guard info.shape == e.shape else {
-                    throw CheckpointError.mismatch(file: file.url.path, field: "shape of \(name)", expected: "\(e.shape)", found: "\(info.shape)",
-                                                   hint: "the checkpoint was written for a different model or LoRA rank.")
-                }
-                try file.copyFloats(name, into: buffer.pointer + e.offset, count: e.count)
+            guard let steps = state.optimizerSteps[g.name] else {
+                throw CheckpointError.mismatch(
+                    file: dir.appendingPathComponent(stateFile).path, field: "parameter group \(g.name)",
+                    expected: "present", found: "missing",
+                    hint: "the checkpoint was written by a run with other trainable parts.")
             }
-          }
-          optimizer.step = steps
+            for e in g.store.entries {
+                let name = g.filePrefix + e.name
+                for (file, name, buffer) in [
+                    (w, name, g.store.values), (o, "exp_avg." + name, optimizer.m),
+                    (o, "exp_avg_sq." + name, optimizer.v),
+                ] {
+                    guard file.contains(name) else {
+                        throw CheckpointError.mismatch(
+                            file: file.url.path, field: "tensor \(name)", expected: "present", found: "missing",
+                            hint: "the checkpoint was written for a different model or LoRA configuration.")
+                    }
+                    let info = try file.info(name)
+                    guard info.shape == e.shape else {
+                        throw CheckpointError.mismatch(
+                            file: file.url.path, field: "shape of \(name)", expected: "\(e.shape)",
+                            found: "\(info.shape)",
+                            hint: "the checkpoint was written for a different model or LoRA rank.")
+                    }
+                    try file.copyFloats(name, into: buffer.pointer + e.offset, count: e.count)
+                }
+            }
+            optimizer.step = steps
         }
     }
 }

@@ -34,17 +34,21 @@ extension PartialConfig {
     /// Decodes `object` (JSON-compatible) over the defaults, rejecting unknown keys.
     public static func decode(_ object: [String: Any], source: String) throws -> Self {
         let unknown = object.keys.filter { !keys.contains($0) }.sorted()
-        guard unknown.isEmpty else { throw ConfigFileError.unknownKeys(file: source, keys: unknown, accepted: keys.sorted()) }
+        guard unknown.isEmpty else {
+            throw ConfigFileError.unknownKeys(file: source, keys: unknown, accepted: keys.sorted())
+        }
         var merged = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(Self()))) as! [String: Any]
         for (k, v) in object { merged[k] = v }
         do {
             return try JSONDecoder().decode(Self.self, from: JSONSerialization.data(withJSONObject: merged))
         } catch let DecodingError.typeMismatch(type, context) {
-            throw ConfigFileError.invalidValue(file: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
-                                               reason: "expected \(type)")
+            throw ConfigFileError.invalidValue(
+                file: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
+                reason: "expected \(type)")
         } catch let DecodingError.dataCorrupted(context) {
-            throw ConfigFileError.invalidValue(file: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
-                                               reason: context.debugDescription)
+            throw ConfigFileError.invalidValue(
+                file: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
+                reason: context.debugDescription)
         }
     }
 
@@ -54,13 +58,19 @@ extension PartialConfig {
             throw ConfigFileError.unreadable(file: url.path, reason: "no such file or not readable")
         }
         if let json = try? JSONSerialization.jsonObject(with: data) {
-            guard let object = json as? [String: Any] else { throw ConfigFileError.syntax(file: url.path, reason: "the top level must be an object") }
+            guard let object = json as? [String: Any] else {
+                throw ConfigFileError.syntax(file: url.path, reason: "the top level must be an object")
+            }
             return object
         }
         do {
-            guard let text = String(data: data, encoding: .utf8) else { throw ConfigFileError.syntax(file: url.path, reason: "not UTF-8") }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ConfigFileError.syntax(file: url.path, reason: "not UTF-8")
+            }
             let yaml = try Yams.load(yaml: text)
-            guard let object = yaml as? [String: Any] else { throw ConfigFileError.syntax(file: url.path, reason: "the top level must be a mapping") }
+            guard let object = yaml as? [String: Any] else {
+                throw ConfigFileError.syntax(file: url.path, reason: "the top level must be a mapping")
+            }
             return object
         } catch let error as ConfigFileError { throw error } catch {
             throw ConfigFileError.syntax(file: url.path, reason: "\(error)")
@@ -71,7 +81,9 @@ extension PartialConfig {
     public static func overrides(_ pairs: [String]) throws -> [String: Any] {
         var out: [String: Any] = [:]
         for pair in pairs {
-            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { throw ConfigFileError.invalidOverride(pair) }
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw ConfigFileError.invalidOverride(pair)
+            }
             let key = String(pair[..<eq]), raw = String(pair[pair.index(after: eq)...])
             out[key] = (try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: .fragmentsAllowed)) ?? raw
         }

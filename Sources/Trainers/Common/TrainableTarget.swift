@@ -17,18 +17,22 @@ public struct TrainableTarget: @unchecked Sendable {
 
     /// A new adapter named `adapterName` when `lora` is given (the base must be frozen), else the full
     /// weights (the base must be trainable).
-    public init(model: LlamaModel, lora: LoRAConfig?, adapterName: String, seed: UInt64, heads: [ScalarHead] = []) throws {
+    public init(model: LlamaModel, lora: LoRAConfig?, adapterName: String, seed: UInt64, heads: [ScalarHead] = [])
+        throws
+    {
         self.model = model
         self.heads = heads
         if let lora {
             guard !model.weights.isTrainable else {
-                throw ConfigError.invalid(field: "lora_rank", value: "\(lora.rank)",
-                                          expected: "a frozen base model (load it with trainable: false)")
+                throw ConfigError.invalid(
+                    field: "lora_rank", value: "\(lora.rank)",
+                    expected: "a frozen base model (load it with trainable: false)")
             }
             adapter = try model.addAdapter(named: adapterName, config: lora, seed: seed)
         } else {
             guard model.weights.isTrainable else {
-                throw ConfigError.invalid(field: "lora_rank", value: "0", expected: "a trainable base model for a full fine-tune")
+                throw ConfigError.invalid(
+                    field: "lora_rank", value: "0", expected: "a trainable base model for a full fine-tune")
             }
             adapter = nil
         }
@@ -37,7 +41,8 @@ public struct TrainableTarget: @unchecked Sendable {
     /// The adapter (or the full weights) and then each head, with checkpoint names that make a LoRA
     /// checkpoint a PEFT directory and a full one a model directory.
     public var groups: [ParameterGroup] {
-        let main = adapter.map { ParameterGroup(name: "adapter", store: $0.store) }
+        let main =
+            adapter.map { ParameterGroup(name: "adapter", store: $0.store) }
             ?? ParameterGroup(name: "model", store: model.weights)
         let prefix = adapter == nil ? "" : PEFTAdapter.moduleKeyPrefix
         return [main] + heads.map { ParameterGroup(name: $0.name, store: $0.store, filePrefix: prefix) }
@@ -45,26 +50,31 @@ public struct TrainableTarget: @unchecked Sendable {
 
     public func identity(baseModel: String, tokenizer: Tokenizer) -> CheckpointIdentity {
         guard let adapter else {
-            return CheckpointIdentity(baseModel: baseModel, tokenizerFingerprint: tokenizer.fingerprint,
-                                      weightsFile: CheckpointLayout.modelWeightsFile)
+            return CheckpointIdentity(
+                baseModel: baseModel, tokenizerFingerprint: tokenizer.fingerprint,
+                weightsFile: CheckpointLayout.modelWeightsFile)
         }
         let peft = PEFTAdapter.configurationData(adapter.config, baseModel: baseModel, modulesToSave: heads.map(\.name))
-        return CheckpointIdentity(baseModel: baseModel, tokenizerFingerprint: tokenizer.fingerprint,
-                                  weightsFile: CheckpointLayout.adapterWeightsFile, extraFiles: [PEFTAdapter.configFileName: peft])
+        return CheckpointIdentity(
+            baseModel: baseModel, tokenizerFingerprint: tokenizer.fingerprint,
+            weightsFile: CheckpointLayout.adapterWeightsFile, extraFiles: [PEFTAdapter.configFileName: peft])
     }
 
     /// Writes the trained result under `directory`: the adapter (+ heads) as PEFT (`adapter/`), or the full
     /// model as a Hugging Face directory (`model/`, a sequence-classification one when it has a `score` head).
-    public static func exportFinal(loaded: LoadedModel, adapter: LoRAAdapter?, heads: [ScalarHead], baseModel: String,
-                                   to directory: URL) throws -> URL {
+    public static func exportFinal(
+        loaded: LoadedModel, adapter: LoRAAdapter?, heads: [ScalarHead], baseModel: String,
+        to directory: URL
+    ) throws -> URL {
         if let adapter {
             let dir = directory.appendingPathComponent(CheckpointLayout.finalAdapterDirectory)
             try PEFTAdapter.save(adapter, heads: heads, baseModel: baseModel, to: dir, overwrite: true)
             return dir
         }
         let dir = directory.appendingPathComponent(CheckpointLayout.finalModelDirectory)
-        try HFCheckpoint.save(model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
-                              heads: heads, to: dir, overwrite: true)
+        try HFCheckpoint.save(
+            model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate?.source,
+            heads: heads, to: dir, overwrite: true)
         return dir
     }
 }
@@ -79,7 +89,8 @@ extension TrainingArguments {
     public func activations(for c: LlamaConfig, batchSize: Int, length: Int) -> LlamaActivations {
         let perTokenFloats = 3 * c.hiddenSize + c.qDim * 2 + c.kvDim * 2 + 2 * c.intermediateSize + 2
         let estimate = batchSize * length * c.layerCount * perTokenFloats * 4
-        return LlamaActivations(config: c, batchSize: batchSize, length: length,
-                                checkpointed: activationCheckpointing || estimate > Self.activationBudgetBytes)
+        return LlamaActivations(
+            config: c, batchSize: batchSize, length: length,
+            checkpointed: activationCheckpointing || estimate > Self.activationBudgetBytes)
     }
 }

@@ -23,7 +23,9 @@ public final class MetricsLog: @unchecked Sendable {
 
     public init(url: URL) throws {
         self.url = url
-        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
     }

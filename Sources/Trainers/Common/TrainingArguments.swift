@@ -115,8 +115,9 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     /// Refuses a `max_length` beyond the model's positions (RoPE has no angles past them).
     public func validate(for model: LlamaConfig) throws {
         guard maxLength <= model.maxPositions else {
-            throw ConfigError.invalid(field: CodingKeys.maxLength.rawValue, value: "\(maxLength)",
-                                      expected: "≤ \(model.maxPositions), the model's context length (lower --max-length)")
+            throw ConfigError.invalid(
+                field: CodingKeys.maxLength.rawValue, value: "\(maxLength)",
+                expected: "≤ \(model.maxPositions), the model's context length (lower --max-length)")
         }
     }
 }

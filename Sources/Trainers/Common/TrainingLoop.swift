@@ -27,8 +27,10 @@ public struct ParameterGroup: @unchecked Sendable {
     /// Which parameters get weight decay (by default: not norms, not biases; transformers' rule).
     public let decays: (String) -> Bool
 
-    public init(name: String, store: ParameterStore, filePrefix: String = "", learningRateScale: Float = 1,
-                decays: @escaping (String) -> Bool = { !$0.hasSuffix("norm.weight") && !$0.hasSuffix(".bias") }) {
+    public init(
+        name: String, store: ParameterStore, filePrefix: String = "", learningRateScale: Float = 1,
+        decays: @escaping (String) -> Bool = { !$0.hasSuffix("norm.weight") && !$0.hasSuffix(".bias") }
+    ) {
         self.name = name
         self.store = store
         self.filePrefix = filePrefix
@@ -92,8 +94,10 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     /// reads), so a step skips the separate zeroing pass.
     var gradientsAreZero = false
 
-    public init(config: Config, groups: [ParameterGroup], batchesPerEpoch: Int, outputDirectory: URL,
-                identity: CheckpointIdentity, rng: RNG) {
+    public init(
+        config: Config, groups: [ParameterGroup], batchesPerEpoch: Int, outputDirectory: URL,
+        identity: CheckpointIdentity, rng: RNG
+    ) {
         self.config = config
         self.groups = groups
         self.outputDirectory = outputDirectory
@@ -101,7 +105,8 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         self.rng = rng
         let t = config.training
         optimizers = groups.map { AdamW(store: $0.store, config: t.adamW, decayFilter: $0.decays) }
-        totalSteps = t.maxSteps > 0 ? t.maxSteps : max(1, t.numTrainEpochs * batchesPerEpoch / t.gradientAccumulationSteps)
+        totalSteps =
+            t.maxSteps > 0 ? t.maxSteps : max(1, t.numTrainEpochs * batchesPerEpoch / t.gradientAccumulationSteps)
     }
 
     public var schedule: LRSchedule {
@@ -116,8 +121,10 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     /// e.g. after Ctrl-C) turns true; stopping saves a checkpoint first. `resume` is a checkpoint or output
     /// directory of an earlier run with the same config. Returns the last logged metrics.
     @discardableResult
-    public func train(_ objective: TrainingObjective, resume: URL? = nil, stopRequested: () -> Bool = { false },
-                      onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }) throws -> Metrics {
+    public func train(
+        _ objective: TrainingObjective, resume: URL? = nil, stopRequested: () -> Bool = { false },
+        onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
+    ) throws -> Metrics {
         if let resume { try restore(from: resume, objective) }
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         let log = try MetricsLog(url: outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile))
@@ -144,7 +151,8 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
                 last["learning_rate"] = Double(lr)
                 last["grad_norm"] = windowGradNorm / Double(windowSteps)
                 last["num_tokens"] = numTokens
-                last["epoch"] = Double(position.epoch) + Double(position.batch) / Double(max(objective.batchesPerEpoch, 1))
+                last["epoch"] =
+                    Double(position.epoch) + Double(position.batch) / Double(max(objective.batchesPerEpoch, 1))
                 last["tokens_per_second"] = window.tokens / max(elapsed, 1e-9)
                 try log.append(last)
                 if onEvent(.step(step: step, totalSteps: total, metrics: last)) == .stop { control = .stop }
@@ -168,11 +176,14 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     /// Clips over every group, refuses non-finite gradients, then one AdamW update per group.
     func optimizerStep(lr: Float) throws {
         let stores = groups.map(\.store), maxNorm = config.training.maxGradNorm
-        let (norm, factor) = maxNorm > 0 ? GradientClipping.clipFactor(stores, maxNorm: maxNorm)
-                                         : (GradientClipping.globalNorm(stores), 1)
+        let (norm, factor) =
+            maxNorm > 0
+            ? GradientClipping.clipFactor(stores, maxNorm: maxNorm)
+            : (GradientClipping.globalNorm(stores), 1)
         guard norm.isFinite else {
-            throw ConfigError.invalid(field: "gradients", value: "\(norm) at step \(step + 1)",
-                                      expected: "finite values (lower learning_rate or check the data)")
+            throw ConfigError.invalid(
+                field: "gradients", value: "\(norm) at step \(step + 1)",
+                expected: "finite values (lower learning_rate or check the data)")
         }
         lastGradNorm = Double(norm)
         for (g, o) in zip(groups, optimizers) {
@@ -192,12 +203,14 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     /// Writes `checkpoint-<step>` atomically (and prunes to `save_total_limit`).
     @discardableResult
     public func saveCheckpoint(_ objective: TrainingObjective) throws -> URL {
-        let state = TrainerState(step: step, totalSteps: totalSteps, dataPosition: objective.dataPosition,
-                                 optimizerSteps: Dictionary(uniqueKeysWithValues: zip(groups.map(\.name), optimizers.map(\.step))),
-                                 numTokens: numTokens, rngState: rng.state, tokenizerFingerprint: identity.tokenizerFingerprint,
-                                 baseModel: identity.baseModel, trainable: identity.weightsFile)
-        return try Checkpoint.save(state: state, configJSON: try configJSON(), groups: groups, optimizers: optimizers,
-                                   extraFiles: identity.extraFiles, to: outputDirectory, keep: config.training.saveTotalLimit)
+        let state = TrainerState(
+            step: step, totalSteps: totalSteps, dataPosition: objective.dataPosition,
+            optimizerSteps: Dictionary(uniqueKeysWithValues: zip(groups.map(\.name), optimizers.map(\.step))),
+            numTokens: numTokens, rngState: rng.state, tokenizerFingerprint: identity.tokenizerFingerprint,
+            baseModel: identity.baseModel, trainable: identity.weightsFile)
+        return try Checkpoint.save(
+            state: state, configJSON: try configJSON(), groups: groups, optimizers: optimizers,
+            extraFiles: identity.extraFiles, to: outputDirectory, keep: config.training.saveTotalLimit)
     }
 
     /// Restores everything `saveCheckpoint` wrote, refusing a different config or tokenizer.
@@ -207,17 +220,21 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         let file = dir.appendingPathComponent(CheckpointLayout.configFile).path
         let theirs = try JSONDecoder().decode(Config.self, from: savedConfig)
         guard theirs == config else {
-            throw CheckpointError.mismatch(file: file, field: "config", expected: "the same resolved config", found: "a different one",
-                                           hint: "resume with the checkpoint's config (--config \(file)).")
+            throw CheckpointError.mismatch(
+                file: file, field: "config", expected: "the same resolved config", found: "a different one",
+                hint: "resume with the checkpoint's config (--config \(file)).")
         }
         let stateFile = dir.appendingPathComponent(CheckpointLayout.stateFile).path
         guard saved.tokenizerFingerprint == identity.tokenizerFingerprint else {
-            throw CheckpointError.mismatch(file: stateFile, field: "tokenizer fingerprint",
-                                           expected: identity.tokenizerFingerprint.prefix(12) + "…",
-                                           found: saved.tokenizerFingerprint.prefix(12) + "…",
-                                           hint: "resume with the model the checkpoint was trained from (\(saved.baseModel)).")
+            throw CheckpointError.mismatch(
+                file: stateFile, field: "tokenizer fingerprint",
+                expected: identity.tokenizerFingerprint.prefix(12) + "…",
+                found: saved.tokenizerFingerprint.prefix(12) + "…",
+                hint: "resume with the model the checkpoint was trained from (\(saved.baseModel)).")
         }
-        guard saved.rngState.count == 4 else { throw CheckpointError.invalidState(file: stateFile, reason: "rngState must hold 4 words") }
+        guard saved.rngState.count == 4 else {
+            throw CheckpointError.invalidState(file: stateFile, reason: "rngState must hold 4 words")
+        }
         try Checkpoint.restore(dir, state: saved, groups: groups, optimizers: optimizers)
         try objective.restore(dataPosition: saved.dataPosition)
         step = saved.step
@@ -235,7 +252,8 @@ public struct CheckpointIdentity: Sendable {
     /// Further files written into every checkpoint (e.g. `adapter_config.json`).
     public var extraFiles: [String: Data]
 
-    public init(baseModel: String, tokenizerFingerprint: String, weightsFile: String, extraFiles: [String: Data] = [:]) {
+    public init(baseModel: String, tokenizerFingerprint: String, weightsFile: String, extraFiles: [String: Data] = [:])
+    {
         self.baseModel = baseModel
         self.tokenizerFingerprint = tokenizerFingerprint
         self.weightsFile = weightsFile

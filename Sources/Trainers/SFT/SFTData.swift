@@ -13,8 +13,10 @@ public struct SFTData: Sendable {
 
     /// Reads `trainFile` (and `evalFile`, or a held-out `eval_fraction` of the training file),
     /// samples `data_fraction`, and encodes with the chat template and loss mask.
-    public static func prepare(config: SFTConfig, tokenizer: Tokenizer, chatTemplate: ChatTemplate?,
-                               trainFile: URL, evalFile: URL?) throws -> SFTData {
+    public static func prepare(
+        config: SFTConfig, tokenizer: Tokenizer, chatTemplate: ChatTemplate?,
+        trainFile: URL, evalFile: URL?
+    ) throws -> SFTData {
         let options = ReadOptions(skipInvalid: config.skipInvalid)
         let full = try Dataset<SFTExample>(contentsOf: trainFile, options: options)
         var split = SplitConfig()
@@ -26,10 +28,14 @@ public struct SFTData: Sendable {
         encoding.maxLength = config.maxLength
         encoding.loss = config.loss
         let encoder = try SFTEncoder(tokenizer: tokenizer, chatTemplate: chatTemplate, config: encoding)
-        var report = ["\(trainFile.lastPathComponent): \(full.report.recordsRead) records read, \(full.report.skipped) skipped"
-                      + (full.report.skipped > 0 ? " (\(full.report.description))" : "")]
+        var report = [
+            "\(trainFile.lastPathComponent): \(full.report.recordsRead) records read, \(full.report.skipped) skipped"
+                + (full.report.skipped > 0 ? " (\(full.report.description))" : "")
+        ]
         let train = try encoder.encode(trainSet)
-        report.append("train: \(train.examples.count) examples (data_fraction \(config.dataFraction)); \(train.report.description)")
+        report.append(
+            "train: \(train.examples.count) examples (data_fraction \(config.dataFraction)); \(train.report.description)"
+        )
         var eval: [EncodedExample] = []
         if let evalFile {
             let evalSet = try Dataset<SFTExample>(contentsOf: evalFile, options: options)

@@ -12,8 +12,10 @@ enum SFTLoss {
     /// Loss of `hidden` ([N, C], the decoder's output) against `targets` (−100 = not trained), scaled by
     /// `1 / normalizer`. With `dHidden`, also writes ∂L/∂hidden and adds the vocabulary projection's
     /// gradient to `dWeight` (one fused pass; `TokenLogProbs`).
-    static func evaluate(hidden: UnsafePointer<Float>, targets: [Int32], normalizer: Int, model: LlamaModel,
-                         dHidden: UnsafeMutablePointer<Float>?) -> Sums {
+    static func evaluate(
+        hidden: UnsafePointer<Float>, targets: [Int32], normalizer: Int, model: LlamaModel,
+        dHidden: UnsafeMutablePointer<Float>?
+    ) -> Sums {
         let c = model.config, n = targets.count
         var predictions = [Int32](repeating: -1, count: n)
         var sums = Sums()
@@ -21,15 +23,17 @@ enum SFTLoss {
             predictions.withUnsafeMutableBufferPointer { p in
                 if let dHidden {
                     let dLogp = [Float](repeating: -1 / Float(normalizer), count: n)
-                    sums.negLogProb = -Double(TokenLogProbs.forwardBackward(
-                        dHidden: dHidden, dWeight: model.outputWeightGradient, logProbs: nil, dLogProbs: dLogp,
-                        hidden: hidden, weight: model.outputWeight, targets: t.baseAddress!, rows: n,
-                        channels: c.hiddenSize, vocabulary: c.vocabularySize, predictions: p.baseAddress))
+                    sums.negLogProb = -Double(
+                        TokenLogProbs.forwardBackward(
+                            dHidden: dHidden, dWeight: model.outputWeightGradient, logProbs: nil, dLogProbs: dLogp,
+                            hidden: hidden, weight: model.outputWeight, targets: t.baseAddress!, rows: n,
+                            channels: c.hiddenSize, vocabulary: c.vocabularySize, predictions: p.baseAddress))
                 } else {
                     let lp = FloatBuffer(count: n), lse = FloatBuffer(count: n)
-                    TokenLogProbs.forward(logProbs: lp.pointer, lse: lse.pointer, hidden: hidden, weight: model.outputWeight,
-                                          targets: t.baseAddress!, rows: n, channels: c.hiddenSize,
-                                          vocabulary: c.vocabularySize, predictions: p.baseAddress)
+                    TokenLogProbs.forward(
+                        logProbs: lp.pointer, lse: lse.pointer, hidden: hidden, weight: model.outputWeight,
+                        targets: t.baseAddress!, rows: n, channels: c.hiddenSize,
+                        vocabulary: c.vocabularySize, predictions: p.baseAddress)
                     for j in 0..<n where t[j] >= 0 { sums.negLogProb -= Double(lp.pointer[j]) }
                 }
             }

@@ -21,16 +21,21 @@ public final class SFTTrainer: TrainingObjective {
     /// The adapter name used for LoRA runs.
     public static let adapterName = "default"
 
-    public init(config: SFTConfig, model loaded: LoadedModel, data: SFTData, outputDirectory: URL, baseModel: String) throws {
+    public init(config: SFTConfig, model loaded: LoadedModel, data: SFTData, outputDirectory: URL, baseModel: String)
+        throws
+    {
         try config.validate()
         try config.training.validate(for: loaded.model.config)
-        guard !data.train.isEmpty else { throw ConfigError.invalid(field: "train data", value: "0 examples", expected: "at least one") }
+        guard !data.train.isEmpty else {
+            throw ConfigError.invalid(field: "train data", value: "0 examples", expected: "at least one")
+        }
         self.config = config
         self.loaded = loaded
         self.data = data
         var rng = RNG(seed: config.seed)
-        let target = try TrainableTarget(model: loaded.model, lora: config.training.lora, adapterName: Self.adapterName,
-                                         seed: rng.next())
+        let target = try TrainableTarget(
+            model: loaded.model, lora: config.training.lora, adapterName: Self.adapterName,
+            seed: rng.next())
         adapter = target.adapter
         padID = loaded.padTokenID
         var loaderConfig = DataLoaderConfig()
@@ -40,16 +45,20 @@ public final class SFTTrainer: TrainingObjective {
         loaderConfig.packedLength = config.maxLength
         loaderConfig.groupsByLength = config.groupByLength && !config.packing
         loader = try DataLoader(examples: data.train, config: loaderConfig)
-        acts = config.training.activations(for: loaded.model.config, batchSize: config.batchSize, length: config.maxLength)
-        loop = TrainingLoop(config: config, groups: target.groups, batchesPerEpoch: loader.batchesInEpoch,
-                            outputDirectory: outputDirectory,
-                            identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
+        acts = config.training.activations(
+            for: loaded.model.config, batchSize: config.batchSize, length: config.maxLength)
+        loop = TrainingLoop(
+            config: config, groups: target.groups, batchesPerEpoch: loader.batchesInEpoch,
+            outputDirectory: outputDirectory,
+            identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
     }
 
     /// Trains (see `TrainingLoop.train`).
     @discardableResult
-    public func train(resume: URL? = nil, stopRequested: () -> Bool = { false },
-                      onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }) throws -> Metrics {
+    public func train(
+        resume: URL? = nil, stopRequested: () -> Bool = { false },
+        onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
+    ) throws -> Metrics {
         try loop.train(self, resume: resume, stopRequested: stopRequested, onEvent: onEvent)
     }
 
@@ -72,8 +81,9 @@ public final class SFTTrainer: TrainingObjective {
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
             let hidden = model.forward(b.batch, adapter: adapter, into: acts)
             let dHidden = Scratch.buffer("sft.dHidden", count: b.batch.tokenCount * model.config.hiddenSize)
-            let s = SFTLoss.evaluate(hidden: hidden.pointer, targets: b.targets, normalizer: counted, model: model,
-                                     dHidden: dHidden.pointer)
+            let s = SFTLoss.evaluate(
+                hidden: hidden.pointer, targets: b.targets, normalizer: counted, model: model,
+                dHidden: dHidden.pointer)
             model.backward(dOutput: dHidden.pointer, acts: acts)
             total.negLogProb += s.negLogProb
             total.correct += s.correct
@@ -99,13 +109,17 @@ public final class SFTTrainer: TrainingObjective {
             let b = LabeledBatch(rows: chunk.map(\.ids), lossMask: chunk.map(\.lossMask), padID: padID)
             acts.isTraining = false
             let hidden = model.forward(b.batch, adapter: adapter, into: acts)
-            let s = SFTLoss.evaluate(hidden: hidden.pointer, targets: b.targets, normalizer: 1, model: model, dHidden: nil)
+            let s = SFTLoss.evaluate(
+                hidden: hidden.pointer, targets: b.targets, normalizer: 1, model: model, dHidden: nil)
             sums.negLogProb += s.negLogProb
             sums.correct += s.correct
             sums.counted += s.counted
         }
-        return ["eval_loss": sums.negLogProb / max(sums.counted, 1), "eval_mean_token_accuracy": sums.correct / max(sums.counted, 1),
-                "eval_tokens": sums.counted]
+        return [
+            "eval_loss": sums.negLogProb / max(sums.counted, 1),
+            "eval_mean_token_accuracy": sums.correct / max(sums.counted, 1),
+            "eval_tokens": sums.counted,
+        ]
     }
 
     public var trainableParameterCount: Int { loop.trainableParameterCount }
@@ -119,7 +133,8 @@ public final class SFTTrainer: TrainingObjective {
     /// Writes the result: the LoRA adapter in PEFT format (`adapter/`) or the full model as a Hugging Face
     /// directory (`model/`). Returns its directory.
     public func exportFinal() throws -> URL {
-        try TrainableTarget.exportFinal(loaded: loaded, adapter: adapter, heads: [], baseModel: loop.identity.baseModel,
-                                        to: outputDirectory)
+        try TrainableTarget.exportFinal(
+            loaded: loaded, adapter: adapter, heads: [], baseModel: loop.identity.baseModel,
+            to: outputDirectory)
     }
 }
