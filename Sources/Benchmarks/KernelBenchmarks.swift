@@ -9,7 +9,8 @@ enum KernelBenchmarks {
     static func gemm() {
         let threads = ThreadPool.shared.threadCount
         print(
-            "GEMM, GFLOP/s (median of 9 after 2 warm-ups): MatMul.gemm (mode \(MatMul.mode.rawValue)) vs cblas_sgemm called directly with OpenBLAS on \(threads) threads"
+            "GEMM, GFLOP/s (median of 9 after 2 warm-ups): MatMul.gemm (mode \(MatMul.mode.rawValue)) vs cblas_sgemm"
+                + " called directly with OpenBLAS on \(threads) threads"
         )
         print("\(pad("M×N×K", 16)) \(pad("layout", 7)) \(pad("ours", 8)) \(pad("cblas", 8)) ratio")
         let shapes = [(512, 576, 576), (512, 1536, 576), (512, 576, 1536), (512, 49152, 576)]
@@ -40,7 +41,8 @@ enum KernelBenchmarks {
                 openblas_set_num_threads(MatMul.mode == .poolSplit ? 1 : Int32(threads))
                 usleep(300_000)
                 print(
-                    "\(pad("\(m)×\(n)×\(k)", 16)) \(pad(layout, 7)) \(pad(f1(flops / oursT / 1e9), 8)) \(pad(f1(flops / directT / 1e9), 8)) \(String(format: "%.2f", directT / oursT))"
+                    "\(pad("\(m)×\(n)×\(k)", 16)) \(pad(layout, 7)) \(pad(f1(flops / oursT / 1e9), 8))"
+                        + " \(pad(f1(flops / directT / 1e9), 8)) \(String(format: "%.2f", directT / oursT))"
                 )
             }
         }
@@ -52,7 +54,8 @@ enum KernelBenchmarks {
         var rng = RNG(seed: 2)
         func report(_ name: String, bytes: Double, _ t: Timing) {
             print(
-                "\(pad(name, 40)) \(pad(f1(bytes / t.median / 1e9), 7)) GB/s  (\(String(format: "%.2f", t.median * 1e3)) ms)"
+                "\(pad(name, 40)) \(pad(f1(bytes / t.median / 1e9), 7)) GB/s "
+                    + " (\(String(format: "%.2f", t.median * 1e3)) ms)"
             )
         }
         // RMSNorm: 16384 rows × 576 (8 × 2048 tokens of SmolLM2 hidden).
@@ -119,7 +122,8 @@ extension KernelBenchmarks {
                 MatMul.gemm(c.pointer, a.pointer, transA: ta, b.pointer, transB: tb, m: m, n: n, k: k, beta: 1)
             }
             print(
-                "\(pad(name, 24)) \(pad(f1(2.0 * Double(m * n * k) / t.median / 1e9), 7)) \(String(format: "%.1f", t.median * 1e6)) µs"
+                "\(pad(name, 24)) \(pad(f1(2.0 * Double(m * n * k) / t.median / 1e9), 7))"
+                    + " \(String(format: "%.1f", t.median * 1e6)) µs"
             )
         }
         // The row-parallel LowRank kernels on the same shapes.
@@ -134,13 +138,15 @@ extension KernelBenchmarks {
             LowRank.project(out: u.pointer, input: x.pointer, factor: a.pointer, rows: n, features: d, rank: r)
         }
         print(
-            "\(pad("LowRank.project x Aᵀ", 24)) \(pad(f1(flops / tp.median / 1e9), 7)) \(String(format: "%.1f", tp.median * 1e6)) µs"
+            "\(pad("LowRank.project x Aᵀ", 24)) \(pad(f1(flops / tp.median / 1e9), 7))"
+                + " \(String(format: "%.1f", tp.median * 1e6)) µs"
         )
         let te = measure(runs: 21) {
             LowRank.expand(into: y.pointer, u.pointer, a.pointer, rows: n, features: d, rank: r, alpha: 0.5)
         }
         print(
-            "\(pad("LowRank.expand += u W", 24)) \(pad(f1(flops / te.median / 1e9), 7)) \(String(format: "%.1f", te.median * 1e6)) µs"
+            "\(pad("LowRank.expand += u W", 24)) \(pad(f1(flops / te.median / 1e9), 7))"
+                + " \(String(format: "%.1f", te.median * 1e6)) µs"
         )
     }
 }
@@ -163,7 +169,10 @@ extension KernelBenchmarks {
                 MatMul.gemm(y.pointer, x.pointer, w.pointer, transB: true, m: rows, n: outF, k: inF)
             }
             print(
-                "\(pad("\(rows)×\(outF)×\(inF)", 16)) \(pad(f1(Double(outF * inF * 4) / t.median / 1e9), 6)) GB/s  \(String(format: "%.1f", t.median * 1e6)) µs  \(f1(2.0 * Double(rows * outF * inF) / t.median / 1e9)) GFLOP/s   sgemm \(String(format: "%.1f", blas.median * 1e6)) µs"
+                "\(pad("\(rows)×\(outF)×\(inF)", 16)) \(pad(f1(Double(outF * inF * 4) / t.median / 1e9), 6)) GB/s "
+                    + " \(String(format: "%.1f", t.median * 1e6)) µs "
+                    + " \(f1(2.0 * Double(rows * outF * inF) / t.median / 1e9)) GFLOP/s   sgemm"
+                    + " \(String(format: "%.1f", blas.median * 1e6)) µs"
             )
         }
         // The projections of one batch-16 decode step: 30 layers × (q, k, v, o, gate, up, down), each with its
@@ -205,11 +214,14 @@ extension KernelBenchmarks {
         }
         let bytes = Double(30 * shapes.reduce(0) { $0 + $1.0 * $1.1 } * 4)
         print(
-            "decode step projections, 1 row × 30 layers × 7: \(String(format: "%.2f", step1.median * 1e3)) ms, \(f1(bytes / step1.median / 1e9)) GB/s of weights"
+            "decode step projections, 1 row × 30 layers × 7: \(String(format: "%.2f", step1.median * 1e3)) ms,"
+                + " \(f1(bytes / step1.median / 1e9)) GB/s of weights"
         )
         let flops = 2.0 * 16 * Double(30 * shapes.reduce(0) { $0 + $1.0 * $1.1 })
         print(
-            "decode step projections, 16 rows × 30 layers × 7: \(String(format: "%.2f", step.median * 1e3)) ms, \(f1(flops / step.median / 1e9)) GFLOP/s (one layer's weights from cache: \(String(format: "%.2f", hot.median * 1e3)) ms, \(f1(flops / hot.median / 1e9)) GFLOP/s)"
+            "decode step projections, 16 rows × 30 layers × 7: \(String(format: "%.2f", step.median * 1e3)) ms,"
+                + " \(f1(flops / step.median / 1e9)) GFLOP/s (one layer's weights from cache:"
+                + " \(String(format: "%.2f", hot.median * 1e3)) ms, \(f1(flops / hot.median / 1e9)) GFLOP/s)"
         )
         // The same step with the weights in Q4_1 decode panels (what a kept-quantised SmolLM2 runs).
         let panelled = layerWeights.map { layer in
@@ -225,7 +237,9 @@ extension KernelBenchmarks {
             }
         }
         print(
-            "  the same with Q4_1 decode panels (\(panelled.joined().reduce(0) { $0 + $1.rows * $1.rowBytes } / 1_000_000) MB read): \(String(format: "%.2f", qStep.median * 1e3)) ms, \(f1(flops / qStep.median / 1e9)) GFLOP/s"
+            "  the same with Q4_1 decode panels "
+                + "(\(panelled.joined().reduce(0) { $0 + $1.rows * $1.rowBytes } / 1_000_000) MB read):"
+                + " \(String(format: "%.2f", qStep.median * 1e3)) ms, \(f1(flops / qStep.median / 1e9)) GFLOP/s"
         )
     }
 }
@@ -283,15 +297,19 @@ extension KernelBenchmarks {
         }
         let bytes = Double(layers * db * valid * hkv * d * 4 * 2)
         print(
-            "Decode attention, 16 rows × 30 layers, 96 keys: one layer's cache ×30 \(String(format: "%.2f", hot.median * 1e3)) ms; 30 layers' caches \(String(format: "%.2f", cold.median * 1e3)) ms (\(f1(bytes / cold.median / 1e9)) GB/s of K and V)"
+            "Decode attention, 16 rows × 30 layers, 96 keys: one layer's cache ×30"
+                + " \(String(format: "%.2f", hot.median * 1e3)) ms; 30 layers' caches"
+                + " \(String(format: "%.2f", cold.median * 1e3)) ms (\(f1(bytes / cold.median / 1e9)) GB/s of K and V)"
         )
         let causalFlops = 2.0 * Double(b * hq * t * t * d)  // QKᵀ and PV over the lower triangle: 2 × (T²/2 · D · 2)
         print("Causal attention, one layer at 4×256 (Hq 9, Hkv 3, D 64); ×30 layers = per training step")
         print(
-            "forward   \(String(format: "%.2f", fwd.median * 1e3)) ms  \(f1(causalFlops / fwd.median / 1e9)) GFLOP/s (causal)   ×30: \(String(format: "%.3f", 30 * fwd.median)) s"
+            "forward   \(String(format: "%.2f", fwd.median * 1e3)) ms  \(f1(causalFlops / fwd.median / 1e9)) GFLOP/s"
+                + " (causal)   ×30: \(String(format: "%.3f", 30 * fwd.median)) s"
         )
         print(
-            "backward  \(String(format: "%.2f", bwd.median * 1e3)) ms  \(f1(2.5 * causalFlops / bwd.median / 1e9)) GFLOP/s (causal)   ×30: \(String(format: "%.3f", 30 * bwd.median)) s"
+            "backward  \(String(format: "%.2f", bwd.median * 1e3)) ms  \(f1(2.5 * causalFlops / bwd.median / 1e9))"
+                + " GFLOP/s (causal)   ×30: \(String(format: "%.3f", 30 * bwd.median)) s"
         )
     }
 }
@@ -314,7 +332,8 @@ extension KernelBenchmarks {
             ("lm_head dW (chunk)", 49152, 576, 256, true, false, 4),
         ]
         print(
-            "Training GEMMs per full fine-tune step at 4×256: GFLOP/s ours (mode \(MatMul.mode.rawValue)) and OpenBLAS \(threads) threads, seconds per step"
+            "Training GEMMs per full fine-tune step at 4×256: GFLOP/s ours (mode \(MatMul.mode.rawValue)) and"
+                + " OpenBLAS \(threads) threads, seconds per step"
         )
         var rng = RNG(seed: 7)
         var totalOurs = 0.0, totalBlas = 0.0, totalFlops = 0.0
@@ -338,11 +357,14 @@ extension KernelBenchmarks {
             let flops = 2.0 * Double(m * n * k)
             totalOurs += ours * Double(calls); totalBlas += blas * Double(calls); totalFlops += flops * Double(calls)
             print(
-                "\(pad(name, 22)) \(pad("\(m)×\(n)×\(k)", 16)) ×\(pad("\(calls)", 3)) \(pad(f1(flops / ours / 1e9), 6)) \(pad(f1(flops / blas / 1e9), 6)) \(String(format: "%.3f s", ours * Double(calls)))"
+                "\(pad(name, 22)) \(pad("\(m)×\(n)×\(k)", 16)) ×\(pad("\(calls)", 3))"
+                    + " \(pad(f1(flops / ours / 1e9), 6)) \(pad(f1(flops / blas / 1e9), 6))"
+                    + " \(String(format: "%.3f s", ours * Double(calls)))"
             )
         }
         print(
-            "total: ours \(String(format: "%.2f", totalOurs)) s (\(f1(totalFlops / totalOurs / 1e9)) GFLOP/s), OpenBLAS threads \(String(format: "%.2f", totalBlas)) s"
+            "total: ours \(String(format: "%.2f", totalOurs)) s (\(f1(totalFlops / totalOurs / 1e9)) GFLOP/s),"
+                + " OpenBLAS threads \(String(format: "%.2f", totalBlas)) s"
         )
     }
 }

@@ -25,19 +25,22 @@ enum ModelBenchmarks {
         let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
         let model = try LlamaModel.load(gguf: gguf)
         print(
-            "SmolLM2-135M load (GGUF Q4_1 → fp32): \(String(format: "%.2f", now() - t0)) s, RSS high-water \(Int(peakRSSMegabytes())) MB"
+            "SmolLM2-135M load (GGUF Q4_1 → fp32): \(String(format: "%.2f", now() - t0)) s, RSS high-water"
+                + " \(Int(peakRSSMegabytes())) MB"
         )
         let t1 = now()
         let quantized = try LlamaModel.load(gguf: gguf, keepQuantized: true)
         let qBytes =
             quantized.quantizedWeights.values.reduce(0) { $0 + $1.byteCount } + quantized.weights.values.count * 4
         print(
-            "SmolLM2-135M load, weights kept quantised (Q4_1/Q8_0): \(String(format: "%.2f", now() - t1)) s, \(qBytes / 1_000_000) MB of weights (dense fp32: 538 MB)"
+            "SmolLM2-135M load, weights kept quantised (Q4_1/Q8_0): \(String(format: "%.2f", now() - t1)) s,"
+                + " \(qBytes / 1_000_000) MB of weights (dense fp32: 538 MB)"
         )
         let t2 = now()
         let bf16 = model.withBF16Weights()
         print(
-            "SmolLM2-135M bf16 copy: \(String(format: "%.2f", now() - t2)) s, AVX512_BF16 kernels \(rk_uses_avx512bf16() != 0 ? "on" : "off")"
+            "SmolLM2-135M bf16 copy: \(String(format: "%.2f", now() - t2)) s, AVX512_BF16 kernels"
+                + " \(rk_uses_avx512bf16() != 0 ? "on" : "off")"
         )
         var rng = RNG(seed: 3)
         func randomIDs(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % 49152) } }
@@ -58,10 +61,14 @@ enum ModelBenchmarks {
                         _ = try m.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 1))
                     }
                     print(
-                        "generate greedy, batch \(pad("\(batch)", 2)), 32 + 128, \(pad(labels[name]!, 19)): \(pad(f1(Double(batch * 128) / t.median), 7)) tok/s   (HF fp32 \(batch == 1 ? "16.1" : "123.0"); llama.cpp \(batch == 1 ? "F32 45-58, Q4_1 107, Q8_0 131-137" : "F32 287, BF16 482, Q8_0 398"))"
+                        "generate greedy, batch \(pad("\(batch)", 2)), 32 + 128, \(pad(labels[name]!, 19)):"
+                            + " \(pad(f1(Double(batch * 128) / t.median), 7)) tok/s   (HF fp32"
+                            + " \(batch == 1 ? "16.1" : "123.0"); llama.cpp"
+                            + " \(batch == 1 ? "F32 45-58, Q4_1 107, Q8_0 131-137" : "F32 287, BF16 482, Q8_0 398"))"
                     )
                     print(
-                        "    prefill + first token \(f1(p.median * 1000)) ms, then \(f1((t.median - p.median) * 1000 / 127)) ms per decode step"
+                        "    prefill + first token \(f1(p.median * 1000)) ms, then"
+                            + " \(f1((t.median - p.median) * 1000 / 127)) ms per decode step"
                     )
                 }
             }
@@ -82,7 +89,8 @@ enum ModelBenchmarks {
                     }
                 }
                 print(
-                    "forward + token log-probs 8×256, \(pad(name, 19)): \(pad(f1(Double(b * t) / timing.median), 7)) tok/s   (HF 467)"
+                    "forward + token log-probs 8×256, \(pad(name, 19)): \(pad(f1(Double(b * t) / timing.median), 7))"
+                        + " tok/s   (HF 467)"
                 )
             }
             // The trainers' batched scoring API on the same tokens: every token scored, then 64 prompt + 192
@@ -95,7 +103,8 @@ enum ModelBenchmarks {
                 for (label, labeled) in [("all tokens", all), ("64 + 192", completions)] {
                     let timing = try measure(warmup: 1, runs: 3) { _ = try m.score(labeled, adapter: nil, into: acts) }
                     print(
-                        "LlamaModel.score 8×256 (\(pad(label, 10))), \(pad(name, 19)): \(pad(f1(Double(b * t) / timing.median), 7)) tok/s"
+                        "LlamaModel.score 8×256 (\(pad(label, 10))), \(pad(name, 19)):"
+                            + " \(pad(f1(Double(b * t) / timing.median), 7)) tok/s"
                     )
                 }
             }

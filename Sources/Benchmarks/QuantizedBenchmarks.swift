@@ -15,13 +15,17 @@ enum QuantizedBenchmarks {
     /// The rows of `shapes` at `indices` (one shape per process keeps a busy machine's noise to one line).
     static func run<S: Sequence<Int>>(shapes indices: S) {
         print(
-            "Quantised linear (few-row kernel for M ≤ 16, dequantised tiles + sgemm above), threads = \(ThreadPool.shared.threadCount), \(KernelDispatch.summary)"
+            "Quantised linear (few-row kernel for M ≤ 16, dequantised tiles + sgemm above), threads ="
+                + " \(ThreadPool.shared.threadCount), \(KernelDispatch.summary)"
         )
         print(
-            "µs per call (median of 15 after 2 warm-ups); GB/s of weight bytes; stream = rotating over ≥ 96 MB of copies"
+            "µs per call (median of 15 after 2 warm-ups); GB/s of weight bytes; stream = rotating over ≥ 96 MB of"
+                + " copies"
         )
         print(
-            "\(pad("M×O×I", 15)) \(pad("type", 5)) \(pad("hot µs", 9)) \(pad("GB/s", 6)) \(pad("stream µs", 10)) \(pad("GB/s", 6)) | \(pad("fp32 hot", 9)) \(pad("GB/s", 6)) \(pad("stream", 9)) \(pad("GB/s", 6)) | speed-up hot, stream"
+            "\(pad("M×O×I", 15)) \(pad("type", 5)) \(pad("hot µs", 9)) \(pad("GB/s", 6)) \(pad("stream µs", 10))"
+                + " \(pad("GB/s", 6)) | \(pad("fp32 hot", 9)) \(pad("GB/s", 6)) \(pad("stream", 9)) \(pad("GB/s", 6)) |"
+                + " speed-up hot, stream"
         )
         var rng = RNG(seed: 7)
         for (m, o, i) in indices.map({ shapes[$0] }) {
@@ -60,7 +64,12 @@ enum QuantizedBenchmarks {
                     }.median / Double(qCopies)
                 let qBytes = Double(q.rows * q.rowBytes)  // the blocks (12–16 rows: their decode panels, as many bytes)
                 print(
-                    "\(pad("\(m)×\(o)×\(i)", 15)) \(pad(type.description, 5)) \(pad(f1(hot * 1e6), 9)) \(pad(f1(qBytes / hot / 1e9), 6)) \(pad(f1(stream * 1e6), 10)) \(pad(f1(qBytes / stream / 1e9), 6)) | \(pad(f1(fpHot * 1e6), 9)) \(pad(f1(fpBytes / fpHot / 1e9), 6)) \(pad(f1(fpStream * 1e6), 9)) \(pad(f1(fpBytes / fpStream / 1e9), 6)) | \(String(format: "%.2f×, %.2f×", fpHot / hot, fpStream / stream))"
+                    "\(pad("\(m)×\(o)×\(i)", 15)) \(pad(type.description, 5)) \(pad(f1(hot * 1e6), 9))"
+                        + " \(pad(f1(qBytes / hot / 1e9), 6)) \(pad(f1(stream * 1e6), 10))"
+                        + " \(pad(f1(qBytes / stream / 1e9), 6)) | \(pad(f1(fpHot * 1e6), 9))"
+                        + " \(pad(f1(fpBytes / fpHot / 1e9), 6)) \(pad(f1(fpStream * 1e6), 9))"
+                        + " \(pad(f1(fpBytes / fpStream / 1e9), 6)) |"
+                        + " \(String(format: "%.2f×, %.2f×", fpHot / hot, fpStream / stream))"
                 )
             }
         }

@@ -52,7 +52,9 @@ enum TrainBenchmarks {
 
     static func report(_ name: String, tokens: Int, _ s: Split, anchor: String) {
         print(
-            "\(pad(name, 34)) \(pad(f1(Double(tokens) / s.total), 7)) tok/s  (\(anchor))  forward \(String(format: "%.2f", s.forward)) s, loss+backward \(String(format: "%.2f", s.backward)) s, clip+AdamW \(String(format: "%.2f", s.optimizer)) s"
+            "\(pad(name, 34)) \(pad(f1(Double(tokens) / s.total), 7)) tok/s  (\(anchor))  forward"
+                + " \(String(format: "%.2f", s.forward)) s, loss+backward \(String(format: "%.2f", s.backward)) s,"
+                + " clip+AdamW \(String(format: "%.2f", s.optimizer)) s"
         )
     }
 
@@ -98,7 +100,8 @@ enum TrainBenchmarks {
             report("full FT 8×512, checkpointed", tokens: 4096, s, anchor: "PyTorch 123.5, 14.2 GB")
         }
         print(
-            "peak RSS: \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   (PyTorch full FT 8×512: 14.2 GB; llama.cpp finetune 2.4 GB)"
+            "peak RSS: \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   (PyTorch full FT 8×512: 14.2 GB; llama.cpp"
+                + " finetune 2.4 GB)"
         )
     }
 }

@@ -85,7 +85,8 @@ extension ExportError {
                 file: "(model in memory)",
                 feature: "weights kept \(bf16 ? "in bf16" : "quantised") (\(model.quantizedWeights.count) tensors)",
                 hint:
-                    "load the base model with fp32 weights (without \(bf16 ? "--bf16" : "--quantized")) to export or merge it; an adapter trained on that base applies to the fp32 base unchanged."
+                    "load the base model with fp32 weights (without \(bf16 ? "--bf16" : "--quantized")) to export or"
+                    + " merge it; an adapter trained on that base applies to the fp32 base unchanged."
             )
         }
     }

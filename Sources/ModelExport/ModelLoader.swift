@@ -66,13 +66,15 @@ public enum ModelLoader {
             throw ExportError.unsupported(
                 file: checkpoint.path, feature: "a full fine-tune checkpoint as --adapter",
                 hint:
-                    "Hint: it holds \(CheckpointLayout.modelWeightsFile), not an adapter; export it (or use the output's "
+                    "Hint: it holds \(CheckpointLayout.modelWeightsFile), not an adapter; export it (or use the"
+                    + " output's "
                     + "\(CheckpointLayout.finalModelDirectory)/ directory) and pass that with --model.")
         }
         throw ExportError.missingFile(
             path: url.appendingPathComponent(PEFTAdapter.configFileName).path,
             hint:
-                "Hint: --adapter takes a PEFT adapter directory (\(PEFTAdapter.configFileName) + \(PEFTAdapter.weightsFileName)), "
+                "Hint: --adapter takes a PEFT adapter directory (\(PEFTAdapter.configFileName) +"
+                + " \(PEFTAdapter.weightsFileName)), "
                 + "a training output directory or one of its checkpoint-N directories.")
     }
 }

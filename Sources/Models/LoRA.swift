@@ -53,7 +53,8 @@ public struct LoRAConfig: Codable, Sendable, Equatable {
                 throw ConfigError.invalid(
                     field: "lora.target_modules", value: name,
                     expected:
-                        "one of \(ProjectionKind.allCases.map(\.moduleName).joined(separator: ", ")) (lm_head is not supported)"
+                        "one of \(ProjectionKind.allCases.map(\.moduleName).joined(separator: ", ")) (lm_head is not"
+                        + " supported)"
                 )
             }
             return k

@@ -174,7 +174,8 @@ public enum ModelRegistry {
             throw ModelError.unknownModel(
                 name: spec,
                 hint:
-                    "Pass a built-in name (\(builtIns.map(\.name).joined(separator: ", "))), a .gguf file or a Hugging Face model directory."
+                    "Pass a built-in name (\(builtIns.map(\.name).joined(separator: ", "))), a .gguf file or a"
+                    + " Hugging Face model directory."
             )
         }
         return URL(fileURLWithPath: spec)

@@ -69,7 +69,8 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs `body` over `count` indices split into one contiguous range per thread.
     /// `grain` is the number of indices worth about 0.5 µs of work. Runs serially when there are fewer
     /// than 2 grains, when the helpers are parked and there are fewer than `wakeWorthyUnits` grains,
-    /// when called from inside a parallel body, or when another thread is using the pool. `body` must write disjoint memory per range.
+    /// when called from inside a parallel body, or when another thread is using the pool. `body` must write disjoint
+    /// memory per range.
     /// `cost` overrides the work estimate in grains when `count` is a number of chunks.
     public func parallelFor(_ count: Int, grain: Int = 1, cost: Int? = nil, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }

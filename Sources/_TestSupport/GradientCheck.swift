@@ -1,4 +1,5 @@
-// Test support (not API): finite-difference gradient checking shared by the test targets. The scalar is L = Σ w ⊙ y with fixed random w, accumulated in
+// Test support (not API): finite-difference gradient checking shared by the test targets. The scalar is L = Σ w ⊙ y
+// with fixed random w, accumulated in
 // Double; central differences with step 1e-3 in Float32 carry ~1e-3 relative noise, so we require the
 // relative error ‖analytic − numeric‖ / ‖numeric‖ ≤ 1e-2 (STYLE.md §8) and every element within
 // 1e-2 · max(1, ‖numeric‖∞).

@@ -82,7 +82,8 @@ struct Demo: ParsableCommand {
             model: loaded.model, adapter: trainer.adapter!, tokenizer: loaded.tokenizer,
             chatTemplate: loaded.chatTemplate?.source, type: .q8_0, name: "smollm2-sft", to: gguf, overwrite: true)
         print(
-            "PEFT adapter: \(adapterDir.path)\nmerged GGUF (Q8_0): \(gguf.path)\nmetrics: \(trainer.outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile).path)"
+            "PEFT adapter: \(adapterDir.path)\nmerged GGUF (Q8_0): \(gguf.path)\nmetrics:"
+                + " \(trainer.outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile).path)"
         )
         print("Next stages (reward model, PPO, DPO) are not in this build yet.")
     }

@@ -27,7 +27,8 @@ struct Export: ParsableCommand {
                 format == .hf ? ["f32", "bf16"] : format == .gguf ? GGUFExport.TensorType.allCases.map(\.rawValue) : []
             guard allowed.contains(type) else {
                 throw ValidationError(
-                    "--type \(type) is not available for --format \(format.rawValue); use one of \(allowed.joined(separator: ", "))."
+                    "--type \(type) is not available for --format \(format.rawValue); use one of"
+                        + " \(allowed.joined(separator: ", "))."
                 )
             }
         }

@@ -32,7 +32,8 @@ struct Inspect: ParsableCommand {
         let gguf = try GGUFFile(contentsOf: URL(fileURLWithPath: path))
         print("file: \(path)  (GGUF v\(gguf.version), alignment \(gguf.alignment))")
         print(
-            "name: \(gguf.metadata["general.name"]?.string ?? "?")  architecture: \(gguf.metadata["general.architecture"]?.string ?? "?")"
+            "name: \(gguf.metadata["general.name"]?.string ?? "?")  architecture:"
+                + " \(gguf.metadata["general.architecture"]?.string ?? "?")"
         )
         describe(try LlamaConfig(gguf: gguf))
         var byType: [String: (count: Int, elements: Int, bytes: Int)] = [:]
@@ -51,17 +52,22 @@ struct Inspect: ParsableCommand {
         }
         if tensors { for t in gguf.tensors { print("  \(t.name)  \(t.shape)  \(t.type.description)") } }
         print(
-            "tokenizer: \(gguf.metadata["tokenizer.ggml.model"]?.string ?? "?") / pre \(gguf.metadata["tokenizer.ggml.pre"]?.string ?? "?"), \(gguf.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0) tokens"
+            "tokenizer: \(gguf.metadata["tokenizer.ggml.model"]?.string ?? "?") / pre"
+                + " \(gguf.metadata["tokenizer.ggml.pre"]?.string ?? "?"),"
+                + " \(gguf.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0) tokens"
         )
         print("chat template:\n\(gguf.metadata["tokenizer.chat_template"]?.string ?? "(none)")")
     }
 
     func describe(_ c: LlamaConfig) {
         print(
-            "layers \(c.layerCount), hidden \(c.hiddenSize), MLP \(c.intermediateSize), heads \(c.headCount)/\(c.kvHeadCount) (dim \(c.headDim)), vocab \(c.vocabularySize)"
+            "layers \(c.layerCount), hidden \(c.hiddenSize), MLP \(c.intermediateSize), heads"
+                + " \(c.headCount)/\(c.kvHeadCount) (dim \(c.headDim)), vocab \(c.vocabularySize)"
         )
         print(
-            "rope theta \(c.ropeTheta)\(c.ropeScaling.map { " scaling \($0.factor)" } ?? ""), rms eps \(c.rmsNormEpsilon), context \(c.maxPositions), tied embeddings \(c.tiesWordEmbeddings), qkv bias \(c.hasAttentionBias)"
+            "rope theta \(c.ropeTheta)\(c.ropeScaling.map { " scaling \($0.factor)" } ?? ""), rms eps"
+                + " \(c.rmsNormEpsilon), context \(c.maxPositions), tied embeddings \(c.tiesWordEmbeddings), qkv bias"
+                + " \(c.hasAttentionBias)"
         )
     }
 }

@@ -10,21 +10,33 @@ struct ModelOptions: ParsableArguments {
     @Option(
         name: .long,
         help:
-            "A built-in model name (default \(ModelRegistry.defaultModelName)), a .gguf file, or a Hugging Face model directory."
+            ArgumentHelp(
+                "A built-in model name (default \(ModelRegistry.defaultModelName)), a .gguf file, or a Hugging Face"
+                    + " model"
+                    + " directory.")
     )
     var model: String = ModelRegistry.defaultModelName
     @Option(help: "A LoRA adapter to apply: a PEFT directory, or a training checkpoint / output directory.")
     var adapter: String?
     @Flag(
         help:
-            "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and decode them on the fly (the default of generate, chat and logprobs): the file's exact weights, so the same results as dequantising them to Float32 but ~5x less weight memory and faster decoding; frozen base only (LoRA training: QLoRA-style)."
+            ArgumentHelp(
+                "Keep a GGUF's quantised weights (Q4_1/Q8_0/F16) as they are and decode them on the fly (the default of"
+                    + " generate, chat and logprobs): the file's exact weights, so the same results as dequantising"
+                    + " them to"
+                    + " Float32 but ~5x less weight memory and faster decoding; frozen base only (LoRA training:"
+                    + " QLoRA-style).")
     )
     var quantized = false
     @Flag(help: "Dequantise a GGUF's weights to Float32 at load, even for generate, chat and logprobs.")
     var dense = false
     @Flag(
         help:
-            "Hold the frozen base in bf16 and multiply in bf16 (inputs rounded to bf16, fp32 sums; llama.cpp's BF16 semantics): half the weight memory of fp32 and, on CPUs with AVX512_BF16, about 1.5x faster batched generation; log-probs differ from fp32 by ~1e-2. Frozen base only."
+            ArgumentHelp(
+                "Hold the frozen base in bf16 and multiply in bf16 (inputs rounded to bf16, fp32 sums; llama.cpp's BF16"
+                    + " semantics): half the weight memory of fp32 and, on CPUs with AVX512_BF16, about 1.5x faster"
+                    + " batched"
+                    + " generation; log-probs differ from fp32 by ~1e-2. Frozen base only.")
     )
     var bf16 = false
 
@@ -44,7 +56,8 @@ struct ModelOptions: ParsableArguments {
         }
         if bf16 && quantized {
             throw InputError(
-                "Pass either --quantized (keep the file's quantised weights) or --bf16 (convert them to bf16), not both."
+                "Pass either --quantized (keep the file's quantised weights) or --bf16 (convert them to bf16), not"
+                    + " both."
             )
         }
         if dense && (quantized || bf16) {

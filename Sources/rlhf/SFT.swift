@@ -45,7 +45,8 @@ struct SFT: ParsableCommand {
             config: config, model: loaded, data: prepared, outputDirectory: outDir, baseModel: modelOptions.model)
         note(
             config.lora.map {
-                "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")): \(trainer.trainableParameterCount) trainable parameters"
+                "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")):"
+                    + " \(trainer.trainableParameterCount) trainable parameters"
             }
                 ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
         if trainer.usesActivationCheckpointing && !config.activationCheckpointing {
@@ -54,7 +55,8 @@ struct SFT: ParsableCommand {
                     + "\(TrainingArguments.activationBudgetBytes >> 30) GiB of saved activations.")
         }
         note(
-            "\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)"
+            "\(trainer.totalSteps) optimizer steps; metrics →"
+                + " \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)"
         )
         Interrupt.install()
         let renderer = ProgressRenderer()

@@ -1,7 +1,8 @@
 // SmolLM2 with its matrices in bf16 (`withBF16Weights`): the weights are the rounded fp32 ones; decoding
 // through the KV cache (12–16 rows: the transposed tile) gives the logits of a full forward pass (the same
 // tile in 16-row blocks) within bf16 noise on every kernel path, and against transformers in fp32 the
-// log-probs move only by bf16's precision. The products themselves are checked exactly (1e-5 of Σ|terms|) in QuantizedMatrixTests.
+// log-probs move only by bf16's precision. The products themselves are checked exactly (1e-5 of Σ|terms|) in
+// QuantizedMatrixTests.
 
 import Foundation
 import ModelFormats

@@ -198,7 +198,12 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     let ok = all.pointer[e].bitPattern == bits && paths.allSatisfy { $0[e].bitPattern == bits }
                     if !ok {
                         Issue.record(
-                            "\(type) cols \(cols) map \(map != nil): element \(e) want \(want.pointer[e]) got \(all.pointer[e]) / paths \(KernelDispatch.availablePaths) \(paths.map { $0[e] })"
+                            Comment(
+                                rawValue:
+                                    "\(type) cols \(cols) map \(map != nil): element \(e) want \(want.pointer[e]) got"
+                                    + " \(all.pointer[e]) / paths \(KernelDispatch.availablePaths)"
+                                    + " \(paths.map { $0[e] })"
+                            )
                         )
                         break
                     }
@@ -532,7 +537,11 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         let differing = (0..<(n * o)).filter { yp.pointer[$0].bitPattern != dp.pointer[$0].bitPattern }
                         #expect(
                             differing.isEmpty,
-                            "\(what) path \(path): \(differing.count) outputs differ from the fp32 tile, first at \(differing.first ?? -1)"
+                            Comment(
+                                rawValue:
+                                    "\(what) path \(path): \(differing.count) outputs differ from the fp32 tile,"
+                                    + " first at"
+                                    + " \(differing.first ?? -1)")
                         )
                     }
                     let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: accumulate)
@@ -607,7 +616,9 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                     }
                     #expect(
                         differing.isEmpty,
-                        "\(name) rows \(n) product \(j): \(differing.count) outputs differ, first at \(differing.first ?? -1)"
+                        Comment(
+                            rawValue: "\(name) rows \(n) product \(j): \(differing.count) outputs differ, first at"
+                                + " \(differing.first ?? -1)")
                     )
                 }
             }

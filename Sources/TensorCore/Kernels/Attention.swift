@@ -180,7 +180,8 @@ public enum Attention {
         if MatMul.mode == .poolSplit { parallelFor(count, cost: Int.max / 2, body) } else { body(0..<count) }
     }
 
-    /// Whether the fused C kernel (`rk_attention_forward_block`) runs this shape: a vector path (AVX2 or AVX-512) and D a multiple of 16.
+    /// Whether the fused C kernel (`rk_attention_forward_block`) runs this shape: a vector path (AVX2 or AVX-512) and
+    /// D a multiple of 16.
     static func fused(_ s: AttentionShape) -> Bool { KernelDispatch.path != .portable && s.headDim % 16 == 0 }
 
     /// Query rows per block: a block computes scores only for the keys its last row sees, which skips

@@ -20,7 +20,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .notFound(dir):
-            "\(dir): no checkpoint here (expected \(CheckpointLayout.stateFile), or a '\(CheckpointLayout.latestFile)' file naming a \(CheckpointLayout.checkpointPrefix)N directory)."
+            "\(dir): no checkpoint here (expected \(CheckpointLayout.stateFile), or a"
+                + " '\(CheckpointLayout.latestFile)' file naming a \(CheckpointLayout.checkpointPrefix)N directory)."
         case let .missingFile(dir, file):
             "\(dir): checkpoint is incomplete, \(file) is missing. Hint: resume from an earlier checkpoint-N."
         case let .invalidState(file, reason): "\(file): \(reason)."

@@ -17,7 +17,8 @@ public enum ConfigFileError: Error, CustomStringConvertible, Equatable {
         case let .unreadable(file, reason): "\(file): cannot read the config (\(reason))."
         case let .syntax(file, reason): "\(file): not valid JSON or YAML (\(reason))."
         case let .unknownKeys(file, keys, accepted):
-            "\(file): unknown config key(s) \(keys.joined(separator: ", ")). Accepted keys: \(accepted.joined(separator: ", "))."
+            "\(file): unknown config key(s) \(keys.joined(separator: ", ")). Accepted keys:"
+                + " \(accepted.joined(separator: ", "))."
         case let .invalidValue(file, key, reason): "\(file): '\(key)': \(reason)."
         case let .invalidOverride(s): "--set \(s): expected key=value (value as JSON or a plain string)."
         }

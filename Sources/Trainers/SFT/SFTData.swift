@@ -34,7 +34,8 @@ public struct SFTData: Sendable {
         ]
         let train = try encoder.encode(trainSet)
         report.append(
-            "train: \(train.examples.count) examples (data_fraction \(config.dataFraction)); \(train.report.description)"
+            "train: \(train.examples.count) examples (data_fraction \(config.dataFraction));"
+                + " \(train.report.description)"
         )
         var eval: [EncodedExample] = []
         if let evalFile {
