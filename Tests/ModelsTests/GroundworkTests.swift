@@ -142,7 +142,9 @@ import _TestSupport
             #expect(got.count == Self.completions[b].count)
             for (x, y) in zip(got, alone) { worst = max(worst, abs(x - y)) }
         }
-        #expect(worst <= 2e-6, "batched vs per-sequence log-probs differ by \(worst)")
+        // Only the summation order differs (other row counts per product); the bound is the one batched vs
+        // uncached generation log-probs meet (GenerationTests). Measured ≤ 2.4e-6 (AVX2 and portable paths).
+        #expect(worst <= 1e-5, "batched vs per-sequence log-probs differ by \(worst)")
 
         // Gradients: the batch's backward equals the sum of each row's own backward.
         let weights: [Float] = scored.rowRanges.enumerated().flatMap { b, r in
