@@ -72,15 +72,14 @@ struct ProgressRenderer {
             let bar = String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
             let line = String(
                 format: "step %d/%d [%@] loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %@",
-                step, total, bar, m["loss"] ?? .nan, m["mean_token_accuracy"] ?? .nan, m["learning_rate"] ?? .nan,
+                step, total, bar, m["loss"] ?? .nan, m["mean_token_accuracy"] ?? m["accuracy"] ?? .nan,
+                m["learning_rate"] ?? .nan,
                 m["grad_norm"] ?? .nan, m["tokens_per_second"] ?? 0, Self.clock(eta))
             FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
         case let .evaluation(step, m):
-            note(
-                (isTerminal ? "\n" : "")
-                    + String(
-                        format: "eval @ step %d: eval_loss %.4f  eval_mean_token_accuracy %.3f",
-                        step, m["eval_loss"] ?? .nan, m["eval_mean_token_accuracy"] ?? .nan))
+            // Every eval_… metric the trainer reported (SFT: loss and token accuracy; reward: loss, accuracy, margin).
+            let shown = m.keys.filter { $0.hasPrefix("eval_") }.sorted().map { String(format: "%@ %.4f", $0, m[$0]!) }
+            note((isTerminal ? "\n" : "") + "eval @ step \(step): " + shown.joined(separator: "  "))
         case let .checkpointSaved(step, dir):
             note((isTerminal ? "\n" : "") + "checkpoint @ step \(step): \(dir.path)")
         case let .message(s): note(s)

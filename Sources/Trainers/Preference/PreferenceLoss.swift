@@ -1,0 +1,165 @@
+// Pairwise preference losses as pure functions of per-pair scalars: each returns the batch-mean loss,
+// its gradient with respect to every input scalar, and TRL's metrics. Numerically stable log σ(x) =
+// −softplus(−x). Formulas and test vectors: ../shared/anchors/papers.md, rlhf_losses_golden.json.
+
+import Foundation
+
+/// log σ(x) without overflow.
+@inline(__always) func logSigmoid(_ x: Double) -> Double { x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)) }
+@inline(__always) func sigmoid(_ x: Double) -> Double { x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)) }
+
+/// Bradley–Terry reward-model loss (Christiano et al. 2017; Ouyang et al. 2022 eq. 1; Llama 2's margin,
+/// Touvron et al. 2023 eq. 2; reward centering, Eisenstein et al. 2023):
+///   ℓ_i = −(1−ε) log σ(r_c − r_r − m_i) − ε log σ(−(r_c − r_r − m_i)) + c·(r_c + r_r)²,  L = mean_i ℓ_i
+/// (ε = label smoothing for noisy annotators; 0 in TRL's default).
+public enum RewardLoss {
+    public struct Result: Sendable {
+        public var loss: Double
+        /// ∂L/∂r_c and ∂L/∂r_r per pair.
+        public var dChosen: [Double], dRejected: [Double]
+        /// Fraction of pairs with r_c > r_r, mean of r_c − r_r, mean of all rewards.
+        public var accuracy: Double, margin: Double, meanReward: Double
+    }
+
+    public static func evaluate(
+        chosen: [Double], rejected: [Double], margins: [Double]? = nil,
+        centerCoefficient: Double = 0, labelSmoothing: Double = 0
+    ) -> Result {
+        precondition(chosen.count == rejected.count && !chosen.isEmpty, "one rejected reward per chosen one")
+        let n = Double(chosen.count), eps = labelSmoothing
+        var result = Result(loss: 0, dChosen: [], dRejected: [], accuracy: 0, margin: 0, meanReward: 0)
+        for i in chosen.indices {
+            let d = chosen[i] - rejected[i] - (margins?[i] ?? 0)
+            result.loss += (-(1 - eps) * logSigmoid(d) - eps * logSigmoid(-d)) / n
+            // ∂ℓ/∂d = −(1−ε)(1 − σ(d)) + ε σ(d) = σ(d) − (1 − ε)
+            let g = (sigmoid(d) - (1 - eps)) / n
+            let s = chosen[i] + rejected[i]
+            result.loss += centerCoefficient * s * s / n
+            let gc = 2 * centerCoefficient * s / n
+            result.dChosen.append(g + gc)
+            result.dRejected.append(-g + gc)
+            if chosen[i] > rejected[i] { result.accuracy += 1 / n }
+            result.margin += (chosen[i] - rejected[i]) / n
+            result.meanReward += (chosen[i] + rejected[i]) / (2 * n)
+        }
+        return result
+    }
+}
+
+/// The DPO family on sequence log-probs of chosen (c) and rejected (r) completions under the policy (π)
+/// and the reference (ref): h = (log π_c − log ref_c) − (log π_r − log ref_r), per pair, L = mean.
+public enum DPOLoss {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// Rafailov et al. 2023 eq. 7: −log σ(βh); with label smoothing ε, conservative DPO (cDPO):
+        /// −(1−ε) log σ(βh) − ε log σ(−βh).
+        case sigmoid
+        /// Robust DPO (Chowdhury et al. 2024 eq. 8): [−(1−ε) log σ(βh) + ε log σ(−βh)] / (1 − 2ε).
+        case robust
+        /// IPO (Azar et al. 2023 eq. 17), TRL's length-normalised form: (h̄ − 1/(2β))², h̄ with each log-ratio
+        /// divided by its completion's token count.
+        case ipo
+        /// SLiC hinge (Zhao et al. 2023): max(0, 1 − βh).
+        case hinge
+        /// SimPO (Meng et al. 2024 eq. 6), reference-free: −log σ(β(log π_c/|c| − log π_r/|r|) − γ).
+        case simpo
+    }
+
+    public struct Inputs: Sendable {
+        public var policyChosen: [Double], policyRejected: [Double]
+        /// Reference log-probs (unused by SimPO; pass zeros).
+        public var referenceChosen: [Double], referenceRejected: [Double]
+        /// Completion token counts (IPO's and SimPO's length normalisation).
+        public var chosenLengths: [Double], rejectedLengths: [Double]
+
+        public init(
+            policyChosen: [Double], policyRejected: [Double], referenceChosen: [Double], referenceRejected: [Double],
+            chosenLengths: [Double], rejectedLengths: [Double]
+        ) {
+            self.policyChosen = policyChosen
+            self.policyRejected = policyRejected
+            self.referenceChosen = referenceChosen
+            self.referenceRejected = referenceRejected
+            self.chosenLengths = chosenLengths
+            self.rejectedLengths = rejectedLengths
+        }
+    }
+
+    public struct Result: Sendable {
+        public var loss: Double
+        public var perPair: [Double]
+        /// ∂L/∂log π_c and ∂L/∂log π_r per pair.
+        public var dPolicyChosen: [Double], dPolicyRejected: [Double]
+        /// TRL's implicit rewards β(log π − log ref) (SimPO: β·log π/|y|) and their metrics.
+        public var chosenRewards: [Double], rejectedRewards: [Double]
+
+        /// `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`, `rewards/margins`.
+        public var metrics: [String: Double] {
+            let n = Double(chosenRewards.count)
+            let margins = zip(chosenRewards, rejectedRewards).map { $0 - $1 }
+            return [
+                "rewards/chosen": chosenRewards.reduce(0, +) / n, "rewards/rejected": rejectedRewards.reduce(0, +) / n,
+                "rewards/accuracies": Double(margins.filter { $0 > 0 }.count) / n,
+                "rewards/margins": margins.reduce(0, +) / n,
+            ]
+        }
+    }
+
+    /// `labelSmoothing` ε (sigmoid: cDPO; robust), `simpoGamma` γ (SimPO's target margin; TRL default 0.5).
+    public static func evaluate(
+        _ kind: Kind, _ x: Inputs, beta: Double, labelSmoothing eps: Double = 0,
+        simpoGamma: Double = 0.5
+    ) -> Result {
+        let n = x.policyChosen.count
+        precondition(
+            n > 0
+                && [
+                    x.policyRejected.count, x.referenceChosen.count, x.referenceRejected.count,
+                    x.chosenLengths.count, x.rejectedLengths.count,
+                ].allSatisfy { $0 == n }, "one value per pair")
+        var r = Result(
+            loss: 0, perPair: [], dPolicyChosen: [], dPolicyRejected: [], chosenRewards: [], rejectedRewards: [])
+        for i in 0..<n {
+            let rc = x.policyChosen[i] - x.referenceChosen[i], rr = x.policyRejected[i] - x.referenceRejected[i]
+            let h = rc - rr
+            var loss: Double, dh: Double  // dh = ∂ℓ/∂h; then ∂h/∂log π_c = s_c, ∂h/∂log π_r = −s_r
+            var sc = 1.0, sr = 1.0
+            switch kind {
+            case .sigmoid:
+                loss = -(1 - eps) * logSigmoid(beta * h) - eps * logSigmoid(-beta * h)
+                dh = beta * (sigmoid(beta * h) - (1 - eps))
+            case .robust:
+                loss = (-(1 - eps) * logSigmoid(beta * h) + eps * logSigmoid(-beta * h)) / (1 - 2 * eps)
+                // d/dh: [−(1−ε)β(1−σ) − εβσ] / (1−2ε)
+                let s = sigmoid(beta * h)
+                dh = beta * (-(1 - eps) * (1 - s) - eps * s) / (1 - 2 * eps)
+            case .ipo:
+                sc = 1 / x.chosenLengths[i]
+                sr = 1 / x.rejectedLengths[i]
+                let d = rc * sc - rr * sr - 1 / (2 * beta)
+                loss = d * d
+                dh = 2 * d
+            case .hinge:
+                loss = max(0, 1 - beta * h)
+                dh = beta * h < 1 ? -beta : 0
+            case .simpo:
+                sc = 1 / x.chosenLengths[i]
+                sr = 1 / x.rejectedLengths[i]
+                let z = beta * (x.policyChosen[i] * sc - x.policyRejected[i] * sr) - simpoGamma
+                loss = -(1 - eps) * logSigmoid(z) - eps * logSigmoid(-z)
+                dh = beta * (sigmoid(z) - (1 - eps))
+            }
+            r.perPair.append(loss)
+            r.loss += loss / Double(n)
+            r.dPolicyChosen.append(dh * sc / Double(n))
+            r.dPolicyRejected.append(-dh * sr / Double(n))
+            if kind == .simpo {
+                r.chosenRewards.append(beta * x.policyChosen[i] * sc)
+                r.rejectedRewards.append(beta * x.policyRejected[i] * sr)
+            } else {
+                r.chosenRewards.append(beta * rc)
+                r.rejectedRewards.append(beta * rr)
+            }
+        }
+        return r
+    }
+}

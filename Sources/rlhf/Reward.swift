@@ -1,0 +1,139 @@
+// `rlhf reward` (train a reward model on preference pairs), `rlhf eval-reward` (its accuracy on pairs)
+// and `rlhf score` (one prompt + completion).
+
+import ArgumentParser
+import Datasets
+import Foundation
+import ModelExport
+import Models
+import Trainers
+
+struct Reward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reward",
+        abstract: "Train a reward model on preference pairs (TRL's {\"prompt\", \"chosen\", \"rejected\"} JSONL).")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Training pairs (JSONL).") var data: String
+    @Option(help: "Evaluation pairs (JSONL); default: hold out eval_fraction of the training data.") var evalData:
+        String?
+    @Option(help: "Output directory (metrics.jsonl, checkpoints, the final adapter + score head or model).") var out:
+        String
+    @OptionGroup var training: TrainingFlags
+
+    func validate() throws {
+        if modelOptions.adapter != nil {
+            throw ValidationError(
+                "reward starts a new adapter and head; to continue a run pass --resume DIR instead of --adapter.")
+        }
+    }
+
+    func run() throws {
+        let outDir = URL(fileURLWithPath: out)
+        var object = try training.object(for: RewardConfig.self)
+        if let resume = training.resume {
+            let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
+            object = try RewardConfig.load(file: dir.appendingPathComponent(CheckpointLayout.configFile))
+            note("Resuming from \(dir.path) with its saved config.")
+        }
+        let config = try RewardConfig.decode(object, source: training.config ?? "flags")
+        try config.validate()
+        let loaded = try modelOptions.load(trainable: config.loraRank == 0)
+        let prepared = try PreferenceData.prepare(
+            training: config.training, maxPromptLength: config.effectiveMaxPromptLength,
+            tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
+            trainFile: URL(fileURLWithPath: data),
+            evalFile: evalData.map { URL(fileURLWithPath: $0) })
+        prepared.report.forEach(note)
+        let trainer = try RewardTrainer(
+            config: config, model: loaded, data: prepared, outputDirectory: outDir,
+            baseModel: modelOptions.model)
+        note(
+            "\(trainer.trainableParameterCount) trainable parameters (\(config.lora == nil ? "full" : "LoRA") + score head); "
+                + "\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)"
+        )
+        Interrupt.install()
+        let renderer = ProgressRenderer()
+        try trainer.train(
+            resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }
+        ) {
+            renderer.render($0)
+            return .proceed
+        }
+        if renderer.isTerminal { note("") }
+        note("Saved \(try trainer.exportFinal().path)")
+    }
+}
+
+/// `--reward DIR`: a reward adapter (PEFT + score, or a training output) over `--model`, or a
+/// sequence-classification directory used as the model itself.
+struct RewardOptions: ParsableArguments {
+    @Option(
+        help:
+            "The reward model: an adapter with a score head (e.g. `rlhf reward`'s output) or an HF sequence-classification directory."
+    )
+    var reward: String
+    @Option(help: "The base model a reward adapter applies to (default \(ModelRegistry.defaultModelName)).")
+    var model: String = ModelRegistry.defaultModelName
+
+    func load() throws -> RewardModel {
+        let url = URL(fileURLWithPath: reward)
+        let isModelDirectory = FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path)
+        let loaded = try ModelLoader.load(
+            model: isModelDirectory ? reward : model, adapter: isModelDirectory ? nil : url, log: note)
+        return try RewardModel(loaded)
+    }
+}
+
+struct EvalReward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval-reward", abstract: "A reward model's accuracy on preference pairs.")
+
+    @OptionGroup var rewardOptions: RewardOptions
+    @Option(help: "Preference pairs (JSONL).") var data: String
+    @Option(help: "Truncate pairs to this many tokens.") var maxLength: Int = TrainingArguments().maxLength
+    @Flag(help: "Print {\"accuracy\", \"mean_margin\", \"pairs\"} as JSON.") var json = false
+
+    struct Output: Encodable { let accuracy: Double; let mean_margin: Double; let pairs: Int }
+
+    func run() throws {
+        let rm = try rewardOptions.load()
+        var encoding = PreferenceEncodingConfig()
+        encoding.maxLength = maxLength
+        encoding.maxPromptLength = min(encoding.maxPromptLength, maxLength - 1)
+        let encoder = try PreferenceEncoder(
+            tokenizer: rm.loaded.tokenizer, chatTemplate: rm.loaded.chatTemplate, config: encoding)
+        let (pairs, report) = try encoder.encode(try Dataset<PreferenceExample>(contentsOf: URL(fileURLWithPath: data)))
+        note(report.description)
+        let rewards = try rm.scores(pairs)
+        let l = RewardLoss.evaluate(chosen: rewards.map(\.chosen), rejected: rewards.map(\.rejected))
+        if json {
+            try printJSON(Output(accuracy: l.accuracy, mean_margin: l.margin, pairs: pairs.count))
+        } else {
+            print(String(format: "accuracy %.4f, mean margin %.4f over %d pairs", l.accuracy, l.margin, pairs.count))
+        }
+    }
+}
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A reward model's score of a prompt and completion.")
+
+    @OptionGroup var rewardOptions: RewardOptions
+    @Option(help: "The prompt (a user message when the model has a chat template).") var prompt: String
+    @Option(help: "The completion (the assistant's reply).") var completion: String
+    @Flag(help: "Print {\"score\": x}.") var json = false
+
+    struct Output: Encodable { let score: Double }
+
+    func run() throws {
+        let rm = try rewardOptions.load()
+        let encoder = try PreferenceEncoder(tokenizer: rm.loaded.tokenizer, chatTemplate: rm.loaded.chatTemplate)
+        let pair = try encoder.encode(
+            .conversation(
+                prompt: [Message(role: .user, content: prompt)],
+                chosen: [Message(role: .assistant, content: completion)],
+                rejected: [Message(role: .assistant, content: completion + " ")]))
+        let score = try rm.scores([pair.promptIDs + pair.chosenIDs])[0]
+        if json { try printJSON(Output(score: score)) } else { print(score) }
+    }
+}
