@@ -72,7 +72,8 @@ struct ProgressRenderer {
             let bar = String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
             let line = String(
                 format: "step %d/%d [%@] loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %@",
-                step, total, bar, m["loss"] ?? .nan, m["mean_token_accuracy"] ?? m["accuracy"] ?? .nan,
+                step, total, bar, m["loss"] ?? .nan,
+                m["mean_token_accuracy"] ?? m["accuracy"] ?? m["rewards/accuracies"] ?? .nan,
                 m["learning_rate"] ?? .nan,
                 m["grad_norm"] ?? .nan, m["tokens_per_second"] ?? 0, Self.clock(eta))
             FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
