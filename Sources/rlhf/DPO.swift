@@ -37,42 +37,23 @@ struct DPO: ParsableCommand {
     }
 
     func run() throws {
-        let outDir = URL(fileURLWithPath: out)
-        var object = try training.object(for: DPOConfig.self)
-        if let loss { object["loss_type"] = loss }
-        if let beta { object["beta"] = beta }
-        if let resume = training.resume {
-            let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
-            object = try DPOConfig.load(file: dir.appendingPathComponent(CheckpointLayout.configFile))
-            note("Resuming from \(dir.path) with its saved config.")
-        }
-        let config = try DPOConfig.decode(object, source: training.config ?? "flags")
-        try config.validate()
+        var extra: [String: Any] = [:]
+        if let loss { extra["loss_type"] = loss }
+        if let beta { extra["beta"] = beta }
+        let config = try training.resolve(DPOConfig.self, extra: extra)
         let loaded = try modelOptions.load(trainable: config.loraRank == 0)
         let prepared = try PreferenceData.prepare(
-            training: config.training, maxPromptLength: config.effectiveMaxPromptLength,
-            tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
-            trainFile: URL(fileURLWithPath: data),
+            training: config.training, maxPromptLength: config.effectiveMaxPromptLength, tokenizer: loaded.tokenizer,
+            chatTemplate: loaded.chatTemplate, trainFile: URL(fileURLWithPath: data),
             evalFile: evalData.map { URL(fileURLWithPath: $0) })
         prepared.report.forEach(note)
         note(
             "Reference log-probs of \(prepared.train.count + prepared.eval.count) pairs (once, through the starting model)…"
         )
         let trainer = try DPOTrainer(
-            config: config, model: loaded, data: prepared, outputDirectory: outDir, baseModel: modelOptions.model)
-        note(
-            "\(config.lossType.rawValue), β \(config.beta): \(trainer.trainableParameterCount) trainable parameters; "
-                + "\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)"
-        )
-        Interrupt.install()
-        let renderer = ProgressRenderer()
-        try trainer.train(
-            resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }
-        ) {
-            renderer.render($0)
-            return .proceed
-        }
-        if renderer.isTerminal { note("") }
-        note("Saved \(try trainer.exportFinal().path)")
+            config: config, model: loaded, data: prepared, outputDirectory: URL(fileURLWithPath: out),
+            baseModel: modelOptions.model)
+        note("\(config.lossType.rawValue), β \(config.beta): \(trainer.trainableParameterCount) trainable parameters")
+        try training.run(trainer, export: trainer.exportFinal)
     }
 }

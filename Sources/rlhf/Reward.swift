@@ -29,39 +29,20 @@ struct Reward: ParsableCommand {
     }
 
     func run() throws {
-        let outDir = URL(fileURLWithPath: out)
-        var object = try training.object(for: RewardConfig.self)
-        if let resume = training.resume {
-            let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
-            object = try RewardConfig.load(file: dir.appendingPathComponent(CheckpointLayout.configFile))
-            note("Resuming from \(dir.path) with its saved config.")
-        }
-        let config = try RewardConfig.decode(object, source: training.config ?? "flags")
-        try config.validate()
+        let config = try training.resolve(RewardConfig.self)
         let loaded = try modelOptions.load(trainable: config.loraRank == 0)
         let prepared = try PreferenceData.prepare(
-            training: config.training, maxPromptLength: config.effectiveMaxPromptLength,
-            tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
-            trainFile: URL(fileURLWithPath: data),
+            training: config.training, maxPromptLength: config.effectiveMaxPromptLength, tokenizer: loaded.tokenizer,
+            chatTemplate: loaded.chatTemplate, trainFile: URL(fileURLWithPath: data),
             evalFile: evalData.map { URL(fileURLWithPath: $0) })
         prepared.report.forEach(note)
         let trainer = try RewardTrainer(
-            config: config, model: loaded, data: prepared, outputDirectory: outDir,
+            config: config, model: loaded, data: prepared, outputDirectory: URL(fileURLWithPath: out),
             baseModel: modelOptions.model)
         note(
-            "\(trainer.trainableParameterCount) trainable parameters (\(config.lora == nil ? "full" : "LoRA") + score head); "
-                + "\(trainer.totalSteps) optimizer steps; metrics → \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)"
+            "\(trainer.trainableParameterCount) trainable parameters (\(config.lora == nil ? "full" : "LoRA") + score head)"
         )
-        Interrupt.install()
-        let renderer = ProgressRenderer()
-        try trainer.train(
-            resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }
-        ) {
-            renderer.render($0)
-            return .proceed
-        }
-        if renderer.isTerminal { note("") }
-        note("Saved \(try trainer.exportFinal().path)")
+        try training.run(trainer, export: trainer.exportFinal)
     }
 }
 
@@ -128,6 +109,7 @@ struct Score: ParsableCommand {
     func run() throws {
         let rm = try rewardOptions.load()
         let encoder = try PreferenceEncoder(tokenizer: rm.loaded.tokenizer, chatTemplate: rm.loaded.chatTemplate)
+        // The pair encoder renders prompt and response exactly as training did; its second response is unused.
         let pair = try encoder.encode(
             .conversation(
                 prompt: [Message(role: .user, content: prompt)],

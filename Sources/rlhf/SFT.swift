@@ -26,48 +26,25 @@ struct SFT: ParsableCommand {
     }
 
     func run() throws {
-        let outDir = URL(fileURLWithPath: out)
-        var object = try training.object(for: SFTConfig.self)
-        // the checkpoint's resolved config wins (architecture and data order must match)
-        if let resume = training.resume {
-            let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
-            object = try SFTConfig.load(file: dir.appendingPathComponent(CheckpointLayout.configFile))
-            note("Resuming from \(dir.path) with its saved config.")
-        }
-        let config = try SFTConfig.decode(object, source: training.config ?? "flags")
-        try config.validate()
+        let config = try training.resolve(SFTConfig.self)
         let loaded = try modelOptions.load(trainable: config.loraRank == 0)
         let prepared = try SFTData.prepare(
             config: config, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate,
             trainFile: URL(fileURLWithPath: data), evalFile: evalData.map { URL(fileURLWithPath: $0) })
         prepared.report.forEach(note)
         let trainer = try SFTTrainer(
-            config: config, model: loaded, data: prepared, outputDirectory: outDir, baseModel: modelOptions.model)
+            config: config, model: loaded, data: prepared, outputDirectory: URL(fileURLWithPath: out),
+            baseModel: modelOptions.model)
         note(
             config.lora.map {
                 "LoRA r=\($0.rank) α=\($0.alpha) on \($0.targetModules.joined(separator: ",")):"
                     + " \(trainer.trainableParameterCount) trainable parameters"
-            }
-                ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
+            } ?? "Full fine-tune: \(trainer.trainableParameterCount) trainable parameters")
         if trainer.usesActivationCheckpointing && !config.activationCheckpointing {
             note(
                 "Activation checkpointing on: batch_size × max_length would need more than "
                     + "\(TrainingArguments.activationBudgetBytes >> 30) GiB of saved activations.")
         }
-        note(
-            "\(trainer.totalSteps) optimizer steps; metrics →"
-                + " \(outDir.appendingPathComponent(CheckpointLayout.metricsFile).path)"
-        )
-        Interrupt.install()
-        let renderer = ProgressRenderer()
-        try trainer.train(
-            resume: training.resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }
-        ) { event in
-            renderer.render(event)
-            return .proceed
-        }
-        if renderer.isTerminal { note("") }
-        let saved = try trainer.exportFinal()
-        note("Saved \(saved.path)")
+        try training.run(trainer, export: trainer.exportFinal)
     }
 }

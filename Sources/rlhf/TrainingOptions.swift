@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import ModelExport
 import Synchronization
 import Trainers
 
@@ -90,5 +91,38 @@ struct ProgressRenderer {
     static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.isFinite ? seconds : 0)
         return String(format: "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+    }
+}
+
+extension TrainingFlags {
+    /// The run's config: defaults < `--config` < `--set` < flags < `extra`; when resuming, the checkpoint's
+    /// saved config wins instead (architecture and data order must match). Validated.
+    func resolve<C: TrainerConfig>(_: C.Type, extra: [String: Any] = [:]) throws -> C {
+        var object = try self.object(for: C.self)
+        for (k, v) in extra { object[k] = v }
+        if let resume {
+            let dir = try Checkpoint.resolve(URL(fileURLWithPath: resume))
+            object = try C.load(file: dir.appendingPathComponent(CheckpointLayout.configFile))
+            note("Resuming from \(dir.path) with its saved config.")
+        }
+        let resolved = try C.decode(object, source: config ?? "flags")
+        try resolved.validate()
+        return resolved
+    }
+
+    /// Runs `trainer` with the progress renderer (Ctrl-C: checkpoint, then stop), then prints where `export`
+    /// saved the result.
+    func run<T: Trainer>(_ trainer: T, export: () throws -> URL) throws {
+        note(
+            "\(trainer.totalSteps) optimizer steps; metrics → "
+                + trainer.outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile).path)
+        Interrupt.install()
+        let renderer = ProgressRenderer()
+        try trainer.train(resume: resume.map { URL(fileURLWithPath: $0) }, stopRequested: { Interrupt.isRequested }) {
+            renderer.render($0)
+            return .proceed
+        }
+        if renderer.isTerminal { note("") }
+        note("Saved \(try export().path)")
     }
 }

@@ -142,3 +142,15 @@ extension TrainerConfig {
         set { training[keyPath: path] = newValue }
     }
 }
+
+extension TrainerConfig {
+    /// What every trainer checks before it allocates anything: the config, `max_length` against the model's
+    /// positions, and that there is training data (`unit`: "examples", "pairs").
+    public func validate(for model: LlamaConfig, trainingExamples: Int, unit: String) throws {
+        try validate()
+        try training.validate(for: model)
+        guard trainingExamples > 0 else {
+            throw ConfigError.invalid(field: "train data", value: "0 \(unit)", expected: "at least one")
+        }
+    }
+}

@@ -260,3 +260,27 @@ public struct CheckpointIdentity: Sendable {
         self.extraFiles = extraFiles
     }
 }
+
+/// A trainer: an objective that owns its loop. Running, counting and saving come from here.
+public protocol Trainer: TrainingObjective {
+    associatedtype Config: TrainerConfig
+    var loop: TrainingLoop<Config> { get }
+}
+
+extension Trainer {
+    /// Trains (see `TrainingLoop.train`).
+    @discardableResult
+    public func train(
+        resume: URL? = nil, stopRequested: () -> Bool = { false },
+        onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
+    ) throws -> Metrics {
+        try loop.train(self, resume: resume, stopRequested: stopRequested, onEvent: onEvent)
+    }
+
+    public var trainableParameterCount: Int { loop.trainableParameterCount }
+    public var totalSteps: Int { loop.totalSteps }
+    public var outputDirectory: URL { loop.outputDirectory }
+
+    @discardableResult
+    public func saveCheckpoint() throws -> URL { try loop.saveCheckpoint(self) }
+}

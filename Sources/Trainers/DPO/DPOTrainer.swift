@@ -10,7 +10,7 @@ import ModelExport
 import Models
 import TensorCore
 
-public final class DPOTrainer: TrainingObjective {
+public final class DPOTrainer: Trainer {
     public let config: DPOConfig
     public let loaded: LoadedModel
     public let data: PreferenceData
@@ -27,11 +27,7 @@ public final class DPOTrainer: TrainingObjective {
     public init(
         config: DPOConfig, model loaded: LoadedModel, data: PreferenceData, outputDirectory: URL, baseModel: String
     ) throws {
-        try config.validate()
-        try config.training.validate(for: loaded.model.config)
-        guard !data.train.isEmpty else {
-            throw ConfigError.invalid(field: "train data", value: "0 pairs", expected: "at least one")
-        }
+        try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "pairs")
         self.config = config
         self.loaded = loaded
         self.data = data
@@ -52,14 +48,6 @@ public final class DPOTrainer: TrainingObjective {
             referenceTrain = try sequenceLogProbs(data.train, adapter: nil)
             referenceEval = try sequenceLogProbs(data.eval, adapter: nil)
         }
-    }
-
-    @discardableResult
-    public func train(
-        resume: URL? = nil, stopRequested: () -> Bool = { false },
-        onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
-    ) throws -> Metrics {
-        try loop.train(self, resume: resume, stopRequested: stopRequested, onEvent: onEvent)
     }
 
     /// Prompt + chosen rows, then prompt + rejected rows, completion tokens scored.
@@ -148,9 +136,6 @@ public final class DPOTrainer: TrainingObjective {
         for (k, v) in l.metrics { m["eval_" + k] = v }
         return m
     }
-
-    public var trainableParameterCount: Int { loop.trainableParameterCount }
-    public var totalSteps: Int { loop.totalSteps }
 
     /// The adapter (PEFT, `adapter/`) or the full model (HF directory, `model/`).
     public func exportFinal() throws -> URL {

@@ -10,7 +10,7 @@ import ModelExport
 import Models
 import TensorCore
 
-public final class RewardTrainer: TrainingObjective {
+public final class RewardTrainer: Trainer {
     public let config: RewardConfig
     public let loaded: LoadedModel
     public let data: PreferenceData
@@ -25,11 +25,7 @@ public final class RewardTrainer: TrainingObjective {
     public init(
         config: RewardConfig, model loaded: LoadedModel, data: PreferenceData, outputDirectory: URL, baseModel: String
     ) throws {
-        try config.validate()
-        try config.training.validate(for: loaded.model.config)
-        guard !data.train.isEmpty else {
-            throw ConfigError.invalid(field: "train data", value: "0 pairs", expected: "at least one")
-        }
+        try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "pairs")
         self.config = config
         self.loaded = loaded
         self.data = data
@@ -49,14 +45,6 @@ public final class RewardTrainer: TrainingObjective {
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,
             identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
-    }
-
-    @discardableResult
-    public func train(
-        resume: URL? = nil, stopRequested: () -> Bool = { false },
-        onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
-    ) throws -> Metrics {
-        try loop.train(self, resume: resume, stopRequested: stopRequested, onEvent: onEvent)
     }
 
     // MARK: TrainingObjective
@@ -118,10 +106,6 @@ public final class RewardTrainer: TrainingObjective {
             "eval_pairs": Double(pairs.count),
         ]
     }
-
-    public var trainableParameterCount: Int { loop.trainableParameterCount }
-    public var totalSteps: Int { loop.totalSteps }
-    public var outputDirectory: URL { loop.outputDirectory }
 
     /// The adapter with its `score` head (PEFT, `adapter/`) or the full model as a sequence-classification
     /// directory (`model/`).

@@ -8,7 +8,7 @@ import ModelExport
 import Models
 import TensorCore
 
-public final class SFTTrainer: TrainingObjective {
+public final class SFTTrainer: Trainer {
     public let config: SFTConfig
     public let loaded: LoadedModel
     public let data: SFTData
@@ -24,11 +24,7 @@ public final class SFTTrainer: TrainingObjective {
     public init(config: SFTConfig, model loaded: LoadedModel, data: SFTData, outputDirectory: URL, baseModel: String)
         throws
     {
-        try config.validate()
-        try config.training.validate(for: loaded.model.config)
-        guard !data.train.isEmpty else {
-            throw ConfigError.invalid(field: "train data", value: "0 examples", expected: "at least one")
-        }
+        try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "examples")
         self.config = config
         self.loaded = loaded
         self.data = data
@@ -51,15 +47,6 @@ public final class SFTTrainer: TrainingObjective {
             config: config, groups: target.groups, batchesPerEpoch: loader.batchesInEpoch,
             outputDirectory: outputDirectory,
             identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
-    }
-
-    /// Trains (see `TrainingLoop.train`).
-    @discardableResult
-    public func train(
-        resume: URL? = nil, stopRequested: () -> Bool = { false },
-        onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
-    ) throws -> Metrics {
-        try loop.train(self, resume: resume, stopRequested: stopRequested, onEvent: onEvent)
     }
 
     // MARK: TrainingObjective
@@ -122,13 +109,7 @@ public final class SFTTrainer: TrainingObjective {
         ]
     }
 
-    public var trainableParameterCount: Int { loop.trainableParameterCount }
-    public var totalSteps: Int { loop.totalSteps }
     public var usesActivationCheckpointing: Bool { acts.isCheckpointed }
-    public var outputDirectory: URL { loop.outputDirectory }
-
-    @discardableResult
-    public func saveCheckpoint() throws -> URL { try loop.saveCheckpoint(self) }
 
     /// Writes the result: the LoRA adapter in PEFT format (`adapter/`) or the full model as a Hugging Face
     /// directory (`model/`). Returns its directory.
