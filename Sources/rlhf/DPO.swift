@@ -10,7 +10,8 @@ struct DPO: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dpo",
         abstract:
-            "Preference optimisation on TRL's {\"prompt\", \"chosen\", \"rejected\"} JSONL (reference = the starting model)."
+            "Preference optimisation on TRL's {\"prompt\", \"chosen\", \"rejected\"} JSONL "
+            + "(reference = the starting model)."
     )
 
     @OptionGroup var modelOptions: ModelOptions
@@ -19,8 +20,9 @@ struct DPO: ParsableCommand {
         String?
     @Option(help: "Output directory (metrics.jsonl, checkpoints, the final adapter or model).") var out: String
     @Option(
-        help:
-            "sigmoid (DPO), robust, ipo, hinge or simpo (default \(DPOConfig().lossType.rawValue)); cDPO = sigmoid with --set label_smoothing=ε."
+        help: ArgumentHelp(
+            "sigmoid (DPO), robust, ipo, hinge or simpo (default \(DPOConfig().lossType.rawValue)); "
+                + "cDPO = sigmoid with --set label_smoothing=ε.")
     )
     var loss: String?
     @Option(help: "β (default \(DPOConfig().beta)).") var beta: Double?
@@ -48,7 +50,8 @@ struct DPO: ParsableCommand {
             evalFile: evalData.map { URL(fileURLWithPath: $0) })
         prepared.report.forEach(note)
         note(
-            "Reference log-probs of \(prepared.train.count + prepared.eval.count) pairs (once, through the starting model)…"
+            "Reference log-probs of \(prepared.train.count + prepared.eval.count) pairs "
+                + "(once, through the starting model)…"
         )
         let trainer = try DPOTrainer(
             config: config, model: loaded, data: prepared, outputDirectory: URL(fileURLWithPath: out),

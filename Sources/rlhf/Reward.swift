@@ -40,7 +40,8 @@ struct Reward: ParsableCommand {
             config: config, model: loaded, data: prepared, outputDirectory: URL(fileURLWithPath: out),
             baseModel: modelOptions.model)
         note(
-            "\(trainer.trainableParameterCount) trainable parameters (\(config.lora == nil ? "full" : "LoRA") + score head)"
+            "\(trainer.trainableParameterCount) trainable parameters "
+                + "(\(config.lora == nil ? "full" : "LoRA") + score head)"
         )
         try training.run(trainer, export: trainer.exportFinal)
     }
@@ -50,8 +51,9 @@ struct Reward: ParsableCommand {
 /// sequence-classification directory used as the model itself.
 struct RewardOptions: ParsableArguments {
     @Option(
-        help:
-            "The reward model: an adapter with a score head (e.g. `rlhf reward`'s output) or an HF sequence-classification directory."
+        help: ArgumentHelp(
+            "The reward model: an adapter with a score head (e.g. `rlhf reward`'s output) "
+                + "or an HF sequence-classification directory.")
     )
     var reward: String
     @Option(help: "The base model a reward adapter applies to (default \(ModelRegistry.defaultModelName)).")

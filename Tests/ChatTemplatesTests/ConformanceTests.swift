@@ -154,7 +154,8 @@ struct ConformanceTests {
             "abc"),
         Case(
             "integers and floats",
-            "{{ 1 }} {{ -2 }} {{ 1_000 }} {{ 1.5 }} {{ 2e3 }} {{ 0x1F }} {{ 1.0 }} {{ 1e20 }} {{ 1e-5 }} {{ 0.1 + 0.2 }}",
+            "{{ 1 }} {{ -2 }} {{ 1_000 }} {{ 1.5 }} {{ 2e3 }} {{ 0x1F }} {{ 1.0 }} {{ 1e20 }} {{ 1e-5 }} {{ 0.1 + 0.2 }"
+                + "}",
             [:],
             "1 -2 1000 1.5 2000.0 31 1.0 1e+20 1e-05 0.30000000000000004"),
         Case(
@@ -224,7 +225,8 @@ struct ConformanceTests {
             "b=1;a=2;"),
         Case(
             "arithmetic",
-            "{{ 7 + 2 }} {{ 7 - 2 }} {{ 7 * 2 }} {{ 7 / 2 }} {{ 7 // 2 }} {{ 7 % 3 }} {{ 2 ** 10 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7.5 // 2 }} {{ 1 + 1.5 }} {{ 4 / 2 }}",
+            "{{ 7 + 2 }} {{ 7 - 2 }} {{ 7 * 2 }} {{ 7 / 2 }} {{ 7 // 2 }} {{ 7 % 3 }} {{ 2 ** 10 }} {{ -7 // 2 }} {{ "
+                + "-7 % 3 }} {{ 7.5 // 2 }} {{ 1 + 1.5 }} {{ 4 / 2 }}",
             [:],
             "9 5 14 3.5 3 1 1024 -4 2 3.0 2.5 2.0"),
         Case(
@@ -244,7 +246,8 @@ struct ConformanceTests {
             "7 9 64 4 5"),
         Case(
             "comparisons",
-            "{{ 1 < 2 }} {{ 2 <= 1 }} {{ 'a' < 'b' }} {{ 1 == 1.0 }} {{ 'a' != 'a' }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ true == 1 }}",
+            "{{ 1 < 2 }} {{ 2 <= 1 }} {{ 'a' < 'b' }} {{ 1 == 1.0 }} {{ 'a' != 'a' }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} "
+                + "{{ true == 1 }}",
             [:],
             "True False True True False True False True"),
         Case(
@@ -254,7 +257,8 @@ struct ConformanceTests {
             "True True True True False"),
         Case(
             "and or not",
-            "{{ true and false }} {{ 0 or 'x' }} {{ '' or [] }} {{ 1 and 2 }} {{ not 0 }} {{ not not 'a' }} {{ none or 'default' }}",
+            "{{ true and false }} {{ 0 or 'x' }} {{ '' or [] }} {{ 1 and 2 }} {{ not 0 }} {{ not not 'a' }} {{ none or "
+                + "'default' }}",
             [:],
             "False x [] 2 True True default"),
         Case(
@@ -279,12 +283,18 @@ struct ConformanceTests {
             "3 5"),
         Case(
             "is tests",
-            "{{ x is defined }} {{ y is defined }} {{ y is undefined }} {{ n is none }} {{ n is not none }} {{ s is string }} {{ d is mapping }} {{ l is iterable }} {{ s is iterable }} {{ y is iterable }} {{ 3 is number }} {{ 3 is integer }} {{ 3.0 is float }} {{ true is boolean }} {{ true is number }} {{ d is sequence }}",
+            "{{ x is defined }} {{ y is defined }} {{ y is undefined }} {{ n is none }} {{ n is not none }} {{ s is "
+                + "string }} {{ d is mapping }} {{ l is iterable }} {{ s is iterable }} {{ y is iterable }} {{ 3 is "
+                + "number }} {{ 3 is integer }} {{ 3.0 is float }} {{ true is boolean }} {{ true is number }} {{ d is "
+                + "sequence }}",
             ["x": 1, "n": nil, "s": "a", "d": [:], "l": []],
             "True False True True False True True True True True True True True True True True"),
         Case(
             "more tests",
-            "{{ 3 is odd }} {{ 4 is even }} {{ 9 is divisibleby 3 }} {{ 9 is divisibleby(2) }} {{ 'a' is eq 'a' }} {{ 1 is equalto 2 }} {{ 2 is gt 1 }} {{ 2 is lt(1) }} {{ 2 is ge 2 }} {{ 'a' is in 'abc' }} {{ 'ab' is lower }} {{ 'AB' is upper }} {{ true is true }} {{ 1 is true }} {{ false is false }} {{ none is sameas none }} {{ 'trim' is filter }} {{ 'odd' is test }}",
+            "{{ 3 is odd }} {{ 4 is even }} {{ 9 is divisibleby 3 }} {{ 9 is divisibleby(2) }} {{ 'a' is eq 'a' }} {{ "
+                + "1 is equalto 2 }} {{ 2 is gt 1 }} {{ 2 is lt(1) }} {{ 2 is ge 2 }} {{ 'a' is in 'abc' }} {{ 'ab' "
+                + "is lower }} {{ 'AB' is upper }} {{ true is true }} {{ 1 is true }} {{ false is false }} {{ none is "
+                + "sameas none }} {{ 'trim' is filter }} {{ 'odd' is test }}",
             [:],
             "True True True False True False True False True True True True True False True True True True"
         ),
@@ -295,7 +305,8 @@ struct ConformanceTests {
             "one;two;many;"),
         Case(
             "loop variables",
-            "{% for x in ['a', 'b', 'c'] %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}|{% endfor %}",
+            "{% for x in ['a', 'b', 'c'] %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ "
+                + "loop.first }}{{ loop.last }}{{ loop.length }}|{% endfor %}",
             [:],
             "1032TrueFalse3|2121FalseFalse3|3210FalseTrue3|"),
         Case(
@@ -325,7 +336,8 @@ struct ConformanceTests {
             "a-b-c-"),
         Case(
             "for unpacking",
-            "{% for a, b in [[1, 2], [3, 4]] %}{{ a }}{{ b }}{% endfor %}|{% for (a, b) in [(5, 6)] %}{{ a + b }}{% endfor %}",
+            "{% for a, b in [[1, 2], [3, 4]] %}{{ a }}{{ b }}{% endfor %}|{% for (a, b) in [(5, 6)] %}{{ a + b }}{% "
+                + "endfor %}",
             [:],
             "1234|11"),
         Case(
@@ -340,12 +352,14 @@ struct ConformanceTests {
             "none"),
         Case(
             "break and continue",
-            "{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 5 %}{% break %}{% endif %}{{ x }}{% endfor %}",
+            "{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 5 %}{% break %}{% endif %}{{ x "
+                + "}}{% endfor %}",
             [:],
             "0134"),
         Case(
             "nested loops",
-            "{% for a in [1, 2] %}{% for b in 'xy' %}{{ a }}{{ b }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% endfor %}",
+            "{% for a in [1, 2] %}{% for b in 'xy' %}{{ a }}{{ b }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% "
+                + "endfor %}",
             [:],
             "1x1 1y2 1|2x1 2y2 2|"),
         Case(
@@ -360,7 +374,8 @@ struct ConformanceTests {
             "set"),
         Case(
             "namespace",
-            "{% set ns = namespace(count=0, found=false) %}{% for i in range(3) %}{% set ns.count = ns.count + i %}{% if i == 1 %}{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.count }} {{ ns.found }}",
+            "{% set ns = namespace(count=0, found=false) %}{% for i in range(3) %}{% set ns.count = ns.count + i %}{% "
+                + "if i == 1 %}{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.count }} {{ ns.found }}",
             [:],
             "3 True"),
         Case(
@@ -400,7 +415,8 @@ struct ConformanceTests {
             "HELLO X"),
         Case(
             "macro",
-            "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('A') }} {{ greet('B', '?') }} {{ greet(punct='.', name='C') }}",
+            "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('A') }} {{ greet('B', "
+                + "'?') }} {{ greet(punct='.', name='C') }}",
             [:],
             "Hi A! Hi B? Hi C."),
         Case(
@@ -410,17 +426,21 @@ struct ConformanceTests {
             "<s>"),
         Case(
             "string filters",
-            "{{ '  a b  ' | trim }}|{{ 'xxaxx' | trim('x') }}|{{ 'Hello' | upper }}|{{ 'Hello' | lower }}|{{ 'hello world' | capitalize }}|{{ \"hello they're-bob (x)\" | title }}|{{ 'aaa' | replace('a', 'b', 2) }}|{{ 'a<b>&\"\\'' | e }}",
+            "{{ '  a b  ' | trim }}|{{ 'xxaxx' | trim('x') }}|{{ 'Hello' | upper }}|{{ 'Hello' | lower }}|{{ 'hello "
+                + "world' | capitalize }}|{{ \"hello they're-bob (x)\" | title }}|{{ 'aaa' | replace('a', 'b', 2) }}"
+                + "|{{ 'a<b>&\"\\'' | e }}",
             [:],
             "a b|a|HELLO|hello|Hello world|Hello They're-Bob (X)|bba|a&lt;b&gt;&amp;&#34;&#39;"),
         Case(
             "default filter",
-            "{{ x | default('d') }} {{ y | default('d') }} {{ '' | default('d') }} {{ '' | default('d', true) }} {{ none | d('n') }}",
+            "{{ x | default('d') }} {{ y | default('d') }} {{ '' | default('d') }} {{ '' | default('d', true) }} {{ "
+                + "none | d('n') }}",
             ["y": "set"],
             "d set  d None"),
         Case(
             "length filters",
-            "{{ 'héllo' | length }} {{ [1, 2] | length }} {{ {'a': 1} | length }} {{ missing | length }} {{ [1, 2, 3] | count }}",
+            "{{ 'héllo' | length }} {{ [1, 2] | length }} {{ {'a': 1} | length }} {{ missing | length }} {{ [1, 2, 3] "
+                + "| count }}",
             [:],
             "5 2 1 0 3"),
         Case(
@@ -450,17 +470,20 @@ struct ConformanceTests {
             "['a', 'b', 'c'] ['x', 'y']"),
         Case(
             "map filter",
-            "{{ users | map(attribute='name') | list }} {{ ['a', 'B'] | map('upper') | join }} {{ users | map(attribute='age', default=0) | list }}",
+            "{{ users | map(attribute='name') | list }} {{ ['a', 'B'] | map('upper') | join }} {{ users | "
+                + "map(attribute='age', default=0) | list }}",
             ["users": [["name": "x", "age": 3], ["name": "y"]]],
             "['x', 'y'] AB [3, 0]"),
         Case(
             "select reject",
-            "{{ range(6) | select('odd') | list }} {{ range(6) | reject('odd') | list }} {{ [0, 1, '', 'a'] | select | list }}",
+            "{{ range(6) | select('odd') | list }} {{ range(6) | reject('odd') | list }} {{ [0, 1, '', 'a'] | select | "
+                + "list }}",
             [:],
             "[1, 3, 5] [0, 2, 4] [1, 'a']"),
         Case(
             "selectattr rejectattr",
-            "{{ msgs | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }} {{ msgs | rejectattr('role', '==', 'user') | list | length }} {{ msgs | selectattr('tool') | list | length }}",
+            "{{ msgs | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }} {{ msgs | "
+                + "rejectattr('role', '==', 'user') | list | length }} {{ msgs | selectattr('tool') | list | length }}",
             [
                 "msgs": [
                     ["role": "user", "content": "a"],
@@ -471,17 +494,21 @@ struct ConformanceTests {
             "['a', 'c'] 1 1"),
         Case(
             "sort unique min max sum",
-            "{{ [3, 1, 2] | sort }} {{ [3, 1, 2] | sort(reverse=true) }} {{ ['b', 'A', 'c'] | sort }} {{ [1, 2, 1, 3] | unique | list }} {{ [3, 1, 2] | min }} {{ [3, 1, 2] | max }} {{ [1, 2, 3] | sum }} {{ users | sort(attribute='age') | map(attribute='name') | join }}",
+            "{{ [3, 1, 2] | sort }} {{ [3, 1, 2] | sort(reverse=true) }} {{ ['b', 'A', 'c'] | sort }} {{ [1, 2, 1, 3] "
+                + "| unique | list }} {{ [3, 1, 2] | min }} {{ [3, 1, 2] | max }} {{ [1, 2, 3] | sum }} {{ users | "
+                + "sort(attribute='age') | map(attribute='name') | join }}",
             ["users": [["name": "x", "age": 3], ["name": "y", "age": 1]]],
             "[1, 2, 3] [3, 2, 1] ['A', 'b', 'c'] [1, 2, 3] 1 3 6 yx"),
         Case(
             "dictsort",
-            "{% for k, v in d | dictsort %}{{ k }}{{ v }}{% endfor %} {% for k, v in d | dictsort(by='value') %}{{ k }}{{ v }}{% endfor %}",
+            "{% for k, v in d | dictsort %}{{ k }}{{ v }}{% endfor %} {% for k, v in d | dictsort(by='value') %}{{ k }}"
+                + "{{ v }}{% endfor %}",
             ["d": ["b": 1, "a": 2]],
             "a2b1 b1a2"),
         Case(
             "numeric filters",
-            "{{ -3 | abs }} {{ '42' | int }} {{ 3.9 | int }} {{ 'x' | int }} {{ '1.5' | float }} {{ 2.567 | round(2) }} {{ 2.5 | round }} {{ 2.1 | round(0, 'ceil') }}",
+            "{{ -3 | abs }} {{ '42' | int }} {{ 3.9 | int }} {{ 'x' | int }} {{ '1.5' | float }} {{ 2.567 | round(2) }}"
+                + " {{ 2.5 | round }} {{ 2.1 | round(0, 'ceil') }}",
             [:],
             "3 42 3 0 1.5 2.57 2.0 3.0"),
         Case(
@@ -503,17 +530,21 @@ struct ConformanceTests {
                     "l": [1, [2]], "e": [:], "el": [],
                 ]
             ],
-            "{\"s\": \"é \\\"q\\\" \\\\ \\n\\t\\u0001 😀\", \"i\": 1, \"f\": 1.5, \"b\": true, \"n\": null, \"l\": [1, [2]], \"e\": {}, \"el\": []}"
+            "{\"s\": \"é \\\"q\\\" \\\\ \\n\\t\\u0001 😀\", \"i\": 1, \"f\": 1.5, \"b\": true, \"n\": null, \"l\": [1, "
+                + "[2]], \"e\": {}, \"el\": []}"
         ),
         Case(
             "tojson indent",
             "{{ d | tojson(indent=4) }}",
             ["d": ["a": [1, ["b": nil]], "c": [:], "d": []]],
-            "{\n    \"a\": [\n        1,\n        {\n            \"b\": null\n        }\n    ],\n    \"c\": {},\n    \"d\": []\n}"
+            "{\n    \"a\": [\n        1,\n        {\n            \"b\": null\n        }\n    ],\n    \"c\": {},\n    "
+                + "\"d\": []\n}"
         ),
         Case(
             "tojson options",
-            "{{ d | tojson(sort_keys=true) }} {{ d | tojson(separators=(',', ':')) }} {{ 'é' | tojson(ensure_ascii=true) }} {{ '😀' | tojson(ensure_ascii=true) }} {{ 1.0 | tojson }} {{ 1e20 | tojson }}",
+            "{{ d | tojson(sort_keys=true) }} {{ d | tojson(separators=(',', ':')) }} {{ 'é' | "
+                + "tojson(ensure_ascii=true) }} {{ '😀' | tojson(ensure_ascii=true) }} {{ 1.0 | tojson }} {{ 1e20 | "
+                + "tojson }}",
             ["d": ["b": 1, "a": [1, 2]]],
             "{\"a\": [1, 2], \"b\": 1} {\"b\":1,\"a\":[1,2]} \"\\u00e9\" \"\\ud83d\\ude00\" 1.0 1e+20"
         ),
@@ -529,12 +560,17 @@ struct ConformanceTests {
             "3"),
         Case(
             "string methods",
-            "{{ '  x  '.strip() }}|{{ '  x  '.lstrip() }}|{{ '  x  '.rstrip() }}|{{ 'xxyxx'.strip('x') }}|{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}|{{ 'abc'.startswith('ab') }}|{{ 'abc'.endswith('bc') }}|{{ 'abc'.startswith(('x', 'a')) }}",
+            "{{ '  x  '.strip() }}|{{ '  x  '.lstrip() }}|{{ '  x  '.rstrip() }}|{{ 'xxyxx'.strip('x') }}|{{ 'a,b,,"
+                + "c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}|{{ 'abc'.startswith('ab') }}"
+                + "|{{ 'abc'.endswith('bc') }}|{{ 'abc'.startswith(('x', 'a')) }}",
             [:],
             "x|x  |  x|y|['a', 'b', '', 'c']|['a', 'b']|['a', 'b c']|True|True|True"),
         Case(
             "string methods 2",
-            "{{ 'hello world'.title() }}|{{ \"they're\".title() }}|{{ 'abc'.upper() }}|{{ 'ABC'.lower() }}|{{ 'hello'.capitalize() }}|{{ 'aaa'.replace('a', 'bb') }}|{{ 'abcabc'.find('c') }}|{{ 'abcabc'.count('bc') }}|{{ '-'.join(['a', 'b']) }}|{{ 'a\nb\r\nc'.splitlines() }}|{{ 'prefix-x'.removeprefix('prefix-') }}|{{ '123'.isdigit() }}|{{ 'ab'.isalpha() }}",
+            "{{ 'hello world'.title() }}|{{ \"they're\".title() }}|{{ 'abc'.upper() }}|{{ 'ABC'.lower() }}|{{ "
+                + "'hello'.capitalize() }}|{{ 'aaa'.replace('a', 'bb') }}|{{ 'abcabc'.find('c') }}|{{ "
+                + "'abcabc'.count('bc') }}|{{ '-'.join(['a', 'b']) }}|{{ 'a\nb\r\nc'.splitlines() }}|{{ "
+                + "'prefix-x'.removeprefix('prefix-') }}|{{ '123'.isdigit() }}|{{ 'ab'.isalpha() }}",
             [:],
             "Hello World|They'Re|ABC|abc|Hello|bbbbbb|2|2|a-b|['a', 'b', 'c']|x|True|True"),
         Case(
@@ -572,7 +608,12 @@ struct ConformanceTests {
                     -2.5,
                 ]
             ],
-            "1e+16 9999999999999998.0 1e-05 0.0001 0.1 123.456 -0.0 1e+22 1.5e+300 2.2250738585072014e-308 9007199254740992.0 1.2345678901234567e+19 100.0 -2.5 | [1e+16, 9999999999999998.0, 1e-05, 0.0001, 0.1, 123.456, -0.0, 1e+22, 1.5e+300, 2.2250738585072014e-308, 9007199254740992.0, 1.2345678901234567e+19, 100.0, -2.5] | [1e+16, 9999999999999998.0, 1e-05, 0.0001, 0.1, 123.456, -0.0, 1e+22, 1.5e+300, 2.2250738585072014e-308, 9007199254740992.0, 1.2345678901234567e+19, 100.0, -2.5]"
+            "1e+16 9999999999999998.0 1e-05 0.0001 0.1 123.456 -0.0 1e+22 1.5e+300 2.2250738585072014e-308 "
+                + "9007199254740992.0 1.2345678901234567e+19 100.0 -2.5 | [1e+16, 9999999999999998.0, 1e-05, 0.0001, "
+                + "0.1, 123.456, -0.0, 1e+22, 1.5e+300, 2.2250738585072014e-308, 9007199254740992.0, "
+                + "1.2345678901234567e+19, 100.0, -2.5] | [1e+16, 9999999999999998.0, 1e-05, 0.0001, 0.1, 123.456, "
+                + "-0.0, 1e+22, 1.5e+300, 2.2250738585072014e-308, 9007199254740992.0, 1.2345678901234567e+19, 100.0, "
+                + "-2.5]"
         ),
         Case(
             "integer division results",
@@ -581,12 +622,14 @@ struct ConformanceTests {
             "2.0 -4 -1 1.0 0.5 0.5 3.0"),
         Case(
             "conditional chain",
-            "{% for r in ['user', 'assistant', 'tool'] %}{{ 'U' if r == 'user' else 'A' if r == 'assistant' else '?' }}{% endfor %}",
+            "{% for r in ['user', 'assistant', 'tool'] %}{{ 'U' if r == 'user' else 'A' if r == 'assistant' else '?' }}"
+                + "{% endfor %}",
             [:],
             "UA?"),
         Case(
             "is defined on attributes",
-            "{% for m in msgs %}{{ m.tool_calls is defined }}{{ m.tool_calls | length if m.tool_calls is defined else 0 }} {% endfor %}",
+            "{% for m in msgs %}{{ m.tool_calls is defined }}{{ m.tool_calls | length if m.tool_calls is defined else "
+                + "0 }} {% endfor %}",
             ["msgs": [["role": "user"], ["role": "assistant", "tool_calls": [1, 2]]]],
             "False0 True2 "),
         Case(
@@ -606,7 +649,8 @@ struct ConformanceTests {
             "[sys]user;"),
         Case(
             "role alternation check",
-            "{% for m in msgs %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}BAD{% endif %}{{ m.role[0] }}{% endfor %}",
+            "{% for m in msgs %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}BAD{% endif %}{{ m.role[0] }}{% "
+                + "endfor %}",
             ["msgs": [["role": "user"], ["role": "assistant"], ["role": "assistant"]]],
             "uaBADa"),
         Case(
@@ -621,7 +665,8 @@ struct ConformanceTests {
             "xz"),
         Case(
             "whitespace around nested blocks",
-            "<s>\n{% for m in msgs %}\n    {% if m.role == 'user' %}\n        [INST] {{ m.content }} [/INST]\n    {% else %}\n        {{ m.content }}</s>\n    {% endif %}\n{% endfor %}",
+            "<s>\n{% for m in msgs %}\n    {% if m.role == 'user' %}\n        [INST] {{ m.content }} [/INST]\n    {% "
+                + "else %}\n        {{ m.content }}</s>\n    {% endif %}\n{% endfor %}",
             ["msgs": [["role": "user", "content": "q"], ["role": "assistant", "content": "a"]]],
             "<s>\n        [INST] q [/INST]\n        a</s>\n"),
         Case(
@@ -651,7 +696,8 @@ struct ConformanceTests {
             "a / b"),
         Case(
             "printf formatting",
-            "{{ '%s has %d items (%.2f%%)' % (name, 3, 12.345) }}|{{ '%-5s|%05d|%+d|%x|%r' % ('ab', 42, 7, 255, 'q') }}|{{ '%(a)s-%(b)s' % {'a': 1, 'b': 'two'} }}|{{ 'x=%s' % none }}",
+            "{{ '%s has %d items (%.2f%%)' % (name, 3, 12.345) }}|{{ '%-5s|%05d|%+d|%x|%r' % ('ab', 42, 7, 255, 'q') }}"
+                + "|{{ '%(a)s-%(b)s' % {'a': 1, 'b': 'two'} }}|{{ 'x=%s' % none }}",
             ["name": "list"],
             "list has 3 items (12.35%)|ab   |00042|+7|ff|'q'|1-two|x=None"),
         Case(

@@ -5,8 +5,13 @@
 enum GoldenData {
     static let chatTemplateGolden = #"""
         {
-         "description": "tokenizer.apply_chat_template(messages, add_generation_prompt=True). ids equal tokenizer(text, add_special_tokens=False).input_ids. The template inserts a default system message when the first message is not a system message.",
-         "chat_template": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+         "description": "tokenizer.apply_chat_template(messages, add_generation_prompt=True). ids equal \#
+        tokenizer(text, add_special_tokens=False).input_ids. The template inserts a default system message when the \#
+        first message is not a system message.",
+         "chat_template": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ \#
+        '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% \#
+        endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% \#
+        if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
          "env": {
           "torch": "2.15.0+cu132",
           "transformers": "5.24.0",
@@ -21,7 +26,8 @@ enum GoldenData {
              "content": "What is the capital of France?"
             }
            ],
-           "text": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+           "text": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\#
+        \n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
            "ids": [
             1,
             9690,
@@ -61,7 +67,8 @@ enum GoldenData {
             9531,
             198
            ],
-           "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+           "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, \#
+        trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
           },
           {
            "messages": [
@@ -74,7 +81,8 @@ enum GoldenData {
              "content": "Explain what a reward model is."
             }
            ],
-           "text": "<|im_start|>system\nYou are a concise assistant. Answer in one sentence.<|im_end|>\n<|im_start|>user\nExplain what a reward model is.<|im_end|>\n<|im_start|>assistant\n",
+           "text": "<|im_start|>system\nYou are a concise assistant. Answer in one sentence.<|im_end|>\n<|im_start|>\#
+        user\nExplain what a reward model is.<|im_end|>\n<|im_start|>assistant\n",
            "ids": [
             1,
             9690,
@@ -109,7 +117,8 @@ enum GoldenData {
             9531,
             198
            ],
-           "text_without_generation_prompt": "<|im_start|>system\nYou are a concise assistant. Answer in one sentence.<|im_end|>\n<|im_start|>user\nExplain what a reward model is.<|im_end|>\n"
+           "text_without_generation_prompt": "<|im_start|>system\nYou are a concise assistant. Answer in one \#
+        sentence.<|im_end|>\n<|im_start|>user\nExplain what a reward model is.<|im_end|>\n"
           },
           {
            "messages": [
@@ -130,7 +139,9 @@ enum GoldenData {
              "content": "And 84 / 4?"
             }
            ],
-           "text": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>user\nAnd 84 / 4?<|im_end|>\n<|im_start|>assistant\n",
+           "text": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 12 * \#
+        7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>user\nAnd 84 / 4?<|im_end|>\#
+        \n<|im_start|>assistant\n",
            "ids": [
             1,
             9690,
@@ -192,7 +203,9 @@ enum GoldenData {
             9531,
             198
            ],
-           "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\n<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>user\nAnd 84 / 4?<|im_end|>\n"
+           "text_without_generation_prompt": "<|im_start|>system\nYou are a helpful math tutor.<|im_end|>\#
+        \n<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n12 * 7 = 84.<|im_end|>\n<|im_start|>\#
+        user\nAnd 84 / 4?<|im_end|>\n"
           }
          ]
         }

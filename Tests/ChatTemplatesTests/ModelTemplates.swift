@@ -24,21 +24,26 @@ enum ModelTemplates {
             {%- else %}
                 {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
             {%- endif %}
-            {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+            {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided \#
+        with function signatures within <tools></tools> XML tags:\n<tools>" }}
             {%- for tool in tools %}
                 {{- "\n" }}
                 {{- tool | tojson }}
             {%- endfor %}
-            {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+            {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within \#
+        <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\#
+        \n</tool_call><|im_end|>\n" }}
         {%- else %}
             {%- if messages[0]['role'] == 'system' %}
                 {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
             {%- else %}
-                {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+                {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful \#
+        assistant.<|im_end|>\n' }}
             {%- endif %}
         {%- endif %}
         {%- for message in messages %}
-            {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+            {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == \#
+        "assistant" and not message.tool_calls) %}
                 {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
             {%- elif message.role == "assistant" %}
                 {{- '<|im_start|>' + message.role }}
@@ -108,8 +113,10 @@ enum ModelTemplates {
         {{- "Cutting Knowledge Date: December 2023\n" }}
         {{- "Today Date: " + date_string + "\n\n" }}
         {%- if tools is not none and not tools_in_user_message %}
-            {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
-            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+            {{- "You have access to the following functions. To call a function, please respond with JSON for a \#
+        function call." }}
+            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its \#
+        value}.' }}
             {{- "Do not use variables.\n\n" }}
             {%- for t in tools %}
                 {{- t | tojson(indent=4) }}
@@ -131,7 +138,8 @@ enum ModelTemplates {
             {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
             {{- "Given the following functions, please respond with a JSON for a function call " }}
             {{- "with its proper arguments that best answers the given prompt.\n\n" }}
-            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its \#
+        value}.' }}
             {{- "Do not use variables.\n\n" }}
             {%- for t in tools %}
                 {{- t | tojson(indent=4) }}
@@ -142,7 +150,8 @@ enum ModelTemplates {
 
         {%- for message in messages %}
             {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
-                {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+                {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + \#
+        '<|eot_id|>' }}
             {%- elif 'tool_calls' in message %}
                 {%- if not message.tool_calls|length == 1 %}
                     {{- raise_exception("This model only supports single tool-calls at once!") }}
@@ -222,8 +231,10 @@ enum ModelTemplates {
         {{- "Cutting Knowledge Date: December 2023\n" }}
         {{- "Today Date: " + date_string + "\n\n" }}
         {%- if tools is not none and not tools_in_user_message %}
-            {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
-            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+            {{- "You have access to the following functions. To call a function, please respond with JSON for a \#
+        function call." }}
+            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its \#
+        value}.' }}
             {{- "Do not use variables.\n\n" }}
             {%- for t in tools %}
                 {{- t | tojson(indent=4) }}
@@ -245,7 +256,8 @@ enum ModelTemplates {
             {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
             {{- "Given the following functions, please respond with a JSON for a function call " }}
             {{- "with its proper arguments that best answers the given prompt.\n\n" }}
-            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+            {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its \#
+        value}.' }}
             {{- "Do not use variables.\n\n" }}
             {%- for t in tools %}
                 {{- t | tojson(indent=4) }}
@@ -256,7 +268,8 @@ enum ModelTemplates {
 
         {%- for message in messages %}
             {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
-                {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+                {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + \#
+        '<|eot_id|>' }}
             {%- elif 'tool_calls' in message %}
                 {%- if not message.tool_calls|length == 1 %}
                     {{- raise_exception("This model only supports single tool-calls at once!") }}

@@ -68,7 +68,8 @@ struct SpanTests {
         ),
         // Stored in a namespace and printed after the loop.
         (
-            "{% set ns = namespace(last='') %}{% for m in messages %}{% set ns.last = m.content %}{% endfor %}=={{ ns.last }}",
+            "{% set ns = namespace(last='') %}{% for m in messages %}{% set ns.last = m.content %}{% endfor %}=={{ "
+                + "ns.last }}",
             "kept", ["kept"]
         ),
         // Qwen3-style: only the part after the reasoning block is content the model should learn.

@@ -94,7 +94,8 @@ struct RecordFormatTests {
 
         let conversational = try read(
             SFTExample.self,
-            #"{"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"content": "Hello", "role": "assistant"}]}"#
+            #"{"prompt": [{"role": "user", "content": "Hi"}], "#
+                + #""completion": [{"content": "Hello", "role": "assistant"}]}"#
         )
         #expect(conversational.format == .conversationalPromptCompletion)
         #expect(
