@@ -57,26 +57,35 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "Benchmarks", dependencies: ["TensorCore", "Models", "ModelFormats", "_CBLAS"]),
+        // Where `../shared` is, and the trait that skips a test needing it when it is absent; not API.
+        .target(name: "_SharedData"),
         // Helpers shared by the test targets (gradient checker, small random models); not API.
-        .target(name: "_TestSupport", dependencies: ["TensorCore", "Models"]),
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "Models", "_SharedData"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
-        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tokenizers", "ChatTemplates", "ModelFormats"]),
-        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats"]),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "_SharedData"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFormats", "_SharedData"]),
+        .testTarget(
+            name: "DatasetsTests",
+            dependencies: ["Datasets", "Tokenizers", "ChatTemplates", "ModelFormats", "_SharedData"]),
+        .testTarget(
+            name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "Tokenizers", "ModelFormats", "_SharedData"]),
         // Runs the built `rlhf` binary (a dependency, so `swift test` builds it first).
-        .testTarget(name: "CLITests", dependencies: ["rlhf"]),
+        .testTarget(name: "CLITests", dependencies: ["rlhf", "_SharedData"]),
         .testTarget(
             name: "ModelExportTests",
-            dependencies: ["ModelExport", "Models", "ModelFormats", "Tokenizers", "TensorCore", "_TestSupport"]),
+            dependencies: [
+                "ModelExport", "Models", "ModelFormats", "Tokenizers", "TensorCore", "_TestSupport", "_SharedData",
+            ]),
         .testTarget(
             name: "TrainersTests",
             dependencies: [
                 "Trainers", "Models", "ModelExport", "Datasets", "Tokenizers", "TensorCore", "ModelFormats",
-                "_TestSupport",
+                "_TestSupport", "_SharedData",
             ]),
         .testTarget(
             name: "ModelsTests",
-            dependencies: ["Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport"]),
+            dependencies: [
+                "Models", "TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates", "_TestSupport", "_SharedData",
+            ]),
     ]
 )

@@ -10,8 +10,10 @@ public enum RandomModel {
         vocabularySize: 64, hiddenSize: 32, intermediateSize: 48, layerCount: 2, headCount: 4,
         kvHeadCount: 2, maxPositions: 64, eosTokenIDs: [2])
 
-    /// Norm weights 1, every other weight N(0, 0.2²) (large enough that attention is not uniform).
-    public static func make(trainable: Bool = false, seed: UInt64 = 1, config c: LlamaConfig = config) -> LlamaModel {
+    /// Norm weights 1, every other weight N(0, std²) (0.2: large enough that attention is not uniform).
+    public static func make(
+        trainable: Bool = false, seed: UInt64 = 1, config c: LlamaConfig = config, std: Float = 0.2
+    ) -> LlamaModel {
         let m = LlamaModel(config: c, trainable: trainable)
         var rng = RNG(seed: seed)
         for e in m.weights.entries {
@@ -19,7 +21,7 @@ public enum RandomModel {
             if e.name.hasSuffix("norm.weight") {
                 p.update(repeating: 1, count: e.count)
             } else {
-                rng.fillNormal(p, count: e.count, std: 0.2)
+                rng.fillNormal(p, count: e.count, std: std)
             }
         }
         return m
@@ -39,6 +41,20 @@ public enum RandomModel {
             rng.fillNormal(a.store.values.pointer + e.offset, count: e.count, std: 0.1)
         }
         return a
+    }
+
+    /// The shape of the reference tiny Llama (`../shared/reference/tiny-llama`, made with transformers): 2 layers,
+    /// hidden 64, 4 query / 2 key-value heads of 16, MLP 128, vocabulary 256 (one token per byte), 128 positions,
+    /// tied embeddings, BOS 1, EOS 2.
+    public static let tinyLlamaConfig = LlamaConfig(
+        vocabularySize: 256, hiddenSize: 64, intermediateSize: 128, layerCount: 2, headCount: 4, kvHeadCount: 2,
+        maxPositions: 128, tiesWordEmbeddings: true, bosTokenID: 1, eosTokenIDs: [2])
+
+    /// A random model of the tiny Llama's shape and weight scale (its `initializer_range` 0.1), for tests that need
+    /// its vocabulary and sizes but not its reference weights: they run without `../shared`; the golden
+    /// comparisons load the real one.
+    public static func tinyLlama(trainable: Bool = false, seed: UInt64 = 7) -> LlamaModel {
+        make(trainable: trainable, seed: seed, config: tinyLlamaConfig, std: 0.1)
     }
 
     /// Seeded random token rows of the given lengths (ids 3 ..< vocabulary).

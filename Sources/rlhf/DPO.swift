@@ -21,8 +21,8 @@ struct DPO: ParsableCommand {
     @Option(help: "Output directory (metrics.jsonl, checkpoints, the final adapter or model).") var out: String
     @Option(
         help: ArgumentHelp(
-            "sigmoid (DPO), robust, ipo, hinge or simpo (default \(DPOConfig().lossType.rawValue)); "
-                + "cDPO = sigmoid with --set label_smoothing=ε.")
+            "dpo (= sigmoid), cdpo (needs --set label_smoothing=ε), robust, ipo, hinge, simpo or orpo "
+                + "(default \(DPOConfig().lossType.rawValue)).")
     )
     var loss: String?
     @Option(help: "β (default \(DPOConfig().beta)).") var beta: Double?
@@ -32,17 +32,22 @@ struct DPO: ParsableCommand {
         if modelOptions.adapter != nil {
             throw ValidationError("dpo starts a new adapter; to continue a run pass --resume DIR.")
         }
-        if let loss, DPOLoss.Kind(rawValue: loss) == nil {
+        if let loss, DPOLoss.Kind(name: loss) == nil {
             throw ValidationError(
-                "--loss \(loss): use one of \(DPOLoss.Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
+                "--loss \(loss): use one of dpo, cdpo, "
+                    + "\(DPOLoss.Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
     }
 
     func run() throws {
         var extra: [String: Any] = [:]
-        if let loss { extra["loss_type"] = loss }
+        if let loss, let kind = DPOLoss.Kind(name: loss) { extra["loss_type"] = kind.rawValue }
         if let beta { extra["beta"] = beta }
         let config = try training.resolve(DPOConfig.self, extra: extra)
+        if loss == "cdpo" && config.labelSmoothing == 0 {
+            throw ValidationError(
+                "--loss cdpo is DPO with label smoothing: add --set label_smoothing=ε (e.g. 0.1; in (0, 0.5)).")
+        }
         let loaded = try modelOptions.load(trainable: config.loraRank == 0)
         let prepared = try PreferenceData.prepare(
             training: config.training, maxPromptLength: config.effectiveMaxPromptLength, tokenizer: loaded.tokenizer,

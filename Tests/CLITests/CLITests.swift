@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import _SharedData
 
 enum CLI {
     /// `<build dir>/rlhf`, next to the test bundle.
@@ -14,8 +15,7 @@ enum CLI {
         return dir.appendingPathComponent("rlhf")
     }
 
-    static let shared: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
+    static let shared = SharedData.root
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
@@ -42,7 +42,7 @@ enum CLI {
 }
 
 @Suite(.serialized) struct CLITests {
-    @Test func tokenizeMatchesGolden() throws {
+    @Test(SharedData.needs("reference/tokenizer_golden.json")) func tokenizeMatchesGolden() throws {
         let golden =
             try JSONSerialization.jsonObject(
                 with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/tokenizer_golden.json")))
@@ -55,7 +55,7 @@ enum CLI {
         }
     }
 
-    @Test func logprobsMatchesGolden() throws {
+    @Test(SharedData.needs("reference/logits_golden.json")) func logprobsMatchesGolden() throws {
         let golden =
             try JSONSerialization.jsonObject(
                 with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json")))
@@ -70,7 +70,7 @@ enum CLI {
         #expect((out["token_logprobs"] as! [Any]).count == (c["continuation_token_logprobs"] as! [Any]).count)
     }
 
-    @Test func generateChatJSONMatchesGreedyGolden() throws {
+    @Test(SharedData.needs("reference/generation_golden.json")) func generateChatJSONMatchesGreedyGolden() throws {
         let golden =
             try JSONSerialization.jsonObject(
                 with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/generation_golden.json")))
@@ -92,7 +92,7 @@ enum CLI {
     /// generate, chat and logprobs keep a GGUF's quantised weights by default (the file's exact values, fp32
     /// products); `--dense` dequantises them to Float32 first: the same tokens and log-probs within fp32
     /// summation-order noise, each matching the golden sum; `--dense` with `--quantized` is refused.
-    @Test func quantisedByDefaultForInferenceDenseOnRequest() throws {
+    @Test(SharedData.needs("reference/logits_golden.json")) func quantisedByDefaultForInferenceDenseOnRequest() throws {
         let golden =
             try JSONSerialization.jsonObject(
                 with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json")))
@@ -125,7 +125,7 @@ enum CLI {
 
     /// `--bf16`: same JSON form; the continuation's log-prob moves only by bf16's precision (BF16BaseTests
     /// measures ~0.02 per token); the frozen-base checks name the flags.
-    @Test func bf16GenerateAndLogprobs() throws {
+    @Test(SharedData.needs("reference/logits_golden.json")) func bf16GenerateAndLogprobs() throws {
         let golden =
             try JSONSerialization.jsonObject(
                 with: Data(contentsOf: CLI.shared.appendingPathComponent("reference/logits_golden.json")))

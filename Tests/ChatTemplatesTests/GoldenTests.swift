@@ -6,6 +6,7 @@
 import ChatTemplates
 import Foundation
 import Testing
+import _SharedData
 
 @Suite("SmolLM2 golden renderings (HF transformers)")
 struct GoldenTests {
@@ -29,20 +30,9 @@ struct GoldenTests {
         try JSONDecoder().decode(Golden.self, from: Data(GoldenData.chatTemplateGolden.utf8))
     }
 
-    @Test func embeddedCopyMatchesSharedReference() throws {
-        let testFile = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        let repository = testFile.deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let candidates = [
-            repository.appendingPathComponent("shared/reference/chat_template_golden.json"),
-            repository.deletingLastPathComponent().appendingPathComponent(
-                "shared/reference/chat_template_golden.json"),
-        ]
-        guard
-            let file = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) })
-        else {
-            return  // Not in a checkout with the shared folder; the embedded copy stands alone.
-        }
+    @Test(SharedData.needs("reference/chat_template_golden.json"))
+    func embeddedCopyMatchesSharedReference() throws {
+        let file = SharedData.url("reference/chat_template_golden.json")
         let shared = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? NSDictionary
         let embedded =
             try JSONSerialization.jsonObject(with: Data(GoldenData.chatTemplateGolden.utf8))

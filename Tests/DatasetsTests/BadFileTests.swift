@@ -4,6 +4,7 @@
 import Datasets
 import Foundation
 import Testing
+import _SharedData
 
 /// Every line number → message of the records a skip-invalid read reported.
 private func skippedMessages<Record: DatasetRecord>(_ dataset: Dataset<Record>) -> [Int: String] {
@@ -27,7 +28,7 @@ private func firstTestRecords(_ count: Int) throws -> [PreferenceExample] {
             .records.prefix(count))
 }
 
-@Suite("Bad files")
+@Suite("Bad files", SharedData.needs("data/bad", "data/hh_rlhf_helpful_test.jsonl"))
 struct BadFileTests {
     @Test func truncatedLineFailsAtLine3() throws {
         let error = try Fixtures.readError(PreferenceExample.self, "truncated_line.jsonl")

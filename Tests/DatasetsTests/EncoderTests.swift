@@ -7,6 +7,7 @@ import Datasets
 import Foundation
 import Testing
 import Tokenizers
+import _SharedData
 
 private struct ChatGolden: Decodable {
     struct Case: Decodable {
@@ -41,7 +42,8 @@ private func decode(_ ids: [Int32]) throws -> String {
 
 @Suite("Encoders")
 struct EncoderTests {
-    @Test(arguments: [ContentTokenization.automatic, .segmented])
+    @Test(
+        SharedData.needs("reference/chat_template_golden.json"), arguments: [ContentTokenization.automatic, .segmented])
     func chatTemplateGoldenIDs(tokenization: ContentTokenization) throws {
         let prompts = try PromptEncoder(
             tokenizer: Fixtures.tokenizer(), chatTemplate: Fixtures.chatTemplate(),
@@ -89,7 +91,7 @@ struct EncoderTests {
         #expect(try sftEncoder().encode(dataset).report.segmented == 1)
     }
 
-    @Test func assistantMaskCoversContentAndEndOfTurn() throws {
+    @Test(SharedData.needs("data/alpaca_sft.jsonl")) func assistantMaskCoversContentAndEndOfTurn() throws {
         let dataset = try Fixtures.alpaca()
         let encoded = try sftEncoder().encode(dataset.records[0])
         guard case .conversation(let messages) = dataset.records[0] else {
@@ -103,7 +105,8 @@ struct EncoderTests {
         #expect(encoded.labels().filter { $0 != -100 } == trained)
     }
 
-    @Test func segmentedEqualsWholeTextOnRealData() throws {
+    @Test(SharedData.needs("data/prompts.jsonl", "data/hh_rlhf_helpful_test.jsonl", "data/alpaca_sft.jsonl"))
+    func segmentedEqualsWholeTextOnRealData() throws {
         let dataset = try Fixtures.alpaca()
         let subset = dataset.subset(Array(0..<400))
         let whole = try sftEncoder().encode(subset)
@@ -133,7 +136,7 @@ struct EncoderTests {
         #expect(wholePairs == piecePairs)
     }
 
-    @Test func overLongSFTExamplesAreTruncatedAndCounted() throws {
+    @Test(SharedData.needs("data/alpaca_sft.jsonl")) func overLongSFTExamplesAreTruncatedAndCounted() throws {
         let encoded = try sftEncoder(maxLength: 512).encode(try Fixtures.alpaca())
         #expect(encoded.report.truncated == 6)
         #expect(encoded.report.truncatedLines == [129, 759, 920, 1121, 2382, 2595])
@@ -187,7 +190,8 @@ struct EncoderTests {
         #expect(try decode(trained) == "Blue.<|im_end|>\n")
     }
 
-    @Test func preferencePairsAndTruncation() throws {
+    @Test(SharedData.needs("data/hh_rlhf_helpful_test.jsonl", "data/hh_rlhf_helpful_train.jsonl"))
+    func preferencePairsAndTruncation() throws {
         let tokenizer = try Fixtures.tokenizer()
         let template = try Fixtures.chatTemplate()
         let encoder = try PreferenceEncoder(tokenizer: tokenizer, chatTemplate: template)
@@ -218,7 +222,7 @@ struct EncoderTests {
         #expect(text.chosenIDs.last == eos && text.rejectedIDs.last == eos)
     }
 
-    @Test func hugeLineIsTruncatedWithACount() throws {
+    @Test(SharedData.needs("data/bad/huge_line.jsonl")) func hugeLineIsTruncatedWithACount() throws {
         let dataset = try Dataset<PreferenceExample>(contentsOf: Fixtures.bad("huge_line.jsonl"))
         let (pairs, report) = try PreferenceEncoder(
             tokenizer: Fixtures.tokenizer(), chatTemplate: Fixtures.chatTemplate()

@@ -9,39 +9,20 @@ import Foundation
 import ModelFormats
 import Testing
 import Tokenizers
+import _SharedData
 
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
 }
 
 enum Fixtures {
-    /// Folders that may be `shared/`: `$RLHF_SHARED_DIR`, then `<repo>/../shared` computed from
-    /// this file's path (as written, and with symbolic links resolved).
-    static var sharedDirectoryCandidates: [URL] {
-        var candidates: [URL] = []
-        if let dir = ProcessInfo.processInfo.environment["RLHF_SHARED_DIR"], !dir.isEmpty {
-            candidates.append(URL(fileURLWithPath: dir))
-        }
-        let file = URL(fileURLWithPath: #filePath)
-        for path in [file, file.resolvingSymlinksInPath()] {
-            let repository = path.deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent()
-            candidates.append(
-                repository.deletingLastPathComponent().appendingPathComponent("shared"))
-        }
-        return candidates
-    }
-
-    /// A file under `shared/`, e.g. `data/bad/empty.jsonl`.
+    /// A file under `../shared/`, e.g. `data/bad/empty.jsonl`; tests that read one carry `SharedData.needs`.
     static func shared(_ relative: String) throws -> URL {
-        for directory in sharedDirectoryCandidates {
-            let url = directory.appendingPathComponent(relative)
-            if FileManager.default.fileExists(atPath: url.path) { return url }
+        let url = SharedData.url(relative)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw FixtureError(description: "\(url.path) not found (set RLHF_SHARED_DIR)")
         }
-        throw FixtureError(
-            description: "shared/\(relative) not found; looked in "
-                + sharedDirectoryCandidates.map(\.path).joined(separator: ", ")
-                + " (set RLHF_SHARED_DIR)")
+        return url
     }
 
     static func data(_ name: String) throws -> URL { try shared("data/\(name)") }

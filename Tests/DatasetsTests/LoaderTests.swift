@@ -3,6 +3,7 @@
 import Datasets
 import Foundation
 import Testing
+import _SharedData
 
 /// `count` synthetic examples with seeded lengths 1...maxLength; token values encode
 /// (example, position) so misplaced tokens are visible.
@@ -210,7 +211,7 @@ struct LoaderTests {
         #expect(read == ReadOptions(skipInvalid: true))
     }
 
-    @Test func pilotPipelineFromFileToBatches() throws {
+    @Test(SharedData.needs("data/alpaca_sft.jsonl")) func pilotPipelineFromFileToBatches() throws {
         let dataset = try Fixtures.alpaca()
         var split = SplitConfig()
         split.dataFraction = 0.05

@@ -4,6 +4,7 @@
 import Datasets
 import Foundation
 import Testing
+import _SharedData
 
 private func read<Record: DatasetRecord>(
     _ type: Record.Type, _ text: String, options: ReadOptions = ReadOptions()
@@ -25,7 +26,8 @@ private func error<Record: DatasetRecord>(
 
 @Suite("Real datasets")
 struct RealDatasetTests {
-    @Test func preferenceFilesLoad() throws {
+    @Test(SharedData.needs("data/hh_rlhf_helpful_train.jsonl", "data/hh_rlhf_helpful_test.jsonl"))
+    func preferenceFilesLoad() throws {
         let train = try Dataset<PreferenceExample>(
             contentsOf: Fixtures.data("hh_rlhf_helpful_train.jsonl"))
         #expect(train.count == 3000)
@@ -37,7 +39,7 @@ struct RealDatasetTests {
         #expect(test.lineNumbers.last == 500)
     }
 
-    @Test func promptsLoad() throws {
+    @Test(SharedData.needs("data/prompts.jsonl")) func promptsLoad() throws {
         let prompts = try Dataset<PromptExample>(contentsOf: Fixtures.data("prompts.jsonl"))
         #expect(prompts.count == 500)
         #expect(prompts.format == .conversationalPromptOnly)
@@ -46,14 +48,14 @@ struct RealDatasetTests {
         }
     }
 
-    @Test func sftLoads() throws {
+    @Test(SharedData.needs("data/alpaca_sft.jsonl")) func sftLoads() throws {
         let sft = try Fixtures.alpaca()
         #expect(sft.count == 2630)
         #expect(sft.format == .conversationalLanguageModeling)
         #expect(sft.report.recordsRead == 2630)
     }
 
-    @Test func preferenceFileReadAsSFTSaysWhatIsMissing() throws {
+    @Test(SharedData.needs("data/hh_rlhf_helpful_test.jsonl")) func preferenceFileReadAsSFTSaysWhatIsMissing() throws {
         let url = try Fixtures.data("hh_rlhf_helpful_test.jsonl")
         do {
             _ = try Dataset<SFTExample>(contentsOf: url)

@@ -8,6 +8,7 @@ import Models
 import TensorCore
 import Testing
 import Tokenizers
+import _SharedData
 import _TestSupport
 
 enum Shared {
@@ -25,7 +26,7 @@ enum Tiny {
 
     /// The random 2-layer Llama of the reference data (vocab 256, hidden 64, tied embeddings).
     static func model() throws -> LlamaModel {
-        try LlamaModel.load(huggingFaceDirectory: Shared.url("reference/tiny-llama"))
+        RandomModel.tinyLlama()
     }
 
     /// GPT-2's byte → printable-scalar map (`bytes_to_unicode`), the byte-level token alphabet.

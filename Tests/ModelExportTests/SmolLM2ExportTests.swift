@@ -8,10 +8,11 @@ import ModelFormats
 import Models
 import Testing
 import Tokenizers
+import _SharedData
 
 @testable import ModelExport
 
-@Suite(.serialized) struct SmolLM2ExportTests {
+@Suite(SharedData.needs("reference/tokenizer_golden.json"), .serialized) struct SmolLM2ExportTests {
     static func goldenCases() throws -> [(text: String, ids: [Int])] {
         let golden = try Shared.json("reference/tokenizer_golden.json")
         return (golden["cases"] as? [[String: Any]] ?? []).map {

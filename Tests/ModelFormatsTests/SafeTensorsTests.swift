@@ -3,6 +3,7 @@
 // trips, exact half-precision conversions, atomic replacement, and hostile files that must throw.
 import Foundation
 import Testing
+import _SharedData
 
 @testable import ModelFormats
 
@@ -23,7 +24,7 @@ struct SafeTensorsTests {
         return try JSONDecoder().decode(Golden.self, from: data)
     }
 
-    @Test func readsTinyLlamaNamesAndShapes() throws {
+    @Test(SharedData.needs("reference/tiny-llama")) func readsTinyLlamaNamesAndShapes() throws {
         let file = try SafeTensorsFile(
             contentsOf: TestPaths.tinyLlama.appendingPathComponent("model.safetensors"))
         let golden = try golden()
@@ -44,7 +45,7 @@ struct SafeTensorsTests {
         #expect(file.names.first == "model.embed_tokens.weight")
     }
 
-    @Test func gradientSumsMatchGolden() throws {
+    @Test(SharedData.needs("reference/tiny-llama")) func gradientSumsMatchGolden() throws {
         let file = try SafeTensorsFile(
             contentsOf: TestPaths.tinyLlama.appendingPathComponent("grads.safetensors"))
         let golden = try golden()

@@ -2,16 +2,14 @@
 // the repository, scratch directories, and byte builders for hand-made (often hostile) files.
 import Foundation
 import Testing
+import _SharedData
 
 @testable import ModelFormats
 
 enum TestPaths {
-    /// Repository root: this file is <root>/Tests/ModelFormatsTests/TestSupport.swift.
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    /// The shared reference directory, a sibling of the repository.
-    static let shared = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    static let tinyLlama = shared.appendingPathComponent("reference/tiny-llama")
+    /// The tiny reference Llama in `../shared` (tests that read it carry `SharedData.needs(TestPaths.tinyLlamaPath)`).
+    static let tinyLlamaPath = "reference/tiny-llama"
+    static let tinyLlama = SharedData.url(tinyLlamaPath)
 }
 
 /// A fresh directory under the system temporary directory, removed by `cleanUp()`.

@@ -4,12 +4,13 @@
 import Foundation
 import TensorCore
 import Testing
+import _TestSupport
 
 @testable import Models
 
 @Suite struct GenerationTests {
     static func model() throws -> LlamaModel {
-        try LlamaModel.load(huggingFaceDirectory: Shared.url("reference/tiny-llama"))
+        RandomModel.tinyLlama()
     }
 
     /// Greedy decoding without a cache: full forward over the whole sequence each step.

@@ -13,7 +13,7 @@ import _TestSupport
     static let ids: [Int32] = [5, 17, 200, 31, 9, 77, 3, 140]
 
     static func model(trainable: Bool = false) throws -> LlamaModel {
-        try LlamaModel.load(huggingFaceDirectory: Shared.url("reference/tiny-llama"), trainable: trainable)
+        RandomModel.tinyLlama(trainable: trainable)
     }
 
     static func logits(_ m: LlamaModel, _ adapter: LoRAAdapter? = nil) -> [Float] {

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import _SharedData
 
 @testable import Models
 
@@ -34,7 +35,7 @@ import Testing
         }
     }
 
-    @Test func directoryWithoutTokenizerIsAClearError() {
+    @Test(SharedData.needs("reference/tiny-llama")) func directoryWithoutTokenizerIsAClearError() {
         #expect {
             _ = try ModelRegistry.load(Shared.url("reference/tiny-llama").path)
         } throws: { error in "\(error)".contains("tokenizer.json") }

@@ -6,6 +6,7 @@ import Foundation
 import ModelFormats
 import TensorCore
 import Testing
+import _SharedData
 
 @testable import Models
 
@@ -40,7 +41,7 @@ import Testing
 
     /// The weights kept as Q4_1/Q8_0 are exactly the values transformers dequantised, so log-probs meet the
     /// fp32 model's golden bound (2e-4 of the fp32 reference, whose own fp32-vs-fp64 floor is 1e-4).
-    @Test func logProbsMatchTransformers() throws {
+    @Test(SharedData.needs("reference/logits_golden.json")) func logProbsMatchTransformers() throws {
         let q = try Self.quantized.get()
         let golden = try Shared.json("reference/logits_golden.json")
         var worst = 0.0
@@ -50,7 +51,7 @@ import Testing
         #expect(worst <= 2e-4, "worst top-10 log-prob error \(worst)")
     }
 
-    @Test func greedyGenerationsMatchTransformers() throws {
+    @Test(SharedData.needs("reference/generation_golden.json")) func greedyGenerationsMatchTransformers() throws {
         let q = try Self.quantized.get()
         let golden = try Shared.json("reference/generation_golden.json")
         let cases = golden["cases"] as! [[String: Any]]
@@ -62,7 +63,7 @@ import Testing
     /// A 16-row batch decodes through the decode panels (12–16 rows), which compute exactly what the dense
     /// fp32 path computes: the same tokens and log-probs as the dense model (prefill differs from it only by
     /// the many-row path's tiling; the golden-sized batches above take the other few-row kernels).
-    @Test func sixteenRowDecodingMatchesDense() throws {
+    @Test(SharedData.needs("reference/generation_golden.json")) func sixteenRowDecodingMatchesDense() throws {
         let (dense, _) = try SmolLM2.get()
         let q = try Self.quantized.get()
         let golden = try Shared.json("reference/generation_golden.json")

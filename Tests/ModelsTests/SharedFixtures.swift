@@ -2,6 +2,7 @@
 
 import Foundation
 import Testing
+import _SharedData
 import _TestSupport
 
 enum Shared {

@@ -7,6 +7,7 @@ import ModelFormats
 import TensorCore
 import Testing
 import Tokenizers
+import _SharedData
 
 @testable import Models
 
@@ -57,7 +58,7 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
         #expect(model.weights.parameterCount == 134_515_008)
     }
 
-    @Test func logProbsMatchTransformers() throws {
+    @Test(SharedData.needs("reference/logits_golden.json")) func logProbsMatchTransformers() throws {
         let (model, tokenizer) = try SmolLM2.get()
         let golden = try Shared.json("reference/logits_golden.json")
         let v = model.config.vocabularySize, cdim = model.config.hiddenSize
@@ -90,7 +91,7 @@ func goldenTop10Errors(_ model: LlamaModel, _ item: [String: Any]) -> (errors: [
         }
     }
 
-    @Test func greedyGenerationsMatchTransformers() throws {
+    @Test(SharedData.needs("reference/generation_golden.json")) func greedyGenerationsMatchTransformers() throws {
         let (model, tokenizer) = try SmolLM2.get()
         let golden = try Shared.json("reference/generation_golden.json")
         let cases = golden["cases"] as! [[String: Any]]

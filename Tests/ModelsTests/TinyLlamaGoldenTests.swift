@@ -5,10 +5,11 @@ import Foundation
 import ModelFormats
 import TensorCore
 import Testing
+import _SharedData
 
 @testable import Models
 
-@Suite struct TinyLlamaGoldenTests {
+@Suite(SharedData.needs("reference/tiny-llama")) struct TinyLlamaGoldenTests {
     let dir = Shared.url("reference/tiny-llama")
 
     func loadModel() throws -> (LlamaModel, [String: Any]) {

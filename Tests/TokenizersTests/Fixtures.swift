@@ -6,6 +6,7 @@
 import Foundation
 import ModelFormats
 import Testing
+import _SharedData
 
 @testable import Tokenizers
 
@@ -100,33 +101,11 @@ enum Fixtures {
         var idsWithPlainBytelevelPretokenizer: [Int]?
     }
 
-    /// Directories that may hold `shared/`: beside this checkout (as CI lays it out), also with
-    /// symbolic links in the test source path resolved.
-    static var sharedDirectoryCandidates: [URL] {
-        var candidates: [URL] = []
-        if let dir = ProcessInfo.processInfo.environment["RLHF_SHARED_DIR"] {
-            candidates.append(URL(fileURLWithPath: dir))
-        }
-        let testsDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        for dir in [testsDir, testsDir.resolvingSymlinksInPath()] {
-            let repository = dir.deletingLastPathComponent().deletingLastPathComponent()
-            candidates.append(repository.appendingPathComponent("shared"))
-            candidates.append(
-                repository.deletingLastPathComponent().appendingPathComponent("shared"))
-        }
-        return candidates
-    }
+    /// The tokenizer golden file (tests that read it carry `SharedData.needs(Fixtures.goldenPath)`).
+    static let goldenPath = "reference/tokenizer_golden.json"
 
     private static let goldenResult: Result<GoldenFile, any Error> = Result {
-        let relative = "reference/tokenizer_golden.json"
-        guard
-            let url = sharedDirectoryCandidates.map({ $0.appendingPathComponent(relative) })
-                .first(where: { FileManager.default.fileExists(atPath: $0.path) })
-        else {
-            throw FixtureError(
-                description: "shared/\(relative) not found beside the checkout; looked in "
-                    + sharedDirectoryCandidates.map(\.path).joined(separator: ", "))
-        }
+        let url = SharedData.url(goldenPath)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try decoder.decode(GoldenFile.self, from: Data(contentsOf: url))

@@ -3,18 +3,19 @@
 
 import Foundation
 import Testing
+import _SharedData
 
 @testable import Tokenizers
 
 @Suite("Golden: SmolLM2 tokenizer vs HF transformers")
 struct GoldenTests {
-    @Test func goldenFileHasFortyCases() throws {
+    @Test(SharedData.needs("reference/tokenizer_golden.json")) func goldenFileHasFortyCases() throws {
         let golden = try Fixtures.golden()
         #expect(golden.cases.count == 40)
         #expect(golden.nCases == golden.cases.count)
     }
 
-    @Test func vocabularyAndSpecialIDsMatchTheReference() throws {
+    @Test(SharedData.needs("reference/tokenizer_golden.json")) func vocabularyAndSpecialIDsMatchTheReference() throws {
         let tokenizer = try Fixtures.smolLM2()
         let golden = try Fixtures.golden()
         #expect(tokenizer.vocabularySize == 49152)
@@ -31,7 +32,8 @@ struct GoldenTests {
         #expect(!tokenizer.isSpecial(19556))
     }
 
-    @Test("Encode matches ids and token strings", arguments: 0..<40)
+    @Test(
+        "Encode matches ids and token strings", SharedData.needs("reference/tokenizer_golden.json"), arguments: 0..<40)
     func encodeMatchesGolden(index: Int) throws {
         let tokenizer = try Fixtures.smolLM2()
         let golden = try #require(try Fixtures.golden().cases.dropFirst(index).first)
@@ -43,7 +45,9 @@ struct GoldenTests {
                 == golden.tokens.map { Array($0.unicodeScalars) })
     }
 
-    @Test("Decode matches the reference and round-trips", arguments: 0..<40)
+    @Test(
+        "Decode matches the reference and round-trips", SharedData.needs("reference/tokenizer_golden.json"),
+        arguments: 0..<40)
     func decodeMatchesGolden(index: Int) throws {
         let tokenizer = try Fixtures.smolLM2()
         let golden = try #require(try Fixtures.golden().cases.dropFirst(index).first)
@@ -52,7 +56,9 @@ struct GoldenTests {
         if golden.roundtripExact { expectSameScalars(decoded, golden.text) }
     }
 
-    @Test("Without the digit split, the two listed cases match transformers' GGUF converter")
+    @Test(
+        "Without the digit split, the two listed cases match transformers' GGUF converter",
+        SharedData.needs("reference/tokenizer_golden.json"))
     func plainByteLevelCases() throws {
         let plain = try Fixtures.smolLM2PlainByteLevel()
         let cases = try Fixtures.golden().cases
@@ -70,7 +76,9 @@ struct GoldenTests {
         }
     }
 
-    @Test func tokenizerJSONBuiltFromTheGGUFReproducesTheGolden() throws {
+    @Test(SharedData.needs("reference/tokenizer_golden.json")) func tokenizerJSONBuiltFromTheGGUFReproducesTheGolden()
+        throws
+    {
         let vocabulary = try Fixtures.vocabulary()
         var vocab: [String: Int] = [:]
         for (id, token) in vocabulary.tokens.enumerated() { vocab[token] = id }

@@ -2,6 +2,7 @@
 // and the pieces always add up to `decode` of all ids.
 
 import Testing
+import _SharedData
 
 @testable import Tokenizers
 
@@ -17,7 +18,7 @@ struct StreamingDecoderTests {
     }
 
     @Test(
-        "Emoji and CJK golden cases stream whole characters",
+        "Emoji and CJK golden cases stream whole characters", SharedData.needs("reference/tokenizer_golden.json"),
         arguments: [
             "Emoji: 😀 🎉 👍🏽",
             "ZWJ family: 👨‍👩‍👧‍👦 and flag 🇫🇷 and rainbow flag 🏳️‍🌈",
@@ -39,7 +40,7 @@ struct StreamingDecoderTests {
         if splitsACharacter.contains(true) { #expect(pieces.dropLast().contains("")) }
     }
 
-    @Test func allGoldenCasesConcatenateToDecode() throws {
+    @Test(SharedData.needs("reference/tokenizer_golden.json")) func allGoldenCasesConcatenateToDecode() throws {
         let tokenizer = try Fixtures.smolLM2()
         for golden in try Fixtures.golden().cases {
             expectSameScalars(stream(golden.ids, tokenizer).joined(), tokenizer.decode(golden.ids))

@@ -1,10 +1,11 @@
-// Tiny-model fixtures for trainer tests: the 2-layer random Llama of shared/reference/tiny-llama with a
+// Tiny-model fixtures for trainer tests: a random Llama of the reference tiny Llama's shape (no file needed) with a
 // byte-level tokenizer of exactly its 256-token vocabulary, and small synthetic SFT files.
 
 import Foundation
 import Models
 import Testing
 import Tokenizers
+import _SharedData
 import _TestSupport
 
 enum Fixtures {
@@ -17,11 +18,9 @@ enum Fixtures {
     }
 
     static func tinyModel(trainable: Bool) throws -> LoadedModel {
-        let dir = shared.appendingPathComponent("reference/tiny-llama")
-        let tokenizer = try byteTokenizer()
-        return LoadedModel(
-            model: try LlamaModel.load(huggingFaceDirectory: dir, trainable: trainable), tokenizer: tokenizer,
-            chatTemplate: nil, source: dir)
+        LoadedModel(
+            model: RandomModel.tinyLlama(trainable: trainable), tokenizer: try byteTokenizer(), chatTemplate: nil,
+            source: URL(fileURLWithPath: "/random/tiny-llama"))
     }
 
     /// A temporary directory removed by the caller.

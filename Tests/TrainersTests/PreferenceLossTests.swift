@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+import _SharedData
 import _TestSupport
 
 @testable import Trainers
@@ -134,5 +135,24 @@ import _TestSupport
         let rm = RewardLoss.evaluate(chosen: [1, 2, -1], rejected: [0, 3, -2]),
             rs = RewardLoss.evaluate(chosen: [0, 3, -2], rejected: [1, 2, -1])
         #expect(abs(rm.accuracy + rs.accuracy - 1) <= 1e-15 && abs(rm.margin + rs.margin) <= 1e-15)
+    }
+
+    /// ORPO from probabilities and odds directly (Hong et al. 2024 eqs. 4–6), not through log-odds algebra.
+    @Test func orpoMatchesOddsComputedFromProbabilities() {
+        let x = DPOLoss.Inputs(
+            policyChosen: [-6.0, -20.0], policyRejected: [-9.0, -18.0], referenceChosen: [0, 0],
+            referenceRejected: [0, 0], chosenLengths: [4, 10], rejectedLengths: [6, 8])
+        let beta = 0.25
+        var expected = 0.0
+        for i in 0..<2 {
+            let pc = exp(x.policyChosen[i] / x.chosenLengths[i]), pr = exp(x.policyRejected[i] / x.rejectedLengths[i])
+            let oddsRatio = (pc / (1 - pc)) / (pr / (1 - pr))
+            expected += -beta * log(oddsRatio / (1 + oddsRatio)) / 2  // −β log σ(log OR), averaged over pairs
+        }
+        expected += (6.0 + 20.0) / 14.0  // chosen NLL: Σ −log π_c over the batch's 14 chosen tokens
+        let r = DPOLoss.evaluate(.orpo, x, beta: beta)
+        #expect(abs(r.loss - expected) <= 1e-12 * expected)
+        #expect(abs(r.metrics["nll_loss"]! - 26.0 / 14.0) <= 1e-12)
+        #expect(r.chosenRewards == [beta * -1.5, beta * -2.0])
     }
 }

@@ -4,11 +4,12 @@
 import Foundation
 import Models
 import Testing
+import _SharedData
 
 @testable import Trainers
 
 @Suite struct SmolLM2SFTTests {
-    @Test func shortLoRARunLowersHeldOutLoss() throws {
+    @Test(SharedData.needs("data/alpaca_sft.jsonl")) func shortLoRARunLowersHeldOutLoss() throws {
         let loaded = try ModelRegistry.load(ModelRegistry.defaultModelName)
         var c = SFTConfig()
         c.maxSteps = 6

@@ -7,7 +7,7 @@ public struct DPOConfig: TrainerConfig {
     public var training = TrainingArguments()
     /// β: strength of the implicit KL constraint (TRL default 0.1).
     public var beta: Double = 0.1
-    /// `sigmoid` (DPO; with `label_smoothing`: cDPO), `robust`, `ipo`, `hinge` or `simpo`.
+    /// `sigmoid` (DPO; with `label_smoothing`: cDPO), `robust`, `ipo`, `hinge`, `simpo` or `orpo` (β = ORPO's λ).
     public var lossType: DPOLoss.Kind = .sigmoid
     /// ε of cDPO / robust DPO / SimPO.
     public var labelSmoothing: Double = 0

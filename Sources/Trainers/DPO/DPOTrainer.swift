@@ -44,7 +44,7 @@ public final class DPOTrainer: Trainer {
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,
             identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
-        if config.lossType != .simpo {  // SimPO is reference-free
+        if config.lossType.usesReference {
             referenceTrain = try sequenceLogProbs(data.train, adapter: nil)
             referenceEval = try sequenceLogProbs(data.eval, adapter: nil)
         }

@@ -62,6 +62,21 @@ public enum DPOLoss {
         case hinge
         /// SimPO (Meng et al. 2024 eq. 6), reference-free: −log σ(β(log π_c/|c| − log π_r/|r|) − γ).
         case simpo
+        /// ORPO (Hong et al. 2024 eqs. 4–6), reference-free: NLL of the chosen tokens (mean over the batch's chosen
+        /// tokens) − β·mean log σ(log odds(ā_c) − log odds(ā_r)), ā = log π/|y|, odds(ā) = e^ā / (1 − e^ā).
+        case orpo
+
+        /// Whether the loss compares against reference log-probs (SimPO and ORPO do not).
+        public var usesReference: Bool { self != .simpo && self != .orpo }
+
+        /// The kind a name stands for: the case names, plus `dpo` (= sigmoid) and `cdpo` (= sigmoid with label
+        /// smoothing, which the caller must set).
+        public init?(name: String) {
+            switch name {
+            case "dpo", "cdpo": self = .sigmoid
+            default: self.init(rawValue: name)
+            }
+        }
     }
 
     public struct Inputs: Sendable {
@@ -89,8 +104,10 @@ public enum DPOLoss {
         public var perPair: [Double]
         /// ∂L/∂log π_c and ∂L/∂log π_r per pair.
         public var dPolicyChosen: [Double], dPolicyRejected: [Double]
-        /// TRL's implicit rewards β(log π − log ref) (SimPO: β·log π/|y|) and their metrics.
+        /// TRL's implicit rewards β(log π − log ref) (SimPO, ORPO: β·log π/|y|) and their metrics.
         public var chosenRewards: [Double], rejectedRewards: [Double]
+        /// Loss-specific metrics in TRL's names (ORPO: `nll_loss`, `log_odds_ratio`, `log_odds_chosen`).
+        public var lossMetrics: [String: Double] = [:]
 
         /// `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`, `rewards/margins`.
         public var metrics: [String: Double] {
@@ -100,7 +117,7 @@ public enum DPOLoss {
                 "rewards/chosen": chosenRewards.reduce(0, +) / n, "rewards/rejected": rejectedRewards.reduce(0, +) / n,
                 "rewards/accuracies": Double(margins.filter { $0 > 0 }.count) / n,
                 "rewards/margins": margins.reduce(0, +) / n,
-            ]
+            ].merging(lossMetrics) { a, _ in a }
         }
     }
 
@@ -118,6 +135,7 @@ public enum DPOLoss {
                 ].allSatisfy { $0 == n }, "one value per pair")
         var r = Result(
             loss: 0, perPair: [], dPolicyChosen: [], dPolicyRejected: [], chosenRewards: [], rejectedRewards: [])
+        if kind == .orpo { return orpo(x, beta: beta) }
         for i in 0..<n {
             let rc = x.policyChosen[i] - x.referenceChosen[i], rr = x.policyRejected[i] - x.referenceRejected[i]
             let h = rc - rr
@@ -147,6 +165,8 @@ public enum DPOLoss {
                 let z = beta * (x.policyChosen[i] * sc - x.policyRejected[i] * sr) - simpoGamma
                 loss = -(1 - eps) * logSigmoid(z) - eps * logSigmoid(-z)
                 dh = beta * (sigmoid(z) - (1 - eps))
+            case .orpo:
+                preconditionFailure("handled by orpo(_:beta:)")
             }
             r.perPair.append(loss)
             r.loss += loss / Double(n)
@@ -160,6 +180,36 @@ public enum DPOLoss {
                 r.rejectedRewards.append(beta * rr)
             }
         }
+        return r
+    }
+
+    /// ORPO (Hong et al. 2024): L = −Σ_i log π_c,i / Σ_i |c_i| − (β/n) Σ_i log σ(z_i) with
+    /// z = lo(ā_c) − lo(ā_r), lo(ā) = ā − log(1 − e^ā) (eq. 4's log odds), ā = log π/|y|; lo′(ā) = 1/(1 − e^ā).
+    static func orpo(_ x: Inputs, beta: Double) -> Result {
+        let n = Double(x.policyChosen.count), chosenTokens = x.chosenLengths.reduce(0, +)
+        var r = Result(
+            loss: 0, perPair: [], dPolicyChosen: [], dPolicyRejected: [], chosenRewards: [], rejectedRewards: [])
+        // ā < 0 strictly (a probability of exactly 1 has infinite odds).
+        func mean(_ sum: Double, _ length: Double) -> Double { min(sum / length, -1e-9) }
+        func logOdds(_ a: Double) -> Double { a - log(-expm1(a)) }
+        var nll = 0.0, ratio = 0.0, logOddsSum = 0.0
+        for i in x.policyChosen.indices {
+            let ac = mean(x.policyChosen[i], x.chosenLengths[i]), ar = mean(x.policyRejected[i], x.rejectedLengths[i])
+            let z = logOdds(ac) - logOdds(ar)
+            let pairNLL = -x.policyChosen[i] / chosenTokens
+            let pairLoss = pairNLL - beta * logSigmoid(z) / n
+            nll += pairNLL
+            ratio += logSigmoid(z) / n
+            logOddsSum += z / n
+            r.perPair.append(-x.policyChosen[i] / x.chosenLengths[i] - beta * logSigmoid(z))
+            r.loss += pairLoss
+            let dz = -beta * (1 - sigmoid(z)) / n  // ∂L/∂z_i
+            r.dPolicyChosen.append(dz / (-expm1(ac)) / x.chosenLengths[i] - 1 / chosenTokens)
+            r.dPolicyRejected.append(-dz / (-expm1(ar)) / x.rejectedLengths[i])
+            r.chosenRewards.append(beta * ac)
+            r.rejectedRewards.append(beta * ar)
+        }
+        r.lossMetrics = ["nll_loss": nll, "log_odds_ratio": ratio, "log_odds_chosen": logOddsSum]
         return r
     }
 }
