@@ -101,6 +101,11 @@ public struct EncodingReport: Sendable, Equatable, Codable, CustomStringConverti
     public var dropped = 0
     /// Lines of the dropped examples.
     public var droppedLines: [Int] = []
+    /// Preference pairs (or rankings) skipped because two of their completions are the same tokens: no preference
+    /// to learn.
+    public var identical = 0
+    /// Lines of the identical pairs.
+    public var identicalLines: [Int] = []
     /// Longest example before truncation, in tokens.
     public var longest = 0
     /// Tokens in the returned examples (SFT: all; preference: prompt + chosen + rejected).
@@ -119,6 +124,9 @@ public struct EncodingReport: Sendable, Equatable, Codable, CustomStringConverti
         if !truncatedLines.isEmpty { text += " (lines \(Self.list(truncatedLines)))" }
         text += ", \(dropped) dropped"
         if !droppedLines.isEmpty { text += " (lines \(Self.list(droppedLines)))" }
+        if identical > 0 {
+            text += ", \(identical) skipped with identical chosen and rejected (lines \(Self.list(identicalLines)))"
+        }
         if segmented > 0 { text += ", \(segmented) with special-token text in content" }
         return text
     }

@@ -61,6 +61,47 @@ public struct EncodedPreference: Sendable, Equatable, Codable {
     public var isTruncated: Bool
 }
 
+/// A tokenized comparison: a prompt, K ≥ 2 completions and their order from best to worst. A pair is K = 2 with
+/// ranking [0, 1] (chosen first); each model input is `promptIDs + completionIDs[i]`.
+public struct EncodedComparison: Sendable, Equatable, Codable {
+    public var promptIDs: [Int32]
+    public var completionIDs: [[Int32]]
+    /// Completion indices, best first.
+    public var ranking: [Int]
+    /// Llama 2's margin (pairs only).
+    public var margin: Double?
+    public var sourceLine: Int
+    public var isTruncated: Bool
+
+    public init(
+        promptIDs: [Int32], completionIDs: [[Int32]], ranking: [Int], margin: Double? = nil, sourceLine: Int = 0,
+        isTruncated: Bool = false
+    ) {
+        self.promptIDs = promptIDs
+        self.completionIDs = completionIDs
+        self.ranking = ranking
+        self.margin = margin
+        self.sourceLine = sourceLine
+        self.isTruncated = isTruncated
+    }
+
+    /// A pair as a comparison.
+    public init(_ pair: EncodedPreference, margin: Double? = nil) {
+        self.init(
+            promptIDs: pair.promptIDs, completionIDs: [pair.chosenIDs, pair.rejectedIDs], ranking: [0, 1],
+            margin: margin, sourceLine: pair.sourceLine, isTruncated: pair.isTruncated)
+    }
+
+    /// All C(K, 2) (better, worse) completion-index pairs.
+    public var orderedPairs: [(better: Int, worse: Int)] {
+        var out: [(Int, Int)] = []
+        for i in ranking.indices { for j in (i + 1)..<ranking.count { out.append((ranking[i], ranking[j])) } }
+        return out
+    }
+
+    var hasEqualCompletions: Bool { Set(completionIDs).count < completionIDs.count }
+}
+
 /// Tokenized RL prompts (with the generation prompt), truncation counted in the report.
 public struct EncodedPrompts: Sendable {
     public var prompts: [[Int32]]
@@ -86,86 +127,152 @@ public struct PreferenceEncoder: Sendable {
 
     /// Encodes one pair in full (no truncation).
     public func encode(_ example: PreferenceExample) throws(RecordError) -> EncodedPreference {
-        switch example {
-        case .text(let prompt, let chosen, let rejected):
-            func plain(_ text: String, eos: Bool) -> [Int32] {
-                let bytes = Array(text.utf8)
-                var ids = chat.tokenize(
-                    SegmentedText(
-                        bytes: bytes, content: [(0..<bytes.count, 0)],
-                        hasSpecialText: chat.containsSpecialText(bytes))
-                ).ids
-                if eos, config.appendsEOS, let id = chat.tokenizer.eosTokenID {
-                    ids.append(Int32(id))
-                }
-                return ids
+        let (prompt, completions) =
+            switch example {
+            case .text(let prompt, let chosen, let rejected):
+                (plain(prompt, eos: false), [plain(chosen, eos: true), plain(rejected, eos: true)])
+            case .conversation(let prompt, let chosen, let rejected):
+                try conversation(prompt, replies: [chosen, rejected], fields: ["chosen", "rejected"])
             }
-            return EncodedPreference(
-                promptIDs: plain(prompt, eos: false), chosenIDs: plain(chosen, eos: true),
-                rejectedIDs: plain(rejected, eos: true), sourceLine: 0, isTruncated: false)
+        return EncodedPreference(
+            promptIDs: prompt, chosenIDs: completions[0], rejectedIDs: completions[1], sourceLine: 0,
+            isTruncated: false)
+    }
 
-        case .conversation(let prompt, let chosen, let rejected):
-            let promptText = try chat.render(prompt, addGenerationPrompt: true)
-            func completion(_ reply: [Message], field: String) throws(RecordError) -> [Int32] {
-                let full = try chat.render(prompt + reply, addGenerationPrompt: false)
-                guard full.bytes.starts(with: promptText.bytes) else {
-                    throw RecordError(
-                        field: field,
-                        problem: .templateFailed(
-                            message: "the rendered prompt (with generation prompt) is not a "
-                                + "prefix of the rendered prompt + \(field)"))
+    /// Encodes one comparison in full (no truncation): a pair is K = 2 with ranking [0, 1].
+    public func encode(_ example: Comparison) throws(RecordError) -> EncodedComparison {
+        switch example {
+        case .pair(let pair, let margin):
+            let p = try encode(pair)
+            return EncodedComparison(
+                promptIDs: p.promptIDs, completionIDs: [p.chosenIDs, p.rejectedIDs], ranking: [0, 1], margin: margin,
+                sourceLine: 0, isTruncated: false)
+        case .ranked(let completions, let ranking):
+            let (prompt, ids) =
+                switch completions {
+                case .text(let prompt, let texts):
+                    (plain(prompt, eos: false), texts.map { plain($0, eos: true) })
+                case .conversation(let prompt, let replies):
+                    try conversation(
+                        prompt, replies: replies, fields: replies.indices.map { "completions[\($0)]" })
                 }
-                return chat.tokenize(full.suffix(from: promptText.bytes.count)).ids
-            }
-            return EncodedPreference(
-                promptIDs: chat.tokenize(promptText).ids,
-                chosenIDs: try completion(chosen, field: "chosen"),
-                rejectedIDs: try completion(rejected, field: "rejected"), sourceLine: 0,
+            return EncodedComparison(
+                promptIDs: prompt, completionIDs: ids, ranking: ranking, margin: nil, sourceLine: 0,
                 isTruncated: false)
         }
     }
 
-    /// Encodes a dataset with truncation: when prompt + the longer completion exceeds
-    /// `maxLength`, the prompt keeps its last max(`maxPromptLength`, room left by the longer
-    /// completion) tokens and the completions keep their first tokens up to `maxLength`. Pairs
-    /// whose completions become identical are dropped. All counted in the report.
+    /// Plain text tokenized as it is (EOS appended to completions when `appendsEOS`).
+    private func plain(_ text: String, eos: Bool) -> [Int32] {
+        let bytes = Array(text.utf8)
+        var ids = chat.tokenize(
+            SegmentedText(
+                bytes: bytes, content: [(0..<bytes.count, 0)], hasSpecialText: chat.containsSpecialText(bytes))
+        ).ids
+        if eos, config.appendsEOS, let id = chat.tokenizer.eosTokenID { ids.append(Int32(id)) }
+        return ids
+    }
+
+    /// The prompt rendered with the generation prompt, and each reply as what the template adds after it.
+    private func conversation(_ prompt: [Message], replies: [[Message]], fields: [String]) throws(RecordError)
+        -> ([Int32], [[Int32]])
+    {
+        let promptText = try chat.render(prompt, addGenerationPrompt: true)
+        var out: [[Int32]] = []
+        for (reply, field) in zip(replies, fields) {
+            let full = try chat.render(prompt + reply, addGenerationPrompt: false)
+            guard full.bytes.starts(with: promptText.bytes) else {
+                throw RecordError(
+                    field: field,
+                    problem: .templateFailed(
+                        message: "the rendered prompt (with generation prompt) is not a "
+                            + "prefix of the rendered prompt + \(field)"))
+            }
+            out.append(chat.tokenize(full.suffix(from: promptText.bytes.count)).ids)
+        }
+        return (chat.tokenize(promptText).ids, out)
+    }
+
+    /// Encodes a dataset with truncation (see `truncate`). Pairs whose two sides are the same tokens carry no
+    /// preference and are skipped (`identical`); pairs whose sides become the same by truncation are dropped.
+    /// All counted in the report.
     public func encode(_ dataset: Dataset<PreferenceExample>) throws(DataError)
         -> (pairs: [EncodedPreference], report: EncodingReport)
     {
-        var report = EncodingReport(file: dataset.file)
-        var pairs: [EncodedPreference] = []
-        pairs.reserveCapacity(dataset.count)
-        for (record, line) in zip(dataset.records, dataset.lineNumbers) {
-            var pair: EncodedPreference
+        let (encoded, report) = try encode(dataset.records, lines: dataset.lineNumbers, file: dataset.file) {
+            record throws(RecordError) in
+            let p = try encode(record)
+            return EncodedComparison(
+                promptIDs: p.promptIDs, completionIDs: [p.chosenIDs, p.rejectedIDs], ranking: [0, 1], margin: nil,
+                sourceLine: 0, isTruncated: false)
+        }
+        let pairs = encoded.map {
+            EncodedPreference(
+                promptIDs: $0.promptIDs, chosenIDs: $0.completionIDs[0], rejectedIDs: $0.completionIDs[1],
+                sourceLine: $0.sourceLine, isTruncated: $0.isTruncated)
+        }
+        return (pairs, report)
+    }
+
+    /// Encodes comparisons (pairs and K-wise rankings) with the same rules: a group with two completions of the
+    /// same tokens is skipped (`identical`) or, when truncation made them equal, dropped.
+    public func encode(_ dataset: Dataset<Comparison>) throws(DataError)
+        -> (comparisons: [EncodedComparison], report: EncodingReport)
+    {
+        try encode(dataset.records, lines: dataset.lineNumbers, file: dataset.file) { record throws(RecordError) in
+            try encode(record)
+        }
+    }
+
+    private func encode<Record>(
+        _ records: [Record], lines: [Int], file: String,
+        _ one: (Record) throws(RecordError) -> EncodedComparison
+    ) throws(DataError) -> ([EncodedComparison], EncodingReport) {
+        var report = EncodingReport(file: file)
+        var out: [EncodedComparison] = []
+        out.reserveCapacity(records.count)
+        for (record, line) in zip(records, lines) {
+            var c: EncodedComparison
             do {
-                pair = try encode(record)
+                c = try one(record)
             } catch {
-                throw error.located(file: dataset.file, line: line)
+                throw error.located(file: file, line: line)
             }
-            pair.sourceLine = line
-            let longer = max(pair.chosenIDs.count, pair.rejectedIDs.count)
-            report.longest = max(report.longest, pair.promptIDs.count + longer)
-            if pair.promptIDs.count + longer > config.maxLength {
-                let promptKeeps = min(
-                    pair.promptIDs.count, max(config.maxPromptLength, config.maxLength - longer))
-                pair.promptIDs = Array(pair.promptIDs.suffix(promptKeeps))
-                let room = config.maxLength - promptKeeps
-                pair.chosenIDs = Array(pair.chosenIDs.prefix(room))
-                pair.rejectedIDs = Array(pair.rejectedIDs.prefix(room))
-                pair.isTruncated = true
+            c.sourceLine = line
+            report.longest = max(report.longest, c.promptIDs.count + (c.completionIDs.map(\.count).max() ?? 0))
+            if c.hasEqualCompletions {
+                report.identical += 1
+                report.identicalLines.append(line)
+                continue
+            }
+            if truncate(&c) {
                 report.truncated += 1
                 report.truncatedLines.append(line)
-                if pair.chosenIDs == pair.rejectedIDs {
+                if c.hasEqualCompletions {
                     report.dropped += 1
                     report.droppedLines.append(line)
                     continue
                 }
             }
             report.examples += 1
-            report.tokens += pair.promptIDs.count + pair.chosenIDs.count + pair.rejectedIDs.count
-            pairs.append(pair)
+            report.tokens += c.promptIDs.count + c.completionIDs.reduce(0) { $0 + $1.count }
+            out.append(c)
         }
-        return (pairs, report)
+        return (out, report)
+    }
+
+    /// When prompt + the longest completion exceeds `maxLength`, the prompt keeps its last
+    /// max(`maxPromptLength`, room left by the longest completion) tokens and the completions keep their first
+    /// tokens up to `maxLength`. Returns whether anything was cut.
+    func truncate(_ c: inout EncodedComparison) -> Bool {
+        let longest = c.completionIDs.map(\.count).max() ?? 0
+        guard c.promptIDs.count + longest > config.maxLength else { return false }
+        let promptKeeps = min(c.promptIDs.count, max(config.maxPromptLength, config.maxLength - longest))
+        c.promptIDs = Array(c.promptIDs.suffix(promptKeeps))
+        let room = config.maxLength - promptKeeps
+        c.completionIDs = c.completionIDs.map { Array($0.prefix(room)) }
+        c.isTruncated = true
+        return true
     }
 }
 

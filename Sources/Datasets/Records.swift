@@ -38,6 +38,10 @@ public enum DatasetFormat: String, Sendable, Codable, CaseIterable {
     /// `{"chosen": [conversation], "rejected": [conversation]}`: the shared leading messages
     /// are the prompt.
     case conversationalImplicitPromptPreference
+    /// `{"prompt": "...", "completions": ["...", ...], "ranking": [i, ...]}` (K-wise comparisons).
+    case standardRanking
+    /// `{"prompt": [messages], "completions": [[messages], ...], "ranking": [i, ...]}`.
+    case conversationalRanking
     /// `{"prompt": "..."}`.
     case standardPromptOnly
     /// `{"prompt": [messages]}`.
@@ -61,6 +65,11 @@ public enum DatasetFormat: String, Sendable, Codable, CaseIterable {
         case .conversationalImplicitPromptPreference:
             "implicit-prompt preference ({\"chosen\": [conversation], "
                 + "\"rejected\": [conversation]})"
+        case .standardRanking:
+            "standard ranking ({\"prompt\": string, \"completions\": [string], \"ranking\": [index]})"
+        case .conversationalRanking:
+            "conversational ranking ({\"prompt\": [messages], \"completions\": [[messages]], "
+                + "\"ranking\": [index]})"
         case .standardPromptOnly: "standard prompt-only ({\"prompt\": string})"
         case .conversationalPromptOnly: "conversational prompt-only ({\"prompt\": [messages]})"
         }
@@ -69,7 +78,7 @@ public enum DatasetFormat: String, Sendable, Codable, CaseIterable {
     /// Whether records hold message lists (rendered with a chat template) rather than text.
     public var isConversational: Bool {
         switch self {
-        case .standardPromptCompletion, .standardPreference, .standardPromptOnly: false
+        case .standardPromptCompletion, .standardPreference, .standardRanking, .standardPromptOnly: false
         default: true
         }
     }
@@ -101,6 +110,22 @@ public enum SFTExample: Sendable, Equatable {
 public enum PreferenceExample: Sendable, Equatable {
     case text(prompt: String, chosen: String, rejected: String)
     case conversation(prompt: [Message], chosen: [Message], rejected: [Message])
+}
+
+/// What a reward model learns from: a preference pair (optionally with a `margin`, Llama 2's preference strength)
+/// or K ≥ 2 ranked completions of one prompt (InstructGPT's K-wise comparisons).
+public enum Comparison: Sendable, Equatable {
+    /// A pair in any of `PreferenceExample`'s shapes; `margin` m enters the loss as −log σ(r_c − r_r − m).
+    case pair(PreferenceExample, margin: Double?)
+    /// `{"prompt", "completions", "ranking"}`: `ranking` lists the completions' indices from best to worst (a
+    /// permutation of 0..<K).
+    case ranked(RankedCompletions, ranking: [Int])
+}
+
+/// K completions of one prompt, plain text or conversations.
+public enum RankedCompletions: Sendable, Equatable {
+    case text(prompt: String, completions: [String])
+    case conversation(prompt: [Message], completions: [[Message]])
 }
 
 /// A prompt for RL rollouts.
@@ -250,6 +275,110 @@ extension PreferenceExample: DatasetRecord {
         return .conversation(
             prompt: Array(chosen[..<shared]), chosen: Array(chosen[shared...]),
             rejected: Array(rejected[shared...]))
+    }
+}
+
+extension Comparison: DatasetRecord {
+    public static var recordKind: String { "comparison" }
+
+    static let shapes =
+        PreferenceExample.shapes + " (each may add \"margin\": number), or a K-wise ranking "
+        + "{\"prompt\": …, \"completions\": [...], \"ranking\": [best index, …, worst index]}"
+
+    public static func format(of object: JSONObject) -> DatasetFormat? {
+        guard object["completions"] != nil || object["ranking"] != nil else {
+            return PreferenceExample.format(of: object)
+        }
+        switch object["prompt"] {
+        case .string: return .standardRanking
+        case .array: return .conversationalRanking
+        default: return nil
+        }
+    }
+
+    public static func decode(_ object: JSONObject, options: ReadOptions) throws(RecordError) -> Comparison {
+        let record = RecordFields(
+            object: object, options: options, shapes: shapes,
+            knownKeys: ["prompt", "chosen", "rejected", "margin", "completions", "ranking"])
+        guard object["completions"] != nil || object["ranking"] != nil else {
+            var margin: Double?
+            let pair = JSONObject(object.entries.filter { $0.key != "margin" })
+            if let value = object["margin"] {
+                guard case .number(let m) = value, m.isFinite else {
+                    throw RecordError(
+                        field: "margin",
+                        problem: .wrongType(expected: "a finite number", found: value.typeName))
+                }
+                margin = m
+            }
+            return .pair(try PreferenceExample.decode(pair, options: options), margin: margin)
+        }
+        try record.require("prompt", "completions", "ranking")
+        try record.checkKeys(["prompt", "completions", "ranking"])
+        guard case .array(let items) = object["completions"]! else {
+            throw RecordError(
+                field: "completions",
+                problem: .wrongType(expected: "a list of completions", found: object["completions"]!.typeName))
+        }
+        guard items.count >= 2 else {
+            throw RecordError(
+                field: "completions",
+                problem: .invalidValue(expected: "at least 2 completions to rank", found: "\(items.count)"))
+        }
+        let ranking = try rankingField(record.object["ranking"]!, count: items.count)
+        let completions: RankedCompletions
+        if case .string = try record.stringOrMessages("prompt") {
+            let prompt = try record.string("prompt")
+            var texts: [String] = []
+            for (i, item) in items.enumerated() {
+                guard case .string(let text) = item else {
+                    throw RecordError(
+                        field: "completions[\(i)]",
+                        problem: .wrongType(expected: "a string, like `prompt`", found: item.typeName))
+                }
+                try RecordFields.requireText(text, field: "completions[\(i)]")
+                texts.append(text)
+            }
+            completions = .text(prompt: prompt, completions: texts)
+        } else {
+            let prompt = try record.messages("prompt")
+            var replies: [[Message]] = []
+            for (i, item) in items.enumerated() {
+                let messages = try RecordFields.messages(
+                    item, field: "completions[\(i)]", like: "prompt", options: options)
+                try record.requireAssistant(in: messages, field: "completions[\(i)]")
+                replies.append(messages)
+            }
+            completions = .conversation(prompt: prompt, completions: replies)
+        }
+        return .ranked(completions, ranking: ranking)
+    }
+
+    /// A permutation of 0..<count (best first).
+    static func rankingField(_ value: JSONValue, count: Int) throws(RecordError) -> [Int] {
+        guard case .array(let items) = value else {
+            throw RecordError(
+                field: "ranking", problem: .wrongType(expected: "a list of completion indices", found: value.typeName))
+        }
+        var ranking: [Int] = []
+        for item in items {
+            guard case .number(let x) = item, x == x.rounded(), x >= 0, x < Double(count) else {
+                throw RecordError(
+                    field: "ranking",
+                    problem: .invalidValue(
+                        expected: "indices of `completions` (0…\(count - 1)), best first",
+                        found: item.preview))
+            }
+            ranking.append(Int(x))
+        }
+        guard ranking.count == count, Set(ranking).count == count else {
+            throw RecordError(
+                field: "ranking",
+                problem: .invalidValue(
+                    expected: "a permutation of 0…\(count - 1) (each of the \(count) completions once, best first)",
+                    found: "[" + ranking.map(String.init).joined(separator: ", ") + "]"))
+        }
+        return ranking
     }
 }
 

@@ -21,6 +21,8 @@ public enum CheckpointLayout {
     public static let metricsFile = "metrics.jsonl"
     /// In an output directory: the final adapter (PEFT) or the final model (HF directory).
     public static let finalAdapterDirectory = "adapter", finalModelDirectory = "model"
+    /// Beside a reward model's adapter or model: its tokenizer fingerprint and reward statistics (JSON).
+    public static let rewardModelFile = "reward_model.json"
 
     /// Prefix of checkpoint directories: `checkpoint-<step>`.
     public static let checkpointPrefix = "checkpoint-"

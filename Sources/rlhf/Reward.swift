@@ -11,14 +11,20 @@ import Trainers
 struct Reward: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reward",
-        abstract: "Train a reward model on preference pairs (TRL's {\"prompt\", \"chosen\", \"rejected\"} JSONL).")
+        abstract:
+            "Train a reward model on preference pairs (TRL's {\"prompt\", \"chosen\", \"rejected\"} JSONL, optional "
+            + "\"margin\") or K-wise rankings ({\"prompt\", \"completions\", \"ranking\"}, best first).")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Training pairs (JSONL).") var data: String
-    @Option(help: "Evaluation pairs (JSONL); default: hold out eval_fraction of the training data.") var evalData:
-        String?
-    @Option(help: "Output directory (metrics.jsonl, checkpoints, the final adapter + score head or model).") var out:
-        String
+    @Option(help: "Training comparisons (JSONL): pairs or rankings.") var data: String
+    @Option(help: "Evaluation comparisons (JSONL); default: hold out eval_fraction of the training data.")
+    var evalData: String?
+    @Option(
+        help: ArgumentHelp(
+            "Output directory (metrics.jsonl, checkpoints, the final adapter + score head or model, "
+                + "reward_model.json).")
+    )
+    var out: String
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
@@ -31,7 +37,7 @@ struct Reward: ParsableCommand {
     func run() throws {
         let config = try training.resolve(RewardConfig.self)
         let loaded = try modelOptions.load(trainable: config.loraRank == 0)
-        let prepared = try PreferenceData.prepare(
+        let prepared = try ComparisonData.prepare(
             training: config.training, maxPromptLength: config.effectiveMaxPromptLength, tokenizer: loaded.tokenizer,
             chatTemplate: loaded.chatTemplate, trainFile: URL(fileURLWithPath: data),
             evalFile: evalData.map { URL(fileURLWithPath: $0) })
@@ -60,20 +66,16 @@ struct RewardOptions: ParsableArguments {
     var model: String = ModelRegistry.defaultModelName
 
     func load() throws -> RewardModel {
-        let url = URL(fileURLWithPath: reward)
-        let isModelDirectory = FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path)
-        let loaded = try ModelLoader.load(
-            model: isModelDirectory ? reward : model, adapter: isModelDirectory ? nil : url, log: note)
-        return try RewardModel(loaded)
+        try RewardModel.load(reward: URL(fileURLWithPath: reward), model: model, log: note)
     }
 }
 
 struct EvalReward: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval-reward", abstract: "A reward model's accuracy on preference pairs.")
+        commandName: "eval-reward", abstract: "A reward model's accuracy on preference pairs (or rankings).")
 
     @OptionGroup var rewardOptions: RewardOptions
-    @Option(help: "Preference pairs (JSONL).") var data: String
+    @Option(help: "Preference pairs or K-wise rankings (JSONL).") var data: String
     @Option(help: "Truncate pairs to this many tokens.") var maxLength: Int = TrainingArguments().maxLength
     @Flag(help: "Print {\"accuracy\", \"mean_margin\", \"pairs\"} as JSON.") var json = false
 
@@ -81,19 +83,17 @@ struct EvalReward: ParsableCommand {
 
     func run() throws {
         let rm = try rewardOptions.load()
-        var encoding = PreferenceEncodingConfig()
-        encoding.maxLength = maxLength
-        encoding.maxPromptLength = min(encoding.maxPromptLength, maxLength - 1)
-        let encoder = try PreferenceEncoder(
-            tokenizer: rm.loaded.tokenizer, chatTemplate: rm.loaded.chatTemplate, config: encoding)
-        let (pairs, report) = try encoder.encode(try Dataset<PreferenceExample>(contentsOf: URL(fileURLWithPath: data)))
+        let (comparisons, report) = try ComparisonData.read(
+            URL(fileURLWithPath: data), maxLength: maxLength,
+            maxPromptLength: min(PreferenceEncodingConfig().maxPromptLength, maxLength - 1),
+            tokenizer: rm.loaded.tokenizer, chatTemplate: rm.loaded.chatTemplate)
         note(report.description)
-        let rewards = try rm.scores(pairs)
-        let l = RewardLoss.evaluate(chosen: rewards.map(\.chosen), rejected: rewards.map(\.rejected))
+        guard !comparisons.isEmpty else { throw ValidationError("\(data): no comparison left to evaluate.") }
+        let l = try rm.evaluate(comparisons)
         if json {
-            try printJSON(Output(accuracy: l.accuracy, mean_margin: l.margin, pairs: pairs.count))
+            try printJSON(Output(accuracy: l.accuracy, mean_margin: l.margin, pairs: l.pairs))
         } else {
-            print(String(format: "accuracy %.4f, mean margin %.4f over %d pairs", l.accuracy, l.margin, pairs.count))
+            print(String(format: "accuracy %.4f, mean margin %.4f over %d pairs", l.accuracy, l.margin, l.pairs))
         }
     }
 }
@@ -104,9 +104,10 @@ struct Score: ParsableCommand {
     @OptionGroup var rewardOptions: RewardOptions
     @Option(help: "The prompt (a user message when the model has a chat template).") var prompt: String
     @Option(help: "The completion (the assistant's reply).") var completion: String
-    @Flag(help: "Print {\"score\": x}.") var json = false
+    @Flag(help: "Print {\"score\": x, \"normalized_score\": (x − mean) / std when the model stores them}.")
+    var json = false
 
-    struct Output: Encodable { let score: Double }
+    struct Output: Encodable { let score: Double; let normalized_score: Double? }
 
     func run() throws {
         let rm = try rewardOptions.load()
@@ -118,6 +119,11 @@ struct Score: ParsableCommand {
                 chosen: [Message(role: .assistant, content: completion)],
                 rejected: [Message(role: .assistant, content: completion + " ")]))
         let score = try rm.scores([pair.promptIDs + pair.chosenIDs])[0]
-        if json { try printJSON(Output(score: score)) } else { print(score) }
+        let normalized = rm.normalization.map { _ in rm.normalized(score) }
+        if json {
+            try printJSON(Output(score: score, normalized_score: normalized))
+        } else {
+            print(normalized.map { "\(score) (normalised \($0))" } ?? "\(score)")
+        }
     }
 }

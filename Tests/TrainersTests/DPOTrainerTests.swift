@@ -1,6 +1,6 @@
-// DPO on a small random model: the first step's loss is exactly ln 2 (the policy starts as the reference),
-// training raises the chosen − rejected margin on the training pairs, and the reference log-probs are
-// those of the bare base (no second model).
+// The DPO family on a small random model: the first step's DPO loss is exactly ln 2 (the policy starts as the
+// reference), training (DPO, IPO, SimPO, ORPO) raises the chosen − rejected margin on the training pairs, and the
+// reference log-probs are those of the bare base (no second model; none for the reference-free losses).
 
 import Foundation
 import Models
@@ -36,15 +36,19 @@ import _TestSupport
         return try DPOTrainer(config: c, model: loaded, data: data, outputDirectory: out, baseModel: "random")
     }
 
-    @Test(arguments: [DPOLoss.Kind.sigmoid, .ipo])
+    @Test(arguments: [DPOLoss.Kind.sigmoid, .ipo, .simpo, .orpo])
     func startsAtTheReferenceAndRaisesTheMargin(loss: DPOLoss.Kind) throws {
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let t = try Self.trainer(out: dir.appendingPathComponent("out"), data: dir, loss: loss, steps: 20)
         let base = try t.sequenceLogProbs(t.data.train, adapter: nil)
-        #expect(
-            base.map(\.chosen) == t.referenceTrain.map(\.chosen)
-                && base.map(\.rejected) == t.referenceTrain.map(\.rejected))
+        if loss.usesReference {
+            #expect(
+                base.map(\.chosen) == t.referenceTrain.map(\.chosen)
+                    && base.map(\.rejected) == t.referenceTrain.map(\.rejected))
+        } else {
+            #expect(t.referenceTrain.isEmpty && t.referenceEval.isEmpty, "reference-free: nothing precomputed")
+        }
         var losses: [Double] = [], margins: [Double] = []
         try t.train(onEvent: { event in
             if case let .step(_, _, m) = event {
@@ -57,7 +61,7 @@ import _TestSupport
         // log-probs differ by summation order only (~1e-7 of a sequence log-prob); the loss function itself is
         // exactly ln 2 there (PreferenceLossTests).
         if loss == .sigmoid { #expect(abs(losses[0] - log(2.0)) <= 1e-6, "first-step DPO loss \(losses[0])") }
-        #expect(abs(margins[0]) <= 1e-6)
+        if loss.usesReference { #expect(abs(margins[0]) <= 1e-6) }
         let policy = try t.sequenceLogProbs(t.data.train, adapter: t.adapter)
         // The mean log-ratio margin h starts at 0 (policy = reference) and grows.
         var h = 0.0
@@ -65,5 +69,9 @@ import _TestSupport
         h /= Double(policy.count)
         #expect(h > 1, "mean log-ratio margin after training: \(h)")
         #expect(losses.suffix(3).reduce(0, +) < losses.prefix(3).reduce(0, +), "loss \(losses)")
+        if loss == .orpo {  // its NLL term raises the chosen completions' likelihood
+            let gain = zip(policy, base).map { $0.chosen - $1.chosen }.reduce(0, +) / Double(policy.count)
+            #expect(gain > 0, "mean chosen log-prob change under ORPO: \(gain)")
+        }
     }
 }

@@ -155,4 +155,33 @@ import _TestSupport
         #expect(abs(r.metrics["nll_loss"]! - 26.0 / 14.0) <= 1e-12)
         #expect(r.chosenRewards == [beta * -1.5, beta * -2.0])
     }
+
+    /// A K-wise group (Ouyang et al. 2022 eq. 1) is the mean of its C(K,2) pairwise losses; groups are averaged.
+    @Test func kWiseGroupsAreTheMeanOfTheirPairs() {
+        let rewards = [0.3, -1.2, 2.0, 0.7, 1.1, -0.4]
+        // Group 1: responses 0…3 ranked 2 > 0 > 3 > 1; group 2: the pair 4 > 5 with margin 0.5.
+        let groups = [RewardLoss.Group(ranked: [2, 0, 3, 1]), RewardLoss.Group(ranked: [4, 5], margin: 0.5)]
+        let r = RewardLoss.evaluate(rewards: rewards, groups: groups, centerCoefficient: 0.01, labelSmoothing: 0.1)
+        let k4 = [(2, 0), (2, 3), (2, 1), (0, 3), (0, 1), (3, 1)]
+        let pairwise = RewardLoss.evaluate(
+            chosen: k4.map { rewards[$0.0] }, rejected: k4.map { rewards[$0.1] }, centerCoefficient: 0.01,
+            labelSmoothing: 0.1)
+        let pair = RewardLoss.evaluate(
+            chosen: [rewards[4]], rejected: [rewards[5]], margins: [0.5], centerCoefficient: 0.01,
+            labelSmoothing: 0.1)
+        #expect(abs(r.loss - (pairwise.loss + pair.loss) / 2) <= 1e-15)
+        #expect(r.pairs == 7)
+        let h = 1e-6
+        for i in rewards.indices {
+            var up = rewards, down = rewards
+            up[i] += h
+            down[i] -= h
+            let numeric =
+                (RewardLoss.evaluate(rewards: up, groups: groups, centerCoefficient: 0.01, labelSmoothing: 0.1).loss
+                    - RewardLoss.evaluate(
+                        rewards: down, groups: groups, centerCoefficient: 0.01, labelSmoothing: 0.1
+                    ).loss) / (2 * h)
+            #expect(abs(numeric - r.dRewards[i]) <= 1e-8, "∂L/∂r[\(i)]")
+        }
+    }
 }

@@ -1,6 +1,7 @@
 // The reward model on a small random model (no files needed beyond a temporary JSONL): it separates a
-// separable toy preference set, its saved adapter + score head scores the same after loading, and its
-// resume is bit-identical through the shared loop.
+// separable toy preference set (pairs, and K-wise rankings scored once per response), its saved adapter + score
+// head scores the same after loading with its normalisation, a reward model is refused on another tokenizer, and
+// its resume is bit-identical through the shared loop.
 
 import Foundation
 import ModelExport
@@ -24,7 +25,21 @@ import _TestSupport
         return url
     }
 
-    static func trainer(out: URL, data dir: URL, steps: Int) throws -> RewardTrainer {
+    /// Four completions per prompt ranked "yes" > "ok" > "meh" > "no": separable, K = 4.
+    static func rankingsFile(count: Int, in dir: URL, name: String, seed: Int) throws -> URL {
+        let lines = (0..<count).map { i -> String in
+            let a = (i * 7 + seed) % 10, b = (i * 3 + seed) % 10
+            return "{\"prompt\": \"\(a)+\(b)?\", \"completions\": [\" \(a) meh\", \" \(a + b) yes\", \" \(b) no\", "
+                + "\" \(a * b) ok\"], \"ranking\": [1, 3, 0, 2]}"
+        }
+        let url = dir.appendingPathComponent(name)
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    static func trainer(
+        out: URL, data dir: URL, steps: Int, kWise: Bool = false, configure: (inout RewardConfig) -> Void = { _ in }
+    ) throws -> RewardTrainer {
         var c = RewardConfig()
         c.maxSteps = steps
         c.batchSize = 4
@@ -37,15 +52,18 @@ import _TestSupport
         c.evalSteps = 0
         c.saveSteps = 1000
         c.warmupSteps = 2
+        configure(&c)
         var config = RandomModel.config
         config.vocabularySize = 256
         let loaded = LoadedModel(
-            model: RandomModel.make(config: config), tokenizer: try Fixtures.byteTokenizer(), chatTemplate: nil,
-            source: dir)
-        let data = try PreferenceData.prepare(
+            model: RandomModel.make(trainable: c.loraRank == 0, config: config),
+            tokenizer: try Fixtures.byteTokenizer(),
+            chatTemplate: nil, source: dir)
+        let file = kWise ? rankingsFile : pairsFile
+        let data = try ComparisonData.prepare(
             training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: loaded.tokenizer,
-            chatTemplate: nil, trainFile: try pairsFile(count: 48, in: dir, name: "train.jsonl", seed: 0),
-            evalFile: try pairsFile(count: 16, in: dir, name: "eval.jsonl", seed: 5))
+            chatTemplate: nil, trainFile: try file(kWise ? 24 : 48, dir, "train.jsonl", 0),
+            evalFile: try file(16, dir, "eval.jsonl", 5))
         return try RewardTrainer(config: c, model: loaded, data: data, outputDirectory: out, baseModel: "random")
     }
 
@@ -74,8 +92,66 @@ import _TestSupport
             model: RandomModel.make(config: t.loaded.model.config), tokenizer: t.loaded.tokenizer, chatTemplate: nil,
             source: exported)
         let reloaded = try RewardModel(try ModelLoader.load(adapter: exported, onto: fresh, name: "rm"))
-        let want = try t.rewardModel.scores(t.data.eval), got = try reloaded.scores(t.data.eval)
-        #expect(want.map(\.chosen) == got.map(\.chosen) && want.map(\.rejected) == got.map(\.rejected))
+        let rows = RewardLoss.rows(t.data.eval).rows
+        #expect(try t.rewardModel.scores(rows) == reloaded.scores(rows))
+    }
+
+    /// InstructGPT's K-wise batch: each of a group's K responses is one row, and the loss is the mean of its
+    /// C(K, 2) pairwise Bradley–Terry losses on those K scores.
+    @Test func kWiseBatchScoresEachResponseOnceAndLearnsTheRanking() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Self.trainer(out: dir.appendingPathComponent("out"), data: dir, steps: 40, kWise: true)
+        let groups = Array(t.data.train.prefix(3))
+        let (batch, ranked) = t.batch(groups)
+        #expect(batch.batchSize == 12 && ranked.map(\.ranked) == [[1, 3, 0, 2], [5, 7, 4, 6], [9, 11, 8, 10]])
+        let r = try t.rewardModel.scores(RewardLoss.rows(groups).rows)
+        var pairLosses: [Double] = []
+        for g in ranked {
+            let pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)].map { (g.ranked[$0.0], g.ranked[$0.1]) }
+            pairLosses.append(
+                RewardLoss.evaluate(chosen: pairs.map { r[$0.0] }, rejected: pairs.map { r[$0.1] }).loss)
+        }
+        let grouped = RewardLoss.evaluate(rewards: r, groups: ranked)
+        #expect(abs(grouped.loss - pairLosses.reduce(0, +) / 3) <= 1e-12 && grouped.pairs == 18)
+        var last: Metrics = [:]
+        try t.train(onEvent: { event in
+            if case let .evaluation(_, m) = event { last = m }
+            return .proceed
+        })
+        #expect(last["eval_accuracy"]! >= 0.95, "held-out pairwise accuracy \(last)")
+        #expect(last["eval_pairs"] == 96, "16 held-out groups of 4: 6 pairs each")
+    }
+
+    /// `reward_model.json` carries the reward statistics and the tokenizer fingerprint; loading the reward model
+    /// onto a model with another tokenizer is refused with both fingerprints named.
+    @Test func savedStatisticsNormaliseAndAnotherTokenizerIsRefused() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Self.trainer(out: dir.appendingPathComponent("out"), data: dir, steps: 10) { $0.loraRank = 0 }
+        try t.train()
+        let exported = try t.exportFinal()  // model/: a sequence-classification directory
+        let rm = try RewardModel.load(reward: exported, model: "unused")
+        let n = try #require(rm.normalization)
+        #expect(n.samples == 96 && n.std > 0)
+        let rows = RewardLoss.rows(t.data.train).rows
+        let normalised = try rm.scores(rows).map(rm.normalized)
+        let mean = normalised.reduce(0, +) / Double(normalised.count)
+        let std = (normalised.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(normalised.count)).squareRoot()
+        #expect(abs(mean) <= 1e-6 && abs(std - 1) <= 1e-6, "all 96 training responses sampled: mean 0, std 1")
+
+        // The same directory with a card naming another tokenizer.
+        let cardURL = exported.appendingPathComponent(CheckpointLayout.rewardModelFile)
+        var card = try JSONDecoder().decode(RewardModelCard.self, from: Data(contentsOf: cardURL))
+        let own = card.tokenizerFingerprint
+        card.tokenizerFingerprint = String(repeating: "0", count: 64)
+        try JSONEncoder().encode(card).write(to: cardURL)
+        #expect {
+            try RewardModel.load(reward: exported, model: "unused")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("000000000000") && text.contains(own.prefix(12)) && text.contains("tokenizer")
+        }
     }
 
     @Test func resumeIsBitIdentical() throws {

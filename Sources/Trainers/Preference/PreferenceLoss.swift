@@ -11,38 +11,82 @@ import Foundation
 /// Bradley–Terry reward-model loss (Christiano et al. 2017; Ouyang et al. 2022 eq. 1; Llama 2's margin,
 /// Touvron et al. 2023 eq. 2; reward centering, Eisenstein et al. 2023):
 ///   ℓ_i = −(1−ε) log σ(r_c − r_r − m_i) − ε log σ(−(r_c − r_r − m_i)) + c·(r_c + r_r)²,  L = mean_i ℓ_i
-/// (ε = label smoothing for noisy annotators; 0 in TRL's default).
+/// (ε = label smoothing for noisy annotators; 0 in TRL's default). K-wise comparisons (Ouyang et al. 2022 eq. 1):
+/// a group of K responses to one prompt contributes the mean of ℓ over its C(K,2) (better, worse) pairs, each
+/// response scored once; L = mean over groups (a pair is a group of 2).
 public enum RewardLoss {
     public struct Result: Sendable {
         public var loss: Double
-        /// ∂L/∂r_c and ∂L/∂r_r per pair.
+        /// ∂L/∂r of every response (`evaluate(rewards:groups:…)`).
+        public var dRewards: [Double]
+        /// ∂L/∂r_c and ∂L/∂r_r per pair (`evaluate(chosen:rejected:…)`).
         public var dChosen: [Double], dRejected: [Double]
-        /// Fraction of pairs with r_c > r_r, mean of r_c − r_r, mean of all rewards.
+        /// Fraction of (better, worse) pairs with r_better > r_worse and mean of r_better − r_worse, both weighted as
+        /// in the loss (per pair for pairwise data; each group's pairs share its weight), and the mean reward.
         public var accuracy: Double, margin: Double, meanReward: Double
+        /// (better, worse) pairs compared.
+        public var pairs: Int
     }
 
+    /// One group: response indices into `rewards`, best first, and its margin (pairs only).
+    public struct Group: Sendable {
+        public var ranked: [Int]
+        public var margin: Double
+        public init(ranked: [Int], margin: Double = 0) {
+            self.ranked = ranked
+            self.margin = margin
+        }
+    }
+
+    /// The loss over `groups` of the responses whose scores are `rewards`.
+    public static func evaluate(
+        rewards: [Double], groups: [Group], centerCoefficient: Double = 0, labelSmoothing eps: Double = 0
+    ) -> Result {
+        precondition(!groups.isEmpty && groups.allSatisfy { $0.ranked.count >= 2 }, "groups of two or more")
+        var r = Result(
+            loss: 0, dRewards: [Double](repeating: 0, count: rewards.count), dChosen: [], dRejected: [],
+            accuracy: 0, margin: 0, meanReward: 0, pairs: 0)
+        var responses = 0
+        for group in groups {
+            let k = group.ranked.count
+            let w = 1 / (Double(groups.count) * Double(k * (k - 1) / 2))  // mean over pairs, then over groups
+            for a in 0..<k {
+                r.meanReward += rewards[group.ranked[a]]
+                for b in (a + 1)..<k {
+                    let i = group.ranked[a], j = group.ranked[b]
+                    let d = rewards[i] - rewards[j] - (k == 2 ? group.margin : 0)
+                    r.loss += w * (-(1 - eps) * logSigmoid(d) - eps * logSigmoid(-d))
+                    let g = w * (sigmoid(d) - (1 - eps))  // ∂ℓ/∂d = σ(d) − (1 − ε)
+                    let sum = rewards[i] + rewards[j]
+                    r.loss += w * centerCoefficient * sum * sum
+                    let gc = w * 2 * centerCoefficient * sum
+                    r.dRewards[i] += g + gc
+                    r.dRewards[j] += -g + gc
+                    if rewards[i] > rewards[j] { r.accuracy += w }
+                    r.margin += w * (rewards[i] - rewards[j])
+                    r.pairs += 1
+                }
+            }
+            responses += k
+        }
+        r.meanReward /= Double(responses)
+        return r
+    }
+
+    /// Pairs: `chosen[i]` against `rejected[i]`, with optional margins.
     public static func evaluate(
         chosen: [Double], rejected: [Double], margins: [Double]? = nil,
         centerCoefficient: Double = 0, labelSmoothing: Double = 0
     ) -> Result {
         precondition(chosen.count == rejected.count && !chosen.isEmpty, "one rejected reward per chosen one")
-        let n = Double(chosen.count), eps = labelSmoothing
-        var result = Result(loss: 0, dChosen: [], dRejected: [], accuracy: 0, margin: 0, meanReward: 0)
-        for i in chosen.indices {
-            let d = chosen[i] - rejected[i] - (margins?[i] ?? 0)
-            result.loss += (-(1 - eps) * logSigmoid(d) - eps * logSigmoid(-d)) / n
-            // ∂ℓ/∂d = −(1−ε)(1 − σ(d)) + ε σ(d) = σ(d) − (1 − ε)
-            let g = (sigmoid(d) - (1 - eps)) / n
-            let s = chosen[i] + rejected[i]
-            result.loss += centerCoefficient * s * s / n
-            let gc = 2 * centerCoefficient * s / n
-            result.dChosen.append(g + gc)
-            result.dRejected.append(-g + gc)
-            if chosen[i] > rejected[i] { result.accuracy += 1 / n }
-            result.margin += (chosen[i] - rejected[i]) / n
-            result.meanReward += (chosen[i] + rejected[i]) / (2 * n)
-        }
-        return result
+        let n = chosen.count
+        var r = evaluate(
+            rewards: chosen + rejected,
+            groups: (0..<n).map { Group(ranked: [$0, n + $0], margin: margins?[$0] ?? 0) },
+            centerCoefficient: centerCoefficient, labelSmoothing: labelSmoothing)
+        r.dChosen = Array(r.dRewards[..<n])
+        r.dRejected = Array(r.dRewards[n...])
+        return r
     }
 }
 

@@ -11,6 +11,9 @@ public struct RewardConfig: TrainerConfig {
     public var centerRewardsCoefficient: Double = 0
     /// Label smoothing ε for noisy annotators: −(1−ε) log σ(Δ) − ε log σ(−Δ).
     public var labelSmoothing: Double = 0
+    /// After training, the rewards of this many responses of the training comparisons give the mean and std saved
+    /// with the model for normalised scores (Ziegler et al. 2019; Stiennon et al. 2020); 0 = none.
+    public var normalizationSamples: Int = 256
     /// A truncated pair keeps at most this many prompt tokens, and at most half of `max_length` (its
     /// responses keep their first tokens); see `effectiveMaxPromptLength`.
     public var maxPromptLength: Int = PreferenceEncodingConfig().maxPromptLength
@@ -22,7 +25,7 @@ public struct RewardConfig: TrainerConfig {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case centerRewardsCoefficient = "center_rewards_coefficient", labelSmoothing = "label_smoothing"
-        case maxPromptLength = "max_prompt_length"
+        case maxPromptLength = "max_prompt_length", normalizationSamples = "normalization_samples"
     }
 
     public static var ownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -33,6 +36,7 @@ public struct RewardConfig: TrainerConfig {
         centerRewardsCoefficient = try c.decode(Double.self, forKey: .centerRewardsCoefficient)
         labelSmoothing = try c.decode(Double.self, forKey: .labelSmoothing)
         maxPromptLength = try c.decode(Int.self, forKey: .maxPromptLength)
+        normalizationSamples = try c.decode(Int.self, forKey: .normalizationSamples)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -41,6 +45,7 @@ public struct RewardConfig: TrainerConfig {
         try c.encode(centerRewardsCoefficient, forKey: .centerRewardsCoefficient)
         try c.encode(labelSmoothing, forKey: .labelSmoothing)
         try c.encode(maxPromptLength, forKey: .maxPromptLength)
+        try c.encode(normalizationSamples, forKey: .normalizationSamples)
     }
 
     public func validate() throws {
@@ -53,6 +58,10 @@ public struct RewardConfig: TrainerConfig {
         guard labelSmoothing >= 0 && labelSmoothing < 0.5 else {
             throw ConfigError.invalid(
                 field: CodingKeys.labelSmoothing.rawValue, value: "\(labelSmoothing)", expected: "in [0, 0.5)")
+        }
+        guard normalizationSamples >= 0 else {
+            throw ConfigError.invalid(
+                field: CodingKeys.normalizationSamples.rawValue, value: "\(normalizationSamples)", expected: "≥ 0")
         }
         guard maxPromptLength >= 1 else {
             throw ConfigError.invalid(

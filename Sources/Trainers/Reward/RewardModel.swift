@@ -12,11 +12,52 @@ public struct RewardModel: @unchecked Sendable {
     public let loaded: LoadedModel
     public let adapter: LoRAAdapter?
     public let head: ScalarHead
+    /// Reward statistics on reference samples, for normalised scores (nil: not measured).
+    public var normalization: RewardNormalization?
 
-    public init(loaded: LoadedModel, adapter: LoRAAdapter?, head: ScalarHead) {
+    public init(
+        loaded: LoadedModel, adapter: LoRAAdapter?, head: ScalarHead, normalization: RewardNormalization? = nil
+    ) {
         self.loaded = loaded
         self.adapter = adapter
         self.head = head
+        self.normalization = normalization
+    }
+
+    /// Loads a reward model: `reward` is an HF sequence-classification directory (the model itself) or an adapter
+    /// with a `score` head (a PEFT directory, a training output or a checkpoint) applied to `model`. A
+    /// `reward_model.json` beside it supplies the normalisation and the tokenizer fingerprint, which must match
+    /// the loaded tokenizer's.
+    public static func load(
+        reward: URL, model: String, form: ModelLoader.WeightForm = .dense, log: (String) -> Void = { _ in }
+    ) throws -> RewardModel {
+        let fm = FileManager.default
+        let isModelDirectory = fm.fileExists(atPath: reward.appendingPathComponent("config.json").path)
+        let loaded = try ModelLoader.load(
+            model: isModelDirectory ? reward.path : model, form: form, adapter: isModelDirectory ? nil : reward,
+            adapterName: RewardTrainer.adapterName, log: log)
+        var rm = try RewardModel(loaded)
+        let dir = isModelDirectory ? reward : try ModelLoader.adapterDirectory(reward)
+        let cardURL = dir.appendingPathComponent(CheckpointLayout.rewardModelFile)
+        if fm.fileExists(atPath: cardURL.path) {
+            let card: RewardModelCard
+            do {
+                card = try JSONDecoder().decode(RewardModelCard.self, from: Data(contentsOf: cardURL))
+            } catch {
+                throw CheckpointError.invalidState(file: cardURL.path, reason: "unreadable: \(error)")
+            }
+            let fingerprint = loaded.tokenizer.fingerprint
+            guard card.tokenizerFingerprint == fingerprint else {
+                throw CheckpointError.mismatch(
+                    file: cardURL.path, field: "tokenizer fingerprint",
+                    expected: card.tokenizerFingerprint.prefix(12) + "… (the reward model's, trained on "
+                        + card.baseModel + ")",
+                    found: fingerprint.prefix(12) + "… (the tokenizer of \(isModelDirectory ? reward.path : model))",
+                    hint: "load the reward adapter onto the model it was trained on (--model \(card.baseModel)).")
+            }
+            rm.normalization = card.normalization
+        }
+        return rm
     }
 
     /// The reward model `loaded` carries (its adapter and `score` head).
@@ -49,11 +90,78 @@ public struct RewardModel: @unchecked Sendable {
         return out
     }
 
+    /// (r − mean) / std with the stored statistics (Ziegler et al. 2019 §2.2; Stiennon et al. 2020 §3.4), or r
+    /// itself when none were measured.
+    public func normalized(_ r: Double) -> Double {
+        guard let n = normalization else { return r }
+        return (r - n.mean) / n.std
+    }
+
+    /// The Bradley–Terry loss, accuracy and margin of the model on `comparisons` (each response scored once).
+    public func evaluate(_ comparisons: [EncodedComparison], batchSize: Int = 8) throws -> RewardLoss.Result {
+        let (rows, groups) = RewardLoss.rows(comparisons)
+        return RewardLoss.evaluate(rewards: try scores(rows, batchSize: batchSize), groups: groups)
+    }
+
     /// Scores of each pair's chosen and rejected response.
     public func scores(_ pairs: [EncodedPreference], batchSize: Int = 8) throws -> [(chosen: Double, rejected: Double)]
     {
         let chosen = try scores(pairs.map { $0.promptIDs + $0.chosenIDs }, batchSize: batchSize)
         let rejected = try scores(pairs.map { $0.promptIDs + $0.rejectedIDs }, batchSize: batchSize)
         return Array(zip(chosen, rejected))
+    }
+}
+
+/// Mean and standard deviation of the rewards of reference samples.
+public struct RewardNormalization: Codable, Sendable, Equatable {
+    public var mean: Double
+    public var std: Double
+    public var samples: Int
+    /// What was scored, e.g. "responses of the training comparisons".
+    public var source: String
+
+    public init(mean: Double, std: Double, samples: Int, source: String) {
+        self.mean = mean
+        self.std = std
+        self.samples = samples
+        self.source = source
+    }
+
+    /// The statistics of `rewards` (population standard deviation; 1 when they are all equal).
+    public init(rewards: [Double], source: String) {
+        let n = Double(rewards.count), mean = rewards.reduce(0, +) / n
+        let variance = rewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
+        self.init(mean: mean, std: variance > 0 ? variance.squareRoot() : 1, samples: rewards.count, source: source)
+    }
+}
+
+/// `reward_model.json`: saved beside a reward model's adapter or model directory.
+public struct RewardModelCard: Codable, Sendable, Equatable {
+    public var baseModel: String
+    public var tokenizerFingerprint: String
+    public var normalization: RewardNormalization?
+
+    enum CodingKeys: String, CodingKey {
+        case baseModel = "base_model", tokenizerFingerprint = "tokenizer_fingerprint", normalization
+    }
+
+    public init(baseModel: String, tokenizerFingerprint: String, normalization: RewardNormalization?) {
+        self.baseModel = baseModel
+        self.tokenizerFingerprint = tokenizerFingerprint
+        self.normalization = normalization
+    }
+}
+
+extension RewardLoss {
+    /// Every response of `comparisons` once (prompt + completion), and each comparison as a group of those rows,
+    /// best first.
+    public static func rows(_ comparisons: [EncodedComparison]) -> (rows: [[Int32]], groups: [Group]) {
+        var rows: [[Int32]] = [], groups: [Group] = []
+        for c in comparisons {
+            let first = rows.count
+            rows += c.completionIDs.map { c.promptIDs + $0 }
+            groups.append(Group(ranked: c.ranking.map { first + $0 }, margin: c.margin ?? 0))
+        }
+        return (rows, groups)
     }
 }

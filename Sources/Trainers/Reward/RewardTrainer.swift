@@ -1,7 +1,8 @@
 // Reward modelling on the shared `TrainingLoop`: the backbone (a LoRA adapter on the frozen base, or the
-// full weights) plus a `score` head read at the last real token of each sequence; each pair's chosen and
-// rejected sequences run in one padded batch and `RewardLoss` (Bradley–Terry, optional centering and
-// label smoothing) supplies ∂L/∂r. Saved as a PEFT adapter with `score` in `modules_to_save`, or as an HF
+// full weights) plus a `score` head read at the last real token of each sequence; every response of a
+// micro-batch's comparisons (a pair's two sides, a K-wise group's K completions) runs once in one padded batch
+// and `RewardLoss` (Bradley–Terry over all ordered pairs, optional margin, centering and label smoothing)
+// supplies ∂L/∂r. Saved as a PEFT adapter with `score` in `modules_to_save`, or as an HF
 // `…ForSequenceClassification` directory.
 
 import Datasets
@@ -13,7 +14,7 @@ import TensorCore
 public final class RewardTrainer: Trainer {
     public let config: RewardConfig
     public let loaded: LoadedModel
-    public let data: PreferenceData
+    public let data: ComparisonData
     public let adapter: LoRAAdapter?
     public let head: ScalarHead
     public let loop: TrainingLoop<RewardConfig>
@@ -23,9 +24,9 @@ public final class RewardTrainer: Trainer {
     public static let adapterName = "reward"
 
     public init(
-        config: RewardConfig, model loaded: LoadedModel, data: PreferenceData, outputDirectory: URL, baseModel: String
+        config: RewardConfig, model loaded: LoadedModel, data: ComparisonData, outputDirectory: URL, baseModel: String
     ) throws {
-        try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "pairs")
+        try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "comparisons")
         self.config = config
         self.loaded = loaded
         self.data = data
@@ -39,8 +40,9 @@ public final class RewardTrainer: Trainer {
         adapter = target.adapter
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
+        let widest = (data.train + data.eval).map(\.completionIDs.count).max() ?? 2
         acts = config.training.activations(
-            for: loaded.model.config, batchSize: 2 * config.batchSize, length: config.maxLength)
+            for: loaded.model.config, batchSize: widest * config.batchSize, length: config.maxLength)
         loop = TrainingLoop(
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,
@@ -56,37 +58,37 @@ public final class RewardTrainer: Trainer {
             count: data.train.count, batchSize: config.batchSize, seed: config.seed, position: dataPosition)
     }
 
-    /// Chosen rows then rejected rows of `pairs`, right-padded.
-    func batch(_ pairs: [EncodedPreference]) -> TokenBatch {
-        TokenBatch(
-            rows: pairs.map { $0.promptIDs + $0.chosenIDs } + pairs.map { $0.promptIDs + $0.rejectedIDs }, padID: padID)
+    /// Every response of `comparisons` once (right-padded), and each comparison's rows best first.
+    func batch(_ comparisons: [EncodedComparison]) -> (TokenBatch, [RewardLoss.Group]) {
+        let (rows, groups) = RewardLoss.rows(comparisons)
+        return (TokenBatch(rows: rows, padID: padID), groups)
     }
 
     public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in batches.next().map { data.train[$0] } }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, pairs) in micro.enumerated() {
-            let b = batch(pairs), n = pairs.count
+        for (i, comparisons) in micro.enumerated() {
+            let (b, groups) = batch(comparisons)
+            let n = Double(comparisons.count)
             acts.isTraining = true
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
             let hidden = loaded.model.forward(b, adapter: adapter, into: acts)
-            let rows = (0..<(2 * n)).map(b.lastRealToken(row:))
+            let rows = (0..<b.batchSize).map(b.lastRealToken(row:))
             let r = head.forward(hidden: hidden.pointer, rows: rows).map(Double.init)
             let l = RewardLoss.evaluate(
-                chosen: Array(r[..<n]), rejected: Array(r[n...]),
-                centerCoefficient: config.centerRewardsCoefficient, labelSmoothing: config.labelSmoothing)
-            // The micro-batch's mean over its n pairs, reweighted to the mean over the step's pairs.
-            let scale = Double(n) / total
-            let dr = (l.dChosen + l.dRejected).map { Float($0 * scale) }
+                rewards: r, groups: groups, centerCoefficient: config.centerRewardsCoefficient,
+                labelSmoothing: config.labelSmoothing)
+            // The micro-batch's mean over its comparisons, reweighted to the mean over the step's comparisons.
+            let dr = l.dRewards.map { Float($0 * n / total) }
             let dHidden = Scratch.buffer("reward.dHidden", count: b.tokenCount * loaded.model.config.hiddenSize)
             dHidden.zero()
             head.backward(dValues: dr, hidden: hidden.pointer, rows: rows, dHidden: dHidden.pointer)
             loaded.model.backward(dOutput: dHidden.pointer, acts: acts)
-            sums.add("loss", l.loss * Double(n), weight: Double(n))
-            sums.add("accuracy", l.accuracy * Double(n), weight: Double(n))
-            sums.add("margin", l.margin * Double(n), weight: Double(n))
-            sums.add("mean_reward", l.meanReward * Double(n), weight: Double(n))
+            sums.add("loss", l.loss * n, weight: n)
+            sums.add("accuracy", l.accuracy * n, weight: n)
+            sums.add("margin", l.margin * n, weight: n)
+            sums.add("mean_reward", l.meanReward * n, weight: n)
             sums.tokens += Double(b.rowLengths.reduce(0, +))
         }
         return sums
@@ -97,21 +99,41 @@ public final class RewardTrainer: Trainer {
     /// The model being trained, as a reward model (dropout off when it scores).
     public var rewardModel: RewardModel { RewardModel(loaded: loaded, adapter: adapter, head: head) }
 
-    /// Loss, accuracy and mean margin over `pairs`, as `eval_…` metrics.
-    public func evaluate(_ pairs: [EncodedPreference]) throws -> Metrics {
-        let rewards = try rewardModel.scores(pairs, batchSize: config.batchSize)
-        let l = RewardLoss.evaluate(chosen: rewards.map(\.chosen), rejected: rewards.map(\.rejected))
+    /// Loss, accuracy and mean margin over `comparisons`, as `eval_…` metrics.
+    public func evaluate(_ comparisons: [EncodedComparison]) throws -> Metrics {
+        let l = try rewardModel.evaluate(comparisons, batchSize: config.batchSize)
         return [
             "eval_loss": l.loss, "eval_accuracy": l.accuracy, "eval_margin": l.margin, "eval_mean_reward": l.meanReward,
-            "eval_pairs": Double(pairs.count),
+            "eval_pairs": Double(l.pairs),
         ]
     }
 
+    /// Reward statistics of up to `normalization_samples` responses of the training comparisons (a seeded
+    /// sample), scored by the model as trained.
+    public func measureNormalization() throws -> RewardNormalization? {
+        guard config.normalizationSamples > 0 else { return nil }
+        var rows = RewardLoss.rows(data.train).rows
+        var rng = RNG(seed: config.seed &+ 0x4e4f524d)
+        for i in stride(from: rows.count - 1, to: 0, by: -1) { rows.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let sample = Array(rows.prefix(config.normalizationSamples))
+        return RewardNormalization(
+            rewards: try rewardModel.scores(sample, batchSize: config.batchSize),
+            source: "\(sample.count) responses of the training comparisons")
+    }
+
     /// The adapter with its `score` head (PEFT, `adapter/`) or the full model as a sequence-classification
-    /// directory (`model/`).
+    /// directory (`model/`), with `reward_model.json` (tokenizer fingerprint, reward statistics) beside it.
     public func exportFinal() throws -> URL {
-        try TrainableTarget.exportFinal(
+        let dir = try TrainableTarget.exportFinal(
             loaded: loaded, adapter: adapter, heads: [head], baseModel: loop.identity.baseModel,
             to: outputDirectory)
+        let card = RewardModelCard(
+            baseModel: loop.identity.baseModel, tokenizerFingerprint: loop.identity.tokenizerFingerprint,
+            normalization: try measureNormalization())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(card).write(
+            to: dir.appendingPathComponent(CheckpointLayout.rewardModelFile), options: .atomic)
+        return dir
     }
 }
