@@ -102,6 +102,16 @@ public struct EncodedComparison: Sendable, Equatable, Codable {
     var hasEqualCompletions: Bool { Set(completionIDs).count < completionIDs.count }
 }
 
+/// A tokenized labelled completion (KTO): the model input is `promptIDs + completionIDs`.
+public struct EncodedUnpaired: Sendable, Equatable, Codable {
+    public var promptIDs: [Int32]
+    public var completionIDs: [Int32]
+    /// Desirable (true) or undesirable (false).
+    public var label: Bool
+    public var sourceLine: Int
+    public var isTruncated: Bool
+}
+
 /// Tokenized RL prompts (with the generation prompt), truncation counted in the report.
 public struct EncodedPrompts: Sendable {
     public var prompts: [[Int32]]
@@ -160,6 +170,54 @@ public struct PreferenceEncoder: Sendable {
                 promptIDs: prompt, completionIDs: ids, ranking: ranking, margin: nil, sourceLine: 0,
                 isTruncated: false)
         }
+    }
+
+    /// Encodes one labelled completion in full (no truncation).
+    public func encode(_ example: UnpairedExample) throws(RecordError) -> EncodedUnpaired {
+        let (prompt, completion): ([Int32], [Int32])
+        switch example.completion {
+        case .text(let p, let c):
+            (prompt, completion) = (plain(p, eos: false), plain(c, eos: true))
+        case .conversationalPromptCompletion(let p, let c):
+            let (ids, replies) = try conversation(p, replies: [c], fields: ["completion"])
+            (prompt, completion) = (ids, replies[0])
+        case .conversation:
+            throw RecordError(
+                field: "completion",
+                problem: .invalidValue(expected: "a prompt and a completion", found: "a whole conversation"))
+        }
+        return EncodedUnpaired(
+            promptIDs: prompt, completionIDs: completion, label: example.label, sourceLine: 0, isTruncated: false)
+    }
+
+    /// Encodes labelled completions, truncated like pairs (`truncate`), counted in the report.
+    public func encode(_ dataset: Dataset<UnpairedExample>) throws(DataError)
+        -> (examples: [EncodedUnpaired], report: EncodingReport)
+    {
+        var report = EncodingReport(file: dataset.file)
+        var out: [EncodedUnpaired] = []
+        for (record, line) in zip(dataset.records, dataset.lineNumbers) {
+            var e: EncodedUnpaired
+            do {
+                e = try encode(record)
+            } catch {
+                throw error.located(file: dataset.file, line: line)
+            }
+            report.longest = max(report.longest, e.promptIDs.count + e.completionIDs.count)
+            var c = EncodedComparison(promptIDs: e.promptIDs, completionIDs: [e.completionIDs], ranking: [0])
+            if truncate(&c) {
+                e.promptIDs = c.promptIDs
+                e.completionIDs = c.completionIDs[0]
+                e.isTruncated = true
+                report.truncated += 1
+                report.truncatedLines.append(line)
+            }
+            e.sourceLine = line
+            report.examples += 1
+            report.tokens += e.promptIDs.count + e.completionIDs.count
+            out.append(e)
+        }
+        return (out, report)
     }
 
     /// Plain text tokenized as it is (EOS appended to completions when `appendsEOS`).

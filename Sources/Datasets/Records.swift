@@ -42,6 +42,10 @@ public enum DatasetFormat: String, Sendable, Codable, CaseIterable {
     case standardRanking
     /// `{"prompt": [messages], "completions": [[messages], ...], "ranking": [i, ...]}`.
     case conversationalRanking
+    /// `{"prompt": "...", "completion": "...", "label": bool}` (unpaired preference, KTO).
+    case standardUnpairedPreference
+    /// `{"prompt": [messages], "completion": [messages], "label": bool}`.
+    case conversationalUnpairedPreference
     /// `{"prompt": "..."}`.
     case standardPromptOnly
     /// `{"prompt": [messages]}`.
@@ -70,6 +74,11 @@ public enum DatasetFormat: String, Sendable, Codable, CaseIterable {
         case .conversationalRanking:
             "conversational ranking ({\"prompt\": [messages], \"completions\": [[messages]], "
                 + "\"ranking\": [index]})"
+        case .standardUnpairedPreference:
+            "standard unpaired preference ({\"prompt\": string, \"completion\": string, \"label\": bool})"
+        case .conversationalUnpairedPreference:
+            "conversational unpaired preference ({\"prompt\": [messages], \"completion\": [messages], "
+                + "\"label\": bool})"
         case .standardPromptOnly: "standard prompt-only ({\"prompt\": string})"
         case .conversationalPromptOnly: "conversational prompt-only ({\"prompt\": [messages]})"
         }
@@ -78,7 +87,9 @@ public enum DatasetFormat: String, Sendable, Codable, CaseIterable {
     /// Whether records hold message lists (rendered with a chat template) rather than text.
     public var isConversational: Bool {
         switch self {
-        case .standardPromptCompletion, .standardPreference, .standardRanking, .standardPromptOnly: false
+        case .standardPromptCompletion, .standardPreference, .standardRanking, .standardUnpairedPreference,
+            .standardPromptOnly:
+            false
         default: true
         }
     }
@@ -126,6 +137,17 @@ public enum Comparison: Sendable, Equatable {
 public enum RankedCompletions: Sendable, Equatable {
     case text(prompt: String, completions: [String])
     case conversation(prompt: [Message], completions: [[Message]])
+}
+
+/// One completion labelled desirable (`true`) or undesirable (`false`): TRL's unpaired preference format, for KTO.
+public struct UnpairedExample: Sendable, Equatable {
+    public var completion: SFTExample
+    public var label: Bool
+
+    public init(completion: SFTExample, label: Bool) {
+        self.completion = completion
+        self.label = label
+    }
 }
 
 /// A prompt for RL rollouts.
@@ -379,6 +401,35 @@ extension Comparison: DatasetRecord {
                     found: "[" + ranking.map(String.init).joined(separator: ", ") + "]"))
         }
         return ranking
+    }
+}
+
+extension UnpairedExample: DatasetRecord {
+    public static var recordKind: String { "unpaired preference" }
+
+    static let shapes = "an unpaired preference record {\"prompt\": …, \"completion\": …, \"label\": true|false}"
+
+    public static func format(of object: JSONObject) -> DatasetFormat? {
+        switch object["prompt"] {
+        case .string: return .standardUnpairedPreference
+        case .array: return .conversationalUnpairedPreference
+        default: return nil
+        }
+    }
+
+    public static func decode(_ object: JSONObject, options: ReadOptions) throws(RecordError) -> UnpairedExample {
+        let record = RecordFields(
+            object: object, options: options, shapes: shapes, knownKeys: ["prompt", "completion", "label"])
+        try record.require("prompt", "completion", "label")
+        try record.checkKeys(["prompt", "completion", "label"])
+        guard case .bool(let label) = object["label"]! else {
+            throw RecordError(
+                field: "label",
+                problem: .wrongType(
+                    expected: "true (desirable) or false (undesirable)", found: object["label"]!.typeName))
+        }
+        let pair = JSONObject(object.entries.filter { $0.key != "label" })
+        return UnpairedExample(completion: try SFTExample.decode(pair, options: options), label: label)
     }
 }
 

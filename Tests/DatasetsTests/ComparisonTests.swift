@@ -74,4 +74,21 @@ struct ComparisonTests {
             data: Data((#"{"prompt": "p", "chosen": "same", "rejected": "same"}"# + "\n").utf8), name: "p.jsonl")
         #expect(try encoder.encode(plain).report.identical == 1)
     }
+
+    @Test func unpairedCompletionsCarryALabel() throws {
+        let data = try Dataset<UnpairedExample>(
+            data: Data(
+                (#"{"prompt": "p", "completion": "good", "label": true}"# + "\n"
+                    + #"{"prompt": "p", "completion": "bad", "label": false}"# + "\n").utf8), name: "kto.jsonl")
+        #expect(data.format == .standardUnpairedPreference)
+        #expect(data.records.map(\.label) == [true, false])
+        #expect(data.records[0].completion == .text(prompt: "p", completion: "good"))
+        do {
+            _ = try Dataset<UnpairedExample>(
+                data: Data(#"{"prompt": "p", "completion": "good", "label": "yes"}"#.utf8), name: "kto.jsonl")
+            Issue.record("a string label was accepted")
+        } catch {
+            #expect(error.line == 1 && error.field == "label" && error.description.contains("true (desirable)"))
+        }
+    }
 }

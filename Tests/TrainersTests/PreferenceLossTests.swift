@@ -184,4 +184,41 @@ import _TestSupport
             #expect(abs(numeric - r.dRewards[i]) <= 1e-8, "∂L/∂r[\(i)]")
         }
     }
+
+    /// KTO (Ethayarajh et al. 2024 eq. 8): values from the formula written out, z₀ clamped at 0, gradients by finite
+    /// differences (z₀ held fixed: it is detached).
+    @Test func ktoMatchesItsFormulaAndFiniteDifferences() {
+        let policy = [-10.0, -20.0, -7.5, -30.0], reference = [-10.5, -19.0, -7.0, -30.25]
+        let desirable = [true, false, true, false]
+        #expect(KTOLoss.referencePoint(policy: [-5, -6], reference: [-4, -4]) == 0)  // mean −1.5 clamps to 0
+        let z = KTOLoss.referencePoint(policy: [-3, -3.5], reference: [-4, -4])
+        #expect(abs(z - 0.75) <= 1e-15)
+        let beta = 0.1, wd = 1.0, wu = 1.33
+        let r = KTOLoss.evaluate(
+            policy: policy, reference: reference, desirable: desirable, referencePoint: z, beta: beta,
+            desirableWeight: wd, undesirableWeight: wu)
+        var expected = 0.0
+        for i in 0..<4 {
+            let ratio = policy[i] - reference[i]
+            expected +=
+                desirable[i]
+                ? wd * (1 - 1 / (1 + exp(-beta * (ratio - z)))) : wu * (1 - 1 / (1 + exp(-beta * (z - ratio))))
+        }
+        #expect(abs(r.loss - expected / 4) <= 1e-15)
+        #expect(abs(r.metrics["rewards/chosen"]! - beta * (0.5 - 0.5) / 2) <= 1e-15)
+        #expect(abs(r.metrics["rewards/rejected"]! - beta * (-1.0 + 0.25) / 2) <= 1e-15)
+        let h = 1e-6
+        for i in 0..<4 {
+            var up = policy, down = policy
+            up[i] += h
+            down[i] -= h
+            func loss(_ p: [Double]) -> Double {
+                KTOLoss.evaluate(
+                    policy: p, reference: reference, desirable: desirable, referencePoint: z, beta: beta,
+                    desirableWeight: wd, undesirableWeight: wu
+                ).loss
+            }
+            #expect(abs((loss(up) - loss(down)) / (2 * h) - r.dPolicy[i]) <= 1e-9, "∂L/∂log π[\(i)]")
+        }
+    }
 }

@@ -170,4 +170,20 @@ import _TestSupport
             #expect(x.store.values.array == y.store.values.array, "\(x.name)")
         }
     }
+
+    /// Rewards are read at each row's last real token whatever the batch: with pad = EOS, a response ending in EOS
+    /// is read at that EOS and a truncated one (no EOS) at its last token, alone or padded beside longer rows.
+    @Test func scoresDoNotDependOnPaddingWhenPadIsEOS() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Self.trainer(out: dir.appendingPathComponent("out"), data: dir, steps: 1)
+        let eos = Int32(try #require(t.loaded.tokenizer.eosTokenID))
+        #expect(t.loaded.padTokenID == eos)
+        let rows: [[Int32]] = [[40, 41, 42, 43, eos], [50, 51, 52, 53, 54, 55, 56, 57, 58], [60, 61, eos], [70]]
+        let batched = try t.rewardModel.scores(rows, batchSize: 4)
+        let alone = try rows.flatMap { try t.rewardModel.scores([$0], batchSize: 1) }
+        for (b, a) in zip(batched, alone) { #expect(abs(b - a) <= 1e-5 * max(1, abs(a)), "\(b) vs \(a)") }
+        // Reading the pad positions instead would change the scores of the short rows: the rows differ.
+        #expect(Set(batched).count == rows.count)
+    }
 }

@@ -48,8 +48,9 @@ public enum RewardLoss {
             accuracy: 0, margin: 0, meanReward: 0, pairs: 0)
         var responses = 0
         for group in groups {
-            let k = group.ranked.count
-            let w = 1 / (Double(groups.count) * Double(k * (k - 1) / 2))  // mean over pairs, then over groups
+            let k = group.ranked.count, pairs = Double(k * (k - 1) / 2)
+            let w = 1 / (Double(groups.count) * pairs)  // mean over pairs, then over groups
+            var correct = 0, margin = 0.0
             for a in 0..<k {
                 r.meanReward += rewards[group.ranked[a]]
                 for b in (a + 1)..<k {
@@ -62,13 +63,18 @@ public enum RewardLoss {
                     let gc = w * 2 * centerCoefficient * sum
                     r.dRewards[i] += g + gc
                     r.dRewards[j] += -g + gc
-                    if rewards[i] > rewards[j] { r.accuracy += w }
-                    r.margin += w * (rewards[i] - rewards[j])
+                    if rewards[i] > rewards[j] { correct += 1 }
+                    margin += rewards[i] - rewards[j]
                     r.pairs += 1
                 }
             }
+            // Counts per group, divided once: an all-correct batch has accuracy exactly 1.
+            r.accuracy += Double(correct) / pairs
+            r.margin += margin / pairs
             responses += k
         }
+        r.accuracy /= Double(groups.count)
+        r.margin /= Double(groups.count)
         r.meanReward /= Double(responses)
         return r
     }
@@ -254,6 +260,57 @@ public enum DPOLoss {
             r.rejectedRewards.append(beta * ar)
         }
         r.lossMetrics = ["nll_loss": nll, "log_odds_ratio": ratio, "log_odds_chosen": logOddsSum]
+        return r
+    }
+}
+
+/// KTO (Ethayarajh et al. 2024 eq. 8, as TRL's KTOTrainer computes it) on unpaired completions: with the log-ratio
+/// r = log π(y|x) − log π_ref(y|x) and the detached reference point z₀ (`referencePoint`), a desirable completion
+/// costs λ_D(1 − σ(β(r − z₀))) and an undesirable one λ_U(1 − σ(β(z₀ − r))); L = mean over the batch.
+public enum KTOLoss {
+    public struct Result: Sendable {
+        public var loss: Double
+        /// ∂L/∂log π per completion (z₀ is detached).
+        public var dPolicy: [Double]
+        /// `rewards/chosen`, `rewards/rejected` (β r means over desirable / undesirable completions; absent when
+        /// the batch has none), `rewards/margins` (when both), `kl` (z₀).
+        public var metrics: [String: Double]
+    }
+
+    /// z₀ = max(0, mean of log π(y′|x) − log π_ref(y′|x)) over mismatched prompt/completion pairs (eq. 7's KL
+    /// estimate, clamped at 0 as in TRL).
+    public static func referencePoint(policy: [Double], reference: [Double]) -> Double {
+        precondition(policy.count == reference.count && !policy.isEmpty, "one reference log-prob per policy one")
+        return max(0, zip(policy, reference).reduce(0) { $0 + $1.0 - $1.1 } / Double(policy.count))
+    }
+
+    public static func evaluate(
+        policy: [Double], reference: [Double], desirable: [Bool], referencePoint z0: Double, beta: Double,
+        desirableWeight: Double = 1, undesirableWeight: Double = 1
+    ) -> Result {
+        let n = policy.count
+        precondition(n > 0 && reference.count == n && desirable.count == n, "one value per completion")
+        var r = Result(loss: 0, dPolicy: [], metrics: ["kl": z0])
+        var chosen: [Double] = [], rejected: [Double] = []
+        for i in 0..<n {
+            let ratio = policy[i] - reference[i]
+            if desirable[i] {
+                let s = sigmoid(beta * (ratio - z0))
+                r.loss += desirableWeight * (1 - s) / Double(n)
+                r.dPolicy.append(-desirableWeight * beta * s * (1 - s) / Double(n))
+                chosen.append(beta * ratio)
+            } else {
+                let s = sigmoid(beta * (z0 - ratio))
+                r.loss += undesirableWeight * (1 - s) / Double(n)
+                r.dPolicy.append(undesirableWeight * beta * s * (1 - s) / Double(n))
+                rejected.append(beta * ratio)
+            }
+        }
+        if !chosen.isEmpty { r.metrics["rewards/chosen"] = chosen.reduce(0, +) / Double(chosen.count) }
+        if !rejected.isEmpty { r.metrics["rewards/rejected"] = rejected.reduce(0, +) / Double(rejected.count) }
+        if let c = r.metrics["rewards/chosen"], let u = r.metrics["rewards/rejected"] {
+            r.metrics["rewards/margins"] = c - u
+        }
         return r
     }
 }

@@ -1,0 +1,146 @@
+// KTO on the shared `TrainingLoop`: each labelled completion's log-ratio against the reference, and the reference
+// point z₀ from the same prompts paired with mismatched completions (scored without gradients, as it is
+// detached), give `KTOLoss`'s ∂L/∂log π per completion; every completion token receives its sequence's gradient.
+// Reference log-probs (own and mismatched completions) are computed once through the bare base: no second model.
+
+import Datasets
+import Foundation
+import ModelExport
+import Models
+import TensorCore
+
+public final class KTOTrainer: Trainer {
+    public let config: KTOConfig
+    public let loaded: LoadedModel
+    public let data: KTOData
+    public let adapter: LoRAAdapter?
+    public let loop: TrainingLoop<KTOConfig>
+    let padID: Int32
+    var batches: IndexBatches
+    let acts: LlamaActivations
+    /// Reference log-probs of each training example's completion and of its mismatched completion.
+    public private(set) var referenceTrain: [(own: Double, mismatched: Double)] = []
+    public private(set) var referenceEval: [(own: Double, mismatched: Double)] = []
+    public static let adapterName = "policy"
+
+    public init(
+        config: KTOConfig, model loaded: LoadedModel, data: KTOData, outputDirectory: URL, baseModel: String
+    ) throws {
+        try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "completions")
+        self.config = config
+        self.loaded = loaded
+        self.data = data
+        var rng = RNG(seed: config.seed)
+        let target = try TrainableTarget(
+            model: loaded.model, lora: config.training.lora, adapterName: Self.adapterName, seed: rng.next())
+        adapter = target.adapter
+        padID = loaded.padTokenID
+        batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
+        acts = config.training.activations(
+            for: loaded.model.config, batchSize: config.batchSize, length: config.maxLength)
+        loop = TrainingLoop(
+            config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
+            outputDirectory: outputDirectory,
+            identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
+        referenceTrain = try logProbs(data.train, indices: Array(data.train.indices), adapter: nil)
+        if !data.eval.isEmpty {
+            referenceEval = try logProbs(data.eval, indices: Array(data.eval.indices), adapter: nil)
+        }
+    }
+
+    /// Prompt + completion rows of `examples[indices]`, completion tokens scored; `mismatched` pairs each prompt
+    /// with the previous example's completion instead.
+    func labeled(_ examples: [EncodedUnpaired], _ indices: [Int], mismatched: Bool) -> LabeledBatch {
+        LabeledBatch(
+            prompts: indices.map { examples[$0].promptIDs },
+            completions: indices.map {
+                mismatched ? KTOData.mismatched(examples, $0) : examples[$0].completionIDs
+            }, padID: padID)
+    }
+
+    /// Σ log p of each example's own and mismatched completion through `adapter` (no gradients).
+    func logProbs(_ examples: [EncodedUnpaired], indices: [Int], adapter: LoRAAdapter?) throws -> [(
+        own: Double, mismatched: Double
+    )] {
+        var out: [(Double, Double)] = []
+        var start = 0
+        while start < indices.count {
+            let chunk = Array(indices[start..<min(start + config.batchSize, indices.count)])
+            start += chunk.count
+            let own = try loaded.model.score(labeled(examples, chunk, mismatched: false), adapter: adapter, into: acts)
+            let other = try loaded.model.score(labeled(examples, chunk, mismatched: true), adapter: adapter, into: acts)
+            out += chunk.indices.map { (own.sequenceLogProb(row: $0), other.sequenceLogProb(row: $0)) }
+        }
+        return out
+    }
+
+    // MARK: TrainingObjective
+
+    public var batchesPerEpoch: Int { batches.batchesInEpoch }
+    public var dataPosition: DataLoaderPosition { batches.position }
+    public func restore(dataPosition: DataLoaderPosition) throws {
+        batches = IndexBatches(
+            count: data.train.count, batchSize: config.batchSize, seed: config.seed, position: dataPosition)
+    }
+
+    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+        let micro = (0..<microBatches).map { _ in batches.next() }
+        let total = Double(micro.reduce(0) { $0 + $1.count })
+        var sums = MetricSums()
+        for (i, indices) in micro.enumerated() {
+            let n = Double(indices.count)
+            // z₀ over the micro-batch, detached (Ethayarajh et al. 2024 eq. 7; TRL's KL term).
+            let kl = try loaded.model.score(
+                labeled(data.train, indices, mismatched: true), adapter: adapter, into: acts)
+            let z0 = KTOLoss.referencePoint(
+                policy: indices.indices.map { kl.sequenceLogProb(row: $0) },
+                reference: indices.map { referenceTrain[$0].mismatched })
+            acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
+            let scored = try loaded.model.score(
+                labeled(data.train, indices, mismatched: false), adapter: adapter, into: acts, training: true)
+            let policy = indices.indices.map { scored.sequenceLogProb(row: $0) }
+            let l = KTOLoss.evaluate(
+                policy: policy, reference: indices.map { referenceTrain[$0].own },
+                desirable: indices.map { data.train[$0].label }, referencePoint: z0, beta: config.beta,
+                desirableWeight: config.desirableWeight, undesirableWeight: config.undesirableWeight)
+            let perRow = l.dPolicy.map { Float($0 * n / total) }
+            var dLogProbs = [Float](repeating: 0, count: scored.logProbs.count)
+            for (row, range) in scored.rowRanges.enumerated() { for j in range { dLogProbs[j] = perRow[row] } }
+            loaded.model.backward(scored, dLogProbs: dLogProbs)
+            sums.add("loss", l.loss * n, weight: n)
+            for (k, v) in l.metrics { sums.add(k, v * n, weight: n) }
+            let chosen = indices.indices.filter { data.train[indices[$0]].label }
+            let rejected = indices.indices.filter { !data.train[indices[$0]].label }
+            if !chosen.isEmpty {
+                sums.add("logps/chosen", chosen.reduce(0) { $0 + policy[$1] }, weight: Double(chosen.count))
+            }
+            if !rejected.isEmpty {
+                sums.add("logps/rejected", rejected.reduce(0) { $0 + policy[$1] }, weight: Double(rejected.count))
+            }
+            sums.tokens += Double(scored.batch.realTokens)
+        }
+        return sums
+    }
+
+    /// Loss and rewards over the eval set, z₀ estimated over the whole set.
+    public func evaluate() throws -> Metrics? {
+        guard !data.eval.isEmpty else { return nil }
+        let policy = try logProbs(data.eval, indices: Array(data.eval.indices), adapter: adapter)
+        let z0 = KTOLoss.referencePoint(
+            policy: policy.map(\.mismatched), reference: referenceEval.map(\.mismatched))
+        let l = KTOLoss.evaluate(
+            policy: policy.map(\.own), reference: referenceEval.map(\.own), desirable: data.eval.map(\.label),
+            referencePoint: z0, beta: config.beta, desirableWeight: config.desirableWeight,
+            undesirableWeight: config.undesirableWeight)
+        var m = ["eval_loss": l.loss, "eval_examples": Double(data.eval.count)]
+        for (k, v) in l.metrics { m["eval_" + k] = v }
+        return m
+    }
+
+    /// The adapter (PEFT, `adapter/`) or the full model (HF directory, `model/`).
+    public func exportFinal() throws -> URL {
+        try TrainableTarget.exportFinal(
+            loaded: loaded, adapter: adapter, heads: [], baseModel: loop.identity.baseModel,
+            to: loop.outputDirectory)
+    }
+}

@@ -1,0 +1,83 @@
+// `rlhf reward`, `eval-reward`, `score` and `dpo` as a user runs them on the built-in model: a K-wise reward
+// model trains, evaluates and scores with its stored normalisation; DPO-family and KTO runs save an adapter; bad
+// comparisons and a cDPO without smoothing are clear errors that write nothing.
+
+import Foundation
+import Testing
+
+@Suite(.serialized) struct PreferenceCLITests {
+    static func directory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-pref-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func write(_ lines: [String], to url: URL) throws {
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    static let fast = [
+        "--max-steps", "2", "--batch-size", "2", "--max-length", "48", "--lora-rank", "4", "--set", "logging_steps=1",
+    ]
+
+    @Test func rankingsTrainEvaluateAndScore() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("ranked.jsonl")
+        try Self.write(
+            (0..<6).map {
+                "{\"prompt\": \"What is \($0) + 1?\", \"completions\": [\"\($0 + 1).\", \"No idea.\", \"Maybe 7.\"], "
+                    + "\"ranking\": [0, 2, 1]}"
+            }, to: data)
+        let out = dir.appendingPathComponent("rm")
+        let train = try CLI.run(["reward", "--data", data.path, "--out", out.path] + Self.fast)
+        #expect(train.status == 0, "\(train.stderr)")
+        let card = out.appendingPathComponent("adapter/reward_model.json")
+        let saved = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: card)) as? [String: Any], "reward_model.json")
+        #expect(saved["tokenizer_fingerprint"] is String && saved["normalization"] is [String: Any])
+
+        let eval = try CLI.json(["eval-reward", "--reward", out.path, "--data", data.path, "--json"])
+        #expect(eval["pairs"] as? Int == 18, "6 rankings of 3: 3 pairs each")
+        #expect((eval["accuracy"] as? Double).map { (0...1).contains($0) } == true)
+        let score = try CLI.json(["score", "--reward", out.path, "--prompt", "Hi", "--completion", "Hello!", "--json"])
+        #expect(score["score"] is Double && score["normalized_score"] is Double)
+    }
+
+    @Test func dpoFamilyAndKTORunsSaveAnAdapter() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pairs = dir.appendingPathComponent("pairs.jsonl"), unpaired = dir.appendingPathComponent("kto.jsonl")
+        try Self.write(
+            (0..<4).map { "{\"prompt\": \"Say \($0).\", \"chosen\": \"\($0)\", \"rejected\": \"No.\"}" }, to: pairs)
+        try Self.write(
+            (0..<4).map { "{\"prompt\": \"Say \($0).\", \"completion\": \"\($0)\", \"label\": \($0 % 2 == 0)}" },
+            to: unpaired)
+        for (loss, file) in [("orpo", pairs), ("kto", unpaired)] {
+            let out = dir.appendingPathComponent(loss)
+            let r = try CLI.run(["dpo", "--loss", loss, "--data", file.path, "--out", out.path] + Self.fast)
+            #expect(r.status == 0, "\(loss): \(r.stderr)")
+            #expect(
+                FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter/adapter_config.json").path))
+        }
+        let cdpo = try CLI.run(
+            ["dpo", "--loss", "cdpo", "--data", pairs.path, "--out", dir.appendingPathComponent("c").path] + Self.fast)
+        #expect(cdpo.status != 0 && cdpo.stderr.contains("label_smoothing"), "\(cdpo.stderr)")
+    }
+
+    @Test func badRankingIsAnErrorNamingLineAndField() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("bad.jsonl")
+        try Self.write(
+            [
+                "{\"prompt\": \"a\", \"completions\": [\"x\", \"y\"], \"ranking\": [1, 0]}",
+                "{\"prompt\": \"b\", \"completions\": [\"x\", \"y\", \"z\"], \"ranking\": [2, 2, 0]}",
+            ], to: data)
+        let out = dir.appendingPathComponent("rm")
+        let r = try CLI.run(["reward", "--data", data.path, "--out", out.path] + Self.fast)
+        #expect(r.status == 1 && r.stderr.contains("line 2") && r.stderr.contains("ranking"), "\(r.stderr)")
+        #expect(r.stderr.contains("permutation"))
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+}
