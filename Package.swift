@@ -56,7 +56,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "Benchmarks", dependencies: ["TensorCore", "Models", "ModelFormats", "_CBLAS"]),
+        .executableTarget(
+            name: "Benchmarks",
+            dependencies: [
+                "TensorCore", "Models", "ModelFormats", "ModelExport", "Tokenizers", "Datasets", "Trainers", "_CBLAS",
+            ]),
         // Where `../shared` is, and the trait that skips a test needing it when it is absent; not API.
         .target(name: "_SharedData"),
         // Helpers shared by the test targets (gradient checker, small random models); not API.

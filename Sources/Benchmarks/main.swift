@@ -1,11 +1,18 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
 // Usage: swift run -c release Benchmarks [gemm] [kernels] [generate | generate1 | generate16] [fp32] [quantised] [bf16]
-//        [logprobs] [train | train-full | train-lora] [train-memory] | all
+//        [logprobs] [train | train-full | train-lora] [train-memory] [reward] [dpo] [full] [lora] | all
+// (`reward` / `dpo`: the preference trainers end to end, one process per variant full / lora / bf16)
 // (fp32 / quantised / bf16 pick the weight formats the generate parts run; default all three)
 
 import Foundation
 import TensorCore
 
+if let part = CommandLine.arguments.dropFirst().first, part.hasSuffix("-one") {  // a child of `reward` / `dpo`
+    MatMul.configureThreads()
+    try PreferenceBenchmarks.runOne(
+        String(part.dropLast(4)), variant: CommandLine.arguments.dropFirst(2).first ?? "full")
+    exit(0)
+}
 // First line: which kernel path runs (RLHF_CPU=avx512|avx2|portable forces a lower one), so figures from
 // different machines or paths are never compared unlabelled.
 print("\(KernelDispatch.summary), threads: \(ThreadPool.shared.threadCount), GEMM: \(MatMul.mode.rawValue)")
@@ -31,3 +38,4 @@ if !modelParts.isEmpty {
 let trainParts =
     which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }
+if !which.intersection(["reward", "dpo"]).isEmpty { try PreferenceBenchmarks.run(which) }

@@ -17,8 +17,14 @@ public final class ScoredBatch: @unchecked Sendable {
     let lse: [Float]
     /// Per row, its range in `scoredPositions` / `logProbs`.
     public let rowRanges: [Range<Int>]
+    /// The sampling temperature the log-probs are under: log softmax(logits / T).
+    public let temperature: Float
 
-    init(batch: LabeledBatch, acts: LlamaActivations, scoredPositions: [Int], logProbs: [Float], lse: [Float]) {
+    init(
+        batch: LabeledBatch, acts: LlamaActivations, scoredPositions: [Int], logProbs: [Float], lse: [Float],
+        temperature: Float
+    ) {
+        self.temperature = temperature
         self.batch = batch
         self.acts = acts
         self.scoredPositions = scoredPositions
@@ -47,12 +53,15 @@ public final class ScoredBatch: @unchecked Sendable {
 extension LlamaModel {
     /// Scores `batch` through `adapter` (nil = the bare base) into `acts` (reused across calls; any batch of
     /// up to its capacity). `training` turns LoRA dropout on and is what `backward(_:dLogProbs:)` needs.
+    /// `temperature` T gives log softmax(logits / T), the distribution `generate` samples from (RL rollouts):
+    /// logits / T = W·(h / T), so the scored hidden rows are scaled by 1/T.
     ///
     /// - Throws: `ModelError.contextOverflow` when the rows are longer than the model's positions.
     public func score(
         _ batch: LabeledBatch, adapter: LoRAAdapter?, into acts: LlamaActivations,
-        training: Bool = false
+        training: Bool = false, temperature: Float = 1
     ) throws -> ScoredBatch {
+        precondition(temperature > 0, "scoring needs a temperature > 0")
         try checkContext(
             batch.batch.length, what: "a row of \(batch.batch.length) tokens",
             hint: "Truncate the rows (trainers: lower max_length).")
@@ -62,7 +71,7 @@ extension LlamaModel {
         let k = positions.count, c = config.hiddenSize
         var logProbs = [Float](repeating: 0, count: k), lse = [Float](repeating: 0, count: k)
         if k > 0 {
-            let (h, targets) = gather(positions, batch: batch, hidden: hidden.pointer)
+            let (h, targets) = gather(positions, batch: batch, hidden: hidden.pointer, scale: 1 / temperature)
             targets.withUnsafeBufferPointer { t in
                 logProbs.withUnsafeMutableBufferPointer { lp in
                     lse.withUnsafeMutableBufferPointer { l in
@@ -73,7 +82,9 @@ extension LlamaModel {
                 }
             }
         }
-        return ScoredBatch(batch: batch, acts: acts, scoredPositions: positions, logProbs: logProbs, lse: lse)
+        return ScoredBatch(
+            batch: batch, acts: acts, scoredPositions: positions, logProbs: logProbs, lse: lse,
+            temperature: temperature)
     }
 
     /// Backpropagates ∂L/∂logp (`dLogProbs`, aligned with `scored.logProbs`) and optionally a head's
@@ -89,7 +100,9 @@ extension LlamaModel {
             dHidden.pointer.update(repeating: 0, count: n * c)
         }
         if k > 0 {
-            let (h, targets) = gather(scored.scoredPositions, batch: scored.batch, hidden: scored.hidden)
+            let inverse = 1 / scored.temperature
+            let (h, targets) = gather(
+                scored.scoredPositions, batch: scored.batch, hidden: scored.hidden, scale: inverse)
             let dh = Scratch.buffer("score.dHiddenScored", count: k * c)
             targets.withUnsafeBufferPointer { t in
                 TokenLogProbs.backward(
@@ -97,6 +110,7 @@ extension LlamaModel {
                     weight: outputWeight, targets: t.baseAddress!, lse: scored.lse, rows: k, channels: c,
                     vocabulary: config.vocabularySize)
             }
+            if inverse != 1 { for i in 0..<(k * c) { dh.pointer[i] *= inverse } }  // ∂(h/T)/∂h = 1/T
             for (j, i) in scored.scoredPositions.enumerated() {
                 Elementwise.add(dHidden.pointer + i * c, dHidden.pointer + i * c, dh.pointer + j * c, count: c)
             }
@@ -104,13 +118,14 @@ extension LlamaModel {
         backward(dOutput: dHidden.pointer, acts: scored.acts)
     }
 
-    /// The hidden rows at `positions` (into a scratch buffer) and their targets.
-    private func gather(_ positions: [Int], batch: LabeledBatch, hidden: UnsafePointer<Float>) -> (
+    /// The hidden rows at `positions` times `scale` (into a scratch buffer) and their targets.
+    private func gather(_ positions: [Int], batch: LabeledBatch, hidden: UnsafePointer<Float>, scale: Float = 1) -> (
         UnsafePointer<Float>, [Int32]
     ) {
         let c = config.hiddenSize
         let h = Scratch.buffer("score.hidden", count: positions.count * c)
         for (j, i) in positions.enumerated() { (h.pointer + j * c).update(from: hidden + i * c, count: c) }
+        if scale != 1 { for i in 0..<(positions.count * c) { h.pointer[i] *= scale } }
         return (UnsafePointer(h.pointer), positions.map { batch.targets[$0] })
     }
 

@@ -76,7 +76,13 @@ struct EvalReward: ParsableCommand {
 
     @OptionGroup var rewardOptions: RewardOptions
     @Option(help: "Preference pairs or K-wise rankings (JSONL).") var data: String
-    @Option(help: "Truncate pairs to this many tokens.") var maxLength: Int = TrainingArguments().maxLength
+    @Option(help: "Truncate comparisons to this many tokens.") var maxLength: Int = TrainingArguments().maxLength
+    @Option(
+        help: ArgumentHelp(
+            "A truncated comparison keeps at most this many prompt tokens (default: as `rlhf reward`, "
+                + "min(\(RewardConfig().maxPromptLength), max-length / 2)).")
+    )
+    var maxPromptLength: Int?
     @Flag(help: "Print {\"accuracy\", \"mean_margin\", \"pairs\"} as JSON.") var json = false
 
     struct Output: Encodable { let accuracy: Double; let mean_margin: Double; let pairs: Int }
@@ -85,7 +91,7 @@ struct EvalReward: ParsableCommand {
         let rm = try rewardOptions.load()
         let (comparisons, report) = try ComparisonData.read(
             URL(fileURLWithPath: data), maxLength: maxLength,
-            maxPromptLength: min(PreferenceEncodingConfig().maxPromptLength, maxLength - 1),
+            maxPromptLength: maxPromptLength ?? min(RewardConfig().maxPromptLength, maxLength / 2),
             tokenizer: rm.loaded.tokenizer, chatTemplate: rm.loaded.chatTemplate)
         note(report.description)
         guard !comparisons.isEmpty else { throw ValidationError("\(data): no comparison left to evaluate.") }

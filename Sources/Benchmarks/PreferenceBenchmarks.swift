@@ -1,0 +1,119 @@
+// `Benchmarks reward | dpo [full] [lora] [bf16]`: the reward-model and DPO trainers end to end (the real
+// training loop, data encoding excluded) on perf.md §4's workload — 128 synthetic plain-text pairs, ~32-token
+// prompt and ~96-token responses, batch 8 pairs, max_length 256, one epoch = 16 steps — with pairs/s and the
+// peak RSS of each run. Each variant runs in its own process so that its peak RSS is its own.
+
+import Datasets
+import Foundation
+import ModelExport
+import ModelFormats
+import Models
+import TensorCore
+import Tokenizers
+import Trainers
+
+enum PreferenceBenchmarks {
+    static let variants = ["full", "lora", "bf16"]
+
+    /// Re-runs this executable once per trainer × variant (`…-one` parts) and prints their lines.
+    static func run(_ which: Set<String>) throws {
+        let trainers = ["reward", "dpo"].filter(which.contains)
+        let asked = Set(variants).intersection(which)
+        for trainer in trainers {
+            for variant in variants where asked.isEmpty || asked.contains(variant) {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+                p.arguments = ["\(trainer)-one", variant]
+                try p.run()
+                p.waitUntilExit()
+            }
+        }
+    }
+
+    /// One trainer × variant in this process.
+    static func runOne(_ trainer: String, variant: String) throws {
+        let form: ModelLoader.WeightForm = variant == "bf16" ? .bf16 : .dense
+        let loaded = try ModelLoader.load(
+            model: ModelRegistry.defaultModelName, form: form, trainable: variant == "full")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("pairs.jsonl")
+        try syntheticPairs(tokenizer: loaded.tokenizer).write(to: file, atomically: true, encoding: .utf8)
+        var t = TrainingArguments()
+        t.batchSize = 8
+        t.maxLength = 256
+        t.numTrainEpochs = 1
+        t.learningRate = variant == "full" ? 1e-5 : 1e-4  // as ref/bench_trl.py
+        t.loraRank = variant == "full" ? 0 : 16
+        t.loraDropout = 0
+        t.loggingSteps = 1000
+        t.evalSteps = 0
+        t.saveSteps = 100_000
+        let out = dir.appendingPathComponent("out")
+        let start = ModelBenchmarks.now()
+        let pairs: Int, anchor: String
+        var setup = 0.0
+        if trainer == "reward" {
+            var c = RewardConfig()
+            c.training = t
+            c.normalizationSamples = 0
+            let data = try ComparisonData.prepare(
+                training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: loaded.tokenizer,
+                chatTemplate: nil, trainFile: file, evalFile: nil)
+            let trainer = try RewardTrainer(config: c, model: loaded, data: data, outputDirectory: out, baseModel: "b")
+            setup = ModelBenchmarks.now() - start
+            try trainer.train()
+            pairs = data.train.count
+            anchor = "TRL RewardTrainer full FT: 0.72 pairs/s, 7.0 GB (AVX-512 §4); 0.25 pairs/s, 6.9 GB (AVX2 §7)"
+        } else {
+            var c = DPOConfig()
+            c.training = t
+            let data = try PreferenceData.prepare(
+                training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: loaded.tokenizer,
+                chatTemplate: nil, trainFile: file, evalFile: nil)
+            let trainer = try DPOTrainer(config: c, model: loaded, data: data, outputDirectory: out, baseModel: "b")
+            setup = ModelBenchmarks.now() - start  // includes the reference log-probs, computed once
+            try trainer.train()
+            pairs = data.train.count
+            anchor = "TRL DPOTrainer full FT: 0.26 pairs/s, 10.1 GB (AVX-512 §4)"
+        }
+        let total = ModelBenchmarks.now() - start
+        print(
+            "\(pad("\(trainer) \(variant == "full" ? "full fine-tune" : variant == "lora" ? "LoRA r=16" : "LoRA r=16, bf16 base")", 30))"
+                + " \(String(format: "%.2f", Double(pairs) / total)) pairs/s  (\(pairs) pairs in \(f1(total)) s, of which"
+                + " set-up \(f1(setup)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [\(anchor)]")
+    }
+
+    /// ref/bench_trl.py's shape: "Question i: <~28 tokens> Please answer." and two ~96-token responses (the chosen
+    /// one opens politely), plain text, deterministic. Its own word list and generator, not the script's text.
+    static func syntheticPairs(tokenizer: Tokenizer, count: Int = 128) -> String {
+        let words =
+            ("river stone light garden paper window music table forest market letter bridge winter summer "
+            + "engine signal number answer method result system reason season island doctor student "
+            + "picture morning evening corner theory problem example history village channel machine").split(
+                separator: " "
+            ).map(String.init)
+        var rng = RNG(seed: 0)
+        func sentence() -> String {
+            let n = 6 + Int(rng.next() % 7)
+            var w = (0..<n).map { _ in words[Int(rng.next() % UInt64(words.count))] }
+            w[0] = w[0].prefix(1).uppercased() + w[0].dropFirst()
+            return w.joined(separator: " ") + "."
+        }
+        func text(tokens target: Int, polite: Bool) -> String {
+            var parts = polite ? ["Thank you for the question. Here is a careful answer:"] : []
+            while true {
+                parts.append(sentence())
+                let t = parts.joined(separator: " ")
+                if tokenizer.encode(t, parseSpecialTokens: false).count >= target { return t }
+            }
+        }
+        func quoted(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        return (0..<count).map { i in
+            let prompt = "Question \(i): " + text(tokens: 28, polite: false) + " Please answer."
+            let chosen = " " + text(tokens: 96, polite: true), rejected = " " + text(tokens: 96, polite: false)
+            return "{\"prompt\": \(quoted(prompt)), \"chosen\": \(quoted(chosen)), \"rejected\": \(quoted(rejected))}"
+        }.joined(separator: "\n") + "\n"
+    }
+}
