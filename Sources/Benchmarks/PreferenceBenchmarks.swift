@@ -1,7 +1,9 @@
-// `Benchmarks reward | dpo [full] [lora] [bf16]`: the reward-model and DPO trainers end to end (the real
-// training loop, data encoding excluded) on perf.md §4's workload — 128 synthetic plain-text pairs, ~32-token
-// prompt and ~96-token responses, batch 8 pairs, max_length 256, one epoch = 16 steps — with pairs/s and the
-// peak RSS of each run. Each variant runs in its own process so that its peak RSS is its own.
+// `Benchmarks reward | dpo | grpo [full] [lora] [bf16]`: the reward-model, DPO and GRPO trainers end to end (the
+// real training loop, data encoding excluded) on perf.md §4's workloads — 128 synthetic plain-text pairs, ~32-token
+// prompt and ~96-token responses, batch 8 pairs, max_length 256, one epoch = 16 steps; GRPO: 64 ~32-token prompts
+// × 4 completions of 32 new tokens, batch 16 completions, β 0.04, DAPO loss, the distinct-word reward — with
+// pairs/s (s per completion) and the peak RSS of each run. Each variant runs in its own process so that its peak
+// RSS is its own.
 
 import Datasets
 import Foundation
@@ -17,7 +19,7 @@ enum PreferenceBenchmarks {
 
     /// Re-runs this executable once per trainer × variant (`…-one` parts) and prints their lines.
     static func run(_ which: Set<String>) throws {
-        let trainers = ["reward", "dpo"].filter(which.contains)
+        let trainers = ["reward", "dpo", "grpo"].filter(which.contains)
         let asked = Set(variants).intersection(which)
         for trainer in trainers {
             for variant in variants where asked.isEmpty || asked.contains(variant) {
@@ -51,6 +53,7 @@ enum PreferenceBenchmarks {
         t.evalSteps = 0
         t.saveSteps = 100_000
         let out = dir.appendingPathComponent("out")
+        if trainer == "grpo" { return try grpo(loaded, variant: variant, training: t, in: dir) }
         let start = ModelBenchmarks.now()
         let pairs: Int, anchor: String
         var setup = 0.0
@@ -85,34 +88,72 @@ enum PreferenceBenchmarks {
                 + " set-up \(f1(setup)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [\(anchor)]")
     }
 
-    /// ref/bench_trl.py's shape: "Question i: <~28 tokens> Please answer." and two ~96-token responses (the chosen
-    /// one opens politely), plain text, deterministic. Its own word list and generator, not the script's text.
-    static func syntheticPairs(tokenizer: Tokenizer, count: Int = 128) -> String {
-        let words =
-            ("river stone light garden paper window music table forest market letter bridge winter summer "
-            + "engine signal number answer method result system reason season island doctor student "
-            + "picture morning evening corner theory problem example history village channel machine").split(
-                separator: " "
-            ).map(String.init)
-        var rng = RNG(seed: 0)
-        func sentence() -> String {
+    /// GRPO on 64 prompts × 4 completions (16 steps of 16 completions), as ref/bench_trl.py.
+    static func grpo(_ loaded: LoadedModel, variant: String, training t: TrainingArguments, in dir: URL) throws {
+        var c = GroupRLConfig()
+        c.training = t
+        c.batchSize = 16
+        c.maxLength = 96
+        c.numGenerations = 4
+        c.maxCompletionLength = 32
+        c.beta = 0.04
+        c.lossType = .dapo
+        let file = dir.appendingPathComponent("prompts.jsonl")
+        var rng = RNG(seed: 1)
+        let prompts = (0..<64).map { i in
+            "{\"prompt\": \"Prompt \(i): \(text(tokenizer: loaded.tokenizer, tokens: 28, polite: false, rng: &rng)) Continue:\"}"
+        }
+        try (prompts.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        let data = try PromptData.prepare(
+            training: c.training, maxCompletionLength: c.maxCompletionLength, tokenizer: loaded.tokenizer,
+            chatTemplate: nil, file: file)
+        // ref/bench_trl.py's rule: distinct-word fraction − 0.01·|words − 20|.
+        let reward = RewardFunction(name: "diversity") { r in
+            let words = r.text.split(whereSeparator: \.isWhitespace)
+            return Double(Set(words).count) / Double(max(1, words.count)) - 0.01 * abs(Double(words.count - 20))
+        }
+        let start = ModelBenchmarks.now()
+        let trainer = try GroupRLTrainer(
+            config: c, model: loaded, data: data, reward: reward, outputDirectory: dir.appendingPathComponent("out"),
+            baseModel: "b")
+        try trainer.train()
+        let total = ModelBenchmarks.now() - start, completions = 64 * 4
+        print(
+            "\(pad("grpo \(variant == "full" ? "full fine-tune" : variant == "lora" ? "LoRA r=16" : "LoRA r=16, bf16 base")", 30))"
+                + " \(String(format: "%.3f", total / Double(completions))) s per completion  (\(completions) in"
+                + " \(f1(total)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [TRL GRPOTrainer full FT:"
+                + " 1.02 s/completion, 6.7 GB (AVX-512 §4); 2.88 s, 6.6 GB (AVX2 §7)]")
+    }
+
+    static let words =
+        ("river stone light garden paper window music table forest market letter bridge winter summer "
+        + "engine signal number answer method result system reason season island doctor student "
+        + "picture morning evening corner theory problem example history village channel machine").split(separator: " ")
+        .map(String.init)
+
+    /// Sentences of random words until the text is at least `tokens` long.
+    static func text(tokenizer: Tokenizer, tokens target: Int, polite: Bool, rng: inout RNG) -> String {
+        var parts = polite ? ["Thank you for the question. Here is a careful answer:"] : []
+        while true {
             let n = 6 + Int(rng.next() % 7)
             var w = (0..<n).map { _ in words[Int(rng.next() % UInt64(words.count))] }
             w[0] = w[0].prefix(1).uppercased() + w[0].dropFirst()
-            return w.joined(separator: " ") + "."
+            parts.append(w.joined(separator: " ") + ".")
+            let t = parts.joined(separator: " ")
+            if tokenizer.encode(t, parseSpecialTokens: false).count >= target { return t }
         }
-        func text(tokens target: Int, polite: Bool) -> String {
-            var parts = polite ? ["Thank you for the question. Here is a careful answer:"] : []
-            while true {
-                parts.append(sentence())
-                let t = parts.joined(separator: " ")
-                if tokenizer.encode(t, parseSpecialTokens: false).count >= target { return t }
-            }
-        }
+    }
+
+    /// ref/bench_trl.py's shape: "Question i: <~28 tokens> Please answer." and two ~96-token responses (the chosen
+    /// one opens politely), plain text, deterministic. Its own word list and generator, not the script's text.
+    static func syntheticPairs(tokenizer: Tokenizer, count: Int = 128) -> String {
+        var rng = RNG(seed: 0)
         func quoted(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         return (0..<count).map { i in
-            let prompt = "Question \(i): " + text(tokens: 28, polite: false) + " Please answer."
-            let chosen = " " + text(tokens: 96, polite: true), rejected = " " + text(tokens: 96, polite: false)
+            let prompt =
+                "Question \(i): " + text(tokenizer: tokenizer, tokens: 28, polite: false, rng: &rng) + " Please answer."
+            let chosen = " " + text(tokenizer: tokenizer, tokens: 96, polite: true, rng: &rng)
+            let rejected = " " + text(tokenizer: tokenizer, tokens: 96, polite: false, rng: &rng)
             return "{\"prompt\": \(quoted(prompt)), \"chosen\": \(quoted(chosen)), \"rejected\": \(quoted(rejected))}"
         }.joined(separator: "\n") + "\n"
     }

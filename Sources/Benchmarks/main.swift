@@ -1,7 +1,7 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
 // Usage: swift run -c release Benchmarks [gemm] [kernels] [generate | generate1 | generate16] [fp32] [quantised] [bf16]
-//        [logprobs] [train | train-full | train-lora] [train-memory] [reward] [dpo] [full] [lora] | all
-// (`reward` / `dpo`: the preference trainers end to end, one process per variant full / lora / bf16)
+//        [logprobs] [train | train-full | train-lora] [train-memory] [reward] [dpo] [grpo] [full] [lora] | all
+// (`reward` / `dpo` / `grpo`: the trainers end to end, one process per variant full / lora / bf16)
 // (fp32 / quantised / bf16 pick the weight formats the generate parts run; default all three)
 
 import Foundation
@@ -38,4 +38,4 @@ if !modelParts.isEmpty {
 let trainParts =
     which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }
-if !which.intersection(["reward", "dpo"]).isEmpty { try PreferenceBenchmarks.run(which) }
+if !which.intersection(["reward", "dpo", "grpo"]).isEmpty { try PreferenceBenchmarks.run(which) }

@@ -71,11 +71,16 @@ struct ProgressRenderer {
             let eta = elapsed / Double(max(step, 1)) * Double(total - step)
             let width = 24, done = Int(Double(width) * Double(step) / Double(max(total, 1)))
             let bar = String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
+            // The trainer's headline metric: token or pair accuracy, or (RL) the mean reward, KL and clip fraction.
+            var headline = ""
+            if let acc = m["mean_token_accuracy"] ?? m["accuracy"] ?? m["rewards/accuracies"] {
+                headline = String(format: "acc %.3f", acc)
+            } else if let reward = m["reward"] {
+                headline = String(format: "reward %.3f  kl %.4f  clip %.3f", reward, m["kl"] ?? 0, m["clip_ratio"] ?? 0)
+            }
             let line = String(
-                format: "step %d/%d [%@] loss %.4f  acc %.3f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %@",
-                step, total, bar, m["loss"] ?? .nan,
-                m["mean_token_accuracy"] ?? m["accuracy"] ?? m["rewards/accuracies"] ?? .nan,
-                m["learning_rate"] ?? .nan,
+                format: "step %d/%d [%@] loss %.4f  %@  lr %.2e  |g| %.3f  %.0f tok/s  ETA %@",
+                step, total, bar, m["loss"] ?? .nan, headline, m["learning_rate"] ?? .nan,
                 m["grad_norm"] ?? .nan, m["tokens_per_second"] ?? 0, Self.clock(eta))
             FileHandle.standardError.write(Data((isTerminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
         case let .evaluation(step, m):

@@ -81,3 +81,57 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: out.path))
     }
 }
+
+@Suite(.serialized) struct RLCLITests {
+    /// GRPO and best-of-n on the built-in model with a built-in reward; a reward spec that is neither is refused.
+    @Test func grpoAndBestOfNRunWithABuiltInReward() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prompts = dir.appendingPathComponent("prompts.jsonl")
+        try PreferenceCLITests.write(
+            (0..<4).map { "{\"prompt\": [{\"role\": \"user\", \"content\": \"Name a colour (\($0)).\"}]}" }, to: prompts
+        )
+        let out = dir.appendingPathComponent("grpo")
+        let grpo = try CLI.run([
+            "grpo", "--prompts", prompts.path, "--reward-fn", "length:4", "--out", out.path, "--num-generations", "2",
+            "--max-completion-length", "8", "--beta", "0.04", "--batch-size", "4", "--max-steps", "2",
+            "--max-length", "96", "--lora-rank", "4", "--set", "logging_steps=1",
+        ])
+        #expect(grpo.status == 0, "\(grpo.stderr)")
+        let metrics = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        for key in ["\"reward\"", "\"kl\"", "\"completions/mean_length\"", "\"rollout/logprob_max_abs_diff\""] {
+            #expect(metrics.contains(key), "\(key)")
+        }
+        let picks = dir.appendingPathComponent("picks.jsonl")
+        let summary = try CLI.json([
+            "best-of-n", "--prompts", prompts.path, "--reward-fn", "regex:[Bb]lue", "--n", "3", "--max-new-tokens",
+            "8", "--out", picks.path, "--json",
+        ])
+        #expect(summary["prompts"] as? Int == 4)
+        let lines = try String(contentsOf: picks, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 4 && lines.allSatisfy { $0.contains("\"completion\"") })
+        let bad = try CLI.run(["best-of-n", "--prompts", prompts.path, "--reward-fn", "loud", "--n", "2"])
+        #expect(bad.status != 0 && bad.stderr.contains("length:N"), "\(bad.stderr)")
+    }
+}
+
+@Suite(.serialized) struct DemoCLITests {
+    /// `rlhf demo` needs nothing beside the clone: its task and data are built in (tiny step counts here).
+    @Test func demoRunsEveryStageOnItsBuiltInTask() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("demo")
+        let r = try CLI.run([
+            "demo", "--out", out.path, "--steps", "2", "--reward-steps", "2", "--rl-steps", "1", "--max-new-tokens",
+            "4",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("gold accuracy: base") && r.stdout.contains("reward model"), "\(r.stdout)")
+        for path in [
+            "data/sft.jsonl", "sft/adapter", "reward/adapter/reward_model.json", "grpo/adapter",
+            "smollm2-demo-q8_0.gguf",
+        ] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), "\(path)")
+        }
+    }
+}

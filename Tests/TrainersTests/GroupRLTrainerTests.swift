@@ -106,4 +106,22 @@ import _TestSupport
             #expect(x.store.values.array == y.store.values.array, "\(x.name)")
         }
     }
+
+    /// Best-of-n keeps, for each prompt, the highest-reward of its n samples, reproducibly.
+    @Test func bestOfNKeepsTheBestSample() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Self.trainer(out: dir.appendingPathComponent("out"), data: dir, steps: 1)
+        func run() throws -> [BestOfN.Pick] {
+            try BestOfN.run(
+                prompts: Array(t.data.train.prefix(6)), model: t.loaded, reward: Self.reward, n: 8, maxNewTokens: 8,
+                sampling: SamplingOptions(temperature: 1, seed: 3), promptsPerBatch: 4)
+        }
+        let picks = try run()
+        #expect(picks.map(\.promptIndex) == Array(0..<6))
+        #expect(picks.allSatisfy { $0.reward >= $0.meanReward })
+        #expect(picks.contains { $0.reward > $0.meanReward }, "some group has unequal rewards")
+        #expect(try run().map(\.completion.completionIDs) == picks.map(\.completion.completionIDs))
+        for p in picks { #expect(try Self.reward([p.completion]) == [p.reward]) }
+    }
 }

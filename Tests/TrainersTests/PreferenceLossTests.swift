@@ -20,7 +20,7 @@ import _TestSupport
         #expect(abs(a - b) <= 1e-6 * max(1, abs(b)), "\(what): \(a) vs \(b)", sourceLocation: sourceLocation)
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: goldenURL.path), "needs ../shared/reference"))
+    @Test(SharedData.needs("reference/rlhf_losses_golden.json"))
     func rewardLossMatchesGolden() {
         let g = Self.golden["bradley_terry_reward_loss"] as! [String: Any], x = g["inputs"] as! [String: Any]
         let c = Self.d(x["rewards_chosen"]), r = Self.d(x["rewards_rejected"]), m = Self.d(x["margin"])
@@ -47,7 +47,7 @@ import _TestSupport
             rejectedLengths: lengths.map { Self.d($0["n_rejected_tokens"]) } ?? [Double](repeating: 1, count: n))
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: goldenURL.path), "needs ../shared/reference"))
+    @Test(SharedData.needs("reference/rlhf_losses_golden.json"))
     func dpoFamilyMatchesGolden() {
         let g = Self.golden["dpo"] as! [String: Any], beta = Self.v(g["beta"])
         let x = Self.dpoInputs(g)

@@ -33,7 +33,7 @@ public final class MetricsLog: @unchecked Sendable {
     public func append(_ record: [String: Double], kind: String? = nil) throws {
         var object: [String: Any] = record
         if let kind { object["kind"] = kind }
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         data.append(0x0A)
         try handle.write(contentsOf: data)
     }

@@ -30,8 +30,10 @@ public struct KTOData: Sendable {
         return KTOData(train: train, eval: eval, report: report)
     }
 
-    /// The completion example `i` is paired with for z₀: the previous example's (TRL's shift by one).
+    /// The completion example `i` is paired with for z₀: the previous example's (TRL's shift by one), cut to the
+    /// length of `i`'s own completion when longer so that the row fits where `i`'s does.
     public static func mismatched(_ examples: [EncodedUnpaired], _ i: Int) -> [Int32] {
-        examples[(i + examples.count - 1) % examples.count].completionIDs
+        let other = examples[(i + examples.count - 1) % examples.count].completionIDs
+        return Array(other.prefix(max(1, examples[i].completionIDs.count)))
     }
 }

@@ -1,6 +1,6 @@
 // KTO on the shared `TrainingLoop`: each labelled completion's log-ratio against the reference, and the reference
 // point z₀ from the same prompts paired with mismatched completions (scored without gradients, as it is
-// detached), give `KTOLoss`'s ∂L/∂log π per completion; every completion token receives its sequence's gradient.
+// detached; each cut to its example's completion length), give `KTOLoss`'s ∂L/∂log π per completion; every completion token receives its sequence's gradient.
 // Reference log-probs (own and mismatched completions) are computed once through the bare base: no second model.
 
 import Datasets
@@ -37,7 +37,9 @@ public final class KTOTrainer: Trainer {
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
         acts = config.training.activations(
-            for: loaded.model.config, batchSize: config.batchSize, length: config.maxLength)
+            for: loaded.model.config, batchSize: config.batchSize,
+            length: (data.train + data.eval).map { $0.promptIDs.count + $0.completionIDs.count }.max()
+                ?? config.maxLength)
         loop = TrainingLoop(
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,

@@ -31,32 +31,45 @@ public struct RewardModel: @unchecked Sendable {
     public static func load(
         reward: URL, model: String, form: ModelLoader.WeightForm = .dense, log: (String) -> Void = { _ in }
     ) throws -> RewardModel {
-        let fm = FileManager.default
-        let isModelDirectory = fm.fileExists(atPath: reward.appendingPathComponent("config.json").path)
+        let isModelDirectory = FileManager.default.fileExists(
+            atPath: reward.appendingPathComponent("config.json").path)
         let loaded = try ModelLoader.load(
             model: isModelDirectory ? reward.path : model, form: form, adapter: isModelDirectory ? nil : reward,
             adapterName: RewardTrainer.adapterName, log: log)
-        var rm = try RewardModel(loaded)
-        let dir = isModelDirectory ? reward : try ModelLoader.adapterDirectory(reward)
-        let cardURL = dir.appendingPathComponent(CheckpointLayout.rewardModelFile)
-        if fm.fileExists(atPath: cardURL.path) {
-            let card: RewardModelCard
-            do {
-                card = try JSONDecoder().decode(RewardModelCard.self, from: Data(contentsOf: cardURL))
-            } catch {
-                throw CheckpointError.invalidState(file: cardURL.path, reason: "unreadable: \(error)")
-            }
-            let fingerprint = loaded.tokenizer.fingerprint
-            guard card.tokenizerFingerprint == fingerprint else {
-                throw CheckpointError.mismatch(
-                    file: cardURL.path, field: "tokenizer fingerprint",
-                    expected: card.tokenizerFingerprint.prefix(12) + "… (the reward model's, trained on "
-                        + card.baseModel + ")",
-                    found: fingerprint.prefix(12) + "… (the tokenizer of \(isModelDirectory ? reward.path : model))",
-                    hint: "load the reward adapter onto the model it was trained on (--model \(card.baseModel)).")
-            }
-            rm.normalization = card.normalization
+        return try withCard(
+            RewardModel(loaded), directory: isModelDirectory ? reward : try ModelLoader.adapterDirectory(reward),
+            loadedOnto: isModelDirectory ? reward.path : model)
+    }
+
+    /// A reward adapter (with its `score` head) loaded onto an already loaded base — one base in memory for the
+    /// policy, the reference and the reward model. The base must stay frozen (a LoRA policy).
+    public static func load(reward: URL, onto loaded: LoadedModel, baseName: String) throws -> RewardModel {
+        let withAdapter = try ModelLoader.load(adapter: reward, onto: loaded, name: RewardTrainer.adapterName)
+        return try withCard(
+            RewardModel(withAdapter), directory: try ModelLoader.adapterDirectory(reward), loadedOnto: baseName)
+    }
+
+    /// `rm` with the normalisation of the `reward_model.json` in `directory`, after checking its tokenizer.
+    static func withCard(_ rm: RewardModel, directory: URL, loadedOnto: String) throws -> RewardModel {
+        var rm = rm
+        let cardURL = directory.appendingPathComponent(CheckpointLayout.rewardModelFile)
+        guard FileManager.default.fileExists(atPath: cardURL.path) else { return rm }
+        let card: RewardModelCard
+        do {
+            card = try JSONDecoder().decode(RewardModelCard.self, from: Data(contentsOf: cardURL))
+        } catch {
+            throw CheckpointError.invalidState(file: cardURL.path, reason: "unreadable: \(error)")
         }
+        let fingerprint = rm.loaded.tokenizer.fingerprint
+        guard card.tokenizerFingerprint == fingerprint else {
+            throw CheckpointError.mismatch(
+                file: cardURL.path, field: "tokenizer fingerprint",
+                expected: card.tokenizerFingerprint.prefix(12) + "… (the reward model's, trained on "
+                    + card.baseModel + ")",
+                found: fingerprint.prefix(12) + "… (the tokenizer of \(loadedOnto))",
+                hint: "load the reward model onto the model it was trained on (--model \(card.baseModel)).")
+        }
+        rm.normalization = card.normalization
         return rm
     }
 

@@ -1,0 +1,57 @@
+// Best-of-n (rejection sampling; Nakano et al. 2021, Touvron et al. 2023 §3.2.3): n samples per prompt from a
+// model, scored by a reward function; the best is kept. As a baseline it reports the mean best and mean sampled
+// reward; for rejection-sampling fine-tuning its picks are written as SFT JSONL for `rlhf sft`.
+
+import Datasets
+import Foundation
+import Models
+import TensorCore
+
+public enum BestOfN {
+    public struct Pick: Sendable {
+        public var promptIndex: Int
+        public var completion: Rollout
+        public var reward: Double
+        /// Mean reward of the prompt's n samples.
+        public var meanReward: Double
+    }
+
+    /// For every prompt, `n` completions from `loaded` (through `adapter`), the best kept. Sampling is seeded per
+    /// batch of prompts, so a run is reproducible.
+    public static func run(
+        prompts: [[Int32]], model loaded: LoadedModel, adapter: LoRAAdapter? = nil, reward: RewardFunction, n: Int,
+        maxNewTokens: Int, sampling: SamplingOptions, promptsPerBatch: Int = 4,
+        progress: (Int) -> Void = { _ in }
+    ) throws -> [Pick] {
+        precondition(n >= 1 && promptsPerBatch >= 1, "n and the batch must be ≥ 1")
+        let stops = Set(loaded.model.config.eosTokenIDs + (loaded.tokenizer.eosTokenID.map { [$0] } ?? []))
+        var picks: [Pick] = []
+        var start = 0
+        while start < prompts.count {
+            let chunk = Array(start..<min(start + promptsPerBatch, prompts.count))
+            var options = sampling
+            options.seed = sampling.seed &+ UInt64(start)
+            let rows = chunk.flatMap { Array(repeating: prompts[$0], count: n) }
+            let generated = try loaded.model.generate(
+                prompts: rows, adapter: adapter,
+                options: GenerationOptions(maxNewTokens: maxNewTokens, sampling: options, stopTokenIDs: stops))
+            let rollouts = zip(rows, generated).map { prompt, g in
+                Rollout(
+                    promptIDs: prompt, completionIDs: g.tokens.map(Int32.init),
+                    text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true), stopped: g.finishReason == .stop)
+            }
+            let scores = try reward(rollouts)
+            for (j, p) in chunk.enumerated() {
+                let group = (j * n)..<((j + 1) * n)
+                let best = group.max { scores[$0] < scores[$1] }!
+                picks.append(
+                    Pick(
+                        promptIndex: p, completion: rollouts[best], reward: scores[best],
+                        meanReward: group.reduce(0) { $0 + scores[$1] } / Double(n)))
+            }
+            start += chunk.count
+            progress(start)
+        }
+        return picks
+    }
+}
