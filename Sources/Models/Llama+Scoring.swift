@@ -48,6 +48,26 @@ public final class ScoredBatch: @unchecked Sendable {
 
     /// Σ of row b's scored log-probs (Double accumulation).
     public func sequenceLogProb(row b: Int) -> Double { tokenLogProbs(row: b).reduce(0.0) { $0 + Double($1) } }
+
+    /// ∂L/∂logp for `backward` when the loss sees each row only through its sequence log-prob Σ_t log p_t: every
+    /// scored token of row b gets `perRow[b] · scale`.
+    public func sequenceGradients(_ perRow: [Double], scale: Double = 1) -> [Float] {
+        precondition(perRow.count == rowRanges.count, "one gradient per row")
+        var out = [Float](repeating: 0, count: logProbs.count)
+        for (b, range) in rowRanges.enumerated() { for j in range { out[j] = Float(perRow[b] * scale) } }
+        return out
+    }
+
+    /// ∂L/∂logp for `backward` from per-token gradients in row order (`perToken[b][t]` for row b's t-th scored
+    /// token), times `scale`.
+    public func tokenGradients(_ perToken: [[Double]], scale: Double = 1) -> [Float] {
+        precondition(zip(perToken, rowRanges).allSatisfy { $0.count == $1.count }, "one gradient per scored token")
+        var out = [Float](repeating: 0, count: logProbs.count)
+        for (b, range) in rowRanges.enumerated() {
+            for (t, j) in range.enumerated() { out[j] = Float(perToken[b][t] * scale) }
+        }
+        return out
+    }
 }
 
 extension LlamaModel {

@@ -113,11 +113,9 @@ public final class DPOTrainer: Trainer {
                 config.lossType, inputs(policy: policy, reference: reference, pairs: pairs), beta: config.beta,
                 labelSmoothing: config.labelSmoothing, simpoGamma: config.simpoGamma)
             // Each completion token's ∂L/∂log p is its sequence's (Σ over tokens), reweighted to the step's mean.
-            let scale = Double(n) / total
-            let perRow = (l.dPolicyChosen + l.dPolicyRejected).map { Float($0 * scale) }
-            var dLogProbs = [Float](repeating: 0, count: scored.logProbs.count)
-            for (row, range) in scored.rowRanges.enumerated() { for j in range { dLogProbs[j] = perRow[row] } }
-            loaded.model.backward(scored, dLogProbs: dLogProbs)
+            loaded.model.backward(
+                scored,
+                dLogProbs: scored.sequenceGradients(l.dPolicyChosen + l.dPolicyRejected, scale: Double(n) / total))
             let w = Double(n)
             sums.add("loss", l.loss * w, weight: w)
             for (k, v) in l.metrics { sums.add(k, v * w, weight: w) }

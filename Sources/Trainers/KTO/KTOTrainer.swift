@@ -105,10 +105,7 @@ public final class KTOTrainer: Trainer {
                 policy: policy, reference: indices.map { referenceTrain[$0].own },
                 desirable: indices.map { data.train[$0].label }, referencePoint: z0, beta: config.beta,
                 desirableWeight: config.desirableWeight, undesirableWeight: config.undesirableWeight)
-            let perRow = l.dPolicy.map { Float($0 * n / total) }
-            var dLogProbs = [Float](repeating: 0, count: scored.logProbs.count)
-            for (row, range) in scored.rowRanges.enumerated() { for j in range { dLogProbs[j] = perRow[row] } }
-            loaded.model.backward(scored, dLogProbs: dLogProbs)
+            loaded.model.backward(scored, dLogProbs: scored.sequenceGradients(l.dPolicy, scale: n / total))
             sums.add("loss", l.loss * n, weight: n)
             for (k, v) in l.metrics { sums.add(k, v * n, weight: n) }
             let chosen = indices.indices.filter { data.train[indices[$0]].label }

@@ -117,11 +117,7 @@ public final class GroupRLTrainer: Trainer {
                 epsilonHigh: config.epsilonHigh ?? config.epsilon, aggregation: config.lossType,
                 maxCompletionLength: config.maxCompletionLength)
             let n = Double(rollouts.count), weight = Double(indices.count) / total
-            var dLogProbs = [Float](repeating: 0, count: scored.logProbs.count)
-            for (row, range) in scored.rowRanges.enumerated() {
-                for (t, j) in range.enumerated() { dLogProbs[j] = Float(l.dLogProbs[row][t] * weight) }
-            }
-            loaded.model.backward(scored, dLogProbs: dLogProbs)
+            loaded.model.backward(scored, dLogProbs: scored.tokenGradients(l.dLogProbs, scale: weight))
             let mean = scores.reduce(0, +) / n
             let std = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(1, n - 1)).squareRoot()
             let lengths = rollouts.map { Double($0.completionIDs.count) }
