@@ -113,9 +113,12 @@ enum PreferenceBenchmarks {
             return Double(Set(words).count) / Double(max(1, words.count)) - 0.01 * abs(Double(words.count - 20))
         }
         let start = ModelBenchmarks.now()
+        // A full fine-tune keeps a frozen copy of the starting model as the reference (TRL's ref_model).
+        let reference =
+            variant == "full" ? try ModelLoader.load(model: ModelRegistry.defaultModelName, form: .dense) : nil
         let trainer = try GroupRLTrainer(
-            config: c, model: loaded, data: data, reward: reward, outputDirectory: dir.appendingPathComponent("out"),
-            baseModel: "b")
+            config: c, model: loaded, reference: reference, data: data, reward: reward,
+            outputDirectory: dir.appendingPathComponent("out"), baseModel: "b")
         try trainer.train()
         let total = ModelBenchmarks.now() - start, completions = 64 * 4
         print(

@@ -35,7 +35,8 @@ struct BestOfNCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try modelOptions.load(inference: true)
-        let reward = try rewardSource.rewardFunction(on: loaded, model: modelOptions.model, fullFineTune: true)
+        let reward = try rewardSource.rewardFunction(
+            try rewardSource.rewardModel(onto: loaded, model: modelOptions.model, ownBase: true))
         let file = URL(fileURLWithPath: prompts)
         let dataset = try Dataset<PromptExample>(contentsOf: file)
         let encoded = try PromptEncoder(

@@ -28,25 +28,28 @@ struct RewardSourceOptions: ParsableArguments {
         }
     }
 
-    /// The reward: a reward adapter shares the policy's frozen base (one base in memory); a sequence-classification
-    /// directory, or any reward beside a full fine-tune, is its own model.
-    func rewardFunction(on loaded: LoadedModel, model: String, fullFineTune: Bool) throws -> RewardFunction {
-        if let reward {
-            let url = URL(fileURLWithPath: reward)
-            let isModelDirectory = FileManager.default.fileExists(
-                atPath: url.appendingPathComponent("config.json").path)
-            let rm =
-                isModelDirectory || fullFineTune
-                ? try RewardModel.load(reward: url, model: model, form: .quantized, log: note)
-                : try RewardModel.load(reward: url, onto: loaded, baseName: model)
-            guard rm.loaded.tokenizer.fingerprint == loaded.tokenizer.fingerprint else {
-                throw ValidationError(
-                    "--reward \(reward) uses another tokenizer (\(rm.loaded.tokenizer.fingerprint.prefix(12))…) than "
-                        + "the policy (\(loaded.tokenizer.fingerprint.prefix(12))…); train the reward model on the "
-                        + "policy's base.")
-            }
-            return RewardFunction(rewardModel: rm)
+    /// The reward model of `--reward`, if any: an adapter is loaded onto `base` (sharing its frozen weights) unless
+    /// `ownBase`, or when it is a sequence-classification directory, where it is its own (quantised) model.
+    func rewardModel(onto base: LoadedModel, model: String, ownBase: Bool) throws -> RewardModel? {
+        guard let reward else { return nil }
+        let url = URL(fileURLWithPath: reward)
+        let isModelDirectory = FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path)
+        let rm =
+            isModelDirectory || ownBase
+            ? try RewardModel.load(reward: url, model: model, form: .quantized, log: note)
+            : try RewardModel.load(reward: url, onto: base, baseName: model)
+        guard rm.loaded.tokenizer.fingerprint == base.tokenizer.fingerprint else {
+            throw ValidationError(
+                "--reward \(reward) uses another tokenizer (\(rm.loaded.tokenizer.fingerprint.prefix(12))…) than "
+                    + "the policy (\(base.tokenizer.fingerprint.prefix(12))…); train the reward model on the "
+                    + "policy's base.")
         }
+        return rm
+    }
+
+    /// The reward: the reward model (normalised with its stored statistics when `normalize`) or the built-in.
+    func rewardFunction(_ rm: RewardModel?, normalize: Bool = true) throws -> RewardFunction {
+        if let rm { return RewardFunction(rewardModel: rm, normalize: normalize) }
         let spec = rewardFn!
         if spec.hasPrefix("length:"), let n = Int(spec.dropFirst(7)), n > 0 { return .lengthTarget(n) }
         if spec.hasPrefix("regex:") {
@@ -86,14 +89,16 @@ struct GroupRLOptions: ParsableArguments {
         let config = try training.resolve(GroupRLConfig.self, extra: extra)
         let loaded = try modelOptions.load(trainable: config.loraRank == 0)
         let reward = try rewardSource.rewardFunction(
-            on: loaded, model: modelOptions.model, fullFineTune: config.loraRank == 0)
+            try rewardSource.rewardModel(onto: loaded, model: modelOptions.model, ownBase: config.loraRank == 0))
         let data = try PromptData.prepare(
             training: config.training, maxCompletionLength: config.maxCompletionLength, tokenizer: loaded.tokenizer,
             chatTemplate: loaded.chatTemplate, file: URL(fileURLWithPath: prompts))
         data.report.forEach(note)
+        // A full fine-tune scores the reference on a frozen copy of the starting model.
+        let reference = config.loraRank == 0 && config.beta > 0 ? try modelOptions.load(trainable: false) : nil
         let trainer = try GroupRLTrainer(
-            config: config, model: loaded, data: data, reward: reward, outputDirectory: URL(fileURLWithPath: out),
-            baseModel: modelOptions.model)
+            config: config, model: loaded, reference: reference, data: data, reward: reward,
+            outputDirectory: URL(fileURLWithPath: out), baseModel: modelOptions.model)
         note(
             "\(estimator.rawValue): \(config.promptsPerBatch) prompts × \(config.numGenerations) completions per "
                 + "micro-batch, β \(config.beta), reward \(reward.name); \(trainer.trainableParameterCount) "

@@ -60,21 +60,30 @@ enum Interrupt {
 }
 
 /// Renders trainer events: a progress line on a terminal, one line per log step otherwise.
-struct ProgressRenderer {
+final class ProgressRenderer {
     let start = Date()
     let isTerminal = isatty(2) == 1
+    /// The latest value of every metric seen (PPO logs its rollout metrics once per iteration).
+    var latest: Metrics = [:]
 
     func render(_ event: TrainerEvent) {
         switch event {
-        case let .step(step, total, m):
+        case let .step(step, total, logged):
+            latest.merge(logged) { $1 }
+            let m = latest
             let elapsed = Date().timeIntervalSince(start)
             let eta = elapsed / Double(max(step, 1)) * Double(total - step)
             let width = 24, done = Int(Double(width) * Double(step) / Double(max(total, 1)))
             let bar = String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
-            // The trainer's headline metric: token or pair accuracy, or (RL) the mean reward, KL and clip fraction.
+            // The trainer's headline metric: token or pair accuracy, or (RL) the mean reward or score, KL (β) and clip
+            // fraction.
             var headline = ""
             if let acc = m["mean_token_accuracy"] ?? m["accuracy"] ?? m["rewards/accuracies"] {
                 headline = String(format: "acc %.3f", acc)
+            } else if let score = m["objective/scores"] {
+                headline = String(
+                    format: "score %.3f  kl %.3f  β %.3g  clip %.3f", score, m["objective/kl"] ?? 0,
+                    m["objective/kl_coef"] ?? 0, m["policy/clipfrac_avg"] ?? 0)
             } else if let reward = m["reward"] {
                 headline = String(format: "reward %.3f  kl %.4f  clip %.3f", reward, m["kl"] ?? 0, m["clip_ratio"] ?? 0)
             }

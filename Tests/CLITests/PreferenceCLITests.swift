@@ -115,6 +115,66 @@ import Testing
     }
 }
 
+extension RLCLITests {
+    /// PPO as a user runs it: a reward model from `rlhf reward`, then `rlhf ppo` with the critic from it (LoRA, one
+    /// shared base) for two iterations, and again from the first one's checkpoint to the same adapter; a full fine-tune with a built-in reward; a bad prompt line is an
+    /// error naming it.
+    @Test func ppoTrainsAgainstARewardModelAndResumes() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pairs = dir.appendingPathComponent("pairs.jsonl"), prompts = dir.appendingPathComponent("prompts.jsonl")
+        try PreferenceCLITests.write(
+            (0..<4).map { "{\"prompt\": \"Say \($0).\", \"chosen\": \"\($0)\", \"rejected\": \"No.\"}" }, to: pairs)
+        try PreferenceCLITests.write((0..<4).map { "{\"prompt\": \"Count to \($0 + 2).\"}" }, to: prompts)
+        let rm = dir.appendingPathComponent("rm")
+        let reward = try CLI.run(["reward", "--data", pairs.path, "--out", rm.path] + PreferenceCLITests.fast)
+        #expect(reward.status == 0, "\(reward.stderr)")
+        let out = dir.appendingPathComponent("ppo")
+        let common = [
+            "ppo", "--prompts", prompts.path, "--out", out.path, "--reward", rm.path, "--response-length", "6",
+            "--batch-size", "2", "--num-mini-batches", "2", "--num-ppo-epochs", "2", "--max-length", "64",
+            "--lora-rank", "4", "--set", "logging_steps=1", "--set", "log_samples_every=1",
+        ]
+        let first = try CLI.run(common + ["--iterations", "2", "--set", "save_steps=4"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("critic from the reward model"), "\(first.stderr)")
+        let weights = out.appendingPathComponent("adapter/adapter_model.safetensors")
+        let straight = try Data(contentsOf: weights)
+        // Resumed from the end of the first iteration (its rollouts, controller and RNG): the same final adapter.
+        let resumed = try CLI.run(common + ["--resume", out.appendingPathComponent("checkpoint-4").path])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try Data(contentsOf: weights) == straight)
+        let metrics = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        for key in [
+            "objective/kl", "objective/scores", "objective/rlhf_reward", "objective/kl_coef", "policy/clipfrac_avg",
+            "val/clipfrac_avg", "policy/approxkl_avg", "loss/value_avg", "rollout/logprob_max_abs_diff",
+        ] {
+            #expect(metrics.contains("\"\(key)\""), "\(key)")
+        }
+        let samples = try String(contentsOf: out.appendingPathComponent("samples.jsonl"), encoding: .utf8)
+        #expect(samples.split(separator: "\n").count == 4 * 3, "2 iterations, then the second again")
+        for path in ["adapter/adapter_config.json", "critic/adapter_config.json", "checkpoint-8/ppo_state.json"] {
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), "\(path)")
+        }
+
+        let full = try CLI.run([
+            "ppo", "--prompts", prompts.path, "--out", dir.appendingPathComponent("full").path, "--reward-fn",
+            "length:3", "--response-length", "4", "--batch-size", "2", "--num-mini-batches", "2", "--iterations",
+            "1", "--max-length", "64", "--lora-rank", "0", "--num-ppo-epochs", "1",
+        ])
+        #expect(full.status == 0, "\(full.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("full/model/config.json").path))
+
+        try "{\"prompt\": \"ok\"}\n{\"prompt\": 3}\n".write(to: prompts, atomically: true, encoding: .utf8)
+        let bad = try CLI.run([
+            "ppo", "--prompts", prompts.path, "--out", dir.appendingPathComponent("bad").path, "--reward-fn",
+            "length:3",
+        ])
+        #expect(bad.status == 1 && bad.stderr.contains("line 2") && bad.stderr.contains("prompt"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("bad").path))
+    }
+}
+
 @Suite(.serialized) struct DemoCLITests {
     /// `rlhf demo` needs nothing beside the clone: its task and data are built in (tiny step counts here).
     @Test func demoRunsEveryStageOnItsBuiltInTask() throws {

@@ -16,7 +16,8 @@ import _TestSupport
     }
 
     static func trainer(
-        out: URL, data dir: URL, steps: Int, configure: (inout GroupRLConfig) -> Void = { _ in }
+        out: URL, data dir: URL, steps: Int, fullReference: Bool = false,
+        configure: (inout GroupRLConfig) -> Void = { _ in }
     ) throws -> GroupRLTrainer {
         var c = GroupRLConfig()
         c.maxSteps = steps
@@ -33,9 +34,15 @@ import _TestSupport
         configure(&c)
         var config = RandomModel.config
         config.vocabularySize = 256
+        let full = c.loraRank == 0
         let loaded = LoadedModel(
-            model: RandomModel.make(config: config), tokenizer: try Fixtures.byteTokenizer(), chatTemplate: nil,
-            source: dir)
+            model: RandomModel.make(trainable: full, config: config), tokenizer: try Fixtures.byteTokenizer(),
+            chatTemplate: nil, source: dir)
+        let reference =
+            fullReference
+            ? LoadedModel(
+                model: RandomModel.make(config: config), tokenizer: loaded.tokenizer, chatTemplate: nil, source: dir)
+            : nil
         let file = dir.appendingPathComponent("prompts.jsonl")
         try (0..<16).map { "{\"prompt\": \"say \($0 % 4) \"}" }.joined(separator: "\n")
             .write(to: file, atomically: true, encoding: .utf8)
@@ -43,7 +50,8 @@ import _TestSupport
             training: c.training, maxCompletionLength: c.maxCompletionLength, tokenizer: loaded.tokenizer,
             chatTemplate: nil, file: file)
         return try GroupRLTrainer(
-            config: c, model: loaded, data: data, reward: reward, outputDirectory: out, baseModel: "random")
+            config: c, model: loaded, reference: reference, data: data, reward: reward, outputDirectory: out,
+            baseModel: "random")
     }
 
     static func run(_ t: GroupRLTrainer) throws -> [Metrics] {
@@ -88,6 +96,29 @@ import _TestSupport
         // Adam's first step is sign-like whatever the gradient's scale (and the KL gradient is 0 at the
         // reference), so both runs leave the reference by the same first step; then β pulls the policy back.
         #expect(maxKL[1] < 0.05 && maxKL[1] < 0.2 * maxKL[0], "max KL with β 1e-6 and 1000: \(maxKL)")
+    }
+
+    /// A full fine-tune's reference is a frozen copy of the starting model: the KL grows from 0 as the weights move
+    /// (before, the reference was the trained weights themselves and the KL stayed 0), and without a copy β > 0 is
+    /// refused.
+    @Test func aFullFineTuneMeasuresTheKLToAFrozenCopy() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let configure: (inout GroupRLConfig) -> Void = {
+            $0.loraRank = 0
+            $0.learningRate = 1e-3
+            $0.beta = 0.05
+        }
+        #expect(throws: ConfigError.self) {
+            try Self.trainer(out: dir.appendingPathComponent("none"), data: dir, steps: 4, configure: configure)
+        }
+        let t = try Self.trainer(
+            out: dir.appendingPathComponent("out"), data: dir, steps: 4, fullReference: true, configure: configure)
+        let steps = try Self.run(t)
+        #expect(abs(steps[0]["kl"]!) < 1e-7, "the first step samples from the starting weights")
+        #expect(steps[3]["kl"]! > 1e-4, "per-token KL \(steps.map { $0["kl"]! })")
+        #expect(
+            t.reference!.weights.values.array == RandomModel.make(config: t.loaded.model.config).weights.values.array)
     }
 
     @Test func resumeIsBitIdentical() throws {

@@ -74,6 +74,16 @@ public protocol TrainingObjective: AnyObject {
     func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums
     /// Evaluation metrics (`eval_…` names), nil when there is no evaluation data.
     func evaluate() throws -> Metrics?
+    /// Further state a resume needs beyond weights, moments, data position and RNG (e.g. PPO's rollout buffer
+    /// and KL controller), as files written into every checkpoint. None by default.
+    func checkpointFiles() throws -> [String: Data]
+    /// Reads back what `checkpointFiles` wrote, from checkpoint directory `directory`.
+    func restore(checkpoint directory: URL) throws
+}
+
+extension TrainingObjective {
+    public func checkpointFiles() throws -> [String: Data] { [:] }
+    public func restore(checkpoint directory: URL) throws {}
 }
 
 public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
@@ -210,7 +220,8 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
             baseModel: identity.baseModel, trainable: identity.weightsFile)
         return try Checkpoint.save(
             state: state, configJSON: try configJSON(), groups: groups, optimizers: optimizers,
-            extraFiles: identity.extraFiles, to: outputDirectory, keep: config.training.saveTotalLimit)
+            extraFiles: identity.extraFiles.merging(try objective.checkpointFiles()) { $1 }, to: outputDirectory,
+            keep: config.training.saveTotalLimit)
     }
 
     /// Restores everything `saveCheckpoint` wrote, refusing a different config or tokenizer.
@@ -237,6 +248,7 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         }
         try Checkpoint.restore(dir, state: saved, groups: groups, optimizers: optimizers)
         try objective.restore(dataPosition: saved.dataPosition)
+        try objective.restore(checkpoint: dir)
         step = saved.step
         numTokens = saved.numTokens
         rng = RNG(state: saved.rngState)

@@ -2,8 +2,8 @@
 // the policy (the adapter on the frozen base, KV-cached batched generation), scores them with a reward
 // function, turns the group's rewards into advantages (group-normalised, or leave-one-out with the sequence KL
 // subtracted), re-scores the completions through the policy with gradients at the sampling temperature and
-// applies the clipped token loss (`GRPOLoss`); the reference is the bare base (adapter off), scored only when
-// β > 0. One update per generation (TRL's num_iterations = 1), so the old policy is the current one and the
+// applies the clipped token loss (`GRPOLoss`); the reference is the bare base (adapter off) or, beside a full
+// fine-tune, a frozen copy of the starting model, scored only when β > 0. One update per generation (TRL's num_iterations = 1), so the old policy is the current one and the
 // ratio is 1; the re-score is checked against the sampling log-probs (`rollout/logprob_max_abs_diff`).
 
 import Datasets
@@ -18,15 +18,18 @@ public final class GroupRLTrainer: Trainer {
     public let data: PromptData
     public let reward: RewardFunction
     public let adapter: LoRAAdapter?
+    /// The reference π_ref: the frozen base (LoRA) or the frozen copy (full fine-tune); nil when β = 0.
+    public let reference: LlamaModel?
     public let loop: TrainingLoop<GroupRLConfig>
     let padID: Int32
     var batches: IndexBatches
     let acts: LlamaActivations
     public static let adapterName = "policy"
 
+    /// `reference` is the frozen copy of the starting model a full fine-tune with β > 0 needs (nil with LoRA).
     public init(
-        config: GroupRLConfig, model loaded: LoadedModel, data: PromptData, reward: RewardFunction,
-        outputDirectory: URL, baseModel: String
+        config: GroupRLConfig, model loaded: LoadedModel, reference: LoadedModel? = nil, data: PromptData,
+        reward: RewardFunction, outputDirectory: URL, baseModel: String
     ) throws {
         try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "prompts")
         self.config = config
@@ -37,6 +40,18 @@ public final class GroupRLTrainer: Trainer {
         let target = try TrainableTarget(
             model: loaded.model, lora: config.training.lora, adapterName: Self.adapterName, seed: rng.next())
         adapter = target.adapter
+        if config.beta == 0 {
+            self.reference = nil
+        } else if adapter != nil {
+            self.reference = loaded.model
+        } else {
+            guard let reference, reference.model !== loaded.model, !reference.model.weights.isTrainable else {
+                throw ConfigError.invalid(
+                    field: "beta", value: "\(config.beta)",
+                    expected: "0 for a full fine-tune without a frozen copy of the starting model (the reference)")
+            }
+            self.reference = reference.model
+        }
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.promptsPerBatch, seed: config.seed)
         acts = config.training.activations(
@@ -89,8 +104,8 @@ public final class GroupRLTrainer: Trainer {
             let labeled = LabeledBatch(
                 prompts: rollouts.map(\.promptIDs), completions: rollouts.map(\.completionIDs), padID: padID)
             var reference: [[Double]]?
-            if config.beta > 0 {
-                let ref = try loaded.model.score(labeled, adapter: nil, into: acts, temperature: temperature)
+            if let model = self.reference {
+                let ref = try model.score(labeled, adapter: nil, into: acts, temperature: temperature)
                 reference = rollouts.indices.map { ref.tokenLogProbs(row: $0).map(Double.init) }
             }
             acts.dropoutSeed = seed

@@ -145,6 +145,21 @@ public enum PPOLoss {
         oldValues: [[Double]]? = nil, returns: [[Double]]? = nil, clipRange eps: Double = 0.2,
         valueClipRange epsV: Double = 0.2, valueCoefficient: Double = 0.1
     ) -> Result {
+        var r = policy(logProbs: logProbs, oldLogProbs: oldLogProbs, advantages: advantages, clipRange: eps)
+        if let values, let oldValues, let returns {
+            let v = value(
+                values: values, oldValues: oldValues, returns: returns, clipRange: epsV,
+                coefficient: valueCoefficient)
+            (r.valueLoss, r.dValues, r.valueClipFraction) = (v.valueLoss, v.dValues, v.valueClipFraction)
+        }
+        r.loss = r.policyLoss + valueCoefficient * r.valueLoss
+        return r
+    }
+
+    /// The policy half: L^CLIP, ∂L^CLIP/∂log π, clip fraction and approx-KL (mean over the tokens given).
+    public static func policy(
+        logProbs: [[Double]], oldLogProbs: [[Double]], advantages: [[Double]], clipRange eps: Double = 0.2
+    ) -> Result {
         let n = Double(logProbs.reduce(0) { $0 + $1.count })
         precondition(n > 0, "no completion token")
         var r = Result(
@@ -164,25 +179,37 @@ public enum PPOLoss {
             }
             r.dLogProbs.append(dRow)
         }
-        if let values, let oldValues, let returns {
-            for s in values.indices {
-                var dRow: [Double] = []
-                for t in values[s].indices {
-                    let v = values[s][t], vOld = oldValues[s][t], ret = returns[s][t]
-                    let vc = min(max(v, vOld - epsV), vOld + epsV)
-                    let u = (v - ret) * (v - ret), c = (vc - ret) * (vc - ret)
-                    r.valueLoss += 0.5 * max(u, c) / n
-                    if c > u {
-                        r.valueClipFraction += 1 / n
-                        dRow.append(abs(v - vOld) < epsV ? valueCoefficient * (vc - ret) / n : 0)
-                    } else {
-                        dRow.append(valueCoefficient * (v - ret) / n)
-                    }
+        r.loss = r.policyLoss
+        return r
+    }
+
+    /// The value half: L^VF (unweighted), ∂(c_v·L^VF)/∂V and the value clip fraction (mean over the tokens given).
+    public static func value(
+        values: [[Double]], oldValues: [[Double]], returns: [[Double]], clipRange epsV: Double = 0.2,
+        coefficient: Double = 0.1
+    ) -> Result {
+        let n = Double(values.reduce(0) { $0 + $1.count })
+        precondition(n > 0, "no completion token")
+        var r = Result(
+            loss: 0, policyLoss: 0, valueLoss: 0, dLogProbs: [], dValues: [], policyClipFraction: 0,
+            valueClipFraction: 0, approxKL: 0)
+        for s in values.indices {
+            var dRow: [Double] = []
+            for t in values[s].indices {
+                let v = values[s][t], vOld = oldValues[s][t], ret = returns[s][t]
+                let vc = min(max(v, vOld - epsV), vOld + epsV)
+                let u = (v - ret) * (v - ret), c = (vc - ret) * (vc - ret)
+                r.valueLoss += 0.5 * max(u, c) / n
+                if c > u {
+                    r.valueClipFraction += 1 / n
+                    dRow.append(abs(v - vOld) < epsV ? coefficient * (vc - ret) / n : 0)
+                } else {
+                    dRow.append(coefficient * (v - ret) / n)
                 }
-                r.dValues.append(dRow)
             }
+            r.dValues.append(dRow)
         }
-        r.loss = r.policyLoss + valueCoefficient * r.valueLoss
+        r.loss = coefficient * r.valueLoss
         return r
     }
 }

@@ -1,0 +1,416 @@
+// PPO-RLHF (Ziegler et al. 2019; Stiennon et al. 2020; Ouyang et al. 2022) on the shared `TrainingLoop`, with
+// Huang et al.'s implementation details ("The N implementation details of RLHF with PPO", 2024): per iteration,
+// completions sampled from the policy (KV-cached batched generation at `temperature`), scored by the reward
+// (missing-EOS penalty, optional normalisation and clipping), per-token rewards score − β·KL to the reference
+// (Ouyang et al. eq. 2), values from the critic, GAE (Schulman et al. 2016 eq. 16) and whitened advantages; then
+// `num_ppo_epochs` passes of shuffled minibatches, each one optimizer step on the clipped surrogate plus the
+// clipped value loss (Schulman et al. 2017 eq. 7, 9) and, for PPO-ptx, γ times the demonstrations' NLL (Ouyang
+// et al. eq. 2). One loop step = one minibatch update.
+//
+// Models: the policy is a LoRA adapter on the frozen base (or the full weights); the reference is the frozen base
+// with no adapter; the critic is another adapter on that frozen base with a `score` head, initialised from the
+// reward model's adapter and head when it is an adapter there; a reward adapter shares the base too. A full
+// fine-tune needs a second, frozen copy of the starting model, which carries the reference, critic and reward.
+//
+// Diagnostics: the first epoch's re-computed log-probs against the rollout's (`rollout/logprob_max_abs_diff`,
+// a warning above `logprob_drift_warning`); a negative mean KL below −`negative_kl_tolerance` or a non-finite
+// value stops the run with an error before anything is saved, so the last good checkpoint stays the latest.
+
+import Datasets
+import Foundation
+import ModelExport
+import Models
+import TensorCore
+
+public final class PPOTrainer: Trainer {
+    public let config: PPOConfig
+    /// The policy's model (trainable weights for a full fine-tune).
+    public let loaded: LoadedModel
+    /// The frozen base: the reference (no adapter), the critic adapter, a reward adapter.
+    public let frozen: LlamaModel
+    public let data: PromptData
+    /// PPO-ptx demonstrations (empty: off).
+    public let demonstrations: [EncodedExample]
+    public let reward: RewardFunction
+    public let adapter: LoRAAdapter?
+    public let critic: LoRAAdapter
+    public let valueHead: ScalarHead
+    public let loop: TrainingLoop<PPOConfig>
+    let padID: Int32
+    var batches: IndexBatches
+    var ptxBatches: IndexBatches?
+    let acts: LlamaActivations
+    /// Where the iteration in progress stands (saved in checkpoints: a resume mid-iteration continues exactly).
+    public private(set) var state: PPOState
+    /// (step, max |Δ log p|) of iterations whose first re-computed log-probs drifted above `logprob_drift_warning`.
+    public private(set) var driftWarnings: [(step: Int, drift: Double)] = []
+    public static let adapterName = "policy", criticName = "critic"
+    /// Rows written to samples.jsonl per logged iteration.
+    static let sampleRows = 4
+
+    /// `reference` is the frozen copy of the starting model a full fine-tune needs (nil with LoRA). With
+    /// `rewardModel` the critic starts from it (its adapter and head when it is an adapter on the frozen base, else
+    /// its head on a fresh adapter); without, from a fresh adapter and a zero head.
+    public init(
+        config: PPOConfig, model loaded: LoadedModel, reference: LoadedModel? = nil, data: PromptData,
+        reward: RewardFunction, rewardModel: RewardModel? = nil, demonstrations: [EncodedExample] = [],
+        outputDirectory: URL, baseModel: String
+    ) throws {
+        try config.validate(for: loaded.model.config, trainingExamples: data.train.count, unit: "prompts")
+        guard config.ptxCoef == 0 || !demonstrations.isEmpty else {
+            throw ConfigError.invalid(
+                field: "ptx_coef", value: "\(config.ptxCoef)", expected: "0 without demonstrations (--ptx-data)")
+        }
+        self.config = config
+        self.loaded = loaded
+        self.data = data
+        self.reward = reward
+        self.demonstrations = demonstrations
+        var rng = RNG(seed: config.seed)
+        let target = try TrainableTarget(
+            model: loaded.model, lora: config.training.lora, adapterName: Self.adapterName, seed: rng.next())
+        adapter = target.adapter
+        if adapter == nil {
+            guard let reference, reference.model !== loaded.model, !reference.model.weights.isTrainable else {
+                throw ConfigError.invalid(
+                    field: "lora_rank", value: "0",
+                    expected: "a frozen copy of the starting model beside a full fine-tune (the reference)")
+            }
+            frozen = reference.model
+        } else {
+            frozen = loaded.model
+        }
+        (critic, valueHead) = try Self.makeCritic(
+            on: frozen, config: config, rewardModel: rewardModel, seed: rng.next())
+        padID = loaded.padTokenID
+        guard data.train.count >= config.rolloutBatchSize else {
+            throw ConfigError.invalid(
+                field: "train data", value: "\(data.train.count) prompts",
+                expected: "at least one rollout batch (\(config.rolloutBatchSize) = per_device_train_batch_size × "
+                    + "gradient_accumulation_steps × num_mini_batches)")
+        }
+        batches = IndexBatches(count: data.train.count, batchSize: config.rolloutBatchSize, seed: config.seed)
+        if !demonstrations.isEmpty {
+            ptxBatches = IndexBatches(
+                count: demonstrations.count, batchSize: config.training.batchSize, seed: config.seed)
+        }
+        let longest = max(
+            (data.train.map(\.count).max() ?? 0) + config.responseLength, demonstrations.map(\.ids.count).max() ?? 0)
+        acts = config.training.activations(
+            for: loaded.model.config, batchSize: config.training.batchSize, length: min(config.maxLength, longest))
+        state = PPOState(
+            controller: AdaptiveKLController(initial: config.klCoef, target: config.klTarget, horizon: config.klHorizon)
+        )
+        var groups = target.groups
+        groups.append(ParameterGroup(name: Self.criticName, store: critic.store, filePrefix: Self.criticName + "."))
+        groups.append(ParameterGroup(name: "value_head", store: valueHead.store, filePrefix: Self.criticName + "."))
+        loop = TrainingLoop(
+            config: config, groups: groups,
+            batchesPerEpoch: data.train.count / config.rolloutBatchSize * config.stepsPerIteration
+                * config.training.gradientAccumulationSteps,
+            outputDirectory: outputDirectory,
+            identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
+    }
+
+    /// The critic: a trainable copy of the reward model's adapter (dropout off) and `score` head when the reward
+    /// model is an adapter on `frozen`; otherwise a fresh adapter with the reward head (or a zero one).
+    static func makeCritic(on frozen: LlamaModel, config: PPOConfig, rewardModel rm: RewardModel?, seed: UInt64)
+        throws -> (LoRAAdapter, ScalarHead)
+    {
+        let c = frozen.config
+        let source = rm?.adapter.flatMap { rm?.loaded.model === frozen ? $0 : nil }
+        var lora = source?.config ?? config.training.lora ?? LoRAConfig()
+        lora.dropout = 0
+        let adapter = try frozen.addAdapter(named: criticName, config: lora, seed: seed)
+        if let source {
+            adapter.store.values.pointer.update(from: source.store.values.pointer, count: source.store.parameterCount)
+        }
+        let from = rm?.head.hiddenSize == c.hiddenSize ? rm?.head : nil
+        let head = ScalarHead(name: HFCheckpoint.scoreHeadName, hiddenSize: c.hiddenSize, bias: false, seed: 0, std: 0)
+        if let from { head.store.values.pointer.update(from: from.store.values.pointer, count: c.hiddenSize) }
+        return (adapter, head)
+    }
+
+    // MARK: TrainingObjective
+
+    /// Micro-batches per pass over the prompts (full rollout batches only).
+    public var batchesPerEpoch: Int {
+        data.train.count / config.rolloutBatchSize * config.stepsPerIteration
+            * config.training.gradientAccumulationSteps
+    }
+    public var dataPosition: DataLoaderPosition { batches.position }
+    public func restore(dataPosition: DataLoaderPosition) throws {
+        batches = IndexBatches(
+            count: data.train.count, batchSize: config.rolloutBatchSize, seed: config.seed, position: dataPosition)
+    }
+
+    public func checkpointFiles() throws -> [String: Data] {
+        var s = state
+        s.ptxPosition = ptxBatches?.position
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return [PPOState.fileName: try encoder.encode(s)]
+    }
+
+    public func restore(checkpoint directory: URL) throws {
+        let url = directory.appendingPathComponent(PPOState.fileName)
+        do {
+            state = try JSONDecoder().decode(PPOState.self, from: Data(contentsOf: url))
+        } catch {
+            throw CheckpointError.invalidState(file: url.path, reason: "unreadable PPO state: \(error)")
+        }
+        if let p = state.ptxPosition {
+            ptxBatches = IndexBatches(
+                count: demonstrations.count, batchSize: config.training.batchSize, seed: config.seed, position: p)
+        }
+    }
+
+    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+        var sums = MetricSums()
+        let iteration = step / config.stepsPerIteration
+        if state.rollouts?.iteration != iteration { sums = try collectRollouts(iteration: iteration) }
+        guard let buffer = state.rollouts else { preconditionFailure("rollouts were just collected") }
+        let within = step % config.stepsPerIteration
+        let epoch = within / config.numMiniBatches, minibatch = within % config.numMiniBatches
+        let order = IndexBatches.permutation(
+            count: buffer.completions.count, seed: config.seed &+ UInt64(iteration) &* 1_000_003, epoch: epoch)
+        let rows = Array(order[(minibatch * config.miniBatchSize)..<((minibatch + 1) * config.miniBatchSize)])
+        let tokens = Double(rows.reduce(0) { $0 + buffer.completions[$1].count })
+        let temperature = Float(config.temperature), size = config.training.batchSize
+        // The step's metrics: token-weighted means over its micro-batches (each micro-batch adds its share).
+        var means: [String: Double] = [:], drift = 0.0
+        for i in 0..<microBatches {
+            let chunk = Array(rows[(i * size)..<((i + 1) * size)])
+            let labeled = LabeledBatch(
+                prompts: chunk.map { buffer.prompts[$0] }, completions: chunk.map { buffer.completions[$0] },
+                padID: padID)
+            let weight = Double(chunk.reduce(0) { $0 + buffer.completions[$1].count }) / tokens
+            // Policy: clipped surrogate on the re-computed log-probs.
+            acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919
+            let scored = try loaded.model.score(
+                labeled, adapter: adapter, into: acts, training: true, temperature: temperature)
+            let logProbs = chunk.indices.map { scored.tokenLogProbs(row: $0).map(Double.init) }
+            let old = chunk.map { buffer.logProbs[$0] }
+            try Self.checkFinite(logProbs, "policy log-probs", step: step)
+            for (new, sampled) in zip(logProbs, old) {
+                for (x, y) in zip(new, sampled) { drift = max(drift, abs(x - y)) }
+            }
+            let p = PPOLoss.policy(
+                logProbs: logProbs, oldLogProbs: old, advantages: chunk.map { buffer.advantages[$0] },
+                clipRange: config.cliprange)
+            loaded.model.backward(scored, dLogProbs: scored.tokenGradients(p.dLogProbs, scale: weight))
+            // Critic: clipped value loss on the values at the same positions.
+            acts.isTraining = true
+            let hidden = frozen.forward(labeled.batch, adapter: critic, into: acts)
+            let positions = scored.scoredPositions
+            let flat = valueHead.forward(hidden: hidden.pointer, rows: positions)
+            let values = scored.rowRanges.map { $0.map { Double(flat[$0]) } }
+            try Self.checkFinite(values, "values", step: step)
+            let v = PPOLoss.value(
+                values: values, oldValues: chunk.map { buffer.values[$0] }, returns: chunk.map { buffer.returns[$0] },
+                clipRange: config.cliprangeValue, coefficient: config.vfCoef)
+            let c = frozen.config.hiddenSize, n = labeled.batch.tokenCount
+            let dHidden = Scratch.buffer("ppo.dHidden", count: n * c)
+            dHidden.pointer.update(repeating: 0, count: n * c)
+            valueHead.backward(
+                dValues: v.dValues.flatMap { $0.map { Float($0 * weight) } }, hidden: hidden.pointer, rows: positions,
+                dHidden: dHidden.pointer)
+            frozen.backward(dOutput: dHidden.pointer, acts: acts)
+            sums.tokens += Double(scored.batch.realTokens)
+            if config.ptxCoef > 0 {
+                let (nll, ptxTokens) = try ptxStep(step: step, microBatch: i, of: microBatches)
+                means["loss/ptx", default: 0] += nll / Double(microBatches)
+                sums.tokens += ptxTokens
+            }
+            let returns = chunk.map { buffer.returns[$0] }
+            var error = 0.0
+            for (vs, rs) in zip(values, returns) { for (v, r) in zip(vs, rs) { error += (v - r) * (v - r) } }
+            for (key, value) in [
+                ("loss/policy_avg", p.policyLoss), ("loss/value_avg", v.valueLoss),
+                ("loss", p.policyLoss + config.vfCoef * v.valueLoss), ("policy/clipfrac_avg", p.policyClipFraction),
+                ("policy/approxkl_avg", p.approxKL), ("val/clipfrac_avg", v.valueClipFraction),
+                ("val/vpred", values.joined().reduce(0, +) / Double(max(1, positions.count))),
+                ("val/error", error / Double(max(1, positions.count))),
+            ] {
+                means[key, default: 0] += value * weight
+            }
+        }
+        for (key, value) in means { sums.add(key, value) }
+        // Before the iteration's first update the re-computed log-probs must equal the sampling ones.
+        if within == 0 {
+            sums.add("rollout/logprob_max_abs_diff", drift)
+            if drift > config.logprobDriftWarning { driftWarnings.append((step + 1, drift)) }
+        }
+        return sums
+    }
+
+    /// PPO-ptx (Ouyang et al. 2022 eq. 2): backpropagates γ·(−mean log π)/`count` over one micro-batch of
+    /// demonstrations. Returns its mean NLL and real tokens.
+    func ptxStep(step: Int, microBatch i: Int, of count: Int) throws -> (nll: Double, tokens: Double) {
+        guard var ptx = ptxBatches else { return (0, 0) }
+        let examples = ptx.next().map { demonstrations[$0] }
+        ptxBatches = ptx
+        let labeled = LabeledBatch(rows: examples.map(\.ids), lossMask: examples.map(\.lossMask), padID: padID)
+        acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919 &+ 1
+        let scored = try loaded.model.score(labeled, adapter: adapter, into: acts, training: true)
+        let k = Double(max(1, scored.logProbs.count))
+        let scale = config.ptxCoef / (k * Double(count))
+        loaded.model.backward(scored, dLogProbs: [Float](repeating: Float(-scale), count: scored.logProbs.count))
+        return (-scored.logProbs.reduce(0.0) { $0 + Double($1) } / k, Double(scored.batch.realTokens))
+    }
+
+    /// Samples one completion per prompt of the next rollout batch and turns them into the iteration's buffer
+    /// (old log-probs, values, advantages, returns). Returns the rollout metrics.
+    func collectRollouts(iteration: Int) throws -> MetricSums {
+        var indices = batches.next()
+        if indices.count < config.rolloutBatchSize { indices = batches.next() }  // drop_last, as TRL's loader
+        let prompts = indices.map { data.train[$0] }
+        let stops = Set(loaded.model.config.eosTokenIDs + (loaded.tokenizer.eosTokenID.map { [$0] } ?? []))
+        let temperature = Float(config.temperature), b = config.training.batchSize
+        var rollouts: [Rollout] = [], sampled: [[Double]] = []
+        var start = 0
+        while start < prompts.count {  // generation in minibatch-sized chunks
+            let chunk = Array(prompts[start..<min(start + config.miniBatchSize, prompts.count)])
+            let seed = config.seed &+ UInt64(iteration) &* 1_000_003 &+ UInt64(start) &* 7919
+            let generated = try loaded.model.generate(
+                prompts: chunk, adapter: adapter,
+                options: GenerationOptions(
+                    maxNewTokens: config.responseLength,
+                    sampling: SamplingOptions(
+                        temperature: temperature, topK: config.topK, topP: Float(config.topP), seed: seed),
+                    stopTokenIDs: stops))
+            for (prompt, g) in zip(chunk, generated) {
+                rollouts.append(
+                    Rollout(
+                        promptIDs: prompt, completionIDs: g.tokens.map(Int32.init),
+                        text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true),
+                        stopped: g.finishReason == .stop))
+                sampled.append(g.tokenLogProbs.map(Double.init))
+            }
+            start += chunk.count
+        }
+        var scores = try reward(rollouts)
+        for (j, r) in rollouts.enumerated() where !r.stopped { scores[j] -= config.missingEOSPenalty }
+        if config.scoreClip > 0 { scores = scores.map { min(max($0, -config.scoreClip), config.scoreClip) } }
+        // Reference log-probs and values, micro-batch by micro-batch, no gradients.
+        var reference: [[Double]] = [], values: [[Double]] = []
+        start = 0
+        while start < rollouts.count {
+            let chunk = Array(rollouts[start..<min(start + b, rollouts.count)])
+            start += chunk.count
+            let labeled = LabeledBatch(
+                prompts: chunk.map(\.promptIDs), completions: chunk.map(\.completionIDs), padID: padID)
+            let ref = try frozen.score(labeled, adapter: nil, into: acts, temperature: temperature)
+            reference += chunk.indices.map { ref.tokenLogProbs(row: $0).map(Double.init) }
+            let hidden = frozen.forward(labeled.batch, adapter: critic, into: acts)
+            let flat = valueHead.forward(hidden: hidden.pointer, rows: ref.scoredPositions)
+            values += ref.rowRanges.map { $0.map { Double(flat[$0]) } }
+        }
+        let step = iteration * config.stepsPerIteration
+        try Self.checkFinite(sampled, "rollout log-probs", step: step)
+        try Self.checkFinite(reference, "reference log-probs", step: step)
+        try Self.checkFinite(values, "values", step: step)
+        let beta = state.controller.coefficient
+        let sequenceKL = zip(sampled, reference).map { p, r in zip(p, r).reduce(0) { $0 + $1.0 - $1.1 } }
+        let meanKL = sequenceKL.reduce(0, +) / Double(sequenceKL.count)
+        try Self.checkKL(meanKL, tolerance: config.negativeKLTolerance, iteration: iteration)
+        var rewards = RLMath.tokenRewards(
+            policy: sampled, reference: reference, scores: scores, klCoefficient: beta, estimator: config.klEstimator)
+        if config.whitenRewards { rewards = RLMath.whiten(rewards, shiftMean: false) }
+        let (advantages, returns) = RLMath.gae(
+            rewards: rewards, values: values, gamma: config.gamma, lambda: config.lam)
+        state.rollouts = PPORollouts(
+            iteration: iteration, prompts: rollouts.map(\.promptIDs), completions: rollouts.map(\.completionIDs),
+            logProbs: sampled, values: values, advantages: RLMath.whiten(advantages), returns: returns)
+        if config.adaptiveKL { state.controller.update(currentKL: meanKL, steps: rollouts.count) }
+        // Rollout metrics (TRL's names), one record per iteration.
+        let n = Double(rollouts.count)
+        let nonScore = zip(sampled, reference).map { p, r in
+            -beta * zip(p, r).reduce(0) { $0 + config.klEstimator.value(policy: $1.0, reference: $1.1) }
+        }
+        var sums = MetricSums()
+        sums.add("objective/kl", meanKL)
+        sums.add("objective/kl_coef", beta)
+        sums.add("objective/scores", scores.reduce(0, +) / n)
+        sums.add("objective/non_score_reward", nonScore.reduce(0, +) / n)
+        sums.add("objective/rlhf_reward", zip(scores, nonScore).reduce(0) { $0 + $1.0 + $1.1 } / n)
+        sums.add("objective/entropy", -sampled.reduce(0) { $0 + $1.reduce(0, +) } / n)
+        sums.add("val/num_eos_tokens", Double(rollouts.filter(\.stopped).count))
+        sums.add("completions/mean_length", rollouts.reduce(0) { $0 + Double($1.completionIDs.count) } / n)
+        if config.logSamplesEvery > 0 && iteration % config.logSamplesEvery == 0 {
+            try logSamples(rollouts, scores: scores, kl: sequenceKL, step: step)
+        }
+        return sums
+    }
+
+    /// Appends the first rows of the iteration to `samples.jsonl` (prompt, completion, score, KL).
+    func logSamples(_ rollouts: [Rollout], scores: [Double], kl: [Double], step: Int) throws {
+        let url = loop.outputDirectory.appendingPathComponent("samples.jsonl")
+        try FileManager.default.createDirectory(at: loop.outputDirectory, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        for j in rollouts.indices.prefix(Self.sampleRows) {
+            let record: [String: Any] = [
+                "step": step, "prompt": loaded.tokenizer.decode(rollouts[j].promptIDs.map(Int.init)),
+                "completion": rollouts[j].text, "score": scores[j], "kl": kl[j],
+            ]
+            var line = try JSONSerialization.data(
+                withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
+            line.append(0x0A)
+            try handle.write(contentsOf: line)
+        }
+    }
+
+    /// Stops the run on a mean sequence KL below −`tolerance`: k1 is an unbiased estimate of a non-negative KL, so a
+    /// clearly negative mean means the rollouts were not sampled from the distribution that was scored.
+    static func checkKL(_ meanKL: Double, tolerance: Double, iteration: Int) throws {
+        guard meanKL >= -tolerance else {
+            throw ConfigError.invalid(
+                field: "objective/kl", value: "\(meanKL) at iteration \(iteration + 1)",
+                expected: "≥ −\(tolerance) (a negative KL means the sampling and scoring distributions differ: "
+                    + "check temperature/top_k/top_p; the last checkpoint is intact)")
+        }
+    }
+
+    static func checkFinite(_ x: [[Double]], _ what: String, step: Int) throws {
+        guard x.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
+            throw ConfigError.invalid(
+                field: what, value: "a non-finite value at step \(step + 1)",
+                expected: "finite numbers (lower learning_rate; the last checkpoint is intact)")
+        }
+    }
+
+    public func evaluate() throws -> Metrics? { nil }
+
+    /// The policy (PEFT `adapter/` or the full `model/`) and the critic (`critic/`, a PEFT adapter with its
+    /// `score` head). Returns the policy's directory.
+    public func exportFinal() throws -> URL {
+        try PEFTAdapter.save(
+            critic, heads: [valueHead], baseModel: loop.identity.baseModel,
+            to: loop.outputDirectory.appendingPathComponent(Self.criticName), overwrite: true)
+        return try TrainableTarget.exportFinal(
+            loaded: loaded, adapter: adapter, heads: [], baseModel: loop.identity.baseModel,
+            to: loop.outputDirectory)
+    }
+}
+
+/// One iteration's rollouts and what PPO's epochs need of them.
+public struct PPORollouts: Codable, Sendable, Equatable {
+    public var iteration: Int
+    public var prompts: [[Int32]], completions: [[Int32]]
+    /// log π_old of each completion token (the sampling log-probs).
+    public var logProbs: [[Double]]
+    public var values: [[Double]], advantages: [[Double]], returns: [[Double]]
+}
+
+/// What a PPO checkpoint holds beyond the loop's state: the KL controller and the iteration's buffer.
+public struct PPOState: Codable, Sendable, Equatable {
+    static let fileName = "ppo_state.json"
+    public var controller: AdaptiveKLController
+    public var rollouts: PPORollouts?
+    public var ptxPosition: DataLoaderPosition?
+}
