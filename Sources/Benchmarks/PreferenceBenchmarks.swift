@@ -19,10 +19,12 @@ enum PreferenceBenchmarks {
 
     /// Re-runs this executable once per trainer × variant (`…-one` parts) and prints their lines.
     static func run(_ which: Set<String>) throws {
-        let trainers = ["reward", "dpo", "grpo"].filter(which.contains)
+        let trainers = ["reward", "dpo", "grpo", "ppo"].filter(which.contains)
         let asked = Set(variants).intersection(which)
         for trainer in trainers {
-            for variant in variants where asked.isEmpty || asked.contains(variant) {
+            // PPO: LoRA on one shared base, then an SFT LoRA run on the same token shapes for its peak RSS.
+            let own = trainer == "ppo" ? ["lora", "sft"] : variants.filter { asked.isEmpty || asked.contains($0) }
+            for variant in own {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
                 p.arguments = ["\(trainer)-one", variant]
@@ -54,6 +56,7 @@ enum PreferenceBenchmarks {
         t.saveSteps = 100_000
         let out = dir.appendingPathComponent("out")
         if trainer == "grpo" { return try grpo(loaded, variant: variant, training: t, in: dir) }
+        if trainer == "ppo" { return try ppo(loaded, variant: variant, in: dir) }
         let start = ModelBenchmarks.now()
         let pairs: Int, anchor: String
         var setup = 0.0
@@ -126,6 +129,78 @@ enum PreferenceBenchmarks {
                 + " \(String(format: "%.3f", total / Double(completions))) s per completion  (\(completions) in"
                 + " \(f1(total)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [TRL GRPOTrainer full FT:"
                 + " 1.02 s/completion, 6.7 GB (AVX-512 §4); 2.88 s, 6.6 GB (AVX2 §7)]")
+    }
+
+    /// One PPO iteration as issue #16 sizes it: 64 prompts (~28 tokens) × 48 new tokens, 4 PPO epochs of 8 minibatches
+    /// of 8, LoRA r=16 on the fp32 base, the reward model (an adapter + `score` head) and the critic (a copy of it)
+    /// on the same base. `sft`: an SFT LoRA run on rows of the same length, for the peak-RSS comparison.
+    static func ppo(_ loaded: LoadedModel, variant: String, in dir: URL) throws {
+        var rng = RNG(seed: 2)
+        func quoted(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        let prompts = (0..<64).map { i in
+            "Prompt \(i): " + text(tokenizer: loaded.tokenizer, tokens: 28, polite: false, rng: &rng) + " Continue:"
+        }
+        let file = dir.appendingPathComponent("prompts.jsonl")
+        let start = ModelBenchmarks.now()
+        if variant == "sft" {
+            let lines = prompts.map { p in
+                "{\"prompt\": \(quoted(p)), \"completion\": "
+                    + "\(quoted(" " + text(tokenizer: loaded.tokenizer, tokens: 48, polite: false, rng: &rng)))}"
+            }
+            try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+            var c = SFTConfig()
+            c.batchSize = 8
+            c.maxLength = 96
+            c.loraRank = 16
+            c.loraDropout = 0
+            c.maxSteps = 8
+            c.loggingSteps = 1000
+            c.saveSteps = 100_000
+            let data = try SFTData.prepare(
+                config: c, tokenizer: loaded.tokenizer, chatTemplate: nil, trainFile: file, evalFile: nil)
+            let trainer = try SFTTrainer(
+                config: c, model: loaded, data: data, outputDirectory: dir.appendingPathComponent("out"),
+                baseModel: "b")
+            try trainer.train()
+            print(
+                "\(pad("sft LoRA r=16 (8 steps of 8 × ~76)", 30)) \(f1(ModelBenchmarks.now() - start)) s, peak RSS "
+                    + "\(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [the baseline of PPO's RSS floor: ≤ 1.5×]")
+            return
+        }
+        try (prompts.map { "{\"prompt\": \(quoted($0))}" }.joined(separator: "\n") + "\n")
+            .write(to: file, atomically: true, encoding: .utf8)
+        var c = PPOConfig()
+        c.batchSize = 8
+        c.numMiniBatches = 8
+        c.numPPOEpochs = 4
+        c.responseLength = 48
+        c.maxLength = 96
+        c.loraRank = 16
+        c.learningRate = 1e-5
+        c.maxSteps = c.stepsPerIteration
+        c.loggingSteps = 1000
+        c.saveSteps = 100_000
+        c.logSamplesEvery = 0
+        let data = try PromptData.prepare(
+            training: c.training, maxCompletionLength: c.responseLength, tokenizer: loaded.tokenizer,
+            chatTemplate: nil, file: file)
+        var lora = LoRAConfig()
+        lora.dropout = 0
+        let rmAdapter = try loaded.model.addAdapter(named: "reward", config: lora, seed: 3)
+        let rm = RewardModel(
+            loaded: loaded, adapter: rmAdapter,
+            head: ScalarHead(hiddenSize: loaded.model.config.hiddenSize, bias: false, trainable: false, seed: 4))
+        let trainer = try PPOTrainer(
+            config: c, model: loaded, data: data, reward: RewardFunction(rewardModel: rm, normalize: false),
+            rewardModel: rm, outputDirectory: dir.appendingPathComponent("out"), baseModel: "b")
+        try trainer.train()
+        let total = ModelBenchmarks.now() - start, s = trainer.seconds
+        let parts = ["generation", "scoring", "reference", "critic", "policy"]
+        let rest = total - parts.reduce(0) { $0 + s[$1, default: 0] }
+        print(
+            "\(pad("ppo LoRA r=16, one iteration", 30)) \(f1(total)) s (64 × 48 new tokens, 32 updates): "
+                + parts.map { "\($0) \(f1(s[$0, default: 0]))" }.joined(separator: ", ")
+                + ", optimizer + other \(f1(rest)); peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB")
     }
 
     static let words =

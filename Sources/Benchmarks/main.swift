@@ -1,7 +1,8 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
 // Usage: swift run -c release Benchmarks [gemm] [kernels] [generate | generate1 | generate16] [fp32] [quantised] [bf16]
-//        [logprobs] [train | train-full | train-lora] [train-memory] [reward] [dpo] [grpo] [full] [lora] | all
-// (`reward` / `dpo` / `grpo`: the trainers end to end, one process per variant full / lora / bf16)
+//        [logprobs] [train | train-full | train-lora] [train-memory] [reward] [dpo] [grpo] [ppo] [full] [lora] | all
+// (`reward` / `dpo` / `grpo`: the trainers end to end, one process per variant full / lora / bf16; `ppo`: one
+// LoRA iteration split by phase, then an SFT LoRA run for the RSS comparison)
 // (fp32 / quantised / bf16 pick the weight formats the generate parts run; default all three)
 
 import Foundation
@@ -38,4 +39,4 @@ if !modelParts.isEmpty {
 let trainParts =
     which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }
-if !which.intersection(["reward", "dpo", "grpo"]).isEmpty { try PreferenceBenchmarks.run(which) }
+if !which.intersection(["reward", "dpo", "grpo", "ppo"]).isEmpty { try PreferenceBenchmarks.run(which) }

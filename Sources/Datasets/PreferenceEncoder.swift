@@ -356,7 +356,7 @@ public struct PromptEncoder: Sendable {
 
     /// The prompt's ids in full (no truncation).
     public func encode(_ example: PromptExample) throws(RecordError) -> [Int32] {
-        switch example {
+        switch example.prompt {
         case .text(let text):
             let bytes = Array(text.utf8)
             return chat.tokenize(

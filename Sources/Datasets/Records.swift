@@ -150,10 +150,24 @@ public struct UnpairedExample: Sendable, Equatable {
     }
 }
 
-/// A prompt for RL rollouts.
-public enum PromptExample: Sendable, Equatable {
-    case text(String)
-    case conversation([Message])
+/// A prompt for RL rollouts, with the reference answer when the record has one (`answer`, or `solution` as in
+/// TRL's math datasets) for exact-answer rewards.
+public struct PromptExample: Sendable, Equatable {
+    public enum Prompt: Sendable, Equatable {
+        case text(String)
+        case conversation([Message])
+    }
+
+    public var prompt: Prompt
+    public var answer: String?
+
+    public init(_ prompt: Prompt, answer: String? = nil) {
+        self.prompt = prompt
+        self.answer = answer
+    }
+
+    public static func text(_ text: String) -> PromptExample { PromptExample(.text(text)) }
+    public static func conversation(_ messages: [Message]) -> PromptExample { PromptExample(.conversation(messages)) }
 }
 
 extension SFTExample: DatasetRecord {
@@ -447,14 +461,23 @@ extension PromptExample: DatasetRecord {
     public static func decode(_ object: JSONObject, options: ReadOptions) throws(RecordError)
         -> PromptExample
     {
+        let keys = ["prompt", "answer", "solution"]
         let record = RecordFields(
-            object: object, options: options, shapes: "a prompt record {\"prompt\": …}",
-            knownKeys: ["prompt"])
+            object: object, options: options, shapes: "a prompt record {\"prompt\": …} (optionally \"answer\")",
+            knownKeys: keys)
         try record.require("prompt")
-        try record.checkKeys(["prompt"])
-        if case .string = try record.stringOrMessages("prompt") {
-            return .text(try record.string("prompt"))
+        try record.checkKeys(keys)
+        var answer: String?
+        for key in ["answer", "solution"] where answer == nil {
+            switch object[key] {
+            case nil: continue
+            case .number(let x)?: answer = x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : String(x)
+            default: answer = try record.string(key)
+            }
         }
-        return .conversation(try record.messages("prompt"))
+        if case .string = try record.stringOrMessages("prompt") {
+            return PromptExample(.text(try record.string("prompt")), answer: answer)
+        }
+        return PromptExample(.conversation(try record.messages("prompt")), answer: answer)
     }
 }

@@ -45,14 +45,15 @@ struct BestOfNCommand: ParsableCommand {
         ).encode(dataset)
         note(encoded.report.description)
         let picks = try BestOfN.run(
-            prompts: encoded.prompts, model: loaded, adapter: loaded.adapter, reward: reward, n: n,
+            prompts: encoded.prompts, answers: dataset.records.map(\.answer), model: loaded, adapter: loaded.adapter,
+            reward: reward, n: n,
             maxNewTokens: maxNewTokens, sampling: SamplingOptions(temperature: temperature, topP: topP, seed: seed)
         ) { done in FileHandle.standardError.write(Data("\rbest-of-\(n): \(done)/\(encoded.prompts.count)".utf8)) }
         FileHandle.standardError.write(Data("\n".utf8))
         if let out {
             let lines = try picks.map { pick -> String in
                 let record: [String: Any]
-                switch dataset.records[pick.promptIndex] {
+                switch dataset.records[pick.promptIndex].prompt {
                 case .text(let prompt): record = ["prompt": prompt, "completion": pick.completion.text]
                 case .conversation(let messages):
                     record = [

@@ -17,14 +17,16 @@ struct RewardSourceOptions: ParsableArguments {
     var reward: String?
     @Option(
         help: ArgumentHelp(
-            "A built-in reward instead of a reward model: length:N (−|tokens − N|/N) or regex:PATTERN (1 when the "
-                + "completion matches).")
+            "A built-in reward instead of a reward model: length:N (−|tokens − N|/N), regex:PATTERN (1 when the "
+                + "completion matches) or exact (1 when the final answer — after ####, in \\boxed{}, or the last number "
+                + "— equals the prompt record's \"answer\").")
     )
     var rewardFn: String?
 
     func validate() throws {
         if (reward == nil) == (rewardFn == nil) {
-            throw ValidationError("Pass exactly one of --reward DIR (a reward model) or --reward-fn length:N|regex:P.")
+            throw ValidationError(
+                "Pass exactly one of --reward DIR (a reward model) or --reward-fn length:N|regex:P|exact.")
         }
     }
 
@@ -51,6 +53,7 @@ struct RewardSourceOptions: ParsableArguments {
     func rewardFunction(_ rm: RewardModel?, normalize: Bool = true) throws -> RewardFunction {
         if let rm { return RewardFunction(rewardModel: rm, normalize: normalize) }
         let spec = rewardFn!
+        if spec == "exact" { return .exactAnswer }
         if spec.hasPrefix("length:"), let n = Int(spec.dropFirst(7)), n > 0 { return .lengthTarget(n) }
         if spec.hasPrefix("regex:") {
             do {
@@ -59,7 +62,7 @@ struct RewardSourceOptions: ParsableArguments {
                 throw ValidationError("--reward-fn \(spec): not a valid regular expression (\(error)).")
             }
         }
-        throw ValidationError("--reward-fn \(spec): use length:N (N > 0) or regex:PATTERN.")
+        throw ValidationError("--reward-fn \(spec): use length:N (N > 0), regex:PATTERN or exact.")
     }
 }
 

@@ -43,7 +43,7 @@ struct RealDatasetTests {
         let prompts = try Dataset<PromptExample>(contentsOf: Fixtures.data("prompts.jsonl"))
         #expect(prompts.count == 500)
         #expect(prompts.format == .conversationalPromptOnly)
-        for case .conversation(let messages) in prompts.records {
+        for case .conversation(let messages) in prompts.records.map(\.prompt) {
             #expect(messages.count == 1 && messages[0].role == .user)
         }
     }
@@ -141,6 +141,13 @@ struct RecordFormatTests {
         #expect(pair.format == .standardPreference)
         let prompt = try read(PromptExample.self, #"{"prompt": "Tell me a joke"}"#)
         #expect(prompt.records == [.text("Tell me a joke")])
+        // Math prompts carry their reference answer (a string or a number; TRL's `solution` too).
+        let math = try read(
+            PromptExample.self,
+            "{\"prompt\": \"2+2?\", \"answer\": \"#### 4\"}" + "\n" + #"{"prompt": "3*3?", "answer": 9}"# + "\n"
+                + #"{"prompt": "1/2?", "solution": "0.5"}"#)
+        #expect(math.records.map(\.answer) == ["#### 4", "9", "0.5"])
+        #expect(error(PromptExample.self, #"{"prompt": "x", "answer": [1]}"#)?.field == "answer")
     }
 
     @Test func unknownKeysAreErrorsUnlessAllowed() throws {

@@ -19,7 +19,8 @@ public enum BestOfN {
     /// For every prompt, `n` completions from `loaded` (through `adapter`), the best kept. Sampling is seeded per
     /// batch of prompts, so a run is reproducible.
     public static func run(
-        prompts: [[Int32]], model loaded: LoadedModel, adapter: LoRAAdapter? = nil, reward: RewardFunction, n: Int,
+        prompts: [[Int32]], answers: [String?] = [], model loaded: LoadedModel, adapter: LoRAAdapter? = nil,
+        reward: RewardFunction, n: Int,
         maxNewTokens: Int, sampling: SamplingOptions, promptsPerBatch: Int = 4,
         progress: (Int) -> Void = { _ in }
     ) throws -> [Pick] {
@@ -35,10 +36,12 @@ public enum BestOfN {
             let generated = try loaded.model.generate(
                 prompts: rows, adapter: adapter,
                 options: GenerationOptions(maxNewTokens: maxNewTokens, sampling: options, stopTokenIDs: stops))
-            let rollouts = zip(rows, generated).map { prompt, g in
-                Rollout(
-                    promptIDs: prompt, completionIDs: g.tokens.map(Int32.init),
-                    text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true), stopped: g.finishReason == .stop)
+            let rollouts = generated.enumerated().map { j, g in
+                let p = chunk[j / n]
+                return Rollout(
+                    promptIDs: prompts[p], completionIDs: g.tokens.map(Int32.init),
+                    text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true), stopped: g.finishReason == .stop,
+                    answer: p < answers.count ? answers[p] : nil)
             }
             let scores = try reward(rollouts)
             for (j, p) in chunk.enumerated() {

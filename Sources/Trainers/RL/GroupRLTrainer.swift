@@ -73,8 +73,9 @@ public final class GroupRLTrainer: Trainer {
     }
 
     /// Samples k completions of each prompt through the policy (dropout off), seeded by step and micro-batch.
-    func rollouts(_ prompts: [[Int32]], seed: UInt64) throws -> (rollouts: [Rollout], logProbs: [[Float]]) {
-        let rows = prompts.flatMap { Array(repeating: $0, count: config.numGenerations) }
+    func rollouts(_ indices: [Int], seed: UInt64) throws -> (rollouts: [Rollout], logProbs: [[Float]]) {
+        let rowPrompts = indices.flatMap { Array(repeating: $0, count: config.numGenerations) }
+        let rows = rowPrompts.map { data.train[$0] }
         let stops = Set(loaded.model.config.eosTokenIDs + (loaded.tokenizer.eosTokenID.map { [$0] } ?? []))
         let generated = try loaded.model.generate(
             prompts: rows, adapter: adapter,
@@ -83,10 +84,11 @@ public final class GroupRLTrainer: Trainer {
                 sampling: SamplingOptions(
                     temperature: Float(config.temperature), topK: config.topK, topP: Float(config.topP), seed: seed),
                 stopTokenIDs: stops))
-        let rollouts = zip(rows, generated).map { prompt, g in
+        let rollouts = zip(rowPrompts, generated).map { p, g in
             Rollout(
-                promptIDs: prompt, completionIDs: g.tokens.map(Int32.init),
-                text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true), stopped: g.finishReason == .stop)
+                promptIDs: data.train[p], completionIDs: g.tokens.map(Int32.init),
+                text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true), stopped: g.finishReason == .stop,
+                answer: data.answers[p])
         }
         return (rollouts, generated.map(\.tokenLogProbs))
     }
@@ -98,7 +100,7 @@ public final class GroupRLTrainer: Trainer {
         let k = config.numGenerations, temperature = Float(config.temperature)
         for (i, indices) in micro.enumerated() {
             let seed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919
-            let (rollouts, sampled) = try rollouts(indices.map { data.train[$0] }, seed: seed)
+            let (rollouts, sampled) = try rollouts(indices, seed: seed)
             var scores = try reward(rollouts)
             for (j, r) in rollouts.enumerated() where !r.stopped { scores[j] -= config.missingEOSPenalty }
             let labeled = LabeledBatch(

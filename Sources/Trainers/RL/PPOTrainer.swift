@@ -42,6 +42,9 @@ public final class PPOTrainer: Trainer {
     let acts: LlamaActivations
     /// Where the iteration in progress stands (saved in checkpoints: a resume mid-iteration continues exactly).
     public private(set) var state: PPOState
+    /// Seconds spent per phase since the trainer was made: generation, scoring (reward), reference, critic (values
+    /// and the critic's update), policy (the policy's forward/backward, PPO-ptx included).
+    public private(set) var seconds: [String: Double] = [:]
     /// (step, max |Δ log p|) of iterations whose first re-computed log-probs drifted above `logprob_drift_warning`.
     public private(set) var driftWarnings: [(step: Int, drift: Double)] = []
     public static let adapterName = "policy", criticName = "critic"
@@ -187,6 +190,7 @@ public final class PPOTrainer: Trainer {
             let weight = Double(chunk.reduce(0) { $0 + buffer.completions[$1].count }) / tokens
             // Policy: clipped surrogate on the re-computed log-probs.
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919
+            var clock = Date()
             let scored = try loaded.model.score(
                 labeled, adapter: adapter, into: acts, training: true, temperature: temperature)
             let logProbs = chunk.indices.map { scored.tokenLogProbs(row: $0).map(Double.init) }
@@ -199,6 +203,7 @@ public final class PPOTrainer: Trainer {
                 logProbs: logProbs, oldLogProbs: old, advantages: chunk.map { buffer.advantages[$0] },
                 clipRange: config.cliprange)
             loaded.model.backward(scored, dLogProbs: scored.tokenGradients(p.dLogProbs, scale: weight))
+            tick("policy", &clock)
             // Critic: clipped value loss on the values at the same positions.
             acts.isTraining = true
             let hidden = frozen.forward(labeled.batch, adapter: critic, into: acts)
@@ -216,11 +221,13 @@ public final class PPOTrainer: Trainer {
                 dValues: v.dValues.flatMap { $0.map { Float($0 * weight) } }, hidden: hidden.pointer, rows: positions,
                 dHidden: dHidden.pointer)
             frozen.backward(dOutput: dHidden.pointer, acts: acts)
+            tick("critic", &clock)
             sums.tokens += Double(scored.batch.realTokens)
             if config.ptxCoef > 0 {
                 let (nll, ptxTokens) = try ptxStep(step: step, microBatch: i, of: microBatches)
                 means["loss/ptx", default: 0] += nll / Double(microBatches)
                 sums.tokens += ptxTokens
+                tick("policy", &clock)
             }
             let returns = chunk.map { buffer.returns[$0] }
             var error = 0.0
@@ -229,6 +236,8 @@ public final class PPOTrainer: Trainer {
                 ("loss/policy_avg", p.policyLoss), ("loss/value_avg", v.valueLoss),
                 ("loss", p.policyLoss + config.vfCoef * v.valueLoss), ("policy/clipfrac_avg", p.policyClipFraction),
                 ("policy/approxkl_avg", p.approxKL), ("val/clipfrac_avg", v.valueClipFraction),
+                // A sampled estimate of the policy's entropy: −mean log π(a_t) over the minibatch's tokens.
+                ("policy/entropy_avg", -logProbs.joined().reduce(0, +) / Double(max(1, positions.count))),
                 ("val/vpred", values.joined().reduce(0, +) / Double(max(1, positions.count))),
                 ("val/error", error / Double(max(1, positions.count))),
             ] {
@@ -264,32 +273,33 @@ public final class PPOTrainer: Trainer {
     func collectRollouts(iteration: Int) throws -> MetricSums {
         var indices = batches.next()
         if indices.count < config.rolloutBatchSize { indices = batches.next() }  // drop_last, as TRL's loader
-        let prompts = indices.map { data.train[$0] }
         let stops = Set(loaded.model.config.eosTokenIDs + (loaded.tokenizer.eosTokenID.map { [$0] } ?? []))
         let temperature = Float(config.temperature), b = config.training.batchSize
         var rollouts: [Rollout] = [], sampled: [[Double]] = []
-        var start = 0
-        while start < prompts.count {  // generation in minibatch-sized chunks
-            let chunk = Array(prompts[start..<min(start + config.miniBatchSize, prompts.count)])
+        var start = 0, clock = Date()
+        while start < indices.count {  // generation in minibatch-sized chunks
+            let chunk = Array(indices[start..<min(start + config.miniBatchSize, indices.count)])
             let seed = config.seed &+ UInt64(iteration) &* 1_000_003 &+ UInt64(start) &* 7919
             let generated = try loaded.model.generate(
-                prompts: chunk, adapter: adapter,
+                prompts: chunk.map { data.train[$0] }, adapter: adapter,
                 options: GenerationOptions(
                     maxNewTokens: config.responseLength,
                     sampling: SamplingOptions(
                         temperature: temperature, topK: config.topK, topP: Float(config.topP), seed: seed),
                     stopTokenIDs: stops))
-            for (prompt, g) in zip(chunk, generated) {
+            for (p, g) in zip(chunk, generated) {
                 rollouts.append(
                     Rollout(
-                        promptIDs: prompt, completionIDs: g.tokens.map(Int32.init),
+                        promptIDs: data.train[p], completionIDs: g.tokens.map(Int32.init),
                         text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true),
-                        stopped: g.finishReason == .stop))
+                        stopped: g.finishReason == .stop, answer: data.answers[p]))
                 sampled.append(g.tokenLogProbs.map(Double.init))
             }
             start += chunk.count
         }
+        tick("generation", &clock)
         var scores = try reward(rollouts)
+        tick("scoring", &clock)
         for (j, r) in rollouts.enumerated() where !r.stopped { scores[j] -= config.missingEOSPenalty }
         if config.scoreClip > 0 { scores = scores.map { min(max($0, -config.scoreClip), config.scoreClip) } }
         // Reference log-probs and values, micro-batch by micro-batch, no gradients.
@@ -302,9 +312,11 @@ public final class PPOTrainer: Trainer {
                 prompts: chunk.map(\.promptIDs), completions: chunk.map(\.completionIDs), padID: padID)
             let ref = try frozen.score(labeled, adapter: nil, into: acts, temperature: temperature)
             reference += chunk.indices.map { ref.tokenLogProbs(row: $0).map(Double.init) }
+            tick("reference", &clock)
             let hidden = frozen.forward(labeled.batch, adapter: critic, into: acts)
             let flat = valueHead.forward(hidden: hidden.pointer, rows: ref.scoredPositions)
             values += ref.rowRanges.map { $0.map { Double(flat[$0]) } }
+            tick("critic", &clock)
         }
         let step = iteration * config.stepsPerIteration
         try Self.checkFinite(sampled, "rollout log-probs", step: step)
@@ -341,6 +353,13 @@ public final class PPOTrainer: Trainer {
             try logSamples(rollouts, scores: scores, kl: sequenceKL, step: step)
         }
         return sums
+    }
+
+    /// Adds the seconds since `clock` to `phase` and restarts it.
+    func tick(_ phase: String, _ clock: inout Date) {
+        let now = Date()
+        seconds[phase, default: 0] += now.timeIntervalSince(clock)
+        clock = now
     }
 
     /// Appends the first rows of the iteration to `samples.jsonl` (prompt, completion, score, KL).

@@ -9,6 +9,8 @@ import Tokenizers
 
 public struct PromptData: Sendable {
     public var train: [[Int32]]
+    /// Each prompt's reference answer (`answer` / `solution`), aligned with `train`.
+    public var answers: [String?]
     public var report: [String]
 
     public static func prepare(
@@ -29,7 +31,7 @@ public struct PromptData: Sendable {
         let encoded = try PromptEncoder(tokenizer: tokenizer, chatTemplate: chatTemplate, maxLength: room)
             .encode(subset)
         return PromptData(
-            train: encoded.prompts,
+            train: encoded.prompts, answers: subset.records.map(\.answer),
             report: [
                 "\(file.lastPathComponent): \(full.report.recordsRead) records read, \(full.report.skipped) skipped",
                 "prompts: \(encoded.prompts.count) (data_fraction \(t.dataFraction)); \(encoded.report.description)",
