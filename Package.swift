@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // RLHFKit: the whole RLHF pipeline for small language models on a CPU, in Swift.
 // Targets are layers; dependencies point one way:
-//   _CBLAS, _CKernels ← TensorCore ← Models ← Trainers ← rlhf
+//   _CBLAS, _CKernels ← TensorCore ← Models ← Trainers ← Pipeline ← rlhf
 //   ModelFormats (GGUF, safetensors) and Tokenizers depend on Foundation only.
 import PackageDescription
 
@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "ModelExport", targets: ["ModelExport"]),
         .library(name: "Trainers", targets: ["Trainers"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
         .executable(name: "rlhf", targets: ["rlhf"]),
     ],
     dependencies: [
@@ -49,10 +50,13 @@ let package = Package(
                 "Models", "Datasets", "TensorCore", "ModelFormats", "ModelExport",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // The demo pipeline: a built-in task with a gold judge, simulated annotators, every stage, the
+        // over-optimisation fits and the HTML report.
+        .target(name: "Pipeline", dependencies: ["Trainers", "Models", "Datasets", "ModelExport", "TensorCore"]),
         .executableTarget(
             name: "rlhf",
             dependencies: [
-                "Models", "TensorCore", "ModelFormats", "Tokenizers", "ModelExport", "Trainers", "Datasets",
+                "Models", "TensorCore", "ModelFormats", "Tokenizers", "ModelExport", "Trainers", "Datasets", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -86,6 +90,7 @@ let package = Package(
                 "Trainers", "Models", "ModelExport", "Datasets", "Tokenizers", "TensorCore", "ModelFormats",
                 "_TestSupport", "_SharedData",
             ]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Trainers", "TensorCore", "_SharedData"]),
         .testTarget(
             name: "ModelsTests",
             dependencies: [

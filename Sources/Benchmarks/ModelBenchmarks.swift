@@ -10,13 +10,7 @@ import TensorCore
 import _CKernels
 
 enum ModelBenchmarks {
-    static func peakRSSMegabytes() -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Double(line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
-        }
-        return 0
-    }
+    static func peakRSSMegabytes() -> Double { ProcessMemory.peakRSSMegabytes() }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 

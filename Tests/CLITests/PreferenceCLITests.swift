@@ -176,22 +176,72 @@ extension RLCLITests {
 }
 
 @Suite(.serialized) struct DemoCLITests {
-    /// `rlhf demo` needs nothing beside the clone: its task and data are built in (tiny step counts here).
-    @Test func demoRunsEveryStageOnItsBuiltInTask() throws {
+    static func report(_ dir: URL) throws -> [String: Any] {
+        try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json")))
+                as? [String: Any])
+    }
+
+    /// The report without timings and memory (the only figures a seed does not fix).
+    static func figures(_ report: [String: Any]) throws -> Data {
+        var r = report
+        r["timings"] = nil
+        return try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
+    }
+
+    /// `rlhf demo --quick` needs nothing beside the clone: every stage runs on the built-in task, the report is
+    /// written, a finished demo is not redone, and a demo killed after a stage resumes there with the same numbers.
+    @Test func quickDemoRunsEveryStageAndResumesWithTheSameNumbers() throws {
         let dir = try PreferenceCLITests.directory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("demo")
-        let r = try CLI.run([
-            "demo", "--out", out.path, "--steps", "2", "--reward-steps", "2", "--rl-steps", "1", "--max-new-tokens",
-            "4",
-        ])
+        let r = try CLI.run(["demo", "--quick", "--out", out.path])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("gold accuracy: base") && r.stdout.contains("reward model"), "\(r.stdout)")
+        #expect(r.stderr.contains("[9/9] Report") && r.stdout.contains("win-rate vs SFT"), "\(r.stdout)")
+        let report = try Self.report(out)
+        for stage in ["baseline", "sft", "pairs", "reward", "ppo", "bestOfN", "dpo", "grpo"] {
+            #expect(report[stage] != nil, "\(stage) missing from report.json")
+        }
+        let ppo = try #require(report["ppo"] as? [String: Any])
+        let points = try #require(ppo["points"] as? [[String: Any]])
+        #expect(points.count == 3 && (points[0]["kl"] as? Double).map { abs($0) < 1e-9 } == true, "\(points)")
+        let bon = try #require((report["bestOfN"] as? [String: Any])?["points"] as? [[String: Any]])
+        #expect(bon.map { $0["x"] as? Double } == [1, 2, 4, 8])
         for path in [
-            "data/sft.jsonl", "sft/adapter", "reward/adapter/reward_model.json", "grpo/adapter",
-            "smollm2-demo-q8_0.gguf",
+            "report.html", "data/pairs.jsonl", "sft/adapter", "reward/adapter/reward_model.json", "ppo/adapter",
+            "ppo/critic", "ppo/rlhfkit-demo-ppo-q8_0.gguf",
         ] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), "\(path)")
+        }
+        // The real report renders (the synthetic one is checked, or reported skipped, in PipelineTests).
+        if Browser.path != nil {
+            let png = dir.appendingPathComponent("report.png")
+            try Browser.screenshot(out.appendingPathComponent("report.html"), to: png)
+            let counts = try Browser.colourCounts(png, ["#1f77b4", "#d62728"])
+            #expect(counts.values.allSatisfy { $0 > 100 }, "\(counts)")
+        }
+        // Killed after the DPO stage: the rerun keeps stages 1–7 and redoes GRPO with the same result.
+        let grpoRecord = out.appendingPathComponent("stages/8-grpo.json")
+        try FileManager.default.removeItem(at: grpoRecord)
+        let again = try CLI.run(["demo", "--quick", "--out", out.path])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("done in an earlier run (7-dpo.json)"), "\(again.stderr)")
+        #expect(try Self.figures(Self.report(out)) == Self.figures(report))
+        // Another config in the same directory is refused, naming what differs.
+        let other = try CLI.run(["demo", "--quick", "--out", out.path, "--seed", "3"])
+        #expect(other.status != 0 && other.stderr.contains("seed") && other.stderr.contains("--fresh"), "\(other.stderr)")
+    }
+
+    @Test func badConfigNamesTheKeyAndWritesNothing() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (text, key) in [(#"{"ppo_iterations": "x"}"#, "ppo_iterations"), (#"{"gold": 1}"#, "gold")] {
+            let config = dir.appendingPathComponent("demo.json")
+            try Data(text.utf8).write(to: config)
+            let out = dir.appendingPathComponent("out")
+            let r = try CLI.run(["demo", "--quick", "--config", config.path, "--out", out.path])
+            #expect(r.status != 0 && r.stderr.contains(key) && r.stderr.contains(config.path), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out.path))
         }
     }
 }

@@ -27,6 +27,12 @@ public struct RewardFunction: @unchecked Sendable {
         score = { try $0.map(f) }
     }
 
+    /// A closure over a batch of rollouts (one reward each), for rewards that score in batches.
+    public init(name: String, batch: @escaping ([Rollout]) throws -> [Double]) {
+        self.name = name
+        score = batch
+    }
+
     /// A trained reward model over prompt + completion (normalised with its stored statistics when `normalize`).
     public init(rewardModel rm: RewardModel, normalize: Bool = true, batchSize: Int = 8) {
         name = "reward_model"

@@ -1,0 +1,144 @@
+// The sizes and hyper-parameters of `rlhf demo`, one place for each default. `--config FILE` (JSON or YAML)
+// overrides any of them by its snake_case key; unknown keys, wrong types and out-of-range values are errors
+// naming the key. `quick` is the same pipeline at toy sizes (the test suite runs it).
+
+import Foundation
+import Trainers
+
+public struct DemoConfig: PartialConfig, Equatable {
+    public var seed: UInt64 = 0
+    /// Pilot mode (the seed's advice: try the pipeline on 5–10 % of the data first): the share of the training
+    /// prompts every stage uses.
+    public var dataFraction: Double = 1
+    public var trainPrompts = 192
+    public var evalPrompts = 32
+    /// Prompts of another kind (differences; the reward model trains on sums) for the generalisation measure.
+    public var oodPrompts = 32
+    public var maxNewTokens = 24
+    /// Sampling temperature of the pairs the annotators label and of best-of-n.
+    public var sampleTemperature = 1.0
+
+    public var sftSteps = 40
+    public var sftLearningRate = 2e-4
+
+    public var annotatorTemperature = 0.3
+    public var annotatorFlipRate = 0.1
+
+    public var rewardSteps = 36
+    public var rewardLoraRank = 16
+    public var rewardLearningRate = 3e-4
+
+    public var ppoIterations = 12
+    /// Rollouts per PPO iteration.
+    public var ppoBatchSize = 16
+    public var ppoEpochs = 2
+    /// Weak on purpose, so that the proxy can be over-optimised within the demo's budget.
+    public var ppoKlCoef = 0.01
+    public var ppoLearningRate = 2e-4
+
+    public var bonPrompts = 12
+    public var bonMaxN = 64
+
+    public var dpoSteps = 24
+    public var dpoBeta = 0.1
+    public var dpoLearningRate = 1e-4
+
+    public var grpoSteps = 8
+    public var grpoNumGenerations = 4
+    public var grpoBeta = 0.04
+    public var grpoLearningRate = 1e-4
+
+    public init() {}
+
+    /// The same stages at toy sizes (about two minutes on two cores).
+    public static var quick: DemoConfig {
+        var c = DemoConfig()
+        c.trainPrompts = 32
+        c.evalPrompts = 8
+        c.oodPrompts = 8
+        c.maxNewTokens = 16
+        c.sftSteps = 8
+        c.rewardSteps = 8
+        c.ppoIterations = 3
+        c.ppoBatchSize = 8
+        c.ppoEpochs = 1
+        c.bonPrompts = 4
+        c.bonMaxN = 8
+        c.dpoSteps = 4
+        c.grpoSteps = 2
+        return c
+    }
+
+    /// Training prompts after `data_fraction` (at least one PPO batch).
+    public var effectiveTrainPrompts: Int {
+        max(ppoBatchSize, Int((Double(trainPrompts) * dataFraction).rounded()))
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case seed, dataFraction = "data_fraction", trainPrompts = "train_prompts", evalPrompts = "eval_prompts"
+        case oodPrompts = "ood_prompts", maxNewTokens = "max_new_tokens", sampleTemperature = "sample_temperature"
+        case sftSteps = "sft_steps", sftLearningRate = "sft_learning_rate"
+        case annotatorTemperature = "annotator_temperature", annotatorFlipRate = "annotator_flip_rate"
+        case rewardSteps = "reward_steps", rewardLoraRank = "reward_lora_rank"
+        case rewardLearningRate = "reward_learning_rate"
+        case ppoIterations = "ppo_iterations", ppoBatchSize = "ppo_batch_size", ppoEpochs = "ppo_epochs"
+        case ppoKlCoef = "ppo_kl_coef", ppoLearningRate = "ppo_learning_rate"
+        case bonPrompts = "bon_prompts", bonMaxN = "bon_max_n"
+        case dpoSteps = "dpo_steps", dpoBeta = "dpo_beta", dpoLearningRate = "dpo_learning_rate"
+        case grpoSteps = "grpo_steps", grpoNumGenerations = "grpo_num_generations", grpoBeta = "grpo_beta"
+        case grpoLearningRate = "grpo_learning_rate"
+    }
+
+    public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    /// Range checks, each naming its key.
+    public func validate(source: String) throws {
+        func check(_ ok: Bool, _ key: CodingKeys, _ value: Any, _ expected: String) throws {
+            if !ok {
+                throw ConfigFileError.invalidValue(
+                    file: source, key: key.rawValue, reason: "expected \(expected), got \(value)")
+            }
+        }
+        try check(dataFraction > 0 && dataFraction <= 1, .dataFraction, dataFraction, "a number in (0, 1]")
+        for (key, value) in [
+            (CodingKeys.trainPrompts, trainPrompts), (.evalPrompts, evalPrompts), (.oodPrompts, oodPrompts),
+            (.sftSteps, sftSteps), (.rewardSteps, rewardSteps), (.rewardLoraRank, rewardLoraRank),
+            (.ppoIterations, ppoIterations), (.ppoEpochs, ppoEpochs), (.bonPrompts, bonPrompts),
+            (.dpoSteps, dpoSteps), (.grpoSteps, grpoSteps),
+        ] {
+            try check(value >= 1, key, value, "an integer ≥ 1")
+        }
+        try check(maxNewTokens >= 4 && maxNewTokens <= 256, .maxNewTokens, maxNewTokens, "an integer in 4…256")
+        try check(ppoBatchSize >= 2 && ppoBatchSize % 2 == 0, .ppoBatchSize, ppoBatchSize, "an even integer ≥ 2")
+        try check(bonMaxN >= 1 && bonMaxN & (bonMaxN - 1) == 0, .bonMaxN, bonMaxN, "a power of two ≥ 1")
+        try check(
+            grpoNumGenerations >= 2 && grpoNumGenerations <= 16, .grpoNumGenerations, grpoNumGenerations,
+            "an integer in 2…16")
+        try check(sampleTemperature > 0, .sampleTemperature, sampleTemperature, "a number > 0")
+        try check(annotatorTemperature > 0, .annotatorTemperature, annotatorTemperature, "a number > 0")
+        try check(annotatorFlipRate >= 0 && annotatorFlipRate < 0.5, .annotatorFlipRate, annotatorFlipRate, "a number in [0, 0.5)")
+        for (key, value) in [
+            (CodingKeys.sftLearningRate, sftLearningRate), (.rewardLearningRate, rewardLearningRate),
+            (.ppoLearningRate, ppoLearningRate), (.dpoLearningRate, dpoLearningRate),
+            (.grpoLearningRate, grpoLearningRate), (.dpoBeta, dpoBeta),
+        ] {
+            try check(value > 0 && value.isFinite, key, value, "a number > 0")
+        }
+        try check(ppoKlCoef >= 0, .ppoKlCoef, ppoKlCoef, "a number ≥ 0")
+        try check(grpoBeta >= 0, .grpoBeta, grpoBeta, "a number ≥ 0")
+    }
+
+    /// Reads a config file over `base` (the full or quick defaults) and validates it.
+    public static func load(file: URL, over base: DemoConfig) throws -> DemoConfig {
+        var object = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(base))) as! [String: Any]
+        let overrides = try Self.load(file: file)
+        let unknown = overrides.keys.filter { !keys.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            throw ConfigFileError.unknownKeys(file: file.path, keys: unknown, accepted: keys.sorted())
+        }
+        for (k, v) in overrides { object[k] = v }
+        let config = try decode(object, source: file.path)
+        try config.validate(source: file.path)
+        return config
+    }
+}

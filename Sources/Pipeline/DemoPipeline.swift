@@ -1,0 +1,580 @@
+// `rlhf demo` as a library: the seed's pipeline on a built-in task with a gold judge, stage by stage —
+//   1 baseline · 2 SFT (LoRA, on demonstrations the task writes) · 3 pairs (two SFT samples per prompt, labelled
+//   by simulated annotators) · 4 reward model (LoRA + score head on the SFT policy) · 5 PPO against the proxy with
+//   KL control, proxy and gold against d = √KL · 6 best-of-n, n = 1…N · 7 DPO on the same pairs · 8 GRPO with the
+//   proxy · 9 report.
+// Everything after SFT shares one frozen base (the SFT adapter merged in, which is also the reference): the reward
+// model, the critic and each policy are adapters on it. Each stage saves its result when it finishes
+// (`OUT/stages/`), so a killed demo resumes from its last finished stage; the same seed gives the same numbers.
+
+import Datasets
+import Foundation
+import ModelExport
+import Models
+import TensorCore
+import Trainers
+
+/// What the pipeline tells its caller (the CLI renders it; tests collect it).
+public struct DemoObserver {
+    public var stage: (_ index: Int, _ count: Int, _ title: String) -> Void = { _, _, _ in }
+    public var log: (String) -> Void = { _ in }
+    public var trainerEvent: (TrainerEvent) -> Void = { _ in }
+    /// Sampling progress: done of total sequences.
+    public var sampling: (_ done: Int, _ total: Int) -> Void = { _, _ in }
+    public var stopRequested: () -> Bool = { false }
+    public init() {}
+}
+
+public enum DemoError: Error, CustomStringConvertible {
+    case configChanged(directory: String, keys: [String])
+    case interrupted(stage: String)
+
+    public var description: String {
+        switch self {
+        case let .configChanged(directory, keys):
+            "\(directory) holds a demo run made with another config (\(keys.joined(separator: ", ")) differ). Pass "
+                + "--fresh to start it over, or another --out."
+        case let .interrupted(stage):
+            "Stopped during stage \(stage); the stages before it are kept. Run the same command to resume."
+        }
+    }
+}
+
+public final class DemoPipeline {
+    public static let stages = [
+        ("baseline", "Baseline: the base model on the built-in task"),
+        ("sft", "LoRA SFT on the task's demonstrations"),
+        ("pairs", "Pairs of SFT samples labelled by simulated annotators"),
+        ("reward", "Proxy reward model (LoRA + score head) on the labelled pairs"),
+        ("ppo", "PPO against the proxy, KL-penalised to the SFT policy"),
+        ("best_of_n", "Best-of-n against the proxy"),
+        ("dpo", "DPO on the same pairs"),
+        ("grpo", "GRPO against the proxy"),
+        ("report", "Report"),
+    ]
+    public static let taskDescription =
+        "Arithmetic questions (sums of two numbers below 50; differences as the other kind) generated from the "
+        + "seed; gold judge: +1 right result, +0.2 both operands stated, +0.3 finished by itself, −0.05 per word "
+        + "beyond 12 (at most −0.6), −0.8 × share of repeated word bigrams."
+
+    public let config: DemoConfig
+    public let out: URL
+    public let baseModel: String
+    let observer: DemoObserver
+    let base: LoadedModel
+    public private(set) var report: DemoReport
+    var sftMerged = false
+    var rewardModel: RewardModel?
+    let train: [TaskPrompt], eval: [TaskPrompt], ood: [TaskPrompt]
+    let promptEncoder: PromptEncoder
+
+    /// `base`: the model, loaded dense and frozen; `baseModel`: its name for checkpoints and exports.
+    public init(config: DemoConfig, base: LoadedModel, baseModel: String, out: URL, observer: DemoObserver) throws {
+        self.config = config
+        self.base = base
+        self.baseModel = baseModel
+        self.out = out
+        self.observer = observer
+        report = DemoReport(config: config, model: baseModel, task: Self.taskDescription)
+        promptEncoder = try PromptEncoder(tokenizer: base.tokenizer, chatTemplate: base.chatTemplate)
+        var rng = RNG(seed: config.seed)
+        train = Array(TaskPrompt.make(config.trainPrompts, kind: .sum, rng: &rng).prefix(config.effectiveTrainPrompts))
+        eval = TaskPrompt.make(config.evalPrompts, kind: .sum, rng: &rng)
+        ood = TaskPrompt.make(config.oodPrompts, kind: .difference, rng: &rng)
+    }
+
+    var stagesDirectory: URL { out.appendingPathComponent("stages") }
+    var dataDirectory: URL { out.appendingPathComponent("data") }
+
+    /// Runs every stage not finished earlier; returns the report (also written as report.json and report.html).
+    @discardableResult
+    public func run(fresh: Bool = false) throws -> DemoReport {
+        let fm = FileManager.default
+        if fresh { try? fm.removeItem(at: stagesDirectory) }
+        try fm.createDirectory(at: stagesDirectory, withIntermediateDirectories: true)
+        try fm.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        try checkConfig()
+        let n = Self.stages.count
+        func title(_ i: Int) -> String { Self.stages[i].1 }
+        report.baseline = try stage(0, title(0)) { BaselineResult(base: try evaluate(adapter: nil, against: nil)) }
+        report.sft = try stage(1, title(1)) { try runSFT() }
+        try mergeSFT()
+        report.pairs = try stage(2, title(2)) { try makePairs() }
+        report.reward = try stage(3, title(3)) { try runReward() }
+        try loadRewardModel()
+        report.ppo = try stage(4, title(4)) { try runPPO() }
+        report.bestOfN = try stage(5, title(5)) { try runBestOfN() }
+        report.dpo = try stage(6, title(6)) { try runDPO() }
+        report.grpo = try stage(7, title(7)) { try runGRPO() }
+        observer.stage(n, n, title(n - 1))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(report).write(to: out.appendingPathComponent("report.json"), options: .atomic)
+        try Data(ReportHTML.render(report).utf8).write(to: out.appendingPathComponent("report.html"), options: .atomic)
+        return report
+    }
+
+    // MARK: Stages and resume
+
+    struct StageRecord<R: Codable>: Codable {
+        var result: R
+        var timing: StageTiming
+    }
+
+    /// Runs stage `index` unless its record exists; saves the record atomically when it finishes.
+    func stage<R: Codable>(_ index: Int, _ title: String, _ body: () throws -> R) throws -> R {
+        let name = Self.stages[index].0
+        let file = stagesDirectory.appendingPathComponent(String(format: "%d-%@.json", index + 1, name))
+        observer.stage(index + 1, Self.stages.count, title)
+        if let data = FileManager.default.contents(atPath: file.path),
+            let record = try? JSONDecoder().decode(StageRecord<R>.self, from: data)
+        {
+            observer.log("done in an earlier run (\(file.lastPathComponent)); skipped")
+            report.timings.append(record.timing)
+            return record.result
+        }
+        if observer.stopRequested() { throw DemoError.interrupted(stage: name) }
+        try? FileManager.default.removeItem(at: out.appendingPathComponent(name))  // an unfinished attempt
+        let start = Date()
+        let result = try body()
+        let timing = StageTiming(
+            stage: name, seconds: Date().timeIntervalSince(start), peakRSSMB: ProcessMemory.peakRSSMegabytes())
+        report.timings.append(timing)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(StageRecord(result: result, timing: timing)).write(to: file, options: .atomic)
+        return result
+    }
+
+    func checkConfig() throws {
+        let file = stagesDirectory.appendingPathComponent("config.json")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let mine = try encoder.encode(config)
+        if let data = FileManager.default.contents(atPath: file.path), data != mine {
+            let old = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+            let new = (try JSONSerialization.jsonObject(with: mine)) as? [String: Any] ?? [:]
+            let keys = Set(old.keys).union(new.keys).filter { "\(old[$0] ?? "–")" != "\(new[$0] ?? "–")" }.sorted()
+            throw DemoError.configChanged(directory: out.path, keys: keys.isEmpty ? ["the model"] : keys)
+        }
+        try mine.write(to: file, options: .atomic)
+    }
+
+    // MARK: Sampling and evaluation
+
+    struct Reply {
+        var tokens: [Int32]
+        var text: String
+        var finished: Bool
+        var gold: Double
+        var words: Int
+    }
+
+
+    func messages(_ text: String, role: String = "user") -> [[String: String]] { [["role": role, "content": text]] }
+
+    func encode(_ p: TaskPrompt) throws -> [Int32] {
+        try promptEncoder.encode(PromptExample(.conversation([Message(role: .user, content: p.question)])))
+    }
+
+    /// `n` replies per prompt (greedy when `temperature` is 0), in chunks of at most 32 sequences.
+    func replies(
+        _ prompts: [TaskPrompt], adapter: LoRAAdapter?, n: Int = 1, temperature: Double, seed: UInt64
+    ) throws -> [[Reply]] {
+        let encoded = try prompts.map(encode)
+        let rows = prompts.indices.flatMap { Array(repeating: $0, count: n) }
+        var out: [Reply] = []
+        var start = 0
+        while start < rows.count {
+            let chunk = Array(rows[start..<min(start + 32, rows.count)])
+            let options = GenerationOptions(
+                maxNewTokens: config.maxNewTokens,
+                sampling: SamplingOptions(temperature: Float(temperature), seed: seed &+ UInt64(start) &* 7919),
+                stopTokenIDs: base.stopTokenIDs)
+            let generated = try base.model.generate(prompts: chunk.map { encoded[$0] }, adapter: adapter, options: options)
+            for (p, g) in zip(chunk, generated) {
+                let text = base.tokenizer.decode(g.tokens, skipSpecialTokens: true)
+                let finished = g.finishReason == .stop
+                out.append(
+                    Reply(
+                        tokens: g.tokens.map(Int32.init), text: text, finished: finished,
+                        gold: GoldJudge.score(text, to: prompts[p], finished: finished),
+                        words: text.split(whereSeparator: \.isWhitespace).count))
+            }
+            start += chunk.count
+            observer.sampling(start, rows.count)
+        }
+        return prompts.indices.map { Array(out[($0 * n)..<(($0 + 1) * n)]) }
+    }
+
+    /// Greedy replies on the evaluation prompts; the win-rate against `reference` (the SFT policy's evaluation).
+    func evaluate(adapter: LoRAAdapter?, against reference: PolicyEvaluation?) throws -> PolicyEvaluation {
+        let r = try replies(eval, adapter: adapter, temperature: 0, seed: config.seed).map { $0[0] }
+        return Self.evaluation(eval, r, against: reference)
+    }
+
+    static func evaluation(_ prompts: [TaskPrompt], _ r: [Reply], against reference: PolicyEvaluation?)
+        -> PolicyEvaluation
+    {
+        let n = Double(max(1, r.count))
+        let samples = zip(prompts, r).map {
+            SampleReply(prompt: $0.question, reply: $1.text, gold: $1.gold, words: $1.words)
+        }
+        let winRate = reference.map { ref in
+            zip(samples, ref.samples).reduce(0.0) { $0 + ($1.0.gold > $1.1.gold ? 1 : $1.0.gold == $1.1.gold ? 0.5 : 0) }
+                / n
+        }
+        return PolicyEvaluation(
+            meanGold: r.reduce(0) { $0 + $1.gold } / n,
+            correct: Double(zip(prompts, r).filter { GoldJudge.numbersIn($1.text).last == $0.result }.count) / n,
+            meanWords: r.reduce(0) { $0 + Double($1.words) } / n, winRateVsSFT: winRate, samples: samples)
+    }
+
+    // MARK: 2. SFT
+
+    /// Writes TRL JSONL (keys sorted, so the same seed writes the same bytes).
+    func writeJSONL(_ rows: [[String: Any]], _ name: String) throws -> URL {
+        let url = dataDirectory.appendingPathComponent(name)
+        let lines = try rows.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self)
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url, options: .atomic)
+        return url
+    }
+
+    func conversation(_ prompt: TaskPrompt, _ reply: String) -> [[String: String]] {
+        messages(prompt.question) + messages(reply, role: "assistant")
+    }
+
+    func runSFT() throws -> SFTResult {
+        let file = try writeJSONL(
+            train.enumerated().map { i, p in ["messages": conversation(p, p.demonstration(style: i))] },
+            "sft.jsonl")
+        var c = SFTConfig()
+        c.maxSteps = config.sftSteps
+        c.batchSize = 4
+        c.maxLength = 128
+        c.learningRate = Float(config.sftLearningRate)
+        c.warmupSteps = max(1, config.sftSteps / 10)
+        c.loggingSteps = 1
+        c.saveSteps = config.sftSteps
+        c.seed = config.seed
+        let data = try SFTData.prepare(
+            config: c, tokenizer: base.tokenizer, chatTemplate: base.chatTemplate, trainFile: file, evalFile: nil)
+        let trainer = try SFTTrainer(
+            config: c, model: base, data: data, outputDirectory: out.appendingPathComponent("sft"),
+            baseModel: baseModel)
+        var loss: [CurvePoint] = []
+        try train(trainer) { step, m in if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) } }
+        let adapter = try trainer.exportFinal()
+        return SFTResult(
+            examples: data.train.count, loss: loss,
+            policy: try evaluate(adapter: trainer.adapter, against: report.baseline?.base),
+            adapter: relative(adapter))
+    }
+
+    func relative(_ url: URL) -> String {
+        let path = url.standardizedFileURL.path, root = out.standardizedFileURL.path + "/"
+        return path.hasPrefix(root) ? String(path.dropFirst(root.count)) : path
+    }
+
+    /// Merges the exported SFT adapter into the base: from here on the base is the SFT policy and the reference.
+    func mergeSFT() throws {
+        guard !sftMerged, let sft = report.sft else { return }
+        let dir = out.appendingPathComponent(sft.adapter)
+        _ = try ModelLoader.load(adapter: dir, onto: base, name: "sft")
+        base.model.merge(adapter: "sft")
+        sftMerged = true
+    }
+
+    // MARK: 3. Pairs
+
+    func runPairsOf(_ prompts: [TaskPrompt], seed: UInt64) throws -> [(TaskPrompt, Reply, Reply)] {
+        let r = try replies(prompts, adapter: nil, n: 2, temperature: config.sampleTemperature, seed: seed)
+        return zip(prompts, r).map { ($0, $1[0], $1[1]) }
+    }
+
+    func makePairs() throws -> PairsResult {
+        let annotators = SimulatedAnnotators(
+            temperature: config.annotatorTemperature, flipRate: config.annotatorFlipRate)
+        var rng = RNG(seed: config.seed &+ 17)
+        var rows: [[String: Any]] = [], agree = 0, decided = 0, dropped = 0
+        for (p, a, b) in try runPairsOf(train, seed: config.seed &+ 1) {
+            guard a.text != b.text else {
+                dropped += 1
+                continue
+            }
+            let aWins = annotators.prefersA(goldA: a.gold, goldB: b.gold, rng: &rng)
+            if a.gold != b.gold {
+                decided += 1
+                if aWins == (a.gold > b.gold) { agree += 1 }
+            }
+            let (chosen, rejected) = aWins ? (a, b) : (b, a)
+            rows.append(pairRow(p, chosen.text, rejected.text))
+        }
+        _ = try writeJSONL(rows, "pairs.jsonl")
+        // Gold-labelled pairs (no noise) for the reward model's accuracy: held-out sums and differences.
+        func goldPairs(_ prompts: [TaskPrompt], seed: UInt64, name: String) throws -> Int {
+            let labelled = try runPairsOf(prompts, seed: seed).compactMap { p, a, b -> [String: Any]? in
+                guard a.gold != b.gold else { return nil }
+                return a.gold > b.gold ? pairRow(p, a.text, b.text) : pairRow(p, b.text, a.text)
+            }
+            _ = try writeJSONL(labelled, name)
+            return labelled.count
+        }
+        let heldOut = try goldPairs(eval, seed: config.seed &+ 2, name: "pairs_eval.jsonl")
+        let oodCount = try goldPairs(ood, seed: config.seed &+ 3, name: "pairs_ood.jsonl")
+        return PairsResult(
+            trainPairs: rows.count, labelAgreement: decided > 0 ? Double(agree) / Double(decided) : 0,
+            heldOutPairs: heldOut, oodPairs: oodCount, dropped: dropped)
+    }
+
+    func pairRow(_ p: TaskPrompt, _ chosen: String, _ rejected: String) -> [String: Any] {
+        ["prompt": messages(p.question), "chosen": messages(chosen, role: "assistant"),
+         "rejected": messages(rejected, role: "assistant")]
+    }
+
+    // MARK: 4. Reward model
+
+    func runReward() throws -> RewardResult {
+        var c = RewardConfig()
+        c.maxSteps = config.rewardSteps
+        c.batchSize = 8
+        c.maxLength = 128
+        c.learningRate = Float(config.rewardLearningRate)
+        c.warmupSteps = max(1, config.rewardSteps / 10)
+        c.loggingSteps = 1
+        c.evalSteps = 0
+        c.saveSteps = config.rewardSteps
+        c.seed = config.seed
+        c.training.loraRank = config.rewardLoraRank
+        c.training.loraAlpha = Float(2 * config.rewardLoraRank)
+        let data = try ComparisonData.prepare(
+            training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
+            chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs.jsonl"),
+            evalFile: dataDirectory.appendingPathComponent("pairs_eval.jsonl"))
+        let trainer = try RewardTrainer(
+            config: c, model: base, data: data, outputDirectory: out.appendingPathComponent("reward"),
+            baseModel: baseModel)
+        var loss: [CurvePoint] = [], accuracy: [CurvePoint] = []
+        try train(trainer) { step, m in
+            if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) }
+            if let a = m["accuracy"] { accuracy.append(CurvePoint(Double(step), a)) }
+        }
+        let dir = try trainer.exportFinal()
+        let rm = trainer.rewardModel
+        let ood = try ComparisonData.prepare(
+            training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
+            chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs_ood.jsonl"),
+            evalFile: nil)
+        // Bias: how the proxy and the gold judge follow length, over fresh SFT samples on the held-out prompts.
+        let samples = try replies(eval, adapter: nil, n: 2, temperature: config.sampleTemperature, seed: config.seed &+ 4)
+            .joined()
+        let encoded = try eval.map(encode)
+        let proxy = try rm.scores(
+            zip(eval.indices.flatMap { [$0, $0] }, samples).map { encoded[$0] + $1.tokens })
+        let words = samples.map { Double($0.words) }
+        return RewardResult(
+            loss: loss, trainAccuracy: accuracy,
+            heldOutAccuracy: data.eval.isEmpty ? 0 : try rm.evaluate(data.eval).accuracy,
+            oodAccuracy: ood.train.isEmpty ? 0 : try rm.evaluate(ood.train).accuracy,
+            proxyLengthCorrelation: pearson(proxy, words), goldLengthCorrelation: pearson(samples.map(\.gold), words),
+            directory: relative(dir))
+    }
+
+    func loadRewardModel() throws {
+        guard rewardModel == nil, let r = report.reward else { return }
+        rewardModel = try RewardModel.load(reward: out.appendingPathComponent(r.directory), onto: base, baseName: baseModel)
+    }
+
+    /// The proxy reward (the reward model's normalised score) as an RL reward, recording gold and length beside it.
+    final class Recorder {
+        var batches: [(proxy: Double, gold: Double, words: Double)] = []
+    }
+
+    func proxyReward(recorder: Recorder) throws -> RewardFunction {
+        guard let rm = rewardModel else { preconditionFailure("the reward stage comes first") }
+        var prompts: [[Int32]: TaskPrompt] = [:]
+        for p in train { prompts[try encode(p)] = p }
+        return RewardFunction(name: "proxy", batch: { rollouts in
+            let scores = try rm.scores(rollouts.map { $0.promptIDs + $0.completionIDs }).map(rm.normalized)
+            var gold = 0.0, words = 0.0
+            for r in rollouts {
+                guard let p = prompts[r.promptIDs] else { preconditionFailure("a rollout of an unknown prompt") }
+                gold += GoldJudge.score(r.text, to: p, finished: r.stopped)
+                words += Double(r.text.split(whereSeparator: \.isWhitespace).count)
+            }
+            let n = Double(max(1, rollouts.count))
+            recorder.batches.append((scores.reduce(0, +) / n, gold / n, words / n))
+            return scores
+        })
+    }
+
+    func promptFile() throws -> URL {
+        try writeJSONL(train.map { ["prompt": messages($0.question)] }, "prompts.jsonl")
+    }
+
+    // MARK: 5. PPO
+
+    func runPPO() throws -> RLResult {
+        var c = PPOConfig()
+        c.training.batchSize = config.ppoBatchSize / 2
+        c.numMiniBatches = 2
+        c.numPPOEpochs = config.ppoEpochs
+        c.responseLength = config.maxNewTokens
+        c.klCoef = config.ppoKlCoef
+        c.training.learningRate = Float(config.ppoLearningRate)
+        c.training.maxLength = 128
+        c.training.maxSteps = config.ppoIterations * c.stepsPerIteration
+        c.training.loggingSteps = 1
+        c.training.saveSteps = c.training.maxSteps
+        c.training.warmupSteps = 0
+        c.logSamplesEvery = max(1, config.ppoIterations / 4)
+        c.training.seed = config.seed
+        let data = try PromptData.prepare(
+            training: c.training, maxCompletionLength: c.responseLength, tokenizer: base.tokenizer,
+            chatTemplate: base.chatTemplate, file: try promptFile())
+        let recorder = Recorder()
+        let trainer = try PPOTrainer(
+            config: c, model: base, data: data, reward: try proxyReward(recorder: recorder), rewardModel: rewardModel,
+            outputDirectory: out.appendingPathComponent("ppo"), baseModel: baseModel)
+        var points: [OptimisationPoint] = [], loss: [CurvePoint] = []
+        try train(trainer) { step, m in
+            if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) }
+            if let kl = m["objective/kl"], let batch = recorder.batches.last {
+                points.append(
+                    OptimisationPoint(
+                        x: Double(points.count), kl: kl, d: max(0, kl).squareRoot(), proxy: batch.proxy,
+                        gold: batch.gold, words: batch.words, klCoef: m["objective/kl_coef"]))
+            }
+        }
+        let policy = try evaluate(adapter: trainer.adapter, against: report.sft?.policy)
+        // Ship it: the PPO adapter and critic (PEFT), and SFT + PPO merged into one GGUF.
+        let exported = try trainer.exportFinal()
+        let gguf = out.appendingPathComponent("ppo/rlhfkit-demo-ppo-q8_0.gguf")
+        try GGUFExport.saveMerged(
+            model: base.model, adapter: trainer.adapter!, tokenizer: base.tokenizer,
+            chatTemplate: base.chatTemplate?.source, type: .q8_0, name: "rlhfkit-demo-ppo", to: gguf, overwrite: true)
+        return RLResult(
+            points: points, fit: Self.fit(.rl, points), overOptimisation: OverOptimisation.read(points),
+            policy: policy, loss: loss, exports: [relative(exported), relative(gguf)])
+    }
+
+    /// Gao et al.'s form fitted to the gold gain over the first point (the starting policy, d = 0).
+    static func fit(_ form: GaoFit.Form, _ points: [OptimisationPoint]) -> GaoFit? {
+        guard let first = points.first else { return nil }
+        return GaoFit.fit(form, d: points.map(\.d), r: points.map { $0.gold - first.gold })
+    }
+
+    // MARK: 6. Best-of-n
+
+    func runBestOfN() throws -> BestOfNResult {
+        guard let rm = rewardModel else { preconditionFailure("the reward stage comes first") }
+        let prompts = Array(eval.prefix(config.bonPrompts)), n = config.bonMaxN
+        let samples = try replies(prompts, adapter: nil, n: n, temperature: config.sampleTemperature, seed: config.seed &+ 5)
+        let encoded = try prompts.map(encode)
+        var proxy: [[Double]] = []
+        for (i, group) in samples.enumerated() {
+            proxy.append(try rm.scores(group.map { encoded[i] + $0.tokens }).map(rm.normalized))
+        }
+        // For each n, the N samples of a prompt form N/n disjoint groups; the proxy's pick of each is averaged.
+        var points: [OptimisationPoint] = []
+        var size = 1
+        var picks: [Reply] = []
+        while size <= n {
+            var p = 0.0, g = 0.0, w = 0.0, count = 0.0
+            picks = []
+            for (i, group) in samples.enumerated() {
+                for start in stride(from: 0, to: n, by: size) {
+                    let best = (start..<(start + size)).max { proxy[i][$0] < proxy[i][$1] }!
+                    p += proxy[i][best]
+                    g += group[best].gold
+                    w += Double(group[best].words)
+                    count += 1
+                    if start == 0 { picks.append(group[best]) }
+                }
+            }
+            let kl = bestOfNKL(size)
+            points.append(
+                OptimisationPoint(
+                    x: Double(size), kl: kl, d: kl.squareRoot(), proxy: p / count, gold: g / count, words: w / count,
+                    klCoef: nil))
+            size *= 2
+        }
+        // The largest n's picks against one plain sample of the same prompt.
+        let single = Self.evaluation(prompts, samples.map { $0[0] }, against: nil)
+        return BestOfNResult(
+            points: points, fit: Self.fit(.bestOfN, points), overOptimisation: OverOptimisation.read(points),
+            policy: Self.evaluation(prompts, picks, against: single))
+    }
+
+    // MARK: 7. DPO
+
+    func runDPO() throws -> PreferenceResult {
+        var c = DPOConfig()
+        c.beta = config.dpoBeta
+        c.training.maxSteps = config.dpoSteps
+        c.training.batchSize = 4
+        c.training.maxLength = 128
+        c.training.learningRate = Float(config.dpoLearningRate)
+        c.training.warmupSteps = max(1, config.dpoSteps / 10)
+        c.training.loggingSteps = 1
+        c.training.saveSteps = config.dpoSteps
+        c.training.seed = config.seed
+        let data = try PreferenceData.prepare(
+            training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
+            chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs.jsonl"),
+            evalFile: nil)
+        let trainer = try DPOTrainer(
+            config: c, model: base, data: data, outputDirectory: out.appendingPathComponent("dpo"), baseModel: baseModel)
+        var loss: [CurvePoint] = []
+        try train(trainer) { step, m in if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) } }
+        return PreferenceResult(loss: loss, policy: try evaluate(adapter: trainer.adapter, against: report.sft?.policy))
+    }
+
+    // MARK: 8. GRPO
+
+    func runGRPO() throws -> GRPOResult {
+        var c = GroupRLConfig()
+        c.numGenerations = config.grpoNumGenerations
+        c.training.batchSize = 4 * config.grpoNumGenerations
+        c.maxCompletionLength = config.maxNewTokens
+        c.beta = config.grpoBeta
+        c.training.maxLength = 128
+        c.training.learningRate = Float(config.grpoLearningRate)
+        c.training.maxSteps = config.grpoSteps
+        c.training.loggingSteps = 1
+        c.training.saveSteps = config.grpoSteps
+        c.training.seed = config.seed
+        let data = try PromptData.prepare(
+            training: c.training, maxCompletionLength: c.maxCompletionLength, tokenizer: base.tokenizer,
+            chatTemplate: base.chatTemplate, file: try promptFile())
+        let recorder = Recorder()
+        let trainer = try GroupRLTrainer(
+            config: c, model: base, data: data, reward: try proxyReward(recorder: recorder),
+            outputDirectory: out.appendingPathComponent("grpo"), baseModel: baseModel)
+        var points: [OptimisationPoint] = []
+        try train(trainer) { step, m in
+            guard let batch = recorder.batches.last else { return }
+            let kl = m["kl"] ?? 0
+            points.append(
+                OptimisationPoint(
+                    x: Double(step), kl: kl, d: max(0, kl).squareRoot(), proxy: batch.proxy, gold: batch.gold,
+                    words: batch.words, klCoef: nil))
+        }
+        return GRPOResult(points: points, policy: try evaluate(adapter: trainer.adapter, against: report.sft?.policy))
+    }
+
+    // MARK: Training
+
+    /// Trains with the observer's rendering; `onStep` sees each logged step's metrics. A stop request ends the
+    /// stage with an error (its record is not written, so the next run redoes it).
+    func train<T: Trainer>(_ trainer: T, onStep: (Int, Metrics) -> Void) throws {
+        try trainer.train(stopRequested: observer.stopRequested) { event in
+            if case let .step(step, _, metrics) = event { onStep(step, metrics) }
+            observer.trainerEvent(event)
+            return .proceed
+        }
+        if observer.stopRequested() { throw DemoError.interrupted(stage: "\(T.self)") }
+    }
+}

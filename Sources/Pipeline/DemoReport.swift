@@ -1,0 +1,194 @@
+// Every figure `rlhf demo` produces, as one Codable value: each stage's result is saved on its own when the stage
+// finishes (so an interrupted demo resumes from its last finished stage), and `report.json` is the whole value.
+
+import Foundation
+
+/// A point of a curve (training step or iteration → value).
+public struct CurvePoint: Codable, Sendable, Equatable {
+    public var x: Double, y: Double
+    public init(_ x: Double, _ y: Double) {
+        self.x = x
+        self.y = y
+    }
+}
+
+/// A sampled reply with the gold judge's score.
+public struct SampleReply: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var reply: String
+    public var gold: Double
+    public var words: Int
+}
+
+/// Gold reward of a policy's greedy replies on the evaluation prompts, and its win-rate against the SFT policy.
+public struct PolicyEvaluation: Codable, Sendable, Equatable {
+    public var meanGold: Double
+    public var correct: Double
+    public var meanWords: Double
+    /// Wins + ½ ties of the gold judge's comparison with the SFT policy's reply to the same prompt.
+    public var winRateVsSFT: Double?
+    public var samples: [SampleReply]
+}
+
+public struct StageTiming: Codable, Sendable, Equatable {
+    public var stage: String
+    public var seconds: Double
+    /// Peak resident memory of the process when the stage ended (MB).
+    public var peakRSSMB: Double
+}
+
+public struct BaselineResult: Codable, Sendable, Equatable {
+    public var base: PolicyEvaluation
+}
+
+public struct SFTResult: Codable, Sendable, Equatable {
+    public var examples: Int
+    public var loss: [CurvePoint]
+    public var policy: PolicyEvaluation
+    /// The exported adapter, relative to the demo's output directory.
+    public var adapter: String
+}
+
+public struct PairsResult: Codable, Sendable, Equatable {
+    public var trainPairs: Int
+    /// Share of the annotators' labels that agree with the gold judge's noise-free preference.
+    public var labelAgreement: Double
+    public var heldOutPairs: Int
+    public var oodPairs: Int
+    /// Identical sample pairs dropped (nothing to compare).
+    public var dropped: Int
+}
+
+public struct RewardResult: Codable, Sendable, Equatable {
+    public var loss: [CurvePoint]
+    public var trainAccuracy: [CurvePoint]
+    /// Accuracy against gold labels on held-out sums (in distribution) and on differences (another kind).
+    public var heldOutAccuracy: Double
+    public var oodAccuracy: Double
+    /// Pearson correlation with the reply's length in words, of the proxy and of the gold judge (bias).
+    public var proxyLengthCorrelation: Double
+    public var goldLengthCorrelation: Double
+    public var directory: String
+}
+
+/// One PPO iteration (or one best-of-n size): where the policy is and what the proxy and gold make of it.
+public struct OptimisationPoint: Codable, Sendable, Equatable {
+    public var x: Double
+    public var kl: Double
+    public var d: Double
+    /// Mean proxy (normalised reward-model score) and gold reward of the rollouts.
+    public var proxy: Double
+    public var gold: Double
+    public var words: Double
+    public var klCoef: Double?
+}
+
+public struct RLResult: Codable, Sendable, Equatable {
+    public var points: [OptimisationPoint]
+    /// Gold gain over the SFT samples against d, fitted with Gao et al.'s RL form.
+    public var fit: GaoFit?
+    public var overOptimisation: OverOptimisation
+    public var policy: PolicyEvaluation
+    public var loss: [CurvePoint]
+    /// What the stage exported (relative to the output directory): the PEFT adapter and the merged GGUF.
+    public var exports: [String]
+}
+
+public struct BestOfNResult: Codable, Sendable, Equatable {
+    public var points: [OptimisationPoint]
+    public var fit: GaoFit?
+    public var overOptimisation: OverOptimisation
+    public var policy: PolicyEvaluation
+}
+
+/// Whether (and where) the gold reward peaked while the proxy kept rising.
+public struct OverOptimisation: Codable, Sendable, Equatable {
+    public var observed: Bool
+    /// d at the gold peak.
+    public var peakD: Double
+    public var peakGold: Double
+    /// Proxy and gold change from the gold peak to the last point.
+    public var proxyAfterPeak: Double
+    public var goldAfterPeak: Double
+    public var explanation: String
+
+    /// Reads a curve ordered by d: observed when after the gold peak the proxy rose and the gold fell by more
+    /// than `margin`.
+    public static func read(_ points: [OptimisationPoint], margin: Double = 0.02) -> OverOptimisation {
+        guard let peak = points.indices.max(by: { points[$0].gold < points[$1].gold }), let last = points.last
+        else { return OverOptimisation(observed: false, peakD: 0, peakGold: 0, proxyAfterPeak: 0, goldAfterPeak: 0, explanation: "no points") }
+        let p = points[peak]
+        let dProxy = last.proxy - p.proxy, dGold = last.gold - p.gold
+        let observed = peak < points.count - 1 && dProxy > margin && dGold < -margin
+        let explanation =
+            observed
+            ? String(
+                format: "gold peaked at d = %.2f (%.3f) and fell by %.3f while the proxy rose by %.3f", p.d, p.gold,
+                -dGold, dProxy)
+            : peak == points.count - 1
+                ? String(format: "gold was still rising at the last point (d = %.2f): no over-optimisation within this budget", last.d)
+                : String(
+                    format: "after the gold peak at d = %.2f the proxy changed by %+.3f and gold by %+.3f: not the proxy-up, gold-down pattern",
+                    p.d, dProxy, dGold)
+        return OverOptimisation(
+            observed: observed, peakD: p.d, peakGold: p.gold, proxyAfterPeak: dProxy, goldAfterPeak: dGold,
+            explanation: explanation)
+    }
+}
+
+public struct PreferenceResult: Codable, Sendable, Equatable {
+    public var loss: [CurvePoint]
+    public var policy: PolicyEvaluation
+}
+
+public struct GRPOResult: Codable, Sendable, Equatable {
+    public var points: [OptimisationPoint]
+    public var policy: PolicyEvaluation
+}
+
+public struct DemoReport: Codable, Sendable, Equatable {
+    public var config: DemoConfig
+    public var model: String
+    public var task: String
+    public var baseline: BaselineResult?
+    public var sft: SFTResult?
+    public var pairs: PairsResult?
+    public var reward: RewardResult?
+    public var ppo: RLResult?
+    public var bestOfN: BestOfNResult?
+    public var dpo: PreferenceResult?
+    public var grpo: GRPOResult?
+    public var timings: [StageTiming] = []
+
+    public init(config: DemoConfig, model: String, task: String) {
+        self.config = config
+        self.model = model
+        self.task = task
+    }
+
+    /// The closing lines printed on the terminal.
+    public var summary: [String] {
+        var lines: [String] = []
+        func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "–" }
+        if let b = baseline, let s = sft {
+            lines.append("gold reward (greedy, eval prompts): base \(f(b.base.meanGold)) → SFT \(f(s.policy.meanGold))")
+        }
+        if let r = reward {
+            lines.append(
+                "reward model accuracy vs gold: held-out sums \(f(r.heldOutAccuracy)), differences (another kind) "
+                    + "\(f(r.oodAccuracy)); length correlation proxy \(f(r.proxyLengthCorrelation)) vs gold "
+                    + "\(f(r.goldLengthCorrelation))")
+        }
+        for (name, e) in [
+            ("PPO", ppo?.policy), ("best-of-n", bestOfN?.policy), ("DPO", dpo?.policy), ("GRPO", grpo?.policy),
+        ] {
+            if let e { lines.append("\(name): gold \(f(e.meanGold)), win-rate vs SFT \(f(e.winRateVsSFT))") }
+        }
+        if let p = ppo {
+            let kl = p.points.last.map { String(format: "%.3f", $0.kl) } ?? "–"
+            lines.append("PPO: final KL \(kl) nats; over-optimisation: \(p.overOptimisation.explanation)")
+        }
+        if let b = bestOfN { lines.append("best-of-n: \(b.overOptimisation.explanation)") }
+        return lines
+    }
+}
