@@ -90,7 +90,8 @@ let package = Package(
                 "Trainers", "Models", "ModelExport", "Datasets", "Tokenizers", "TensorCore", "ModelFormats",
                 "_TestSupport", "_SharedData",
             ]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Trainers", "TensorCore", "_SharedData"]),
+        .testTarget(
+            name: "PipelineTests", dependencies: ["Pipeline", "Trainers", "ModelExport", "TensorCore", "_SharedData"]),
         .testTarget(
             name: "ModelsTests",
             dependencies: [

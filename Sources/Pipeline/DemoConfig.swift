@@ -28,7 +28,7 @@ public struct DemoConfig: PartialConfig, Equatable {
     public var rewardLoraRank = 16
     public var rewardLearningRate = 3e-4
 
-    public var ppoIterations = 12
+    public var ppoIterations = 20
     /// Rollouts per PPO iteration.
     public var ppoBatchSize = 16
     public var ppoEpochs = 2
@@ -116,7 +116,9 @@ public struct DemoConfig: PartialConfig, Equatable {
             "an integer in 2…16")
         try check(sampleTemperature > 0, .sampleTemperature, sampleTemperature, "a number > 0")
         try check(annotatorTemperature > 0, .annotatorTemperature, annotatorTemperature, "a number > 0")
-        try check(annotatorFlipRate >= 0 && annotatorFlipRate < 0.5, .annotatorFlipRate, annotatorFlipRate, "a number in [0, 0.5)")
+        try check(
+            annotatorFlipRate >= 0 && annotatorFlipRate < 0.5, .annotatorFlipRate, annotatorFlipRate,
+            "a number in [0, 0.5)")
         for (key, value) in [
             (CodingKeys.sftLearningRate, sftLearningRate), (.rewardLearningRate, rewardLearningRate),
             (.ppoLearningRate, ppoLearningRate), (.dpoLearningRate, dpoLearningRate),

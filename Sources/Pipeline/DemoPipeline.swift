@@ -126,12 +126,15 @@ public final class DemoPipeline {
         let name = Self.stages[index].0
         let file = stagesDirectory.appendingPathComponent(String(format: "%d-%@.json", index + 1, name))
         observer.stage(index + 1, Self.stages.count, title)
-        if let data = FileManager.default.contents(atPath: file.path),
-            let record = try? JSONDecoder().decode(StageRecord<R>.self, from: data)
-        {
-            observer.log("done in an earlier run (\(file.lastPathComponent)); skipped")
-            report.timings.append(record.timing)
-            return record.result
+        if let data = FileManager.default.contents(atPath: file.path) {
+            do {
+                let record = try JSONDecoder().decode(StageRecord<R>.self, from: data)
+                observer.log("done in an earlier run (\(file.lastPathComponent)); skipped")
+                report.timings.append(record.timing)
+                return record.result
+            } catch {
+                observer.log("\(file.path) is not a record this version can read (\(error)); running the stage again")
+            }
         }
         if observer.stopRequested() { throw DemoError.interrupted(stage: name) }
         try? FileManager.default.removeItem(at: out.appendingPathComponent(name))  // an unfinished attempt
@@ -170,7 +173,6 @@ public final class DemoPipeline {
         var words: Int
     }
 
-
     func messages(_ text: String, role: String = "user") -> [[String: String]] { [["role": role, "content": text]] }
 
     func encode(_ p: TaskPrompt) throws -> [Int32] {
@@ -191,7 +193,8 @@ public final class DemoPipeline {
                 maxNewTokens: config.maxNewTokens,
                 sampling: SamplingOptions(temperature: Float(temperature), seed: seed &+ UInt64(start) &* 7919),
                 stopTokenIDs: base.stopTokenIDs)
-            let generated = try base.model.generate(prompts: chunk.map { encoded[$0] }, adapter: adapter, options: options)
+            let generated = try base.model.generate(
+                prompts: chunk.map { encoded[$0] }, adapter: adapter, options: options)
             for (p, g) in zip(chunk, generated) {
                 let text = base.tokenizer.decode(g.tokens, skipSpecialTokens: true)
                 let finished = g.finishReason == .stop
@@ -221,7 +224,9 @@ public final class DemoPipeline {
             SampleReply(prompt: $0.question, reply: $1.text, gold: $1.gold, words: $1.words)
         }
         let winRate = reference.map { ref in
-            zip(samples, ref.samples).reduce(0.0) { $0 + ($1.0.gold > $1.1.gold ? 1 : $1.0.gold == $1.1.gold ? 0.5 : 0) }
+            zip(samples, ref.samples).reduce(0.0) {
+                $0 + ($1.0.gold > $1.1.gold ? 1 : $1.0.gold == $1.1.gold ? 0.5 : 0)
+            }
                 / n
         }
         return PolicyEvaluation(
@@ -330,8 +335,10 @@ public final class DemoPipeline {
     }
 
     func pairRow(_ p: TaskPrompt, _ chosen: String, _ rejected: String) -> [String: Any] {
-        ["prompt": messages(p.question), "chosen": messages(chosen, role: "assistant"),
-         "rejected": messages(rejected, role: "assistant")]
+        [
+            "prompt": messages(p.question), "chosen": messages(chosen, role: "assistant"),
+            "rejected": messages(rejected, role: "assistant"),
+        ]
     }
 
     // MARK: 4. Reward model
@@ -368,8 +375,10 @@ public final class DemoPipeline {
             chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs_ood.jsonl"),
             evalFile: nil)
         // Bias: how the proxy and the gold judge follow length, over fresh SFT samples on the held-out prompts.
-        let samples = try replies(eval, adapter: nil, n: 2, temperature: config.sampleTemperature, seed: config.seed &+ 4)
-            .joined()
+        let samples = try replies(
+            eval, adapter: nil, n: 2, temperature: config.sampleTemperature, seed: config.seed &+ 4
+        )
+        .joined()
         let encoded = try eval.map(encode)
         let proxy = try rm.scores(
             zip(eval.indices.flatMap { [$0, $0] }, samples).map { encoded[$0] + $1.tokens })
@@ -384,30 +393,34 @@ public final class DemoPipeline {
 
     func loadRewardModel() throws {
         guard rewardModel == nil, let r = report.reward else { return }
-        rewardModel = try RewardModel.load(reward: out.appendingPathComponent(r.directory), onto: base, baseName: baseModel)
+        rewardModel = try RewardModel.load(
+            reward: out.appendingPathComponent(r.directory), onto: base, baseName: baseModel)
     }
 
     /// The proxy reward (the reward model's normalised score) as an RL reward, recording gold and length beside it.
     final class Recorder {
-        var batches: [(proxy: Double, gold: Double, words: Double)] = []
+        var batches: [(proxy: Double, gold: Double, goldStdErr: Double, words: Double)] = []
     }
 
     func proxyReward(recorder: Recorder) throws -> RewardFunction {
         guard let rm = rewardModel else { preconditionFailure("the reward stage comes first") }
         var prompts: [[Int32]: TaskPrompt] = [:]
         for p in train { prompts[try encode(p)] = p }
-        return RewardFunction(name: "proxy", batch: { rollouts in
-            let scores = try rm.scores(rollouts.map { $0.promptIDs + $0.completionIDs }).map(rm.normalized)
-            var gold = 0.0, words = 0.0
-            for r in rollouts {
-                guard let p = prompts[r.promptIDs] else { preconditionFailure("a rollout of an unknown prompt") }
-                gold += GoldJudge.score(r.text, to: p, finished: r.stopped)
-                words += Double(r.text.split(whereSeparator: \.isWhitespace).count)
-            }
-            let n = Double(max(1, rollouts.count))
-            recorder.batches.append((scores.reduce(0, +) / n, gold / n, words / n))
-            return scores
-        })
+        return RewardFunction(
+            name: "proxy",
+            batch: { rollouts in
+                let scores = try rm.scores(rollouts.map { $0.promptIDs + $0.completionIDs }).map(rm.normalized)
+                var gold: [Double] = [], words = 0.0
+                for r in rollouts {
+                    guard let p = prompts[r.promptIDs] else { preconditionFailure("a rollout of an unknown prompt") }
+                    gold.append(GoldJudge.score(r.text, to: p, finished: r.stopped))
+                    words += Double(r.text.split(whereSeparator: \.isWhitespace).count)
+                }
+                let n = Double(max(1, rollouts.count))
+                recorder.batches.append(
+                    (scores.reduce(0, +) / n, gold.reduce(0, +) / n, standardError(gold), words / n))
+                return scores
+            })
     }
 
     func promptFile() throws -> URL {
@@ -445,7 +458,8 @@ public final class DemoPipeline {
                 points.append(
                     OptimisationPoint(
                         x: Double(points.count), kl: kl, d: max(0, kl).squareRoot(), proxy: batch.proxy,
-                        gold: batch.gold, words: batch.words, klCoef: m["objective/kl_coef"]))
+                        gold: batch.gold, goldStdErr: batch.goldStdErr, words: batch.words,
+                        klCoef: m["objective/kl_coef"]))
             }
         }
         let policy = try evaluate(adapter: trainer.adapter, against: report.sft?.policy)
@@ -456,8 +470,9 @@ public final class DemoPipeline {
             model: base.model, adapter: trainer.adapter!, tokenizer: base.tokenizer,
             chatTemplate: base.chatTemplate?.source, type: .q8_0, name: "rlhfkit-demo-ppo", to: gguf, overwrite: true)
         return RLResult(
-            points: points, fit: Self.fit(.rl, points), overOptimisation: OverOptimisation.read(points),
-            policy: policy, loss: loss, exports: [relative(exported), relative(gguf)])
+            points: points, fit: Self.fit(.rl, points),
+            overOptimisation: OverOptimisation.read(points, window: max(1, points.count / 4)), policy: policy,
+            loss: loss, exports: [relative(exported), relative(gguf)])
     }
 
     /// Gao et al.'s form fitted to the gold gain over the first point (the starting policy, d = 0).
@@ -471,7 +486,8 @@ public final class DemoPipeline {
     func runBestOfN() throws -> BestOfNResult {
         guard let rm = rewardModel else { preconditionFailure("the reward stage comes first") }
         let prompts = Array(eval.prefix(config.bonPrompts)), n = config.bonMaxN
-        let samples = try replies(prompts, adapter: nil, n: n, temperature: config.sampleTemperature, seed: config.seed &+ 5)
+        let samples = try replies(
+            prompts, adapter: nil, n: n, temperature: config.sampleTemperature, seed: config.seed &+ 5)
         let encoded = try prompts.map(encode)
         var proxy: [[Double]] = []
         for (i, group) in samples.enumerated() {
@@ -482,13 +498,13 @@ public final class DemoPipeline {
         var size = 1
         var picks: [Reply] = []
         while size <= n {
-            var p = 0.0, g = 0.0, w = 0.0, count = 0.0
+            var p = 0.0, g: [Double] = [], w = 0.0, count = 0.0
             picks = []
             for (i, group) in samples.enumerated() {
                 for start in stride(from: 0, to: n, by: size) {
                     let best = (start..<(start + size)).max { proxy[i][$0] < proxy[i][$1] }!
                     p += proxy[i][best]
-                    g += group[best].gold
+                    g.append(group[best].gold)
                     w += Double(group[best].words)
                     count += 1
                     if start == 0 { picks.append(group[best]) }
@@ -497,8 +513,8 @@ public final class DemoPipeline {
             let kl = bestOfNKL(size)
             points.append(
                 OptimisationPoint(
-                    x: Double(size), kl: kl, d: kl.squareRoot(), proxy: p / count, gold: g / count, words: w / count,
-                    klCoef: nil))
+                    x: Double(size), kl: kl, d: kl.squareRoot(), proxy: p / count, gold: g.reduce(0, +) / count,
+                    goldStdErr: standardError(g), words: w / count, klCoef: nil))
             size *= 2
         }
         // The largest n's picks against one plain sample of the same prompt.
@@ -526,7 +542,8 @@ public final class DemoPipeline {
             chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs.jsonl"),
             evalFile: nil)
         let trainer = try DPOTrainer(
-            config: c, model: base, data: data, outputDirectory: out.appendingPathComponent("dpo"), baseModel: baseModel)
+            config: c, model: base, data: data, outputDirectory: out.appendingPathComponent("dpo"), baseModel: baseModel
+        )
         var loss: [CurvePoint] = []
         try train(trainer) { step, m in if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) } }
         return PreferenceResult(loss: loss, policy: try evaluate(adapter: trainer.adapter, against: report.sft?.policy))
@@ -560,7 +577,7 @@ public final class DemoPipeline {
             points.append(
                 OptimisationPoint(
                     x: Double(step), kl: kl, d: max(0, kl).squareRoot(), proxy: batch.proxy, gold: batch.gold,
-                    words: batch.words, klCoef: nil))
+                    goldStdErr: batch.goldStdErr, words: batch.words, klCoef: nil))
         }
         return GRPOResult(points: points, policy: try evaluate(adapter: trainer.adapter, against: report.sft?.policy))
     }

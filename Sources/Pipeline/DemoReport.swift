@@ -79,6 +79,8 @@ public struct OptimisationPoint: Codable, Sendable, Equatable {
     /// Mean proxy (normalised reward-model score) and gold reward of the rollouts.
     public var proxy: Double
     public var gold: Double
+    /// Standard error of `gold` (its samples' standard deviation / √count).
+    public var goldStdErr: Double?
     public var words: Double
     public var klCoef: Double?
 }
@@ -101,38 +103,62 @@ public struct BestOfNResult: Codable, Sendable, Equatable {
     public var policy: PolicyEvaluation
 }
 
-/// Whether (and where) the gold reward peaked while the proxy kept rising.
+/// Whether (and where) the gold reward peaked while the proxy kept rising, read with the points' sampling noise.
 public struct OverOptimisation: Codable, Sendable, Equatable {
     public var observed: Bool
-    /// d at the gold peak.
+    /// d and gold at the peak of the smoothed gold curve.
     public var peakD: Double
     public var peakGold: Double
-    /// Proxy and gold change from the gold peak to the last point.
+    /// Proxy and gold change from the peak window to the last window.
     public var proxyAfterPeak: Double
     public var goldAfterPeak: Double
+    /// Two standard errors of that gold change (what noise alone could do).
+    public var goldNoise: Double
     public var explanation: String
 
-    /// Reads a curve ordered by d: observed when after the gold peak the proxy rose and the gold fell by more
-    /// than `margin`.
-    public static func read(_ points: [OptimisationPoint], margin: Double = 0.02) -> OverOptimisation {
-        guard let peak = points.indices.max(by: { points[$0].gold < points[$1].gold }), let last = points.last
-        else { return OverOptimisation(observed: false, peakD: 0, peakGold: 0, proxyAfterPeak: 0, goldAfterPeak: 0, explanation: "no points") }
-        let p = points[peak]
-        let dProxy = last.proxy - p.proxy, dGold = last.gold - p.gold
-        let observed = peak < points.count - 1 && dProxy > margin && dGold < -margin
-        let explanation =
-            observed
-            ? String(
-                format: "gold peaked at d = %.2f (%.3f) and fell by %.3f while the proxy rose by %.3f", p.d, p.gold,
-                -dGold, dProxy)
-            : peak == points.count - 1
-                ? String(format: "gold was still rising at the last point (d = %.2f): no over-optimisation within this budget", last.d)
-                : String(
-                    format: "after the gold peak at d = %.2f the proxy changed by %+.3f and gold by %+.3f: not the proxy-up, gold-down pattern",
-                    p.d, dProxy, dGold)
+    /// Reads points in the order they were made (PPO iterations; best-of-n sizes), averaged over `window`
+    /// consecutive points: observed when the last window's gold is below the peak window's by more than two
+    /// standard errors while its proxy is higher.
+    public static func read(_ points: [OptimisationPoint], window: Int = 1) -> OverOptimisation {
+        let w = max(1, min(window, points.count))
+        guard points.count >= w, !points.isEmpty else {
+            return OverOptimisation(
+                observed: false, peakD: 0, peakGold: 0, proxyAfterPeak: 0, goldAfterPeak: 0, goldNoise: 0,
+                explanation: "no points")
+        }
+        func mean(_ i: Int, _ f: (OptimisationPoint) -> Double) -> Double {
+            points[i..<(i + w)].reduce(0) { $0 + f($1) } / Double(w)
+        }
+        func variance(_ i: Int) -> Double {
+            points[i..<(i + w)].reduce(0) { $0 + ($1.goldStdErr ?? 0) * ($1.goldStdErr ?? 0) } / Double(w * w)
+        }
+        let starts = Array(0...(points.count - w)), last = points.count - w
+        let peak = starts.max { mean($0, \.gold) < mean($1, \.gold) }!
+        let dProxy = mean(last, \.proxy) - mean(peak, \.proxy), dGold = mean(last, \.gold) - mean(peak, \.gold)
+        let noise = 2 * (variance(peak) + variance(last)).squareRoot()
+        let peakD = mean(peak, \.d), lastD = mean(last, \.d)
+        let observed = peak < last && -dGold > noise && dProxy > 0
+        let explanation: String
+        if observed {
+            explanation = String(
+                format: "gold peaked at d ≈ %.2f (%.3f) and fell by %.3f (noise ±%.3f) by d ≈ %.2f while the proxy "
+                    + "rose by %.3f", peakD, mean(peak, \.gold), -dGold, noise, lastD, dProxy)
+        } else if peak == last {
+            explanation = String(
+                format: "gold was still at its highest at the end (d ≈ %.2f): no over-optimisation within this "
+                    + "budget (a weaker KL penalty or more iterations would go further)", lastD)
+        } else if -dGold <= noise {
+            explanation = String(
+                format: "after the gold peak at d ≈ %.2f, gold changed by %+.3f, within the sampling noise (±%.3f): "
+                    + "not distinguishable from a plateau", peakD, dGold, noise)
+        } else {
+            explanation = String(
+                format: "gold fell by %.3f after its peak at d ≈ %.2f, but the proxy fell too (%+.3f): the policy "
+                    + "got worse on both, not the proxy-up, gold-down pattern", -dGold, peakD, dProxy)
+        }
         return OverOptimisation(
-            observed: observed, peakD: p.d, peakGold: p.gold, proxyAfterPeak: dProxy, goldAfterPeak: dGold,
-            explanation: explanation)
+            observed: observed, peakD: peakD, peakGold: mean(peak, \.gold), proxyAfterPeak: dProxy,
+            goldAfterPeak: dGold, goldNoise: noise, explanation: explanation)
     }
 }
 

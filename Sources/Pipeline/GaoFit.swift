@@ -75,3 +75,11 @@ public func pearson(_ x: [Double], _ y: [Double]) -> Double {
     }
     return sxx > 0 && syy > 0 ? sxy / (sxx * syy).squareRoot() : 0
 }
+
+/// The standard error of the mean of `x` (sample standard deviation / √n); 0 below two samples.
+public func standardError(_ x: [Double]) -> Double {
+    guard x.count > 1 else { return 0 }
+    let m = x.reduce(0, +) / Double(x.count)
+    let v = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)
+    return (v / Double(x.count)).squareRoot()
+}

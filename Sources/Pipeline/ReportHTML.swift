@@ -11,15 +11,18 @@ public enum ReportHTML {
         public var points: [(x: Double, y: Double)]
         public var dashed = false
         public var markers = true
+        /// false: markers only (a scatter, for points whose x is not monotone, like PPO's d).
+        public var line = true
         public init(
             _ name: String, _ color: String, _ points: [(x: Double, y: Double)], dashed: Bool = false,
-            markers: Bool = true
+            markers: Bool = true, line: Bool = true
         ) {
             self.name = name
             self.color = color
             self.points = points
             self.dashed = dashed
             self.markers = markers
+            self.line = line
         }
     }
 
@@ -79,34 +82,41 @@ public enum ReportHTML {
             svg += String(
                 format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>", left, py(fy),
                 width - right, py(fy))
-            svg += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 4, py(fy) + 3)
+            svg +=
+                String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", left - 4, py(fy) + 3)
                 + number(fy) + "</text>"
-            svg += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", px(fx), height - bottom + 14)
+            svg +=
+                String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", px(fx), height - bottom + 14)
                 + number(fx) + "</text>"
         }
         svg += String(
             format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#999\"/>", left,
             top, plotW, plotH)
-        svg += "<text x=\"\(Int(left + plotW / 2))\" y=\"\(Int(height - 6))\" text-anchor=\"middle\">"
+        svg +=
+            "<text x=\"\(Int(left + plotW / 2))\" y=\"\(Int(height - 6))\" text-anchor=\"middle\">"
             + "\(escape(xLabel))</text>"
-        svg += "<text transform=\"translate(12 \(Int(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">"
+        svg +=
+            "<text transform=\"translate(12 \(Int(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">"
             + "\(escape(yLabel))</text></g>"
         for (k, s) in series.enumerated() {
             let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite }
             guard !pts.isEmpty else { continue }
             let path = pts.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
-            svg += "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2.5\" points=\"\(path)\""
+            svg +=
+                "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2.5\" points=\"\(path)\""
                 + (s.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>"
             if s.markers {
                 for p in pts {
-                    svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>", px(p.x), py(p.y), s.color)
+                    svg += String(
+                        format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>", px(p.x), py(p.y), s.color)
                 }
             }
             let ly = top + 12 + Double(k) * 14
             svg += String(
                 format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"2.5\"%@/>",
                 left + 8, ly - 4, left + 26, ly - 4, s.color, s.dashed ? " stroke-dasharray=\"4 3\"" : "")
-            svg += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">", left + 30, ly) + escape(s.name)
+            svg +=
+                String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">", left + 30, ly) + escape(s.name)
                 + "</text>"
         }
         return svg + "</svg>"
@@ -151,7 +161,8 @@ public enum ReportHTML {
         add("best-of-\(r.config.bonMaxN) (vs one sample)", r.bestOfN?.policy)
         add("DPO", r.dpo?.policy)
         add("GRPO", r.grpo?.policy)
-        body += "<h2>Policies</h2>"
+        body +=
+            "<h2>Policies</h2>"
             + table(["policy", "mean gold reward", "right result", "mean words", "gold win-rate vs SFT"], rows)
         // Training curves.
         body += "<h2>Training</h2><div class=\"charts\">"
@@ -171,7 +182,8 @@ public enum ReportHTML {
         }
         body += "</div>"
         if let m = r.reward, let p = r.pairs {
-            body += "<h2>Reward model</h2>"
+            body +=
+                "<h2>Reward model</h2>"
                 + table(
                     ["measure", "value"],
                     [
@@ -185,13 +197,15 @@ public enum ReportHTML {
         }
         // Over-optimisation.
         body += "<h2>Over-optimisation (Gao et al. 2022)</h2><div class=\"charts\">"
-        for (name, points, fit) in [
-            ("PPO", r.ppo?.points, r.ppo?.fit), ("Best-of-n", r.bestOfN?.points, r.bestOfN?.fit),
+        // PPO's d is not monotone in the iteration (KL moves both ways), so its points are a scatter.
+        for (name, points, fit, line) in [
+            ("PPO (one point per iteration)", r.ppo?.points, r.ppo?.fit, false),
+            ("Best-of-n (n = 1, 2, 4, …)", r.bestOfN?.points, r.bestOfN?.fit, true),
         ] {
             guard let points else { continue }
             var series = [
-                Series("proxy (normalised RM score)", proxyColor, points.map { ($0.d, $0.proxy) }),
-                Series("gold", goldColor, points.map { ($0.d, $0.gold) }),
+                Series("proxy (normalised RM score)", proxyColor, points.map { ($0.d, $0.proxy) }, line: line),
+                Series("gold", goldColor, points.map { ($0.d, $0.gold) }, line: line),
             ]
             if let f = fitted(fit, points) { series.append(f) }
             body += chart(title: "\(name): proxy and gold reward", x: "d = √KL(π‖π_SFT)", y: "reward", series)
@@ -238,10 +252,12 @@ public enum ReportHTML {
                 }
                 sampleRows.append(row)
             }
-            body += "<h2>Sample replies (greedy)</h2>"
+            body +=
+                "<h2>Sample replies (greedy)</h2>"
                 + table(["prompt", "base", "SFT", "PPO", "DPO", "GRPO"], sampleRows)
         }
-        body += "<h2>Time and memory</h2>"
+        body +=
+            "<h2>Time and memory</h2>"
             + table(
                 ["stage", "seconds", "peak RSS (MB)"],
                 r.timings.map { [$0.stage, String(format: "%.1f", $0.seconds), String(format: "%.0f", $0.peakRSSMB)] })

@@ -40,10 +40,13 @@ public enum Browser {
         guard let path else { throw CocoaError(.executableNotLoadable) }
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID())")
         defer { try? FileManager.default.removeItem(at: profile) }
-        let r = try run(path, [
-            "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=\(profile.path)",
-            "--window-size=1000,\(height)", "--force-device-scale-factor=0.5", "--screenshot=\(png.path)", page.absoluteString,
-        ])
+        let r = try run(
+            path,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=\(profile.path)",
+                "--window-size=1000,\(height)", "--force-device-scale-factor=0.5", "--screenshot=\(png.path)",
+                page.absoluteString,
+            ])
         guard r.status == 0, FileManager.default.fileExists(atPath: png.path) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: r.output])
         }

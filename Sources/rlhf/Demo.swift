@@ -41,7 +41,8 @@ struct Demo: ParsableCommand {
     func run() throws {
         let c = try resolvedConfig()
         guard !modelOptions.quantized && !modelOptions.bf16 else {
-            throw ValidationError("The demo merges the SFT adapter into the base: load it dense (no --quantized/--bf16).")
+            throw ValidationError(
+                "The demo merges the SFT adapter into the base: load it dense (no --quantized/--bf16).")
         }
         let loaded = try modelOptions.load(trainable: false)
         Interrupt.install()
@@ -68,6 +69,7 @@ struct Demo: ParsableCommand {
         if renderer.isTerminal { note("") }
         print(report.summary.joined(separator: "\n"))
         print(
-            String(format: "report: %@/report.html (figures: report.json); %.0f s", out, Date().timeIntervalSince(start)))
+            String(
+                format: "report: %@/report.html (figures: report.json); %.0f s", out, Date().timeIntervalSince(start)))
     }
 }

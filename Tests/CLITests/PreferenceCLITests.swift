@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+import _SharedData
 
 @Suite(.serialized) struct PreferenceCLITests {
     static func directory() throws -> URL {
@@ -204,7 +205,9 @@ extension RLCLITests {
         }
         let ppo = try #require(report["ppo"] as? [String: Any])
         let points = try #require(ppo["points"] as? [[String: Any]])
-        #expect(points.count == 3 && (points[0]["kl"] as? Double).map { abs($0) < 1e-9 } == true, "\(points)")
+        // The first iteration samples from the starting policy: its KL is 0 up to the rounding between the
+        // KV-cached sampling and the batched reference pass (PPO's own drift warning is at 1e-3 per token).
+        #expect(points.count == 3 && (points[0]["kl"] as? Double).map { abs($0) < 1e-3 } == true, "\(points)")
         let bon = try #require((report["bestOfN"] as? [String: Any])?["points"] as? [[String: Any]])
         #expect(bon.map { $0["x"] as? Double } == [1, 2, 4, 8])
         for path in [
@@ -229,7 +232,8 @@ extension RLCLITests {
         #expect(try Self.figures(Self.report(out)) == Self.figures(report))
         // Another config in the same directory is refused, naming what differs.
         let other = try CLI.run(["demo", "--quick", "--out", out.path, "--seed", "3"])
-        #expect(other.status != 0 && other.stderr.contains("seed") && other.stderr.contains("--fresh"), "\(other.stderr)")
+        #expect(
+            other.status != 0 && other.stderr.contains("seed") && other.stderr.contains("--fresh"), "\(other.stderr)")
     }
 
     @Test func badConfigNamesTheKeyAndWritesNothing() throws {

@@ -97,21 +97,41 @@ struct GaoFitTests {
         #expect(bestOfNKL(1) == 0)
         #expect(abs(bestOfNKL(64) - (log(64) - 63.0 / 64)) < 1e-12)
         #expect(abs(pearson([1, 2, 3], [2, 4, 6]) - 1) < 1e-12 && pearson([1, 1], [0, 5]) == 0)
+        // Sample std of [1, 2, 3] is 1 → standard error 1/√3.
+        #expect(abs(standardError([1, 2, 3]) - 1 / 3.0.squareRoot()) < 1e-12 && standardError([4]) == 0)
     }
 }
 
 struct OverOptimisationTests {
-    func point(_ d: Double, proxy: Double, gold: Double) -> OptimisationPoint {
-        OptimisationPoint(x: d, kl: d * d, d: d, proxy: proxy, gold: gold, words: 5, klCoef: nil)
+    func point(_ d: Double, proxy: Double, gold: Double, se: Double = 0.01) -> OptimisationPoint {
+        OptimisationPoint(x: d, kl: d * d, d: d, proxy: proxy, gold: gold, goldStdErr: se, words: 5, klCoef: nil)
     }
 
     @Test func goldFallingWhileTheProxyRisesIsObserved() {
         let o = OverOptimisation.read([
             point(0, proxy: 0, gold: 0.5), point(1, proxy: 0.5, gold: 0.7), point(2, proxy: 0.9, gold: 0.4),
         ])
-        #expect(o.observed && o.peakD == 1 && abs(o.goldAfterPeak + 0.3) < 1e-12)
+        #expect(o.observed && o.peakD == 1 && abs(o.goldAfterPeak + 0.3) < 1e-12, "\(o)")
         let rising = OverOptimisation.read([point(0, proxy: 0, gold: 0.5), point(1, proxy: 0.5, gold: 0.7)])
-        #expect(!rising.observed && rising.explanation.contains("still rising"))
+        #expect(!rising.observed && rising.explanation.contains("highest at the end"))
+    }
+
+    @Test func aDropWithinTheNoiseIsNotCalledOverOptimisation() {
+        let noisy = [
+            point(0, proxy: 0, gold: 0.5, se: 0.2), point(1, proxy: 0.5, gold: 0.7, se: 0.2),
+            point(2, proxy: 0.9, gold: 0.6, se: 0.2),
+        ]
+        let o = OverOptimisation.read(noisy)
+        #expect(!o.observed && o.explanation.contains("noise") && abs(o.goldNoise - 2 * (0.08).squareRoot()) < 1e-12)
+        // Averaging windows of two: peak window (0.5+0.7)/2 = 0.6, last (0.7+0.6)/2 = 0.65 → still rising.
+        #expect(OverOptimisation.read(noisy, window: 2).explanation.contains("highest at the end"))
+    }
+
+    @Test func bothFallingIsNotTheOverOptimisationPattern() {
+        let o = OverOptimisation.read([
+            point(0, proxy: 0.5, gold: 0.5), point(1, proxy: 0.6, gold: 0.9), point(2, proxy: 0.2, gold: 0.3),
+        ])
+        #expect(!o.observed && o.explanation.contains("proxy fell too"))
     }
 }
 
@@ -163,7 +183,8 @@ struct ReportRenderTests {
         let points = (0..<8).map { i -> OptimisationPoint in
             let d = Double(i) * 0.3
             return OptimisationPoint(
-                x: Double(i), kl: d * d, d: d, proxy: 0.4 * d, gold: 0.5 + d * (0.6 - 0.4 * d), words: 6 + Double(i),
+                x: Double(i), kl: d * d, d: d, proxy: 0.4 * d, gold: 0.5 + d * (0.6 - 0.4 * d), goldStdErr: 0.01,
+                words: 6 + Double(i),
                 klCoef: 0.05)
         }
         let ev = PolicyEvaluation(meanGold: 1, correct: 0.5, meanWords: 4, winRateVsSFT: 0.6, samples: [])

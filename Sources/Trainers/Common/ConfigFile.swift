@@ -38,10 +38,23 @@ extension PartialConfig {
         guard unknown.isEmpty else {
             throw ConfigFileError.unknownKeys(file: source, keys: unknown, accepted: keys.sorted())
         }
-        var merged = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(Self()))) as! [String: Any]
+        let defaults = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(Self()))) as! [String: Any]
+        var merged = defaults
         for (k, v) in object { merged[k] = v }
         do {
             return try JSONDecoder().decode(Self.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
+            // Foundation reports some mismatches (2.5 for an integer) without a path: find the key by decoding
+            // the overrides one at a time over the defaults.
+            for key in object.keys.sorted() {
+                var one = defaults
+                one[key] = object[key]
+                if (try? JSONDecoder().decode(Self.self, from: JSONSerialization.data(withJSONObject: one))) == nil {
+                    throw ConfigFileError.invalidValue(
+                        file: source, key: key, reason: "expected \(kind(of: defaults[key])), got \(object[key]!)")
+                }
+            }
+            throw ConfigFileError.invalidValue(file: source, key: "?", reason: context.debugDescription)
         } catch let DecodingError.typeMismatch(type, context) {
             throw ConfigFileError.invalidValue(
                 file: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
@@ -51,6 +64,16 @@ extension PartialConfig {
                 file: source, key: context.codingPath.map(\.stringValue).joined(separator: "."),
                 reason: context.debugDescription)
         }
+    }
+
+    /// How a default value reads in an error ("an integer (default 40)").
+    static func kind(of value: Any?) -> String {
+        guard let value else { return "a value of another type" }
+        if let n = value as? NSNumber, !(value is Bool) {
+            let type = String(cString: n.objCType)
+            return (type == "d" || type == "f" ? "a number" : "an integer") + " (default \(n))"
+        }
+        return "a value like the default \(value)"
     }
 
     /// Reads a JSON or YAML file (by content: JSON first, then YAML).
