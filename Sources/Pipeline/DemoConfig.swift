@@ -69,9 +69,35 @@ public struct DemoConfig: PartialConfig, Equatable {
         return c
     }
 
-    /// Training prompts after `data_fraction` (at least one PPO batch).
+    /// Training prompts after `data_fraction` (at least one PPO rollout batch, at most all of them).
     public var effectiveTrainPrompts: Int {
-        max(ppoBatchSize, Int((Double(trainPrompts) * dataFraction).rounded()))
+        min(trainPrompts, max(ppoBatchSize, Int((Double(trainPrompts) * dataFraction).rounded())))
+    }
+
+    /// The keys each stage reads, its upstream stages' included: a stage finished in an earlier run is reused
+    /// only while these are unchanged (so a new `ppo_kl_coef` redoes PPO alone, a new `annotator_flip_rate`
+    /// the pairs and everything trained on them).
+    static let stageKeys: [String: [CodingKeys]] = {
+        let baseline: [CodingKeys] = [.seed, .evalPrompts, .maxNewTokens]
+        let sft = baseline + [.trainPrompts, .dataFraction, .ppoBatchSize, .sftSteps, .sftLearningRate]
+        let pairs = sft + [.oodPrompts, .sampleTemperature, .annotatorTemperature, .annotatorFlipRate]
+        let reward = pairs + [.rewardSteps, .rewardLoraRank, .rewardLearningRate]
+        return [
+            "baseline": baseline, "sft": sft, "pairs": pairs, "reward": reward,
+            "ppo": reward + [.ppoIterations, .ppoEpochs, .ppoKlCoef, .ppoLearningRate],
+            "best_of_n": reward + [.bonPrompts, .bonMaxN],
+            "dpo": pairs + [.dpoSteps, .dpoBeta, .dpoLearningRate],
+            "grpo": reward + [.grpoSteps, .grpoNumGenerations, .grpoBeta, .grpoLearningRate],
+        ]
+    }()
+
+    /// The values of the keys `stage` reads, as sorted JSON (the stage record's fingerprint).
+    public func fingerprint(stage: String, model: String) throws -> String {
+        let all = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(self))) as! [String: Any]
+        var picked: [String: Any] = ["model": model]
+        for key in Self.stageKeys[stage] ?? CodingKeys.allCases { picked[key.rawValue] = all[key.rawValue] }
+        return String(
+            decoding: try JSONSerialization.data(withJSONObject: picked, options: [.sortedKeys]), as: UTF8.self)
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {

@@ -26,14 +26,10 @@ public struct DemoObserver {
 }
 
 public enum DemoError: Error, CustomStringConvertible {
-    case configChanged(directory: String, keys: [String])
     case interrupted(stage: String)
 
     public var description: String {
         switch self {
-        case let .configChanged(directory, keys):
-            "\(directory) holds a demo run made with another config (\(keys.joined(separator: ", ")) differ). Pass "
-                + "--fresh to start it over, or another --out."
         case let .interrupted(stage):
             "Stopped during stage \(stage); the stages before it are kept. Run the same command to resume."
         }
@@ -77,10 +73,12 @@ public final class DemoPipeline {
         self.observer = observer
         report = DemoReport(config: config, model: baseModel, task: Self.taskDescription)
         promptEncoder = try PromptEncoder(tokenizer: base.tokenizer, chatTemplate: base.chatTemplate)
-        var rng = RNG(seed: config.seed)
-        train = Array(TaskPrompt.make(config.trainPrompts, kind: .sum, rng: &rng).prefix(config.effectiveTrainPrompts))
-        eval = TaskPrompt.make(config.evalPrompts, kind: .sum, rng: &rng)
-        ood = TaskPrompt.make(config.oodPrompts, kind: .difference, rng: &rng)
+        // One stream per prompt set, so that changing one set's size leaves the others as they were.
+        var rng = (RNG(seed: config.seed), RNG(seed: config.seed &+ 1), RNG(seed: config.seed &+ 2))
+        train = Array(
+            TaskPrompt.make(config.trainPrompts, kind: .sum, rng: &rng.0).prefix(config.effectiveTrainPrompts))
+        eval = TaskPrompt.make(config.evalPrompts, kind: .sum, rng: &rng.1)
+        ood = TaskPrompt.make(config.oodPrompts, kind: .difference, rng: &rng.2)
     }
 
     var stagesDirectory: URL { out.appendingPathComponent("stages") }
@@ -93,7 +91,6 @@ public final class DemoPipeline {
         if fresh { try? fm.removeItem(at: stagesDirectory) }
         try fm.createDirectory(at: stagesDirectory, withIntermediateDirectories: true)
         try fm.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
-        try checkConfig()
         let n = Self.stages.count
         func title(_ i: Int) -> String { Self.stages[i].1 }
         report.baseline = try stage(0, title(0)) { BaselineResult(base: try evaluate(adapter: nil, against: nil)) }
@@ -119,6 +116,8 @@ public final class DemoPipeline {
     struct StageRecord<R: Codable>: Codable {
         var result: R
         var timing: StageTiming
+        /// The config values the stage read (`DemoConfig.fingerprint`).
+        var fingerprint: String
     }
 
     /// Runs stage `index` unless its record exists; saves the record atomically when it finishes.
@@ -126,12 +125,16 @@ public final class DemoPipeline {
         let name = Self.stages[index].0
         let file = stagesDirectory.appendingPathComponent(String(format: "%d-%@.json", index + 1, name))
         observer.stage(index + 1, Self.stages.count, title)
+        let fingerprint = try config.fingerprint(stage: name, model: baseModel)
         if let data = FileManager.default.contents(atPath: file.path) {
             do {
                 let record = try JSONDecoder().decode(StageRecord<R>.self, from: data)
-                observer.log("done in an earlier run (\(file.lastPathComponent)); skipped")
-                report.timings.append(record.timing)
-                return record.result
+                if record.fingerprint == fingerprint {
+                    observer.log("done in an earlier run (\(file.lastPathComponent)); skipped")
+                    report.timings.append(record.timing)
+                    return record.result
+                }
+                observer.log("done in an earlier run with other settings for this stage; running it again")
             } catch {
                 observer.log("\(file.path) is not a record this version can read (\(error)); running the stage again")
             }
@@ -145,22 +148,9 @@ public final class DemoPipeline {
         report.timings.append(timing)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(StageRecord(result: result, timing: timing)).write(to: file, options: .atomic)
+        try encoder.encode(StageRecord(result: result, timing: timing, fingerprint: fingerprint)).write(
+            to: file, options: .atomic)
         return result
-    }
-
-    func checkConfig() throws {
-        let file = stagesDirectory.appendingPathComponent("config.json")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let mine = try encoder.encode(config)
-        if let data = FileManager.default.contents(atPath: file.path), data != mine {
-            let old = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-            let new = (try JSONSerialization.jsonObject(with: mine)) as? [String: Any] ?? [:]
-            let keys = Set(old.keys).union(new.keys).filter { "\(old[$0] ?? "–")" != "\(new[$0] ?? "–")" }.sorted()
-            throw DemoError.configChanged(directory: out.path, keys: keys.isEmpty ? ["the model"] : keys)
-        }
-        try mine.write(to: file, options: .atomic)
     }
 
     // MARK: Sampling and evaluation

@@ -10,7 +10,8 @@ struct RLHF: ParsableCommand {
         commandName: "rlhf",
         abstract: "Align small language models on a CPU: SFT, reward models, PPO/DPO, LoRA.",
         subcommands: [
-            Demo.self, SFT.self, Reward.self, DPO.self, PPOCommand.self, GRPO.self, RLOO.self, BestOfNCommand.self,
+            Demo.self, Sweep.self, SFT.self, Reward.self, DPO.self, PPOCommand.self, GRPO.self, RLOO.self,
+            BestOfNCommand.self,
             EvalReward.self,
             Score.self, Export.self,
             Generate.self,

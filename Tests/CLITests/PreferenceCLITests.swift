@@ -230,10 +230,53 @@ extension RLCLITests {
         #expect(again.status == 0, "\(again.stderr)")
         #expect(again.stderr.contains("done in an earlier run (7-dpo.json)"), "\(again.stderr)")
         #expect(try Self.figures(Self.report(out)) == Self.figures(report))
-        // Another config in the same directory is refused, naming what differs.
-        let other = try CLI.run(["demo", "--quick", "--out", out.path, "--seed", "3"])
+        // A new PPO setting in the same directory redoes PPO alone (and the report); the other stages are kept.
+        let config = dir.appendingPathComponent("beta.json")
+        try Data(#"{"ppo_kl_coef": 0.5}"#.utf8).write(to: config)
+        let beta = try CLI.run(["demo", "--quick", "--out", out.path, "--config", config.path])
+        #expect(beta.status == 0, "\(beta.stderr)")
+        #expect(beta.stderr.contains("other settings for this stage"), "\(beta.stderr)")
+        let skipped = beta.stderr.components(separatedBy: "); skipped").count - 1
+        #expect(skipped == 7, "\(beta.stderr)")
+        let changed = try Self.report(out)
+        #expect(try Self.figures(changed) != Self.figures(report))
         #expect(
-            other.status != 0 && other.stderr.contains("seed") && other.stderr.contains("--fresh"), "\(other.stderr)")
+            (changed["dpo"] as? [String: Any]).map { NSDictionary(dictionary: $0) }
+                == (report["dpo"] as? [String: Any]).map { NSDictionary(dictionary: $0) })
+    }
+
+    /// `rlhf sweep` runs the demo per value (tiny sizes here), the later variants reusing the stages the setting
+    /// does not touch, and ranks them in sweep.json.
+    @Test func sweepRanksVariantsAndReusesUntouchedStages() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("tiny.json")
+        try Data(
+            #"""
+            {"train_prompts": 16, "eval_prompts": 4, "ood_prompts": 4, "max_new_tokens": 8, "sft_steps": 2,
+             "reward_steps": 2, "ppo_iterations": 2, "bon_prompts": 2, "bon_max_n": 4, "dpo_steps": 1, "grpo_steps": 1}
+            """#.utf8
+        ).write(to: config)
+        let out = dir.appendingPathComponent("sweep")
+        let r = try CLI.run([
+            "sweep", "--quick", "--config", config.path, "--key", "ppo_kl_coef", "--values", "0.001,0.5",
+            "--data-fraction", "1", "--out", out.path,
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let sweep = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("sweep.json")))
+                as? [String: Any])
+        let variants = try #require(sweep["variants"] as? [[String: Any]])
+        #expect(Set(variants.compactMap { $0["value"] as? String }) == ["0.001", "0.5"])
+        // The second variant redid PPO only: 7 stages skipped.
+        let second = r.stderr.components(separatedBy: "ppo_kl_coef = 0.5").last ?? ""
+        #expect(second.components(separatedBy: "); skipped").count - 1 == 7, "\(r.stderr)")
+        for v in ["0.001", "0.5"] {
+            #expect(
+                FileManager.default.fileExists(atPath: out.appendingPathComponent("ppo_kl_coef=\(v)/report.html").path))
+        }
+        let bad = try CLI.run(["sweep", "--key", "ppo_kl", "--values", "1,2", "--out", out.path])
+        #expect(bad.status != 0 && bad.stderr.contains("ppo_kl") && bad.stderr.contains("ppo_kl_coef"), "\(bad.stderr)")
     }
 
     @Test func badConfigNamesTheKeyAndWritesNothing() throws {
