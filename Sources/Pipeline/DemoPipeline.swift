@@ -64,7 +64,8 @@ public final class DemoPipeline {
     let train: [TaskPrompt], eval: [TaskPrompt], ood: [TaskPrompt]
     let promptEncoder: PromptEncoder
 
-    /// `base`: the model, loaded dense and frozen; `baseModel`: its name for checkpoints and exports.
+    /// `base`: the model, loaded dense and frozen; `baseModel`: its name for checkpoints and exports. `run` merges
+    /// the SFT adapter into `base`'s weights, so each pipeline needs its own copy of the model.
     public init(config: DemoConfig, base: LoadedModel, baseModel: String, out: URL, observer: DemoObserver) throws {
         self.config = config
         self.base = base
@@ -104,14 +105,29 @@ public final class DemoPipeline {
         report.dpo = try stage(6, title(6)) { try runDPO() }
         report.grpo = try stage(7, title(7)) { try runGRPO() }
         observer.stage(n, n, title(n - 1))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: out.appendingPathComponent("report.json"), options: .atomic)
+        try Self.encoder(pretty: true).encode(report).write(
+            to: out.appendingPathComponent("report.json"), options: .atomic)
         try Data(ReportHTML.render(report).utf8).write(to: out.appendingPathComponent("report.html"), options: .atomic)
         return report
     }
 
     // MARK: Stages and resume
+
+    /// Records and report.json: sorted keys; a non-finite figure (a fit that failed) written as a string.
+    static func encoder(pretty: Bool = false) -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
 
     struct StageRecord<R: Codable>: Codable {
         var result: R
@@ -128,7 +144,7 @@ public final class DemoPipeline {
         let fingerprint = try config.fingerprint(stage: name, model: baseModel)
         if let data = FileManager.default.contents(atPath: file.path) {
             do {
-                let record = try JSONDecoder().decode(StageRecord<R>.self, from: data)
+                let record = try Self.decoder().decode(StageRecord<R>.self, from: data)
                 if record.fingerprint == fingerprint {
                     observer.log("done in an earlier run (\(file.lastPathComponent)); skipped")
                     report.timings.append(record.timing)
@@ -146,9 +162,7 @@ public final class DemoPipeline {
         let timing = StageTiming(
             stage: name, seconds: Date().timeIntervalSince(start), peakRSSMB: ProcessMemory.peakRSSMegabytes())
         report.timings.append(timing)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(StageRecord(result: result, timing: timing, fingerprint: fingerprint)).write(
+        try Self.encoder().encode(StageRecord(result: result, timing: timing, fingerprint: fingerprint)).write(
             to: file, options: .atomic)
         return result
     }
@@ -442,6 +456,10 @@ public final class DemoPipeline {
             config: c, model: base, data: data, reward: try proxyReward(recorder: recorder), rewardModel: rewardModel,
             outputDirectory: out.appendingPathComponent("ppo"), baseModel: baseModel)
         var points: [OptimisationPoint] = [], loss: [CurvePoint] = []
+        // Held-out points: the policy's greedy replies to the evaluation prompts every few iterations, placed at
+        // the KL of the rollouts sampled next from that same policy (the SFT policy itself at d = 0).
+        var heldOut = [try heldOutPoint(adapter: nil, iteration: 0)], pending: OptimisationPoint?
+        let every = max(1, config.ppoIterations / 5), s = c.stepsPerIteration
         try train(trainer) { step, m in
             if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) }
             if let kl = m["objective/kl"], let batch = recorder.batches.last {
@@ -450,6 +468,15 @@ public final class DemoPipeline {
                         x: Double(points.count), kl: kl, d: max(0, kl).squareRoot(), proxy: batch.proxy,
                         gold: batch.gold, goldStdErr: batch.goldStdErr, words: batch.words,
                         klCoef: m["objective/kl_coef"]))
+                if var p = pending {
+                    (p.kl, p.d) = (kl, max(0, kl).squareRoot())
+                    heldOut.append(p)
+                    pending = nil
+                }
+            }
+            let done = step / s
+            if step % s == 0 && done % every == 0 && done < config.ppoIterations {
+                pending = try heldOutPoint(adapter: trainer.adapter, iteration: done)
             }
         }
         let policy = try evaluate(adapter: trainer.adapter, against: report.sft?.policy)
@@ -460,9 +487,23 @@ public final class DemoPipeline {
             model: base.model, adapter: trainer.adapter!, tokenizer: base.tokenizer,
             chatTemplate: base.chatTemplate?.source, type: .q8_0, name: "rlhfkit-demo-ppo", to: gguf, overwrite: true)
         return RLResult(
-            points: points, fit: Self.fit(.rl, points),
-            overOptimisation: OverOptimisation.read(points, window: max(1, points.count / 4)), policy: policy,
-            loss: loss, exports: [relative(exported), relative(gguf)])
+            points: points, heldOut: heldOut, fit: Self.fit(.rl, heldOut),
+            overOptimisation: OverOptimisation.read(heldOut), policy: policy, loss: loss,
+            exports: [relative(exported), relative(gguf)])
+    }
+
+    /// The policy's greedy replies to the evaluation prompts: gold, proxy and win-rate against SFT (kl and d are
+    /// filled in by the caller).
+    func heldOutPoint(adapter: LoRAAdapter?, iteration: Int) throws -> OptimisationPoint {
+        guard let rm = rewardModel else { preconditionFailure("the reward stage comes first") }
+        let r = try replies(eval, adapter: adapter, temperature: 0, seed: config.seed).map { $0[0] }
+        let e = Self.evaluation(eval, r, against: report.sft?.policy)
+        let encoded = try eval.map(encode)
+        let proxy = try rm.scores(zip(encoded, r).map { $0 + $1.tokens }).map(rm.normalized)
+        return OptimisationPoint(
+            x: Double(iteration), kl: 0, d: 0, proxy: proxy.reduce(0, +) / Double(max(1, proxy.count)),
+            gold: e.meanGold,
+            goldStdErr: standardError(r.map(\.gold)), words: e.meanWords, klCoef: nil, winRate: e.winRateVsSFT)
     }
 
     /// Gao et al.'s form fitted to the gold gain over the first point (the starting policy, d = 0).
@@ -576,12 +617,19 @@ public final class DemoPipeline {
 
     /// Trains with the observer's rendering; `onStep` sees each logged step's metrics. A stop request ends the
     /// stage with an error (its record is not written, so the next run redoes it).
-    func train<T: Trainer>(_ trainer: T, onStep: (Int, Metrics) -> Void) throws {
+    func train<T: Trainer>(_ trainer: T, onStep: (Int, Metrics) throws -> Void) throws {
+        var failure: (any Error)?
         try trainer.train(stopRequested: observer.stopRequested) { event in
-            if case let .step(step, _, metrics) = event { onStep(step, metrics) }
             observer.trainerEvent(event)
+            if case let .step(step, _, metrics) = event {
+                do { try onStep(step, metrics) } catch {
+                    failure = error
+                    return .stop
+                }
+            }
             return .proceed
         }
+        if let failure { throw failure }
         if observer.stopRequested() { throw DemoError.interrupted(stage: "\(T.self)") }
     }
 }

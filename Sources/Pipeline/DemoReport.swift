@@ -83,11 +83,16 @@ public struct OptimisationPoint: Codable, Sendable, Equatable {
     public var goldStdErr: Double?
     public var words: Double
     public var klCoef: Double?
+    /// Gold win-rate of these replies against the SFT policy's (held-out points).
+    public var winRate: Double? = nil
 }
 
 public struct RLResult: Codable, Sendable, Equatable {
+    /// One per iteration: the rollouts' proxy and gold (sampled at the PPO temperature, noisy).
     public var points: [OptimisationPoint]
-    /// Gold gain over the SFT samples against d, fitted with Gao et al.'s RL form.
+    /// Every few iterations: greedy replies to the held-out evaluation prompts (the SFT policy first, at d = 0).
+    public var heldOut: [OptimisationPoint]
+    /// Held-out gold gain over the SFT policy against d, fitted with Gao et al.'s RL form.
     public var fit: GaoFit?
     public var overOptimisation: OverOptimisation
     public var policy: PolicyEvaluation
@@ -210,9 +215,19 @@ public struct DemoReport: Codable, Sendable, Equatable {
         ] {
             if let e { lines.append("\(name): gold \(f(e.meanGold)), win-rate vs SFT \(f(e.winRateVsSFT))") }
         }
-        if let p = ppo {
-            let kl = p.points.last.map { String(format: "%.3f", $0.kl) } ?? "–"
-            lines.append("PPO: final KL \(kl) nats; over-optimisation: \(p.overOptimisation.explanation)")
+        if let p = ppo, let first = p.points.first, let last = p.points.last {
+            lines.append(
+                String(
+                    format: "PPO: final KL %.3f nats; rollout length %.1f → %.1f words (the gold judge charges beyond "
+                        + "%d); over-optimisation: %@", last.kl, first.words, last.words, GoldJudge.targetWords,
+                    p.overOptimisation.explanation))
+            if let best = p.heldOut.dropFirst().max(by: { $0.gold < $1.gold }), let sft = p.heldOut.first {
+                lines.append(
+                    String(
+                        format: "PPO held-out: gold %.3f (SFT, d = 0) → %.3f at d ≈ %.2f (win-rate vs SFT %@) → "
+                            + "%.3f at the end", sft.gold, best.gold, best.d,
+                        best.winRate.map { String(format: "%.3f", $0) } ?? "–", p.policy.meanGold))
+            }
         }
         if let b = bestOfN { lines.append("best-of-n: \(b.overOptimisation.explanation)") }
         return lines

@@ -17,6 +17,8 @@ public struct SweepVariant: Codable, Sendable, Equatable {
     public var rewardHeldOutAccuracy: Double
     public var ppoOverOptimised: Bool
     public var bestOfNOverOptimised: Bool
+    /// Gao et al.'s best-of-n fit (the trend across reward-model sizes or annotator noise shows in α and β).
+    public var bestOfNFit: GaoFit?
 }
 
 public struct SweepResult: Codable, Sendable, Equatable {
@@ -77,15 +79,13 @@ public enum DemoSweep {
                 ppoGold: report.ppo?.policy.meanGold ?? .nan, ppoWinRate: report.ppo?.policy.winRateVsSFT,
                 rewardHeldOutAccuracy: report.reward?.heldOutAccuracy ?? .nan,
                 ppoOverOptimised: report.ppo?.overOptimisation.observed ?? false,
-                bestOfNOverOptimised: report.bestOfN?.overOptimisation.observed ?? false)
+                bestOfNOverOptimised: report.bestOfN?.overOptimisation.observed ?? false,
+                bestOfNFit: report.bestOfN?.fit)
         }
         variants.sort { $0.goldAtCommonD > $1.goldAtCommonD }
         let result = SweepResult(key: key, commonD: common, variants: variants)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try encoder.encode(result).write(to: out.appendingPathComponent("sweep.json"), options: .atomic)
+        try DemoPipeline.encoder(pretty: true).encode(result).write(
+            to: out.appendingPathComponent("sweep.json"), options: .atomic)
         return result
     }
 }

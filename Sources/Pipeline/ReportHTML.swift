@@ -197,18 +197,28 @@ public enum ReportHTML {
         }
         // Over-optimisation.
         body += "<h2>Over-optimisation (Gao et al. 2022)</h2><div class=\"charts\">"
-        // PPO's d is not monotone in the iteration (KL moves both ways), so its points are a scatter.
-        for (name, points, fit, line) in [
-            ("PPO (one point per iteration)", r.ppo?.points, r.ppo?.fit, false),
-            ("Best-of-n (n = 1, 2, 4, …)", r.bestOfN?.points, r.bestOfN?.fit, true),
-        ] {
-            guard let points else { continue }
+        if let p = r.ppo {
+            // Rollout points: d is not monotone in the iteration (KL moves both ways), so they are a scatter.
+            body += chart(
+                title: "PPO rollouts (one point per iteration)", x: "d = √KL(π‖π_SFT)", y: "reward",
+                [
+                    Series("proxy (normalised RM score)", proxyColor, p.points.map { ($0.d, $0.proxy) }, line: false),
+                    Series("gold", goldColor, p.points.map { ($0.d, $0.gold) }, line: false),
+                ])
             var series = [
-                Series("proxy (normalised RM score)", proxyColor, points.map { ($0.d, $0.proxy) }, line: line),
-                Series("gold", goldColor, points.map { ($0.d, $0.gold) }, line: line),
+                Series("proxy", proxyColor, p.heldOut.map { ($0.d, $0.proxy) }),
+                Series("gold", goldColor, p.heldOut.map { ($0.d, $0.gold) }),
             ]
-            if let f = fitted(fit, points) { series.append(f) }
-            body += chart(title: "\(name): proxy and gold reward", x: "d = √KL(π‖π_SFT)", y: "reward", series)
+            if let f = fitted(p.fit, p.heldOut) { series.append(f) }
+            body += chart(title: "PPO: held-out greedy replies", x: "d = √KL(π‖π_SFT)", y: "reward", series)
+        }
+        if let b = r.bestOfN {
+            var series = [
+                Series("proxy (normalised RM score)", proxyColor, b.points.map { ($0.d, $0.proxy) }),
+                Series("gold", goldColor, b.points.map { ($0.d, $0.gold) }),
+            ]
+            if let f = fitted(b.fit, b.points) { series.append(f) }
+            body += chart(title: "Best-of-n (n = 1, 2, 4, …)", x: "d = √KL(π‖π_SFT)", y: "reward", series)
         }
         if let p = r.ppo {
             body += chart(
@@ -217,9 +227,17 @@ public enum ReportHTML {
                     Series("KL (nats)", otherColor, p.points.map { ($0.x, $0.kl) }),
                     Series("β", fitColor, p.points.compactMap { q in q.klCoef.map { (q.x, $0) } }, dashed: true),
                 ])
+            let limit = Double(GoldJudge.targetWords)
             body += chart(
                 title: "PPO: reply length (bias)", x: "iteration", y: "words",
-                [Series("mean words of the rollouts", proxyColor, p.points.map { ($0.x, $0.words) })])
+                [
+                    Series("mean words of the rollouts", proxyColor, p.points.map { ($0.x, $0.words) }),
+                    Series(
+                        "gold judge: no cost up to \(GoldJudge.targetWords) words", goldColor,
+                        [(p.points.first?.x ?? 0, limit), (p.points.last?.x ?? 1, limit)], dashed: true,
+                        markers: false),
+                ])
+            body += chart(title: "PPO loss", x: "step", y: "loss", [Series("loss", otherColor, curve(p.loss))])
         }
         if let g = r.grpo {
             body += chart(
@@ -232,7 +250,7 @@ public enum ReportHTML {
         body += "</div>"
         var fitRows: [[String]] = []
         for (name, fit, over) in [
-            ("PPO: R_RL(d) = d(α − β log d)", r.ppo?.fit, r.ppo?.overOptimisation),
+            ("PPO, held-out: R_RL(d) = d(α − β log d)", r.ppo?.fit, r.ppo?.overOptimisation),
             ("best-of-n: R_bon(d) = d(α − βd)", r.bestOfN?.fit, r.bestOfN?.overOptimisation),
         ] {
             guard let over else { continue }

@@ -58,15 +58,16 @@ struct Sweep: ParsableCommand {
             String(
                 format: "%@ ranked by PPO's gold reward near d = %.2f (√KL every variant reached):", key, result.commonD
             ))
-        print("value        gold@d   PPO gold  win-rate  RM acc  over-optimised (PPO / best-of-n)")
+        print("value        gold@d   PPO gold  win-rate  RM acc  over-optimised (PPO / best-of-n)  best-of-n α, β")
         for v in result.variants {
             print(
                 String(
-                    format: "%@ %6.3f   %6.3f    %@    %5.3f   %@ / %@",
+                    format: "%@ %6.3f   %6.3f    %@    %5.3f   %@ / %@          %@",
                     v.value.padding(toLength: 12, withPad: " ", startingAt: 0),
                     v.goldAtCommonD, v.ppoGold,
                     v.ppoWinRate.map { String(format: "%6.3f", $0) } ?? "  –   ", v.rewardHeldOutAccuracy,
-                    v.ppoOverOptimised ? "yes" : "no", v.bestOfNOverOptimised ? "yes" : "no"))
+                    v.ppoOverOptimised ? "yes" : "no", v.bestOfNOverOptimised ? "yes" : "no",
+                    v.bestOfNFit.map { String(format: "%.2f, %.2f", $0.alpha, $0.beta) } ?? "–"))
         }
         print("\(out)/sweep.json; each variant's report in \(out)/\(key)=<value>/report.html")
     }

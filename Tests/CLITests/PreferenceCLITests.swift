@@ -208,6 +208,9 @@ extension RLCLITests {
         // The first iteration samples from the starting policy: its KL is 0 up to the rounding between the
         // KV-cached sampling and the batched reference pass (PPO's own drift warning is at 1e-3 per token).
         #expect(points.count == 3 && (points[0]["kl"] as? Double).map { abs($0) < 1e-3 } == true, "\(points)")
+        // Held-out points: the SFT policy at d = 0, then after iterations 1 and 2 (each at the next rollouts' KL).
+        let heldOut = try #require(ppo["heldOut"] as? [[String: Any]])
+        #expect(heldOut.map { $0["x"] as? Double } == [0, 1, 2] && heldOut[0]["d"] as? Double == 0, "\(heldOut)")
         let bon = try #require((report["bestOfN"] as? [String: Any])?["points"] as? [[String: Any]])
         #expect(bon.map { $0["x"] as? Double } == [1, 2, 4, 8])
         for path in [

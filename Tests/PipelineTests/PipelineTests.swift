@@ -189,7 +189,7 @@ struct ReportRenderTests {
         }
         let ev = PolicyEvaluation(meanGold: 1, correct: 0.5, meanWords: 4, winRateVsSFT: 0.6, samples: [])
         r.ppo = RLResult(
-            points: points, fit: GaoFit.fit(.rl, d: points.map(\.d), r: points.map { $0.gold - 0.5 }),
+            points: points, heldOut: points, fit: GaoFit.fit(.rl, d: points.map(\.d), r: points.map { $0.gold - 0.5 }),
             overOptimisation: OverOptimisation.read(points), policy: ev, loss: [CurvePoint(0, 1), CurvePoint(1, 0.5)],
             exports: [])
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID())")
