@@ -456,10 +456,11 @@ public final class DemoPipeline {
             config: c, model: base, data: data, reward: try proxyReward(recorder: recorder), rewardModel: rewardModel,
             outputDirectory: out.appendingPathComponent("ppo"), baseModel: baseModel)
         var points: [OptimisationPoint] = [], loss: [CurvePoint] = []
-        // Held-out points: the policy's greedy replies to the evaluation prompts every few iterations, placed at
-        // the KL of the rollouts sampled next from that same policy (the SFT policy itself at d = 0).
+        // Held-out points: the policy's greedy replies to the evaluation prompts after iterations 1, 2, 4, 8, …
+        // (geometric, as d grows roughly with log t), placed at the KL of the rollouts sampled next from that same
+        // policy; the SFT policy itself at d = 0.
         var heldOut = [try heldOutPoint(adapter: nil, iteration: 0)], pending: OptimisationPoint?
-        let every = max(1, config.ppoIterations / 5), s = c.stepsPerIteration
+        let s = c.stepsPerIteration
         try train(trainer) { step, m in
             if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) }
             if let kl = m["objective/kl"], let batch = recorder.batches.last {
@@ -475,7 +476,7 @@ public final class DemoPipeline {
                 }
             }
             let done = step / s
-            if step % s == 0 && done % every == 0 && done < config.ppoIterations {
+            if step % s == 0 && done & (done - 1) == 0 && done < config.ppoIterations {
                 pending = try heldOutPoint(adapter: trainer.adapter, iteration: done)
             }
         }

@@ -29,24 +29,17 @@ struct Demo: ParsableCommand {
     var dataFraction: Double?
     @Flag(help: "Start over instead of resuming the stages finished in --out.") var fresh = false
 
-    func resolvedConfig() throws -> DemoConfig {
-        var c = quick ? DemoConfig.quick : DemoConfig()
-        if let config { c = try DemoConfig.load(file: URL(fileURLWithPath: config), over: c) }
-        if let seed { c.seed = seed }
-        if let dataFraction { c.dataFraction = dataFraction }
-        try c.validate(source: "flags")
-        return c
-    }
-
-    func run() throws {
-        let c = try resolvedConfig()
-        guard !modelOptions.quantized && !modelOptions.bf16 else {
+    /// The demo merges the SFT adapter into the base, which needs dense weights.
+    static func checkDense(_ options: ModelOptions) throws {
+        guard !options.quantized && !options.bf16 else {
             throw ValidationError(
                 "The demo merges the SFT adapter into the base: load it dense (no --quantized/--bf16).")
         }
-        let loaded = try modelOptions.load(trainable: false)
-        Interrupt.install()
-        // One progress bar per stage (a renderer remembers the metrics it has seen).
+    }
+
+    /// Stage lines with the overall counter, one progress bar per stage (a renderer remembers the metrics it has
+    /// seen), sampling progress, Ctrl-C.
+    static func terminalObserver() -> DemoObserver {
         var renderer = ProgressRenderer()
         var observer = DemoObserver()
         observer.stage = { i, n, title in
@@ -61,12 +54,30 @@ struct Demo: ParsableCommand {
             FileHandle.standardError.write(Data((renderer.isTerminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
         }
         observer.stopRequested = { Interrupt.isRequested }
+        return observer
+    }
+
+    func resolvedConfig() throws -> DemoConfig {
+        var c = quick ? DemoConfig.quick : DemoConfig()
+        if let config { c = try DemoConfig.load(file: URL(fileURLWithPath: config), over: c) }
+        if let seed { c.seed = seed }
+        if let dataFraction { c.dataFraction = dataFraction }
+        try c.validate(source: "flags")
+        return c
+    }
+
+    func run() throws {
+        let c = try resolvedConfig()
+        try Self.checkDense(modelOptions)
+        let loaded = try modelOptions.load(trainable: false)
+        Interrupt.install()
+        let observer = Self.terminalObserver()
         let start = Date()
         let pipeline = try DemoPipeline(
             config: c, base: loaded, baseModel: modelOptions.model, out: URL(fileURLWithPath: out),
             observer: observer)
         let report = try pipeline.run(fresh: fresh)
-        if renderer.isTerminal { note("") }
+        if isatty(2) == 1 { note("") }
         print(report.summary.joined(separator: "\n"))
         print(
             String(

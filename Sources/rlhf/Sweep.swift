@@ -36,21 +36,9 @@ struct Sweep: ParsableCommand {
         try c.validate(source: "flags")
         let list = values.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard list.count >= 2 else { throw ValidationError("Pass at least two --values, comma-separated.") }
-        guard !modelOptions.quantized && !modelOptions.bf16 else {
-            throw ValidationError(
-                "The demo merges the SFT adapter into the base: load it dense (no --quantized/--bf16).")
-        }
+        try Demo.checkDense(modelOptions)
         Interrupt.install()
-        var renderer = ProgressRenderer()
-        var observer = DemoObserver()
-        observer.stage = { i, n, title in
-            if renderer.isTerminal { note("") }
-            note("[\(i)/\(n)] \(title)")
-            renderer = ProgressRenderer()
-        }
-        observer.log = { note("  " + $0) }
-        observer.trainerEvent = { renderer.render($0) }
-        observer.stopRequested = { Interrupt.isRequested }
+        let observer = Demo.terminalObserver()
         let result = try DemoSweep.run(
             base: c, key: key, values: list, load: { try modelOptions.load(trainable: false) },
             baseModel: modelOptions.model, out: URL(fileURLWithPath: out), observer: observer)
