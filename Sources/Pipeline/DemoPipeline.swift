@@ -308,8 +308,13 @@ public final class DemoPipeline {
             temperature: config.annotatorTemperature, flipRate: config.annotatorFlipRate)
         var rng = RNG(seed: config.seed &+ 17)
         var rows: [[String: Any]] = [], agree = 0, decided = 0, dropped = 0
+        // A pair of equal replies carries no preference, and an empty reply is not a response (TRL's readers
+        // refuse it): both are dropped and counted.
+        func usable(_ a: Reply, _ b: Reply) -> Bool {
+            a.text != b.text && !a.text.allSatisfy(\.isWhitespace) && !b.text.allSatisfy(\.isWhitespace)
+        }
         for (p, a, b) in try runPairsOf(train, seed: config.seed &+ 1) {
-            guard a.text != b.text else {
+            guard usable(a, b) else {
                 dropped += 1
                 continue
             }
@@ -325,7 +330,7 @@ public final class DemoPipeline {
         // Gold-labelled pairs (no noise) for the reward model's accuracy: held-out sums and differences.
         func goldPairs(_ prompts: [TaskPrompt], seed: UInt64, name: String) throws -> Int {
             let labelled = try runPairsOf(prompts, seed: seed).compactMap { p, a, b -> [String: Any]? in
-                guard a.gold != b.gold else { return nil }
+                guard a.gold != b.gold, usable(a, b) else { return nil }
                 return a.gold > b.gold ? pairRow(p, a.text, b.text) : pairRow(p, b.text, a.text)
             }
             _ = try writeJSONL(labelled, name)
@@ -363,7 +368,7 @@ public final class DemoPipeline {
         let data = try ComparisonData.prepare(
             training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
             chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs.jsonl"),
-            evalFile: dataDirectory.appendingPathComponent("pairs_eval.jsonl"))
+            evalFile: report.pairs?.heldOutPairs == 0 ? nil : dataDirectory.appendingPathComponent("pairs_eval.jsonl"))
         let trainer = try RewardTrainer(
             config: c, model: base, data: data, outputDirectory: out.appendingPathComponent("reward"),
             baseModel: baseModel)
@@ -374,10 +379,13 @@ public final class DemoPipeline {
         }
         let dir = try trainer.exportFinal()
         let rm = trainer.rewardModel
-        let ood = try ComparisonData.prepare(
-            training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
-            chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs_ood.jsonl"),
-            evalFile: nil)
+        let ood =
+            report.pairs?.oodPairs == 0
+            ? nil
+            : try ComparisonData.prepare(
+                training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
+                chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs_ood.jsonl"),
+                evalFile: nil)
         // Bias: how the proxy and the gold judge follow length, over fresh SFT samples on the held-out prompts.
         let samples = try replies(
             eval, adapter: nil, n: 2, temperature: config.sampleTemperature, seed: config.seed &+ 4
@@ -390,7 +398,7 @@ public final class DemoPipeline {
         return RewardResult(
             loss: loss, trainAccuracy: accuracy,
             heldOutAccuracy: data.eval.isEmpty ? 0 : try rm.evaluate(data.eval).accuracy,
-            oodAccuracy: ood.train.isEmpty ? 0 : try rm.evaluate(ood.train).accuracy,
+            oodAccuracy: try ood.map { $0.train.isEmpty ? 0 : try rm.evaluate($0.train).accuracy } ?? 0,
             proxyLengthCorrelation: pearson(proxy, words), goldLengthCorrelation: pearson(samples.map(\.gold), words),
             directory: relative(dir))
     }

@@ -102,13 +102,17 @@ public enum ReportHTML {
             let pts = s.points.filter { $0.x.isFinite && $0.y.isFinite }
             guard !pts.isEmpty else { continue }
             let path = pts.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
-            svg +=
-                "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2.5\" points=\"\(path)\""
-                + (s.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>"
+            if s.line {
+                svg +=
+                    "<polyline fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"2.5\" points=\"\(path)\""
+                    + (s.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>"
+            }
             if s.markers {
+                let radius = s.line ? 3 : 4
                 for p in pts {
                     svg += String(
-                        format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>", px(p.x), py(p.y), s.color)
+                        format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%@\"/>", px(p.x), py(p.y), radius,
+                        s.color)
                 }
             }
             let ly = top + 12 + Double(k) * 14

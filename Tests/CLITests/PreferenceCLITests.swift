@@ -120,6 +120,25 @@ extension RLCLITests {
     /// PPO as a user runs it: a reward model from `rlhf reward`, then `rlhf ppo` with the critic from it (LoRA, one
     /// shared base) for two iterations, and again from the first one's checkpoint to the same adapter; a full fine-tune with a built-in reward; a bad prompt line is an
     /// error naming it.
+    /// PPO's rollouts and updates run on every frozen-base form the CLI offers (LoRA on the GGUF's quantised
+    /// weights and on a bf16 base), with the rollout/re-score check logged.
+    @Test(arguments: ["--quantized", "--bf16"]) func ppoRunsOnEveryFrozenBaseForm(_ form: String) throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prompts = dir.appendingPathComponent("prompts.jsonl")
+        try PreferenceCLITests.write((0..<4).map { "{\"prompt\": \"Count to \($0 + 2).\"}" }, to: prompts)
+        let out = dir.appendingPathComponent("ppo")
+        let r = try CLI.run([
+            "ppo", form, "--prompts", prompts.path, "--out", out.path, "--reward-fn", "length:3", "--response-length",
+            "4", "--batch-size", "2", "--num-mini-batches", "2", "--num-ppo-epochs", "1", "--iterations", "1",
+            "--max-length", "64", "--lora-rank", "4", "--set", "logging_steps=1",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let metrics = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        #expect(metrics.contains("\"rollout/logprob_max_abs_diff\""), "\(metrics)")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter/adapter_config.json").path))
+    }
+
     @Test func ppoTrainsAgainstARewardModelAndResumes() throws {
         let dir = try PreferenceCLITests.directory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -172,6 +172,9 @@ struct ReportHTMLTests {
         #expect(!html.contains("<script>") && html.contains("&lt;script&gt;") && html.contains("m&lt;1&gt;"))
         #expect(html.contains("<polyline") && html.contains("SFT loss"))
         #expect(ReportHTML.chart(title: "empty", x: "x", y: "y", []).contains("no data"))
+        let scatter = ReportHTML.chart(
+            title: "s", x: "x", y: "y", [ReportHTML.Series("a", "#000000", [(0, 1), (1, 2)], line: false)])
+        #expect(!scatter.contains("<polyline") && scatter.components(separatedBy: "<circle").count - 1 == 2)
     }
 }
 
