@@ -15,8 +15,11 @@ public struct DemoConfig: PartialConfig, Equatable {
     /// Prompts of another kind (differences; the reward model trains on sums) for the generalisation measure.
     public var oodPrompts = 32
     public var maxNewTokens = 24
-    /// Sampling temperature of the pairs the annotators label and of best-of-n.
+    /// Sampling temperature of everything sampled: the pairs the annotators label, best-of-n, the PPO and GRPO
+    /// rollouts (so their KL is measured at it) and the sampled evaluation.
     public var sampleTemperature = 1.0
+    /// Sampled replies per evaluation prompt when a policy is scored by its samples (the held-out PPO points).
+    public var evalSamples = 4
 
     public var sftSteps = 40
     public var sftLearningRate = 2e-4
@@ -34,7 +37,7 @@ public struct DemoConfig: PartialConfig, Equatable {
     public var ppoEpochs = 2
     /// Weak on purpose, so that the proxy can be over-optimised within the demo's budget.
     public var ppoKlCoef = 0.01
-    public var ppoLearningRate = 2e-4
+    public var ppoLearningRate = 1e-4
 
     public var bonPrompts = 12
     public var bonMaxN = 64
@@ -56,6 +59,7 @@ public struct DemoConfig: PartialConfig, Equatable {
         c.trainPrompts = 32
         c.evalPrompts = 8
         c.oodPrompts = 8
+        c.evalSamples = 2
         c.maxNewTokens = 16
         c.sftSteps = 8
         c.rewardSteps = 8
@@ -78,9 +82,9 @@ public struct DemoConfig: PartialConfig, Equatable {
     /// only while these are unchanged (so a new `ppo_kl_coef` redoes PPO alone, a new `annotator_flip_rate`
     /// the pairs and everything trained on them).
     static let stageKeys: [String: [CodingKeys]] = {
-        let baseline: [CodingKeys] = [.seed, .evalPrompts, .maxNewTokens]
+        let baseline: [CodingKeys] = [.seed, .evalPrompts, .maxNewTokens, .evalSamples, .sampleTemperature]
         let sft = baseline + [.trainPrompts, .dataFraction, .ppoBatchSize, .sftSteps, .sftLearningRate]
-        let pairs = sft + [.oodPrompts, .sampleTemperature, .annotatorTemperature, .annotatorFlipRate]
+        let pairs = sft + [.oodPrompts, .annotatorTemperature, .annotatorFlipRate]
         let reward = pairs + [.rewardSteps, .rewardLoraRank, .rewardLearningRate]
         return [
             "baseline": baseline, "sft": sft, "pairs": pairs, "reward": reward,
@@ -103,6 +107,7 @@ public struct DemoConfig: PartialConfig, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case seed, dataFraction = "data_fraction", trainPrompts = "train_prompts", evalPrompts = "eval_prompts"
         case oodPrompts = "ood_prompts", maxNewTokens = "max_new_tokens", sampleTemperature = "sample_temperature"
+        case evalSamples = "eval_samples"
         case sftSteps = "sft_steps", sftLearningRate = "sft_learning_rate"
         case annotatorTemperature = "annotator_temperature", annotatorFlipRate = "annotator_flip_rate"
         case rewardSteps = "reward_steps", rewardLoraRank = "reward_lora_rank"
@@ -128,6 +133,7 @@ public struct DemoConfig: PartialConfig, Equatable {
         try check(dataFraction > 0 && dataFraction <= 1, .dataFraction, dataFraction, "a number in (0, 1]")
         for (key, value) in [
             (CodingKeys.trainPrompts, trainPrompts), (.evalPrompts, evalPrompts), (.oodPrompts, oodPrompts),
+            (.evalSamples, evalSamples),
             (.sftSteps, sftSteps), (.rewardSteps, rewardSteps), (.rewardLoraRank, rewardLoraRank),
             (.ppoIterations, ppoIterations), (.ppoEpochs, ppoEpochs), (.bonPrompts, bonPrompts),
             (.dpoSteps, dpoSteps), (.grpoSteps, grpoSteps),
@@ -158,14 +164,7 @@ public struct DemoConfig: PartialConfig, Equatable {
 
     /// Reads a config file over `base` (the full or quick defaults) and validates it.
     public static func load(file: URL, over base: DemoConfig) throws -> DemoConfig {
-        var object = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(base))) as! [String: Any]
-        let overrides = try Self.load(file: file)
-        let unknown = overrides.keys.filter { !keys.contains($0) }.sorted()
-        guard unknown.isEmpty else {
-            throw ConfigFileError.unknownKeys(file: file.path, keys: unknown, accepted: keys.sorted())
-        }
-        for (k, v) in overrides { object[k] = v }
-        let config = try decode(object, source: file.path)
+        let config = try decode(try Self.load(file: file), source: file.path, over: base)
         try config.validate(source: file.path)
         return config
     }

@@ -63,6 +63,9 @@ public final class DemoPipeline {
     var rewardModel: RewardModel?
     let train: [TaskPrompt], eval: [TaskPrompt], ood: [TaskPrompt]
     let promptEncoder: PromptEncoder
+    var encoded: [TaskPrompt: [Int32]] = [:]
+    /// The stage running now (for the interruption message).
+    var currentStage = ""
 
     /// `base`: the model, loaded dense and frozen; `baseModel`: its name for checkpoints and exports. `run` merges
     /// the SFT adapter into `base`'s weights, so each pipeline needs its own copy of the model.
@@ -156,6 +159,7 @@ public final class DemoPipeline {
             }
         }
         if observer.stopRequested() { throw DemoError.interrupted(stage: name) }
+        currentStage = name
         try? FileManager.default.removeItem(at: out.appendingPathComponent(name))  // an unfinished attempt
         let start = Date()
         let result = try body()
@@ -175,38 +179,40 @@ public final class DemoPipeline {
         var finished: Bool
         var gold: Double
         var words: Int
+        /// The sampler's log-probability of each token (at the sampling temperature).
+        var logProbs: [Float]
     }
 
     func messages(_ text: String, role: String = "user") -> [[String: String]] { [["role": role, "content": text]] }
 
+    /// The prompt's chat-formatted token ids (encoded once per prompt: evaluations and proxy scoring repeat).
     func encode(_ p: TaskPrompt) throws -> [Int32] {
-        try promptEncoder.encode(PromptExample(.conversation([Message(role: .user, content: p.question)])))
+        if let ids = encoded[p] { return ids }
+        let ids = try promptEncoder.encode(PromptExample(.conversation([Message(role: .user, content: p.question)])))
+        encoded[p] = ids
+        return ids
     }
 
     /// `n` replies per prompt (greedy when `temperature` is 0), in chunks of at most 32 sequences.
     func replies(
         _ prompts: [TaskPrompt], adapter: LoRAAdapter?, n: Int = 1, temperature: Double, seed: UInt64
     ) throws -> [[Reply]] {
-        let encoded = try prompts.map(encode)
         let rows = prompts.indices.flatMap { Array(repeating: $0, count: n) }
         var out: [Reply] = []
         var start = 0
         while start < rows.count {
+            if observer.stopRequested() { throw DemoError.interrupted(stage: currentStage) }
             let chunk = Array(rows[start..<min(start + 32, rows.count)])
-            let options = GenerationOptions(
-                maxNewTokens: config.maxNewTokens,
-                sampling: SamplingOptions(temperature: Float(temperature), seed: seed &+ UInt64(start) &* 7919),
-                stopTokenIDs: base.stopTokenIDs)
-            let generated = try base.model.generate(
-                prompts: chunk.map { encoded[$0] }, adapter: adapter, options: options)
-            for (p, g) in zip(chunk, generated) {
-                let text = base.tokenizer.decode(g.tokens, skipSpecialTokens: true)
-                let finished = g.finishReason == .stop
+            let sampling = SamplingOptions(temperature: Float(temperature), seed: seed &+ UInt64(start) &* 7919)
+            let generated = try base.sampleRollouts(
+                prompts: try chunk.map { try encode(prompts[$0]) }, adapter: adapter,
+                maxNewTokens: config.maxNewTokens, sampling: sampling)
+            for (p, (r, logProbs)) in zip(chunk, zip(generated.rollouts, generated.logProbs)) {
                 out.append(
                     Reply(
-                        tokens: g.tokens.map(Int32.init), text: text, finished: finished,
-                        gold: GoldJudge.score(text, to: prompts[p], finished: finished),
-                        words: text.split(whereSeparator: \.isWhitespace).count))
+                        tokens: r.completionIDs, text: r.text, finished: r.stopped,
+                        gold: GoldJudge.score(r.text, to: prompts[p], finished: r.stopped),
+                        words: r.text.split(whereSeparator: \.isWhitespace).count, logProbs: logProbs))
             }
             start += chunk.count
             observer.sampling(start, rows.count)
@@ -214,10 +220,40 @@ public final class DemoPipeline {
         return prompts.indices.map { Array(out[($0 * n)..<(($0 + 1) * n)]) }
     }
 
-    /// Greedy replies on the evaluation prompts; the win-rate against `reference` (the SFT policy's evaluation).
-    func evaluate(adapter: LoRAAdapter?, against reference: PolicyEvaluation?) throws -> PolicyEvaluation {
+    /// Greedy replies on the evaluation prompts, and `eval_samples` sampled ones per prompt; win-rates against
+    /// `reference` (the SFT policy's evaluation).
+    /// `sampled`: the policy's `sampledReplies` when the caller has them already.
+    func evaluate(adapter: LoRAAdapter?, against reference: PolicyEvaluation?, sampled: [Reply]? = nil) throws
+        -> PolicyEvaluation
+    {
         let r = try replies(eval, adapter: adapter, temperature: 0, seed: config.seed).map { $0[0] }
-        return Self.evaluation(eval, r, against: reference)
+        var e = Self.evaluation(eval, r, against: reference)
+        e.sampled = Self.sampledEvaluation(try sampled ?? sampledReplies(adapter: adapter), against: reference?.sampled)
+        return e
+    }
+
+    /// `eval_samples` replies per evaluation prompt at the demo's temperature, prompt by prompt. One seed for every
+    /// policy, so that two policies' samples of a prompt are paired (common random numbers).
+    func sampledReplies(adapter: LoRAAdapter?) throws -> [Reply] {
+        Array(
+            try replies(
+                eval, adapter: adapter, n: config.evalSamples, temperature: config.sampleTemperature,
+                seed: config.seed &+ 6
+            ).joined())
+    }
+
+    static func sampledEvaluation(_ r: [Reply], against reference: SampledEvaluation?) -> SampledEvaluation {
+        let gold = r.map(\.gold), n = Double(max(1, r.count))
+        return SampledEvaluation(
+            meanGold: gold.reduce(0, +) / n, goldStdErr: standardError(gold),
+            meanWords: r.reduce(0) { $0 + Double($1.words) } / n,
+            winRateVsSFT: reference.map { winRate(gold, $0.gold) }, gold: gold)
+    }
+
+    /// Wins + ½ ties of `gold[i]` against `reference[i]`.
+    static func winRate(_ gold: [Double], _ reference: [Double]) -> Double {
+        zip(gold, reference).reduce(0.0) { $0 + ($1.0 > $1.1 ? 1 : $1.0 == $1.1 ? 0.5 : 0) }
+            / Double(max(1, min(gold.count, reference.count)))
     }
 
     static func evaluation(_ prompts: [TaskPrompt], _ r: [Reply], against reference: PolicyEvaluation?)
@@ -227,16 +263,11 @@ public final class DemoPipeline {
         let samples = zip(prompts, r).map {
             SampleReply(prompt: $0.question, reply: $1.text, gold: $1.gold, words: $1.words)
         }
-        let winRate = reference.map { ref in
-            zip(samples, ref.samples).reduce(0.0) {
-                $0 + ($1.0.gold > $1.1.gold ? 1 : $1.0.gold == $1.1.gold ? 0.5 : 0)
-            }
-                / n
-        }
         return PolicyEvaluation(
             meanGold: r.reduce(0) { $0 + $1.gold } / n,
             correct: Double(zip(prompts, r).filter { GoldJudge.numbersIn($1.text).last == $0.result }.count) / n,
-            meanWords: r.reduce(0) { $0 + Double($1.words) } / n, winRateVsSFT: winRate, samples: samples)
+            meanWords: r.reduce(0) { $0 + Double($1.words) } / n,
+            winRateVsSFT: reference.map { winRate(r.map(\.gold), $0.samples.map(\.gold)) }, samples: samples)
     }
 
     // MARK: 2. SFT
@@ -260,14 +291,7 @@ public final class DemoPipeline {
             train.enumerated().map { i, p in ["messages": conversation(p, p.demonstration(style: i))] },
             "sft.jsonl")
         var c = SFTConfig()
-        c.maxSteps = config.sftSteps
-        c.batchSize = 4
-        c.maxLength = 128
-        c.learningRate = Float(config.sftLearningRate)
-        c.warmupSteps = max(1, config.sftSteps / 10)
-        c.loggingSteps = 1
-        c.saveSteps = config.sftSteps
-        c.seed = config.seed
+        stageArguments(&c.training, steps: config.sftSteps, learningRate: config.sftLearningRate, batchSize: 4)
         let data = try SFTData.prepare(
             config: c, tokenizer: base.tokenizer, chatTemplate: base.chatTemplate, trainFile: file, evalFile: nil)
         let trainer = try SFTTrainer(
@@ -354,15 +378,8 @@ public final class DemoPipeline {
 
     func runReward() throws -> RewardResult {
         var c = RewardConfig()
-        c.maxSteps = config.rewardSteps
-        c.batchSize = 8
-        c.maxLength = 128
-        c.learningRate = Float(config.rewardLearningRate)
-        c.warmupSteps = max(1, config.rewardSteps / 10)
-        c.loggingSteps = 1
+        stageArguments(&c.training, steps: config.rewardSteps, learningRate: config.rewardLearningRate, batchSize: 8)
         c.evalSteps = 0
-        c.saveSteps = config.rewardSteps
-        c.seed = config.seed
         c.training.loraRank = config.rewardLoraRank
         c.training.loraAlpha = Float(2 * config.rewardLoraRank)
         let data = try ComparisonData.prepare(
@@ -391,9 +408,8 @@ public final class DemoPipeline {
             eval, adapter: nil, n: 2, temperature: config.sampleTemperature, seed: config.seed &+ 4
         )
         .joined()
-        let encoded = try eval.map(encode)
         let proxy = try rm.scores(
-            zip(eval.indices.flatMap { [$0, $0] }, samples).map { encoded[$0] + $1.tokens })
+            try zip(eval.indices.flatMap { [$0, $0] }, samples).map { try encode(eval[$0]) + $1.tokens })
         let words = samples.map { Double($0.words) }
         return RewardResult(
             loss: loss, trainAccuracy: accuracy,
@@ -443,19 +459,18 @@ public final class DemoPipeline {
 
     func runPPO() throws -> RLResult {
         var c = PPOConfig()
-        c.training.batchSize = config.ppoBatchSize / 2
         c.numMiniBatches = 2
         c.numPPOEpochs = config.ppoEpochs
         c.responseLength = config.maxNewTokens
         c.klCoef = config.ppoKlCoef
-        c.training.learningRate = Float(config.ppoLearningRate)
-        c.training.maxLength = 128
-        c.training.maxSteps = config.ppoIterations * c.stepsPerIteration
-        c.training.loggingSteps = 1
-        c.training.saveSteps = c.training.maxSteps
-        c.training.warmupSteps = 0
+        c.temperature = config.sampleTemperature
         c.logSamplesEvery = max(1, config.ppoIterations / 4)
-        c.training.seed = config.seed
+        stageArguments(
+            &c.training, steps: config.ppoIterations * c.stepsPerIteration, learningRate: config.ppoLearningRate,
+            batchSize: config.ppoBatchSize / 2, warmup: 0)
+        // A constant rate: the late iterations keep moving the policy (weak KL control plus long training is the
+        // regime where Gao et al. see the proxy over-optimised); a decaying one would freeze it near the start.
+        c.training.lrSchedulerType = .constant
         let data = try PromptData.prepare(
             training: c.training, maxCompletionLength: c.responseLength, tokenizer: base.tokenizer,
             chatTemplate: base.chatTemplate, file: try promptFile())
@@ -464,10 +479,9 @@ public final class DemoPipeline {
             config: c, model: base, data: data, reward: try proxyReward(recorder: recorder), rewardModel: rewardModel,
             outputDirectory: out.appendingPathComponent("ppo"), baseModel: baseModel)
         var points: [OptimisationPoint] = [], loss: [CurvePoint] = []
-        // Held-out points: the policy's greedy replies to the evaluation prompts after iterations 1, 2, 4, 8, …
-        // (geometric, as d grows roughly with log t), placed at the KL of the rollouts sampled next from that same
-        // policy; the SFT policy itself at d = 0.
-        var heldOut = [try heldOutPoint(adapter: nil, iteration: 0)], pending: OptimisationPoint?
+        // Held-out points: the policy's sampled replies to the evaluation prompts, and their KL to the SFT policy,
+        // at the start (d = 0) and after iterations 1, 2, 4, 8, … (geometric, as d grows roughly with log t).
+        var heldOut = [try heldOutPoint(adapter: nil, iteration: 0)]
         let s = c.stepsPerIteration
         try train(trainer) { step, m in
             if let l = m["loss"] { loss.append(CurvePoint(Double(step), l)) }
@@ -477,18 +491,16 @@ public final class DemoPipeline {
                         x: Double(points.count), kl: kl, d: max(0, kl).squareRoot(), proxy: batch.proxy,
                         gold: batch.gold, goldStdErr: batch.goldStdErr, words: batch.words,
                         klCoef: m["objective/kl_coef"]))
-                if var p = pending {
-                    (p.kl, p.d) = (kl, max(0, kl).squareRoot())
-                    heldOut.append(p)
-                    pending = nil
-                }
             }
             let done = step / s
             if step % s == 0 && done & (done - 1) == 0 && done < config.ppoIterations {
-                pending = try heldOutPoint(adapter: trainer.adapter, iteration: done)
+                heldOut.append(try heldOutPoint(adapter: trainer.adapter, iteration: done))
             }
         }
-        let policy = try evaluate(adapter: trainer.adapter, against: report.sft?.policy)
+        // The final policy: its held-out point, and the same samples in its evaluation.
+        let final = try sampledReplies(adapter: trainer.adapter)
+        heldOut.append(try heldOutPoint(adapter: trainer.adapter, iteration: config.ppoIterations, replies: final))
+        let policy = try evaluate(adapter: trainer.adapter, against: report.sft?.policy, sampled: final)
         // Ship it: the PPO adapter and critic (PEFT), and SFT + PPO merged into one GGUF.
         let exported = try trainer.exportFinal()
         let gguf = out.appendingPathComponent("ppo/rlhfkit-demo-ppo-q8_0.gguf")
@@ -501,18 +513,49 @@ public final class DemoPipeline {
             exports: [relative(exported), relative(gguf)])
     }
 
-    /// The policy's greedy replies to the evaluation prompts: gold, proxy and win-rate against SFT (kl and d are
-    /// filled in by the caller).
-    func heldOutPoint(adapter: LoRAAdapter?, iteration: Int) throws -> OptimisationPoint {
+    /// The policy's sampled replies to the evaluation prompts (`replies` when the caller has them): gold, proxy,
+    /// win-rate against SFT, and KL(π‖π_SFT) estimated on those samples (k1 summed over each reply's tokens, at the
+    /// sampling temperature, as PPO's `objective/kl`; Ziegler et al. 2019 eq. 2's penalty term).
+    func heldOutPoint(adapter: LoRAAdapter?, iteration: Int, replies given: [Reply]? = nil) throws
+        -> OptimisationPoint
+    {
         guard let rm = rewardModel else { preconditionFailure("the reward stage comes first") }
-        let r = try replies(eval, adapter: adapter, temperature: 0, seed: config.seed).map { $0[0] }
-        let e = Self.evaluation(eval, r, against: report.sft?.policy)
-        let encoded = try eval.map(encode)
-        let proxy = try rm.scores(zip(encoded, r).map { $0 + $1.tokens }).map(rm.normalized)
+        let r = try given ?? sampledReplies(adapter: adapter)
+        let sft = report.sft?.policy.sampled
+        let e = Self.sampledEvaluation(r, against: sft)
+        let k = config.evalSamples
+        let prompts = try r.indices.map { try encode(eval[$0 / k]) }
+        let proxy = try rm.scores(zip(prompts, r).map { $0 + $1.tokens }).map(rm.normalized)
+        // The SFT policy is the reference itself: its KL is 0 by definition (the estimate would be rounding).
+        let kl = adapter == nil ? 0 : try meanKL(prompts: prompts, r)
+        var gainStdErr: Double?
+        if let sft, sft.gold.count == r.count { gainStdErr = standardError(zip(r, sft.gold).map { $0.gold - $1 }) }
         return OptimisationPoint(
-            x: Double(iteration), kl: 0, d: 0, proxy: proxy.reduce(0, +) / Double(max(1, proxy.count)),
-            gold: e.meanGold,
-            goldStdErr: standardError(r.map(\.gold)), words: e.meanWords, klCoef: nil, winRate: e.winRateVsSFT)
+            x: Double(iteration), kl: kl, d: max(0, kl).squareRoot(),
+            proxy: proxy.reduce(0, +) / Double(max(1, proxy.count)), gold: e.meanGold, goldStdErr: e.goldStdErr,
+            words: e.meanWords, klCoef: nil, winRate: e.winRateVsSFT, gainStdErr: gainStdErr)
+    }
+
+    /// Mean over the replies of Σ_t log π(y_t) − log π_SFT(y_t): the sampler's log-probs against the reference's
+    /// (the merged base without an adapter), scored at the same temperature.
+    func meanKL(prompts: [[Int32]], _ r: [Reply]) throws -> Double {
+        var total = 0.0, start = 0
+        let temperature = Float(config.sampleTemperature), rows = 8
+        while start < r.count {
+            let range = start..<min(start + rows, r.count)
+            let batch = LabeledBatch(
+                prompts: Array(prompts[range]), completions: range.map { r[$0].tokens }, padID: base.padTokenID)
+            let acts = LlamaActivations(
+                config: base.model.config, batchSize: range.count, length: batch.batch.length, checkpointed: true)
+            let reference = try base.model.score(batch, adapter: nil, into: acts, temperature: temperature)
+            for (row, i) in range.enumerated() {
+                for (policy, ref) in zip(r[i].logProbs, reference.tokenLogProbs(row: row)) {
+                    total += Double(policy) - Double(ref)
+                }
+            }
+            start = range.upperBound
+        }
+        return total / Double(max(1, r.count))
     }
 
     /// Gao et al.'s form fitted to the gold gain over the first point (the starting policy, d = 0).
@@ -528,10 +571,10 @@ public final class DemoPipeline {
         let prompts = Array(eval.prefix(config.bonPrompts)), n = config.bonMaxN
         let samples = try replies(
             prompts, adapter: nil, n: n, temperature: config.sampleTemperature, seed: config.seed &+ 5)
-        let encoded = try prompts.map(encode)
         var proxy: [[Double]] = []
         for (i, group) in samples.enumerated() {
-            proxy.append(try rm.scores(group.map { encoded[i] + $0.tokens }).map(rm.normalized))
+            let prompt = try encode(prompts[i])
+            proxy.append(try rm.scores(group.map { prompt + $0.tokens }).map(rm.normalized))
         }
         // For each n, the N samples of a prompt form N/n disjoint groups; the proxy's pick of each is averaged.
         var points: [OptimisationPoint] = []
@@ -569,14 +612,7 @@ public final class DemoPipeline {
     func runDPO() throws -> PreferenceResult {
         var c = DPOConfig()
         c.beta = config.dpoBeta
-        c.training.maxSteps = config.dpoSteps
-        c.training.batchSize = 4
-        c.training.maxLength = 128
-        c.training.learningRate = Float(config.dpoLearningRate)
-        c.training.warmupSteps = max(1, config.dpoSteps / 10)
-        c.training.loggingSteps = 1
-        c.training.saveSteps = config.dpoSteps
-        c.training.seed = config.seed
+        stageArguments(&c.training, steps: config.dpoSteps, learningRate: config.dpoLearningRate, batchSize: 4)
         let data = try PreferenceData.prepare(
             training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
             chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs.jsonl"),
@@ -594,15 +630,12 @@ public final class DemoPipeline {
     func runGRPO() throws -> GRPOResult {
         var c = GroupRLConfig()
         c.numGenerations = config.grpoNumGenerations
-        c.training.batchSize = 4 * config.grpoNumGenerations
         c.maxCompletionLength = config.maxNewTokens
         c.beta = config.grpoBeta
-        c.training.maxLength = 128
-        c.training.learningRate = Float(config.grpoLearningRate)
-        c.training.maxSteps = config.grpoSteps
-        c.training.loggingSteps = 1
-        c.training.saveSteps = config.grpoSteps
-        c.training.seed = config.seed
+        c.temperature = config.sampleTemperature
+        stageArguments(
+            &c.training, steps: config.grpoSteps, learningRate: config.grpoLearningRate,
+            batchSize: 4 * config.grpoNumGenerations, warmup: 0)
         let data = try PromptData.prepare(
             training: c.training, maxCompletionLength: c.maxCompletionLength, tokenizer: base.tokenizer,
             chatTemplate: base.chatTemplate, file: try promptFile())
@@ -624,6 +657,21 @@ public final class DemoPipeline {
 
     // MARK: Training
 
+    /// What every training stage shares: `steps` optimizer steps of `batchSize` rows of at most 128 tokens, each
+    /// step logged, one checkpoint at the end, the demo's seed, warm-up over the first tenth unless `warmup` says.
+    func stageArguments(
+        _ t: inout TrainingArguments, steps: Int, learningRate: Double, batchSize: Int, warmup: Int? = nil
+    ) {
+        t.maxSteps = steps
+        t.batchSize = batchSize
+        t.maxLength = 128
+        t.learningRate = Float(learningRate)
+        t.warmupSteps = warmup ?? max(1, steps / 10)
+        t.loggingSteps = 1
+        t.saveSteps = steps
+        t.seed = config.seed
+    }
+
     /// Trains with the observer's rendering; `onStep` sees each logged step's metrics. A stop request ends the
     /// stage with an error (its record is not written, so the next run redoes it).
     func train<T: Trainer>(_ trainer: T, onStep: (Int, Metrics) throws -> Void) throws {
@@ -639,6 +687,6 @@ public final class DemoPipeline {
             return .proceed
         }
         if let failure { throw failure }
-        if observer.stopRequested() { throw DemoError.interrupted(stage: "\(T.self)") }
+        if observer.stopRequested() { throw DemoError.interrupted(stage: currentStage) }
     }
 }

@@ -28,6 +28,20 @@ public struct PolicyEvaluation: Codable, Sendable, Equatable {
     /// Wins + ½ ties of the gold judge's comparison with the SFT policy's reply to the same prompt.
     public var winRateVsSFT: Double?
     public var samples: [SampleReply]
+    /// The same policy's sampled replies (nil where only one reply per prompt was taken, as for best-of-n).
+    public var sampled: SampledEvaluation? = nil
+}
+
+/// A policy's replies sampled at the demo's temperature, `eval_samples` per evaluation prompt: the distribution RL
+/// optimises and its KL is measured on (Gao et al. score a policy by its samples, not by its mode).
+public struct SampledEvaluation: Codable, Sendable, Equatable {
+    public var meanGold: Double
+    public var goldStdErr: Double
+    public var meanWords: Double
+    /// Wins + ½ ties against the SFT policy's sample of the same prompt and index (same seed).
+    public var winRateVsSFT: Double?
+    /// Each reply's gold reward, prompt by prompt (what later policies' win-rates compare with).
+    public var gold: [Double]
 }
 
 public struct StageTiming: Codable, Sendable, Equatable {
@@ -85,12 +99,14 @@ public struct OptimisationPoint: Codable, Sendable, Equatable {
     public var klCoef: Double?
     /// Gold win-rate of these replies against the SFT policy's (held-out points).
     public var winRate: Double? = nil
+    /// Standard error of the gold gain over the SFT policy, paired reply by reply (held-out points).
+    public var gainStdErr: Double? = nil
 }
 
 public struct RLResult: Codable, Sendable, Equatable {
     /// One per iteration: the rollouts' proxy and gold (sampled at the PPO temperature, noisy).
     public var points: [OptimisationPoint]
-    /// Every few iterations: greedy replies to the held-out evaluation prompts (the SFT policy first, at d = 0).
+    /// Every few iterations: sampled replies to the held-out evaluation prompts (the SFT policy first, at d = 0).
     public var heldOut: [OptimisationPoint]
     /// Held-out gold gain over the SFT policy against d, fitted with Gao et al.'s RL form.
     public var fit: GaoFit?
@@ -202,7 +218,10 @@ public struct DemoReport: Codable, Sendable, Equatable {
         var lines: [String] = []
         func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "–" }
         if let b = baseline, let s = sft {
-            lines.append("gold reward (greedy, eval prompts): base \(f(b.base.meanGold)) → SFT \(f(s.policy.meanGold))")
+            lines.append(
+                "gold reward on the eval prompts, greedy (sampled): base \(f(b.base.meanGold)) "
+                    + "(\(f(b.base.sampled?.meanGold))) → SFT \(f(s.policy.meanGold)) (\(f(s.policy.sampled?.meanGold)))"
+            )
         }
         if let r = reward {
             lines.append(
@@ -210,10 +229,16 @@ public struct DemoReport: Codable, Sendable, Equatable {
                     + "\(f(r.oodAccuracy)); length correlation proxy \(f(r.proxyLengthCorrelation)) vs gold "
                     + "\(f(r.goldLengthCorrelation))")
         }
-        for (name, e) in [
-            ("PPO", ppo?.policy), ("best-of-n", bestOfN?.policy), ("DPO", dpo?.policy), ("GRPO", grpo?.policy),
+        for (name, e, reference) in [
+            ("PPO", ppo?.policy, "SFT"), ("best-of-\(config.bonMaxN)", bestOfN?.policy, "one SFT sample"),
+            ("DPO", dpo?.policy, "SFT"), ("GRPO", grpo?.policy, "SFT"),
         ] {
-            if let e { lines.append("\(name): gold \(f(e.meanGold)), win-rate vs SFT \(f(e.winRateVsSFT))") }
+            guard let e else { continue }
+            var line = "\(name): gold \(f(e.meanGold)), win-rate vs \(reference) \(f(e.winRateVsSFT))"
+            if let s = e.sampled {
+                line += "; sampled: gold \(f(s.meanGold)) ± \(f(s.goldStdErr)), win-rate \(f(s.winRateVsSFT))"
+            }
+            lines.append(line)
         }
         if let p = ppo, let first = p.points.first, let last = p.points.last {
             lines.append(
@@ -221,12 +246,18 @@ public struct DemoReport: Codable, Sendable, Equatable {
                     format: "PPO: final KL %.3f nats; rollout length %.1f → %.1f words (the gold judge charges beyond "
                         + "%d); over-optimisation: %@", last.kl, first.words, last.words, GoldJudge.targetWords,
                     p.overOptimisation.explanation))
-            if let best = p.heldOut.dropFirst().max(by: { $0.gold < $1.gold }), let sft = p.heldOut.first {
+            if let best = p.heldOut.dropFirst().max(by: { $0.gold < $1.gold }), let sft = p.heldOut.first,
+                let last = p.heldOut.last
+            {
+                func gain(_ q: OptimisationPoint) -> String {
+                    String(format: "%+.3f", q.gold - sft.gold)
+                        + (q.gainStdErr.map { String(format: " ± %.3f", $0) } ?? "")
+                }
                 lines.append(
                     String(
-                        format: "PPO held-out: gold %.3f (SFT, d = 0) → %.3f at d ≈ %.2f (win-rate vs SFT %@) → "
-                            + "%.3f at the end", sft.gold, best.gold, best.d,
-                        best.winRate.map { String(format: "%.3f", $0) } ?? "–", p.policy.meanGold))
+                        format: "PPO held-out (sampled): gold %.3f (SFT, d = 0) → best %.3f (%@ paired SE) at d ≈ %.2f "
+                            + "(win-rate vs SFT %@) → %.3f (%@) at d ≈ %.2f (final)", sft.gold, best.gold, gain(best),
+                        best.d, best.winRate.map { String(format: "%.3f", $0) } ?? "–", last.gold, gain(last), last.d))
             }
         }
         if let b = bestOfN { lines.append("best-of-n: \(b.overOptimisation.explanation)") }

@@ -157,6 +157,8 @@ public enum ReportHTML {
             guard let e else { return }
             rows.append([
                 name, number(e.meanGold), number(e.correct), number(e.meanWords), e.winRateVsSFT.map(number) ?? "–",
+                e.sampled.map { number($0.meanGold) + " ± " + number($0.goldStdErr) } ?? "–",
+                e.sampled?.winRateVsSFT.map(number) ?? "–",
             ])
         }
         add("base", r.baseline?.base)
@@ -167,7 +169,11 @@ public enum ReportHTML {
         add("GRPO", r.grpo?.policy)
         body +=
             "<h2>Policies</h2>"
-            + table(["policy", "mean gold reward", "right result", "mean words", "gold win-rate vs SFT"], rows)
+            + table(
+                [
+                    "policy", "mean gold reward (greedy)", "right result", "mean words", "gold win-rate vs SFT",
+                    "mean gold, \(r.config.evalSamples) samples per prompt", "sampled win-rate vs SFT",
+                ], rows)
         // Training curves.
         body += "<h2>Training</h2><div class=\"charts\">"
         if let s = r.sft {
@@ -214,7 +220,9 @@ public enum ReportHTML {
                 Series("gold", goldColor, p.heldOut.map { ($0.d, $0.gold) }),
             ]
             if let f = fitted(p.fit, p.heldOut) { series.append(f) }
-            body += chart(title: "PPO: held-out greedy replies", x: "d = √KL(π‖π_SFT)", y: "reward", series)
+            body += chart(
+                title: "PPO: held-out replies (\(r.config.evalSamples) samples per prompt)", x: "d = √KL(π‖π_SFT)",
+                y: "reward", series)
         }
         if let b = r.bestOfN {
             var series = [

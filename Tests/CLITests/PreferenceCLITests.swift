@@ -227,9 +227,19 @@ extension RLCLITests {
         // The first iteration samples from the starting policy: its KL is 0 up to the rounding between the
         // KV-cached sampling and the batched reference pass (PPO's own drift warning is at 1e-3 per token).
         #expect(points.count == 3 && (points[0]["kl"] as? Double).map { abs($0) < 1e-3 } == true, "\(points)")
-        // Held-out points: the SFT policy at d = 0, then after iterations 1 and 2 (each at the next rollouts' KL).
+        // Held-out points: the SFT policy at d = 0, after iterations 1 and 2, and the final policy, each at the KL
+        // of its own samples.
         let heldOut = try #require(ppo["heldOut"] as? [[String: Any]])
-        #expect(heldOut.map { $0["x"] as? Double } == [0, 1, 2] && heldOut[0]["d"] as? Double == 0, "\(heldOut)")
+        #expect(heldOut.map { $0["x"] as? Double } == [0, 1, 2, 3] && heldOut[0]["d"] as? Double == 0, "\(heldOut)")
+        #expect(heldOut.dropFirst().allSatisfy { ($0["kl"] as? Double).map { $0.isFinite && $0 > -0.1 } == true })
+        let final = try #require((ppo["policy"] as? [String: Any])?["sampled"] as? [String: Any])
+        #expect(heldOut[3]["gold"] as? Double == final["meanGold"] as? Double)
+        // Policies are also scored by their samples (eval_samples per prompt).
+        let config = try #require(report["config"] as? [String: Any])
+        let sftSampled = try #require(
+            ((report["sft"] as? [String: Any])?["policy"] as? [String: Any])?["sampled"] as? [String: Any])
+        let replies = try #require(config["eval_prompts"] as? Int) * #require(config["eval_samples"] as? Int)
+        #expect(replies > 8 && (sftSampled["gold"] as? [Double])?.count == replies)
         let bon = try #require((report["bestOfN"] as? [String: Any])?["points"] as? [[String: Any]])
         #expect(bon.map { $0["x"] as? Double } == [1, 2, 4, 8])
         for path in [
@@ -253,9 +263,9 @@ extension RLCLITests {
         #expect(again.stderr.contains("done in an earlier run (7-dpo.json)"), "\(again.stderr)")
         #expect(try Self.figures(Self.report(out)) == Self.figures(report))
         // A new PPO setting in the same directory redoes PPO alone (and the report); the other stages are kept.
-        let config = dir.appendingPathComponent("beta.json")
-        try Data(#"{"ppo_kl_coef": 0.5}"#.utf8).write(to: config)
-        let beta = try CLI.run(["demo", "--quick", "--out", out.path, "--config", config.path])
+        let betaFile = dir.appendingPathComponent("beta.json")
+        try Data(#"{"ppo_kl_coef": 0.5}"#.utf8).write(to: betaFile)
+        let beta = try CLI.run(["demo", "--quick", "--out", out.path, "--config", betaFile.path])
         #expect(beta.status == 0, "\(beta.stderr)")
         #expect(beta.stderr.contains("other settings for this stage"), "\(beta.stderr)")
         let skipped = beta.stderr.components(separatedBy: "); skipped").count - 1

@@ -136,14 +136,16 @@ struct OverOptimisationTests {
 }
 
 struct DemoConfigTests {
-    func write(_ text: String) throws -> URL {
+    /// Loads `text` as a config file over `base` (the file is removed afterwards).
+    func load(_ text: String, over base: DemoConfig) throws -> DemoConfig {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("demo-config-\(UUID()).json")
         try Data(text.utf8).write(to: url)
-        return url
+        defer { try? FileManager.default.removeItem(at: url) }
+        return try DemoConfig.load(file: url, over: base)
     }
 
     @Test func overridesApplyOverTheChosenDefaults() throws {
-        let c = try DemoConfig.load(file: try write(#"{"ppo_iterations": 5, "ppo_kl_coef": 0.2}"#), over: .quick)
+        let c = try load(#"{"ppo_iterations": 5, "ppo_kl_coef": 0.2}"#, over: .quick)
         #expect(c.ppoIterations == 5 && c.ppoKlCoef == 0.2 && c.sftSteps == DemoConfig.quick.sftSteps)
     }
 
@@ -154,8 +156,16 @@ struct DemoConfigTests {
             (#"{"sft_steps": 2.5}"#, "sft_steps"),
         ] {
             #expect {
-                try DemoConfig.load(file: try write(text), over: DemoConfig())
+                try load(text, over: DemoConfig())
             } throws: { "\($0)".contains(key) }
+        }
+    }
+
+    @Test func aWrongTypeQuotesTheDefaultOfThePresetInUse() throws {
+        for (base, expected) in [(DemoConfig(), DemoConfig().sftSteps), (.quick, DemoConfig.quick.sftSteps)] {
+            #expect {
+                try load(#"{"sft_steps": 2.5}"#, over: base)
+            } throws: { "\($0)".contains("sft_steps") && "\($0)".contains("an integer (default \(expected))") }
         }
     }
 }

@@ -32,13 +32,14 @@ public protocol PartialConfig: Codable, Sendable {
 }
 
 extension PartialConfig {
-    /// Decodes `object` (JSON-compatible) over the defaults, rejecting unknown keys.
-    public static func decode(_ object: [String: Any], source: String) throws -> Self {
+    /// Decodes `object` (JSON-compatible) over `base` (the defaults unless given), rejecting unknown keys; an
+    /// error quotes `base`'s value of the key as the default.
+    public static func decode(_ object: [String: Any], source: String, over base: Self = Self()) throws -> Self {
         let unknown = object.keys.filter { !keys.contains($0) }.sorted()
         guard unknown.isEmpty else {
             throw ConfigFileError.unknownKeys(file: source, keys: unknown, accepted: keys.sorted())
         }
-        let defaults = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(Self()))) as! [String: Any]
+        let defaults = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(base))) as! [String: Any]
         var merged = defaults
         for (k, v) in object { merged[k] = v }
         do {

@@ -24,7 +24,7 @@ public final class MetricsLog: @unchecked Sendable {
     public init(url: URL) throws {
         self.url = url
         if !FileManager.default.fileExists(atPath: url.path) {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)  // opening it below reports a failure
         }
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()

@@ -137,6 +137,7 @@ public final class KTOTrainer: Trainer {
     }
 
     /// The adapter (PEFT, `adapter/`) or the full model (HF directory, `model/`).
+    @discardableResult
     public func exportFinal() throws -> URL {
         try TrainableTarget.exportFinal(
             loaded: loaded, adapter: adapter, heads: [], baseModel: loop.identity.baseModel,

@@ -25,24 +25,17 @@ public enum BestOfN {
         progress: (Int) -> Void = { _ in }
     ) throws -> [Pick] {
         precondition(n >= 1 && promptsPerBatch >= 1, "n and the batch must be ≥ 1")
-        let stops = Set(loaded.model.config.eosTokenIDs + (loaded.tokenizer.eosTokenID.map { [$0] } ?? []))
         var picks: [Pick] = []
         var start = 0
         while start < prompts.count {
             let chunk = Array(start..<min(start + promptsPerBatch, prompts.count))
             var options = sampling
             options.seed = sampling.seed &+ UInt64(start)
-            let rows = chunk.flatMap { Array(repeating: prompts[$0], count: n) }
-            let generated = try loaded.model.generate(
-                prompts: rows, adapter: adapter,
-                options: GenerationOptions(maxNewTokens: maxNewTokens, sampling: options, stopTokenIDs: stops))
-            let rollouts = generated.enumerated().map { j, g in
-                let p = chunk[j / n]
-                return Rollout(
-                    promptIDs: prompts[p], completionIDs: g.tokens.map(Int32.init),
-                    text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true), stopped: g.finishReason == .stop,
-                    answer: p < answers.count ? answers[p] : nil)
-            }
+            let rows = chunk.flatMap { Array(repeating: $0, count: n) }
+            let rollouts = try loaded.sampleRollouts(
+                prompts: rows.map { prompts[$0] }, answers: rows.map { $0 < answers.count ? answers[$0] : nil },
+                adapter: adapter, maxNewTokens: maxNewTokens, sampling: options
+            ).rollouts
             let scores = try reward(rollouts)
             for (j, p) in chunk.enumerated() {
                 let group = (j * n)..<((j + 1) * n)

@@ -75,22 +75,11 @@ public final class GroupRLTrainer: Trainer {
     /// Samples k completions of each prompt through the policy (dropout off), seeded by step and micro-batch.
     func rollouts(_ indices: [Int], seed: UInt64) throws -> (rollouts: [Rollout], logProbs: [[Float]]) {
         let rowPrompts = indices.flatMap { Array(repeating: $0, count: config.numGenerations) }
-        let rows = rowPrompts.map { data.train[$0] }
-        let stops = Set(loaded.model.config.eosTokenIDs + (loaded.tokenizer.eosTokenID.map { [$0] } ?? []))
-        let generated = try loaded.model.generate(
-            prompts: rows, adapter: adapter,
-            options: GenerationOptions(
-                maxNewTokens: config.maxCompletionLength,
-                sampling: SamplingOptions(
-                    temperature: Float(config.temperature), topK: config.topK, topP: Float(config.topP), seed: seed),
-                stopTokenIDs: stops))
-        let rollouts = zip(rowPrompts, generated).map { p, g in
-            Rollout(
-                promptIDs: data.train[p], completionIDs: g.tokens.map(Int32.init),
-                text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true), stopped: g.finishReason == .stop,
-                answer: data.answers[p])
-        }
-        return (rollouts, generated.map(\.tokenLogProbs))
+        return try loaded.sampleRollouts(
+            prompts: rowPrompts.map { data.train[$0] }, answers: rowPrompts.map { data.answers[$0] }, adapter: adapter,
+            maxNewTokens: config.maxCompletionLength,
+            sampling: SamplingOptions(
+                temperature: Float(config.temperature), topK: config.topK, topP: Float(config.topP), seed: seed))
     }
 
     public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
@@ -154,6 +143,7 @@ public final class GroupRLTrainer: Trainer {
     public func evaluate() throws -> Metrics? { nil }
 
     /// The adapter (PEFT, `adapter/`) or the full model (HF directory, `model/`).
+    @discardableResult
     public func exportFinal() throws -> URL {
         try TrainableTarget.exportFinal(
             loaded: loaded, adapter: adapter, heads: [], baseModel: loop.identity.baseModel,

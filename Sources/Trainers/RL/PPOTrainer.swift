@@ -273,28 +273,19 @@ public final class PPOTrainer: Trainer {
     func collectRollouts(iteration: Int) throws -> MetricSums {
         var indices = batches.next()
         if indices.count < config.rolloutBatchSize { indices = batches.next() }  // drop_last, as TRL's loader
-        let stops = Set(loaded.model.config.eosTokenIDs + (loaded.tokenizer.eosTokenID.map { [$0] } ?? []))
         let temperature = Float(config.temperature), b = config.training.batchSize
         var rollouts: [Rollout] = [], sampled: [[Double]] = []
         var start = 0, clock = Date()
         while start < indices.count {  // generation in minibatch-sized chunks
             let chunk = Array(indices[start..<min(start + config.miniBatchSize, indices.count)])
             let seed = config.seed &+ UInt64(iteration) &* 1_000_003 &+ UInt64(start) &* 7919
-            let generated = try loaded.model.generate(
-                prompts: chunk.map { data.train[$0] }, adapter: adapter,
-                options: GenerationOptions(
-                    maxNewTokens: config.responseLength,
-                    sampling: SamplingOptions(
-                        temperature: temperature, topK: config.topK, topP: Float(config.topP), seed: seed),
-                    stopTokenIDs: stops))
-            for (p, g) in zip(chunk, generated) {
-                rollouts.append(
-                    Rollout(
-                        promptIDs: data.train[p], completionIDs: g.tokens.map(Int32.init),
-                        text: loaded.tokenizer.decode(g.tokens, skipSpecialTokens: true),
-                        stopped: g.finishReason == .stop, answer: data.answers[p]))
-                sampled.append(g.tokenLogProbs.map(Double.init))
-            }
+            let generated = try loaded.sampleRollouts(
+                prompts: chunk.map { data.train[$0] }, answers: chunk.map { data.answers[$0] }, adapter: adapter,
+                maxNewTokens: config.responseLength,
+                sampling: SamplingOptions(
+                    temperature: temperature, topK: config.topK, topP: Float(config.topP), seed: seed))
+            rollouts += generated.rollouts
+            sampled += generated.logProbs.map { $0.map(Double.init) }
             start += chunk.count
         }
         tick("generation", &clock)
@@ -367,7 +358,7 @@ public final class PPOTrainer: Trainer {
         let url = loop.outputDirectory.appendingPathComponent("samples.jsonl")
         try FileManager.default.createDirectory(at: loop.outputDirectory, withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: url.path) {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)  // opening it below reports a failure
         }
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
@@ -407,6 +398,7 @@ public final class PPOTrainer: Trainer {
 
     /// The policy (PEFT `adapter/` or the full `model/`) and the critic (`critic/`, a PEFT adapter with its
     /// `score` head). Returns the policy's directory.
+    @discardableResult
     public func exportFinal() throws -> URL {
         try PEFTAdapter.save(
             critic, heads: [valueHead], baseModel: loop.identity.baseModel,

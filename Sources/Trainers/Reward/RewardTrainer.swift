@@ -125,6 +125,7 @@ public final class RewardTrainer: Trainer {
 
     /// The adapter with its `score` head (PEFT, `adapter/`) or the full model as a sequence-classification
     /// directory (`model/`), with `reward_model.json` (tokenizer fingerprint, reward statistics) beside it.
+    @discardableResult
     public func exportFinal() throws -> URL {
         let dir = try TrainableTarget.exportFinal(
             loaded: loaded, adapter: adapter, heads: [head], baseModel: loop.identity.baseModel,

@@ -113,6 +113,7 @@ public final class SFTTrainer: Trainer {
 
     /// Writes the result: the LoRA adapter in PEFT format (`adapter/`) or the full model as a Hugging Face
     /// directory (`model/`). Returns its directory.
+    @discardableResult
     public func exportFinal() throws -> URL {
         try TrainableTarget.exportFinal(
             loaded: loaded, adapter: adapter, heads: [], baseModel: loop.identity.baseModel,
