@@ -13,7 +13,7 @@ import Foundation
     import Darwin
 #endif
 
-enum ExportDestination {
+package enum ExportDestination {
     /// Builds a directory export at `directory` atomically.
     ///
     /// - Parameters:
@@ -136,8 +136,9 @@ enum ExportDestination {
         }
     }
 
-    /// Moves the finished staging directory to `path`, swapping out an existing one atomically.
-    static func install(
+    /// Moves the finished staging directory to `path`, swapping out an existing one atomically (the previous
+    /// contents end up in `staging`, which the caller removes). Checkpoints are installed the same way.
+    package static func install(
         staging: String, at path: String, replacing: Bool, allowsExchange: Bool = true
     ) throws {
         if !replacing {

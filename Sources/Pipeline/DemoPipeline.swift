@@ -91,6 +91,8 @@ public final class DemoPipeline {
     /// Runs every stage not finished earlier; returns the report (also written as report.json and report.html).
     @discardableResult
     public func run(fresh: Bool = false) throws -> DemoReport {
+        let lock = try OutputLock(directory: out)  // one demo per directory
+        defer { withExtendedLifetime(lock) {} }
         let fm = FileManager.default
         if fresh { try? fm.removeItem(at: stagesDirectory) }
         try fm.createDirectory(at: stagesDirectory, withIntermediateDirectories: true)
@@ -221,13 +223,13 @@ public final class DemoPipeline {
     }
 
     /// Greedy replies on the evaluation prompts, and `eval_samples` sampled ones per prompt; win-rates against
-    /// `reference` (the SFT policy's evaluation).
+    /// `reference` (the evaluation of the policy named `opponent`).
     /// `sampled`: the policy's `sampledReplies` when the caller has them already.
-    func evaluate(adapter: LoRAAdapter?, against reference: PolicyEvaluation?, sampled: [Reply]? = nil) throws
-        -> PolicyEvaluation
-    {
+    func evaluate(
+        adapter: LoRAAdapter?, against reference: PolicyEvaluation?, opponent: String = "SFT", sampled: [Reply]? = nil
+    ) throws -> PolicyEvaluation {
         let r = try replies(eval, adapter: adapter, temperature: 0, seed: config.seed).map { $0[0] }
-        var e = Self.evaluation(eval, r, against: reference)
+        var e = Self.evaluation(eval, r, against: reference, opponent: opponent)
         e.sampled = Self.sampledEvaluation(try sampled ?? sampledReplies(adapter: adapter), against: reference?.sampled)
         return e
     }
@@ -247,7 +249,7 @@ public final class DemoPipeline {
         return SampledEvaluation(
             meanGold: gold.reduce(0, +) / n, goldStdErr: standardError(gold),
             meanWords: r.reduce(0) { $0 + Double($1.words) } / n,
-            winRateVsSFT: reference.map { winRate(gold, $0.gold) }, gold: gold)
+            winRate: reference.map { winRate(gold, $0.gold) }, gold: gold)
     }
 
     /// Wins + ½ ties of `gold[i]` against `reference[i]`.
@@ -256,9 +258,9 @@ public final class DemoPipeline {
             / Double(max(1, min(gold.count, reference.count)))
     }
 
-    static func evaluation(_ prompts: [TaskPrompt], _ r: [Reply], against reference: PolicyEvaluation?)
-        -> PolicyEvaluation
-    {
+    static func evaluation(
+        _ prompts: [TaskPrompt], _ r: [Reply], against reference: PolicyEvaluation?, opponent: String? = nil
+    ) -> PolicyEvaluation {
         let n = Double(max(1, r.count))
         let samples = zip(prompts, r).map {
             SampleReply(prompt: $0.question, reply: $1.text, gold: $1.gold, words: $1.words)
@@ -267,7 +269,8 @@ public final class DemoPipeline {
             meanGold: r.reduce(0) { $0 + $1.gold } / n,
             correct: Double(zip(prompts, r).filter { GoldJudge.numbersIn($1.text).last == $0.result }.count) / n,
             meanWords: r.reduce(0) { $0 + Double($1.words) } / n,
-            winRateVsSFT: reference.map { winRate(r.map(\.gold), $0.samples.map(\.gold)) }, samples: samples)
+            winRate: reference.map { winRate(r.map(\.gold), $0.samples.map(\.gold)) },
+            opponent: reference == nil ? nil : opponent, samples: samples)
     }
 
     // MARK: 2. SFT
@@ -302,7 +305,7 @@ public final class DemoPipeline {
         let adapter = try trainer.exportFinal()
         return SFTResult(
             examples: data.train.count, loss: loss,
-            policy: try evaluate(adapter: trainer.adapter, against: report.baseline?.base),
+            policy: try evaluate(adapter: trainer.adapter, against: report.baseline?.base, opponent: "base"),
             adapter: relative(adapter))
     }
 
@@ -533,27 +536,29 @@ public final class DemoPipeline {
         return OptimisationPoint(
             x: Double(iteration), kl: kl, d: max(0, kl).squareRoot(),
             proxy: proxy.reduce(0, +) / Double(max(1, proxy.count)), gold: e.meanGold, goldStdErr: e.goldStdErr,
-            words: e.meanWords, klCoef: nil, winRate: e.winRateVsSFT, gainStdErr: gainStdErr)
+            words: e.meanWords, klCoef: nil, winRate: e.winRate, gainStdErr: gainStdErr)
     }
 
     /// Mean over the replies of Σ_t log π(y_t) − log π_SFT(y_t): the sampler's log-probs against the reference's
     /// (the merged base without an adapter), scored at the same temperature.
     func meanKL(prompts: [[Int32]], _ r: [Reply]) throws -> Double {
-        var total = 0.0, start = 0
-        let temperature = Float(config.sampleTemperature), rows = 8
-        while start < r.count {
-            let range = start..<min(start + rows, r.count)
-            let batch = LabeledBatch(
+        let temperature = Float(config.sampleTemperature)
+        let chunks = stride(from: 0, to: r.count, by: 8).map { $0..<min($0 + 8, r.count) }
+        let batches = chunks.map { range in
+            LabeledBatch(
                 prompts: Array(prompts[range]), completions: range.map { r[$0].tokens }, padID: base.padTokenID)
-            let acts = LlamaActivations(
-                config: base.model.config, batchSize: range.count, length: batch.batch.length, checkpointed: true)
+        }
+        guard let largest = batches.map(\.batch.tokenCount).max() else { return 0 }
+        // One set of activations, sized for the largest chunk, serves every chunk.
+        let acts = LlamaActivations(config: base.model.config, batchSize: 1, length: largest, checkpointed: true)
+        var total = 0.0
+        for (range, batch) in zip(chunks, batches) {
             let reference = try base.model.score(batch, adapter: nil, into: acts, temperature: temperature)
             for (row, i) in range.enumerated() {
                 for (policy, ref) in zip(r[i].logProbs, reference.tokenLogProbs(row: row)) {
                     total += Double(policy) - Double(ref)
                 }
             }
-            start = range.upperBound
         }
         return total / Double(max(1, r.count))
     }
@@ -604,7 +609,7 @@ public final class DemoPipeline {
         let single = Self.evaluation(prompts, samples.map { $0[0] }, against: nil)
         return BestOfNResult(
             points: points, fit: Self.fit(.bestOfN, points), overOptimisation: OverOptimisation.read(points),
-            policy: Self.evaluation(prompts, picks, against: single))
+            policy: Self.evaluation(prompts, picks, against: single, opponent: "one SFT sample"))
     }
 
     // MARK: 7. DPO

@@ -20,13 +20,17 @@ public struct SampleReply: Codable, Sendable, Equatable {
     public var words: Int
 }
 
-/// Gold reward of a policy's greedy replies on the evaluation prompts, and its win-rate against the SFT policy.
+/// Gold reward of a policy's greedy replies on the evaluation prompts, and its win-rate against the policy it
+/// improves on (`opponent`).
 public struct PolicyEvaluation: Codable, Sendable, Equatable {
     public var meanGold: Double
     public var correct: Double
     public var meanWords: Double
-    /// Wins + ½ ties of the gold judge's comparison with the SFT policy's reply to the same prompt.
-    public var winRateVsSFT: Double?
+    /// Wins + ½ ties of the gold judge's comparison with the opponent's reply to the same prompt.
+    public var winRate: Double?
+    /// What `winRate` (and the sampled one) is against: "base" for SFT, "SFT" for PPO/DPO/GRPO, "one SFT sample" for
+    /// best-of-n; nil for the base model.
+    public var opponent: String?
     public var samples: [SampleReply]
     /// The same policy's sampled replies (nil where only one reply per prompt was taken, as for best-of-n).
     public var sampled: SampledEvaluation? = nil
@@ -38,8 +42,8 @@ public struct SampledEvaluation: Codable, Sendable, Equatable {
     public var meanGold: Double
     public var goldStdErr: Double
     public var meanWords: Double
-    /// Wins + ½ ties against the SFT policy's sample of the same prompt and index (same seed).
-    public var winRateVsSFT: Double?
+    /// Wins + ½ ties against the opponent's sample of the same prompt and index (same seed).
+    public var winRate: Double?
     /// Each reply's gold reward, prompt by prompt (what later policies' win-rates compare with).
     public var gold: [Double]
 }
@@ -229,14 +233,14 @@ public struct DemoReport: Codable, Sendable, Equatable {
                     + "\(f(r.oodAccuracy)); length correlation proxy \(f(r.proxyLengthCorrelation)) vs gold "
                     + "\(f(r.goldLengthCorrelation))")
         }
-        for (name, e, reference) in [
-            ("PPO", ppo?.policy, "SFT"), ("best-of-\(config.bonMaxN)", bestOfN?.policy, "one SFT sample"),
-            ("DPO", dpo?.policy, "SFT"), ("GRPO", grpo?.policy, "SFT"),
+        for (name, e) in [
+            ("PPO", ppo?.policy), ("best-of-\(config.bonMaxN)", bestOfN?.policy), ("DPO", dpo?.policy),
+            ("GRPO", grpo?.policy),
         ] {
             guard let e else { continue }
-            var line = "\(name): gold \(f(e.meanGold)), win-rate vs \(reference) \(f(e.winRateVsSFT))"
+            var line = "\(name): gold \(f(e.meanGold)), win-rate vs \(e.opponent ?? "–") \(f(e.winRate))"
             if let s = e.sampled {
-                line += "; sampled: gold \(f(s.meanGold)) ± \(f(s.goldStdErr)), win-rate \(f(s.winRateVsSFT))"
+                line += "; sampled: gold \(f(s.meanGold)) ± \(f(s.goldStdErr)), win-rate \(f(s.winRate))"
             }
             lines.append(line)
         }

@@ -76,7 +76,7 @@ public enum DemoSweep {
             return SweepVariant(
                 value: value, directory: dir.path, maxD: maxD,
                 goldAtCommonD: near.isEmpty ? .nan : near.reduce(0) { $0 + $1.gold } / Double(near.count),
-                ppoGold: report.ppo?.policy.meanGold ?? .nan, ppoWinRate: report.ppo?.policy.winRateVsSFT,
+                ppoGold: report.ppo?.policy.meanGold ?? .nan, ppoWinRate: report.ppo?.policy.winRate,
                 rewardHeldOutAccuracy: report.reward?.heldOutAccuracy ?? .nan,
                 ppoOverOptimised: report.ppo?.overOptimisation.observed ?? false,
                 bestOfNOverOptimised: report.bestOfN?.overOptimisation.observed ?? false,

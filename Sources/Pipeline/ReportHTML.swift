@@ -156,23 +156,24 @@ public enum ReportHTML {
         func add(_ name: String, _ e: PolicyEvaluation?) {
             guard let e else { return }
             rows.append([
-                name, number(e.meanGold), number(e.correct), number(e.meanWords), e.winRateVsSFT.map(number) ?? "–",
+                name, number(e.meanGold), number(e.correct), number(e.meanWords),
+                e.winRate.map { number($0) + " vs " + (e.opponent ?? "–") } ?? "–",
                 e.sampled.map { number($0.meanGold) + " ± " + number($0.goldStdErr) } ?? "–",
-                e.sampled?.winRateVsSFT.map(number) ?? "–",
+                e.sampled?.winRate.map(number) ?? "–",
             ])
         }
         add("base", r.baseline?.base)
         add("SFT", r.sft?.policy)
         add("PPO", r.ppo?.policy)
-        add("best-of-\(r.config.bonMaxN) (vs one sample)", r.bestOfN?.policy)
+        add("best-of-\(r.config.bonMaxN)", r.bestOfN?.policy)
         add("DPO", r.dpo?.policy)
         add("GRPO", r.grpo?.policy)
         body +=
             "<h2>Policies</h2>"
             + table(
                 [
-                    "policy", "mean gold reward (greedy)", "right result", "mean words", "gold win-rate vs SFT",
-                    "mean gold, \(r.config.evalSamples) samples per prompt", "sampled win-rate vs SFT",
+                    "policy", "mean gold reward (greedy)", "right result", "mean words", "gold win-rate",
+                    "mean gold, \(r.config.evalSamples) samples per prompt", "sampled win-rate",
                 ], rows)
         // Training curves.
         body += "<h2>Training</h2><div class=\"charts\">"

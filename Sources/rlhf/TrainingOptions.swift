@@ -23,6 +23,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Train on a seeded sample of this fraction of the data, e.g. 0.1 for a pilot run.") var dataFraction:
         Float?
     @Flag(help: "Skip invalid records (reported with counts) instead of stopping at the first.") var skipInvalid = false
+    @Flag(help: "Skip an optimizer step whose gradient is NaN/Inf (counted in skipped_steps) instead of stopping.")
+    var skipNonfiniteSteps = false
     @Flag(help: "Recompute activations in backward to save memory.") var activationCheckpointing = false
     @Option(help: "Continue from a checkpoint directory (or an output directory's latest checkpoint).") var resume:
         String?
@@ -36,7 +38,7 @@ struct TrainingFlags: ParsableArguments {
             "lora_rank": loraRank, "max_steps": maxSteps, "num_train_epochs": epochs, "batch_size": batchSize,
             "gradient_accumulation_steps": gradientAccumulationSteps, "max_length": maxLength,
             "learning_rate": learningRate, "seed": seed, "data_fraction": dataFraction,
-            "skip_invalid": skipInvalid ? true : nil,
+            "skip_invalid": skipInvalid ? true : nil, "skip_nonfinite_steps": skipNonfiniteSteps ? true : nil,
             "activation_checkpointing": activationCheckpointing ? true : nil,
         ]
         for (k, v) in flags { if let v { object[k] = v } }

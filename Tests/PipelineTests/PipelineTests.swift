@@ -174,7 +174,7 @@ struct ReportHTMLTests {
     @Test func textIsEscapedAndChartsAreDrawn() {
         var r = DemoReport(config: .quick, model: "m<1>", task: "t & u")
         let ev = PolicyEvaluation(
-            meanGold: 1, correct: 1, meanWords: 3, winRateVsSFT: nil,
+            meanGold: 1, correct: 1, meanWords: 3, winRate: nil, opponent: nil,
             samples: [SampleReply(prompt: "<script>x</script>", reply: "a \"b\"", gold: 1, words: 2)])
         r.baseline = BaselineResult(base: ev)
         r.sft = SFTResult(examples: 1, loss: [CurvePoint(1, 2), CurvePoint(2, 1)], policy: ev, adapter: "sft/adapter")
@@ -200,7 +200,7 @@ struct ReportRenderTests {
                 words: 6 + Double(i),
                 klCoef: 0.05)
         }
-        let ev = PolicyEvaluation(meanGold: 1, correct: 0.5, meanWords: 4, winRateVsSFT: 0.6, samples: [])
+        let ev = PolicyEvaluation(meanGold: 1, correct: 0.5, meanWords: 4, winRate: 0.6, opponent: "SFT", samples: [])
         r.ppo = RLResult(
             points: points, heldOut: points, fit: GaoFit.fit(.rl, d: points.map(\.d), r: points.map { $0.gold - 0.5 }),
             overOptimisation: OverOptimisation.read(points), policy: ev, loss: [CurvePoint(0, 1), CurvePoint(1, 0.5)],

@@ -29,6 +29,8 @@ final class ToyRegression: TrainingObjective {
     let rows: [[Int32]], targets: [Float]
     var position = DataLoaderPosition(seed: 0)
     let batchSize = 4
+    /// Steps (0-based) whose gradients are made NaN, as an overflow would.
+    var poisoned: Set<Int> = []
 
     init(model: LlamaModel, adapter: LoRAAdapter, head: ScalarHead) {
         self.model = model
@@ -59,7 +61,7 @@ final class ToyRegression: TrainingObjective {
             let read = (0..<batchSize).map(batch.lastRealToken(row:))
             let r = head.forward(hidden: hidden.pointer, rows: read)
             let n = Float(batchSize * microBatches)
-            let dr = zip(r, y).map { 2 * ($0 - $1) / n }
+            let dr = zip(r, y).map { 2 * ($0 - $1) / n * (poisoned.contains(step) ? .nan : 1) }
             let dHidden = FloatBuffer(count: batch.tokenCount * model.config.hiddenSize)
             head.backward(dValues: dr, hidden: hidden.pointer, rows: read, dHidden: dHidden.pointer)
             model.backward(dOutput: dHidden.pointer, acts: acts)
@@ -74,9 +76,10 @@ final class ToyRegression: TrainingObjective {
 }
 
 @Suite struct TrainingLoopTests {
-    static func run(out: URL, steps: Int, stopAt: Int? = nil, resume: Bool = false) throws -> (
-        TrainingLoop<ToyConfig>, [Double]
-    ) {
+    static func run(
+        out: URL, steps: Int, stopAt: Int? = nil, resume: Bool = false, poisoned: Set<Int> = [],
+        skipNonfinite: Bool = false, saveSteps: Int = 100, metrics: ((Metrics) -> Void)? = nil
+    ) throws -> (TrainingLoop<ToyConfig>, [Double]) {
         var c = ToyConfig()
         c.maxSteps = steps
         c.learningRate = 2e-2
@@ -84,13 +87,15 @@ final class ToyRegression: TrainingObjective {
         c.loraDropout = 0.1
         c.gradientAccumulationSteps = 2
         c.loggingSteps = 1
-        c.saveSteps = 100
+        c.saveSteps = saveSteps
+        c.skipNonfiniteSteps = skipNonfinite
         let model = RandomModel.make()
         var rng = RNG(seed: c.seed)
         let head = ScalarHead(name: "score", hiddenSize: model.config.hiddenSize, bias: true, seed: rng.next())
         let target = try TrainableTarget(
             model: model, lora: c.training.lora, adapterName: "rm", seed: rng.next(), heads: [head])
         let objective = ToyRegression(model: model, adapter: target.adapter!, head: head)
+        objective.poisoned = poisoned
         let fingerprint = "toy-tokenizer"
         let peft = PEFTAdapter.configurationData(target.adapter!.config, baseModel: "random", modulesToSave: ["score"])
         let loop = TrainingLoop(
@@ -104,7 +109,8 @@ final class ToyRegression: TrainingObjective {
             objective, resume: resume ? out : nil,
             onEvent: { event in
                 if case let .step(step, _, m) = event {
-                    losses.append(m["loss"]!)
+                    metrics?(m)
+                    losses.append(m["loss"] ?? .nan)
                     if step == stopAt { return .stop }
                 }
                 return .proceed
@@ -139,5 +145,94 @@ final class ToyRegression: TrainingObjective {
             try JSONSerialization.jsonObject(
                 with: Data(contentsOf: checkpoint.appendingPathComponent("trainer_state.json"))) as! [String: Any]
         #expect(state["optimizerSteps"] as? [String: Int] == ["adapter": 5, "score": 5])
+    }
+
+    /// A NaN gradient stops the run naming the step, before any weight changes: the last checkpoint is the newest
+    /// thing on disk and resumes. With `skip_nonfinite_steps` the step is skipped (weights untouched, counted).
+    @Test func aNonFiniteGradientStopsNamingTheStepOrIsSkipped() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("nan")
+        do {
+            _ = try Self.run(out: out, steps: 8, poisoned: [5], saveSteps: 2)
+            Issue.record("a NaN gradient did not stop the run")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("at step 6") && text.contains("checkpoint-4 is intact"), "\(text)")
+        }
+        #expect(try String(contentsOf: out.appendingPathComponent("latest"), encoding: .utf8) == "checkpoint-4")
+        let (state, _) = try Checkpoint.readState(out.appendingPathComponent("checkpoint-4"))
+        #expect(state.step == 4)
+        // Skipping: the run finishes, one step counted, the weights stay finite and equal to a run that stopped
+        // just before the poisoned step and went on without its update.
+        var skipped: [Double] = []
+        let (skipping, _) = try Self.run(
+            out: dir.appendingPathComponent("skip"), steps: 8, poisoned: [5], skipNonfinite: true,
+            metrics: { skipped.append($0["skipped_steps"] ?? -1) })
+        #expect(skipped == [0, 0, 0, 0, 0, 1, 1, 1] && skipping.skippedSteps == 1)
+        // metrics.jsonl stays valid JSON lines; the skipped step's record has no loss or grad_norm.
+        let lines = try String(contentsOf: dir.appendingPathComponent("skip/metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(lines.count == 8 && lines[5]["skipped_steps"] as? Double == 1 && lines[5]["grad_norm"] == nil)
+        #expect(skipping.groups.allSatisfy { $0.store.values.array.allSatisfy(\.isFinite) })
+        #expect(skipping.optimizers.allSatisfy { $0.step == 7 })
+        // Resume keeps the count.
+        let out2 = dir.appendingPathComponent("skip-resumed")
+        _ = try Self.run(out: out2, steps: 8, stopAt: 6, poisoned: [5], skipNonfinite: true)
+        let (resumed, _) = try Self.run(out: out2, steps: 8, resume: true, poisoned: [5], skipNonfinite: true)
+        #expect(resumed.skippedSteps == 1)
+        for (x, y) in zip(resumed.groups, skipping.groups) { #expect(x.store.values.array == y.store.values.array) }
+    }
+
+    /// Two runs on one output directory: the second is refused, naming the holder; once the first ends it runs.
+    @Test func aSecondRunOnTheSameOutputIsRefused() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var first: OutputLock? = try OutputLock(directory: dir)
+        #expect(first != nil)
+        #expect(throws: OutputLockError.inUse(directory: dir.path, holder: "pid \(getpid())")) {
+            _ = try Self.run(out: dir, steps: 2)
+        }
+        first = nil
+        let (loop, _) = try Self.run(out: dir, steps: 2)
+        #expect(loop.step == 2)
+    }
+
+    /// Saving a step that already has a checkpoint (an earlier run's) swaps it whole: the new weights are there and
+    /// no staging or swapped-out directory is left behind.
+    @Test func aCheckpointOfTheSameStepIsReplacedWhole() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (loop, _) = try Self.run(out: dir, steps: 3, saveSteps: 3)
+        let checkpoint = dir.appendingPathComponent("checkpoint-3")
+        let (state, config) = try Checkpoint.readState(checkpoint)
+        let weights = checkpoint.appendingPathComponent(state.trainable)
+        let before = try Data(contentsOf: weights)
+        let values = loop.groups[0].store.values
+        for i in 0..<values.count { values.pointer[i] += 1 }
+        try Checkpoint.save(
+            state: state, configJSON: config, groups: loop.groups, optimizers: loop.optimizers, to: dir, keep: 2)
+        let after = try Data(contentsOf: weights)
+        #expect(after != before && after.count == before.count)
+        let hidden = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter {
+            $0.hasPrefix(".") && $0 != OutputLock.fileName
+        }
+        #expect(hidden.isEmpty, "\(hidden)")
+    }
+
+    /// What a run killed while writing leaves (staging directories of a checkpoint, `latest` and an export) is removed
+    /// by the next run on the directory; a swapped-out export is kept while its original is missing.
+    @Test func aKilledRunsStagingIsRemovedByTheNextRun() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fm = FileManager.default
+        for name in [".checkpoint-3.tmp-1f", ".adapter.export-2a", ".adapter.old-3b", "adapter"] {
+            try fm.createDirectory(at: dir.appendingPathComponent(name), withIntermediateDirectories: true)
+        }
+        try Data("x".utf8).write(to: dir.appendingPathComponent(".latest.tmp-4c"))
+        try fm.createDirectory(at: dir.appendingPathComponent(".model.old-5d"), withIntermediateDirectories: true)
+        _ = try Self.run(out: dir, steps: 1)
+        let hidden = try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }.sorted()
+        #expect(hidden == [OutputLock.fileName, ".model.old-5d"], "\(hidden)")
     }
 }

@@ -39,6 +39,8 @@ public struct TrainerState: Codable, Sendable, Equatable {
     /// AdamW steps taken, per parameter group.
     public var optimizerSteps: [String: Int]
     public var numTokens: Double
+    /// Steps skipped for a non-finite gradient so far (absent in checkpoints written before the option).
+    public var skippedSteps: Int? = nil
     public var rngState: [UInt64]
     public var tokenizerFingerprint: String
     public var baseModel: String
@@ -78,12 +80,14 @@ public enum Checkpoint {
             try SafeTensorsWriter.write(
                 tensors: moments, metadata: state.optimizerSteps.mapValues { "\($0)" },
                 to: tmp.appendingPathComponent(optimizerFile))
-            if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
-            try fm.moveItem(at: tmp, to: final)
+            // A checkpoint of the same step (an earlier run's) is swapped out atomically, never removed first.
+            try ExportDestination.install(
+                staging: tmp.path, at: final.path, replacing: fm.fileExists(atPath: final.path))
         } catch {
             try? fm.removeItem(at: tmp)
             throw error
         }
+        try? fm.removeItem(at: tmp)  // what the swap left there: the replaced checkpoint
         try writeSynced(
             Data(final.lastPathComponent.utf8), to: outputDirectory.appendingPathComponent(CheckpointLayout.latestFile))
         // Prune: keep the newest `keep` checkpoints.
@@ -94,6 +98,20 @@ public enum Checkpoint {
             }.sorted { $0.0 > $1.0 }
         for (_, name) in all.dropFirst(keep) { try? fm.removeItem(at: outputDirectory.appendingPathComponent(name)) }
         return final
+    }
+
+    /// Removes the staging files and directories a killed run left in `directory` (hidden names with `.tmp-` or
+    /// `.export-`: a checkpoint, `latest` or an export being written), and a swapped-out `.NAME.old-…` once NAME
+    /// is back in place. Only while holding the directory's lock.
+    static func removeStaging(in directory: URL) {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? [] where name.hasPrefix(".") {
+            let old = name.dropFirst().components(separatedBy: ".old-")
+            let stale =
+                name.contains(".tmp-") || name.contains(".export-")
+                || (old.count == 2 && fm.fileExists(atPath: directory.appendingPathComponent(old[0]).path))
+            if stale { try? fm.removeItem(at: directory.appendingPathComponent(name)) }
+        }
     }
 
     /// Writes a file via a temporary sibling, fsync and rename.

@@ -16,7 +16,8 @@ public enum TrainerEvent: Sendable {
 
 public enum TrainingControl: Sendable { case proceed, stop }
 
-/// Appends one JSON object per line to `metrics.jsonl` (flushed per line, so a crash loses nothing).
+/// Appends one JSON object per line to a JSONL file — `metrics.jsonl`, `samples.jsonl` — (flushed per line, so a
+/// crash loses nothing).
 public final class MetricsLog: @unchecked Sendable {
     let handle: FileHandle
     public let url: URL
@@ -30,9 +31,18 @@ public final class MetricsLog: @unchecked Sendable {
         try handle.seekToEnd()
     }
 
+    /// One record; a non-finite value (a NaN loss of a skipped step) is written as the string "nan", "inf" or
+    /// "-inf", as report.json writes them (JSON has no such numbers).
     public func append(_ record: [String: Double], kind: String? = nil) throws {
-        var object: [String: Any] = record
+        var object: [String: Any] = record.mapValues { v -> Any in
+            v.isFinite ? v : v.isNaN ? "nan" : v > 0 ? "inf" : "-inf"
+        }
         if let kind { object["kind"] = kind }
+        try append(object: object)
+    }
+
+    /// One line with any JSON values (strings, numbers, arrays, …).
+    public func append(object: [String: Any]) throws {
         var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         data.append(0x0A)
         try handle.write(contentsOf: data)

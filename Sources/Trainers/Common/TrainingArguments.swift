@@ -51,6 +51,8 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     public var activationCheckpointing: Bool = false
     /// Skip invalid records (reported with counts) instead of failing on the first.
     public var skipInvalid: Bool = false
+    /// On a NaN/Inf gradient, skip the optimizer step (counted in `skipped_steps`) instead of stopping the run.
+    public var skipNonfiniteSteps: Bool = false
 
     public init() {}
 
@@ -65,6 +67,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case loraRank = "lora_rank", loraAlpha = "lora_alpha", loraDropout = "lora_dropout"
         case loraTargetModules = "lora_target_modules", useRSLoRA = "use_rslora"
         case activationCheckpointing = "activation_checkpointing", skipInvalid = "skip_invalid"
+        case skipNonfiniteSteps = "skip_nonfinite_steps"
     }
 
     public static var keys: [String] { CodingKeys.allCases.map(\.rawValue) }

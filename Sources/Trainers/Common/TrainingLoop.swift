@@ -4,7 +4,9 @@
 // the warm-up + decay schedule's rate; metrics every `logging_steps` (metrics.jsonl, TRL's names),
 // evaluation every `eval_steps`, atomic checkpoints every `save_steps`, and a stop request (Ctrl-C, an
 // event handler) finishing the step and saving first. Resume restores weights, moments, data position,
-// step and RNG, so a resumed run is bit-identical to an uninterrupted one.
+// step and RNG, so a resumed run is bit-identical to an uninterrupted one, however the earlier run ended
+// (`scripts/kill-test.sh` kills trainers with SIGKILL mid-step and mid-save). One run per output directory
+// (a lock); a NaN/Inf gradient stops the run before it touches the weights, or is skipped and counted.
 //
 // A trainer = a `TrainerConfig`, a data source and a `TrainingObjective` (its step / loss function).
 
@@ -100,6 +102,8 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     public let totalSteps: Int
     /// Global gradient norm (before clipping) of the last optimizer step.
     public private(set) var lastGradNorm = 0.0
+    /// Optimizer steps skipped for a non-finite gradient (`skip_nonfinite_steps`).
+    public private(set) var skippedSteps = 0
     /// True while the gradient buffers hold zeros (fresh, or just consumed by AdamW, which zeroes what it
     /// reads), so a step skips the separate zeroing pass.
     var gradientsAreZero = false
@@ -135,8 +139,10 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         _ objective: TrainingObjective, resume: URL? = nil, stopRequested: () -> Bool = { false },
         onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
     ) throws -> Metrics {
+        let lock = try OutputLock(directory: outputDirectory)  // one run per output directory
+        defer { withExtendedLifetime(lock) {} }
+        Checkpoint.removeStaging(in: outputDirectory)  // what a killed run was writing
         if let resume { try restore(from: resume, objective) }
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         let log = try MetricsLog(url: outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile))
         let t = config.training, total = totalSteps
         var window = MetricSums(), windowSteps = 0, windowGradNorm = 0.0, windowStart = Date()
@@ -146,12 +152,14 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
             if !gradientsAreZero { for g in groups { g.store.zeroGradients() } }
             gradientsAreZero = false
             let sums = try objective.accumulateGradients(step: step, microBatches: t.gradientAccumulationSteps)
-            try optimizerStep(lr: lr)
+            let applied = try optimizerStep(lr: lr)
             step += 1
             numTokens += sums.tokens
-            window.merge(sums)
-            windowGradNorm += lastGradNorm
-            windowSteps += 1
+            if applied {
+                window.merge(sums)
+                windowGradNorm += lastGradNorm
+                windowSteps += 1
+            }
             var control = stopRequested() ? TrainingControl.stop : .proceed
             if step % t.loggingSteps == 0 || step == total || control == .stop {
                 let elapsed = Date().timeIntervalSince(windowStart)
@@ -159,7 +167,8 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
                 last = window.means
                 last["step"] = Double(step)
                 last["learning_rate"] = Double(lr)
-                last["grad_norm"] = windowGradNorm / Double(windowSteps)
+                if windowSteps > 0 { last["grad_norm"] = windowGradNorm / Double(windowSteps) }
+                if t.skipNonfiniteSteps { last["skipped_steps"] = Double(skippedSteps) }
                 last["num_tokens"] = numTokens
                 last["epoch"] =
                     Double(position.epoch) + Double(position.batch) / Double(max(objective.batchesPerEpoch, 1))
@@ -183,23 +192,35 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         return last
     }
 
-    /// Clips over every group, refuses non-finite gradients, then one AdamW update per group.
-    func optimizerStep(lr: Float) throws {
-        let stores = groups.map(\.store), maxNorm = config.training.maxGradNorm
+    /// Clips over every group, then one AdamW update per group. A non-finite gradient norm stops the run naming the
+    /// step (nothing is updated or saved, so the last checkpoint stays the last good one), or with
+    /// `skip_nonfinite_steps` the step is skipped: gradients dropped, weights and moments untouched, counted in
+    /// `skipped_steps`. Returns whether the update was applied.
+    func optimizerStep(lr: Float) throws -> Bool {
+        let stores = groups.map(\.store), t = config.training, maxNorm = t.maxGradNorm
         let (norm, factor) =
             maxNorm > 0
             ? GradientClipping.clipFactor(stores, maxNorm: maxNorm)
             : (GradientClipping.globalNorm(stores), 1)
         guard norm.isFinite else {
+            if t.skipNonfiniteSteps {
+                skippedSteps += 1
+                gradientsAreZero = false
+                return false
+            }
+            let saved = CheckpointLayout.resolveCheckpoint(outputDirectory).map { "\($0.lastPathComponent) is intact" }
             throw ConfigError.invalid(
-                field: "gradients", value: "\(norm) at step \(step + 1)",
-                expected: "finite values (lower learning_rate or check the data)")
+                field: "gradients", value: "\(norm) (global norm) at step \(step + 1)",
+                expected: "finite values; the run stopped before updating any weight"
+                    + " (\(saved ?? "no checkpoint was saved yet")). Lower learning_rate, check the data at this step,"
+                    + " or set skip_nonfinite_steps: true to skip such steps")
         }
         lastGradNorm = Double(norm)
         for (g, o) in zip(groups, optimizers) {
             o.update(learningRate: lr * g.learningRateScale, gradientScale: factor, zeroingGradients: true)
         }
         gradientsAreZero = true
+        return true
     }
 
     // MARK: checkpoints
@@ -216,7 +237,8 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         let state = TrainerState(
             step: step, totalSteps: totalSteps, dataPosition: objective.dataPosition,
             optimizerSteps: Dictionary(uniqueKeysWithValues: zip(groups.map(\.name), optimizers.map(\.step))),
-            numTokens: numTokens, rngState: rng.state, tokenizerFingerprint: identity.tokenizerFingerprint,
+            numTokens: numTokens, skippedSteps: skippedSteps, rngState: rng.state,
+            tokenizerFingerprint: identity.tokenizerFingerprint,
             baseModel: identity.baseModel, trainable: identity.weightsFile)
         return try Checkpoint.save(
             state: state, configJSON: try configJSON(), groups: groups, optimizers: optimizers,
@@ -251,6 +273,7 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         try objective.restore(checkpoint: dir)
         step = saved.step
         numTokens = saved.numTokens
+        skippedSteps = saved.skippedSteps ?? 0
         rng = RNG(state: saved.rngState)
     }
 }

@@ -357,21 +357,12 @@ public final class PPOTrainer: Trainer {
     func logSamples(_ rollouts: [Rollout], scores: [Double], kl: [Double], step: Int) throws {
         let url = loop.outputDirectory.appendingPathComponent("samples.jsonl")
         try FileManager.default.createDirectory(at: loop.outputDirectory, withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: url.path) {
-            _ = FileManager.default.createFile(atPath: url.path, contents: nil)  // opening it below reports a failure
-        }
-        let handle = try FileHandle(forWritingTo: url)
-        defer { try? handle.close() }
-        try handle.seekToEnd()
+        let log = try MetricsLog(url: url)
         for j in rollouts.indices.prefix(Self.sampleRows) {
-            let record: [String: Any] = [
+            try log.append(object: [
                 "step": step, "prompt": loaded.tokenizer.decode(rollouts[j].promptIDs.map(Int.init)),
                 "completion": rollouts[j].text, "score": scores[j], "kl": kl[j],
-            ]
-            var line = try JSONSerialization.data(
-                withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
-            line.append(0x0A)
-            try handle.write(contentsOf: line)
+            ])
         }
     }
 

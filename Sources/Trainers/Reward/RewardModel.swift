@@ -87,20 +87,19 @@ public struct RewardModel: @unchecked Sendable {
     /// Scores of token sequences (prompt + response), `batchSize` at a time.
     public func scores(_ rows: [[Int32]], batchSize: Int = 8) throws -> [Double] {
         let model = loaded.model
-        var out: [Double] = []
-        var start = 0
-        while start < rows.count {
-            let chunk = Array(rows[start..<min(start + batchSize, rows.count)])
-            start += chunk.count
-            let b = TokenBatch(rows: chunk, padID: loaded.padTokenID)
+        let batches = stride(from: 0, to: rows.count, by: batchSize).map {
+            TokenBatch(rows: Array(rows[$0..<min($0 + batchSize, rows.count)]), padID: loaded.padTokenID)
+        }
+        for b in batches {
             try model.checkContext(
                 b.length, what: "a sequence of \(b.length) tokens", hint: "Truncate it (max_length).")
-            let acts = LlamaActivations(
-                config: model.config, batchSize: b.batchSize, length: b.length, checkpointed: true)
-            let hidden = model.forward(b, adapter: adapter, into: acts)
-            out += head.scores(hidden: hidden.pointer, batch: b).map(Double.init)
         }
-        return out
+        guard let largest = batches.map(\.tokenCount).max() else { return [] }
+        // One set of activations, sized for the largest chunk, serves every chunk.
+        let acts = LlamaActivations(config: model.config, batchSize: 1, length: largest, checkpointed: true)
+        return batches.flatMap { b in
+            head.scores(hidden: model.forward(b, adapter: adapter, into: acts).pointer, batch: b).map(Double.init)
+        }
     }
 
     /// (r − mean) / std with the stored statistics (Ziegler et al. 2019 §2.2; Stiennon et al. 2020 §3.4), or r
