@@ -3,6 +3,7 @@
 // Targets are layers; dependencies point one way:
 //   _CBLAS, _CKernels ← TensorCore ← Models ← Trainers ← Pipeline ← rlhf
 //   ModelFormats (GGUF, safetensors) and Tokenizers depend on Foundation only.
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -67,6 +68,14 @@ let package = Package(
             ]),
         // Where `../shared` is, and the trait that skips a test needing it when it is absent; not API.
         .target(name: "_SharedData"),
+        // What each fuzz target does with an input, and its seeds (libFuzzer: scripts/fuzz.sh; replayed by the tests).
+        .target(
+            name: "_FuzzHarness",
+            dependencies: [
+                "ChatTemplates", "Datasets", "ModelExport", "ModelFormats", "Models", "Tokenizers", "Trainers",
+                "_SharedData", "_TestSupport",
+            ]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["_FuzzHarness"], exclude: ["Findings"]),
         // Helpers shared by the test targets (gradient checker, small random models); not API.
         .target(name: "_TestSupport", dependencies: ["TensorCore", "Models", "_SharedData"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
@@ -99,3 +108,12 @@ let package = Package(
             ]),
     ]
 )
+
+// libFuzzer targets for every reader of untrusted input, only in the build `scripts/fuzz.sh` makes (RLHF_FUZZ=1,
+// compiled with -sanitize=fuzzer,address -parse-as-library; libFuzzer supplies main).
+if ProcessInfo.processInfo.environment["RLHF_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "FuzzTargets",
+            dependencies: ["_FuzzHarness"]))
+}

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${KILLS:-20}
-steps=${STEPS:-40}
+steps=${STEPS:-60}
 rlhf=${RLHF_BIN:-.build/release/rlhf}
 [ -x "$rlhf" ] || { echo "kill-test: $rlhf is missing; build first: swift build -c release -Xswiftc -enable-testing" >&2; exit 2; }
 trainers=("$@")
@@ -73,8 +73,8 @@ for t in "${trainers[@]}"; do
         # shellcheck disable=SC2046
         "$rlhf" "$t" $(args_for "$t") --out "$out" "${common[@]}" "${resume[@]}" >>"$work/$t-killed.log" 2>&1 &
         pid=$!
-        # A random moment within a quarter of the whole run's time (at least 0.3 s: after start-up sometimes).
-        sleep "$(python3 -c "import random; print(round(random.uniform(0.3, max(0.6, $seconds / 4)), 2))")"
+        # A random moment within a tenth of the whole run's time (at least 0.3 s: sometimes during start-up).
+        sleep "$(python3 -c "import random; print(round(random.uniform(0.3, max(0.6, $seconds / 10)), 2))")"
         if kill -0 "$pid" 2>/dev/null; then
             # A staging directory on disk at the moment of the kill: killed while writing a checkpoint.
             kill -9 "$pid" 2>/dev/null || true
@@ -100,6 +100,10 @@ for t in "${trainers[@]}"; do
         cmp -s "$f" "$out/${f#"$ref"/}" || same=0
     done
     [ -n "$(weights "$ref")" ] || same=0
+    if [ $n -lt "$kills" ]; then
+        echo "$t: the run finished after only $n of $kills kills; raise STEPS" >&2
+        failed=1
+    fi
     if [ $same = 1 ]; then
         echo "$t: $n kills ($during_save while a checkpoint was being written), final weights identical to the uninterrupted run (${seconds%.*} s)"
     else

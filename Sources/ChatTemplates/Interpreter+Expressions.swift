@@ -4,7 +4,17 @@
 
 extension Interpreter {
     func evaluate(_ expr: Expr) throws -> Value {
-        try located(expr.location) { try evaluateUnlocated(expr) }
+        try located(expr.location) {
+            try tick()
+            let value = try evaluateUnlocated(expr)
+            switch value {
+            case .string(let text): try Self.checkSize(text.utf8Count, of: "a string")
+            case .array(let items) where items.count > Operators.maximumRepetitionSize:
+                throw EvalFailure("a list would exceed \(Operators.maximumRepetitionSize) items")
+            default: break
+            }
+            return value
+        }
     }
 
     func evaluate(_ arguments: Arguments) throws -> CallArguments {

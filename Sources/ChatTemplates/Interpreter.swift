@@ -3,6 +3,8 @@
 // templates use `namespace()`), `if` does not, and macros see the root scope plus their
 // parameters. Output is a TaggedString so assistant-content marks survive to the result.
 
+import Foundation
+
 final class Interpreter {
     enum Flow {
         case normal, breakLoop, continueLoop
@@ -17,8 +19,38 @@ final class Interpreter {
     private var macroDepth = 0
     static let maximumMacroDepth = 32
 
+    // Work bounds: a chat template comes from a model file, i.e. from the internet. Real templates take about a
+    // hundred steps per message and microseconds; a runaway one (nested loops over range(100000), a string doubled in a
+    // loop) fails with its location instead of hanging or exhausting memory. A step is a node executed, a loop
+    // iteration or an expression evaluated.
+    static let maximumSteps = 1_000_000
+    static let maximumSeconds = 10.0
+    /// Largest string a value or the output may grow to (UTF-8 bytes).
+    static let maximumStringBytes = 1 << 26
+    private var steps = 0
+    private let deadline: Date
+
     init(context: [String: Value]) {
         scopes = [context]
+        deadline = Date().addingTimeInterval(Self.maximumSeconds)
+    }
+
+    /// Counts one step; throws past the step or time budget.
+    func tick() throws {
+        steps += 1
+        if steps > Self.maximumSteps {
+            throw EvalFailure("the template ran more than \(Self.maximumSteps) steps (a runaway loop?)")
+        }
+        if steps & 4095 == 0 && Date() > deadline {
+            throw EvalFailure("the template ran longer than \(Int(Self.maximumSeconds)) seconds")
+        }
+    }
+
+    /// Throws when `count` UTF-8 bytes exceed `maximumStringBytes`.
+    static func checkSize(_ count: Int, of what: String) throws {
+        if count > maximumStringBytes {
+            throw EvalFailure("\(what) would exceed \(maximumStringBytes >> 20) MiB")
+        }
     }
 
     func render(_ nodes: [Node]) throws -> TaggedString {
@@ -69,6 +101,10 @@ final class Interpreter {
 
     func execute(_ nodes: [Node], into output: inout TaggedString) throws -> Flow {
         for node in nodes {
+            try located(node.location) {
+                try tick()
+                try Self.checkSize(output.utf8Count, of: "the rendered text")
+            }
             switch node.kind {
             case .text(let text):
                 output.append(text)
@@ -155,6 +191,7 @@ final class Interpreter {
             return
         }
         for (index, item) in items.enumerated() {
+            try located(location) { try tick() }
             scopes.append(["loop": loopVariable(items, index)])
             defer { scopes.removeLast() }
             try assign(loop.target, item, location: location)

@@ -160,6 +160,20 @@ struct ErrorTests {
         ErrorCase(
             source: "{{ 9223372036854775807 + 1 }}", kind: "runtime",
             message: "integer overflow in '+'", line: 1, column: 24),
+        // Work bounds: a runaway loop, a string or list doubled in a loop, an output that keeps growing.
+        ErrorCase(
+            source: "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            kind: "runtime", message: "the template ran more than 1000000 steps (a runaway loop?)", line: 1,
+            column: 32),
+        ErrorCase(
+            source: "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+            kind: "runtime", message: "a string would exceed 64 MiB", line: 1, column: 76),
+        ErrorCase(
+            source: "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+            kind: "runtime", message: "a list would exceed 16777216 items", line: 1, column: 75),
+        ErrorCase(
+            source: "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", kind: "runtime",
+            message: "the rendered text would exceed 64 MiB", line: 1, column: 29),
     ]
 
     @Test(arguments: unsupported + syntax + runtime)
