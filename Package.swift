@@ -110,7 +110,7 @@ let package = Package(
 )
 
 // libFuzzer targets for every reader of untrusted input, only in the build `scripts/fuzz.sh` makes (RLHF_FUZZ=1,
-// compiled with -sanitize=fuzzer,address -parse-as-library; libFuzzer supplies main).
+// compiled with -sanitize=fuzzer,address; it hands main to libFuzzer's driver).
 if ProcessInfo.processInfo.environment["RLHF_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(
