@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted input with libFuzzer + AddressSanitizer (Sources/FuzzTargets).
 #
-#   bash scripts/fuzz.sh TARGET|all [SECONDS] [JOBS]    # targets: gguf safetensors tokenizer template jsonl config peft
+#   bash scripts/fuzz.sh TARGET|all [SECONDS]    # targets: gguf safetensors tokenizer template jsonl config peft
 #   bash scripts/fuzz.sh template 1800                   # 30 minutes on the chat-template parser and interpreter
 #
 # Seeds come from the project's own writers (written by the target itself); the corpus grows in
@@ -11,9 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=(gguf safetensors tokenizer template jsonl config peft)
-which=${1:?usage: scripts/fuzz.sh TARGET|all [SECONDS] [JOBS]}
+which=${1:?usage: scripts/fuzz.sh TARGET|all [SECONDS]}
 seconds=${2:-60}
-jobs=${3:-1}
 [ "$which" = all ] || targets=("$which")
 
 RLHF_FUZZ=1 swift build -c release --scratch-path .build/fuzz --product FuzzTargets \
@@ -29,8 +28,7 @@ for t in "${targets[@]}"; do
     # -rss_limit_mb: a hostile file may not make the process take more than 2 GB; -timeout: 10 s per input.
     # Inputs up to the largest seed (a whole small GGUF), so mutations reach the tensor data too.
     RLHF_FUZZ_TARGET=$t "$bin" "$corpus" "$seeds" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$findings/" -print_final_stats=1 -jobs="$jobs" -workers="$jobs" >"$log" 2>&1 || true
-    [ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
+        -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1 || true
     execs=$(grep -E "stat::number_of_executed_units" "$log" | awk '{s += $2} END {print s + 0}')
     rate=$(grep -E "stat::average_exec_per_sec" "$log" | awk '{s += $2} END {print s + 0}')
     found=$(find "$findings" -type f | wc -l)

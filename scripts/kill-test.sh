@@ -73,8 +73,8 @@ for t in "${trainers[@]}"; do
         # shellcheck disable=SC2046
         "$rlhf" "$t" $(args_for "$t") --out "$out" "${common[@]}" "${resume[@]}" >>"$work/$t-killed.log" 2>&1 &
         pid=$!
-        # A random moment within a tenth of the whole run's time (at least 0.3 s: sometimes during start-up).
-        sleep "$(python3 -c "import random; print(round(random.uniform(0.3, max(0.6, $seconds / 10)), 2))")"
+        # A random moment within a sixteenth of the whole run's time (at least 0.3 s: sometimes during start-up).
+        sleep "$(python3 -c "import random; print(round(random.uniform(0.3, max(0.6, $seconds / 16)), 2))")"
         if kill -0 "$pid" 2>/dev/null; then
             # A staging directory on disk at the moment of the kill: killed while writing a checkpoint.
             kill -9 "$pid" 2>/dev/null || true
