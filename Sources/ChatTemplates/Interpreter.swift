@@ -81,6 +81,10 @@ final class Interpreter {
                         + "objects accept attribute assignment",
                     location: location)
             }
+            if let problem = namespace.problem(storing: value) {
+                throw TemplateError.runtime(
+                    message: "cannot assign '\(object).\(attribute)': \(problem)", location: location)
+            }
             namespace.attributes[attribute] = value
         }
     }

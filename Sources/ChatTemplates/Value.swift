@@ -43,10 +43,37 @@ struct ValueObject {
     var values: [Value] { keys.map { storage[$0]! } }
 }
 
-/// `namespace(...)`: the one mutable object templates may create (reference semantics).
+/// `namespace(...)`: the one mutable object templates may create (reference semantics), so the one way a template
+/// could build a cycle (a namespace inside itself) or nest values without bound (`ns.x = [ns.x]` in a loop); both
+/// are refused when an attribute is assigned (`problem(storing:)`), so printing or freeing a value never recurses
+/// without end.
 final class Namespace {
     var attributes: ValueObject
     init(_ attributes: ValueObject) { self.attributes = attributes }
+
+    static let maximumNesting = 64
+
+    /// Why `value` may not become an attribute of this namespace, or nil.
+    func problem(storing value: Value) -> String? {
+        // One call per value (a lazy compactMap(...).first would evaluate the failing element twice per level).
+        func check(_ v: Value, _ depth: Int) -> String? {
+            guard depth <= Self.maximumNesting else {
+                return "values nested deeper than \(Self.maximumNesting) levels"
+            }
+            let children: [Value]
+            switch v {
+            case .array(let items): children = items
+            case .object(let object): children = object.values
+            case .namespace(let other):
+                if other === self { return "a namespace cannot hold itself" }
+                children = other.attributes.values
+            default: return nil
+            }
+            for child in children { if let problem = check(child, depth + 1) { return problem } }
+            return nil
+        }
+        return check(value, 1)
+    }
 }
 
 struct CallArguments {

@@ -123,7 +123,8 @@ public enum PEFTAdapter {
         }
         let json: [String: JSONValue]
         do {
-            json = try JSONDecoder().decode([String: JSONValue].self, from: Data(contentsOf: url))
+            guard let data = FileContents.read(url) else { throw CocoaError(.fileReadUnknown) }
+            json = try JSONDecoder().decode([String: JSONValue].self, from: data)
         } catch {
             throw ExportError.unreadable(path: file, reason: "not a JSON object: \(error)")
         }

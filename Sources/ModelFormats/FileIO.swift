@@ -167,3 +167,15 @@ final class AtomicFileWriter {
 private func systemWrite(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
     write(fd, pointer, count)
 }
+
+/// Whole-file reads for small text files (configs, adapter_config.json).
+public enum FileContents {
+    /// The bytes of `url`, or nil when it cannot be read. An empty regular file gives empty data without going
+    /// through Foundation's reader, which leaks its buffer on a file of size 0 (found by the config and PEFT fuzzers).
+    public static func read(_ url: URL) -> Data? {
+        var info = stat()
+        guard stat(url.path, &info) == 0 else { return nil }
+        if info.st_size == 0 && (info.st_mode & S_IFMT) == S_IFREG { return Data() }
+        return FileManager.default.contents(atPath: url.path)
+    }
+}

@@ -171,6 +171,13 @@ struct ErrorTests {
         ErrorCase(
             source: "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
             kind: "runtime", message: "a list would exceed 16777216 items", line: 1, column: 75),
+        ErrorCase(  // found by the template fuzzer: printing a namespace that held itself overflowed the stack
+            source: "{% set ns = namespace(n=0) %}{% set ns.n = ns %}{{ ns }}", kind: "runtime",
+            message: "cannot assign 'ns.n': a namespace cannot hold itself", line: 1, column: 33),
+        ErrorCase(
+            source: "{% set ns = namespace(l=[]) %}{% for i in range(100) %}{% set ns.l = [ns.l] %}{% endfor %}",
+            kind: "runtime", message: "cannot assign 'ns.l': values nested deeper than 64 levels", line: 1,
+            column: 59),
         ErrorCase(
             source: "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}", kind: "runtime",
             message: "the rendered text would exceed 64 MiB", line: 1, column: 29),

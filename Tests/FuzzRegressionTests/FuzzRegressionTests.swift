@@ -6,7 +6,8 @@ import Foundation
 import Testing
 import _FuzzHarness
 
-@Suite struct FuzzRegressionTests {
+// Serialized: the targets write their inputs to fixed scratch files.
+@Suite(.serialized) struct FuzzRegressionTests {
     static let findings = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Findings")
 
     @Test(arguments: FuzzTarget.allCases)

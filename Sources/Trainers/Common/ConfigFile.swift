@@ -3,6 +3,7 @@
 // an error naming the key and the accepted ones (nanoGPT/minGPT refuse unknown keys too).
 
 import Foundation
+import ModelFormats
 import Yams
 
 public enum ConfigFileError: Error, CustomStringConvertible, Equatable {
@@ -79,7 +80,7 @@ extension PartialConfig {
 
     /// Reads a JSON or YAML file (by content: JSON first, then YAML).
     public static func load(file url: URL) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        guard let data = FileContents.read(url) else {
             throw ConfigFileError.unreadable(file: url.path, reason: "no such file or not readable")
         }
         if let json = try? JSONSerialization.jsonObject(with: data) {
