@@ -6,7 +6,7 @@
 #
 # Seeds come from the project's own writers (written by the target itself); the corpus grows in
 # fuzz/corpus/TARGET, findings land in fuzz/findings/TARGET (crash-*, leak-*, timeout-*, oom-*). Every finding
-# becomes a regression test: copy it to Tests/FuzzRegressions/TARGET/ (the suite replays them all).
+# becomes a regression test: copy it to Tests/FuzzRegressionTests/Findings/TARGET/ (the suite replays them all).
 # Prints executions per second and the corpus size per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -85,6 +85,9 @@ extension LlamaModel {
     public static func load(gguf: GGUFFile, trainable: Bool = false, keepQuantized: Bool = false) throws -> LlamaModel {
         let config = try LlamaConfig(gguf: gguf)
         let arch = gguf.metadata["general.architecture"]?.string ?? "llama"
+        // Every tensor the config implies is checked against the file before anything is allocated: the
+        // reader has bounded each tensor by the file size, so hostile metadata cannot ask for more memory.
+        for (name, shape) in layout(config) { _ = try ggufInfo(ggufName(name), shape: shape, in: gguf) }
         var quantized: [String: QuantizedMatrix] = [:]
         if keepQuantized && !trainable {
             for (name, shape) in layout(config) where shape.count == 2 {
@@ -119,13 +122,19 @@ extension LlamaModel {
         return model
     }
 
-    func loadGGUFTensor(_ e: ParameterStore.Entry, from gguf: GGUFFile, unpermute: Bool) throws {
-        let name = Self.ggufName(e.name)
+    /// The file's tensor `name`, which must have `shape` (a vector may be stored with any shape of its size).
+    static func ggufInfo(_ name: String, shape: [Int], in gguf: GGUFFile) throws -> GGUFTensorInfo {
         guard gguf.contains(name) else { throw ModelError.missingTensor(file: gguf.url.path, name: name) }
         let info = try gguf.info(name)
-        guard info.shape == e.shape || (e.shape.count == 1 && info.elementCount == e.count) else {
-            throw ModelError.shapeMismatch(file: gguf.url.path, name: name, expected: e.shape, found: info.shape)
+        guard info.shape == shape || (shape.count == 1 && info.elementCount == shape[0]) else {
+            throw ModelError.shapeMismatch(file: gguf.url.path, name: name, expected: shape, found: info.shape)
         }
+        return info
+    }
+
+    func loadGGUFTensor(_ e: ParameterStore.Entry, from gguf: GGUFFile, unpermute: Bool) throws {
+        let name = Self.ggufName(e.name)
+        let info = try Self.ggufInfo(name, shape: e.shape, in: gguf)
         let dst = weights.values.pointer + e.offset
         let heads =
             name.hasSuffix("attn_q.weight") || name.hasSuffix("attn_q.bias")

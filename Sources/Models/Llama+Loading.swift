@@ -10,26 +10,37 @@ extension LlamaModel {
     /// Every expected tensor must be present with the expected shape; unknown extra tensors such as
     /// `rotary_emb.inv_freq` are ignored.
     public func loadWeights(from files: [SafeTensorsFile]) throws {
-        var owner: [String: SafeTensorsFile] = [:]
-        for f in files { for name in f.names { owner[name] = f } }
+        let owner = try Self.locate(weights.entries.map { ($0.name, $0.shape) }, in: files)
         for e in weights.entries {
-            guard let file = owner[e.name] else {
-                throw ModelError.missingTensor(
-                    file: files.map(\.url.lastPathComponent).joined(separator: ", "), name: e.name)
-            }
-            let info = try file.info(e.name)
-            guard info.shape == e.shape else {
-                throw ModelError.shapeMismatch(file: file.url.path, name: e.name, expected: e.shape, found: info.shape)
-            }
-            try file.copyFloats(e.name, into: weights.values.pointer + e.offset, count: e.count)
+            try owner[e.name]!.copyFloats(e.name, into: weights.values.pointer + e.offset, count: e.count)
         }
     }
 
-    /// Loads a Hugging Face checkpoint directory.
+    /// The file holding each tensor of `layout`, each checked for presence and shape.
+    static func locate(_ layout: [(String, [Int])], in files: [SafeTensorsFile]) throws -> [String: SafeTensorsFile] {
+        var owner: [String: SafeTensorsFile] = [:]
+        for f in files { for name in f.names { owner[name] = f } }
+        for (name, shape) in layout {
+            guard let file = owner[name] else {
+                throw ModelError.missingTensor(
+                    file: files.map(\.url.lastPathComponent).joined(separator: ", "), name: name)
+            }
+            let info = try file.info(name)
+            guard info.shape == shape else {
+                throw ModelError.shapeMismatch(file: file.url.path, name: name, expected: shape, found: info.shape)
+            }
+        }
+        return owner
+    }
+
+    /// Loads a Hugging Face checkpoint directory. The tensors `config.json` implies are checked against the
+    /// files before anything is allocated, so a hostile config cannot ask for memory the files do not hold.
     public static func load(huggingFaceDirectory dir: URL, trainable: Bool = false) throws -> LlamaModel {
         let config = try LlamaConfig(huggingFaceConfig: dir.appendingPathComponent("config.json"))
+        let files = try safetensorsFiles(in: dir)
+        _ = try locate(layout(config), in: files)
         let model = LlamaModel(config: config, trainable: trainable)
-        try model.loadWeights(from: try safetensorsFiles(in: dir))
+        try model.loadWeights(from: files)
         return model
     }
 

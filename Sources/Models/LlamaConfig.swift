@@ -53,16 +53,22 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         func check(_ ok: Bool, _ field: String, _ value: Any, _ expected: String) throws(ModelError) {
             if !ok { throw .invalidConfig(file: source, field: field, value: "\(value)", expected: expected) }
         }
-        try check(vocabularySize > 0, "vocab_size", vocabularySize, "> 0")
-        try check(hiddenSize > 0, "hidden_size", hiddenSize, "> 0")
-        try check(intermediateSize > 0, "intermediate_size", intermediateSize, "> 0")
+        // Upper bounds far above any model this toolkit runs keep every size product (vocab × hidden, heads ×
+        // head_dim, positions × head_dim for the RoPE table) from overflowing or asking for absurd memory.
+        try check(vocabularySize > 0 && vocabularySize <= 1 << 24, "vocab_size", vocabularySize, "1...16777216")
+        try check(hiddenSize > 0 && hiddenSize <= 1 << 16, "hidden_size", hiddenSize, "1...65536")
+        try check(
+            intermediateSize > 0 && intermediateSize <= 1 << 18, "intermediate_size", intermediateSize, "1...262144")
         try check(layerCount > 0 && layerCount <= 1024, "num_hidden_layers", layerCount, "1...1024")
-        try check(headCount > 0, "num_attention_heads", headCount, "> 0")
+        try check(headCount > 0 && headCount <= 1024, "num_attention_heads", headCount, "1...1024")
         try check(
             kvHeadCount > 0 && headCount % kvHeadCount == 0, "num_key_value_heads", kvHeadCount,
             "a divisor of num_attention_heads (\(headCount))")
-        try check(headDim > 0 && headDim % 2 == 0, "head_dim", headDim, "a positive even number")
+        try check(headDim > 0 && headDim % 2 == 0 && headDim <= 1024, "head_dim", headDim, "an even number in 2...1024")
         try check(maxPositions > 0 && maxPositions <= 1 << 20, "max_position_embeddings", maxPositions, "1...1048576")
+        try check(
+            maxPositions * headDim <= 1 << 26, "max_position_embeddings", maxPositions,
+            "at most \((1 << 26) / headDim) with head_dim \(headDim) (the RoPE table's size)")
         try check(rmsNormEpsilon > 0, "rms_norm_eps", rmsNormEpsilon, "> 0")
         try check(ropeTheta > 0, "rope_theta", ropeTheta, "> 0")
     }

@@ -206,8 +206,9 @@ public enum ModelRegistry {
         if source == nil, let s = try? String(contentsOf: jinja, encoding: .utf8) { source = s }
         let template = try source.map { try ChatTemplate(source: $0) }
         let config = try LlamaConfig(huggingFaceConfig: dir.appendingPathComponent("config.json"))
-        let model = LlamaModel(config: config, trainable: trainable)
         let files = try LlamaModel.safetensorsFiles(in: dir)
+        _ = try LlamaModel.locate(LlamaModel.layout(config), in: files)  // before allocating (see `load(huggingFaceDirectory:)`)
+        let model = LlamaModel(config: config, trainable: trainable)
         try model.loadWeights(from: files)
         let score = try ScalarHead.load(
             named: "score", from: files, hiddenSize: config.hiddenSize, trainable: trainable)

@@ -154,6 +154,37 @@ import Tokenizers
         }
     }
 
+    /// Metadata claiming 1024 layers of width 65,536 (two hundred terabytes of weights) over a tiny file's tensors:
+    /// the loader compares the implied shapes with the file's tensors before allocating anything (found by fuzzing:
+    /// a flipped bit in a size field made the loader allocate gigabytes).
+    @Test func hostileSizesAreRefusedBeforeAllocating() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("tiny.gguf")
+        try GGUFExport.save(
+            model: try Tiny.model(), tokenizer: try Tiny.byteTokenizer(), type: .f32, name: "t", to: url)
+        var bytes = [UInt8](try Data(contentsOf: url))
+        func patch(_ key: String, _ value: UInt32) throws {
+            let k = Array(key.utf8)
+            let at = try #require((0...(bytes.count - k.count)).first { Array(bytes[$0..<($0 + k.count)]) == k })
+            #expect(bytes[at + k.count] == 4, "\(key) is a uint32")  // GGUF value type 4 = UINT32
+            for i in 0..<4 { bytes[at + k.count + 4 + i] = UInt8((value >> (8 * UInt32(i))) & 0xff) }
+        }
+        try patch("llama.block_count", 1024)
+        try patch("llama.embedding_length", 65_536)
+        try patch("llama.feed_forward_length", 262_144)
+        try Data(bytes).write(to: url)
+        #expect { _ = try LlamaModel.load(gguf: try GGUFFile(contentsOf: url)) } throws: { error in
+            guard case ModelError.shapeMismatch = error else { return false }
+            return true
+        }
+        try patch("llama.embedding_length", 1 << 20)
+        try Data(bytes).write(to: url)
+        #expect { _ = try LlamaModel.load(gguf: try GGUFFile(contentsOf: url)) } throws: {
+            "\($0)".contains("hidden_size")
+        }
+    }
+
     @Test func mergedLoRAExportMatchesTheAdapterOnModel() throws {
         let model = try Tiny.model()
         let adapter = try model.addAdapter(named: "policy", config: LoRAConfig(), seed: 21)

@@ -148,6 +148,40 @@ import Testing
         #expect(o.batchSize == 2 && o.loraTargetModules == ["q_proj"])
     }
 
+    /// Yams trusts its input; the config reader must not: deep nesting (stack overflow), a list as a mapping key
+    /// (a force unwrap, found by fuzzing), alias bombs, and values JSON cannot hold each get an error with the line.
+    @Test func hostileYAMLIsRefusedWithTheLine() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func load(_ text: String) throws -> [String: Any] {
+            let file = dir.appendingPathComponent("c.yaml")
+            try text.write(to: file, atomically: true, encoding: .utf8)
+            return try SFTConfig.load(file: file)
+        }
+        let n = 20_000
+        let deepFlow = "seed: 1\nx: " + String(repeating: "[", count: n) + String(repeating: "]", count: n) + "\n"
+        #expect { _ = try load(deepFlow) } throws: { "\($0)".contains("line 2: nested too deeply") }
+        let deepBlock = (0..<200).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n"
+        #expect { _ = try load(deepBlock) } throws: { "\($0)".contains("nested too deeply") }
+        #expect { _ = try load("seed: 1\n? [a, b]\n: 2\n") } throws: {
+            "\($0)".contains("line 2: a mapping key must be")
+        }
+        #expect { _ = try load("{[el\"label_smoothing_proj\"]}") } throws: { "\($0)".contains("mapping key") }
+        var bomb = "a0: [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1..<8 {
+            bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        bomb = bomb.replacingOccurrences(of: "a0: [", with: "a0: &a0 [")
+        #expect { _ = try load(bomb) } throws: { "\($0)".contains("once aliases are expanded") }
+        #expect { _ = try load("learning_rate: .nan\n") } throws: {
+            "\($0)".contains("line 1: '.nan' is not a finite number")
+        }
+        // Legitimate YAML still reads: nested lists, quotes, comments, dates kept as written.
+        let ok = try load("# run\nlora_target_modules: [q_proj, \"v_proj\"]  # [sic]\nrun_name: 2026-12-05\nseed: 3\n")
+        #expect(ok["lora_target_modules"] as? [String] == ["q_proj", "v_proj"])
+        #expect(ok["run_name"] as? String == "2026-12-05" && ok["seed"] as? Int == 3)
+    }
+
     @Test func unknownKeysAndBadValuesAreNamed() throws {
         #expect { _ = try SFTConfig.decode(["learning_rat": 1], source: "run.yaml") } throws: {
             "\($0)".contains("learning_rat") && "\($0)".contains("learning_rate")

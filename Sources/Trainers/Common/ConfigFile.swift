@@ -93,7 +93,7 @@ extension PartialConfig {
             guard let text = String(data: data, encoding: .utf8) else {
                 throw ConfigFileError.syntax(file: url.path, reason: "not UTF-8")
             }
-            let yaml = try Yams.load(yaml: text)
+            let yaml = try YAMLReader.read(text, file: url.path)
             guard let object = yaml as? [String: Any] else {
                 throw ConfigFileError.syntax(file: url.path, reason: "the top level must be a mapping")
             }
@@ -114,5 +114,95 @@ extension PartialConfig {
             out[key] = (try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: .fragmentsAllowed)) ?? raw
         }
         return out
+    }
+}
+
+/// Reads YAML into JSON values (dictionaries with string keys, arrays, strings, numbers, booleans, NSNull)
+/// within bounds, because Yams trusts its input: it builds nodes recursively (a file nested thousands deep
+/// overflows the stack), force-unwraps a non-scalar mapping key, expands aliases without limit (a "billion
+/// laughs" file) and yields dates and binary data that JSON cannot hold.
+enum YAMLReader {
+    /// Deeper than any config needs; a text whose `nestingBound` exceeds it is refused before Yams sees it.
+    static let maxDepth = 64
+    /// Nodes after alias expansion.
+    static let maxNodes = 1 << 20
+
+    static func read(_ text: String, file: String) throws -> Any {
+        let (depth, line) = nestingBound(text)
+        guard depth <= maxDepth else {
+            throw ConfigFileError.syntax(
+                file: file,
+                reason: "line \(line): nested too deeply (a YAML config may hold \(maxDepth) levels, counting each"
+                    + " '[' or '{' and two per indentation step)")
+        }
+        guard let node = try Yams.compose(yaml: text) else { return NSNull() }
+        var budget = maxNodes
+        return try value(node, depth: 0, budget: &budget, file: file)
+    }
+
+    private static func value(_ node: Node, depth: Int, budget: inout Int, file: String) throws -> Any {
+        budget -= 1
+        let line = node.mark.map { "line \($0.line): " } ?? ""
+        guard budget >= 0 else {
+            throw ConfigFileError.syntax(
+                file: file, reason: "\(line)more than \(maxNodes) values once aliases are expanded")
+        }
+        guard depth <= maxDepth else {
+            throw ConfigFileError.syntax(file: file, reason: "\(line)nested deeper than \(maxDepth) levels")
+        }
+        switch node {
+        case .scalar(let scalar):
+            let resolved = Constructor.default.any(from: node)
+            if let number = resolved as? Double, !number.isFinite {
+                throw ConfigFileError.syntax(file: file, reason: "\(line)'\(scalar.string)' is not a finite number")
+            }
+            if resolved is Bool || resolved is Int || resolved is Double || resolved is NSNull { return resolved }
+            return scalar.string  // strings, and dates or binary data kept as written
+        case .sequence(let sequence):
+            return try sequence.map { try value($0, depth: depth + 1, budget: &budget, file: file) }
+        case .mapping(let mapping):
+            var out: [String: Any] = [:]
+            for (key, item) in mapping {
+                guard case .scalar(let name) = key else {
+                    let line = key.mark.map { "line \($0.line): " } ?? line
+                    throw ConfigFileError.syntax(
+                        file: file, reason: "\(line)a mapping key must be a plain value, not a list or mapping")
+                }
+                out[name.string] = try value(item, depth: depth + 1, budget: &budget, file: file)
+            }
+            return out
+        }
+    }
+
+    /// An upper bound on the nesting of `text` and the line where it is reached, computed without parsing:
+    /// every `[` or `{` so far counts as one level (quoted, commented or closed: telling those apart needs the
+    /// parser this guards, and a config has a handful of lists), plus the block levels of the line, two per
+    /// indentation step (a mapping and the sequence under it may share a column) and one per leading `- ` or
+    /// `? ` indicator.
+    static func nestingBound(_ text: String) -> (depth: Int, line: Int) {
+        var openings = 0, indents: [Int] = []
+        var best = (depth: 0, line: 1), lineNumber = 0
+        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let bytes = Array(line)
+            var i = 0, markers = 0
+            while i < bytes.count, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "\t") { i += 1 }
+            let column = i
+            while i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-") || bytes[i] == UInt8(ascii: "?"),
+                bytes[i + 1] == UInt8(ascii: " ")
+            {
+                markers += 1
+                i += 2
+            }
+            let content = i < bytes.count && bytes[i] != UInt8(ascii: "#") && bytes[i] != UInt8(ascii: "\r")
+            if content || markers > 0 {
+                while let last = indents.last, last >= column { indents.removeLast() }
+                indents.append(column)
+            }
+            openings += bytes.count { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "{") }
+            let depth = openings + 2 * indents.count + markers
+            if depth > best.depth { best = (depth, lineNumber) }
+        }
+        return best
     }
 }
