@@ -207,7 +207,8 @@ public enum ModelRegistry {
         let template = try source.map { try ChatTemplate(source: $0) }
         let config = try LlamaConfig(huggingFaceConfig: dir.appendingPathComponent("config.json"))
         let files = try LlamaModel.safetensorsFiles(in: dir)
-        _ = try LlamaModel.locate(LlamaModel.layout(config), in: files)  // before allocating (see `load(huggingFaceDirectory:)`)
+        // Checked before allocating (see `load(huggingFaceDirectory:)`).
+        _ = try LlamaModel.locate(LlamaModel.layout(config), in: files)
         let model = LlamaModel(config: config, trainable: trainable)
         try model.loadWeights(from: files)
         let score = try ScalarHead.load(
