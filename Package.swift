@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "_CKernels"),
         .target(name: "TensorCore", dependencies: ["_CBLAS", "_CKernels"]),
         .target(name: "ModelFormats"),
-        .target(name: "Tokenizers"),
+        .target(name: "Tokenizers", dependencies: ["ModelFormats"]),  // bounded file reads (FileContents)
         // Jinja subset for chat templates (SmolLM2, Qwen2.5, Llama-3, Zephyr).
         .target(name: "ChatTemplates"),
         // JSONL datasets in TRL's formats, validation with file/line/field errors, encoding with loss masks.

@@ -123,7 +123,7 @@ public enum PEFTAdapter {
         }
         let json: [String: JSONValue]
         do {
-            guard let data = FileContents.read(url) else { throw CocoaError(.fileReadUnknown) }
+            let data = try FileContents.read(url)
             json = try JSONDecoder().decode([String: JSONValue].self, from: data)
         } catch {
             throw ExportError.unreadable(path: file, reason: "not a JSON object: \(error)")

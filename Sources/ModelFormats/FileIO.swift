@@ -168,14 +168,54 @@ private func systemWrite(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int)
     write(fd, pointer, count)
 }
 
-/// Whole-file reads for small text files (configs, adapter_config.json).
+/// Whole-file reads of metadata (configs, tokenizer.json, adapter_config.json, trainer state, chat files), bounded:
+/// a path to `/dev/zero`, a FIFO that never ends or a multi-gigabyte file is refused with its size, not read until
+/// memory runs out.
 public enum FileContents {
-    /// The bytes of `url`, or nil when it cannot be read. An empty regular file gives empty data without going
-    /// through Foundation's reader, which leaks its buffer on a file of size 0 (found by the config and PEFT fuzzers).
-    public static func read(_ url: URL) -> Data? {
+    /// Far above any metadata file (a 256k-token tokenizer.json is about 20 MB).
+    public static let defaultLimit = 64 << 20
+
+    /// Why a file could not be read (the caller names the file).
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        public let reason: String
+        public var description: String { reason }
+    }
+
+    /// The bytes of `url`, at most `limit` of them. An empty regular file gives empty data without going through
+    /// Foundation's reader, which leaks its buffer on a file of size 0 (found by the config and PEFT fuzzers).
+    public static func read(_ url: URL, atMost limit: Int = defaultLimit) throws(Failure) -> Data {
         var info = stat()
-        guard stat(url.path, &info) == 0 else { return nil }
-        if info.st_size == 0 && (info.st_mode & S_IFMT) == S_IFREG { return Data() }
-        return FileManager.default.contents(atPath: url.path)
+        guard stat(url.path, &info) == 0 else {
+            throw Failure(reason: errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
+        }
+        let kind = info.st_mode & S_IFMT
+        guard kind != S_IFDIR else { throw Failure(reason: "a directory, expected a file") }
+        if kind == S_IFREG {
+            guard Int(info.st_size) <= limit else {
+                throw Failure(reason: "\(info.st_size) bytes, more than the \(limit) this kind of file may hold")
+            }
+            if info.st_size == 0 { return Data() }
+            guard let data = FileManager.default.contents(atPath: url.path) else {
+                throw Failure(reason: "not readable (permissions?)")
+            }
+            return data
+        }
+        // A pipe or device (`--config <(…)`): read up to one byte past the limit.
+        do {
+            let handle = try FileHandle(forReadingFrom: url)
+            defer { try? handle.close() }
+            var data = Data()
+            while data.count <= limit, let chunk = try handle.read(upToCount: 1 << 16), !chunk.isEmpty {
+                data.append(chunk)
+            }
+            guard data.count <= limit else {
+                throw Failure(reason: "more than the \(limit) bytes this kind of file may hold")
+            }
+            return data
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw Failure(reason: "not readable (\(error.localizedDescription))")
+        }
     }
 }

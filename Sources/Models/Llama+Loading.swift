@@ -49,7 +49,7 @@ extension LlamaModel {
         let single = dir.appendingPathComponent("model.safetensors")
         if FileManager.default.fileExists(atPath: single.path) { return [try SafeTensorsFile(contentsOf: single)] }
         let index = dir.appendingPathComponent("model.safetensors.index.json")
-        guard let data = try? Data(contentsOf: index),
+        guard let data = try? FileContents.read(index),
             let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
         else {
             throw ModelError.unreadable(

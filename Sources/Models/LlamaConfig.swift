@@ -2,6 +2,7 @@
 // Hugging Face `config.json` or from GGUF `llama.*` / `qwen2.*` metadata.
 
 import Foundation
+import ModelFormats
 import TensorCore
 
 public struct LlamaConfig: Codable, Sendable, Equatable {
@@ -81,8 +82,8 @@ extension LlamaConfig {
     /// Reads a Hugging Face `config.json`.
     public init(huggingFaceConfig url: URL) throws {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ModelError.unreadable(file: url.path, reason: error.localizedDescription)
+        do { data = try FileContents.read(url) } catch {
+            throw ModelError.unreadable(file: url.path, reason: error.reason)
         }
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError.invalidConfig(
@@ -123,7 +124,7 @@ extension LlamaConfig {
         var eos = ids(json["eos_token_id"])
         // generation_config.json may list more stop ids (Llama 3: <|eot_id|> besides <|end_of_text|>).
         let generation = url.deletingLastPathComponent().appendingPathComponent("generation_config.json")
-        if let data = try? Data(contentsOf: generation),
+        if let data = try? FileContents.read(generation),
             let g = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
         {
             for id in ids(g["eos_token_id"]) where !eos.contains(id) { eos.append(id) }

@@ -10,6 +10,7 @@
 import Datasets
 import Foundation
 import ModelExport
+import ModelFormats
 import Models
 import TensorCore
 import Trainers
@@ -147,7 +148,7 @@ public final class DemoPipeline {
         let file = stagesDirectory.appendingPathComponent(String(format: "%d-%@.json", index + 1, name))
         observer.stage(index + 1, Self.stages.count, title)
         let fingerprint = try config.fingerprint(stage: name, model: baseModel)
-        if let data = FileManager.default.contents(atPath: file.path) {
+        if let data = try? FileContents.read(file) {
             do {
                 let record = try Self.decoder().decode(StageRecord<R>.self, from: data)
                 if record.fingerprint == fingerprint {

@@ -5,6 +5,7 @@
 // rather than silently tokenizing differently from the reference.
 
 import Foundation
+import ModelFormats
 
 extension Tokenizer {
     /// Builds a tokenizer from a Hugging Face `tokenizer.json`, and takes bos / eos / pad / unk
@@ -45,10 +46,6 @@ extension Tokenizer {
     }
 
     private static func readFile(_ url: URL) throws(TokenizerError) -> Data {
-        do {
-            return try Data(contentsOf: url)
-        } catch {
-            throw .unreadableFile(path: url.path, reason: error.localizedDescription)
-        }
+        do { return try FileContents.read(url) } catch { throw .unreadableFile(path: url.path, reason: error.reason) }
     }
 }

@@ -4,6 +4,7 @@ import ArgumentParser
 import Datasets
 import Foundation
 import ModelExport
+import ModelFormats
 import Models
 
 struct ModelOptions: ParsableArguments {
@@ -125,8 +126,9 @@ func encodeChat(_ loaded: LoadedModel, _ messages: [Message]) throws -> [Int] {
 
 /// Reads a chat file: a JSON array of {"role", "content"} or an object with "messages".
 func readChatFile(_ path: String) throws -> [Message] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw InputError("\(path): cannot read the chat file.")
+    let data: Data
+    do { data = try FileContents.read(URL(fileURLWithPath: path)) } catch {
+        throw InputError("\(path): cannot read the chat file (\(error.reason)).")
     }
     let json: Any
     do { json = try JSONSerialization.jsonObject(with: data) } catch {

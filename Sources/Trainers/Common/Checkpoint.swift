@@ -143,10 +143,10 @@ public enum Checkpoint {
     /// Reads the state and resolved config of a checkpoint directory.
     public static func readState(_ dir: URL) throws -> (state: TrainerState, configJSON: Data) {
         let stateURL = dir.appendingPathComponent(stateFile), configURL = dir.appendingPathComponent(configFile)
-        guard let stateData = FileManager.default.contents(atPath: stateURL.path) else {
+        guard let stateData = try? FileContents.read(stateURL) else {
             throw CheckpointError.missingFile(directory: dir.path, file: stateFile)
         }
-        guard let config = FileManager.default.contents(atPath: configURL.path) else {
+        guard let config = try? FileContents.read(configURL) else {
             throw CheckpointError.missingFile(directory: dir.path, file: configFile)
         }
         do { return (try JSONDecoder().decode(TrainerState.self, from: stateData), config) } catch {

@@ -80,8 +80,9 @@ extension PartialConfig {
 
     /// Reads a JSON or YAML file (by content: JSON first, then YAML).
     public static func load(file url: URL) throws -> [String: Any] {
-        guard let data = FileContents.read(url) else {
-            throw ConfigFileError.unreadable(file: url.path, reason: "no such file or not readable")
+        let data: Data
+        do { data = try FileContents.read(url) } catch {
+            throw ConfigFileError.unreadable(file: url.path, reason: error.reason)
         }
         if let json = try? JSONSerialization.jsonObject(with: data) {
             guard let object = json as? [String: Any] else {

@@ -19,6 +19,7 @@
 import Datasets
 import Foundation
 import ModelExport
+import ModelFormats
 import Models
 import TensorCore
 
@@ -158,7 +159,7 @@ public final class PPOTrainer: Trainer {
     public func restore(checkpoint directory: URL) throws {
         let url = directory.appendingPathComponent(PPOState.fileName)
         do {
-            state = try JSONDecoder().decode(PPOState.self, from: Data(contentsOf: url))
+            state = try JSONDecoder().decode(PPOState.self, from: FileContents.read(url))
         } catch {
             throw CheckpointError.invalidState(file: url.path, reason: "unreadable PPO state: \(error)")
         }

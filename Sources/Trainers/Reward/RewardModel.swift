@@ -5,6 +5,7 @@
 import Datasets
 import Foundation
 import ModelExport
+import ModelFormats
 import Models
 import TensorCore
 
@@ -56,7 +57,7 @@ public struct RewardModel: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: cardURL.path) else { return rm }
         let card: RewardModelCard
         do {
-            card = try JSONDecoder().decode(RewardModelCard.self, from: Data(contentsOf: cardURL))
+            card = try JSONDecoder().decode(RewardModelCard.self, from: FileContents.read(cardURL))
         } catch {
             throw CheckpointError.invalidState(file: cardURL.path, reason: "unreadable: \(error)")
         }
