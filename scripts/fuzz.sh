@@ -29,6 +29,7 @@ for t in "${targets[@]}"; do
     # Inputs up to the largest seed (a whole small GGUF), so mutations reach the tensor data too.
     RLHF_FUZZ_TARGET=$t "$bin" "$corpus" "$seeds" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1 || true
+    rm -rf "$TMPDIR"/rlhf-fuzz-*  # scratch files a crashed run left
     execs=$(grep -E "stat::number_of_executed_units" "$log" | awk '{s += $2} END {print s + 0}')
     rate=$(grep -E "stat::average_exec_per_sec" "$log" | awk '{s += $2} END {print s + 0}')
     found=$(find "$findings" -type f | wc -l)

@@ -24,10 +24,12 @@ public struct FuzzFinding: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// A per-process scratch directory (under TMPDIR; scripts/fuzz.sh points it at /dev/shm).
+/// A per-process scratch directory (under TMPDIR; scripts/fuzz.sh points it at /dev/shm), removed at exit (libFuzzer
+/// ends with `exit`; after a crash fuzz.sh removes what is left).
 let scratch: URL = {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rlhf-fuzz-\(getpid())")
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(at: scratch) }
     return dir
 }()
 

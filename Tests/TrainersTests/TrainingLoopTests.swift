@@ -235,4 +235,74 @@ final class ToyRegression: TrainingObjective {
         let hidden = try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }.sorted()
         #expect(hidden == [OutputLock.fileName, ".model.old-5d"], "\(hidden)")
     }
+
+    /// A full disk (a 1 MiB tmpfs as the output) while a checkpoint is written: the run stops with an error that
+    /// names the cause, `latest` still names the previous checkpoint, which reads back whole, and once space is
+    /// freed the run resumes to the same weights as an uninterrupted one.
+    @Test(.enabled(if: Tmpfs.canMount, "mounting a small tmpfs needs root (CAP_SYS_ADMIN)"))
+    func aFullDiskStopsTheRunAndKeepsTheLastCheckpoint() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (straight, _) = try Self.run(out: dir.appendingPathComponent("straight"), steps: 4, saveSteps: 2)
+        let disk = try Tmpfs(at: dir.appendingPathComponent("disk"), bytes: 1 << 20)
+        defer { disk.unmount() }
+        let out = disk.url.appendingPathComponent("run")
+        _ = try Self.run(out: out, steps: 4, stopAt: 2, saveSteps: 2)
+        let checkpoint = out.appendingPathComponent("checkpoint-2")
+        let files = try FileManager.default.contentsOfDirectory(atPath: checkpoint.path).sorted()
+        let before = try files.map { try Data(contentsOf: checkpoint.appendingPathComponent($0)) }
+        // Fill the disk but for a few pages: the metrics lines of steps 3 and 4 fit, checkpoint-4 does not.
+        let filler = disk.url.appendingPathComponent("filler")
+        #expect(FileManager.default.createFile(atPath: filler.path, contents: nil))
+        let handle = try FileHandle(forWritingTo: filler)
+        while (try? handle.write(contentsOf: Data(count: 4096))) != nil {}
+        try handle.truncate(atOffset: max(0, try handle.offset() - 3 * 4096))
+        try handle.close()
+        do {
+            _ = try Self.run(out: out, steps: 4, resume: true, saveSteps: 2)
+            Issue.record("a full disk did not stop the run")
+        } catch {
+            let text = "\(error)"
+            #expect(
+                text.contains("could not save checkpoint-4") && text.contains("No space left on device")
+                    && text.contains("checkpoint-2 is intact"), "\(text)")
+        }
+        #expect(try String(contentsOf: out.appendingPathComponent("latest"), encoding: .utf8) == "checkpoint-2")
+        #expect(try files.map { try Data(contentsOf: checkpoint.appendingPathComponent($0)) } == before)
+        #expect(try Checkpoint.readState(checkpoint).state.step == 2)
+        try FileManager.default.removeItem(at: filler)
+        let (resumed, _) = try Self.run(out: out, steps: 4, resume: true, saveSteps: 2)
+        for (x, y) in zip(resumed.groups, straight.groups) { #expect(x.store.values.array == y.store.values.array) }
+    }
+}
+
+/// A small tmpfs mounted for a test (Linux, root).
+struct Tmpfs {
+    let url: URL
+    init(at url: URL, bytes: Int) throws {
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        guard Self.run(["mount", "-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", url.path]) else {
+            throw CocoaError(.fileWriteNoPermission)
+        }
+        self.url = url
+    }
+    func unmount() { _ = Self.run(["umount", url.path]) }
+
+    static let canMount: Bool = {
+        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("tmpfs-probe-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: probe) }
+        guard getuid() == 0, let t = try? Tmpfs(at: probe, bytes: 1 << 16) else { return false }
+        t.unmount()
+        return true
+    }()
+
+    private static func run(_ arguments: [String]) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
 }

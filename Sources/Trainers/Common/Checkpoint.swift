@@ -16,6 +16,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case missingFile(directory: String, file: String)
     case invalidState(file: String, reason: String)
     case mismatch(file: String, field: String, expected: String, found: String, hint: String)
+    /// Writing `checkpoint-<step>` failed (a full disk, a quota); `intact` names the newest checkpoint left whole.
+    case saveFailed(directory: String, step: Int, reason: String, intact: String?)
 
     public var description: String {
         switch self {
@@ -27,6 +29,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .invalidState(file, reason): "\(file): \(reason)."
         case let .mismatch(file, field, expected, found, hint):
             "\(file): \(field) is \(found) but this run has \(expected). Hint: \(hint)"
+        case let .saveFailed(dir, step, reason, intact):
+            "\(dir): could not save \(CheckpointLayout.checkpointPrefix)\(step), the run stopped (\(reason))."
+                + (intact.map { " \($0) is intact: free some space and rerun with --resume \(dir) to go on from it." }
+                    ?? " No earlier checkpoint was saved.")
         }
     }
 }

@@ -240,10 +240,16 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
             numTokens: numTokens, skippedSteps: skippedSteps, rngState: rng.state,
             tokenizerFingerprint: identity.tokenizerFingerprint,
             baseModel: identity.baseModel, trainable: identity.weightsFile)
-        return try Checkpoint.save(
-            state: state, configJSON: try configJSON(), groups: groups, optimizers: optimizers,
-            extraFiles: identity.extraFiles.merging(try objective.checkpointFiles()) { $1 }, to: outputDirectory,
-            keep: config.training.saveTotalLimit)
+        let files = identity.extraFiles.merging(try objective.checkpointFiles()) { $1 }
+        do {
+            return try Checkpoint.save(
+                state: state, configJSON: try configJSON(), groups: groups, optimizers: optimizers,
+                extraFiles: files, to: outputDirectory, keep: config.training.saveTotalLimit)
+        } catch {
+            throw CheckpointError.saveFailed(
+                directory: outputDirectory.path, step: step, reason: "\(error)",
+                intact: CheckpointLayout.resolveCheckpoint(outputDirectory)?.lastPathComponent)
+        }
     }
 
     /// Restores everything `saveCheckpoint` wrote, refusing a different config or tokenizer.
