@@ -93,8 +93,8 @@ public struct DataError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the file is a JSON array, but JSON Lines (JSONL) is expected: one JSON object "
                 + "per line. Hint: convert it with `jq -c '.[]' in.json > out.jsonl`"
         case .lineTooLong(let bytes, let limit):
-            return "line is \(bytes) bytes, more than the limit of \(limit) "
-                + "(raise ReadOptions.maxLineBytes if this is intended)"
+            return "line is \(bytes) bytes, more than the \(limit)-byte limit for one JSONL record (a line that long"
+                + " is usually a file without line breaks; the limit is ReadOptions.maxLineBytes)"
         case .invalidUTF8(let column):
             return "invalid UTF-8 at byte \(column) of the line; re-encode the file as UTF-8"
         case .invalidJSON(let column, let reason, let atEndOfFile):

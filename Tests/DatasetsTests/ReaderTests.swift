@@ -72,6 +72,30 @@ struct RealDatasetTests {
         #expect(prompts.count == 500)
     }
 
+    /// A line over the limit is refused with its line number and the limit, without buffering the whole line, from a
+    /// file as from memory (the real file case with skipping is in BadFileTests).
+    @Test func lineOverTheLimitIsRefusedWithItsNumber() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jsonl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("long.jsonl")
+        let record = #"{"prompt": "a", "completion": "b"}"#
+        let long = #"{"prompt": ""# + String(repeating: "x", count: 3 << 20) + #"", "completion": "b"}"#
+        try Data([record, long, record].joined(separator: "\n").utf8).write(to: url)
+        var options = ReadOptions()
+        options.maxLineBytes = 1 << 20
+        do {
+            _ = try Dataset<SFTExample>(contentsOf: url, options: options)
+            Issue.record("accepted a line over the limit")
+        } catch {
+            #expect(error.file == url.path && error.line == 2, "\(error)")
+            #expect("\(error)".contains("more than the 1048576-byte limit for one JSONL record"), "\(error)")
+        }
+        options.skipInvalid = true
+        let kept = try Dataset<SFTExample>(contentsOf: url, options: options)
+        #expect(kept.lineNumbers == [1, 3] && kept.report.issues[.lineTooLong]?.lines == [2])
+    }
+
     @Test func missingFileIsUnreadable() {
         do {
             _ = try Dataset<SFTExample>(contentsOf: URL(fileURLWithPath: "/nonexistent/x.jsonl"))
