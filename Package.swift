@@ -44,11 +44,13 @@ let package = Package(
         .target(name: "Models", dependencies: ["TensorCore", "ModelFormats", "Tokenizers", "ChatTemplates"]),
         // Export: PEFT adapters, merged HF checkpoint directories, GGUF (F32/F16/Q8_0).
         .target(name: "ModelExport", dependencies: ["Models", "ModelFormats", "Tokenizers", "TensorCore"]),
+        // Data-parallel runs: Open MPI loaded at run time when started by mpirun (no build-time MPI dependency).
+        .target(name: "Distributed"),
         // Trainers: configs, checkpoints, metrics and the training loops (SFT; reward, DPO, PPO next).
         .target(
             name: "Trainers",
             dependencies: [
-                "Models", "Datasets", "TensorCore", "ModelFormats", "ModelExport",
+                "Models", "Datasets", "TensorCore", "ModelFormats", "ModelExport", "Distributed",
                 .product(name: "Yams", package: "Yams"),
             ]),
         // The demo pipeline: a built-in task with a gold judge, simulated annotators, every stage, the
@@ -58,7 +60,7 @@ let package = Package(
             name: "rlhf",
             dependencies: [
                 "Models", "TensorCore", "ModelFormats", "Tokenizers", "ModelExport", "Trainers", "Datasets", "Pipeline",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(

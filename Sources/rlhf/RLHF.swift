@@ -1,6 +1,7 @@
 // The `rlhf` command-line tool: one file per subcommand; shared options in Options.swift.
 
 import ArgumentParser
+import Distributed
 import Foundation
 import TensorCore
 
@@ -30,13 +31,22 @@ struct RLHF: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
+            // Under mpirun a failing rank ends them all: the others would wait in the next collective forever.
+            if let world = World.started, world.size > 1 {
+                FileHandle.standardError.write(Data("rank \(world.rank) of \(world.size): error: \(error)\n".utf8))
+                world.abort(code: 1)
+            }
             exit(withError: error)
         }
     }
 }
 
 /// Prints to standard error (progress and diagnostics never mix with machine-readable stdout).
-func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+/// A line on stderr; under mpirun only rank 0's (every rank runs the same job).
+func note(_ s: String) {
+    guard World.launchedRank == 0 else { return }
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
 
 /// Prints an Encodable value as one JSON object on stdout.
 func printJSON<T: Encodable>(_ value: T) throws {

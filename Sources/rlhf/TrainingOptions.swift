@@ -2,6 +2,7 @@
 // defaults < --config < --set < these flags). Help texts read defaults from the config types.
 
 import ArgumentParser
+import Distributed
 import Foundation
 import ModelExport
 import Synchronization
@@ -139,6 +140,6 @@ extension TrainingFlags {
             return .proceed
         }
         if renderer.isTerminal { note("") }
-        note("Saved \(try export().path)")
+        if World.launchedRank == 0 { note("Saved \(try export().path)") }  // rank 0 writes the outputs
     }
 }

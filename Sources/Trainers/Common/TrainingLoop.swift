@@ -11,6 +11,7 @@
 // A trainer = a `TrainerConfig`, a data source and a `TrainingObjective` (its step / loss function).
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -61,6 +62,19 @@ public struct MetricSums: Sendable {
     }
 
     public var means: Metrics { entries.mapValues { $0.sum / max($0.weight, .leastNormalMagnitude) } }
+
+    /// Sums every entry and the token count over the ranks (each rank reported its micro-batches only).
+    mutating func allReduce(_ world: any Communicator) throws {
+        guard world.size > 1 else { return }
+        let keys = entries.keys.sorted()
+        try world.expectSame(
+            Double(fnv1a(Data(keys.joined(separator: "\u{1}").utf8))),
+            "metric names (\(keys.joined(separator: ", ")) on rank \(world.rank))")
+        var flat = keys.flatMap { [entries[$0]!.sum, entries[$0]!.weight] } + [tokens]
+        try world.allReduceSum(&flat)
+        for (i, k) in keys.enumerated() { entries[k] = (flat[2 * i], flat[2 * i + 1]) }
+        tokens = flat[2 * keys.count]
+    }
 }
 
 /// What a trainer contributes to the loop: its data stream and its step.
@@ -74,6 +88,11 @@ public protocol TrainingObjective: AnyObject {
     /// Forward and backward over the micro-batches of optimizer step `step` (0-based), adding gradients to
     /// the groups' stores (zero on entry). Returns the step's metric sums.
     func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums
+    /// The data-parallel form: every rank draws all `microBatches` (keeping the data stream in step) but computes
+    /// only those `shard` owns, with the normalisers of the whole step, so the sum over the ranks is the
+    /// one-process gradient. Objectives that implement it set `supportsDataParallel`.
+    func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums
+    var supportsDataParallel: Bool { get }
     /// Evaluation metrics (`eval_…` names), nil when there is no evaluation data.
     func evaluate() throws -> Metrics?
     /// Further state a resume needs beyond weights, moments, data position and RNG (e.g. PPO's rollout buffer
@@ -84,6 +103,11 @@ public protocol TrainingObjective: AnyObject {
 }
 
 extension TrainingObjective {
+    public var supportsDataParallel: Bool { false }
+    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
+        precondition(shard.size == 1, "the loop refuses a data-parallel run of an objective without support")
+        return try accumulateGradients(step: step, microBatches: microBatches)
+    }
     public func checkpointFiles() throws -> [String: Data] { [:] }
     public func restore(checkpoint directory: URL) throws {}
 }
@@ -107,6 +131,9 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     /// True while the gradient buffers hold zeros (fresh, or just consumed by AdamW, which zeroes what it
     /// reads), so a step skips the separate zeroing pass.
     var gradientsAreZero = false
+    /// The processes of this run (set by `train`; one unless started by mpirun). Rank 0 alone writes the output
+    /// directory; every rank holds the same weights after each step.
+    public private(set) var world: any Communicator = SingleProcess()
 
     public init(
         config: Config, groups: [ParameterGroup], batchesPerEpoch: Int, outputDirectory: URL,
@@ -139,19 +166,46 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         _ objective: TrainingObjective, resume: URL? = nil, stopRequested: () -> Bool = { false },
         onEvent: (TrainerEvent) -> TrainingControl = { _ in .proceed }
     ) throws -> Metrics {
-        let lock = try OutputLock(directory: outputDirectory)  // one run per output directory
+        world = try World.current()
+        let t = config.training, total = totalSteps, main = world.isMain
+        if world.size > 1 {
+            guard objective.supportsDataParallel else {
+                throw ConfigError.invalid(
+                    field: "ranks", value: "\(world.size) (mpirun)",
+                    expected: "1: this trainer does not run data-parallel yet; start it without mpirun")
+            }
+            guard t.gradientAccumulationSteps >= world.size else {
+                throw ConfigError.invalid(
+                    field: "gradient_accumulation_steps", value: "\(t.gradientAccumulationSteps)",
+                    expected: "at least the rank count (\(world.size)): the ranks share each step's micro-batches;"
+                        + " a multiple of it balances them")
+            }
+        }
+        // Ranks started with different settings would wait for each other forever at a different step.
+        try world.expectSame(
+            Double(fnv1a(try configJSON())), "the training config (same flags and files on every rank)")
+        try world.expectSame(Double(total), "the number of steps")
+        let shard = Shard(rank: world.rank, size: world.size)
+        let lock = main ? try OutputLock(directory: outputDirectory) : nil  // one run per output directory
         defer { withExtendedLifetime(lock) {} }
-        Checkpoint.removeStaging(in: outputDirectory)  // what a killed run was writing
+        if main { Checkpoint.removeStaging(in: outputDirectory) }  // what a killed run was writing
         if let resume { try restore(from: resume, objective) }
-        let log = try MetricsLog(url: outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile))
-        let t = config.training, total = totalSteps
+        let log =
+            main ? try MetricsLog(url: outputDirectory.appendingPathComponent(CheckpointLayout.metricsFile)) : nil
         var window = MetricSums(), windowSteps = 0, windowGradNorm = 0.0, windowStart = Date()
         var last: Metrics = [:]
         while step < total {
             let lr = schedule.learningRate(at: step)
             if !gradientsAreZero { for g in groups { g.store.zeroGradients() } }
             gradientsAreZero = false
-            let sums = try objective.accumulateGradients(step: step, microBatches: t.gradientAccumulationSteps)
+            var sums = try objective.accumulateGradients(
+                step: step, microBatches: t.gradientAccumulationSteps, shard: shard)
+            if world.size > 1 {
+                for g in groups {
+                    if let grad = g.store.gradients { try world.allReduceSum(grad.pointer, count: grad.count) }
+                }
+                try sums.allReduce(world)
+            }
             let applied = try optimizerStep(lr: lr)
             step += 1
             numTokens += sums.tokens
@@ -173,17 +227,24 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
                 last["epoch"] =
                     Double(position.epoch) + Double(position.batch) / Double(max(objective.batchesPerEpoch, 1))
                 last["tokens_per_second"] = window.tokens / max(elapsed, 1e-9)
-                try log.append(last)
-                if onEvent(.step(step: step, totalSteps: total, metrics: last)) == .stop { control = .stop }
+                try log?.append(last)
+                if main && onEvent(.step(step: step, totalSteps: total, metrics: last)) == .stop { control = .stop }
                 (window, windowSteps, windowGradNorm, windowStart) = (MetricSums(), 0, 0, Date())
             }
-            if (t.evalSteps > 0 && step % t.evalSteps == 0) || step == total, var metrics = try objective.evaluate() {
+            if main, (t.evalSteps > 0 && step % t.evalSteps == 0) || step == total,
+                var metrics = try objective.evaluate()
+            {
                 metrics["step"] = Double(step)
-                try log.append(metrics, kind: "eval")
+                try log?.append(metrics, kind: "eval")
                 if onEvent(.evaluation(step: step, metrics: metrics)) == .stop { control = .stop }
                 windowStart = Date()  // throughput excludes evaluation time
             }
-            if step % t.saveSteps == 0 || step == total || control == .stop {
+            if world.size > 1 {  // every rank stops at the same step if any rank (or rank 0's observer) asks
+                var stop = [control == .stop ? 1.0 : 0]
+                try world.allReduceSum(&stop)
+                control = stop[0] > 0 ? .stop : .proceed
+            }
+            if main && (step % t.saveSteps == 0 || step == total || control == .stop) {
                 let dir = try saveCheckpoint(objective)
                 _ = onEvent(.checkpointSaved(step: step, directory: dir))
             }
@@ -325,3 +386,6 @@ extension Trainer {
     @discardableResult
     public func saveCheckpoint() throws -> URL { try loop.saveCheckpoint(self) }
 }
+
+/// FNV-1a (32-bit) of `data`: a fingerprint the ranks compare (exact as a Double).
+func fnv1a(_ data: Data) -> UInt32 { data.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 } }

@@ -5,6 +5,7 @@
 // fine-tune, the initial weights) and cached: no second copy of the model is ever held.
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -97,11 +98,17 @@ public final class DPOTrainer: Trainer {
             count: data.train.count, batchSize: config.batchSize, seed: config.seed, position: dataPosition)
     }
 
+    public var supportsDataParallel: Bool { true }
+
     public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
+    }
+
+    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in batches.next() }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, indices) in micro.enumerated() {
+        for (i, indices) in micro.enumerated() where shard.owns(i) {
             let pairs = indices.map { data.train[$0] }, n = pairs.count
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
             let scored = try loaded.model.score(labeled(pairs), adapter: adapter, into: acts, training: true)

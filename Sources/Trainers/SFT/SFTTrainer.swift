@@ -3,6 +3,7 @@
 // and the export. LoRA on a frozen base (the default) or a full fine-tune.
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -57,13 +58,20 @@ public final class SFTTrainer: Trainer {
         loader = try DataLoader(examples: data.train, config: loader.config, position: dataPosition)
     }
 
+    public var supportsDataParallel: Bool { true }
+
     public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
+    }
+
+    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in loader.next() }
         let collated = micro.map { LabeledBatch(rows: $0.tokens, lossMask: $0.lossMask, padID: padID) }
         let counted = collated.reduce(0) { $0 + $1.counted }
         let model = loaded.model
-        var total = SFTLoss.Sums(), tokens = 0.0
-        for (i, b) in collated.enumerated() where b.counted > 0 {
+        var total = SFTLoss.Sums(), tokens = 0.0, own = 0
+        for (i, b) in collated.enumerated() where b.counted > 0 && shard.owns(i) {
+            own += b.counted
             acts.isTraining = true
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
             let hidden = model.forward(b.batch, adapter: adapter, into: acts)
@@ -77,8 +85,8 @@ public final class SFTTrainer: Trainer {
             tokens += Double(b.realTokens)
         }
         var sums = MetricSums()
-        sums.add("loss", total.negLogProb, weight: Double(counted))
-        sums.add("mean_token_accuracy", total.correct, weight: Double(counted))
+        sums.add("loss", total.negLogProb, weight: Double(own))
+        sums.add("mean_token_accuracy", total.correct, weight: Double(own))
         sums.tokens = tokens
         return sums
     }

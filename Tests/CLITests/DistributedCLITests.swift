@@ -1,0 +1,164 @@
+// `mpirun -np 2 rlhf …` as a user launches a data-parallel run (Open MPI on loopback): SFT and DPO give the
+// weights of a one-process run with the same global batch, a run resumes with another rank count, ranks started
+// with different settings are refused, and a rank killed mid-run ends the job instead of leaving the others waiting.
+
+import Foundation
+import Testing
+
+enum MPI {
+    /// `mpirun` on PATH (scripts/bootstrap.sh installs Open MPI when it is missing and it can).
+    static let mpirun: String? = {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let path = "\(dir)/mpirun"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }()
+
+    /// Runs `mpirun -np 2 <command…>` (or an MPMD line when `second` is given), with a deadline.
+    static func run(_ args: [String], second: [String]? = nil, deadline: TimeInterval = 300) throws -> CLI.Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mpirun!)
+        var line = getuid() == 0 ? ["--allow-run-as-root"] : []
+        if let second {
+            line += ["-np", "1"] + args + [":", "-np", "1"] + second
+        } else {
+            line += ["-np", "2"] + args
+        }
+        p.arguments = line
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let timer = DispatchWorkItem { p.terminate() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + deadline, execute: timer)
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        timer.cancel()
+        return CLI.Result(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+@Suite(
+    .serialized,
+    .enabled(if: MPI.mpirun != nil, "Open MPI's mpirun is not installed (scripts/bootstrap.sh installs it as root)"))
+struct DistributedCLITests {
+    static let rlhf = CLI.binary.path
+    static let small = ["--max-length", "48", "--lora-rank", "4", "--set", "logging_steps=1"]
+
+    static func weights(_ dir: URL) throws -> [String: [Float]] {
+        let data = try Data(contentsOf: dir.appendingPathComponent("adapter/adapter_model.safetensors"))
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try #require(
+            try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as? [String: Any])
+        var out: [String: [Float]] = [:]
+        for (name, info) in header where name != "__metadata__" {
+            let offsets = try #require((info as? [String: Any])?["data_offsets"] as? [Int])
+            let bytes = data.subdata(in: (8 + n + offsets[0])..<(8 + n + offsets[1]))
+            out[name] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        return out
+    }
+
+    static func losses(_ dir: URL) throws -> [Double] {
+        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap {
+                (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+            }
+    }
+
+    static func sftData(_ dir: URL) throws -> URL {
+        let url = dir.appendingPathComponent("sft.jsonl")
+        try PreferenceCLITests.write(
+            (0..<8).map { "{\"prompt\": \"What is \($0) + 1?\", \"completion\": \"\($0 + 1).\"}" }, to: url)
+        return url
+    }
+
+    /// Two ranks, each one micro-batch of a two-micro-batch step: the all-reduced gradient is the one-process sum
+    /// (two terms add the same in any order), so the adapter matches bit for bit; resuming the one-process run's
+    /// checkpoint on two ranks lands on the same weights too.
+    @Test func sftOnTwoRanksMatchesOneProcessAndResumesAcrossRankCounts() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = try Self.sftData(dir)
+        let args =
+            [
+                "sft", "--data", data.path, "--max-steps", "3", "--batch-size", "2", "--set",
+                "gradient_accumulation_steps=2",
+                "--set", "save_steps=1",
+            ] + Self.small
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let single = try CLI.run(args + ["--out", one.path])
+        #expect(single.status == 0, "\(single.stderr)")
+        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
+        #expect(parallel.status == 0, "\(parallel.stderr)")
+        #expect(try Self.weights(two) == Self.weights(one))
+        #expect(try Self.losses(two) == Self.losses(one) && Self.losses(one).count == 3)
+        // Rank 1 writes nothing of its own: one metrics file with one line per step.
+        let resumed = dir.appendingPathComponent("resumed")
+        let r = try MPI.run(
+            [Self.rlhf] + args + ["--out", resumed.path, "--resume", one.appendingPathComponent("checkpoint-2").path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Self.weights(resumed) == Self.weights(one))
+    }
+
+    /// DPO with four micro-batches a step over two ranks: each rank sums two, so the total is added in another
+    /// order than one process's; the weights agree to float rounding.
+    @Test func dpoOnTwoRanksMatchesOneProcess() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pairs = dir.appendingPathComponent("pairs.jsonl")
+        try PreferenceCLITests.write(
+            (0..<8).map { "{\"prompt\": \"Say \($0).\", \"chosen\": \"\($0)\", \"rejected\": \"No.\"}" }, to: pairs)
+        let args =
+            [
+                "dpo", "--data", pairs.path, "--set", "gradient_accumulation_steps=4", "--batch-size", "1",
+                "--max-steps", "2",
+            ]
+            + Self.small
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let single = try CLI.run(args + ["--out", one.path])
+        #expect(single.status == 0, "\(single.stderr)")
+        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
+        #expect(parallel.status == 0, "\(parallel.stderr)")
+        let a = try Self.weights(one), b = try Self.weights(two)
+        #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
+        var worst: Float = 0, scale: Float = 0
+        for (k, x) in a { for (u, v) in zip(x, b[k]!) { worst = max(worst, abs(u - v)); scale = max(scale, abs(u)) } }
+        #expect(worst <= 1e-6 * max(scale, 1), "largest difference \(worst) (largest weight \(scale))")
+        for (x, y) in zip(try Self.losses(one), try Self.losses(two)) { #expect(abs(x - y) <= 1e-6 * max(1, abs(x))) }
+    }
+
+    /// Ranks given different settings would wait for each other at different steps: refused on every rank.
+    @Test func ranksWithDifferentSettingsAreRefused() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let args =
+            [Self.rlhf, "sft", "--data", try Self.sftData(dir).path, "--out", dir.appendingPathComponent("o").path]
+            + PreferenceCLITests.fast + ["--set", "gradient_accumulation_steps=2"]
+        let r = try MPI.run(args, second: args + ["--set", "learning_rate=0.001"], deadline: 120)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("the ranks disagree: the training config"), "\(r.stderr)")
+    }
+
+    /// A rank killed mid-run (SIGKILL) ends the job within seconds; rank 0 does not write a final adapter.
+    @Test func aKilledRankEndsTheJob() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("o")
+        let command =
+            ([Self.rlhf, "sft", "--data", try Self.sftData(dir).path, "--out", out.path, "--max-steps", "500"]
+            + ["--batch-size", "2", "--set", "gradient_accumulation_steps=2"] + Self.small).map { "'\($0)'" }.joined(
+                separator: " ")
+        let start = Date()
+        let r = try MPI.run(
+            ["sh", "-c", "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 3; kill -9 $$) & fi; exec \(command)"],
+            deadline: 120)
+        #expect(r.status != 0)
+        #expect(Date().timeIntervalSince(start) < 100, "the job waited for the killed rank")
+        #expect(r.stderr.contains("rank 1") && r.stderr.contains("signal 9"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter").path))
+    }
+}
