@@ -17,9 +17,17 @@ public final class ThreadPool: @unchecked Sendable {
     /// `RLHF_NUM_THREADS` overrides the total thread count (1 = no helpers).
     public static let shared: ThreadPool = {
         let env = ProcessInfo.processInfo.environment["RLHF_NUM_THREADS"].flatMap(Int.init)
-        let total = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
+        let total = max(1, env ?? availableCores)
         return ThreadPool(helpers: total - 1)
     }()
+
+    /// The cores this process may run on: its CPU affinity mask on Linux (what `taskset` or `mpirun --bind-to core`
+    /// gives each rank; Foundation's `activeProcessorCount` ignores it), else the active processor count.
+    public static var availableCores: Int {
+        let all = ProcessInfo.processInfo.activeProcessorCount
+        let bound = Int(rlhf_affinity_cpu_count())
+        return bound > 0 ? min(bound, all) : all
+    }
 
     public let helperCount: Int
     /// How long a helper keeps spinning after a job before it parks.

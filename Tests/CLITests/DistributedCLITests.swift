@@ -19,7 +19,9 @@ enum MPI {
     static func run(_ args: [String], second: [String]? = nil, deadline: TimeInterval = 300) throws -> CLI.Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun!)
-        var line = getuid() == 0 ? ["--allow-run-as-root"] : []
+        // One thread per rank, as the one-process runs compared with them (a product split over threads may sum in
+        // another order).
+        var line = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["-x", "RLHF_NUM_THREADS=1"]
         if let second {
             line += ["-np", "1"] + args + [":", "-np", "1"] + second
         } else {
@@ -77,8 +79,8 @@ struct DistributedCLITests {
     }
 
     /// Two ranks, each one micro-batch of a two-micro-batch step: the all-reduced gradient is the one-process sum
-    /// (two terms add the same in any order), so the adapter matches bit for bit; resuming the one-process run's
-    /// checkpoint on two ranks lands on the same weights too.
+    /// (two terms add the same in any order; one thread per process on both sides), so the adapter matches bit for
+    /// bit; resuming the one-process run's checkpoint on two ranks lands on the same weights too.
     @Test func sftOnTwoRanksMatchesOneProcessAndResumesAcrossRankCounts() throws {
         let dir = try PreferenceCLITests.directory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -90,7 +92,7 @@ struct DistributedCLITests {
                 "--set", "save_steps=1",
             ] + Self.small
         let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try CLI.run(args + ["--out", one.path])
+        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
         #expect(single.status == 0, "\(single.stderr)")
         let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
         #expect(parallel.status == 0, "\(parallel.stderr)")
@@ -119,7 +121,7 @@ struct DistributedCLITests {
             ]
             + Self.small
         let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try CLI.run(args + ["--out", one.path])
+        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
         #expect(single.status == 0, "\(single.stderr)")
         let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
         #expect(parallel.status == 0, "\(parallel.stderr)")

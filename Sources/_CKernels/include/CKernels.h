@@ -196,3 +196,6 @@ void rk_bf16_gemm_few_rows_t16(float *y, size_t ldy, const void *xp, const void 
 /// multiple of 32, zero beyond k): dot-product tiles of 4 weight rows, for M < RK_T16_NR.
 void rk_bf16_gemm_few_rows_nt(float *y, size_t ldy, const uint16_t *xb, size_t ldxb, const void *w, size_t row_bytes,
                               const int32_t *row_map, size_t m, size_t n0, size_t n1, size_t k, int accumulate);
+
+/// CPUs in the calling process's affinity mask (Linux), 0 when unknown.
+int rlhf_affinity_cpu_count(void);
