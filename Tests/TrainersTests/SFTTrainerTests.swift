@@ -176,6 +176,12 @@ import Testing
         #expect { _ = try load("learning_rate: .nan\n") } throws: {
             "\($0)".contains("line 1: '.nan' is not a finite number")
         }
+        // Scalars resolve without Yams's integer constructors (a base-60 integer overflowed them: fuzzing).
+        let numbers = try load(
+            "seed: 9999999999999994509:8\nlearning_rate: 1e-4\nmax_steps: 12\nrun_name: '12'\nx: ~\n")
+        #expect(numbers["seed"] as? String == "9999999999999994509:8" && numbers["learning_rate"] as? Double == 1e-4)
+        #expect(numbers["max_steps"] as? Int == 12 && numbers["run_name"] as? String == "12" && numbers["x"] is NSNull)
+        #expect { _ = try load("learning_rate: 1e999\n") } throws: { "\($0)".contains("beyond the range") }
         // Legitimate YAML still reads: nested lists, quotes, comments, dates kept as written.
         let ok = try load("# run\nlora_target_modules: [q_proj, \"v_proj\"]  # [sic]\nrun_name: 2026-12-05\nseed: 3\n")
         #expect(ok["lora_target_modules"] as? [String] == ["q_proj", "v_proj"])

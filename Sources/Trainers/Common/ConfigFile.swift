@@ -153,12 +153,8 @@ enum YAMLReader {
         }
         switch node {
         case .scalar(let scalar):
-            let resolved = Constructor.default.any(from: node)
-            if let number = resolved as? Double, !number.isFinite {
-                throw ConfigFileError.syntax(file: file, reason: "\(line)'\(scalar.string)' is not a finite number")
-            }
-            if resolved is Bool || resolved is Int || resolved is Double || resolved is NSNull { return resolved }
-            return scalar.string  // strings, and dates or binary data kept as written
+            guard scalar.style == .plain || scalar.style == .any else { return scalar.string }  // quoted, block
+            return try plain(scalar.string, line: line, file: file)
         case .sequence(let sequence):
             return try sequence.map { try value($0, depth: depth + 1, budget: &budget, file: file) }
         case .mapping(let mapping):
@@ -173,6 +169,34 @@ enum YAMLReader {
             }
             return out
         }
+    }
+
+    /// A plain scalar as JSON would hold it (YAML 1.2's core schema: null, true/false, decimal integers, floats;
+    /// anything else, dates included, stays a string). Resolved here, not by Yams, whose integer constructors trap
+    /// on overflow (found by fuzzing: `9999999999999994509:8`, a base-60 integer).
+    static func plain(_ text: String, line: String, file: String) throws -> Any {
+        switch text {
+        case "", "~", "null", "Null", "NULL": return NSNull()
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        case ".inf", ".Inf", ".INF", "+.inf", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN":
+            throw ConfigFileError.syntax(file: file, reason: "\(line)'\(text)' is not a finite number")
+        default: break
+        }
+        let body = text.first == "-" || text.first == "+" ? text.dropFirst() : Substring(text)
+        if !body.isEmpty, body.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            if let n = Int(text) { return n }  // beyond Int: a Double, as JSON readers do
+        }
+        let numeric = body.utf8.allSatisfy {
+            ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 101 || $0 == 69 || $0 == 43 || $0 == 45
+        }
+        if numeric, body.utf8.contains(where: { $0 >= 48 && $0 <= 57 }), let d = Double(text) {
+            guard d.isFinite else {
+                throw ConfigFileError.syntax(file: file, reason: "\(line)'\(text)' is beyond the range of a number")
+            }
+            return d
+        }
+        return text
     }
 
     /// An upper bound on the nesting of `text` and the line where it is reached, computed without parsing:
