@@ -38,10 +38,10 @@ extension LlamaModel {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
         precondition(options.maxNewTokens >= 1, "generation needs max_new_tokens ≥ 1")
         let longest = prompts.map(\.count).max()!, limit = config.maxPositions
-        guard longest + options.maxNewTokens <= limit else {
+        guard options.maxNewTokens <= limit - longest else {  // (a sum could overflow)
             throw ModelError.contextOverflow(
                 what: "a prompt of \(longest) tokens plus max_new_tokens \(options.maxNewTokens)",
-                tokens: longest + options.maxNewTokens,
+                tokens: options.maxNewTokens > Int.max - longest ? Int.max : longest + options.maxNewTokens,
                 limit: limit,
                 hint: longest < limit
                     ? "Lower --max-new-tokens to at most \(limit - longest), or shorten the prompt."

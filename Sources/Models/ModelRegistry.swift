@@ -185,10 +185,22 @@ public enum ModelRegistry {
         let gguf = try GGUFFile(contentsOf: url)
         let tokenizer = try Tokenizer(gguf: gguf)
         let template = try tokenizer.chatTemplate.map { try ChatTemplate(source: $0) }
+        let config = try LlamaConfig(gguf: gguf)
+        try checkVocabulary(config, tokenizer, file: url.path, field: "token_embd.weight rows")
         return LoadedModel(
             model: try LlamaModel.load(gguf: gguf, trainable: trainable, keepQuantized: keepQuantized),
             tokenizer: tokenizer,
             chatTemplate: template, source: url)
+    }
+
+    /// Every token id the tokenizer can produce must have an embedding row (a larger embedding is fine: models pad it).
+    static func checkVocabulary(_ config: LlamaConfig, _ tokenizer: Tokenizer, file: String, field: String) throws {
+        guard tokenizer.vocabularySize <= config.vocabularySize else {
+            throw ModelError.invalidConfig(
+                file: file, field: field, value: "\(config.vocabularySize)",
+                expected: "at least the tokenizer's \(tokenizer.vocabularySize) tokens (the tokenizer and the weights"
+                    + " come from different models?)")
+        }
     }
 
     static func loadHuggingFace(_ dir: URL, trainable: Bool) throws -> LoadedModel {
@@ -206,6 +218,8 @@ public enum ModelRegistry {
         if source == nil, let s = try? String(contentsOf: jinja, encoding: .utf8) { source = s }
         let template = try source.map { try ChatTemplate(source: $0) }
         let config = try LlamaConfig(huggingFaceConfig: dir.appendingPathComponent("config.json"))
+        try checkVocabulary(
+            config, tokenizer, file: dir.appendingPathComponent("config.json").path, field: "vocab_size")
         let files = try LlamaModel.safetensorsFiles(in: dir)
         // Checked before allocating (see `load(huggingFaceDirectory:)`).
         _ = try LlamaModel.locate(LlamaModel.layout(config), in: files)

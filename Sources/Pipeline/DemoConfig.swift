@@ -138,11 +138,14 @@ public struct DemoConfig: PartialConfig, Equatable {
             (.ppoIterations, ppoIterations), (.ppoEpochs, ppoEpochs), (.bonPrompts, bonPrompts),
             (.dpoSteps, dpoSteps), (.grpoSteps, grpoSteps),
         ] {
-            try check(value >= 1, key, value, "an integer ≥ 1")
+            try check(value >= 1 && value <= 1_000_000, key, value, "an integer in 1…1000000")
         }
         try check(maxNewTokens >= 4 && maxNewTokens <= 256, .maxNewTokens, maxNewTokens, "an integer in 4…256")
         try check(ppoBatchSize >= 2 && ppoBatchSize % 2 == 0, .ppoBatchSize, ppoBatchSize, "an even integer ≥ 2")
-        try check(bonMaxN >= 1 && bonMaxN & (bonMaxN - 1) == 0, .bonMaxN, bonMaxN, "a power of two ≥ 1")
+        try check(
+            bonMaxN >= 1 && bonMaxN <= 1024 && bonMaxN & (bonMaxN - 1) == 0, .bonMaxN, bonMaxN,
+            "a power of two in 1…1024")
+        try check(ppoBatchSize <= 1024, .ppoBatchSize, ppoBatchSize, "an even integer in 2…1024")
         try check(
             grpoNumGenerations >= 2 && grpoNumGenerations <= 16, .grpoNumGenerations, grpoNumGenerations,
             "an integer in 2…16")

@@ -295,7 +295,7 @@ public final class DemoPipeline {
             train.enumerated().map { i, p in ["messages": conversation(p, p.demonstration(style: i))] },
             "sft.jsonl")
         var c = SFTConfig()
-        stageArguments(&c.training, steps: config.sftSteps, learningRate: config.sftLearningRate, batchSize: 4)
+        try stageArguments(&c.training, steps: config.sftSteps, learningRate: config.sftLearningRate, batchSize: 4)
         let data = try SFTData.prepare(
             config: c, tokenizer: base.tokenizer, chatTemplate: base.chatTemplate, trainFile: file, evalFile: nil)
         let trainer = try SFTTrainer(
@@ -382,7 +382,8 @@ public final class DemoPipeline {
 
     func runReward() throws -> RewardResult {
         var c = RewardConfig()
-        stageArguments(&c.training, steps: config.rewardSteps, learningRate: config.rewardLearningRate, batchSize: 8)
+        try stageArguments(
+            &c.training, steps: config.rewardSteps, learningRate: config.rewardLearningRate, batchSize: 8)
         c.evalSteps = 0
         c.training.loraRank = config.rewardLoraRank
         c.training.loraAlpha = Float(2 * config.rewardLoraRank)
@@ -469,7 +470,7 @@ public final class DemoPipeline {
         c.klCoef = config.ppoKlCoef
         c.temperature = config.sampleTemperature
         c.logSamplesEvery = max(1, config.ppoIterations / 4)
-        stageArguments(
+        try stageArguments(
             &c.training, steps: config.ppoIterations * c.stepsPerIteration, learningRate: config.ppoLearningRate,
             batchSize: config.ppoBatchSize / 2, warmup: 0)
         // A constant rate: the late iterations keep moving the policy (weak KL control plus long training is the
@@ -618,7 +619,7 @@ public final class DemoPipeline {
     func runDPO() throws -> PreferenceResult {
         var c = DPOConfig()
         c.beta = config.dpoBeta
-        stageArguments(&c.training, steps: config.dpoSteps, learningRate: config.dpoLearningRate, batchSize: 4)
+        try stageArguments(&c.training, steps: config.dpoSteps, learningRate: config.dpoLearningRate, batchSize: 4)
         let data = try PreferenceData.prepare(
             training: c.training, maxPromptLength: c.effectiveMaxPromptLength, tokenizer: base.tokenizer,
             chatTemplate: base.chatTemplate, trainFile: dataDirectory.appendingPathComponent("pairs.jsonl"),
@@ -639,7 +640,7 @@ public final class DemoPipeline {
         c.maxCompletionLength = config.maxNewTokens
         c.beta = config.grpoBeta
         c.temperature = config.sampleTemperature
-        stageArguments(
+        try stageArguments(
             &c.training, steps: config.grpoSteps, learningRate: config.grpoLearningRate,
             batchSize: 4 * config.grpoNumGenerations, warmup: 0)
         let data = try PromptData.prepare(
@@ -663,14 +664,17 @@ public final class DemoPipeline {
 
     // MARK: Training
 
-    /// What every training stage shares: `steps` optimizer steps of `batchSize` rows of at most 128 tokens, each
+    /// What every training stage shares: `steps` optimizer steps of `batchSize` rows of at most 128 tokens (or the
+    /// longest prompt plus max_new_tokens), each
     /// step logged, one checkpoint at the end, the demo's seed, warm-up over the first tenth unless `warmup` says.
     func stageArguments(
         _ t: inout TrainingArguments, steps: Int, learningRate: Double, batchSize: Int, warmup: Int? = nil
-    ) {
+    ) throws {
         t.maxSteps = steps
         t.batchSize = batchSize
-        t.maxLength = 128
+        // 128, or more when a long max_new_tokens would otherwise cut prompts (the gold judge looks them up whole).
+        let longest = try (train + eval + ood).map { try encode($0).count }.max() ?? 0
+        t.maxLength = max(128, longest + config.maxNewTokens)
         t.learningRate = Float(learningRate)
         t.warmupSteps = warmup ?? max(1, steps / 10)
         t.loggingSteps = 1

@@ -25,7 +25,7 @@ struct BestOfNCommand: ParsableCommand {
     @Flag(help: "Print {\"prompts\", \"n\", \"mean_best_reward\", \"mean_reward\"} as JSON.") var json = false
 
     func validate() throws {
-        guard n >= 1 else { throw ValidationError("Please pass --n ≥ 1.") }
+        guard n >= 1 && n <= 4096 else { throw ValidationError("Please pass --n in 1…4096.") }
         guard maxNewTokens >= 1 else { throw ValidationError("Please pass --max-new-tokens ≥ 1.") }
         guard temperature > 0 else { throw ValidationError("Please pass --temperature > 0: best-of-n samples.") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("Please pass --top-p in (0, 1].") }

@@ -69,6 +69,11 @@ struct PPOCommand: ParsableCommand {
         if let ptxCoef { extra["ptx_coef"] = ptxCoef }
         var config = try training.resolve(PPOConfig.self, extra: extra)
         if let iterations, training.resume == nil {
+            guard iterations >= 1, iterations <= (1 << 30) / config.stepsPerIteration else {
+                throw ValidationError(
+                    "--iterations \(iterations): expected 1...\((1 << 30) / config.stepsPerIteration) (the run's optimizer"
+                        + " steps, iterations × num_ppo_epochs × num_mini_batches, are at most \(1 << 30))")
+            }
             extra["max_steps"] = iterations * config.stepsPerIteration
             config = try training.resolve(PPOConfig.self, extra: extra)
         }

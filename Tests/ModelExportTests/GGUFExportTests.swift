@@ -185,6 +185,22 @@ import Tokenizers
         }
     }
 
+    /// Weights with fewer embedding rows than the tokenizer has tokens (a tokenizer from another model) are refused
+    /// at load, in both formats, before a token id past the embedding can reach a kernel.
+    @Test func aVocabularySmallerThanTheTokenizersIsRefused() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let hf = dir.appendingPathComponent("hf")
+        try HFCheckpoint.save(model: try Tiny.model(), tokenizer: try Tiny.byteTokenizer(), to: hf)
+        let configURL = hf.appendingPathComponent("config.json")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        config["vocab_size"] = 200
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        #expect { _ = try ModelRegistry.load(hf.path) } throws: {
+            "\($0)".contains("vocab_size") && "\($0)".contains("tokenizer's 256 tokens")
+        }
+    }
+
     @Test func mergedLoRAExportMatchesTheAdapterOnModel() throws {
         let model = try Tiny.model()
         let adapter = try model.addAdapter(named: "policy", config: LoRAConfig(), seed: 21)

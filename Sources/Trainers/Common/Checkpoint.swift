@@ -53,6 +53,24 @@ public struct TrainerState: Codable, Sendable, Equatable {
     /// The weights file: `adapter_model.safetensors` (a PEFT directory) or `model.safetensors`.
     public var trainable: String
     public var version: Int = 2
+
+    /// Why these values cannot come from a run (an edited or corrupted file), or nil: a resume would otherwise trap on
+    /// them (a negative epoch, an all-zero RNG state, an optimizer step count beyond Int).
+    var problem: String? {
+        if step < 0 || totalSteps < 1 || step > totalSteps { return "step \(step) of \(totalSteps)" }
+        if dataPosition.epoch < 0 || dataPosition.batch < 0 || dataPosition.epoch > 1 << 40 {
+            return "data position epoch \(dataPosition.epoch), batch \(dataPosition.batch)"
+        }
+        if let (group, n) = optimizerSteps.first(where: { $0.value < 0 || $0.value > step }) {
+            return "\(n) optimizer steps for \(group) at step \(step)"
+        }
+        if rngState.count != 4 || rngState.allSatisfy({ $0 == 0 }) {
+            return "RNG state \(rngState) (expected 4 words, not all zero)"
+        }
+        if !numTokens.isFinite || numTokens < 0 { return "num_tokens \(numTokens)" }
+        if let s = skippedSteps, s < 0 || s > step { return "\(s) skipped steps at step \(step)" }
+        return nil
+    }
 }
 
 public enum Checkpoint {
@@ -155,9 +173,15 @@ public enum Checkpoint {
         guard let config = try? FileContents.read(configURL) else {
             throw CheckpointError.missingFile(directory: dir.path, file: configFile)
         }
-        do { return (try JSONDecoder().decode(TrainerState.self, from: stateData), config) } catch {
+        let state: TrainerState
+        do { state = try JSONDecoder().decode(TrainerState.self, from: stateData) } catch {
             throw CheckpointError.invalidState(file: stateURL.path, reason: "not a trainer state (\(error))")
         }
+        if let problem = state.problem {
+            throw CheckpointError.invalidState(
+                file: stateURL.path, reason: "impossible values: \(problem); resume from another checkpoint")
+        }
+        return (state, config)
     }
 
     /// Restores every group's weights and optimizer moments and steps.

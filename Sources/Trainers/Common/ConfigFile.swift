@@ -40,6 +40,11 @@ extension PartialConfig {
         guard unknown.isEmpty else {
             throw ConfigFileError.unknownKeys(file: source, keys: unknown, accepted: keys.sorted())
         }
+        for key in object.keys.sorted() {
+            if let d = (object[key] as? Double) ?? (object[key] as? Float).map(Double.init), !d.isFinite {
+                throw ConfigFileError.invalidValue(file: source, key: key, reason: "expected a finite number, got \(d)")
+            }
+        }
         let defaults = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(base))) as! [String: Any]
         var merged = defaults
         for (k, v) in object { merged[k] = v }

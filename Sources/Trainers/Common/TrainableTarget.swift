@@ -86,11 +86,21 @@ extension TrainingArguments {
     /// Training activations for micro-batches of up to `batchSize` × `length` tokens. Activation
     /// checkpointing is bit-identical, so it is switched on by itself when the saved activations would
     /// exceed `activationBudgetBytes` (e.g. TRL's defaults, 8 × 1024 tokens: ~5.7 GB).
-    public func activations(for c: LlamaConfig, batchSize: Int, length: Int) -> LlamaActivations {
-        let perTokenFloats = 3 * c.hiddenSize + c.qDim * 2 + c.kvDim * 2 + 2 * c.intermediateSize + 2
-        let estimate = batchSize * length * c.layerCount * perTokenFloats * 4
-        return LlamaActivations(
-            config: c, batchSize: batchSize, length: length,
-            checkpointed: activationCheckpointing || estimate > Self.activationBudgetBytes)
+    /// A micro-batch whose activations would not fit in memory even checkpointed is refused, naming the settings.
+    public func activations(for c: LlamaConfig, batchSize: Int, length: Int) throws -> LlamaActivations {
+        let perTokenFloats = Double(3 * c.hiddenSize + c.qDim * 2 + c.kvDim * 2 + 2 * c.intermediateSize + 2)
+        let tokens = Double(batchSize) * Double(length), layers = Double(c.layerCount)
+        let estimate = tokens * layers * perTokenFloats * 4
+        let checkpointed = activationCheckpointing || estimate > Double(Self.activationBudgetBytes)
+        // Checkpointed: each layer's input plus one layer's working set (and the logits' rows, chunked).
+        let needed = checkpointed ? tokens * (layers * Double(c.hiddenSize) + perTokenFloats) * 4 : estimate
+        guard needed <= Double(ProcessInfo.processInfo.physicalMemory) else {
+            throw ConfigError.invalid(
+                field: "batch_size × max_length", value: "\(batchSize) × \(length) tokens",
+                expected: "activations that fit in memory (these need about \(Int(needed / Double(1 << 30))) GiB of"
+                    + " \(ProcessInfo.processInfo.physicalMemory >> 30) GiB): lower --batch-size (use"
+                    + " --gradient-accumulation-steps for a larger effective batch) or --max-length")
+        }
+        return LlamaActivations(config: c, batchSize: batchSize, length: length, checkpointed: checkpointed)
     }
 }

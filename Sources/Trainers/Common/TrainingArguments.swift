@@ -95,28 +95,39 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         try check(learningRate > 0, .learningRate, learningRate, "> 0")
         try check(warmupRatio >= 0 && warmupRatio < 1, .warmupRatio, warmupRatio, "in [0, 1)")
         try check(warmupSteps >= 0, .warmupSteps, warmupSteps, "≥ 0")
-        try check(numTrainEpochs >= 1, .numTrainEpochs, numTrainEpochs, "≥ 1")
-        try check(maxSteps == -1 || maxSteps > 0, .maxSteps, maxSteps, "> 0, or -1 for epochs")
-        try check(batchSize >= 1, .batchSize, batchSize, "≥ 1")
-        try check(gradientAccumulationSteps >= 1, .gradientAccumulationSteps, gradientAccumulationSteps, "≥ 1")
+        // Upper bounds far beyond any run keep every product of these (steps, rows, tokens) from overflowing.
+        try check(numTrainEpochs >= 1 && numTrainEpochs <= 100_000, .numTrainEpochs, numTrainEpochs, "1...100000")
+        try check(
+            maxSteps == -1 || (maxSteps > 0 && maxSteps <= 1 << 30), .maxSteps, maxSteps,
+            "1...\(1 << 30), or -1 for epochs")
+        try check(batchSize >= 1 && batchSize <= 1 << 16, .batchSize, batchSize, "1...65536")
+        try check(
+            gradientAccumulationSteps >= 1 && gradientAccumulationSteps <= 1 << 16, .gradientAccumulationSteps,
+            gradientAccumulationSteps, "1...65536")
         try check(maxGradNorm >= 0, .maxGradNorm, maxGradNorm, "≥ 0 (0 disables clipping)")
         try check(adamBeta1 >= 0 && adamBeta1 < 1, .adamBeta1, adamBeta1, "in [0, 1)")
         try check(adamBeta2 >= 0 && adamBeta2 < 1, .adamBeta2, adamBeta2, "in [0, 1)")
         try check(adamEpsilon > 0, .adamEpsilon, adamEpsilon, "> 0")
         try check(weightDecay >= 0, .weightDecay, weightDecay, "≥ 0")
-        try check(maxLength >= 2, .maxLength, maxLength, "≥ 2")
+        try check(maxLength >= 2 && maxLength <= 1 << 20, .maxLength, maxLength, "2...1048576")
         try check(loggingSteps >= 1, .loggingSteps, loggingSteps, "≥ 1")
         try check(evalSteps >= 0, .evalSteps, evalSteps, "≥ 0")
         try check(evalFraction >= 0 && evalFraction < 1, .evalFraction, evalFraction, "in [0, 1)")
         try check(saveSteps >= 1, .saveSteps, saveSteps, "≥ 1")
         try check(saveTotalLimit >= 1, .saveTotalLimit, saveTotalLimit, "≥ 1")
         try check(dataFraction > 0 && dataFraction <= 1, .dataFraction, dataFraction, "in (0, 1]")
-        try check(loraRank >= 0, .loraRank, loraRank, "≥ 0 (0 = full fine-tune)")
+        try check(loraRank >= 0 && loraRank <= 1 << 16, .loraRank, loraRank, "0...65536 (0 = full fine-tune)")
         try lora?.validate()
     }
 
     /// Refuses a `max_length` beyond the model's positions (RoPE has no angles past them).
     public func validate(for model: LlamaConfig) throws {
+        let narrowest = min(model.hiddenSize, model.kvDim, model.intermediateSize)
+        guard loraRank <= narrowest else {
+            throw ConfigError.invalid(
+                field: CodingKeys.loraRank.rawValue, value: "\(loraRank)",
+                expected: "≤ \(narrowest), the narrowest projection of this model (a rank beyond it adds nothing)")
+        }
         guard maxLength <= model.maxPositions else {
             throw ConfigError.invalid(
                 field: CodingKeys.maxLength.rawValue, value: "\(maxLength)",

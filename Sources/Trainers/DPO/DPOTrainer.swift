@@ -39,7 +39,7 @@ public final class DPOTrainer: Trainer {
         adapter = target.adapter
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
-        acts = config.training.activations(
+        acts = try config.training.activations(
             for: loaded.model.config, batchSize: 2 * config.batchSize,
             length: (data.train + data.eval).map { $0.promptIDs.count + max($0.chosenIDs.count, $0.rejectedIDs.count) }
                 .max() ?? config.maxLength)

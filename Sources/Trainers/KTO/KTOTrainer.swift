@@ -36,7 +36,7 @@ public final class KTOTrainer: Trainer {
         adapter = target.adapter
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
-        acts = config.training.activations(
+        acts = try config.training.activations(
             for: loaded.model.config, batchSize: config.batchSize,
             length: (data.train + data.eval).map { $0.promptIDs.count + $0.completionIDs.count }.max()
                 ?? config.maxLength)

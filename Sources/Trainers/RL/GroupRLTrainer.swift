@@ -54,7 +54,7 @@ public final class GroupRLTrainer: Trainer {
         }
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.promptsPerBatch, seed: config.seed)
-        acts = config.training.activations(
+        acts = try config.training.activations(
             for: loaded.model.config, batchSize: config.training.batchSize,
             length: min(config.maxLength, (data.train.map(\.count).max() ?? 0) + config.maxCompletionLength))
         loop = TrainingLoop(

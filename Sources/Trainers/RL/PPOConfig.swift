@@ -139,9 +139,13 @@ public struct PPOConfig: TrainerConfig {
         func check(_ ok: Bool, _ key: CodingKeys, _ value: Any, _ expected: String) throws {
             if !ok { throw ConfigError.invalid(field: key.rawValue, value: "\(value)", expected: expected) }
         }
-        try check(numPPOEpochs >= 1, .numPPOEpochs, numPPOEpochs, "≥ 1")
-        try check(numMiniBatches >= 1, .numMiniBatches, numMiniBatches, "≥ 1")
-        try check(responseLength >= 1, .responseLength, responseLength, "≥ 1")
+        try check(numPPOEpochs >= 1 && numPPOEpochs <= 1000, .numPPOEpochs, numPPOEpochs, "1...1000")
+        try check(numMiniBatches >= 1 && numMiniBatches <= 1 << 16, .numMiniBatches, numMiniBatches, "1...65536")
+        try check(
+            rolloutBatchSize <= 1 << 20, .numMiniBatches, numMiniBatches,
+            "at most \(1 << 20) completions per iteration (batch_size × gradient_accumulation_steps × num_mini_batches"
+                + " is \(rolloutBatchSize))")
+        try check(responseLength >= 1 && responseLength <= 1 << 20, .responseLength, responseLength, "1...1048576")
         try check(temperature > 0, .temperature, temperature, "> 0 (PPO samples from the policy)")
         try check(topP > 0 && topP <= 1, .topP, topP, "in (0, 1]")
         try check(topK >= 0, .topK, topK, "≥ 0")

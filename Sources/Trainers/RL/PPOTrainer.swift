@@ -100,7 +100,7 @@ public final class PPOTrainer: Trainer {
         }
         let longest = max(
             (data.train.map(\.count).max() ?? 0) + config.responseLength, demonstrations.map(\.ids.count).max() ?? 0)
-        acts = config.training.activations(
+        acts = try config.training.activations(
             for: loaded.model.config, batchSize: config.training.batchSize, length: min(config.maxLength, longest))
         state = PPOState(
             controller: AdaptiveKLController(initial: config.klCoef, target: config.klTarget, horizon: config.klHorizon)

@@ -41,7 +41,7 @@ public final class RewardTrainer: Trainer {
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
         let widest = (data.train + data.eval).map(\.completionIDs.count).max() ?? 2
-        acts = config.training.activations(
+        acts = try config.training.activations(
             for: loaded.model.config, batchSize: widest * config.batchSize,
             length: (data.train + data.eval).map { $0.promptIDs.count + ($0.completionIDs.map(\.count).max() ?? 0) }
                 .max() ?? config.maxLength)

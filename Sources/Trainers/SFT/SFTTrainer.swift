@@ -42,7 +42,7 @@ public final class SFTTrainer: Trainer {
         loaderConfig.packedLength = config.maxLength
         loaderConfig.groupsByLength = config.groupByLength && !config.packing
         loader = try DataLoader(examples: data.train, config: loaderConfig)
-        acts = config.training.activations(
+        acts = try config.training.activations(
             for: loaded.model.config, batchSize: config.batchSize, length: config.maxLength)
         loop = TrainingLoop(
             config: config, groups: target.groups, batchesPerEpoch: loader.batchesInEpoch,
