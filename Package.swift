@@ -67,6 +67,7 @@ let package = Package(
             name: "Benchmarks",
             dependencies: [
                 "TensorCore", "Models", "ModelFormats", "ModelExport", "Tokenizers", "Datasets", "Trainers", "_CBLAS",
+                "Distributed",
             ]),
         // Where `../shared` is, and the trait that skips a test needing it when it is absent; not API.
         .target(name: "_SharedData"),

@@ -1,6 +1,7 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
 // Usage: swift run -c release Benchmarks [gemm] [kernels] [generate | generate1 | generate16] [fp32] [quantised] [bf16]
 //        [logprobs] [train | train-full | train-lora] [train-memory] [reward] [dpo] [grpo] [ppo] [full] [lora] | all
+//        mpirun -np 2 .build/release/Benchmarks allreduce    (the data-parallel gradient exchange)
 // (`reward` / `dpo` / `grpo`: the trainers end to end, one process per variant full / lora / bf16; `ppo`: one
 // LoRA iteration split by phase, then an SFT LoRA run for the RSS comparison)
 // (fp32 / quantised / bf16 pick the weight formats the generate parts run; default all three)
@@ -8,6 +9,10 @@
 import Foundation
 import TensorCore
 
+if CommandLine.arguments.dropFirst().first == "allreduce" {  // under mpirun: every rank runs it, rank 0 prints
+    try DistributedBenchmarks.run()
+    exit(0)
+}
 if let part = CommandLine.arguments.dropFirst().first, part.hasSuffix("-one") {  // a child of `reward` / `dpo`
     MatMul.configureThreads()
     try PreferenceBenchmarks.runOne(

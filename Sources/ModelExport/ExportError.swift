@@ -43,10 +43,10 @@ public enum ExportError: Error, CustomStringConvertible, Equatable, Sendable {
             "\(path): the directory is not empty and does not look like a previous export "
                 + "(unexpected: \(unexpected.prefix(5).joined(separator: ", "))"
                 + "\(unexpected.count > 5 ? ", …" : "")); nothing was written. "
-                + "Hint: choose an empty or new directory, or pass overwrite: true to replace it."
+                + "Hint: choose an empty or new directory, or pass --overwrite (overwrite: true in Swift) to replace it."
         case .destinationConflict(let path, let found, let expected):
             "\(path): found \(found), expected \(expected); nothing was written. "
-                + "Hint: choose another destination, or pass overwrite: true to replace it."
+                + "Hint: choose another destination, or pass --overwrite (overwrite: true in Swift) to replace it."
         case .writeFailed(let path, let operation, let reason):
             "\(path): \(operation) failed (\(reason)); any previous export there is unchanged."
         case .missingFile(let path, let hint): "\(path): file not found. \(hint)"

@@ -67,6 +67,11 @@ public struct LoRAConfig: Codable, Sendable, Equatable {
         guard dropout >= 0 && dropout < 1 else {
             throw ConfigError.invalid(field: "lora.dropout", value: "\(dropout)", expected: "in [0, 1)")
         }
+        guard !targetModules.isEmpty else {
+            throw ConfigError.invalid(
+                field: "lora.target_modules", value: "[]",
+                expected: "at least one module (an empty list trains nothing; lora_rank 0 is a full fine-tune)")
+        }
         _ = try kinds()
     }
 }

@@ -70,6 +70,10 @@ public struct RewardModel: @unchecked Sendable {
                 found: fingerprint.prefix(12) + "… (the tokenizer of \(loadedOnto))",
                 hint: "load the reward model onto the model it was trained on (--model \(card.baseModel)).")
         }
+        if let n = card.normalization, !(n.std > 0 && n.std.isFinite && n.mean.isFinite) {
+            throw CheckpointError.invalidState(
+                file: cardURL.path, reason: "normalization mean \(n.mean), std \(n.std): expected finite, std > 0")
+        }
         rm.normalization = card.normalization
         return rm
     }
