@@ -38,13 +38,15 @@ extension Communicator {
         try values.withUnsafeMutableBufferPointer { try allReduceSum($0.baseAddress!, count: count) }
     }
 
-    /// Throws unless every rank passed the same `value` (sizes, step numbers, key sets).
-    public func expectSame(_ value: Double, _ what: @autoclosure () -> String) throws {
+    /// Throws unless every rank passed the same `value` (a step count, a fingerprint): the sums of the values and of
+    /// the squares of their low 20 bits both match N copies only if all are equal (every term exact in a Double).
+    public func expectSame(_ value: UInt32, _ what: @autoclosure () -> String) throws {
         guard size > 1 else { return }
-        var v = [value, value * value]
+        let low = Double(value & 0xF_FFFF)
+        var v = [Double(value), low * low]
         try allReduceSum(&v)
         let n = Double(size)
-        guard v[0] == n * value, v[1] == n * value * value else { throw CommunicatorError.mismatch(what()) }
+        guard v[0] == n * Double(value), v[1] == n * low * low else { throw CommunicatorError.mismatch(what()) }
     }
 }
 

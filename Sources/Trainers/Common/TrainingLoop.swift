@@ -61,14 +61,15 @@ public struct MetricSums: Sendable {
         tokens += other.tokens
     }
 
-    public var means: Metrics { entries.mapValues { $0.sum / max($0.weight, .leastNormalMagnitude) } }
+    /// Each metric's weighted mean; a metric with no weight (no example of its kind in the window) is left out.
+    public var means: Metrics { entries.filter { $0.value.weight > 0 }.mapValues { $0.sum / $0.weight } }
 
     /// Sums every entry and the token count over the ranks (each rank reported its micro-batches only).
     mutating func allReduce(_ world: any Communicator) throws {
         guard world.size > 1 else { return }
         let keys = entries.keys.sorted()
         try world.expectSame(
-            Double(fnv1a(Data(keys.joined(separator: "\u{1}").utf8))),
+            fnv1a(Data(keys.joined(separator: "\u{1}").utf8)),
             "metric names (\(keys.joined(separator: ", ")) on rank \(world.rank))")
         var flat = keys.flatMap { [entries[$0]!.sum, entries[$0]!.weight] } + [tokens]
         try world.allReduceSum(&flat)
@@ -183,8 +184,8 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
         }
         // Ranks started with different settings would wait for each other forever at a different step.
         try world.expectSame(
-            Double(fnv1a(try configJSON())), "the training config (same flags and files on every rank)")
-        try world.expectSame(Double(total), "the number of steps")
+            fnv1a(try configJSON()), "the training config (same flags and files on every rank)")
+        try world.expectSame(UInt32(truncatingIfNeeded: total), "the number of steps")
         let shard = Shard(rank: world.rank, size: world.size)
         let lock = main ? try OutputLock(directory: outputDirectory) : nil  // one run per output directory
         defer { withExtendedLifetime(lock) {} }
@@ -387,5 +388,5 @@ extension Trainer {
     public func saveCheckpoint() throws -> URL { try loop.saveCheckpoint(self) }
 }
 
-/// FNV-1a (32-bit) of `data`: a fingerprint the ranks compare (exact as a Double).
+/// FNV-1a (32-bit) of `data`: a fingerprint the ranks compare.
 func fnv1a(_ data: Data) -> UInt32 { data.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 } }

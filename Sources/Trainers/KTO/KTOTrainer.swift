@@ -4,6 +4,7 @@
 // Reference log-probs (own and mismatched completions) are computed once through the bare base: no second model.
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -85,11 +86,17 @@ public final class KTOTrainer: Trainer {
             count: data.train.count, batchSize: config.batchSize, seed: config.seed, position: dataPosition)
     }
 
+    public var supportsDataParallel: Bool { true }
+
     public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
+    }
+
+    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in batches.next() }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, indices) in micro.enumerated() {
+        for (i, indices) in micro.enumerated() where shard.owns(i) {
             let n = Double(indices.count)
             // z₀ over the micro-batch, detached (Ethayarajh et al. 2024 eq. 7; TRL's KL term).
             let kl = try loaded.model.score(
@@ -108,14 +115,16 @@ public final class KTOTrainer: Trainer {
             loaded.model.backward(scored, dLogProbs: scored.sequenceGradients(l.dPolicy, scale: n / total))
             sums.add("loss", l.loss * n, weight: n)
             for (k, v) in l.metrics { sums.add(k, v * n, weight: n) }
+            // A micro-batch without one kind has no reward for it (nor a margin): weight 0, so every rank reports
+            // the same names and no mean is made up.
+            for k in ["rewards/chosen", "rewards/rejected", "rewards/margins"] where l.metrics[k] == nil {
+                sums.add(k, 0, weight: 0)
+            }
             let chosen = indices.indices.filter { data.train[indices[$0]].label }
             let rejected = indices.indices.filter { !data.train[indices[$0]].label }
-            if !chosen.isEmpty {
-                sums.add("logps/chosen", chosen.reduce(0) { $0 + policy[$1] }, weight: Double(chosen.count))
-            }
-            if !rejected.isEmpty {
-                sums.add("logps/rejected", rejected.reduce(0) { $0 + policy[$1] }, weight: Double(rejected.count))
-            }
+            // Added even when empty (weight 0: no mean is reported), so every rank reports the same metric names.
+            sums.add("logps/chosen", chosen.reduce(0) { $0 + policy[$1] }, weight: Double(chosen.count))
+            sums.add("logps/rejected", rejected.reduce(0) { $0 + policy[$1] }, weight: Double(rejected.count))
             sums.tokens += Double(scored.batch.realTokens)
         }
         return sums

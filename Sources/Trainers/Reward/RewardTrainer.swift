@@ -6,6 +6,7 @@
 // `…ForSequenceClassification` directory.
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -66,11 +67,17 @@ public final class RewardTrainer: Trainer {
         return (TokenBatch(rows: rows, padID: padID), groups)
     }
 
+    public var supportsDataParallel: Bool { true }
+
     public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
+    }
+
+    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in batches.next().map { data.train[$0] } }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, comparisons) in micro.enumerated() {
+        for (i, comparisons) in micro.enumerated() where shard.owns(i) {
             let (b, groups) = batch(comparisons)
             let n = Double(comparisons.count)
             acts.isTraining = true
