@@ -63,13 +63,7 @@ public final class SingleProcess: Communicator {
 public enum World {
     /// How many processes the launcher started, from its environment (Open MPI, PMIx, MPICH/Slurm PMI); 1 when
     /// started directly.
-    public static var launchedSize: Int {
-        let env = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"] {
-            if let n = env[key].flatMap(Int.init) { return n }
-        }
-        return 1
-    }
+    public static var launchedSize: Int { launcher(["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"]) ?? 1 }
 
     /// The run's processes: Open MPI when launched as several ranks, else one process. Resolved once; a launch
     /// under mpirun whose MPI library cannot be loaded is an error, not a silent single-process run (each rank would
@@ -79,12 +73,12 @@ public enum World {
     }
 
     /// This process's rank from the launcher's environment, without starting MPI (0 when started directly).
-    public static var launchedRank: Int {
+    public static var launchedRank: Int { launcher(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]) ?? 0 }
+
+    /// The first of `keys` the launcher set, as an integer.
+    private static func launcher(_ keys: [String]) -> Int? {
         let env = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"] {
-            if let n = env[key].flatMap(Int.init) { return n }
-        }
-        return 0
+        return keys.lazy.compactMap { env[$0].flatMap(Int.init) }.first
     }
 
     /// The communicator if `current()` has started it, without starting it (an error path ending every rank).

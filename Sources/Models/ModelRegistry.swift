@@ -185,12 +185,10 @@ public enum ModelRegistry {
         let gguf = try GGUFFile(contentsOf: url)
         let tokenizer = try Tokenizer(gguf: gguf)
         let template = try tokenizer.chatTemplate.map { try ChatTemplate(source: $0) }
-        let config = try LlamaConfig(gguf: gguf)
-        try checkVocabulary(config, tokenizer, file: url.path, field: "token_embd.weight rows")
-        return LoadedModel(
-            model: try LlamaModel.load(gguf: gguf, trainable: trainable, keepQuantized: keepQuantized),
-            tokenizer: tokenizer,
-            chatTemplate: template, source: url)
+        // The loader has checked every tensor against the file, so the embedding is already bounded by its size.
+        let model = try LlamaModel.load(gguf: gguf, trainable: trainable, keepQuantized: keepQuantized)
+        try checkVocabulary(model.config, tokenizer, file: url.path, field: "token_embd.weight rows")
+        return LoadedModel(model: model, tokenizer: tokenizer, chatTemplate: template, source: url)
     }
 
     /// Every token id the tokenizer can produce must have an embedding row (a larger embedding is fine: models pad it).
