@@ -26,6 +26,8 @@ public protocol Communicator: AnyObject, Sendable {
     /// Replaces each element of `buffer` with its sum over the ranks.
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
+    /// Replaces each element of `buffer` with its maximum over the ranks.
+    func allReduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
     /// Ends every rank's process (used when one rank fails, so the others do not wait forever in a collective).
     func abort(code: Int32) -> Never
 }
@@ -36,6 +38,29 @@ extension Communicator {
     public func allReduceSum(_ values: inout [Double]) throws {
         let count = values.count
         try values.withUnsafeMutableBufferPointer { try allReduceSum($0.baseAddress!, count: count) }
+    }
+
+    /// `value`'s maximum over the ranks.
+    public func allReduceMax(_ value: Double) throws -> Double {
+        var v = value
+        try allReduceMax(&v, count: 1)
+        return v
+    }
+
+    /// Every rank's rows in one list: rank r passes the rows it computed, keyed by their index in 0..<`count`
+    /// (each index owned by exactly one rank), and gets all `count` back, bit for bit (each element is summed with
+    /// zeros only). Two all-reduces: the lengths, then the values.
+    public func gatherRows(_ owned: [Int: [Double]], count: Int) throws -> [[Double]] {
+        guard size > 1 else { return (0..<count).map { owned[$0] ?? [] } }
+        var lengths = [Double](repeating: 0, count: count)
+        for (i, row) in owned { lengths[i] = Double(row.count) }
+        try allReduceSum(&lengths)
+        var offsets = [0]
+        for n in lengths { offsets.append(offsets.last! + Int(n)) }
+        var flat = [Double](repeating: 0, count: offsets[count])
+        for (i, row) in owned { flat.replaceSubrange(offsets[i]..<offsets[i + 1], with: row) }
+        try allReduceSum(&flat)
+        return (0..<count).map { Array(flat[offsets[$0]..<offsets[$0 + 1]]) }
     }
 
     /// Throws unless every rank passed the same `value` (a step count, a fingerprint): the sums of the values and of
@@ -57,6 +82,7 @@ public final class SingleProcess: Communicator {
     public var size: Int { 1 }
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {}
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {}
+    public func allReduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {}
     public func abort(code: Int32) -> Never { exit(code) }
 }
 

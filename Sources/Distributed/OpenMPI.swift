@@ -33,7 +33,7 @@ public final class OpenMPI: Communicator, @unchecked Sendable {
     private let allReduce: AllReduce
     private let errorString: ErrorString
     private let abortCall: Abort
-    private let world: Handle, float: Handle, double: Handle, sum: Handle
+    private let world: Handle, float: Handle, double: Handle, sum: Handle, maximum: Handle
 
     /// `MPI_IN_PLACE` in Open MPI's mpi.h.
     private static var inPlace: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: 1) }
@@ -65,6 +65,7 @@ public final class OpenMPI: Communicator, @unchecked Sendable {
         float = try object("ompi_mpi_float")
         double = try object("ompi_mpi_double")
         sum = try object("ompi_mpi_op_sum")
+        maximum = try object("ompi_mpi_op_max")
         allReduce = try symbol("MPI_Allreduce", as: AllReduce.self)
         errorString = try symbol("MPI_Error_string", as: ErrorString.self)
         abortCall = try symbol("MPI_Abort", as: Abort.self)
@@ -93,11 +94,14 @@ public final class OpenMPI: Communicator, @unchecked Sendable {
         throw CommunicatorError.failed(operation: operation, reason: String(decoding: bytes, as: UTF8.self))
     }
 
-    private func reduce(_ buffer: UnsafeMutableRawPointer, count: Int, stride: Int, type: Handle) throws {
+    private func reduce(
+        _ buffer: UnsafeMutableRawPointer, count: Int, stride: Int, type: Handle, op: Handle? = nil
+    ) throws {
         var start = 0
         while start < count {
             let n = min(Self.chunk, count - start)
-            try check(allReduce(Self.inPlace, buffer + start * stride, Int32(n), type, sum, world), "MPI_Allreduce")
+            try check(
+                allReduce(Self.inPlace, buffer + start * stride, Int32(n), type, op ?? sum, world), "MPI_Allreduce")
             start += n
         }
     }
@@ -108,6 +112,10 @@ public final class OpenMPI: Communicator, @unchecked Sendable {
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
         try reduce(UnsafeMutableRawPointer(buffer), count: count, stride: 8, type: double)
+    }
+
+    public func allReduceMax(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
+        try reduce(UnsafeMutableRawPointer(buffer), count: count, stride: 8, type: double, op: maximum)
     }
 
     public func abort(code: Int32) -> Never {

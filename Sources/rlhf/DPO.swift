@@ -7,7 +7,7 @@ import ModelExport
 import Models
 import Trainers
 
-struct DPO: ParsableCommand {
+struct DPO: ParsableCommand, DataParallelCommand {
     static let configuration = CommandConfiguration(
         commandName: "dpo",
         abstract:

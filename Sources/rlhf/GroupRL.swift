@@ -110,7 +110,7 @@ struct GroupRLOptions: ParsableArguments {
     }
 }
 
-struct GRPO: ParsableCommand {
+struct GRPO: ParsableCommand, DataParallelCommand {
     static let configuration = CommandConfiguration(
         commandName: "grpo",
         abstract: "GRPO (group-normalised advantages, k3 KL in the loss) on prompts, reference = the starting model.")
@@ -118,7 +118,7 @@ struct GRPO: ParsableCommand {
     func run() throws { try options.run(.grpo) }
 }
 
-struct RLOO: ParsableCommand {
+struct RLOO: ParsableCommand, DataParallelCommand {
     static let configuration = CommandConfiguration(
         commandName: "rloo",
         abstract: "RLOO (leave-one-out baseline, sequence KL in the reward) on prompts, reference = the starting model."

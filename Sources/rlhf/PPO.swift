@@ -3,12 +3,13 @@
 
 import ArgumentParser
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
 import Trainers
 
-struct PPOCommand: ParsableCommand {
+struct PPOCommand: ParsableCommand, DataParallelCommand {
     static let configuration = CommandConfiguration(
         commandName: "ppo",
         abstract: "PPO with a KL penalty to the starting policy (reference), a critic from the reward model, GAE.",
@@ -21,7 +22,9 @@ struct PPOCommand: ParsableCommand {
             frozen base in memory; a full fine-tune (--lora-rank 0) keeps a second, frozen copy for them. \
             metrics.jsonl uses TRL's names (objective/kl, objective/scores, objective/rlhf_reward, \
             policy/clipfrac_avg, val/clipfrac_avg, policy/approxkl_avg, …); samples.jsonl holds a few \
-            completions every log_samples_every iterations; the critic is exported to OUT/critic.
+            completions every log_samples_every iterations; the critic is exported to OUT/critic. Under mpirun the \
+            ranks share the rollout phase in chunks of local_rollout_forward_batch_size completions (default: one \
+            minibatch), so set it to at most rollout batch / ranks to keep every rank sampling.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -76,6 +79,14 @@ struct PPOCommand: ParsableCommand {
             }
             extra["max_steps"] = iterations * config.stepsPerIteration
             config = try training.resolve(PPOConfig.self, extra: extra)
+        }
+        let chunks = (config.rolloutBatchSize + config.rolloutChunkSize - 1) / config.rolloutChunkSize
+        if World.launchedSize > chunks {
+            note(
+                "warning: \(World.launchedSize) ranks share \(chunks) rollout chunk(s) of \(config.rolloutChunkSize) "
+                    + "completions: some ranks will wait while others sample. Pass --set "
+                    + "local_rollout_forward_batch_size=N (a multiple of per_device_train_batch_size, at most "
+                    + "\(config.rolloutBatchSize / World.launchedSize)) to spread the sampling.")
         }
         let full = config.loraRank == 0
         // The starting policy: --model, or --model with the SFT adapter --policy merged in (then also the reference).

@@ -29,6 +29,12 @@ struct RLHF: ParsableCommand {
         MatMul.configureThreads()
         do {
             var command = try parseAsRoot()
+            if World.launchedSize > 1 && !(command is DataParallelCommand) && !(command is RLHF) {
+                throw InputError(
+                    "`mpirun` starts the trainers (sft, reward, dpo, ppo, grpo, rloo) as data-parallel ranks; run "
+                        + "`rlhf \(type(of: command).configuration.commandName ?? "")` as one process, without mpirun "
+                        + "(\(World.launchedSize) copies would repeat the work and write the same files).")
+            }
             try command.run()
         } catch {
             // Under mpirun a failing rank ends them all: the others would wait in the next collective forever.
@@ -41,8 +47,11 @@ struct RLHF: ParsableCommand {
     }
 }
 
-/// Prints to standard error (progress and diagnostics never mix with machine-readable stdout).
-/// A line on stderr; under mpirun only rank 0's (every rank runs the same job).
+/// A trainer that runs data-parallel under `mpirun` (rank 0 writes the outputs); other commands refuse mpirun.
+protocol DataParallelCommand {}
+
+/// Prints to standard error (progress and diagnostics never mix with machine-readable stdout); under mpirun
+/// only rank 0's line (every rank runs the same job).
 func note(_ s: String) {
     guard World.launchedRank == 0 else { return }
     FileHandle.standardError.write(Data((s + "\n").utf8))

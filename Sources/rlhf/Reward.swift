@@ -8,7 +8,7 @@ import ModelExport
 import Models
 import Trainers
 
-struct Reward: ParsableCommand {
+struct Reward: ParsableCommand, DataParallelCommand {
     static let configuration = CommandConfiguration(
         commandName: "reward",
         abstract:

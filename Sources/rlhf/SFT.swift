@@ -6,7 +6,7 @@ import ModelExport
 import Models
 import Trainers
 
-struct SFT: ParsableCommand {
+struct SFT: ParsableCommand, DataParallelCommand {
     static let configuration = CommandConfiguration(
         commandName: "sft",
         abstract:

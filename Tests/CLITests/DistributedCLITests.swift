@@ -1,6 +1,7 @@
-// `mpirun -np 2 rlhf …` as a user launches a data-parallel run (Open MPI on loopback): SFT and DPO give the
-// weights of a one-process run with the same global batch, a run resumes with another rank count, ranks started
-// with different settings are refused, and a rank killed mid-run ends the job instead of leaving the others waiting.
+// `mpirun -np 2 rlhf …` as a user launches a data-parallel run (Open MPI on loopback): SFT, the preference trainers,
+// GRPO, RLOO and PPO (sharded rollouts) give the weights of a one-process run with the same global batch, a run
+// resumes with another rank count, ranks started with different settings are refused, commands that are not
+// trainers refuse mpirun, and a rank killed mid-run ends the job instead of leaving the others waiting.
 
 import Foundation
 import Testing
@@ -50,8 +51,8 @@ struct DistributedCLITests {
     static let rlhf = CLI.binary.path
     static let small = ["--max-length", "48", "--lora-rank", "4", "--set", "logging_steps=1"]
 
-    static func weights(_ dir: URL) throws -> [String: [Float]] {
-        let data = try Data(contentsOf: dir.appendingPathComponent("adapter/adapter_model.safetensors"))
+    static func weights(_ dir: URL, _ part: String = "adapter") throws -> [String: [Float]] {
+        let data = try Data(contentsOf: dir.appendingPathComponent("\(part)/adapter_model.safetensors"))
         let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
         let header = try #require(
             try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as? [String: Any])
@@ -69,6 +70,31 @@ struct DistributedCLITests {
             .compactMap {
                 (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
             }
+    }
+
+    /// metrics.jsonl's records without the wall-clock figure.
+    static func records(_ dir: URL) throws -> [[String: Double]] {
+        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .map {
+                var r = try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+                r["tokens_per_second"] = nil
+                return r.compactMapValues { $0 as? Double }
+            }
+    }
+
+    /// Largest |a − b| over the tensors of two adapters, and the largest |a|.
+    static func difference(_ a: [String: [Float]], _ b: [String: [Float]]) -> (worst: Float, scale: Float) {
+        var worst: Float = 0, scale: Float = 0
+        for (k, x) in a {
+            for (u, v) in zip(x, b[k] ?? []) { worst = max(worst, abs(u - v)); scale = max(scale, abs(u)) }
+        }
+        return (worst, scale)
+    }
+
+    static func prompts(_ dir: URL) throws -> URL {
+        let url = dir.appendingPathComponent("prompts.jsonl")
+        try PreferenceCLITests.write((0..<8).map { "{\"prompt\": \"Count to \($0 + 2).\"}" }, to: url)
+        return url
     }
 
     static func sftData(_ dir: URL) throws -> URL {
@@ -132,12 +158,92 @@ struct DistributedCLITests {
         #expect(parallel.status == 0, "\(parallel.stderr)")
         let a = try Self.weights(one), b = try Self.weights(two)
         #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
-        var worst: Float = 0, scale: Float = 0
-        for (k, x) in a { for (u, v) in zip(x, b[k]!) { worst = max(worst, abs(u - v)); scale = max(scale, abs(u)) } }
+        let (worst, scale) = Self.difference(a, b)
         #expect(worst <= 1e-6 * max(scale, 1), "largest difference \(worst) (largest weight \(scale))")
         let (l1, l2) = (try Self.losses(one), try Self.losses(two))
         #expect(l1.count == 2 && l2.count == 2)
         for (x, y) in zip(l1, l2) { #expect(abs(x - y) <= 1e-6 * max(1, abs(x))) }
+    }
+
+    /// GRPO and RLOO: each micro-batch holds whole groups and is sampled with its own seed, so with two micro-batches a
+    /// step each rank samples, scores and backpropagates one and the all-reduced gradient is the one-process sum of
+    /// two terms: weights and every metric match bit for bit. The reward varies (a vowel-pair regex), so the
+    /// advantages and gradients are not zero.
+    @Test(arguments: ["grpo", "rloo"]) func groupRLOnTwoRanksMatchesOneProcess(command: String) throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let args = [
+            command, "--prompts", try Self.prompts(dir).path, "--reward-fn", "regex:[aeiou]{2}", "--num-generations",
+            "2", "--max-completion-length", "8", "--beta", "0.04", "--batch-size", "2", "--set",
+            "gradient_accumulation_steps=2", "--max-steps", "3", "--max-length", "96", "--lora-rank", "4", "--set",
+            "logging_steps=1",
+        ]
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
+        #expect(single.status == 0, "\(single.stderr)")
+        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
+        #expect(parallel.status == 0, "\(parallel.stderr)")
+        #expect(try Self.weights(two) == Self.weights(one))
+        let (r1, r2) = (try Self.records(one), try Self.records(two))
+        #expect(r1 == r2 && r1.count == 3)
+        #expect(r1.contains { ($0["grad_norm"] ?? 0) > 0 && ($0["reward_std"] ?? 0) > 0 }, "\(r1)")
+    }
+
+    /// PPO with sharded rollouts: four chunks of one completion (`local_rollout_forward_batch_size`), two per rank,
+    /// gathered so that KL, the adaptive controller, GAE and the advantage whitening see the global batch; then two
+    /// micro-batches a step, one per rank. The first iteration's rollout metrics equal one process's exactly; the
+    /// policy and critic agree to float rounding (the value head adds its rows' gradients into the accumulated
+    /// buffer, so one process sums in another order). Rank 0 alone writes samples.jsonl; the one-process run's
+    /// mid-iteration checkpoint resumes on two ranks to the same policy.
+    @Test func ppoWithShardedRolloutsMatchesOneProcessAndResumesAcrossRankCounts() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let args = [
+            "ppo", "--prompts", try Self.prompts(dir).path, "--reward-fn", "length:3", "--response-length", "4",
+            "--batch-size", "1", "--set", "gradient_accumulation_steps=2", "--num-mini-batches", "2",
+            "--num-ppo-epochs", "2", "--iterations", "2", "--max-length", "64", "--lora-rank", "4", "--kl-target",
+            "0.1", "--set", "logging_steps=1", "--set", "save_steps=3", "--set", "local_rollout_forward_batch_size=1",
+        ]
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
+        #expect(single.status == 0, "\(single.stderr)")
+        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
+        #expect(parallel.status == 0, "\(parallel.stderr)")
+        for part in ["adapter", "critic"] {
+            let a = try Self.weights(one, part), b = try Self.weights(two, part)
+            let (worst, scale) = Self.difference(a, b)
+            #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
+            #expect(worst <= 1e-6 * max(scale, 1), "\(part): largest difference \(worst) (largest weight \(scale))")
+        }
+        let (r1, r2) = (try Self.records(one), try Self.records(two))
+        #expect(r1.count == 8 && r2.count == 8)
+        let objective = r1[0].filter { $0.key.hasPrefix("objective/") }
+        #expect(objective.count >= 5 && objective == r2[0].filter { $0.key.hasPrefix("objective/") })
+        // Later steps run on weights that differ in the last bits: the values agree to 1e-6; quantities made of
+        // log-probs (the KL, the policy loss) to 2e-5, about 20 fp32 ulps of a log-prob near −8.
+        for (a, b) in zip(r1, r2) {
+            for (key, tolerance) in [
+                ("loss/value_avg", 1e-6), ("val/vpred", 1e-6), ("objective/kl_coef", 1e-6), ("objective/kl", 2e-5),
+                ("loss/policy_avg", 2e-5),
+            ] where a[key] != nil {
+                #expect(abs(a[key]! - (b[key] ?? .nan)) <= tolerance, "\(key): \(a) vs \(b)")
+            }
+        }
+        let samples = try String(contentsOf: two.appendingPathComponent("samples.jsonl"), encoding: .utf8)
+        #expect(samples.split(separator: "\n").count == 4)
+        let resumed = dir.appendingPathComponent("resumed")
+        let r = try MPI.run(
+            [Self.rlhf] + args + ["--out", resumed.path, "--resume", one.appendingPathComponent("checkpoint-6").path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let (worst, scale) = Self.difference(try Self.weights(one), try Self.weights(resumed))
+        #expect(worst <= 1e-6 * max(scale, 1), "resumed: largest difference \(worst)")
+    }
+
+    /// Commands other than the trainers would run N copies writing the same files: refused under mpirun.
+    @Test func otherCommandsRefuseMPIRun() throws {
+        let r = try MPI.run([Self.rlhf, "best-of-n", "--prompts", "/nonexistent.jsonl", "--reward-fn", "length:3"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("run `rlhf best-of-n` as one process, without mpirun"), "\(r.stderr)")
     }
 
     /// Ranks given different settings would wait for each other at different steps: refused on every rank.

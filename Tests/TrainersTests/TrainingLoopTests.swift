@@ -4,6 +4,7 @@
 // directory with the head saved as `modules_to_save`.
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -44,15 +45,16 @@ final class ToyRegression: TrainingObjective {
     var dataPosition: DataLoaderPosition { position }
     func restore(dataPosition: DataLoaderPosition) throws { position = dataPosition }
 
-    func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+    func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         var sums = MetricSums()
-        for _ in 0..<microBatches {
+        for i in 0..<microBatches {
             let start = position.batch * batchSize
             let batchRows = Array(rows[start..<(start + batchSize)]), y = Array(targets[start..<(start + batchSize)])
             position.batch += 1
             if position.batch == batchesPerEpoch {
                 position = DataLoaderPosition(epoch: position.epoch + 1, batch: 0, seed: 0)
             }
+            guard shard.owns(i) else { continue }
             let batch = TokenBatch(rows: batchRows, padID: 0)
             let acts = LlamaActivations(config: model.config, batchSize: batchSize, length: batch.length)
             acts.isTraining = true

@@ -56,6 +56,12 @@ public struct MetricSums: Sendable {
         entries[name] = (e.sum + sum, e.weight + weight)
     }
 
+    /// A value every rank computed alike (e.g. from gathered rollouts): rank 0's counts, the others add weight 0 so
+    /// the ranks report the same names and the sum over them is the one-process record.
+    public mutating func addOnce(_ name: String, _ value: Double, shard: Shard) {
+        add(name, shard.rank == 0 ? value : 0, weight: shard.rank == 0 ? 1 : 0)
+    }
+
     public mutating func merge(_ other: MetricSums) {
         for (k, v) in other.entries { add(k, v.sum, weight: v.weight) }
         tokens += other.tokens
@@ -86,14 +92,11 @@ public protocol TrainingObjective: AnyObject {
     var dataPosition: DataLoaderPosition { get }
     /// Continues the data stream from a checkpoint's position.
     func restore(dataPosition: DataLoaderPosition) throws
-    /// Forward and backward over the micro-batches of optimizer step `step` (0-based), adding gradients to
-    /// the groups' stores (zero on entry). Returns the step's metric sums.
-    func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums
-    /// The data-parallel form: every rank draws all `microBatches` (keeping the data stream in step) but computes
-    /// only those `shard` owns, with the normalisers of the whole step, so the sum over the ranks is the
-    /// one-process gradient. Objectives that implement it set `supportsDataParallel`.
+    /// Forward and backward over the micro-batches of optimizer step `step` (0-based), adding gradients to the
+    /// groups' stores (zero on entry); returns the step's metric sums. Data-parallel: every rank draws all
+    /// `microBatches` (keeping the data stream in step) but computes only those `shard` owns, with the normalisers of
+    /// the whole step, so the sum over the ranks is the one-process gradient (`Shard.whole`: all of them).
     func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums
-    var supportsDataParallel: Bool { get }
     /// Evaluation metrics (`eval_…` names), nil when there is no evaluation data.
     func evaluate() throws -> Metrics?
     /// Further state a resume needs beyond weights, moments, data position and RNG (e.g. PPO's rollout buffer
@@ -104,10 +107,9 @@ public protocol TrainingObjective: AnyObject {
 }
 
 extension TrainingObjective {
-    public var supportsDataParallel: Bool { false }
-    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
-        precondition(shard.size == 1, "the loop refuses a data-parallel run of an objective without support")
-        return try accumulateGradients(step: step, microBatches: microBatches)
+    /// One process's step: every micro-batch.
+    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
     }
     public func checkpointFiles() throws -> [String: Data] { [:] }
     public func restore(checkpoint directory: URL) throws {}
@@ -169,18 +171,11 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     ) throws -> Metrics {
         world = try World.current()
         let t = config.training, total = totalSteps, main = world.isMain
-        if world.size > 1 {
-            guard objective.supportsDataParallel else {
-                throw ConfigError.invalid(
-                    field: "ranks", value: "\(world.size) (mpirun)",
-                    expected: "1: this trainer does not run data-parallel yet; start it without mpirun")
-            }
-            guard t.gradientAccumulationSteps >= world.size else {
-                throw ConfigError.invalid(
-                    field: "gradient_accumulation_steps", value: "\(t.gradientAccumulationSteps)",
-                    expected: "at least the rank count (\(world.size)): the ranks share each step's micro-batches;"
-                        + " a multiple of it balances them")
-            }
+        guard t.gradientAccumulationSteps >= world.size else {
+            throw ConfigError.invalid(
+                field: "gradient_accumulation_steps", value: "\(t.gradientAccumulationSteps)",
+                expected: "at least the rank count (\(world.size)): the ranks share each step's micro-batches;"
+                    + " a multiple of it balances them")
         }
         // Ranks started with different settings would wait for each other forever at a different step.
         try world.expectSame(

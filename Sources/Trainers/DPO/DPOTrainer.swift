@@ -98,12 +98,6 @@ public final class DPOTrainer: Trainer {
             count: data.train.count, batchSize: config.batchSize, seed: config.seed, position: dataPosition)
     }
 
-    public var supportsDataParallel: Bool { true }
-
-    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
-        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
-    }
-
     public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in batches.next() }
         let total = Double(micro.reduce(0) { $0 + $1.count })

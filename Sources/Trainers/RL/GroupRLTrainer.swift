@@ -7,6 +7,7 @@
 // ratio is 1; the re-score is checked against the sampling log-probs (`rollout/logprob_max_abs_diff`).
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -82,12 +83,15 @@ public final class GroupRLTrainer: Trainer {
                 temperature: Float(config.temperature), topK: config.topK, topP: Float(config.topP), seed: seed))
     }
 
-    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+    /// Each micro-batch holds whole groups (all k completions of its prompts), so a rank owning it has every
+    /// statistic its advantages need; sampling is seeded by step and micro-batch, so the ranks draw what one
+    /// process would.
+    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in batches.next() }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
         let k = config.numGenerations, temperature = Float(config.temperature)
-        for (i, indices) in micro.enumerated() {
+        for (i, indices) in micro.enumerated() where shard.owns(i) {
             let seed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919
             let (rollouts, sampled) = try rollouts(indices, seed: seed)
             var scores = try reward(rollouts)

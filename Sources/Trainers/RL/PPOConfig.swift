@@ -48,6 +48,10 @@ public struct PPOConfig: TrainerConfig {
     public var negativeKLTolerance: Double = 0.5
     /// Warn when the re-computed log-probs of the first PPO epoch differ from the rollout's by more than this.
     public var logprobDriftWarning: Double = 1e-3
+    /// Completions sampled, scored and valued together in the rollout phase (TRL's name), a multiple of
+    /// per_device_train_batch_size; 0 = one minibatch. The unit the ranks of an mpirun share, and the unit of the
+    /// sampling seeds, so results do not depend on the rank count.
+    public var localRolloutForwardBatchSize: Int = 0
 
     /// TRL's PPOConfig learning rate (3e-6) and no LoRA dropout (TRL disables dropout for PPO: the ratio
     /// compares two forwards of one policy).
@@ -61,6 +65,8 @@ public struct PPOConfig: TrainerConfig {
     public var rolloutBatchSize: Int { miniBatchSize * numMiniBatches }
     /// Completions per optimizer step.
     public var miniBatchSize: Int { training.batchSize * training.gradientAccumulationSteps }
+    /// Completions per rollout chunk (`local_rollout_forward_batch_size`, or one minibatch).
+    public var rolloutChunkSize: Int { localRolloutForwardBatchSize > 0 ? localRolloutForwardBatchSize : miniBatchSize }
     /// Optimizer steps per iteration.
     public var stepsPerIteration: Int { numPPOEpochs * numMiniBatches }
 
@@ -72,6 +78,7 @@ public struct PPOConfig: TrainerConfig {
         case missingEOSPenalty = "missing_eos_penalty", normalizeReward = "normalize_reward"
         case scoreClip = "score_clip", ptxCoef = "ptx_coef", logSamplesEvery = "log_samples_every"
         case negativeKLTolerance = "negative_kl_tolerance", logprobDriftWarning = "logprob_drift_warning"
+        case localRolloutForwardBatchSize = "local_rollout_forward_batch_size"
     }
 
     public static var ownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -103,6 +110,7 @@ public struct PPOConfig: TrainerConfig {
         logSamplesEvery = try c.decode(Int.self, forKey: .logSamplesEvery)
         negativeKLTolerance = try c.decode(Double.self, forKey: .negativeKLTolerance)
         logprobDriftWarning = try c.decode(Double.self, forKey: .logprobDriftWarning)
+        localRolloutForwardBatchSize = try c.decode(Int.self, forKey: .localRolloutForwardBatchSize)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -132,6 +140,7 @@ public struct PPOConfig: TrainerConfig {
         try c.encode(logSamplesEvery, forKey: .logSamplesEvery)
         try c.encode(negativeKLTolerance, forKey: .negativeKLTolerance)
         try c.encode(logprobDriftWarning, forKey: .logprobDriftWarning)
+        try c.encode(localRolloutForwardBatchSize, forKey: .localRolloutForwardBatchSize)
     }
 
     public func validate() throws {
@@ -164,5 +173,10 @@ public struct PPOConfig: TrainerConfig {
         try check(logSamplesEvery >= 0, .logSamplesEvery, logSamplesEvery, "≥ 0 (0 = never)")
         try check(negativeKLTolerance > 0, .negativeKLTolerance, negativeKLTolerance, "> 0")
         try check(logprobDriftWarning > 0, .logprobDriftWarning, logprobDriftWarning, "> 0")
+        try check(
+            localRolloutForwardBatchSize >= 0 && localRolloutForwardBatchSize <= 1 << 20
+                && localRolloutForwardBatchSize % training.batchSize == 0,
+            .localRolloutForwardBatchSize, localRolloutForwardBatchSize,
+            "0 (one minibatch) or a multiple of per_device_train_batch_size (\(training.batchSize)) up to \(1 << 20)")
     }
 }

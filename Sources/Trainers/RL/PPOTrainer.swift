@@ -12,11 +12,17 @@
 // reward model's adapter and head when it is an adapter there; a reward adapter shares the base too. A full
 // fine-tune needs a second, frozen copy of the starting model, which carries the reference, critic and reward.
 //
+// Data-parallel (mpirun): the ranks share the rollout phase by chunks of `local_rollout_forward_batch_size`
+// completions (sampling seeded per chunk; rewards, reference log-probs and values computed per chunk), then gather
+// the whole rollout batch, so KL, the controller, GAE and the whitening statistics are the global batch's and
+// every rank holds the buffer one process would; each optimizer step's micro-batches are then shared as in SFT.
+//
 // Diagnostics: the first epoch's re-computed log-probs against the rollout's (`rollout/logprob_max_abs_diff`,
 // a warning above `logprob_drift_warning`); a negative mean KL below −`negative_kl_tolerance` or a non-finite
 // value stops the run with an error before anything is saved, so the last good checkpoint stays the latest.
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import ModelFormats
@@ -169,10 +175,10 @@ public final class PPOTrainer: Trainer {
         }
     }
 
-    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
+    public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         var sums = MetricSums()
         let iteration = step / config.stepsPerIteration
-        if state.rollouts?.iteration != iteration { sums = try collectRollouts(iteration: iteration) }
+        if state.rollouts?.iteration != iteration { sums = try collectRollouts(iteration: iteration, shard: shard) }
         guard let buffer = state.rollouts else { preconditionFailure("rollouts were just collected") }
         let within = step % config.stepsPerIteration
         let epoch = within / config.numMiniBatches, minibatch = within % config.numMiniBatches
@@ -181,13 +187,16 @@ public final class PPOTrainer: Trainer {
         let rows = Array(order[(minibatch * config.miniBatchSize)..<((minibatch + 1) * config.miniBatchSize)])
         let tokens = Double(rows.reduce(0) { $0 + buffer.completions[$1].count })
         let temperature = Float(config.temperature), size = config.training.batchSize
-        // The step's metrics: token-weighted means over its micro-batches (each micro-batch adds its share).
-        var means: [String: Double] = [:], drift = 0.0
+        var drift = 0.0
         for i in 0..<microBatches {
+            // Every rank draws the step's demonstrations (keeping the stream in step); the owner computes.
+            let demonstrations = config.ptxCoef > 0 ? nextDemonstrations() : []
+            guard shard.owns(i) else { continue }
             let chunk = Array(rows[(i * size)..<((i + 1) * size)])
             let labeled = LabeledBatch(
                 prompts: chunk.map { buffer.prompts[$0] }, completions: chunk.map { buffer.completions[$0] },
                 padID: padID)
+            // The step's metrics: token-weighted means over its micro-batches (each adds its share of the weight).
             let weight = Double(chunk.reduce(0) { $0 + buffer.completions[$1].count }) / tokens
             // Policy: clipped surrogate on the re-computed log-probs.
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919
@@ -225,8 +234,8 @@ public final class PPOTrainer: Trainer {
             tick("critic", &clock)
             sums.tokens += Double(scored.batch.realTokens)
             if config.ptxCoef > 0 {
-                let (nll, ptxTokens) = try ptxStep(step: step, microBatch: i, of: microBatches)
-                means["loss/ptx", default: 0] += nll / Double(microBatches)
+                let (nll, ptxTokens) = try ptxStep(demonstrations, step: step, microBatch: i, of: microBatches)
+                sums.add("loss/ptx", nll / Double(microBatches), weight: 1 / Double(microBatches))
                 sums.tokens += ptxTokens
                 tick("policy", &clock)
             }
@@ -242,24 +251,31 @@ public final class PPOTrainer: Trainer {
                 ("val/vpred", values.joined().reduce(0, +) / Double(max(1, positions.count))),
                 ("val/error", error / Double(max(1, positions.count))),
             ] {
-                means[key, default: 0] += value * weight
+                sums.add(key, value * weight, weight: weight)
             }
         }
-        for (key, value) in means { sums.add(key, value) }
         // Before the iteration's first update the re-computed log-probs must equal the sampling ones.
         if within == 0 {
-            sums.add("rollout/logprob_max_abs_diff", drift)
+            if shard.size > 1 { drift = try loop.world.allReduceMax(drift) }
+            sums.addOnce("rollout/logprob_max_abs_diff", drift, shard: shard)
             if drift > config.logprobDriftWarning { driftWarnings.append((step + 1, drift)) }
         }
         return sums
     }
 
+    /// The next micro-batch of PPO-ptx demonstrations.
+    func nextDemonstrations() -> [EncodedExample] {
+        guard var ptx = ptxBatches else { return [] }
+        defer { ptxBatches = ptx }
+        return ptx.next().map { demonstrations[$0] }
+    }
+
     /// PPO-ptx (Ouyang et al. 2022 eq. 2): backpropagates γ·(−mean log π)/`count` over one micro-batch of
     /// demonstrations. Returns its mean NLL and real tokens.
-    func ptxStep(step: Int, microBatch i: Int, of count: Int) throws -> (nll: Double, tokens: Double) {
-        guard var ptx = ptxBatches else { return (0, 0) }
-        let examples = ptx.next().map { demonstrations[$0] }
-        ptxBatches = ptx
+    func ptxStep(_ examples: [EncodedExample], step: Int, microBatch i: Int, of count: Int) throws -> (
+        nll: Double, tokens: Double
+    ) {
+        guard !examples.isEmpty else { return (0, 0) }
         let labeled = LabeledBatch(rows: examples.map(\.ids), lossMask: examples.map(\.lossMask), padID: padID)
         acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919 &+ 1
         let scored = try loaded.model.score(labeled, adapter: adapter, into: acts, training: true)
@@ -269,47 +285,90 @@ public final class PPOTrainer: Trainer {
         return (-scored.logProbs.reduce(0.0) { $0 + Double($1) } / k, Double(scored.batch.realTokens))
     }
 
-    /// Samples one completion per prompt of the next rollout batch and turns them into the iteration's buffer
-    /// (old log-probs, values, advantages, returns). Returns the rollout metrics.
-    func collectRollouts(iteration: Int) throws -> MetricSums {
-        var indices = batches.next()
-        if indices.count < config.rolloutBatchSize { indices = batches.next() }  // drop_last, as TRL's loader
-        let temperature = Float(config.temperature), b = config.training.batchSize
-        var rollouts: [Rollout] = [], sampled: [[Double]] = []
-        var start = 0, clock = Date()
-        while start < indices.count {  // generation in minibatch-sized chunks
-            let chunk = Array(indices[start..<min(start + config.miniBatchSize, indices.count)])
-            let seed = config.seed &+ UInt64(iteration) &* 1_000_003 &+ UInt64(start) &* 7919
-            let generated = try loaded.sampleRollouts(
-                prompts: chunk.map { data.train[$0] }, answers: chunk.map { data.answers[$0] }, adapter: adapter,
-                maxNewTokens: config.responseLength,
-                sampling: SamplingOptions(
-                    temperature: temperature, topK: config.topK, topP: Float(config.topP), seed: seed))
-            rollouts += generated.rollouts
-            sampled += generated.logProbs.map { $0.map(Double.init) }
-            start += chunk.count
+    /// One rollout chunk's completions with what the buffer needs of them (computed by the rank that owns it).
+    struct ChunkRollouts {
+        var rollouts: [Rollout] = []
+        var sampled: [[Double]] = [], scores: [Double] = [], reference: [[Double]] = [], values: [[Double]] = []
+
+        /// Row `j` as one list of numbers (token ids and flags exact in a Double), for `gatherRows`.
+        func packed(_ j: Int) -> [Double] {
+            let r = rollouts[j]
+            let lengths = [r.promptIDs.count, r.completionIDs.count, sampled[j].count, reference[j].count]
+            return lengths.map(Double.init) + [Double(values[j].count), r.stopped ? 1 : 0, scores[j]]
+                + r.promptIDs.map(Double.init) + r.completionIDs.map(Double.init) + sampled[j] + reference[j]
+                + values[j]
         }
+
+        /// Appends a row `packed` wrote.
+        mutating func append(packed row: [Double]) {
+            var at = 7
+            func take(_ n: Double) -> ArraySlice<Double> {
+                defer { at += Int(n) }
+                return row[at..<(at + Int(n))]
+            }
+            let prompt = take(row[0]).map { Int32($0) }, completion = take(row[1]).map { Int32($0) }
+            rollouts.append(Rollout(promptIDs: prompt, completionIDs: completion, text: "", stopped: row[5] != 0))
+            sampled.append(Array(take(row[2])))
+            reference.append(Array(take(row[3])))
+            values.append(Array(take(row[4])))
+            scores.append(row[6])
+        }
+    }
+
+    /// Samples completions for chunk `indices` (seeded by iteration and the chunk's first row) and scores them:
+    /// the reward (missing-EOS penalty, clipping), reference log-probs and values, per micro-batch, no gradients.
+    func rolloutChunk(_ indices: [Int], iteration: Int, start: Int) throws -> ChunkRollouts {
+        let temperature = Float(config.temperature), b = config.training.batchSize
+        var clock = Date(), out = ChunkRollouts()
+        let seed = config.seed &+ UInt64(iteration) &* 1_000_003 &+ UInt64(start) &* 7919
+        let generated = try loaded.sampleRollouts(
+            prompts: indices.map { data.train[$0] }, answers: indices.map { data.answers[$0] }, adapter: adapter,
+            maxNewTokens: config.responseLength,
+            sampling: SamplingOptions(temperature: temperature, topK: config.topK, topP: Float(config.topP), seed: seed)
+        )
+        out.rollouts = generated.rollouts
+        out.sampled = generated.logProbs.map { $0.map(Double.init) }
         tick("generation", &clock)
-        var scores = try reward(rollouts)
+        out.scores = try reward(out.rollouts)
         tick("scoring", &clock)
-        for (j, r) in rollouts.enumerated() where !r.stopped { scores[j] -= config.missingEOSPenalty }
-        if config.scoreClip > 0 { scores = scores.map { min(max($0, -config.scoreClip), config.scoreClip) } }
-        // Reference log-probs and values, micro-batch by micro-batch, no gradients.
-        var reference: [[Double]] = [], values: [[Double]] = []
-        start = 0
-        while start < rollouts.count {
-            let chunk = Array(rollouts[start..<min(start + b, rollouts.count)])
-            start += chunk.count
+        for (j, r) in out.rollouts.enumerated() where !r.stopped { out.scores[j] -= config.missingEOSPenalty }
+        if config.scoreClip > 0 { out.scores = out.scores.map { min(max($0, -config.scoreClip), config.scoreClip) } }
+        var from = 0
+        while from < out.rollouts.count {
+            let part = Array(out.rollouts[from..<min(from + b, out.rollouts.count)])
+            from += part.count
             let labeled = LabeledBatch(
-                prompts: chunk.map(\.promptIDs), completions: chunk.map(\.completionIDs), padID: padID)
+                prompts: part.map(\.promptIDs), completions: part.map(\.completionIDs), padID: padID)
             let ref = try frozen.score(labeled, adapter: nil, into: acts, temperature: temperature)
-            reference += chunk.indices.map { ref.tokenLogProbs(row: $0).map(Double.init) }
+            out.reference += part.indices.map { ref.tokenLogProbs(row: $0).map(Double.init) }
             tick("reference", &clock)
             let hidden = frozen.forward(labeled.batch, adapter: critic, into: acts)
             let flat = valueHead.forward(hidden: hidden.pointer, rows: ref.scoredPositions)
-            values += ref.rowRanges.map { $0.map { Double(flat[$0]) } }
+            out.values += ref.rowRanges.map { $0.map { Double(flat[$0]) } }
             tick("critic", &clock)
         }
+        return out
+    }
+
+    /// Samples one completion per prompt of the next rollout batch and turns them into the iteration's buffer
+    /// (old log-probs, values, advantages, returns). Returns the rollout metrics.
+    func collectRollouts(iteration: Int, shard: Shard) throws -> MetricSums {
+        var indices = batches.next()
+        if indices.count < config.rolloutBatchSize { indices = batches.next() }  // drop_last, as TRL's loader
+        let size = config.rolloutChunkSize, chunks = (indices.count + size - 1) / size
+        // Each rank its chunks; then every rank gathers the whole batch (one process: its own rows).
+        var owned: [Int: [Double]] = [:]
+        for c in 0..<chunks where shard.owns(c) {
+            let start = c * size
+            let part = try rolloutChunk(
+                Array(indices[start..<min(start + size, indices.count)]), iteration: iteration, start: start)
+            for j in part.rollouts.indices { owned[start + j] = part.packed(j) }
+        }
+        var all = ChunkRollouts()
+        for row in try loop.world.gatherRows(owned, count: indices.count) { all.append(packed: row) }
+        let (rollouts, sampled, reference, values, scores) = (
+            all.rollouts, all.sampled, all.reference, all.values, all.scores
+        )
         let step = iteration * config.stepsPerIteration
         try Self.checkFinite(sampled, "rollout log-probs", step: step)
         try Self.checkFinite(reference, "reference log-probs", step: step)
@@ -327,21 +386,23 @@ public final class PPOTrainer: Trainer {
             iteration: iteration, prompts: rollouts.map(\.promptIDs), completions: rollouts.map(\.completionIDs),
             logProbs: sampled, values: values, advantages: RLMath.whiten(advantages), returns: returns)
         if config.adaptiveKL { state.controller.update(currentKL: meanKL, steps: rollouts.count) }
-        // Rollout metrics (TRL's names), one record per iteration.
+        // Rollout metrics (TRL's names), one record per iteration; every rank computed the same, counted once.
         let n = Double(rollouts.count)
         let nonScore = zip(sampled, reference).map { p, r in
             -beta * zip(p, r).reduce(0) { $0 + config.klEstimator.value(policy: $1.0, reference: $1.1) }
         }
         var sums = MetricSums()
-        sums.add("objective/kl", meanKL)
-        sums.add("objective/kl_coef", beta)
-        sums.add("objective/scores", scores.reduce(0, +) / n)
-        sums.add("objective/non_score_reward", nonScore.reduce(0, +) / n)
-        sums.add("objective/rlhf_reward", zip(scores, nonScore).reduce(0) { $0 + $1.0 + $1.1 } / n)
-        sums.add("objective/entropy", -sampled.reduce(0) { $0 + $1.reduce(0, +) } / n)
-        sums.add("val/num_eos_tokens", Double(rollouts.filter(\.stopped).count))
-        sums.add("completions/mean_length", rollouts.reduce(0) { $0 + Double($1.completionIDs.count) } / n)
-        if config.logSamplesEvery > 0 && iteration % config.logSamplesEvery == 0 {
+        for (key, value) in [
+            ("objective/kl", meanKL), ("objective/kl_coef", beta), ("objective/scores", scores.reduce(0, +) / n),
+            ("objective/non_score_reward", nonScore.reduce(0, +) / n),
+            ("objective/rlhf_reward", zip(scores, nonScore).reduce(0) { $0 + $1.0 + $1.1 } / n),
+            ("objective/entropy", -sampled.reduce(0) { $0 + $1.reduce(0, +) } / n),
+            ("val/num_eos_tokens", Double(rollouts.filter(\.stopped).count)),
+            ("completions/mean_length", rollouts.reduce(0) { $0 + Double($1.completionIDs.count) } / n),
+        ] {
+            sums.addOnce(key, value, shard: shard)
+        }
+        if shard.rank == 0 && config.logSamplesEvery > 0 && iteration % config.logSamplesEvery == 0 {
             try logSamples(rollouts, scores: scores, kl: sequenceKL, step: step)
         }
         return sums
@@ -362,7 +423,8 @@ public final class PPOTrainer: Trainer {
         for j in rollouts.indices.prefix(Self.sampleRows) {
             try log.append(object: [
                 "step": step, "prompt": loaded.tokenizer.decode(rollouts[j].promptIDs.map(Int.init)),
-                "completion": rollouts[j].text, "score": scores[j], "kl": kl[j],
+                "completion": loaded.tokenizer.decode(rollouts[j].completionIDs.map(Int.init), skipSpecialTokens: true),
+                "score": scores[j], "kl": kl[j],
             ])
         }
     }

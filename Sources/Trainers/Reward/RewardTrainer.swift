@@ -67,12 +67,6 @@ public final class RewardTrainer: Trainer {
         return (TokenBatch(rows: rows, padID: padID), groups)
     }
 
-    public var supportsDataParallel: Bool { true }
-
-    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
-        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
-    }
-
     public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in batches.next().map { data.train[$0] } }
         let total = Double(micro.reduce(0) { $0 + $1.count })

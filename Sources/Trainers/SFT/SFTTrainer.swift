@@ -58,12 +58,6 @@ public final class SFTTrainer: Trainer {
         loader = try DataLoader(examples: data.train, config: loader.config, position: dataPosition)
     }
 
-    public var supportsDataParallel: Bool { true }
-
-    public func accumulateGradients(step: Int, microBatches: Int) throws -> MetricSums {
-        try accumulateGradients(step: step, microBatches: microBatches, shard: .whole)
-    }
-
     public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
         let micro = (0..<microBatches).map { _ in loader.next() }
         let collated = micro.map { LabeledBatch(rows: $0.tokens, lossMask: $0.lossMask, padID: padID) }
