@@ -6,6 +6,7 @@
 // RSS is its own.
 
 import Datasets
+import Distributed
 import Foundation
 import ModelExport
 import ModelFormats
@@ -55,7 +56,10 @@ enum PreferenceBenchmarks {
         t.evalSteps = 0
         t.saveSteps = 100_000
         let out = dir.appendingPathComponent("out")
-        if trainer == "grpo" { return try grpo(loaded, variant: variant, training: t, in: dir) }
+        if trainer == "grpo" {
+            let accumulation = CommandLine.arguments.dropFirst(3).first.flatMap(Int.init) ?? 1
+            return try grpo(loaded, variant: variant, training: t, accumulation: accumulation, in: dir)
+        }
         if trainer == "ppo" { return try ppo(loaded, variant: variant, in: dir) }
         let start = ModelBenchmarks.now()
         let pairs: Int, anchor: String
@@ -91,11 +95,16 @@ enum PreferenceBenchmarks {
                 + " set-up \(f1(setup)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [\(anchor)]")
     }
 
-    /// GRPO on 64 prompts × 4 completions (16 steps of 16 completions), as ref/bench_trl.py.
-    static func grpo(_ loaded: LoadedModel, variant: String, training t: TrainingArguments, in dir: URL) throws {
+    /// GRPO on 64 prompts × 4 completions (16 steps of 16 completions), as ref/bench_trl.py. With `accumulation` > 1
+    /// a step is that many micro-batches of 16 / `accumulation` completions: the form `mpirun -np N` shares out
+    /// (`mpirun -np 2 -x RLHF_NUM_THREADS=1 Benchmarks grpo-one lora 2`; rank 0 prints, with the collectives' time).
+    static func grpo(
+        _ loaded: LoadedModel, variant: String, training t: TrainingArguments, accumulation: Int = 1, in dir: URL
+    ) throws {
         var c = GroupRLConfig()
         c.training = t
-        c.batchSize = 16
+        c.batchSize = 16 / accumulation
+        c.training.gradientAccumulationSteps = accumulation
         c.maxLength = 96
         c.numGenerations = 4
         c.maxCompletionLength = 32
@@ -124,6 +133,16 @@ enum PreferenceBenchmarks {
             outputDirectory: dir.appendingPathComponent("out"), baseModel: "b")
         try trainer.train()
         let total = ModelBenchmarks.now() - start, completions = 64 * 4
+        let world = trainer.loop.world
+        guard world.isMain else { return }
+        if world.size > 1 || accumulation > 1 {
+            let steps = Double(trainer.totalSteps), (wait, exchange) = trainer.loop.communication
+            print(
+                "grpo on \(world.size) rank(s) × \(ThreadPool.shared.threadCount) thread(s), micro-batches of"
+                    + " \(c.batchSize) completions × \(accumulation) a step: all-reduce \(f1(exchange / steps * 1000)) ms"
+                    + " a step (\(f1(100 * exchange / total)) % of the run), waiting for the other rank"
+                    + " \(f1(wait / steps * 1000)) ms a step (\(f1(100 * wait / total)) %)")
+        }
         print(
             "\(pad("grpo \(variant == "full" ? "full fine-tune" : variant == "lora" ? "LoRA r=16" : "LoRA r=16, bf16 base")", 30))"
                 + " \(String(format: "%.3f", total / Double(completions))) s per completion  (\(completions) in"
