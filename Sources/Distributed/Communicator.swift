@@ -63,6 +63,17 @@ extension Communicator {
         return (0..<count).map { Array(flat[offsets[$0]..<offsets[$0 + 1]]) }
     }
 
+    /// `count` rows computed in chunks of `chunk` rows, chunk c by rank c mod size, and gathered: every rank gets
+    /// all of them, each chunk computed whole as one process computes it (`compute` gets the chunk's row range).
+    public func shareRows(count: Int, chunk: Int, _ compute: (Range<Int>) throws -> [[Double]]) throws -> [[Double]] {
+        var owned: [Int: [Double]] = [:]
+        for (c, start) in stride(from: 0, to: count, by: chunk).enumerated() where c % size == rank {
+            let range = start..<min(start + chunk, count)
+            for (j, row) in try compute(range).enumerated() { owned[start + j] = row }
+        }
+        return try gatherRows(owned, count: count)
+    }
+
     /// Throws unless every rank passed the same `value` (a step count, a fingerprint): the sums of the values and of
     /// the squares of their low 20 bits both match N copies only if all are equal (every term exact in a Double).
     public func expectSame(_ value: UInt32, _ what: @autoclosure () -> String) throws {

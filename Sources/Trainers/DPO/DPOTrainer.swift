@@ -47,9 +47,10 @@ public final class DPOTrainer: Trainer {
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,
             identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
-        if config.lossType.usesReference {
-            referenceTrain = try sequenceLogProbs(data.train, adapter: nil)
-            referenceEval = try sequenceLogProbs(data.eval, adapter: nil)
+        if config.lossType.usesReference {  // shared by the ranks of an mpirun
+            let world = try World.current()
+            referenceTrain = try sequenceLogProbs(data.train, adapter: nil, world: world)
+            referenceEval = try sequenceLogProbs(data.eval, adapter: nil, world: world)
         }
     }
 
@@ -60,21 +61,18 @@ public final class DPOTrainer: Trainer {
             completions: pairs.map(\.chosenIDs) + pairs.map(\.rejectedIDs), padID: padID)
     }
 
-    /// Σ log p of each pair's chosen and rejected completion through `adapter` (no gradients).
-    public func sequenceLogProbs(_ pairs: [EncodedPreference], adapter: LoRAAdapter?) throws -> [(
-        chosen: Double, rejected: Double
-    )] {
-        var out: [(Double, Double)] = []
-        var start = 0
-        while start < pairs.count {
-            let chunk = Array(pairs[start..<min(start + config.batchSize, pairs.count)])
-            start += chunk.count
+    /// Σ log p of each pair's chosen and rejected completion through `adapter` (no gradients), in batches; under
+    /// mpirun `world` shares the batches out and gathers the results (the reference pass before training).
+    public func sequenceLogProbs(
+        _ pairs: [EncodedPreference], adapter: LoRAAdapter?, world: any Communicator = SingleProcess()
+    ) throws -> [(chosen: Double, rejected: Double)] {
+        try world.shareRows(count: pairs.count, chunk: config.batchSize) { range in
+            let chunk = Array(pairs[range])
             let scored = try loaded.model.score(labeled(chunk), adapter: adapter, into: acts)
-            out += (0..<chunk.count).map {
-                (scored.sequenceLogProb(row: $0), scored.sequenceLogProb(row: chunk.count + $0))
+            return chunk.indices.map {
+                [scored.sequenceLogProb(row: $0), scored.sequenceLogProb(row: chunk.count + $0)]
             }
-        }
-        return out
+        }.map { (chosen: $0[0], rejected: $0[1]) }
     }
 
     func inputs(

@@ -45,9 +45,10 @@ public final class KTOTrainer: Trainer {
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,
             identity: target.identity(baseModel: baseModel, tokenizer: loaded.tokenizer), rng: rng)
-        referenceTrain = try logProbs(data.train, indices: Array(data.train.indices), adapter: nil)
+        let world = try World.current()  // the ranks of an mpirun share the reference pass
+        referenceTrain = try logProbs(data.train, indices: Array(data.train.indices), adapter: nil, world: world)
         if !data.eval.isEmpty {
-            referenceEval = try logProbs(data.eval, indices: Array(data.eval.indices), adapter: nil)
+            referenceEval = try logProbs(data.eval, indices: Array(data.eval.indices), adapter: nil, world: world)
         }
     }
 
@@ -61,20 +62,17 @@ public final class KTOTrainer: Trainer {
             }, padID: padID)
     }
 
-    /// Σ log p of each example's own and mismatched completion through `adapter` (no gradients).
-    func logProbs(_ examples: [EncodedUnpaired], indices: [Int], adapter: LoRAAdapter?) throws -> [(
-        own: Double, mismatched: Double
-    )] {
-        var out: [(Double, Double)] = []
-        var start = 0
-        while start < indices.count {
-            let chunk = Array(indices[start..<min(start + config.batchSize, indices.count)])
-            start += chunk.count
+    /// Σ log p of each example's own and mismatched completion through `adapter` (no gradients), in batches; under
+    /// mpirun `world` shares the batches out and gathers the results (the reference pass before training).
+    func logProbs(
+        _ examples: [EncodedUnpaired], indices: [Int], adapter: LoRAAdapter?, world: any Communicator = SingleProcess()
+    ) throws -> [(own: Double, mismatched: Double)] {
+        try world.shareRows(count: indices.count, chunk: config.batchSize) { range in
+            let chunk = Array(indices[range])
             let own = try loaded.model.score(labeled(examples, chunk, mismatched: false), adapter: adapter, into: acts)
             let other = try loaded.model.score(labeled(examples, chunk, mismatched: true), adapter: adapter, into: acts)
-            out += chunk.indices.map { (own.sequenceLogProb(row: $0), other.sequenceLogProb(row: $0)) }
-        }
-        return out
+            return chunk.indices.map { [own.sequenceLogProb(row: $0), other.sequenceLogProb(row: $0)] }
+        }.map { (own: $0[0], mismatched: $0[1]) }
     }
 
     // MARK: TrainingObjective

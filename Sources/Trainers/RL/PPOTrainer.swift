@@ -355,17 +355,13 @@ public final class PPOTrainer: Trainer {
     func collectRollouts(iteration: Int, shard: Shard) throws -> MetricSums {
         var indices = batches.next()
         if indices.count < config.rolloutBatchSize { indices = batches.next() }  // drop_last, as TRL's loader
-        let size = config.rolloutChunkSize, chunks = (indices.count + size - 1) / size
-        // Each rank its chunks; then every rank gathers the whole batch (one process: its own rows).
-        var owned: [Int: [Double]] = [:]
-        for c in 0..<chunks where shard.owns(c) {
-            let start = c * size
-            let part = try rolloutChunk(
-                Array(indices[start..<min(start + size, indices.count)]), iteration: iteration, start: start)
-            for j in part.rollouts.indices { owned[start + j] = part.packed(j) }
+        // Each rank its chunks; then every rank gathers the whole batch.
+        let rows = try loop.world.shareRows(count: indices.count, chunk: config.rolloutChunkSize) { range in
+            let part = try rolloutChunk(Array(indices[range]), iteration: iteration, start: range.lowerBound)
+            return part.rollouts.indices.map(part.packed)
         }
         var all = ChunkRollouts()
-        for row in try loop.world.gatherRows(owned, count: indices.count) { all.append(packed: row) }
+        for row in rows { all.append(packed: row) }
         let (rollouts, sampled, reference, values, scores) = (
             all.rollouts, all.sampled, all.reference, all.values, all.scores
         )
