@@ -16,19 +16,44 @@ enum MPI {
         return nil
     }()
 
-    /// Runs `mpirun -np 2 <command…>` (or an MPMD line when `second` is given), with a deadline.
-    static func run(_ args: [String], second: [String]? = nil, deadline: TimeInterval = 300) throws -> CLI.Result {
+    /// scripts/mpi-two-hosts.sh when this machine can make network namespaces (root and `ip netns`), else nil.
+    static let twoHosts: String? = {
+        guard mpirun != nil, getuid() == 0 else { return nil }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/mpi-two-hosts.sh").path
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/bin/sh")
+        probe.arguments = ["-c", "ip netns add rlhf-probe-$$ && ip netns del rlhf-probe-$$"]
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { return nil }
+        probe.waitUntilExit()
+        return probe.terminationStatus == 0 ? script : nil
+    }()
+
+    /// Runs `mpirun -np 2 <command…>` (or an MPMD line when `second` is given; or, with `twoHosts`, the two ranks in
+    /// two network namespaces talking TCP), with a deadline.
+    static func run(
+        _ args: [String], second: [String]? = nil, twoHosts: Bool = false, deadline: TimeInterval = 300
+    ) throws -> CLI.Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun!)
         // One thread per rank, as the one-process runs compared with them (a product split over threads may sum in
         // another order).
-        var line = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["-x", "RLHF_NUM_THREADS=1"]
-        if let second {
-            line += ["-np", "1"] + args + [":", "-np", "1"] + second
+        var environment = ProcessInfo.processInfo.environment
+        environment["RLHF_NUM_THREADS"] = "1"
+        p.environment = environment
+        if twoHosts {
+            p.executableURL = URL(fileURLWithPath: Self.twoHosts!)
+            p.arguments = args
         } else {
-            line += ["-np", "2"] + args
+            p.executableURL = URL(fileURLWithPath: mpirun!)
+            var line = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["-x", "RLHF_NUM_THREADS"]
+            if let second {
+                line += ["-np", "1"] + args + [":", "-np", "1"] + second
+            } else {
+                line += ["-np", "2"] + args
+            }
+            p.arguments = line
         }
-        p.arguments = line
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -130,6 +155,28 @@ struct DistributedCLITests {
             [Self.rlhf] + args + ["--out", resumed.path, "--resume", one.appendingPathComponent("checkpoint-2").path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try Self.weights(resumed) == Self.weights(one))
+    }
+
+    /// The same SFT run with its two ranks on two virtual hosts (network namespaces joined by a veth pair): Open MPI
+    /// starts the second rank through its remote agent and the ranks exchange over TCP, as on two machines.
+    @Test(
+        .enabled(
+            if: MPI.twoHosts != nil,
+            "needs root and network namespaces (ip netns) to put the ranks on two virtual hosts"))
+    func sftOverTCPBetweenTwoHostsMatchesOneProcess() throws {
+        let dir = try PreferenceCLITests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let args =
+            [
+                "sft", "--data", try Self.sftData(dir).path, "--max-steps", "3", "--batch-size", "2", "--set",
+                "gradient_accumulation_steps=2",
+            ] + Self.small
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
+        #expect(single.status == 0, "\(single.stderr)")
+        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path], twoHosts: true)
+        #expect(parallel.status == 0, "\(parallel.stderr)")
+        #expect(try Self.weights(two) == Self.weights(one))
     }
 
     /// The preference trainers with four micro-batches a step over two ranks: each rank sums two, so the total is
