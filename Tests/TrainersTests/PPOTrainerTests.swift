@@ -246,4 +246,39 @@ import _TestSupport
         }
         #expect(resumed.state == straight.state)
     }
+
+    /// An edited ppo_state.json (a rollout row cut short, a token id beyond the vocabulary, a negative β) is refused at
+    /// resume naming the file and what is wrong, before any step runs.
+    @Test func anEditedRolloutBufferIsRefusedAtResume() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out")
+        let first = try Self.trainer(out: out, data: dir, steps: 10)
+        try first.train(onEvent: { event in
+            if case let .step(step, _, _) = event, step == 2 { return .stop }
+            return .proceed
+        })
+        let file = try Checkpoint.resolve(out).appendingPathComponent(PPOState.fileName)
+        let original = try Data(contentsOf: file)
+        let edits: [(String, (inout PPOState) -> Void)] = [
+            ("per-token lists", { $0.rollouts!.values[1].removeLast() }),
+            ("holds 15 returns", { $0.rollouts!.returns.removeLast() }),
+            ("outside the vocabulary", { $0.rollouts!.completions[0][0] = 1 << 30 }),
+            ("KL coefficient", { $0.controller.coefficient = -1 }),
+        ]
+        for (expected, edit) in edits {
+            var state = try JSONDecoder().decode(PPOState.self, from: original)
+            #expect(state.rollouts?.returns.count == 16)
+            edit(&state)
+            try JSONEncoder().encode(state).write(to: file)
+            let resumed = try Self.trainer(out: out, data: dir, steps: 10)
+            do {
+                try resumed.train(resume: out)
+                Issue.record("resumed from a buffer with \(expected) edited")
+            } catch {
+                #expect("\(error)".contains(file.path) && "\(error)".contains(expected), "\(error)")
+            }
+            #expect(resumed.loop.step == 0)
+        }
+    }
 }

@@ -164,15 +164,48 @@ public final class PPOTrainer: Trainer {
 
     public func restore(checkpoint directory: URL) throws {
         let url = directory.appendingPathComponent(PPOState.fileName)
+        let saved: PPOState
         do {
-            state = try JSONDecoder().decode(PPOState.self, from: FileContents.read(url))
+            saved = try JSONDecoder().decode(PPOState.self, from: FileContents.read(url))
         } catch {
             throw CheckpointError.invalidState(file: url.path, reason: "unreadable PPO state: \(error)")
         }
+        if let problem = saved.rollouts.flatMap({ check($0) }) {
+            throw CheckpointError.invalidState(file: url.path, reason: "the rollout buffer \(problem)")
+        }
+        let beta = saved.controller.coefficient
+        guard beta.isFinite && beta >= 0 else {
+            throw CheckpointError.invalidState(
+                file: url.path, reason: "the KL coefficient \(beta) is not a finite β ≥ 0")
+        }
+        state = saved
         if let p = state.ptxPosition {
             ptxBatches = IndexBatches(
                 count: demonstrations.count, batchSize: config.training.batchSize, seed: config.seed, position: p)
         }
+    }
+
+    /// What is wrong with a rollout buffer read from a checkpoint (nil: one this config could have written).
+    func check(_ b: PPORollouts) -> String? {
+        let n = config.rolloutBatchSize, vocab = Int32(loaded.model.config.vocabularySize)
+        guard b.iteration >= 0 else { return "has a negative iteration" }
+        for (name, count) in [
+            ("prompts", b.prompts.count), ("completions", b.completions.count), ("logProbs", b.logProbs.count),
+            ("values", b.values.count), ("advantages", b.advantages.count), ("returns", b.returns.count),
+        ] where count != n {
+            return "holds \(count) \(name), expected \(n) (one per completion of the rollout batch)"
+        }
+        for j in 0..<n {
+            let length = b.completions[j].count
+            guard
+                [b.logProbs[j].count, b.values[j].count, b.advantages[j].count, b.returns[j].count]
+                    .allSatisfy({ $0 == length }), length <= config.responseLength
+            else { return "row \(j): per-token lists do not match its \(length) completion tokens" }
+            guard (b.prompts[j] + b.completions[j]).allSatisfy({ $0 >= 0 && $0 < vocab }) else {
+                return "row \(j): a token id outside the vocabulary (0..<\(vocab))"
+            }
+        }
+        return nil
     }
 
     public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
