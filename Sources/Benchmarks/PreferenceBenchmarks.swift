@@ -135,6 +135,8 @@ enum PreferenceBenchmarks {
         let total = ModelBenchmarks.now() - start, completions = 64 * 4
         let world = trainer.loop.world
         guard world.isMain else { return }
+        let phases = trainer.seconds.sorted { $0.value > $1.value }
+        print("  phases: " + phases.map { "\($0.key) \(f1($0.value)) s" }.joined(separator: ", "))
         if world.size > 1 || accumulation > 1 {
             let steps = Double(trainer.totalSteps), (wait, exchange) = trainer.loop.communication
             print(

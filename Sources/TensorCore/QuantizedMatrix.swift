@@ -75,6 +75,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public let owner: AnyObject?
     private let rowMapStorage: RowMapStorage?
     private let panelCache: LazyStorage?
+    private let transposeCache: LazyStorage?
 
     /// A view of `rows` physical rows at `blocks`. `rowMap` (logical row → physical row, each entry in
     /// 0..<physicalRows, default `rows`) is copied.
@@ -82,6 +83,16 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public init(
         type: QuantizedType, rows: Int, columns: Int, blocks: UnsafeRawPointer, rowBytes: Int? = nil,
         owner: AnyObject?, rowMap: [Int32]? = nil, physicalRows: Int? = nil
+    ) {
+        self.init(
+            type: type, rows: rows, columns: columns, blocks: blocks, rowBytes: rowBytes, owner: owner, rowMap: rowMap,
+            physicalRows: physicalRows, transposable: true)
+    }
+
+    /// `transposable`: whether a bf16 matrix may build `transposedBF16` (not the transposed copy itself).
+    private init(
+        type: QuantizedType, rows: Int, columns: Int, blocks: UnsafeRawPointer, rowBytes: Int? = nil,
+        owner: AnyObject?, rowMap: [Int32]? = nil, physicalRows: Int? = nil, transposable: Bool
     ) {
         precondition(rows >= 0 && columns >= 0, "negative shape [\(rows), \(columns)]")
         let packed = type.rowByteCount(columns: columns)
@@ -104,6 +115,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
         }
         let panelBytes = rk_qpanels_size(type.rawValue, rows, columns)
         panelCache = panelBytes > 0 ? LazyStorage(byteCount: panelBytes) : nil
+        transposeCache = type == .bf16 && transposable ? LazyStorage(byteCount: rows * columns * 2) : nil
     }
 
     /// An owned copy of packed rows (`bytes.count == rows · type.rowByteCount(columns:)`).
@@ -146,6 +158,32 @@ public struct QuantizedMatrix: @unchecked Sendable {
         }
     }
 
+    /// Wᵀ [columns, rows] of a bf16 matrix: the same values transposed, built on first use by a backward product on
+    /// the AVX512_BF16 path (training on a `--bf16` base), so dX = dY·W runs on the bf16 tiles at the forward's rate
+    /// instead of dequantised fp32 sgemm. It costs the matrix's size again, counted in `byteCount` once built.
+    var transposedBF16: QuantizedMatrix? {
+        guard type == .bf16, let transposeCache else { return nil }
+        let map = rowMapPointer, rows = rows, columns = columns, blocks = blocks, rb = rowBytes
+        let pointer = transposeCache.pointer { storage in
+            let dst = storage.assumingMemoryBound(to: UInt16.self)
+            // Blocks of 64 columns (output rows of Wᵀ), each read down every logical row of W.
+            parallelFor((columns + 63) / 64) { range in
+                for block in range {
+                    let c0 = block * 64, c1 = min(columns, c0 + 64)
+                    for r in 0..<rows {
+                        let src = (blocks + Int(map?[r] ?? Int32(r)) &* rb).assumingMemoryBound(to: UInt16.self)
+                        for c in c0..<c1 { dst[c &* rows &+ r] = src[c] }
+                    }
+                }
+            }
+        }
+        return QuantizedMatrix(
+            type: .bf16, rows: columns, columns: rows, blocks: pointer, owner: transposeCache, transposable: false)
+    }
+
+    /// Whether `transposedBF16` has been built.
+    public var hasTransposedBF16: Bool { transposeCache?.isBuilt ?? false }
+
     /// The decode panels when a single-row product should read them instead of the blocks: on the AVX2 path,
     /// where the blocks' per-row fp16 scales cost about a quarter of the decoding (`rk_qpanels_gemv`); there
     /// batch-1 decoding builds the panels too. nil on the other paths and for other types.
@@ -162,6 +200,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// Bytes held for the weights (physical rows × row stride) plus the row map and decode panels.
     public var byteCount: Int {
         rows * rowBytes + (rowMapStorage?.count ?? 0) * 4 + (hasDecodePanels ? panelCache!.byteCount : 0)
+            + (hasTransposedBF16 ? transposeCache!.byteCount : 0)
     }
 
     /// Writes all rows as Float32 to `out` ([rows, columns]).
@@ -425,6 +464,20 @@ public enum QuantizedLinear {
         if o == 0 {
             if !accumulate { dx.update(repeating: 0, count: n * i) }
             return
+        }
+        var dy = dy
+        if w.type == .bf16 {
+            // As the forward: the inputs (here dY) rounded to bf16 first, on every path; with AVX512_BF16 the
+            // product runs on the bf16 tiles against the transposed copy, dX = bf16(dY) · (Wᵀ)ᵀ.
+            if rk_uses_avx512bf16() != 0, let t = w.transposedBF16 {
+                bf16Forward(out: dx, input: dy, weight: t, rows: n, accumulate: accumulate)
+                return
+            }
+            let rounded = Scratch.buffer("quantized.bf16-input", count: n * o).pointer
+            parallelFor(n, grain: max(1, 65536 / o)) { r in
+                rk_bf16_round(rounded + r.lowerBound &* o, dy + r.lowerBound &* o, r.count &* o)
+            }
+            dy = UnsafePointer(rounded)
         }
         forEachTile(of: w, tileFloats: tileFloats) { o0, count, tile in
             MatMul.gemm(

@@ -470,15 +470,17 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         tileFloats: tileFloats)
                     expectClose(y.pointer, want.pointer, scale: scale, what + " forward tile \(tileFloats)")
                 }
-                // dx = dy W (+ dx0), against sgemm NN on the dequantised W.
+                // dx = dy W (+ dx0), against sgemm NN on the dequantised W (bf16: dy rounded first, as the forward's
+                // inputs).
+                let dyIn = type == .bf16 ? bf16Rounded(dy) : dy
                 let wantDx = FloatBuffer(count: n * i)
                 wantDx.pointer.update(from: dx0.pointer, count: n * i)
-                MatMul.gemm(wantDx.pointer, dy.pointer, w.pointer, m: n, n: i, k: o, beta: accumulate ? 1 : 0)
+                MatMul.gemm(wantDx.pointer, dyIn.pointer, w.pointer, m: n, n: i, k: o, beta: accumulate ? 1 : 0)
                 var dxScale = [Float](repeating: 0, count: n * i)
                 for row in 0..<n {
                     for c in 0..<i {
                         var s: Float = accumulate ? abs(dx0.pointer[row * i + c]) : 0
-                        for k in 0..<o { s += abs(dy.pointer[row * o + k] * w.pointer[k * i + c]) }
+                        for k in 0..<o { s += abs(dyIn.pointer[row * o + k] * w.pointer[k * i + c]) }
                         dxScale[row * i + c] = s
                     }
                 }

@@ -50,3 +50,20 @@ public final class MetricsLog: @unchecked Sendable {
 
     deinit { try? handle.close() }
 }
+
+/// Seconds a trainer spent per phase of its steps (generation, scoring, reference, policy, …) since it was made:
+/// `mark(phase)` adds the time since the previous mark (or `restart()`) to `phase`.
+public struct PhaseTimes: Sendable {
+    public private(set) var seconds: [String: Double] = [:]
+    private var last = DispatchTime.now().uptimeNanoseconds
+
+    public init() {}
+
+    public mutating func restart() { last = DispatchTime.now().uptimeNanoseconds }
+
+    public mutating func mark(_ phase: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        seconds[phase, default: 0] += Double(now - last) / 1e9
+        last = now
+    }
+}

@@ -25,6 +25,10 @@ public final class GroupRLTrainer: Trainer {
     let padID: Int32
     var batches: IndexBatches
     let acts: LlamaActivations
+    /// Seconds spent per phase since the trainer was made: generation, scoring (reward), reference, policy (the
+    /// policy's forward and backward).
+    public var seconds: [String: Double] { phases.seconds }
+    var phases = PhaseTimes()
     public static let adapterName = "policy"
 
     /// `reference` is the frozen copy of the starting model a full fine-tune with β > 0 needs (nil with LoRA).
@@ -93,8 +97,11 @@ public final class GroupRLTrainer: Trainer {
         let k = config.numGenerations, temperature = Float(config.temperature)
         for (i, indices) in micro.enumerated() where shard.owns(i) {
             let seed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919
+            phases.restart()
             let (rollouts, sampled) = try rollouts(indices, seed: seed)
+            phases.mark("generation")
             var scores = try reward(rollouts)
+            phases.mark("scoring")
             for (j, r) in rollouts.enumerated() where !r.stopped { scores[j] -= config.missingEOSPenalty }
             let labeled = LabeledBatch(
                 prompts: rollouts.map(\.promptIDs), completions: rollouts.map(\.completionIDs), padID: padID)
@@ -102,6 +109,7 @@ public final class GroupRLTrainer: Trainer {
             if let model = self.reference {
                 let ref = try model.score(labeled, adapter: nil, into: acts, temperature: temperature)
                 reference = rollouts.indices.map { ref.tokenLogProbs(row: $0).map(Double.init) }
+                phases.mark("reference")
             }
             acts.dropoutSeed = seed
             let scored = try loaded.model.score(
@@ -128,6 +136,7 @@ public final class GroupRLTrainer: Trainer {
                 maxCompletionLength: config.maxCompletionLength)
             let n = Double(rollouts.count), weight = Double(indices.count) / total
             loaded.model.backward(scored, dLogProbs: scored.tokenGradients(l.dLogProbs, scale: weight))
+            phases.mark("policy")
             let mean = scores.reduce(0, +) / n
             let std = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(1, n - 1)).squareRoot()
             let lengths = rollouts.map { Double($0.completionIDs.count) }

@@ -51,7 +51,8 @@ public final class PPOTrainer: Trainer {
     public private(set) var state: PPOState
     /// Seconds spent per phase since the trainer was made: generation, scoring (reward), reference, critic (values
     /// and the critic's update), policy (the policy's forward/backward, PPO-ptx included).
-    public private(set) var seconds: [String: Double] = [:]
+    public var seconds: [String: Double] { phases.seconds }
+    var phases = PhaseTimes()
     /// (step, max |Δ log p|) of iterations whose first re-computed log-probs drifted above `logprob_drift_warning`.
     public private(set) var driftWarnings: [(step: Int, drift: Double)] = []
     public static let adapterName = "policy", criticName = "critic"
@@ -233,7 +234,7 @@ public final class PPOTrainer: Trainer {
             let weight = Double(chunk.reduce(0) { $0 + buffer.completions[$1].count }) / tokens
             // Policy: clipped surrogate on the re-computed log-probs.
             acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &* 7919
-            var clock = Date()
+            phases.restart()
             let scored = try loaded.model.score(
                 labeled, adapter: adapter, into: acts, training: true, temperature: temperature)
             let logProbs = chunk.indices.map { scored.tokenLogProbs(row: $0).map(Double.init) }
@@ -246,7 +247,7 @@ public final class PPOTrainer: Trainer {
                 logProbs: logProbs, oldLogProbs: old, advantages: chunk.map { buffer.advantages[$0] },
                 clipRange: config.cliprange)
             loaded.model.backward(scored, dLogProbs: scored.tokenGradients(p.dLogProbs, scale: weight))
-            tick("policy", &clock)
+            phases.mark("policy")
             // Critic: clipped value loss on the values at the same positions.
             acts.isTraining = true
             let hidden = frozen.forward(labeled.batch, adapter: critic, into: acts)
@@ -264,13 +265,13 @@ public final class PPOTrainer: Trainer {
                 dValues: v.dValues.flatMap { $0.map { Float($0 * weight) } }, hidden: hidden.pointer, rows: positions,
                 dHidden: dHidden.pointer)
             frozen.backward(dOutput: dHidden.pointer, acts: acts)
-            tick("critic", &clock)
+            phases.mark("critic")
             sums.tokens += Double(scored.batch.realTokens)
             if config.ptxCoef > 0 {
                 let (nll, ptxTokens) = try ptxStep(demonstrations, step: step, microBatch: i, of: microBatches)
                 sums.add("loss/ptx", nll / Double(microBatches), weight: 1 / Double(microBatches))
                 sums.tokens += ptxTokens
-                tick("policy", &clock)
+                phases.mark("policy")
             }
             let returns = chunk.map { buffer.returns[$0] }
             var error = 0.0
@@ -352,7 +353,8 @@ public final class PPOTrainer: Trainer {
     /// the reward (missing-EOS penalty, clipping), reference log-probs and values, per micro-batch, no gradients.
     func rolloutChunk(_ indices: [Int], iteration: Int, start: Int) throws -> ChunkRollouts {
         let temperature = Float(config.temperature), b = config.training.batchSize
-        var clock = Date(), out = ChunkRollouts()
+        var out = ChunkRollouts()
+        phases.restart()
         let seed = config.seed &+ UInt64(iteration) &* 1_000_003 &+ UInt64(start) &* 7919
         let generated = try loaded.sampleRollouts(
             prompts: indices.map { data.train[$0] }, answers: indices.map { data.answers[$0] }, adapter: adapter,
@@ -361,9 +363,9 @@ public final class PPOTrainer: Trainer {
         )
         out.rollouts = generated.rollouts
         out.sampled = generated.logProbs.map { $0.map(Double.init) }
-        tick("generation", &clock)
+        phases.mark("generation")
         out.scores = try reward(out.rollouts)
-        tick("scoring", &clock)
+        phases.mark("scoring")
         for (j, r) in out.rollouts.enumerated() where !r.stopped { out.scores[j] -= config.missingEOSPenalty }
         if config.scoreClip > 0 { out.scores = out.scores.map { min(max($0, -config.scoreClip), config.scoreClip) } }
         var from = 0
@@ -374,11 +376,11 @@ public final class PPOTrainer: Trainer {
                 prompts: part.map(\.promptIDs), completions: part.map(\.completionIDs), padID: padID)
             let ref = try frozen.score(labeled, adapter: nil, into: acts, temperature: temperature)
             out.reference += part.indices.map { ref.tokenLogProbs(row: $0).map(Double.init) }
-            tick("reference", &clock)
+            phases.mark("reference")
             let hidden = frozen.forward(labeled.batch, adapter: critic, into: acts)
             let flat = valueHead.forward(hidden: hidden.pointer, rows: ref.scoredPositions)
             out.values += ref.rowRanges.map { $0.map { Double(flat[$0]) } }
-            tick("critic", &clock)
+            phases.mark("critic")
         }
         return out
     }
@@ -435,13 +437,6 @@ public final class PPOTrainer: Trainer {
             try logSamples(rollouts, scores: scores, kl: sequenceKL, step: step)
         }
         return sums
-    }
-
-    /// Adds the seconds since `clock` to `phase` and restarts it.
-    func tick(_ phase: String, _ clock: inout Date) {
-        let now = Date()
-        seconds[phase, default: 0] += now.timeIntervalSince(clock)
-        clock = now
     }
 
     /// Appends the first rows of the iteration to `samples.jsonl` (prompt, completion, score, KL).
