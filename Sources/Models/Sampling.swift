@@ -28,6 +28,11 @@ public struct SamplingOptions: Codable, Sendable, Equatable {
     }
 
     public var isGreedy: Bool { temperature == 0 }
+
+    /// The smallest sampling temperature the tools accept (0, greedy, aside): logits / T must stay finite in
+    /// Float32, and below this the distribution is greedy in all but name (transformers fails on inf/NaN
+    /// probabilities there; pass 0 for greedy).
+    public static let minimumTemperature: Float = 1e-3
 }
 
 public enum Sampler {

@@ -3,6 +3,7 @@
 // naming the key. `quick` is the same pipeline at toy sizes (the test suite runs it).
 
 import Foundation
+import Models
 import Trainers
 
 public struct DemoConfig: PartialConfig, Equatable {
@@ -147,9 +148,14 @@ public struct DemoConfig: PartialConfig, Equatable {
             "a power of two in 1…1024")
         try check(ppoBatchSize <= 1024, .ppoBatchSize, ppoBatchSize, "an even integer in 2…1024")
         try check(
+            trainPrompts >= ppoBatchSize, .trainPrompts, trainPrompts,
+            "at least ppo_batch_size (\(ppoBatchSize)): PPO samples one rollout batch of training prompts")
+        try check(
             grpoNumGenerations >= 2 && grpoNumGenerations <= 16, .grpoNumGenerations, grpoNumGenerations,
             "an integer in 2…16")
-        try check(sampleTemperature > 0, .sampleTemperature, sampleTemperature, "a number > 0")
+        try check(
+            sampleTemperature >= Double(SamplingOptions.minimumTemperature), .sampleTemperature, sampleTemperature,
+            "a number ≥ \(SamplingOptions.minimumTemperature)")
         try check(annotatorTemperature > 0, .annotatorTemperature, annotatorTemperature, "a number > 0")
         try check(
             annotatorFlipRate >= 0 && annotatorFlipRate < 0.5, .annotatorFlipRate, annotatorFlipRate,

@@ -25,9 +25,21 @@ struct BestOfNCommand: ParsableCommand {
     @Flag(help: "Print {\"prompts\", \"n\", \"mean_best_reward\", \"mean_reward\"} as JSON.") var json = false
 
     func validate() throws {
+        if let out {  // checked before sampling, which can take long
+            var isDirectory: ObjCBool = false
+            let parent = URL(fileURLWithPath: out).deletingLastPathComponent().path
+            if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) && isDirectory.boolValue {
+                throw ValidationError("--out \(out) is a directory: pass the JSONL file to write.")
+            }
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) && isDirectory.boolValue
+            else { throw ValidationError("--out \(out): its directory \(parent) does not exist.") }
+        }
         guard n >= 1 && n <= 4096 else { throw ValidationError("Please pass --n in 1…4096.") }
         guard maxNewTokens >= 1 else { throw ValidationError("Please pass --max-new-tokens ≥ 1.") }
-        guard temperature > 0 else { throw ValidationError("Please pass --temperature > 0: best-of-n samples.") }
+        guard temperature >= SamplingOptions.minimumTemperature else {
+            throw ValidationError(
+                "Please pass --temperature ≥ \(SamplingOptions.minimumTemperature): best-of-n samples.")
+        }
         guard topP > 0 && topP <= 1 else { throw ValidationError("Please pass --top-p in (0, 1].") }
     }
 

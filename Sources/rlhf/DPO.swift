@@ -31,6 +31,7 @@ struct DPO: ParsableCommand, DataParallelCommand {
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
+        try checkOutputDirectory(out)
         if modelOptions.adapter != nil {
             throw ValidationError("dpo starts a new adapter; to continue a run pass --resume DIR.")
         }

@@ -67,6 +67,7 @@ struct Demo: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputDirectory(out)
         let c = try resolvedConfig()
         try Self.checkDense(modelOptions)
         let loaded = try modelOptions.load(trainable: false)

@@ -79,6 +79,7 @@ struct GroupRLOptions: ParsableArguments {
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
+        try checkOutputDirectory(out)
         if modelOptions.adapter != nil {
             throw ValidationError("RL starts a new policy adapter; to continue a run pass --resume DIR.")
         }

@@ -101,7 +101,9 @@ struct SamplingFlags: ParsableArguments {
 
     func validate() throws {
         guard maxNewTokens > 0 else { throw ValidationError("Please pass --max-new-tokens ≥ 1.") }
-        guard temperature >= 0 else { throw ValidationError("Please pass --temperature ≥ 0 (0 = greedy).") }
+        guard temperature == 0 || temperature >= SamplingOptions.minimumTemperature else {
+            throw ValidationError("Please pass --temperature 0 (greedy) or ≥ \(SamplingOptions.minimumTemperature).")
+        }
         guard topK >= 0 else { throw ValidationError("Please pass --top-k ≥ 0.") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("Please pass --top-p in (0, 1].") }
     }

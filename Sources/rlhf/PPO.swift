@@ -50,6 +50,7 @@ struct PPOCommand: ParsableCommand, DataParallelCommand {
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
+        try checkOutputDirectory(out)
         if modelOptions.adapter != nil {
             throw ValidationError("Pass an SFT adapter as --policy DIR; to continue a run pass --resume DIR.")
         }

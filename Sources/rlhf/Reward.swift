@@ -28,6 +28,7 @@ struct Reward: ParsableCommand, DataParallelCommand {
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
+        try checkOutputDirectory(out)
         if modelOptions.adapter != nil {
             throw ValidationError(
                 "reward starts a new adapter and head; to continue a run pass --resume DIR instead of --adapter.")

@@ -20,6 +20,7 @@ struct SFT: ParsableCommand, DataParallelCommand {
     @OptionGroup var training: TrainingFlags
 
     func validate() throws {
+        try checkOutputDirectory(out)
         if modelOptions.adapter != nil {
             throw ValidationError("sft starts a new adapter; to continue a run pass --resume DIR instead of --adapter.")
         }

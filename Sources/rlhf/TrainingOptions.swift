@@ -143,3 +143,12 @@ extension TrainingFlags {
         if World.launchedRank == 0 { note("Saved \(try export().path)") }  // rank 0 writes the outputs
     }
 }
+
+/// `--out` of a run: a directory to create, or an earlier run's. Refused before anything loads when it names a file.
+func checkOutputDirectory(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue {
+        throw ValidationError(
+            "--out \(path) is a file: pass a directory (a new one, or an earlier run's with --resume to continue it).")
+    }
+}

@@ -71,6 +71,37 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: out + "/checkpoint-1"))
     }
 
+    /// Outputs that cannot be written, temperatures whose logits / T overflow Float32, and a demo too small for one
+    /// PPO rollout batch are refused before anything loads or samples.
+    @Test func unusableOutputsAndSettingsAreRefusedUpFront() throws {
+        let f = try Self.fixture()
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        let file = f.dir.appendingPathComponent("a-file")
+        try Data("x".utf8).write(to: file)
+        for trainer in [
+            ["sft", "--data", f.sft.path], ["grpo", "--prompts", f.prompts.path, "--reward-fn", "length:3"],
+        ] {
+            try Self.expectError(trainer + ["--out", file.path], mentions: ["--out \(file.path) is a file"])
+        }
+        try Self.expectError(["demo", "--quick", "--out", file.path], mentions: ["is a file"])
+        #expect(try Data(contentsOf: file) == Data("x".utf8))
+        let bon = ["best-of-n", "--prompts", f.prompts.path, "--reward-fn", "length:3", "--n", "2"]
+        try Self.expectError(bon + ["--out", f.dir.path], mentions: ["is a directory"])
+        try Self.expectError(bon + ["--out", f.dir.path + "/missing/picks.jsonl"], mentions: ["does not exist"])
+        try Self.expectError(bon + ["--temperature", "1e-45"], mentions: ["--temperature", "0.001"])
+        try Self.expectError(
+            ["generate", "--prompt", "Hi", "--temperature", "1e-45"], mentions: ["--temperature 0 (greedy) or ≥ 0.001"])
+        try Self.expectError(
+            [
+                "grpo", "--prompts", f.prompts.path, "--reward-fn", "length:3", "--out", f.dir.path + "/g", "--set",
+                "temperature=1e-9",
+            ], mentions: ["temperature", "0.001"])
+        let demo = f.dir.appendingPathComponent("demo.yaml")
+        try Data("train_prompts: 2\nppo_batch_size: 8\n".utf8).write(to: demo)
+        try Self.expectError(
+            ["demo", "--config", demo.path, "--out", f.dir.path + "/d"], mentions: ["train_prompts", "ppo_batch_size"])
+    }
+
     /// A checkpoint whose trainer_state.json was edited into impossible values is refused naming the file and the
     /// value; the run does not start.
     @Test func anEditedCheckpointIsRefused() throws {

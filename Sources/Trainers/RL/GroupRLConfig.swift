@@ -95,7 +95,9 @@ public struct GroupRLConfig: TrainerConfig {
                 expected: "a multiple of num_generations (\(numGenerations)): it counts completions")
         }
         try check(maxCompletionLength >= 1, .maxCompletionLength, maxCompletionLength, "≥ 1")
-        try check(temperature > 0, .temperature, temperature, "> 0 (RL samples; greedy rollouts have no variance)")
+        try check(
+            temperature >= Double(SamplingOptions.minimumTemperature), .temperature, temperature,
+            "≥ \(SamplingOptions.minimumTemperature) (RL samples; greedy rollouts have no variance)")
         try check(topP > 0 && topP <= 1, .topP, topP, "in (0, 1]")
         try check(topK >= 0, .topK, topK, "≥ 0")
         try check(beta >= 0, .beta, beta, "≥ 0")

@@ -155,7 +155,9 @@ public struct PPOConfig: TrainerConfig {
             "at most \(1 << 20) completions per iteration (batch_size × gradient_accumulation_steps × num_mini_batches"
                 + " is \(rolloutBatchSize))")
         try check(responseLength >= 1 && responseLength <= 1 << 20, .responseLength, responseLength, "1...1048576")
-        try check(temperature > 0, .temperature, temperature, "> 0 (PPO samples from the policy)")
+        try check(
+            temperature >= Double(SamplingOptions.minimumTemperature), .temperature, temperature,
+            "≥ \(SamplingOptions.minimumTemperature) (PPO samples from the policy)")
         try check(topP > 0 && topP <= 1, .topP, topP, "in (0, 1]")
         try check(topK >= 0, .topK, topK, "≥ 0")
         try check(klCoef >= 0, .klCoef, klCoef, "≥ 0")
