@@ -25,15 +25,24 @@ struct Chat: ParsableCommand {
             if text == "/exit" { break }
             if text == "/reset" { history = system.map { [Message(role: .system, content: $0)] } ?? []; continue }
             history.append(Message(role: .user, content: text))
-            let ids = try encodeChat(loaded, history)
+            // A turn that cannot run (a message beyond the context, a template error) is reported and left out of
+            // the conversation; the session goes on.
+            let ids: [Int], out: GeneratedSequence
             var decoder = StreamingDecoder(tokenizer: loaded.tokenizer, skipSpecialTokens: true)
             let start = Date()
-            let out = try loaded.model.generate(
-                prompts: [ids.map(Int32.init)], adapter: loaded.adapter,
-                options: sampling.options(stop: loaded.stopTokenIDs)
-            ) { _, t in
-                FileHandle.standardOutput.write(Data(decoder.decode(t).utf8))
-            }[0]
+            do {
+                ids = try encodeChat(loaded, history)
+                out = try loaded.model.generate(
+                    prompts: [ids.map(Int32.init)], adapter: loaded.adapter,
+                    options: sampling.options(stop: loaded.stopTokenIDs)
+                ) { _, t in
+                    FileHandle.standardOutput.write(Data(decoder.decode(t).utf8))
+                }[0]
+            } catch {
+                history.removeLast()
+                note("error: \(error)\nThat message was not added; /reset starts a new conversation.")
+                continue
+            }
             print(decoder.finish())
             note(
                 String(

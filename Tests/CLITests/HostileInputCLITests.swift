@@ -102,6 +102,27 @@ import Testing
             ["demo", "--config", demo.path, "--out", f.dir.path + "/d"], mentions: ["train_prompts", "ppo_batch_size"])
     }
 
+    /// `rlhf chat`: a message beyond the model's context is reported and left out of the conversation, and the
+    /// session answers the next one.
+    @Test func aChatMessageBeyondTheContextIsReportedAndTheSessionGoesOn() throws {
+        let p = Process()
+        p.executableURL = CLI.binary
+        p.arguments = ["chat", "--max-new-tokens", "4"]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        (p.standardInput, p.standardOutput, p.standardError) = (input, output, errors)
+        try p.run()
+        let long = String(repeating: "word ", count: 12_000)  // ~12,000 tokens: beyond SmolLM2's 8,192
+        input.fileHandleForWriting.write(Data((long + "\nHi\n/exit\n").utf8))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(err)")
+        #expect(err.contains("That message was not added"), "\(err)")
+        #expect(err.contains("tok/s]"), "the next message got no answer: \(err)")
+        #expect(!out.isEmpty)
+    }
+
     /// A checkpoint whose trainer_state.json was edited into impossible values is refused naming the file and the
     /// value; the run does not start.
     @Test func anEditedCheckpointIsRefused() throws {
