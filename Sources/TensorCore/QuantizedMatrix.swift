@@ -328,11 +328,7 @@ public enum QuantizedLinear {
                 bf16Forward(out: y, input: x, weight: w, rows: n, accumulate: accumulate)
                 return
             }
-            let rounded = Scratch.buffer("quantized.bf16-input", count: n * i).pointer
-            parallelFor(n, grain: max(1, 65536 / i)) { r in
-                rk_bf16_round(rounded + r.lowerBound &* i, x + r.lowerBound &* i, r.count &* i)
-            }
-            x = UnsafePointer(rounded)
+            x = bf16Rounded(x, rows: n, columns: i)
             if n > Linear.fewRowsLimit {
                 let map = w.rowMapPointer, acc: Int32 = accumulate ? 1 : 0
                 forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: false) {
@@ -473,17 +469,23 @@ public enum QuantizedLinear {
                 bf16Forward(out: dx, input: dy, weight: t, rows: n, accumulate: accumulate)
                 return
             }
-            let rounded = Scratch.buffer("quantized.bf16-input", count: n * o).pointer
-            parallelFor(n, grain: max(1, 65536 / o)) { r in
-                rk_bf16_round(rounded + r.lowerBound &* o, dy + r.lowerBound &* o, r.count &* o)
-            }
-            dy = UnsafePointer(rounded)
+            dy = bf16Rounded(dy, rows: n, columns: o)
         }
         forEachTile(of: w, tileFloats: tileFloats) { o0, count, tile in
             MatMul.gemm(
                 dx, ldc: i, dy + o0, lda: o, tile, ldb: i,
                 m: n, n: i, k: count, beta: (o0 == 0 && !accumulate) ? 0 : 1)
         }
+    }
+
+    /// `x` [rows, columns] rounded to bf16 (nearest even), in the calling thread's scratch: the inputs of a product
+    /// with bf16 weights on the paths without AVX512_BF16.
+    private static func bf16Rounded(_ x: UnsafePointer<Float>, rows n: Int, columns c: Int) -> UnsafePointer<Float> {
+        let rounded = Scratch.buffer("quantized.bf16-input", count: n * c).pointer
+        parallelFor(n, grain: max(1, 65536 / c)) { r in
+            rk_bf16_round(rounded + r.lowerBound &* c, x + r.lowerBound &* c, r.count &* c)
+        }
+        return UnsafePointer(rounded)
     }
 
     /// Dequantises W in tiles of whole rows (≤ `tileFloats` floats, in the calling thread's scratch)

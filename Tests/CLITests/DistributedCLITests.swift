@@ -97,6 +97,16 @@ struct DistributedCLITests {
             }
     }
 
+    /// `args` as one process (one thread) into `dir/one` and on two ranks into `dir/two`, each expected to succeed.
+    static func runOnOneAndTwo(_ args: [String], in dir: URL, twoHosts: Bool = false) throws -> (one: URL, two: URL) {
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
+        #expect(single.status == 0, "\(single.stderr)")
+        let parallel = try MPI.run([rlhf] + args + ["--out", two.path], twoHosts: twoHosts)
+        #expect(parallel.status == 0, "\(parallel.stderr)")
+        return (one, two)
+    }
+
     /// metrics.jsonl's records without the wall-clock figure.
     static func records(_ dir: URL) throws -> [[String: Double]] {
         try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
@@ -142,11 +152,7 @@ struct DistributedCLITests {
                 "gradient_accumulation_steps=2",
                 "--set", "save_steps=1",
             ] + Self.small
-        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
-        #expect(single.status == 0, "\(single.stderr)")
-        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
-        #expect(parallel.status == 0, "\(parallel.stderr)")
+        let (one, two) = try Self.runOnOneAndTwo(args, in: dir)
         #expect(try Self.weights(two) == Self.weights(one))
         #expect(try Self.losses(two) == Self.losses(one) && Self.losses(one).count == 3)
         // Rank 1 writes nothing of its own: one metrics file with one line per step.
@@ -171,11 +177,7 @@ struct DistributedCLITests {
                 "sft", "--data", try Self.sftData(dir).path, "--max-steps", "3", "--batch-size", "2", "--set",
                 "gradient_accumulation_steps=2",
             ] + Self.small
-        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
-        #expect(single.status == 0, "\(single.stderr)")
-        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path], twoHosts: true)
-        #expect(parallel.status == 0, "\(parallel.stderr)")
+        let (one, two) = try Self.runOnOneAndTwo(args, in: dir, twoHosts: true)
         #expect(try Self.weights(two) == Self.weights(one))
     }
 
@@ -198,11 +200,7 @@ struct DistributedCLITests {
                 "--data", data.path, "--set", "gradient_accumulation_steps=4", "--max-steps", "2",
             ]
             + ["--batch-size", command.contains("kto") ? "2" : "1"] + Self.small  // KTO needs two rows a batch
-        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
-        #expect(single.status == 0, "\(single.stderr)")
-        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
-        #expect(parallel.status == 0, "\(parallel.stderr)")
+        let (one, two) = try Self.runOnOneAndTwo(args, in: dir)
         let a = try Self.weights(one), b = try Self.weights(two)
         #expect(a.keys.sorted() == b.keys.sorted() && !a.isEmpty)
         let (worst, scale) = Self.difference(a, b)
@@ -225,11 +223,7 @@ struct DistributedCLITests {
             "gradient_accumulation_steps=2", "--max-steps", "3", "--max-length", "96", "--lora-rank", "4", "--set",
             "logging_steps=1",
         ]
-        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
-        #expect(single.status == 0, "\(single.stderr)")
-        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
-        #expect(parallel.status == 0, "\(parallel.stderr)")
+        let (one, two) = try Self.runOnOneAndTwo(args, in: dir)
         #expect(try Self.weights(two) == Self.weights(one))
         let (r1, r2) = (try Self.records(one), try Self.records(two))
         #expect(r1 == r2 && r1.count == 3)
@@ -251,11 +245,7 @@ struct DistributedCLITests {
             "--num-ppo-epochs", "2", "--iterations", "2", "--max-length", "64", "--lora-rank", "4", "--kl-target",
             "0.1", "--set", "logging_steps=1", "--set", "save_steps=3", "--set", "local_rollout_forward_batch_size=1",
         ]
-        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try CLI.run(args + ["--out", one.path], environment: ["RLHF_NUM_THREADS": "1"])
-        #expect(single.status == 0, "\(single.stderr)")
-        let parallel = try MPI.run([Self.rlhf] + args + ["--out", two.path])
-        #expect(parallel.status == 0, "\(parallel.stderr)")
+        let (one, two) = try Self.runOnOneAndTwo(args, in: dir)
         for part in ["adapter", "critic"] {
             let a = try Self.weights(one, part), b = try Self.weights(two, part)
             let (worst, scale) = Self.difference(a, b)
