@@ -138,7 +138,8 @@ enum PreferenceBenchmarks {
         let phases = trainer.seconds.sorted { $0.value > $1.value }
         print("  phases: " + phases.map { "\($0.key) \(f1($0.value)) s" }.joined(separator: ", "))
         if world.size > 1 || accumulation > 1 {
-            let steps = Double(trainer.totalSteps), (wait, exchange) = trainer.loop.communication
+            let steps = Double(trainer.totalSteps), times = trainer.loop.communication.seconds
+            let wait = times["waiting"] ?? 0, exchange = times["exchanging"] ?? 0
             print(
                 "grpo on \(world.size) rank(s) × \(ThreadPool.shared.threadCount) thread(s), micro-batches of"
                     + " \(c.batchSize) completions × \(accumulation) a step: all-reduce \(f1(exchange / steps * 1000)) ms"

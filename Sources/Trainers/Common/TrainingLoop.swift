@@ -137,9 +137,9 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
     /// The processes of this run (set by `train`; one unless started by mpirun). Rank 0 alone writes the output
     /// directory; every rank holds the same weights after each step.
     public private(set) var world: any Communicator = SingleProcess()
-    /// Seconds this rank spent in the step's collectives: waiting for the other ranks to finish their
-    /// micro-batches (the metric exchange), and all-reducing the gradients.
-    public private(set) var communication = (waiting: 0.0, exchanging: 0.0)
+    /// Seconds this rank spent in the step's collectives: `waiting` for the other ranks to finish their
+    /// micro-batches (the metric exchange), and `exchanging` (all-reducing) the gradients.
+    public private(set) var communication = PhaseTimes()
 
     public init(
         config: Config, groups: [ParameterGroup], batchesPerEpoch: Int, outputDirectory: URL,
@@ -202,13 +202,13 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
             if world.size > 1 {
                 // The small metric exchange first: it waits for the slowest rank, so the gradients' time is the
                 // exchange itself.
-                var clock = DispatchTime.now().uptimeNanoseconds
+                communication.restart()
                 try sums.allReduce(world)
-                communication.waiting += Self.seconds(since: &clock)
+                communication.mark("waiting")
                 for g in groups {
                     if let grad = g.store.gradients { try world.allReduceSum(grad.pointer, count: grad.count) }
                 }
-                communication.exchanging += Self.seconds(since: &clock)
+                communication.mark("exchanging")
             }
             let applied = try optimizerStep(lr: lr)
             step += 1
@@ -255,12 +255,6 @@ public final class TrainingLoop<Config: TrainerConfig>: @unchecked Sendable {
             if control == .stop { break }
         }
         return last
-    }
-
-    static func seconds(since clock: inout UInt64) -> Double {
-        let now = DispatchTime.now().uptimeNanoseconds
-        defer { clock = now }
-        return Double(now - clock) / 1e9
     }
 
     /// Clips over every group, then one AdamW update per group. A non-finite gradient norm stops the run naming the
