@@ -50,8 +50,8 @@ public enum KernelDispatch {
 
     /// One line for logs and benchmarks: the path in use, what the CPU has, and why they differ.
     public static var summary: String {
-        let p = path, cpu = cpuPath
-        if p == cpu { return "kernels: \(p)" }
-        return "kernels: \(p) (CPU supports \(cpu); capped by \(p == defaultPath ? "RLHF_CPU" : "this thread"))"
+        let p = path, cpu = cpuPath, blas = MatMul.blasCoreNote.map { "; " + $0 } ?? ""
+        if p == cpu { return "kernels: \(p)\(blas)" }
+        return "kernels: \(p) (CPU supports \(cpu); capped by \(p == defaultPath ? "RLHF_CPU" : "this thread"))\(blas)"
     }
 }

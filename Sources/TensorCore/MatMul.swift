@@ -14,6 +14,7 @@ public enum MatMul {
     /// up to 1.5× on LoRA steps full of small GEMMs). Chosen once by `configureThreads`
     /// (`RLHF_GEMM=blas|split` overrides). Results are deterministic for a given thread count.
     public static let mode: Mode = {
+        rk_blas_select_core()
         let m = ProcessInfo.processInfo.environment["RLHF_GEMM"].flatMap(Mode.init(rawValue:)) ?? .poolSplit
         openblas_set_num_threads(Int32(m == .poolSplit ? 1 : ThreadPool.shared.threadCount))
         return m
@@ -22,6 +23,14 @@ public enum MatMul {
 
     /// Applies the threading mode now (it is otherwise applied on the first GEMM).
     public static func configureThreads() { _ = mode }
+
+    /// The OpenBLAS core re-selected for this CPU (`rk_blas_select_core`: a release older than the CPU took it
+    /// for a generic core), or nil when OpenBLAS's own choice stands.
+    public static var blasCoreNote: String? {
+        _ = mode
+        let note = String(cString: rk_blas_core_note())
+        return note.isEmpty ? nil : note
+    }
 
     /// C[M,N] = alpha · op(A) · op(B) + beta · C, row-major.
     /// op(A) is [M,K]: A is stored [M,K] (lda ≥ K) or, with transA, [K,M] (lda ≥ M). Same for B.

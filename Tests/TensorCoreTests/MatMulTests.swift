@@ -7,6 +7,16 @@ import _TestSupport
 @testable import TensorCore
 
 @Suite struct MatMulTests {
+    /// On a CPU with AVX2 or AVX-512, sgemm runs OpenBLAS's vector kernels: an OpenBLAS older than the CPU model
+    /// falls back to a generic SSE core (0.3.21 on Emerald Rapids: "Prescott", ~4x slower), which the first GEMM
+    /// re-selects (`rk_blas_select_core`). Skipped in effect where the BLAS is not a DYNAMIC_ARCH OpenBLAS.
+    @Test func openBLASRunsVectorKernelsOnAVXCPUs() {
+        MatMul.configureThreads()
+        let core = String(cString: rk_blas_core_name())
+        guard !core.isEmpty, KernelDispatch.cpuPath >= .avx2 else { return }
+        #expect(rk_blas_core_is_vector(core) != 0, "OpenBLAS core \(core) on a CPU with \(KernelDispatch.cpuPath)")
+    }
+
     @Test(arguments: [
         (1, 5, 3), (1, 37, 600), (3, 17, 33), (16, 40, 576), (7, 9, 16), (16, 6, 15), (12, 29, 40), (13, 50, 7),
     ])

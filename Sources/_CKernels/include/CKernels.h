@@ -180,6 +180,17 @@ void rk_qpanels_gemv(float *y, const float *x, const void *panels, int type, siz
 
 /// Returns 1 when the AVX512_BF16 kernels are in use (the AVX-512 path, and the CPU has avx512bf16).
 int rk_uses_avx512bf16(void);
+
+/// When the loaded OpenBLAS (DYNAMIC_ARCH) took this CPU for a core without AVX2/AVX-512 sgemm kernels (a release
+/// older than the CPU model), re-selects its core for the CPU's vector units (BLASCore.c). Returns 1 when it did;
+/// once per process, before the first GEMM.
+int rk_blas_select_core(void);
+/// What `rk_blas_select_core` changed ("" when nothing).
+const char *rk_blas_core_note(void);
+/// The core the loaded OpenBLAS runs ("" when the BLAS is not a DYNAMIC_ARCH OpenBLAS).
+const char *rk_blas_core_name(void);
+/// Whether an OpenBLAS core name has AVX-class (AVX, AVX2 or AVX-512) sgemm kernels (x86-64; 0 elsewhere).
+int rk_blas_core_is_vector(const char *name);
 /// dst[i] = bf16 bits of src[i].
 void rk_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 /// dst[i] = src[i] rounded to bf16 precision, kept as fp32 (dst may alias src).
