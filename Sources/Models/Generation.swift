@@ -1,5 +1,6 @@
 // Batched autoregressive generation with a KV cache: ragged prompts are left-padded (each row keeps
-// its own RoPE positions), one prefill pass, then one decode step per new token for the whole batch.
+// its own RoPE positions), one prefill pass (a prompt given for several rows computed once), then one decode step
+// per new token for the whole batch.
 // Returns generated ids, per-token log-probs (for PPO) and why each row stopped.
 
 import Foundation
@@ -35,6 +36,14 @@ extension LlamaModel {
         prompts: [[Int32]], adapter: LoRAAdapter? = nil, options: GenerationOptions,
         onToken: ((Int, Int) -> Void)? = nil
     ) throws -> [GeneratedSequence] {
+        try generate(prompts: prompts, adapter: adapter, options: options, sharePrefill: true, onToken: onToken)
+    }
+
+    /// `generate`, with the prefill of repeated prompts shared or not (tests compare the two).
+    func generate(
+        prompts: [[Int32]], adapter: LoRAAdapter?, options: GenerationOptions, sharePrefill: Bool,
+        onToken: ((Int, Int) -> Void)? = nil
+    ) throws -> [GeneratedSequence] {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "every prompt needs at least one token")
         precondition(options.maxNewTokens >= 1, "generation needs max_new_tokens ≥ 1")
         let longest = prompts.map(\.count).max()!, limit = config.maxPositions
@@ -48,15 +57,17 @@ extension LlamaModel {
                     : "Shorten the prompt below \(limit) tokens.")
         }
         let b = prompts.count, v = config.vocabularySize
-        let prefill = TokenBatch(rows: prompts, padID: prompts[0][0], leftPadding: true)
         let cache = KVCache(
-            config: config, batchSize: b, capacity: prefill.length + options.maxNewTokens,
+            config: config, batchSize: b, capacity: longest + options.maxNewTokens,
             adapter: adapter)
         var rng = RNG(seed: options.sampling.seed)
         var results = [GeneratedSequence](repeating: GeneratedSequence(), count: b)
         var done = [Bool](repeating: false, count: b)
         var nextPosition = prompts.map { Int32($0.count) }
-        var hidden = forwardCached(prefill, cache: cache)
+        var hidden =
+            sharePrefill
+            ? prefillOnce(prompts, padID: prompts[0][0], into: cache)
+            : forwardCached(TokenBatch(rows: prompts, padID: prompts[0][0], leftPadding: true), cache: cache)
         let logits = FloatBuffer(count: b * v)
         var uniforms = [Float](repeating: 0, count: b)
         var picks = [(token: Int, logProb: Float)](repeating: (0, 0), count: b)
@@ -95,5 +106,27 @@ extension LlamaModel {
             hidden = forwardCached(batch, cache: cache)
         }
         return results
+    }
+
+    /// Prefills `cache` with `prompts` (left-padded); a prompt given for several rows (GRPO's k samples) is
+    /// computed once and its keys and values copied to each. Returns each row's last hidden state, [B, C].
+    func prefillOnce(_ prompts: [[Int32]], padID: Int32, into cache: KVCache) -> FloatBuffer {
+        var index: [[Int32]: Int] = [:], unique: [[Int32]] = []
+        let ofRow = prompts.map { p in
+            if let i = index[p] { return i }
+            index[p] = unique.count
+            unique.append(p)
+            return unique.count - 1
+        }
+        guard unique.count < prompts.count else {
+            return forwardCached(TokenBatch(rows: prompts, padID: padID, leftPadding: true), cache: cache)
+        }
+        let batch = TokenBatch(rows: unique, padID: padID, leftPadding: true)
+        let once = KVCache(config: config, batchSize: unique.count, capacity: batch.length, adapter: cache.adapter)
+        let h = forwardCached(batch, cache: once)
+        cache.fill(from: once, rows: ofRow)
+        let c = config.hiddenSize, out = FloatBuffer(count: prompts.count * c)
+        for (b, from) in ofRow.enumerated() { (out.pointer + b * c).update(from: h.pointer + from * c, count: c) }
+        return out
     }
 }

@@ -79,6 +79,27 @@ public final class KVCache: @unchecked Sendable {
 
     func advance(by n: Int) { length += n }
 
+    /// Fills this (empty) cache with rows of `source`: row b becomes a copy of source row `rows[b]` (a prompt
+    /// prefilled once for the several rows that sample from it).
+    func fill(from source: KVCache, rows: [Int]) {
+        precondition(length == 0 && rows.count == batchSize && source.length <= capacity, "fill an empty cache")
+        let d = headDim, n = source.length
+        for l in k.indices {
+            for (b, from) in rows.enumerated() {
+                for h in 0..<heads {
+                    let dst = (b * heads + h) * capacity * d, src = (from * heads + h) * source.capacity * d
+                    (k[l] + dst).update(from: source.k[l] + src, count: n * d)
+                    (v[l] + dst).update(from: source.v[l] + src, count: n * d)
+                }
+            }
+        }
+        hasMask = source.hasMask
+        for (b, from) in rows.enumerated() {
+            (keyMask.pointer + b * capacity).update(from: source.keyMask.pointer + from * source.capacity, count: n)
+        }
+        length = n
+    }
+
     /// Drops everything (keeps the memory).
     public func reset() {
         length = 0
@@ -93,6 +114,7 @@ extension LlamaModel {
     public func forwardCached(_ batch: TokenBatch, cache: KVCache) -> FloatBuffer {
         checkAdapter(cache.adapter)
         let adapter = cache.adapter
+        precondition(batch.prefixes == nil, "cached decoding takes plain rows")
         precondition(batch.batchSize == cache.batchSize, "batch \(batch.batchSize) vs cache \(cache.batchSize)")
         precondition(
             cache.length + batch.length <= cache.capacity,

@@ -10,7 +10,7 @@ public final class ScoredBatch: @unchecked Sendable {
     public let batch: LabeledBatch
     /// The activations of the forward (hidden state `acts.output`, the adapter it ran through).
     public let acts: LlamaActivations
-    /// Flat indices (into B·T) of the scored positions, in order; position i predicts token i + 1.
+    /// Flat indices (into the forward's tokens, `TokenBatch.tokenCount`) of the scored positions, in order; position i predicts token i + 1.
     public let scoredPositions: [Int]
     /// log p of each scored token, aligned with `scoredPositions`.
     public let logProbs: [Float]
@@ -30,17 +30,16 @@ public final class ScoredBatch: @unchecked Sendable {
         self.scoredPositions = scoredPositions
         self.logProbs = logProbs
         self.lse = lse
-        let t = batch.batch.length
         var ranges: [Range<Int>] = [], i = 0
         for b in 0..<batch.batch.batchSize {
-            let start = i
-            while i < scoredPositions.count && scoredPositions[i] / t == b { i += 1 }
+            let start = i, end = batch.batch.paddedRow(b).upperBound
+            while i < scoredPositions.count && scoredPositions[i] < end { i += 1 }
             ranges.append(start..<i)
         }
         rowRanges = ranges
     }
 
-    /// The final hidden state [B·T, C] (input of the vocabulary projection and of scalar heads).
+    /// The final hidden state [tokenCount, C] (input of the vocabulary projection and of scalar heads).
     public var hidden: UnsafePointer<Float> { UnsafePointer(acts.output.pointer) }
 
     /// Row b's scored log-probs, in token order.
@@ -83,7 +82,7 @@ extension LlamaModel {
     ) throws -> ScoredBatch {
         precondition(temperature > 0, "scoring needs a temperature > 0")
         try checkContext(
-            batch.batch.length, what: "a row of \(batch.batch.length) tokens",
+            batch.batch.longestRow, what: "a row of \(batch.batch.longestRow) tokens",
             hint: "Truncate the rows (trainers: lower max_length).")
         acts.isTraining = training
         let hidden = forward(batch.batch, adapter: adapter, into: acts)
@@ -108,7 +107,7 @@ extension LlamaModel {
     }
 
     /// Backpropagates ∂L/∂logp (`dLogProbs`, aligned with `scored.logProbs`) and optionally a head's
-    /// ∂L/∂h ([B·T, C], added) through the vocabulary projection and the decoder, into the gradients of
+    /// ∂L/∂h ([tokenCount, C], added) through the vocabulary projection and the decoder, into the gradients of
     /// the weights (when trainable) and of the adapter the forward ran through.
     public func backward(_ scored: ScoredBatch, dLogProbs: [Float], dHidden extra: UnsafePointer<Float>? = nil) {
         precondition(dLogProbs.count == scored.logProbs.count, "one gradient per scored token")

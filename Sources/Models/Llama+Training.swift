@@ -15,6 +15,8 @@ public final class LlamaActivations: @unchecked Sendable {
     var tokens: [Int32]
     var positions: [Int32]
     var keyMask: FloatBuffer?
+    /// The batch's shared prefixes, as attention needs them (nil: plain rows).
+    var prefixes: PrefixAttention?
     let x: [FloatBuffer]  // [L+1][N, C]: x[0] = embeddings, x[l+1] = output of layer l
     let rstd1, rstd2: [FloatBuffer]  // [L][N]
     let q: [FloatBuffer]  // [L][N, Hq·D] after RoPE
@@ -76,13 +78,83 @@ public final class LlamaActivations: @unchecked Sendable {
         lora = LoRAActivations(layers: layers)
     }
 
-    public var tokenCount: Int { batchSize * length }
+    public var tokenCount: Int { prefixTokens + batchSize * length }
 
-    /// Uses the buffers for a batch of shape B×T (B·T ≤ capacity).
-    func reshape(batchSize b: Int, length t: Int) {
-        precondition(b * t <= capacity, "batch \(b)×\(t) exceeds the activations' capacity of \(capacity) tokens")
+    /// Uses the buffers for a batch of shape B×T plus `extra` prefix tokens (B·T + extra ≤ capacity).
+    func reshape(batchSize b: Int, length t: Int, extra: Int = 0) {
+        precondition(
+            b * t + extra <= capacity,
+            "batch \(b)×\(t) + \(extra) exceeds the activations' capacity of \(capacity) tokens")
         batchSize = b
         length = t
+        prefixTokens = extra
+    }
+
+    /// Tokens before the rows' own (the shared prefix rows).
+    public private(set) var prefixTokens = 0
+}
+
+/// Attention over a batch with shared prefixes (`TokenBatch.SharedPrefixes`): the G prefix rows (Tp tokens,
+/// first in the flat order) attend causally among themselves; each of the B rows' own Ts tokens attends to its
+/// prefix row's keys and then its own, causally, through a gathered copy [B, Tp + Ts] of those keys and values —
+/// the KV-cache form of attention (query t sits at position Tp + t), so one kernel serves both parts. In backward
+/// the copy's key and value gradients go back to their rows, a prefix row's summed over the rows that continue it.
+struct PrefixAttention {
+    let prefixRows: Int, prefixLength: Int, ofRow: [Int]
+    /// [G, Tp] additive mask of the prefix rows; [B, Tp + Ts] of each row's joined keys (nil: nothing masked).
+    let prefixMask: FloatBuffer?, joinedMask: FloatBuffer?
+
+    init(_ p: TokenBatch.SharedPrefixes, batch: TokenBatch) {
+        prefixRows = p.count
+        prefixLength = p.length
+        ofRow = p.ofRow
+        prefixMask = p.keyMask.contains(-.infinity) ? FloatBuffer(p.keyMask) : nil
+        let t = batch.length
+        var joined = [Float]()
+        joined.reserveCapacity(batch.batchSize * (p.length + t))
+        for b in 0..<batch.batchSize {
+            joined += p.keyMask[(p.ofRow[b] * p.length)..<((p.ofRow[b] + 1) * p.length)]
+            joined += batch.keyMask.map { Array($0[(b * t)..<((b + 1) * t)]) } ?? [Float](repeating: 0, count: t)
+        }
+        joinedMask = joined.contains(-.infinity) ? FloatBuffer(joined) : nil
+    }
+
+    func prefixShape(_ c: LlamaConfig) -> AttentionShape {
+        AttentionShape(
+            batch: prefixRows, queryLength: prefixLength, keyLength: prefixLength, queryHeads: c.headCount,
+            kvHeads: c.kvHeadCount, headDim: c.headDim)
+    }
+
+    func ownShape(_ c: LlamaConfig, rows: Int, length: Int) -> AttentionShape {
+        AttentionShape(
+            batch: rows, queryLength: length, keyLength: prefixLength + length, queryHeads: c.headCount,
+            kvHeads: c.kvHeadCount, headDim: c.headDim)
+    }
+
+    /// Copies each row's prefix keys (values) and own keys (values) from `source` ([N, Hkv·D], prefix rows first)
+    /// into `joined` ([B, Tp + Ts, Hkv·D]).
+    func gather(
+        _ source: UnsafePointer<Float>, into joined: UnsafeMutablePointer<Float>, rows: Int, length: Int, width: Int
+    ) {
+        let tp = prefixLength, own = prefixRows * tp
+        for b in 0..<rows {
+            let row = joined + b * (tp + length) * width
+            row.update(from: source + ofRow[b] * tp * width, count: tp * width)
+            (row + tp * width).update(from: source + (own + b * length) * width, count: length * width)
+        }
+    }
+
+    /// Adds the joined copy's gradients back into `grad` ([N, Hkv·D]).
+    func scatter(
+        _ joined: UnsafePointer<Float>, into grad: UnsafeMutablePointer<Float>, rows: Int, length: Int, width: Int
+    ) {
+        let tp = prefixLength, own = prefixRows * tp
+        for b in 0..<rows {
+            let row = joined + b * (tp + length) * width, prefix = grad + ofRow[b] * tp * width
+            Elementwise.add(prefix, prefix, row, count: tp * width)
+            let mine = grad + (own + b * length) * width
+            Elementwise.add(mine, mine, row + tp * width, count: length * width)
+        }
     }
 }
 
@@ -92,17 +164,18 @@ extension LlamaModel {
     @discardableResult
     public func forward(_ batch: TokenBatch, adapter: LoRAAdapter?, into acts: LlamaActivations) -> FloatBuffer {
         checkAdapter(adapter)
-        acts.reshape(batchSize: batch.batchSize, length: batch.length)
+        acts.reshape(batchSize: batch.batchSize, length: batch.length, extra: batch.prefixTokenCount)
         acts.adapter = adapter
         let c = config, n = batch.tokenCount, C = c.hiddenSize
-        acts.tokens = batch.tokens
-        acts.positions = batch.positions
+        acts.tokens = (batch.prefixes?.tokens ?? []) + batch.tokens
+        acts.positions = (batch.prefixes?.positions ?? []) + batch.positions
         acts.keyMask = batch.keyMask.map(FloatBuffer.init)
+        acts.prefixes = batch.prefixes.map { PrefixAttention($0, batch: batch) }
         let shape = AttentionShape(
             batch: batch.batchSize, queryLength: batch.length, keyLength: batch.length,
             queryHeads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
         let scratch = LayerScratch(tokens: n, config: c)
-        embed(batch.tokens, into: acts.x[0].pointer)
+        embed(acts.tokens, into: acts.x[0].pointer)
         for l in 0..<c.layerCount { forwardLayer(l, acts: acts, shape: shape, scratch: scratch) }
         RMSNorm.forward(
             out: acts.output.pointer, rstd: acts.finalRstd.pointer, input: acts.x[c.layerCount].pointer,
@@ -133,9 +206,21 @@ extension LlamaModel {
             rope.apply(acts.q[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
             rope.apply(acts.k[l].pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)
         }
-        Attention.forward(
-            out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer,
-            k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
+        if let p = acts.prefixes {
+            let (ownQ, ownLSE) = (acts.prefixTokens * c.qDim, p.prefixRows * c.headCount * p.prefixLength)
+            Attention.forward(
+                out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer,
+                v: acts.v[l].pointer, keyMask: p.prefixMask?.pointer, shape: p.prefixShape(c))
+            let (k, v) = joinedKeys(l, acts: acts, p)
+            Attention.forward(
+                out: acts.attn[l].pointer + ownQ, lse: acts.lse[l].pointer + ownLSE, q: acts.q[l].pointer + ownQ,
+                k: k, v: v, keyMask: p.joinedMask?.pointer,
+                shape: p.ownShape(c, rows: acts.batchSize, length: acts.length))
+        } else {
+            Attention.forward(
+                out: acts.attn[l].pointer, lse: acts.lse[l].pointer, q: acts.q[l].pointer,
+                k: acts.k[l].pointer, v: acts.v[l].pointer, keyMask: acts.keyMask?.pointer, shape: shape)
+        }
         let h = acts.mid[l].pointer
         h.update(from: x, count: n * C)
         project(
@@ -151,6 +236,17 @@ extension LlamaModel {
         project(
             .down, layer: l, out: out, input: scratch.act.pointer, rows: n, accumulate: true, adapter: a,
             lora: acts.lora)
+    }
+
+    /// Layer l's keys and values gathered per row behind its shared prefix (`PrefixAttention.gather`), in scratch.
+    func joinedKeys(_ l: Int, acts: LlamaActivations, _ p: PrefixAttention) -> (
+        UnsafePointer<Float>, UnsafePointer<Float>
+    ) {
+        let c = config, count = acts.batchSize * (p.prefixLength + acts.length) * c.kvDim
+        let k = Scratch.buffer("llama.prefix.k", count: count), v = Scratch.buffer("llama.prefix.v", count: count)
+        p.gather(acts.k[l].pointer, into: k.pointer, rows: acts.batchSize, length: acts.length, width: c.kvDim)
+        p.gather(acts.v[l].pointer, into: v.pointer, rows: acts.batchSize, length: acts.length, width: c.kvDim)
+        return (UnsafePointer(k.pointer), UnsafePointer(v.pointer))
     }
 
     /// Backpropagates dOutput ([N, C], gradient of the final hidden state) through the decoder,
@@ -209,10 +305,30 @@ extension LlamaModel {
                 accumulate: false, adapter: a, lora: acts.lora)
             dk.pointer.update(repeating: 0, count: n * c.kvDim)
             dv.pointer.update(repeating: 0, count: n * c.kvDim)
-            Attention.backward(
-                dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
-                lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer, v: acts.v[l].pointer,
-                keyMask: acts.keyMask?.pointer, shape: shape)
+            if let p = acts.prefixes {
+                let (ownQ, ownLSE) = (acts.prefixTokens * c.qDim, p.prefixRows * c.headCount * p.prefixLength)
+                let (k, v) = joinedKeys(l, acts: acts, p)
+                let joined = acts.batchSize * (p.prefixLength + acts.length) * c.kvDim
+                let dkJoined = scratch("dkJoined", joined), dvJoined = scratch("dvJoined", joined)
+                dkJoined.pointer.update(repeating: 0, count: joined)
+                dvJoined.pointer.update(repeating: 0, count: joined)
+                Attention.backward(
+                    dq: dq.pointer + ownQ, dk: dkJoined.pointer, dv: dvJoined.pointer, dOut: dAttn.pointer + ownQ,
+                    out: acts.attn[l].pointer + ownQ, lse: acts.lse[l].pointer + ownLSE, q: acts.q[l].pointer + ownQ,
+                    k: k, v: v, keyMask: p.joinedMask?.pointer,
+                    shape: p.ownShape(c, rows: acts.batchSize, length: acts.length))
+                p.scatter(dkJoined.pointer, into: dk.pointer, rows: acts.batchSize, length: acts.length, width: c.kvDim)
+                p.scatter(dvJoined.pointer, into: dv.pointer, rows: acts.batchSize, length: acts.length, width: c.kvDim)
+                Attention.backward(
+                    dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
+                    lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer, v: acts.v[l].pointer,
+                    keyMask: p.prefixMask?.pointer, shape: p.prefixShape(c))
+            } else {
+                Attention.backward(
+                    dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dOut: dAttn.pointer, out: acts.attn[l].pointer,
+                    lse: acts.lse[l].pointer, q: acts.q[l].pointer, k: acts.k[l].pointer, v: acts.v[l].pointer,
+                    keyMask: acts.keyMask?.pointer, shape: shape)
+            }
             acts.positions.withUnsafeBufferPointer { pos in
                 rope.applyBackward(dq.pointer, positions: pos.baseAddress!, tokens: n, heads: c.headCount)
                 rope.applyBackward(dk.pointer, positions: pos.baseAddress!, tokens: n, heads: c.kvHeadCount)

@@ -77,8 +77,9 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs `body` over `count` indices split into one contiguous range per thread.
     /// `grain` is the number of indices worth about 0.5 µs of work. Runs serially when there are fewer
     /// than 2 grains, when the helpers are parked and there are fewer than `wakeWorthyUnits` grains,
-    /// when called from inside a parallel body, or when another thread is using the pool. `body` must write disjoint
-    /// memory per range.
+    /// when called from inside a parallel body, or when another thread is using the pool — over the same ranges,
+    /// one after another, so a result never depends on whether the pool was free (kernels that tile rows round
+    /// differently at a range's edge). `body` must write disjoint memory per range.
     /// `cost` overrides the work estimate in grains when `count` is a number of chunks.
     public func parallelFor(_ count: Int, grain: Int = 1, cost: Int? = nil, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
@@ -86,10 +87,14 @@ public final class ThreadPool: @unchecked Sendable {
         let threads = min(threadCount, count / max(grain, 1))
         // Waking a parked helper costs 25–50 µs: only worth it for ≥ ~30 µs of work (64 grains); once awake it
         // spins for the next job, so a stream of such ops keeps both threads busy.
-        if threads < 2 || (units < Self.wakeWorthyUnits && helpersAreParked)
+        if threads < 2 {
+            body(0..<count)
+            return
+        }
+        if (units < Self.wakeWorthyUnits && helpersAreParked)
             || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         {
-            body(0..<count)
+            for i in 0..<threads { body((count * i / threads)..<(count * (i + 1) / threads)) }
             return
         }
         defer { busy.store(false, ordering: .releasing) }

@@ -65,9 +65,15 @@ struct RewardOptions: ParsableArguments {
     var reward: String
     @Option(help: "The base model a reward adapter applies to (default \(ModelRegistry.defaultModelName)).")
     var model: String = ModelRegistry.defaultModelName
+    @Flag(
+        help: ArgumentHelp(
+            "Hold the base in bf16 and multiply in bf16, as `rlhf reward --bf16` trained it: half the weight memory"
+                + " and, with AVX512_BF16, faster scoring; scores differ from fp32 by ~1e-2.")
+    )
+    var bf16 = false
 
     func load() throws -> RewardModel {
-        try RewardModel.load(reward: URL(fileURLWithPath: reward), model: model, log: note)
+        try RewardModel.load(reward: URL(fileURLWithPath: reward), model: model, form: bf16 ? .bf16 : .dense, log: note)
     }
 }
 

@@ -41,6 +41,10 @@ import _SharedData
         let eval = try CLI.json(["eval-reward", "--reward", out.path, "--data", data.path, "--json"])
         #expect(eval["pairs"] as? Int == 18, "6 rankings of 3: 3 pairs each")
         #expect((eval["accuracy"] as? Double).map { (0...1).contains($0) } == true)
+        // On a bf16 base the same model scores within bf16 rounding of fp32 (~1e-2 relative).
+        let eval16 = try CLI.json(["eval-reward", "--reward", out.path, "--data", data.path, "--json", "--bf16"])
+        let (m32, m16) = (try #require(eval["mean_margin"] as? Double), try #require(eval16["mean_margin"] as? Double))
+        #expect(eval16["pairs"] as? Int == 18 && abs(m16 - m32) <= 0.05 * max(1, abs(m32)), "\(m16) vs \(m32)")
         let score = try CLI.json(["score", "--reward", out.path, "--prompt", "Hi", "--completion", "Hello!", "--json"])
         #expect(score["score"] is Double && score["normalized_score"] is Double)
     }

@@ -56,6 +56,26 @@ import _TestSupport
         }
     }
 
+    /// A prompt given for several rows (GRPO's k samples, best-of-n) is prefilled once and its keys and values
+    /// copied: each row, greedy or sampled, decodes as it does from its own prefill.
+    @Test func repeatedPromptsPrefilledOnceDecodeAsTheirOwn() throws {
+        let m = try Self.model()
+        let adapter = try RandomModel.adapter(on: m, name: "repeat", seed: 5)
+        let prompts: [[Int32]] = [[5, 17, 200, 31, 9], [44, 8], [5, 17, 200, 31, 9], [5, 17, 200, 31, 9], [44, 8]]
+        let sampling = SamplingOptions(temperature: 1.1, topK: 30, seed: 9)
+        for options in [GenerationOptions(maxNewTokens: 7), GenerationOptions(maxNewTokens: 7, sampling: sampling)] {
+            let shared = try m.generate(prompts: prompts, adapter: adapter, options: options)
+            let distinct = try m.generate(prompts: prompts, adapter: adapter, options: options, sharePrefill: false)
+            for i in prompts.indices {
+                #expect(shared[i].tokens == distinct[i].tokens, "row \(i)")
+                #expect(
+                    zip(shared[i].tokenLogProbs, distinct[i].tokenLogProbs).allSatisfy { abs($0 - $1) <= 1e-5 },
+                    "row \(i)")
+            }
+            #expect(shared[0].tokens != shared[1].tokens)
+        }
+    }
+
     /// 16 rows (the decode size whose q/k/v and gate/up products run as one group) with a LoRA adapter on
     /// every projection: each row equals its own uncached greedy decode with the adapter.
     @Test func sixteenRowsWithAnAdapterEqualUncached() throws {

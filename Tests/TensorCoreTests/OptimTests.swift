@@ -138,6 +138,30 @@ import _TestSupport
         #expect(outer.array == [Float](repeating: 4, count: 8))
     }
 
+    /// A loop run serially (the pool busy with another caller, or parked for a small job) gets the same ranges as
+    /// one the helpers share: kernels that tile rows round differently at a range's edge then give the same bits
+    /// whether or not the pool was free (a resumed run equal to an uninterrupted one while tests run beside it).
+    @Test func serialLoopsRunTheRangesAParallelOneWould() {
+        let pool = ThreadPool.shared
+        final class Ranges: @unchecked Sendable {
+            var list: [Range<Int>] = []
+            let lock = NSLock()
+            func add(_ r: Range<Int>) { lock.withLock { list.append(r) } }
+        }
+        for count in [2, 7, 1000] {
+            let free = Ranges(), busy = Ranges(), small = Ranges()
+            pool.parallelFor(count, cost: Int.max / 2) { free.add($0) }
+            pool.parallelFor(pool.threadCount, cost: Int.max / 2) { r in  // inside a parallel body the pool is busy
+                if r.lowerBound == 0 { pool.parallelFor(count, cost: Int.max / 2) { busy.add($0) } }
+            }
+            pool.parallelFor(count, cost: 1) { small.add($0) }  // too small to wake a parked helper
+            let threads = min(pool.threadCount, count)
+            let expected = (0..<threads).map { (count * $0 / threads)..<(count * ($0 + 1) / threads) }
+            #expect(free.list.sorted { $0.lowerBound < $1.lowerBound } == expected, "count \(count)")
+            #expect(busy.list == expected && small.list == expected, "count \(count)")
+        }
+    }
+
     /// The caller takes a helper's chunk when the helper has not started it (tiny jobs: often; longer ones:
     /// rarely): over many jobs of both kinds on a private pool, every index still runs exactly once.
     @Test func chunksTakenFromLateHelpersRunOnce() {

@@ -37,7 +37,9 @@ public struct RewardFunction: @unchecked Sendable {
     public init(rewardModel rm: RewardModel, normalize: Bool = true, batchSize: Int = 8) {
         name = "reward_model"
         score = { rollouts in
-            let raw = try rm.scores(rollouts.map { $0.promptIDs + $0.completionIDs }, batchSize: batchSize)
+            let raw = try rm.scores(
+                rollouts.map { $0.promptIDs + $0.completionIDs }, promptLengths: rollouts.map(\.promptIDs.count),
+                batchSize: batchSize)
             return normalize ? raw.map(rm.normalized) : raw
         }
     }

@@ -89,15 +89,19 @@ public struct RewardModel: @unchecked Sendable {
         self.init(loaded: loaded, adapter: loaded.adapter, head: head)
     }
 
-    /// Scores of token sequences (prompt + response), `batchSize` at a time.
-    public func scores(_ rows: [[Int32]], batchSize: Int = 8) throws -> [Double] {
+    /// Scores of token sequences (prompt + response), `batchSize` at a time. Rows of one batch whose first
+    /// `promptLengths` tokens are the same compute them once (`TokenBatch(rows:shareable:padID:)`).
+    public func scores(_ rows: [[Int32]], promptLengths: [Int]? = nil, batchSize: Int = 8) throws -> [Double] {
         let model = loaded.model
         let batches = stride(from: 0, to: rows.count, by: batchSize).map {
-            TokenBatch(rows: Array(rows[$0..<min($0 + batchSize, rows.count)]), padID: loaded.padTokenID)
+            let range = $0..<min($0 + batchSize, rows.count)
+            return TokenBatch(
+                rows: Array(rows[range]), shareable: promptLengths.map { Array($0[range]) } ?? range.map { _ in 0 },
+                padID: loaded.padTokenID)
         }
         for b in batches {
             try model.checkContext(
-                b.length, what: "a sequence of \(b.length) tokens", hint: "Truncate it (max_length).")
+                b.longestRow, what: "a sequence of \(b.longestRow) tokens", hint: "Truncate it (max_length).")
         }
         guard let largest = batches.map(\.tokenCount).max() else { return [] }
         // One set of activations, sized for the largest chunk, serves every chunk.
@@ -116,16 +120,18 @@ public struct RewardModel: @unchecked Sendable {
 
     /// The Bradley–Terry loss, accuracy and margin of the model on `comparisons` (each response scored once).
     public func evaluate(_ comparisons: [EncodedComparison], batchSize: Int = 8) throws -> RewardLoss.Result {
-        let (rows, groups) = RewardLoss.rows(comparisons)
-        return RewardLoss.evaluate(rewards: try scores(rows, batchSize: batchSize), groups: groups)
+        let (rows, prompts, groups) = RewardLoss.rows(comparisons)
+        return RewardLoss.evaluate(
+            rewards: try scores(rows, promptLengths: prompts, batchSize: batchSize), groups: groups)
     }
 
     /// Scores of each pair's chosen and rejected response.
     public func scores(_ pairs: [EncodedPreference], batchSize: Int = 8) throws -> [(chosen: Double, rejected: Double)]
     {
-        let chosen = try scores(pairs.map { $0.promptIDs + $0.chosenIDs }, batchSize: batchSize)
-        let rejected = try scores(pairs.map { $0.promptIDs + $0.rejectedIDs }, batchSize: batchSize)
-        return Array(zip(chosen, rejected))
+        let rows = pairs.flatMap { [$0.promptIDs + $0.chosenIDs, $0.promptIDs + $0.rejectedIDs] }
+        let r = try scores(
+            rows, promptLengths: pairs.flatMap { [$0.promptIDs.count, $0.promptIDs.count] }, batchSize: 2 * batchSize)
+        return pairs.indices.map { (chosen: r[2 * $0], rejected: r[2 * $0 + 1]) }
     }
 }
 
@@ -170,15 +176,18 @@ public struct RewardModelCard: Codable, Sendable, Equatable {
 }
 
 extension RewardLoss {
-    /// Every response of `comparisons` once (prompt + completion), and each comparison as a group of those rows,
-    /// best first.
-    public static func rows(_ comparisons: [EncodedComparison]) -> (rows: [[Int32]], groups: [Group]) {
-        var rows: [[Int32]] = [], groups: [Group] = []
+    /// Every response of `comparisons` once (prompt + completion), each row's prompt length (the tokens its
+    /// comparison's rows share), and each comparison as a group of those rows, best first.
+    public static func rows(_ comparisons: [EncodedComparison]) -> (
+        rows: [[Int32]], promptLengths: [Int], groups: [Group]
+    ) {
+        var rows: [[Int32]] = [], prompts: [Int] = [], groups: [Group] = []
         for c in comparisons {
             let first = rows.count
             rows += c.completionIDs.map { c.promptIDs + $0 }
+            prompts += c.completionIDs.map { _ in c.promptIDs.count }
             groups.append(Group(ranked: c.ranking.map { first + $0 }, margin: c.margin ?? 0))
         }
-        return (rows, groups)
+        return (rows, prompts, groups)
     }
 }

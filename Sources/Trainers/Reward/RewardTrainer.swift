@@ -61,10 +61,11 @@ public final class RewardTrainer: Trainer {
             count: data.train.count, batchSize: config.batchSize, seed: config.seed, position: dataPosition)
     }
 
-    /// Every response of `comparisons` once (right-padded), and each comparison's rows best first.
+    /// Every response of `comparisons` once (right-padded; a comparison's prompt computed once), and each
+    /// comparison's rows best first.
     func batch(_ comparisons: [EncodedComparison]) -> (TokenBatch, [RewardLoss.Group]) {
-        let (rows, groups) = RewardLoss.rows(comparisons)
-        return (TokenBatch(rows: rows, padID: padID), groups)
+        let (rows, prompts, groups) = RewardLoss.rows(comparisons)
+        return (TokenBatch(rows: rows, shareable: prompts, padID: padID), groups)
     }
 
     public func accumulateGradients(step: Int, microBatches: Int, shard: Shard) throws -> MetricSums {
@@ -92,7 +93,7 @@ public final class RewardTrainer: Trainer {
             sums.add("accuracy", l.accuracy * n, weight: n)
             sums.add("margin", l.margin * n, weight: n)
             sums.add("mean_reward", l.meanReward * n, weight: n)
-            sums.tokens += Double(b.rowLengths.reduce(0, +))
+            sums.tokens += Double(b.rowTokens)
         }
         return sums
     }
