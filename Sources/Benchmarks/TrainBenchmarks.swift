@@ -58,6 +58,55 @@ enum TrainBenchmarks {
         )
     }
 
+    /// `Benchmarks prefix`: one GRPO micro-batch (4 prompts of 36 tokens × 4 completions of 32, perf.md §4's shape) and
+    /// one DPO batch (8 pairs, 32-token prompt, 96-token responses) scored and backpropagated through LoRA r=16, the
+    /// rows padded plainly and with each prompt computed once (`TokenBatch(rows:shareable:padID:)`), median of 5.
+    static func prefixSharing() throws {
+        let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
+        let fp32 = try LlamaModel.load(gguf: gguf, trainable: false)
+        var cfg = LoRAConfig()
+        cfg.dropout = 0
+        var rng = RNG(seed: 9)
+        func ids(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(3 + rng.next() % 49000) } }
+        let grpoPrompts = (0..<4).map { _ in ids(36) }
+        let grpo = (
+            prompts: grpoPrompts.flatMap { Array(repeating: $0, count: 4) },
+            completions: (0..<16).map { _ in
+                ids(32)
+            }
+        )
+        let dpoPrompts = (0..<8).map { _ in ids(32) }
+        let dpo = (prompts: dpoPrompts + dpoPrompts, completions: (0..<16).map { _ in ids(80 + Int(rng.next() % 32)) })
+        for (form, model) in [("fp32", fp32), ("bf16", fp32.withBF16Weights())] {
+            let adapter = try model.addAdapter(named: "bench-\(form)", config: cfg, seed: 1)
+            for (name, rows) in [("GRPO 4 prompts × 4", grpo), ("DPO 8 pairs", dpo)] {
+                let shared = LabeledBatch(prompts: rows.prompts, completions: rows.completions, padID: 0)
+                let plain = LabeledBatch(
+                    rows: zip(rows.prompts, rows.completions).map { $0 + $1 },
+                    lossMask: zip(rows.prompts, rows.completions).map {
+                        [Bool](repeating: false, count: $0.count) + $1.map { _ in true }
+                    }, padID: 0)
+                let acts = LlamaActivations(config: model.config, batchSize: 1, length: plain.batch.tokenCount)
+                var times: [Double] = []
+                for batch in [plain, shared] {
+                    var runs: [Double] = []
+                    for _ in 0..<6 {
+                        let start = ModelBenchmarks.now()
+                        let scored = try model.score(batch, adapter: adapter, into: acts, training: true)
+                        model.backward(scored, dLogProbs: [Float](repeating: -0.01, count: scored.logProbs.count))
+                        runs.append(ModelBenchmarks.now() - start)
+                    }
+                    adapter.store.zeroGradients()
+                    times.append(runs.dropFirst().sorted()[2])
+                }
+                print(
+                    "\(pad("prefix sharing, \(name), LoRA \(form)", 44)) plain \(plain.batch.tokenCount) tokens"
+                        + " \(String(format: "%.3f", times[0])) s, shared \(shared.batch.tokenCount) tokens"
+                        + " \(String(format: "%.3f", times[1])) s: \(String(format: "%.2f", times[0] / times[1]))×")
+            }
+        }
+    }
+
     static func run(_ which: Set<String>) throws {
         let gguf = try GGUFFile(contentsOf: try DefaultModelLocation.existingGGUFFile())
         if which.contains("train") || which.contains("train-lora") {

@@ -1,6 +1,7 @@
 // Benchmarks: prints figures a person can compare with shared/anchors/perf.md. Not a test.
 // Usage: swift run -c release Benchmarks [gemm] [kernels] [generate | generate1 | generate16] [fp32] [quantised] [bf16]
-//        [logprobs] [train | train-full | train-lora] [train-memory] [reward] [dpo] [grpo] [ppo] [full] [lora] | all
+//        [logprobs] [train | train-full | train-lora] [train-memory] [prefix] [reward] [dpo] [grpo] [ppo] [full] [lora]
+//        | all
 //        mpirun -np 2 .build/release/Benchmarks allreduce    (the data-parallel gradient exchange)
 // (`reward` / `dpo` / `grpo`: the trainers end to end, one process per variant full / lora / bf16; `ppo`: one
 // LoRA iteration split by phase, then an SFT LoRA run for the RSS comparison)
@@ -44,4 +45,5 @@ if !modelParts.isEmpty {
 let trainParts =
     which.contains("all") ? Set(["train"]) : which.intersection(["train", "train-full", "train-lora", "train-memory"])
 if !trainParts.isEmpty { try TrainBenchmarks.run(trainParts) }
+if which.contains("prefix") { try TrainBenchmarks.prefixSharing(); print() }
 if !which.intersection(["reward", "dpo", "grpo", "ppo"]).isEmpty { try PreferenceBenchmarks.run(which) }
