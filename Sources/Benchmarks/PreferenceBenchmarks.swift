@@ -125,9 +125,10 @@ enum PreferenceBenchmarks {
             return Double(Set(words).count) / Double(max(1, words.count)) - 0.01 * abs(Double(words.count - 20))
         }
         let start = ModelBenchmarks.now()
-        // A full fine-tune keeps a frozen copy of the starting model as the reference (TRL's ref_model).
+        // A full fine-tune keeps a frozen copy of the starting model as the reference (TRL's ref_model), in the
+        // GGUF's quantised form as `rlhf grpo` loads it.
         let reference =
-            variant == "full" ? try ModelLoader.load(model: ModelRegistry.defaultModelName, form: .dense) : nil
+            variant == "full" ? try ModelLoader.load(model: ModelRegistry.defaultModelName, form: .quantized) : nil
         let trainer = try GroupRLTrainer(
             config: c, model: loaded, reference: reference, data: data, reward: reward,
             outputDirectory: dir.appendingPathComponent("out"), baseModel: "b")

@@ -98,8 +98,10 @@ struct GroupRLOptions: ParsableArguments {
             training: config.training, maxCompletionLength: config.maxCompletionLength, tokenizer: loaded.tokenizer,
             chatTemplate: loaded.chatTemplate, file: URL(fileURLWithPath: prompts))
         data.report.forEach(note)
-        // A full fine-tune scores the reference on a frozen copy of the starting model.
-        let reference = config.loraRank == 0 && config.beta > 0 ? try modelOptions.load(trainable: false) : nil
+        // A full fine-tune scores the reference on a frozen copy of the starting model, in the file's own form (a GGUF's
+        // quantised blocks: the values the policy started from, products in fp32, a fifth of the dense bytes).
+        let reference =
+            config.loraRank == 0 && config.beta > 0 ? try modelOptions.load(trainable: false, inference: true) : nil
         let trainer = try GroupRLTrainer(
             config: config, model: loaded, reference: reference, data: data, reward: reward,
             outputDirectory: URL(fileURLWithPath: out), baseModel: modelOptions.model)

@@ -42,7 +42,7 @@ struct ModelOptions: ParsableArguments {
     var bf16 = false
 
     /// Loads the model through `ModelLoader` (with `--adapter`, the adapter and its heads too). `inference`
-    /// (generate, chat, logprobs): a GGUF's quantised weights are kept unless `--dense` or `--bf16` is given —
+    /// (generate, chat, logprobs, a full fine-tune's frozen reference): a GGUF's quantised weights are kept unless `--dense` or `--bf16` is given —
     /// they are the file's exact values and every product computes in fp32, so results match the dequantised
     /// model (tested against transformers' goldens at the fp32 bounds) while batched decoding runs on the
     /// compute-bound decode panels and batch-1 decoding reads ~5x fewer bytes.

@@ -102,7 +102,8 @@ struct PPOCommand: ParsableCommand, DataParallelCommand {
                 "--policy with an SFT adapter merges it into the base: load it dense (no --bf16/--quantized).")
         }
         func start(trainable: Bool) throws -> LoadedModel {
-            let loaded = try options.load(trainable: trainable)
+            // The frozen reference keeps a GGUF's quantised blocks unless an SFT adapter is merged into it.
+            let loaded = try options.load(trainable: trainable, inference: !trainable && sft == nil)
             guard let sft else { return loaded }
             let merged = try ModelLoader.load(adapter: sft, onto: loaded, name: "sft")
             merged.model.merge(adapter: "sft")

@@ -188,6 +188,14 @@ extension RLCLITests {
         ])
         #expect(full.status == 0, "\(full.stderr)")
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("full/model/config.json").path))
+        // The reference keeps the GGUF's quantised blocks, the values the dense policy starts from: the first
+        // iteration's KL is float rounding, not a difference of models.
+        let line = try #require(
+            try String(contentsOf: dir.appendingPathComponent("full/metrics.jsonl"), encoding: .utf8)
+                .split(separator: "\n").first)
+        let firstStep = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        let kl = try #require(firstStep?["objective/kl"] as? Double)
+        #expect(abs(kl) < 1e-3, "\(kl)")
 
         try "{\"prompt\": \"ok\"}\n{\"prompt\": 3}\n".write(to: prompts, atomically: true, encoding: .utf8)
         let bad = try CLI.run([
