@@ -11,7 +11,9 @@ import _TestSupport
 @testable import Trainers
 
 @Suite struct DPOTrainerTests {
-    static func trainer(out: URL, data dir: URL, loss: DPOLoss.Kind, steps: Int) throws -> DPOTrainer {
+    static func trainer(
+        out: URL, data dir: URL, loss: DPOLoss.Kind, steps: Int, configure: (inout DPOConfig) -> Void = { _ in }
+    ) throws -> DPOTrainer {
         var c = DPOConfig()
         c.lossType = loss
         c.maxSteps = steps
@@ -23,6 +25,7 @@ import _TestSupport
         c.loggingSteps = 1
         c.evalSteps = 0
         c.saveSteps = 1000
+        configure(&c)
         var config = RandomModel.config
         config.vocabularySize = 256
         let loaded = LoadedModel(
@@ -34,6 +37,35 @@ import _TestSupport
             trainFile: try RewardTrainerTests.pairsFile(count: 16, in: dir, name: "train.jsonl", seed: 0),
             evalFile: try RewardTrainerTests.pairsFile(count: 8, in: dir, name: "eval.jsonl", seed: 5))
         return try DPOTrainer(config: c, model: loaded, data: data, outputDirectory: out, baseModel: "random")
+    }
+
+    /// Above the pass budget a micro-batch of pairs runs as several passes with the same loss and adapter gradient
+    /// (float rounding); ORPO, whose NLL is a mean over the micro-batch's chosen tokens, stays one pass.
+    @Test func aMicroBatchAboveTheBudgetRunsInPassesWithTheSameGradient() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func run(_ loss: DPOLoss.Kind, budget: Int?, _ name: String) throws -> (DPOTrainer, MetricSums) {
+            let t = try Self.trainer(out: dir.appendingPathComponent(name), data: dir, loss: loss, steps: 1) { c in
+                if let budget { c.training.passBudgetBytes = budget }
+            }
+            for g in t.loop.groups { g.store.zeroGradients() }
+            return (t, try t.accumulateGradients(step: 0, microBatches: 2, shard: .whole))
+        }
+        let (one, a) = try run(.sigmoid, budget: nil, "one")
+        let (split, b) = try run(.sigmoid, budget: 1, "split")
+        #expect(one.pairsPerPass == 4 && split.pairsPerPass == 1)
+        #expect(try run(.orpo, budget: 1, "orpo").0.pairsPerPass == 4)
+        for name in ["loss", "rewards/margins", "logps/chosen", "logps/rejected"] {
+            let (x, y) = (try #require(a.means[name]), try #require(b.means[name]))
+            #expect(abs(x - y) <= 1e-5 * max(1, abs(x)), "\(name): \(x) vs \(y)")
+        }
+        for (g, h) in zip(one.loop.groups, split.loop.groups) {
+            let x = try #require(g.store.gradients).array, y = try #require(h.store.gradients).array
+            let scale = x.map(abs).max() ?? 0
+            #expect(scale > 0, "\(g.name) has a gradient")
+            let worst = zip(x, y).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-5 * scale, "\(g.name): \(worst) of \(scale)")
+        }
     }
 
     @Test(arguments: [DPOLoss.Kind.sigmoid, .ipo, .simpo, .orpo])

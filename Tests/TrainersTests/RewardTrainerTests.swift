@@ -171,6 +171,47 @@ import _TestSupport
         }
     }
 
+    /// A micro-batch whose activations exceed the pass budget runs as several passes: the same loss, metrics and
+    /// gradient (full weights and head) as one pass, up to float rounding, and the passes share it out evenly.
+    @Test func aMicroBatchAboveTheBudgetRunsInPassesWithTheSameGradient() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func run(budget: Int?, _ name: String) throws -> (RewardTrainer, MetricSums) {
+            let t = try Self.trainer(out: dir.appendingPathComponent(name), data: dir, steps: 1) { c in
+                c.loraRank = 0
+                c.batchSize = 5
+                if let budget { c.training.passBudgetBytes = budget }
+            }
+            for g in t.loop.groups { g.store.zeroGradients() }
+            return (t, try t.accumulateGradients(step: 0, microBatches: 2, shard: .whole))
+        }
+        let (one, a) = try run(budget: nil, "one")
+        let (split, b) = try run(budget: 1, "split")
+        #expect(one.comparisonsPerPass == 5 && split.comparisonsPerPass == 1)
+        #expect(a.tokens == b.tokens)
+        for name in ["loss", "accuracy", "margin", "mean_reward"] {
+            let (x, y) = (try #require(a.means[name]), try #require(b.means[name]))
+            #expect(abs(x - y) <= 1e-5 * max(1, abs(x)), "\(name): \(x) vs \(y)")
+        }
+        for (g, h) in zip(one.loop.groups, split.loop.groups) {
+            let x = try #require(g.store.gradients).array, y = try #require(h.store.gradients).array
+            let scale = x.map(abs).max() ?? 0
+            #expect(scale > 0, "\(g.name) has a gradient")
+            let worst = zip(x, y).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-5 * scale, "\(g.name): \(worst) of \(scale)")
+        }
+        // Balanced passes: with room for 3 comparisons a pass, 8 run as 3 + 3 + 2, and 7 as 3 + 2 + 2 → 3.
+        var t = TrainingArguments()
+        let perExample =
+            2.0 * 100 * Double(RandomModel.config.layerCount)
+            * TrainingArguments.savedFloatsPerToken(RandomModel.config) * 4
+        t.passBudgetBytes = Int(3.5 * perExample)
+        for (batch, expected) in [(8, 3), (7, 3), (6, 3), (4, 2), (3, 3), (1, 1)] {
+            t.batchSize = batch
+            #expect(t.examplesPerPass(for: RandomModel.config, rowsPerExample: 2, length: 100) == expected, "\(batch)")
+        }
+    }
+
     /// Rewards are read at each row's last real token whatever the batch: with pad = EOS, a response ending in EOS
     /// is read at that EOS and a truncated one (no EOS) at its last token, alone or padded beside longer rows.
     @Test func scoresDoNotDependOnPaddingWhenPadIsEOS() throws {

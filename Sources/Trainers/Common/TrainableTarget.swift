@@ -88,7 +88,7 @@ extension TrainingArguments {
     /// exceed `activationBudgetBytes` (e.g. TRL's defaults, 8 × 1024 tokens: ~5.7 GB).
     /// A micro-batch whose activations would not fit in memory even checkpointed is refused, naming the settings.
     public func activations(for c: LlamaConfig, batchSize: Int, length: Int) throws -> LlamaActivations {
-        let perTokenFloats = Double(3 * c.hiddenSize + c.qDim * 2 + c.kvDim * 2 + 2 * c.intermediateSize + 2)
+        let perTokenFloats = Self.savedFloatsPerToken(c)
         let tokens = Double(batchSize) * Double(length), layers = Double(c.layerCount)
         let estimate = tokens * layers * perTokenFloats * 4
         let checkpointed = activationCheckpointing || estimate > Double(Self.activationBudgetBytes)
@@ -102,5 +102,36 @@ extension TrainingArguments {
                     + " --gradient-accumulation-steps for a larger effective batch) or --max-length")
         }
         return LlamaActivations(config: c, batchSize: batchSize, length: length, checkpointed: checkpointed)
+    }
+
+    /// Floats one layer saves per token for backward (the layer's input, norms, q/k/v, attention output, the
+    /// residual after attention, gate and up).
+    static func savedFloatsPerToken(_ c: LlamaConfig) -> Double {
+        Double(3 * c.hiddenSize + c.qDim * 2 + c.kvDim * 2 + 2 * c.intermediateSize + 2)
+    }
+
+    /// Saved-activation memory one pass of a micro-batch may hold when the trainer's loss is a mean over
+    /// independent examples (reward comparisons): a larger micro-batch runs as several passes whose gradients
+    /// add up, the same loss and gradient up to float rounding, with no recomputation (checkpointing costs ~⅓
+    /// more compute and remains the fallback for a single example above `activationBudgetBytes`). It keeps a full
+    /// fine-tune's activations below its weights, gradients and AdamW moments (4 × 538 MB for SmolLM2-135M).
+    public static let defaultPassBudgetBytes = 1 << 30
+
+    /// Examples per pass for micro-batches of `batchSize` examples of up to `rowsPerExample` rows × `length`
+    /// tokens: the micro-batch in as few passes as keep each under `passBudgetBytes`, the examples shared out
+    /// evenly (8 comparisons that need 2 passes run as 4 + 4). `batchSize` itself when it fits.
+    public func examplesPerPass(for c: LlamaConfig, rowsPerExample: Int, length: Int) -> Int {
+        let bytesPerExample =
+            Double(rowsPerExample * length) * Double(c.layerCount) * Self.savedFloatsPerToken(c) * 4
+        let fit = max(1, Int(Double(passBudgetBytes) / bytesPerExample))
+        let passes = (batchSize + fit - 1) / fit
+        return (batchSize + passes - 1) / passes
+    }
+}
+
+extension Array {
+    /// The examples of a micro-batch in passes of at most `size` (`TrainingArguments.examplesPerPass`).
+    func passes(of size: Int) -> [[Element]] {
+        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
     }
 }

@@ -53,6 +53,9 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     public var skipInvalid: Bool = false
     /// On a NaN/Inf gradient, skip the optimizer step (counted in `skipped_steps`) instead of stopping the run.
     public var skipNonfiniteSteps: Bool = false
+    /// Saved-activation memory one forward/backward pass may hold where a trainer splits its micro-batch into
+    /// passes (`examplesPerPass`). The library's knob, not a config key.
+    public var passBudgetBytes: Int = Self.defaultPassBudgetBytes
 
     public init() {}
 

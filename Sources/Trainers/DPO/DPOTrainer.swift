@@ -20,6 +20,9 @@ public final class DPOTrainer: Trainer {
     let padID: Int32
     var batches: IndexBatches
     let acts: LlamaActivations
+    /// Pairs per forward/backward pass (`TrainingArguments.examplesPerPass`): the micro-batch, or an even share of
+    /// it when its activations would exceed `passBudgetBytes`.
+    public let pairsPerPass: Int
     /// Reference sequence log-probs (chosen, rejected) of every train and eval pair.
     public private(set) var referenceTrain: [(chosen: Double, rejected: Double)] = []
     public private(set) var referenceEval: [(chosen: Double, rejected: Double)] = []
@@ -39,10 +42,16 @@ public final class DPOTrainer: Trainer {
         adapter = target.adapter
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
+        let length =
+            (data.train + data.eval).map { $0.promptIDs.count + max($0.chosenIDs.count, $0.rejectedIDs.count) }.max()
+            ?? config.maxLength
+        // ORPO's NLL is a mean over the micro-batch's chosen tokens, which couples its pairs: one pass.
+        pairsPerPass =
+            config.lossType == .orpo
+            ? config.batchSize
+            : config.training.examplesPerPass(for: loaded.model.config, rowsPerExample: 2, length: length)
         acts = try config.training.activations(
-            for: loaded.model.config, batchSize: 2 * config.batchSize,
-            length: (data.train + data.eval).map { $0.promptIDs.count + max($0.chosenIDs.count, $0.rejectedIDs.count) }
-                .max() ?? config.maxLength)
+            for: loaded.model.config, batchSize: 2 * pairsPerPass, length: length)
         loop = TrainingLoop(
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,
@@ -61,12 +70,12 @@ public final class DPOTrainer: Trainer {
             completions: pairs.map(\.chosenIDs) + pairs.map(\.rejectedIDs), padID: padID)
     }
 
-    /// Σ log p of each pair's chosen and rejected completion through `adapter` (no gradients), in batches; under
+    /// Σ log p of each pair's chosen and rejected completion through `adapter` (no gradients), in passes; under
     /// mpirun `world` shares the batches out and gathers the results (the reference pass before training).
     public func sequenceLogProbs(
         _ pairs: [EncodedPreference], adapter: LoRAAdapter?, world: any Communicator = SingleProcess()
     ) throws -> [(chosen: Double, rejected: Double)] {
-        try world.shareRows(count: pairs.count, chunk: config.batchSize) { range in
+        try world.shareRows(count: pairs.count, chunk: pairsPerPass) { range in
             let chunk = Array(pairs[range])
             let scored = try loaded.model.score(labeled(chunk), adapter: adapter, into: acts)
             return chunk.indices.map {
@@ -100,27 +109,30 @@ public final class DPOTrainer: Trainer {
         let micro = (0..<microBatches).map { _ in batches.next() }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, indices) in micro.enumerated() where shard.owns(i) {
-            let pairs = indices.map { data.train[$0] }, n = pairs.count
-            acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
-            let scored = try loaded.model.score(labeled(pairs), adapter: adapter, into: acts, training: true)
-            let policy = (0..<n).map {
-                (chosen: scored.sequenceLogProb(row: $0), rejected: scored.sequenceLogProb(row: n + $0))
+        for (i, microBatch) in micro.enumerated() where shard.owns(i) {
+            // A micro-batch above the activation budget runs in passes; each pass's gradient is its share.
+            for (pass, indices) in microBatch.passes(of: pairsPerPass).enumerated() {
+                let pairs = indices.map { data.train[$0] }, n = pairs.count
+                acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &+ UInt64(pass) << 32
+                let scored = try loaded.model.score(labeled(pairs), adapter: adapter, into: acts, training: true)
+                let policy = (0..<n).map {
+                    (chosen: scored.sequenceLogProb(row: $0), rejected: scored.sequenceLogProb(row: n + $0))
+                }
+                let reference = referenceTrain.isEmpty ? [] : indices.map { referenceTrain[$0] }
+                let l = DPOLoss.evaluate(
+                    config.lossType, inputs(policy: policy, reference: reference, pairs: pairs), beta: config.beta,
+                    labelSmoothing: config.labelSmoothing, simpoGamma: config.simpoGamma)
+                // Each completion token's ∂L/∂log p is its sequence's (Σ over tokens), reweighted to the step's mean.
+                loaded.model.backward(
+                    scored,
+                    dLogProbs: scored.sequenceGradients(l.dPolicyChosen + l.dPolicyRejected, scale: Double(n) / total))
+                let w = Double(n)
+                sums.add("loss", l.loss * w, weight: w)
+                for (k, v) in l.metrics { sums.add(k, v * w, weight: w) }
+                sums.add("logps/chosen", policy.reduce(0) { $0 + $1.chosen }, weight: w)
+                sums.add("logps/rejected", policy.reduce(0) { $0 + $1.rejected }, weight: w)
+                sums.tokens += Double(scored.batch.realTokens)
             }
-            let reference = referenceTrain.isEmpty ? [] : indices.map { referenceTrain[$0] }
-            let l = DPOLoss.evaluate(
-                config.lossType, inputs(policy: policy, reference: reference, pairs: pairs), beta: config.beta,
-                labelSmoothing: config.labelSmoothing, simpoGamma: config.simpoGamma)
-            // Each completion token's ∂L/∂log p is its sequence's (Σ over tokens), reweighted to the step's mean.
-            loaded.model.backward(
-                scored,
-                dLogProbs: scored.sequenceGradients(l.dPolicyChosen + l.dPolicyRejected, scale: Double(n) / total))
-            let w = Double(n)
-            sums.add("loss", l.loss * w, weight: w)
-            for (k, v) in l.metrics { sums.add(k, v * w, weight: w) }
-            sums.add("logps/chosen", policy.reduce(0) { $0 + $1.chosen }, weight: w)
-            sums.add("logps/rejected", policy.reduce(0) { $0 + $1.rejected }, weight: w)
-            sums.tokens += Double(scored.batch.realTokens)
         }
         return sums
     }

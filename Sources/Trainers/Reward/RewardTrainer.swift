@@ -22,6 +22,9 @@ public final class RewardTrainer: Trainer {
     let padID: Int32
     var batches: IndexBatches
     let acts: LlamaActivations
+    /// Comparisons per forward/backward pass (`TrainingArguments.examplesPerPass`): the micro-batch, or an even
+    /// share of it when its activations would exceed `passBudgetBytes`.
+    public let comparisonsPerPass: Int
     public static let adapterName = "reward"
 
     public init(
@@ -42,10 +45,13 @@ public final class RewardTrainer: Trainer {
         padID = loaded.padTokenID
         batches = IndexBatches(count: data.train.count, batchSize: config.batchSize, seed: config.seed)
         let widest = (data.train + data.eval).map(\.completionIDs.count).max() ?? 2
+        let length =
+            (data.train + data.eval).map { $0.promptIDs.count + ($0.completionIDs.map(\.count).max() ?? 0) }.max()
+            ?? config.maxLength
+        comparisonsPerPass = config.training.examplesPerPass(
+            for: loaded.model.config, rowsPerExample: widest, length: length)
         acts = try config.training.activations(
-            for: loaded.model.config, batchSize: widest * config.batchSize,
-            length: (data.train + data.eval).map { $0.promptIDs.count + ($0.completionIDs.map(\.count).max() ?? 0) }
-                .max() ?? config.maxLength)
+            for: loaded.model.config, batchSize: widest * comparisonsPerPass, length: length)
         loop = TrainingLoop(
             config: config, groups: target.groups, batchesPerEpoch: batches.batchesInEpoch,
             outputDirectory: outputDirectory,
@@ -72,28 +78,31 @@ public final class RewardTrainer: Trainer {
         let micro = (0..<microBatches).map { _ in batches.next().map { data.train[$0] } }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, comparisons) in micro.enumerated() where shard.owns(i) {
-            let (b, groups) = batch(comparisons)
-            let n = Double(comparisons.count)
-            acts.isTraining = true
-            acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
-            let hidden = loaded.model.forward(b, adapter: adapter, into: acts)
-            let rows = (0..<b.batchSize).map(b.lastRealToken(row:))
-            let r = head.forward(hidden: hidden.pointer, rows: rows).map(Double.init)
-            let l = RewardLoss.evaluate(
-                rewards: r, groups: groups, centerCoefficient: config.centerRewardsCoefficient,
-                labelSmoothing: config.labelSmoothing)
-            // The micro-batch's mean over its comparisons, reweighted to the mean over the step's comparisons.
-            let dr = l.dRewards.map { Float($0 * n / total) }
-            let dHidden = Scratch.buffer("reward.dHidden", count: b.tokenCount * loaded.model.config.hiddenSize)
-            dHidden.zero()
-            head.backward(dValues: dr, hidden: hidden.pointer, rows: rows, dHidden: dHidden.pointer)
-            loaded.model.backward(dOutput: dHidden.pointer, acts: acts)
-            sums.add("loss", l.loss * n, weight: n)
-            sums.add("accuracy", l.accuracy * n, weight: n)
-            sums.add("margin", l.margin * n, weight: n)
-            sums.add("mean_reward", l.meanReward * n, weight: n)
-            sums.tokens += Double(b.rowTokens)
+        for (i, comparisonsOfMicroBatch) in micro.enumerated() where shard.owns(i) {
+            // A micro-batch above the activation budget runs in passes; each pass's gradient is its share.
+            for (pass, comparisons) in comparisonsOfMicroBatch.passes(of: comparisonsPerPass).enumerated() {
+                let (b, groups) = batch(comparisons)
+                let n = Double(comparisons.count)
+                acts.isTraining = true
+                acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &+ UInt64(pass) << 32
+                let hidden = loaded.model.forward(b, adapter: adapter, into: acts)
+                let rows = (0..<b.batchSize).map(b.lastRealToken(row:))
+                let r = head.forward(hidden: hidden.pointer, rows: rows).map(Double.init)
+                let l = RewardLoss.evaluate(
+                    rewards: r, groups: groups, centerCoefficient: config.centerRewardsCoefficient,
+                    labelSmoothing: config.labelSmoothing)
+                // The pass's mean over its comparisons, reweighted to the mean over the step's comparisons.
+                let dr = l.dRewards.map { Float($0 * n / total) }
+                let dHidden = Scratch.buffer("reward.dHidden", count: b.tokenCount * loaded.model.config.hiddenSize)
+                dHidden.zero()
+                head.backward(dValues: dr, hidden: hidden.pointer, rows: rows, dHidden: dHidden.pointer)
+                loaded.model.backward(dOutput: dHidden.pointer, acts: acts)
+                sums.add("loss", l.loss * n, weight: n)
+                sums.add("accuracy", l.accuracy * n, weight: n)
+                sums.add("margin", l.margin * n, weight: n)
+                sums.add("mean_reward", l.meanReward * n, weight: n)
+                sums.tokens += Double(b.rowTokens)
+            }
         }
         return sums
     }
