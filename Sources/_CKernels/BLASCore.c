@@ -47,6 +47,8 @@ int rk_blas_core_is_vector(const char *name) {
     return 0;
 }
 
+/// Call before any other BLAS call, from one thread (MatMul.mode's one-time initialiser): between quit and init
+/// OpenBLAS has no core, and setenv is not safe beside a concurrent getenv.
 int rk_blas_select_core(void) {
     static int done = 0;
     if (done) return 0;
@@ -55,20 +57,35 @@ int rk_blas_select_core(void) {
     void (*quit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit");
     void (*init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
     const char *want = core_for_cpu();
-    if (!corename || !quit || !init || !want) return 0;
-    const char *forced = getenv("OPENBLAS_CORETYPE");
+    // Set at all (even empty): the user's choice.
+    if (!corename || !quit || !init || !want || getenv("OPENBLAS_CORETYPE")) return 0;
     char before[32];
     snprintf(before, sizeof before, "%s", corename());
-    if ((forced && *forced) || rk_blas_core_is_vector(before)) return 0;
-    setenv("OPENBLAS_CORETYPE", want, 0);
-    quit();
-    init();
+    if (rk_blas_core_is_vector(before)) return 0;
+    // From the best core these units allow down to Haswell: a release that lacks a name falls back again.
+    static const char *const order[] = {"Cooperlake", "SkylakeX", "Haswell"};
+    size_t first = 0;
+    while (strcmp(order[first], want) != 0) first++;
+    int selected = 0;
+    for (size_t i = first; i < sizeof order / sizeof order[0] && !selected; i++) {
+        setenv("OPENBLAS_CORETYPE", order[i], 1);
+        quit();
+        init();
+        selected = rk_blas_core_is_vector(corename());
+    }
+    // OpenBLAS reads the variable only in init; child processes (CLI runs, MPI ranks) detect for themselves.
+    unsetenv("OPENBLAS_CORETYPE");
     snprintf(
-        g_blas_note, sizeof g_blas_note, "OpenBLAS core %s (its own detection chose %s for this CPU)", corename(),
-        before);
-    return 1;
+        g_blas_note, sizeof g_blas_note, selected ? "OpenBLAS core %s (its own detection chose %s for this CPU)"
+                                                  : "OpenBLAS core %s: its own detection chose %s and it knows no vector"
+                                                    " core for this CPU (sgemm runs generic kernels)",
+        corename(), before);
+    return selected;
 }
+
+int rk_blas_is_dynamic(void) { return dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init") != NULL; }
 #else
 int rk_blas_select_core(void) { return 0; }
+int rk_blas_is_dynamic(void) { return 0; }
 int rk_blas_core_is_vector(const char *name) { (void)name; return 0; }
 #endif

@@ -10,11 +10,19 @@ import _TestSupport
 @testable import Models
 
 @Suite struct SharedPrefixTests {
-    /// Two prompts with three and two completions of different lengths, and one prompt of its own.
-    static func rows(vocabulary: Int) -> (prompts: [[Int32]], completions: [[Int32]]) {
-        let p = RandomModel.rows([12, 10, 9], seed: 31, vocabulary: vocabulary)
-        let c = RandomModel.rows([5, 9, 2, 6, 3, 4], seed: 32, vocabulary: vocabulary)
-        return ([p[0], p[1], p[0], p[1], p[0], p[2]], c)
+    /// Two prompts with three and two completions of different lengths, and one prompt of its own. `long`: prefixes
+    /// and rows' own tokens beyond the attention kernels' 16- and 32-token blocks, and a prompt that differs from
+    /// another only in its last token (so it continues the same prefix row with its own first token).
+    static func rows(vocabulary: Int, long: Bool = false) -> (prompts: [[Int32]], completions: [[Int32]]) {
+        guard long else {
+            let p = RandomModel.rows([12, 10, 9], seed: 31, vocabulary: vocabulary)
+            let c = RandomModel.rows([5, 9, 2, 6, 3, 4], seed: 32, vocabulary: vocabulary)
+            return ([p[0], p[1], p[0], p[1], p[0], p[2]], c)
+        }
+        let p = RandomModel.rows([34, 20, 10], seed: 33, vocabulary: vocabulary)
+        let c = RandomModel.rows([25, 40, 3, 36, 20, 12], seed: 34, vocabulary: vocabulary)
+        let twin = p[0].dropLast() + [(p[0].last! + 1) % Int32(vocabulary)]
+        return ([p[0], p[1], p[0], p[1], Array(twin), p[2]], c)
     }
 
     static func models(trainable: Bool) -> [LlamaModel] {
@@ -44,14 +52,19 @@ import _TestSupport
         #expect(
             LabeledBatch(prompts: [prompts[0], prompts[1]], completions: [[5], [6]], padID: 0).batch.prefixes == nil)
         #expect(TokenBatch(rows: [[3, 4, 5], [3, 4, 6]], shareable: [0, 0], padID: 0).prefixes == nil)
+        // A prompt that differs from another only in its last token continues the same prefix row.
+        let (longPrompts, longCompletions) = Self.rows(vocabulary: 64, long: true)
+        let long = try! #require(
+            LabeledBatch(prompts: longPrompts, completions: longCompletions, padID: 0).batch.prefixes)
+        #expect(long.ofRow == [0, 1, 0, 1, 0, 2] && long.length == 33)
     }
 
     /// Scores the rows shared and plain through `adapter`, backpropagates Σ c·log p, and returns both runs'
     /// log-probs and gradients (the adapter's, or the weights' when it is nil).
-    static func run(_ m: LlamaModel, adapter: LoRAAdapter?, checkpointed: Bool, vocabulary: Int) throws -> [(
-        logProbs: [Float], gradients: [Float]
-    )] {
-        let (prompts, completions) = Self.rows(vocabulary: vocabulary)
+    static func run(
+        _ m: LlamaModel, adapter: LoRAAdapter?, checkpointed: Bool, vocabulary: Int, long: Bool = false
+    ) throws -> [(logProbs: [Float], gradients: [Float])] {
+        let (prompts, completions) = Self.rows(vocabulary: vocabulary, long: long)
         let rows = zip(prompts, completions).map { $0 + $1 }
         let masks = zip(prompts, completions).map { [Bool](repeating: false, count: $0.count) + $1.map { _ in true } }
         let shared = LabeledBatch(prompts: prompts, completions: completions, padID: 0)
@@ -78,20 +91,21 @@ import _TestSupport
         return worst <= relative * scale
     }
 
-    @Test(arguments: [false, true])
-    func adapterScoresAndGradientsEqualPlainRows(checkpointed: Bool) throws {
+    @Test(arguments: [false, true], [false, true])
+    func adapterScoresAndGradientsEqualPlainRows(checkpointed: Bool, long: Bool) throws {
         for (i, m) in Self.models(trainable: false).enumerated() {
             let adapter = try RandomModel.adapter(on: m, name: "policy", seed: 3)
-            let r = try Self.run(m, adapter: adapter, checkpointed: checkpointed, vocabulary: m.config.vocabularySize)
+            let r = try Self.run(
+                m, adapter: adapter, checkpointed: checkpointed, vocabulary: m.config.vocabularySize, long: long)
             #expect(Self.close(r[0].logProbs, r[1].logProbs, relative: 1e-5), "model \(i): log-probs differ")
             #expect(r[1].gradients.contains { $0 != 0 })
             #expect(Self.close(r[0].gradients, r[1].gradients, relative: 1e-5), "model \(i): adapter gradients differ")
         }
     }
 
-    @Test func fullWeightGradientsEqualPlainRows() throws {
+    @Test(arguments: [false, true]) func fullWeightGradientsEqualPlainRows(long: Bool) throws {
         for (i, m) in Self.models(trainable: true).enumerated() {
-            let r = try Self.run(m, adapter: nil, checkpointed: false, vocabulary: m.config.vocabularySize)
+            let r = try Self.run(m, adapter: nil, checkpointed: false, vocabulary: m.config.vocabularySize, long: long)
             #expect(Self.close(r[0].logProbs, r[1].logProbs, relative: 1e-5), "model \(i): log-probs differ")
             #expect(Self.close(r[0].gradients, r[1].gradients, relative: 1e-5), "model \(i): weight gradients differ")
         }

@@ -1,5 +1,6 @@
 // The few-row decoding kernel against sgemm (both C paths), incl. odd sizes and accumulation.
 
+import Foundation
 import Testing
 import _CKernels
 import _TestSupport
@@ -9,12 +10,27 @@ import _TestSupport
 @Suite struct MatMulTests {
     /// On a CPU with AVX2 or AVX-512, sgemm runs OpenBLAS's vector kernels: an OpenBLAS older than the CPU model
     /// falls back to a generic SSE core (0.3.21 on Emerald Rapids: "Prescott", ~4x slower), which the first GEMM
-    /// re-selects (`rk_blas_select_core`). Skipped in effect where the BLAS is not a DYNAMIC_ARCH OpenBLAS.
+    /// re-selects (`rk_blas_select_core`). Checked where the BLAS is a DYNAMIC_ARCH OpenBLAS and the user did not
+    /// force a core with OPENBLAS_CORETYPE.
     @Test func openBLASRunsVectorKernelsOnAVXCPUs() {
         MatMul.configureThreads()
         let core = String(cString: rk_blas_core_name())
-        guard !core.isEmpty, KernelDispatch.cpuPath >= .avx2 else { return }
+        let forced = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil
+        guard rk_blas_is_dynamic() != 0, !forced, KernelDispatch.cpuPath >= .avx2 else { return }
         #expect(rk_blas_core_is_vector(core) != 0, "OpenBLAS core \(core) on a CPU with \(KernelDispatch.cpuPath)")
+        // The variable the re-selection set is gone again: child processes choose for themselves.
+        #expect(getenv("OPENBLAS_CORETYPE") == nil)
+    }
+
+    @Test func vectorCoresAreTheAVXFamilies() {
+        #if arch(x86_64) && os(Linux)
+            for name in ["Haswell", "SkylakeX", "COOPERLAKE", "Zen", "SapphireRapids"] {
+                #expect(rk_blas_core_is_vector(name) != 0, "\(name)")
+            }
+            for name in ["Prescott", "Nehalem", "Core2", "Barcelona", "Atom", ""] {
+                #expect(rk_blas_core_is_vector(name) == 0, "\(name)")
+            }
+        #endif
     }
 
     @Test(arguments: [

@@ -158,7 +158,9 @@ import _TestSupport
             let threads = min(pool.threadCount, count)
             let expected = (0..<threads).map { (count * $0 / threads)..<(count * ($0 + 1) / threads) }
             #expect(free.list.sorted { $0.lowerBound < $1.lowerBound } == expected, "count \(count)")
-            #expect(busy.list == expected && small.list == expected, "count \(count)")
+            // A small loop may still find the helpers spinning from the loops above and share out: any order.
+            #expect(busy.list == expected, "count \(count)")
+            #expect(small.list.sorted { $0.lowerBound < $1.lowerBound } == expected, "count \(count)")
         }
     }
 

@@ -191,6 +191,8 @@ const char *rk_blas_core_note(void);
 const char *rk_blas_core_name(void);
 /// Whether an OpenBLAS core name has AVX-class (AVX, AVX2 or AVX-512) sgemm kernels (x86-64; 0 elsewhere).
 int rk_blas_core_is_vector(const char *name);
+/// Whether the BLAS is an OpenBLAS that picks its core at run time (DYNAMIC_ARCH), which can be re-selected.
+int rk_blas_is_dynamic(void);
 /// dst[i] = bf16 bits of src[i].
 void rk_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 /// dst[i] = src[i] rounded to bf16 precision, kept as fp32 (dst may alias src).
