@@ -20,7 +20,7 @@ enum ModelBenchmarks {
         let model = try LlamaModel.load(gguf: gguf)
         print(
             "SmolLM2-135M load (GGUF Q4_1 → fp32): \(String(format: "%.2f", now() - t0)) s, RSS high-water"
-                + " \(Int(peakRSSMegabytes())) MB"
+                + " \(Int(peakRSSMegabytes())) MiB"
         )
         let t1 = now()
         let quantized = try LlamaModel.load(gguf: gguf, keepQuantized: true)
@@ -110,6 +110,6 @@ enum ModelBenchmarks {
                 "weights kept quantised, with the decode panels built by batched decoding: \(panelBytes / 1_000_000) MB"
             )
         }
-        print("peak RSS: \(Int(peakRSSMegabytes())) MB")
+        print("peak RSS: \(Int(peakRSSMegabytes())) MiB")
     }
 }

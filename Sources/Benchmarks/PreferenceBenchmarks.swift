@@ -92,7 +92,7 @@ enum PreferenceBenchmarks {
         print(
             "\(pad("\(trainer) \(variant == "full" ? "full fine-tune" : variant == "lora" ? "LoRA r=16" : "LoRA r=16, bf16 base")", 30))"
                 + " \(String(format: "%.2f", Double(pairs) / total)) pairs/s  (\(pairs) pairs in \(f1(total)) s, of which"
-                + " set-up \(f1(setup)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [\(anchor)]")
+                + " set-up \(f1(setup)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MiB   [\(anchor)]")
     }
 
     /// GRPO on 64 prompts × 4 completions (16 steps of 16 completions), as ref/bench_trl.py. With `accumulation` > 1
@@ -150,7 +150,7 @@ enum PreferenceBenchmarks {
         print(
             "\(pad("grpo \(variant == "full" ? "full fine-tune" : variant == "lora" ? "LoRA r=16" : "LoRA r=16, bf16 base")", 30))"
                 + " \(String(format: "%.3f", total / Double(completions))) s per completion  (\(completions) in"
-                + " \(f1(total)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [TRL GRPOTrainer full FT:"
+                + " \(f1(total)) s), peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MiB   [TRL GRPOTrainer full FT:"
                 + " 1.02 s/completion, 6.7 GB (AVX-512 §4); 2.88 s, 6.6 GB (AVX2 §7)]")
     }
 
@@ -187,7 +187,7 @@ enum PreferenceBenchmarks {
             try trainer.train()
             print(
                 "\(pad("sft LoRA r=16 (8 steps of 8 × ~76)", 30)) \(f1(ModelBenchmarks.now() - start)) s, peak RSS "
-                    + "\(Int(ModelBenchmarks.peakRSSMegabytes())) MB   [the baseline of PPO's RSS floor: ≤ 1.5×]")
+                    + "\(Int(ModelBenchmarks.peakRSSMegabytes())) MiB   [the baseline of PPO's RSS floor: ≤ 1.5×]")
             return
         }
         try (prompts.map { "{\"prompt\": \(quoted($0))}" }.joined(separator: "\n") + "\n")
@@ -223,7 +223,7 @@ enum PreferenceBenchmarks {
         print(
             "\(pad("ppo LoRA r=16, one iteration", 30)) \(f1(total)) s (64 × 48 new tokens, 32 updates): "
                 + parts.map { "\($0) \(f1(s[$0, default: 0]))" }.joined(separator: ", ")
-                + ", optimizer + other \(f1(rest)); peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MB")
+                + ", optimizer + other \(f1(rest)); peak RSS \(Int(ModelBenchmarks.peakRSSMegabytes())) MiB")
     }
 
     static let words =

@@ -149,7 +149,7 @@ enum TrainBenchmarks {
             report("full FT 8×512, checkpointed", tokens: 4096, s, anchor: "PyTorch 123.5, 14.2 GB")
         }
         print(
-            "peak RSS: \(Int(ModelBenchmarks.peakRSSMegabytes())) MB   (PyTorch full FT 8×512: 14.2 GB; llama.cpp"
+            "peak RSS: \(Int(ModelBenchmarks.peakRSSMegabytes())) MiB   (PyTorch full FT 8×512: 14.2 GB; llama.cpp"
                 + " finetune 2.4 GB)"
         )
     }

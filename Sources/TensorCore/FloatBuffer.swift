@@ -11,6 +11,11 @@ public final class FloatBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
+    /// Large buffers are anonymous memory maps (Linux): their pages read as zeros and take memory only once
+    /// written, so a buffer sized for the largest batch (activations, KV caches, scratch) costs what the batches
+    /// actually use. nil: allocated on the heap.
+    private let mapping: (base: UnsafeMutableRawPointer, length: Int)?
+
     /// `hugePages`: ask for 2 MB pages (Linux `MADV_HUGEPAGE`) when the buffer spans at least one. For
     /// training state streamed every step (gradients, optimizer moments, activations, scratch): measured
     /// ~1.5 % on a full fine-tuning step. Not for weights read once at load: faulting huge pages in can
@@ -19,6 +24,17 @@ public final class FloatBuffer: @unchecked Sendable {
         precondition(count >= 0, "FloatBuffer count \(count) < 0")
         self.count = count
         let bytes = max(count, 1) * 4, huge = hugePages && bytes >= Self.hugePageBytes
+        #if os(Linux)
+            if bytes >= Self.mappedBytes,
+                let (base, length, start) = Self.map(bytes, alignment: huge ? Self.hugePageBytes : 64)
+            {
+                if huge { _ = madvise(start, bytes, MADV_HUGEPAGE) }
+                mapping = (base, length)
+                pointer = start.bindMemory(to: Float.self, capacity: count)
+                return
+            }
+        #endif
+        mapping = nil
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge ? Self.hugePageBytes : 64)
         #if os(Linux)
             if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
@@ -28,13 +44,36 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     static let hugePageBytes = 2 << 20
+    /// Buffers from this size on are memory maps.
+    static let mappedBytes = 1 << 20
+
+    #if os(Linux)
+        /// A fresh zero-filled anonymous mapping holding `bytes` from an `alignment`-aligned start (nil if the
+        /// kernel refuses; the heap then tries).
+        static func map(_ bytes: Int, alignment: Int) -> (UnsafeMutableRawPointer, Int, UnsafeMutableRawPointer)? {
+            let length = bytes + alignment
+            guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                base != MAP_FAILED
+            else { return nil }
+            let offset = (alignment - Int(bitPattern: base) % alignment) % alignment
+            return (base, length, base + offset)
+        }
+    #endif
 
     public convenience init(_ values: [Float]) {
         self.init(count: values.count)
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        #if os(Linux)
+            if let mapping {
+                munmap(mapping.base, mapping.length)
+                return
+            }
+        #endif
+        UnsafeMutableRawPointer(pointer).deallocate()
+    }
 
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
     public func zero() { pointer.update(repeating: 0, count: count) }

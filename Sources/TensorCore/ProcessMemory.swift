@@ -3,7 +3,7 @@
 import Foundation
 
 public enum ProcessMemory {
-    /// VmHWM of /proc/self/status in MB (0 where /proc is not available).
+    /// VmHWM of /proc/self/status in MiB (0 where /proc is not available).
     public static func peakRSSMegabytes() -> Double {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
