@@ -55,17 +55,9 @@ import _TestSupport
         let (split, b) = try run(.sigmoid, budget: 1, "split")
         #expect(one.pairsPerPass == 4 && split.pairsPerPass == 1)
         #expect(try run(.orpo, budget: 1, "orpo").0.pairsPerPass == 4)
-        for name in ["loss", "rewards/margins", "logps/chosen", "logps/rejected"] {
-            let (x, y) = (try #require(a.means[name]), try #require(b.means[name]))
-            #expect(abs(x - y) <= 1e-5 * max(1, abs(x)), "\(name): \(x) vs \(y)")
-        }
-        for (g, h) in zip(one.loop.groups, split.loop.groups) {
-            let x = try #require(g.store.gradients).array, y = try #require(h.store.gradients).array
-            let scale = x.map(abs).max() ?? 0
-            #expect(scale > 0, "\(g.name) has a gradient")
-            let worst = zip(x, y).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-5 * scale, "\(g.name): \(worst) of \(scale)")
-        }
+        try Fixtures.expectSameStep(
+            (one.loop.groups, a), (split.loop.groups, b),
+            metrics: ["loss", "rewards/margins", "logps/chosen", "logps/rejected"])
     }
 
     @Test(arguments: [DPOLoss.Kind.sigmoid, .ipo, .simpo, .orpo])

@@ -3,12 +3,34 @@
 
 import Foundation
 import Models
+import TensorCore
 import Testing
 import Tokenizers
 import _SharedData
 import _TestSupport
 
+@testable import Trainers
+
 enum Fixtures {
+    /// Two runs of one step agree: `names`' metric means and every group's gradient within `relative` (of the
+    /// metric, at least 1, and of the group's largest gradient, which must not be zero).
+    static func expectSameStep(
+        _ a: (groups: [ParameterGroup], sums: MetricSums), _ b: (groups: [ParameterGroup], sums: MetricSums),
+        metrics names: [String], relative: Double = 1e-5
+    ) throws {
+        for name in names {
+            let (x, y) = (try #require(a.sums.means[name]), try #require(b.sums.means[name]))
+            #expect(abs(x - y) <= relative * max(1, abs(x)), "\(name): \(x) vs \(y)")
+        }
+        for (g, h) in zip(a.groups, b.groups) {
+            let x = try #require(g.store.gradients).array, y = try #require(h.store.gradients).array
+            let scale = x.map(abs).max() ?? 0
+            #expect(scale > 0, "\(g.name) has a gradient")
+            let worst = zip(x, y).map { abs($0 - $1) }.max() ?? 0
+            #expect(Double(worst) <= relative * Double(scale), "\(g.name): \(worst) of \(scale)")
+        }
+    }
+
     static let shared = SharedData.root
 
     /// One token per byte, EOS 10.

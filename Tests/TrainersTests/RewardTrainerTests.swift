@@ -189,17 +189,8 @@ import _TestSupport
         let (split, b) = try run(budget: 1, "split")
         #expect(one.comparisonsPerPass == 5 && split.comparisonsPerPass == 1)
         #expect(a.tokens == b.tokens)
-        for name in ["loss", "accuracy", "margin", "mean_reward"] {
-            let (x, y) = (try #require(a.means[name]), try #require(b.means[name]))
-            #expect(abs(x - y) <= 1e-5 * max(1, abs(x)), "\(name): \(x) vs \(y)")
-        }
-        for (g, h) in zip(one.loop.groups, split.loop.groups) {
-            let x = try #require(g.store.gradients).array, y = try #require(h.store.gradients).array
-            let scale = x.map(abs).max() ?? 0
-            #expect(scale > 0, "\(g.name) has a gradient")
-            let worst = zip(x, y).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-5 * scale, "\(g.name): \(worst) of \(scale)")
-        }
+        try Fixtures.expectSameStep(
+            (one.loop.groups, a), (split.loop.groups, b), metrics: ["loss", "accuracy", "margin", "mean_reward"])
         // Balanced passes: with room for 3 comparisons a pass, 8 run as 3 + 3 + 2, and 7 as 3 + 2 + 2 → 3.
         var t = TrainingArguments()
         let perExample =

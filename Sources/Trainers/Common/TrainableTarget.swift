@@ -111,7 +111,7 @@ extension TrainingArguments {
     }
 
     /// Saved-activation memory one pass of a micro-batch may hold when the trainer's loss is a mean over
-    /// independent examples (reward comparisons): a larger micro-batch runs as several passes whose gradients
+    /// independent examples (reward comparisons, DPO pairs): a larger micro-batch runs as several passes whose gradients
     /// add up, the same loss and gradient up to float rounding, with no recomputation (checkpointing costs ~⅓
     /// more compute and remains the fallback for a single example above `activationBudgetBytes`). It keeps a full
     /// fine-tune's activations below its weights, gradients and AdamW moments (4 × 538 MB for SmolLM2-135M).
