@@ -3,6 +3,7 @@
 // checkpoints record (a LoRA checkpoint is a PEFT directory with the heads as `modules_to_save`), the
 // activation buffers, and the final export.
 
+import Distributed
 import Foundation
 import ModelExport
 import Models
@@ -129,9 +130,25 @@ extension TrainingArguments {
     }
 }
 
-extension Array {
-    /// The examples of a micro-batch in passes of at most `size` (`TrainingArguments.examplesPerPass`).
-    func passes(of size: Int) -> [[Element]] {
-        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
+extension TrainingArguments {
+    /// The LoRA-dropout seed of micro-batch `microBatch` (and its pass `pass`) at `step`: a function of the
+    /// position alone, so a resumed or sharded run draws the same masks.
+    public func dropoutSeed(step: Int, microBatch: Int, pass: Int = 0) -> UInt64 {
+        seed &+ UInt64(step) &* 1_000_003 &+ UInt64(microBatch) &+ UInt64(pass) << 32
+    }
+
+    /// The passes (`examplesPerPass` examples at most) of the micro-batches `shard` owns, each with its dropout
+    /// seed.
+    func passes<Example>(of micro: [[Example]], step: Int, examplesPerPass size: Int, shard: Shard) -> [(
+        seed: UInt64, examples: [Example]
+    )] {
+        micro.enumerated().filter { shard.owns($0.offset) }.flatMap { i, examples in
+            stride(from: 0, to: examples.count, by: size).map { start in
+                (
+                    dropoutSeed(step: step, microBatch: i, pass: start / size),
+                    Array(examples[start..<min(start + size, examples.count)])
+                )
+            }
+        }
     }
 }

@@ -109,30 +109,30 @@ public final class DPOTrainer: Trainer {
         let micro = (0..<microBatches).map { _ in batches.next() }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, microBatch) in micro.enumerated() where shard.owns(i) {
-            // A micro-batch above the activation budget runs in passes; each pass's gradient is its share.
-            for (pass, indices) in microBatch.passes(of: pairsPerPass).enumerated() {
-                let pairs = indices.map { data.train[$0] }, n = pairs.count
-                acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &+ UInt64(pass) << 32
-                let scored = try loaded.model.score(labeled(pairs), adapter: adapter, into: acts, training: true)
-                let policy = (0..<n).map {
-                    (chosen: scored.sequenceLogProb(row: $0), rejected: scored.sequenceLogProb(row: n + $0))
-                }
-                let reference = referenceTrain.isEmpty ? [] : indices.map { referenceTrain[$0] }
-                let l = DPOLoss.evaluate(
-                    config.lossType, inputs(policy: policy, reference: reference, pairs: pairs), beta: config.beta,
-                    labelSmoothing: config.labelSmoothing, simpoGamma: config.simpoGamma)
-                // Each completion token's ∂L/∂log p is its sequence's (Σ over tokens), reweighted to the step's mean.
-                loaded.model.backward(
-                    scored,
-                    dLogProbs: scored.sequenceGradients(l.dPolicyChosen + l.dPolicyRejected, scale: Double(n) / total))
-                let w = Double(n)
-                sums.add("loss", l.loss * w, weight: w)
-                for (k, v) in l.metrics { sums.add(k, v * w, weight: w) }
-                sums.add("logps/chosen", policy.reduce(0) { $0 + $1.chosen }, weight: w)
-                sums.add("logps/rejected", policy.reduce(0) { $0 + $1.rejected }, weight: w)
-                sums.tokens += Double(scored.batch.realTokens)
+        // A micro-batch above the activation budget runs in passes; each pass's gradient is its share.
+        for (seed, indices) in config.training.passes(
+            of: micro, step: step, examplesPerPass: pairsPerPass, shard: shard)
+        {
+            let pairs = indices.map { data.train[$0] }, n = pairs.count
+            acts.dropoutSeed = seed
+            let scored = try loaded.model.score(labeled(pairs), adapter: adapter, into: acts, training: true)
+            let policy = (0..<n).map {
+                (chosen: scored.sequenceLogProb(row: $0), rejected: scored.sequenceLogProb(row: n + $0))
             }
+            let reference = referenceTrain.isEmpty ? [] : indices.map { referenceTrain[$0] }
+            let l = DPOLoss.evaluate(
+                config.lossType, inputs(policy: policy, reference: reference, pairs: pairs), beta: config.beta,
+                labelSmoothing: config.labelSmoothing, simpoGamma: config.simpoGamma)
+            // Each completion token's ∂L/∂log p is its sequence's (Σ over tokens), reweighted to the step's mean.
+            loaded.model.backward(
+                scored,
+                dLogProbs: scored.sequenceGradients(l.dPolicyChosen + l.dPolicyRejected, scale: Double(n) / total))
+            let w = Double(n)
+            sums.add("loss", l.loss * w, weight: w)
+            for (k, v) in l.metrics { sums.add(k, v * w, weight: w) }
+            sums.add("logps/chosen", policy.reduce(0) { $0 + $1.chosen }, weight: w)
+            sums.add("logps/rejected", policy.reduce(0) { $0 + $1.rejected }, weight: w)
+            sums.tokens += Double(scored.batch.realTokens)
         }
         return sums
     }

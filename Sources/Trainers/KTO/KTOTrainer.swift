@@ -96,7 +96,7 @@ public final class KTOTrainer: Trainer {
             let z0 = KTOLoss.referencePoint(
                 policy: indices.indices.map { kl.sequenceLogProb(row: $0) },
                 reference: indices.map { referenceTrain[$0].mismatched })
-            acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
+            acts.dropoutSeed = config.training.dropoutSeed(step: step, microBatch: i)
             let scored = try loaded.model.score(
                 labeled(data.train, indices, mismatched: false), adapter: adapter, into: acts, training: true)
             let policy = indices.indices.map { scored.sequenceLogProb(row: $0) }

@@ -78,31 +78,31 @@ public final class RewardTrainer: Trainer {
         let micro = (0..<microBatches).map { _ in batches.next().map { data.train[$0] } }
         let total = Double(micro.reduce(0) { $0 + $1.count })
         var sums = MetricSums()
-        for (i, comparisonsOfMicroBatch) in micro.enumerated() where shard.owns(i) {
-            // A micro-batch above the activation budget runs in passes; each pass's gradient is its share.
-            for (pass, comparisons) in comparisonsOfMicroBatch.passes(of: comparisonsPerPass).enumerated() {
-                let (b, groups) = batch(comparisons)
-                let n = Double(comparisons.count)
-                acts.isTraining = true
-                acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i) &+ UInt64(pass) << 32
-                let hidden = loaded.model.forward(b, adapter: adapter, into: acts)
-                let rows = (0..<b.batchSize).map(b.lastRealToken(row:))
-                let r = head.forward(hidden: hidden.pointer, rows: rows).map(Double.init)
-                let l = RewardLoss.evaluate(
-                    rewards: r, groups: groups, centerCoefficient: config.centerRewardsCoefficient,
-                    labelSmoothing: config.labelSmoothing)
-                // The pass's mean over its comparisons, reweighted to the mean over the step's comparisons.
-                let dr = l.dRewards.map { Float($0 * n / total) }
-                let dHidden = Scratch.buffer("reward.dHidden", count: b.tokenCount * loaded.model.config.hiddenSize)
-                dHidden.zero()
-                head.backward(dValues: dr, hidden: hidden.pointer, rows: rows, dHidden: dHidden.pointer)
-                loaded.model.backward(dOutput: dHidden.pointer, acts: acts)
-                sums.add("loss", l.loss * n, weight: n)
-                sums.add("accuracy", l.accuracy * n, weight: n)
-                sums.add("margin", l.margin * n, weight: n)
-                sums.add("mean_reward", l.meanReward * n, weight: n)
-                sums.tokens += Double(b.rowTokens)
-            }
+        // A micro-batch above the activation budget runs in passes; each pass's gradient is its share.
+        let passes = config.training.passes(
+            of: micro, step: step, examplesPerPass: comparisonsPerPass, shard: shard)
+        for (seed, comparisons) in passes {
+            let (b, groups) = batch(comparisons)
+            let n = Double(comparisons.count)
+            acts.isTraining = true
+            acts.dropoutSeed = seed
+            let hidden = loaded.model.forward(b, adapter: adapter, into: acts)
+            let rows = (0..<b.batchSize).map(b.lastRealToken(row:))
+            let r = head.forward(hidden: hidden.pointer, rows: rows).map(Double.init)
+            let l = RewardLoss.evaluate(
+                rewards: r, groups: groups, centerCoefficient: config.centerRewardsCoefficient,
+                labelSmoothing: config.labelSmoothing)
+            // The pass's mean over its comparisons, reweighted to the mean over the step's comparisons.
+            let dr = l.dRewards.map { Float($0 * n / total) }
+            let dHidden = Scratch.buffer("reward.dHidden", count: b.tokenCount * loaded.model.config.hiddenSize)
+            dHidden.zero()
+            head.backward(dValues: dr, hidden: hidden.pointer, rows: rows, dHidden: dHidden.pointer)
+            loaded.model.backward(dOutput: dHidden.pointer, acts: acts)
+            sums.add("loss", l.loss * n, weight: n)
+            sums.add("accuracy", l.accuracy * n, weight: n)
+            sums.add("margin", l.margin * n, weight: n)
+            sums.add("mean_reward", l.meanReward * n, weight: n)
+            sums.tokens += Double(b.rowTokens)
         }
         return sums
     }

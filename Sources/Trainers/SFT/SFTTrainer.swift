@@ -67,7 +67,7 @@ public final class SFTTrainer: Trainer {
         for (i, b) in collated.enumerated() where b.counted > 0 && shard.owns(i) {
             own += b.counted
             acts.isTraining = true
-            acts.dropoutSeed = config.seed &+ UInt64(step) &* 1_000_003 &+ UInt64(i)
+            acts.dropoutSeed = config.training.dropoutSeed(step: step, microBatch: i)
             let hidden = model.forward(b.batch, adapter: adapter, into: acts)
             let dHidden = Scratch.buffer("sft.dHidden", count: b.batch.tokenCount * model.config.hiddenSize)
             let s = SFTLoss.evaluate(
