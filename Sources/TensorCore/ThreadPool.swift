@@ -176,15 +176,23 @@ public func parallelFor(_ count: Int, grain: Int = 1, cost: Int? = nil, _ body: 
 /// a thread the machine slows down (a preempted vCPU on a shared host) takes fewer of them instead of
 /// holding the others at the barrier. For independent pieces of compute-bound work worth waking the pool
 /// for (each chunk ≥ a few µs). Which thread runs a chunk varies: `body` must not depend on it.
+/// Each thread first claims the chunks of its own contiguous share in order, then helps with the others'
+/// shares: its reads stay one long forward stream, which the hardware prefetcher follows across chunks.
+/// (Chunks claimed from one shared counter interleave the threads' streams, and every chunk then starts
+/// cold: a batch-1 decode product on 2 cores took 24 µs instead of 17 at 1536 × 576 Q4_1.)
 public func parallelForClaimed(_ count: Int, chunk: Int, _ body: (Range<Int>) -> Void) {
     if count <= 0 { return }
-    let next = AtomicFlag(), chunk = max(1, chunk)
-    ThreadPool.shared.parallelFor(ThreadPool.shared.threadCount, cost: Int.max / 2) { workers in
-        for _ in workers {
-            while true {
-                let lo = next.value.wrappingAdd(chunk, ordering: .relaxed).oldValue
-                if lo >= count { break }
-                body(lo..<min(count, lo + chunk))
+    let shares = ThreadPool.shared.threadCount, chunk = max(1, chunk)
+    let claimed = (0..<shares).map { _ in AtomicFlag() }  // per share: indices claimed so far
+    ThreadPool.shared.parallelFor(shares, cost: Int.max / 2) { workers in
+        for w in workers {
+            for s in (0..<shares).map({ (w + $0) % shares }) {
+                let lo = count * s / shares, hi = count * (s + 1) / shares
+                while true {
+                    let start = lo + claimed[s].value.wrappingAdd(chunk, ordering: .relaxed).oldValue
+                    if start >= hi { break }
+                    body(start..<min(hi, start + chunk))
+                }
             }
         }
     }

@@ -184,6 +184,30 @@ import _TestSupport
         #expect(hits.array == expected)
     }
 
+    /// parallelForClaimed: each thread first runs its own contiguous share in order, and a thread held up in its
+    /// share (here: sleeping in its first chunk) leaves the rest of that share to the others.
+    @Test func claimedSharesStreamInOrderAndAStalledShareIsTakenOver() throws {
+        try #require(
+            ThreadPool.shared.threadCount == 2, "needs 2 threads (the pool has \(ThreadPool.shared.threadCount))")
+        final class Log: @unchecked Sendable {
+            var runs: [(thread: pthread_t, range: Range<Int>)] = []
+            let lock = NSLock()
+        }
+        let count = 100, log = Log()
+        parallelForClaimed(count, chunk: 1) { r in
+            if r.lowerBound == count / 2 { usleep(50_000) } else { for _ in 0..<2_000 { rk_cpu_relax() } }
+            log.lock.withLock { log.runs.append((pthread_self(), r)) }
+        }
+        #expect(log.runs.map(\.range.lowerBound).sorted() == Array(0..<count))
+        let stalled = try #require(log.runs.first { $0.range.lowerBound == count / 2 }).thread
+        let byStalled = log.runs.filter { pthread_equal($0.thread, stalled) != 0 }.map(\.range.lowerBound)
+        let byOther = log.runs.filter { pthread_equal($0.thread, stalled) == 0 }.map(\.range.lowerBound)
+        // Shares [0, 50) and [50, 100): the stalled thread began its share at 50; the other ran its own share in
+        // order, then took over the rest of the stalled one, in order.
+        #expect(byStalled.first == count / 2 && byStalled.count < 10, "the stalled thread ran \(byStalled)")
+        #expect(byOther.first == 0 && byOther == byOther.sorted(), "the other thread ran \(byOther)")
+    }
+
     /// parallelForClaimed: every index once, whatever the chunk size.
     @Test func claimedChunksCoverEveryIndexOnce() {
         for (count, chunk) in [(0, 1), (1, 1), (17, 1), (17, 5), (1000, 7), (1000, 5000)] {

@@ -503,7 +503,8 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
     /// Decode panels (Q4_1 / Q8_0 at 12–16 rows): bit-identical to the fp32 transposed tile on the dequantised
     /// matrix on every path (each path's kernels do the same operations in the same order), built once and counted in
     /// byteCount; each C path over panel ranges that split the matrix, against sgemm.
-    @Test(arguments: [(16, 45, 96), (12, 16, 160), (14, 200, 288), (13, 33, 64)])
+    /// (The last K spans two segments of the AVX2 single-row product.)
+    @Test(arguments: [(16, 45, 96), (12, 16, 160), (14, 200, 288), (13, 33, 64), (12, 20, 32 * 258)])
     func decodePanelsMatchTheFP32Tile(rows n: Int, outF o: Int, inF i: Int) {
         for type in [QuantizedType.q4_1, .q8_0] {
             let q = HandQuantized(type, rows: o, columns: i, seed: UInt64(n * 31 + o))
