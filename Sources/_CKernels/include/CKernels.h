@@ -181,9 +181,10 @@ void rk_qpanels_gemv(float *y, const float *x, const void *panels, int type, siz
 /// Returns 1 when the AVX512_BF16 kernels are in use (the AVX-512 path, and the CPU has avx512bf16).
 int rk_uses_avx512bf16(void);
 
-/// When the loaded OpenBLAS (DYNAMIC_ARCH) took this CPU for a core without AVX2/AVX-512 sgemm kernels (a release
-/// older than the CPU model), re-selects its core for the CPU's vector units (BLASCore.c). Returns 1 when it did;
-/// once per process, before the first GEMM.
+/// When the loaded OpenBLAS (DYNAMIC_ARCH) runs sgemm kernels of another vector width than the process's kernel
+/// path (a release older than the CPU model takes it for a generic or an AVX2 core; RLHF_CPU caps the path below
+/// the CPU's), re-selects its core to match the path (BLASCore.c). Returns 1 when it did; once per process,
+/// before the first GEMM.
 int rk_blas_select_core(void);
 /// What `rk_blas_select_core` changed ("" when nothing).
 const char *rk_blas_core_note(void);
@@ -191,6 +192,9 @@ const char *rk_blas_core_note(void);
 const char *rk_blas_core_name(void);
 /// Whether an OpenBLAS core name has AVX-class (AVX, AVX2 or AVX-512) sgemm kernels (x86-64; 0 elsewhere).
 int rk_blas_core_is_vector(const char *name);
+/// The vector width in bits of an OpenBLAS core's sgemm kernels: 512 (SkylakeX, Cooperlake, SapphireRapids),
+/// 256 (the AVX/AVX2 cores: Haswell, Zen, …) or 0 (generic cores, unknown names, not x86-64).
+int rk_blas_core_width(const char *name);
 /// Whether the BLAS is an OpenBLAS that picks its core at run time (DYNAMIC_ARCH), which can be re-selected.
 int rk_blas_is_dynamic(void);
 /// dst[i] = bf16 bits of src[i].
