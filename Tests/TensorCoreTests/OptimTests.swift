@@ -184,28 +184,17 @@ import _TestSupport
         #expect(hits.array == expected)
     }
 
-    /// parallelForClaimed: each thread first runs its own contiguous share in order, and a thread held up in its
-    /// share (here: sleeping in its first chunk) leaves the rest of that share to the others.
-    @Test func claimedSharesStreamInOrderAndAStalledShareIsTakenOver() throws {
-        try #require(
-            ThreadPool.shared.threadCount == 2, "needs 2 threads (the pool has \(ThreadPool.shared.threadCount))")
-        final class Log: @unchecked Sendable {
-            var runs: [(thread: pthread_t, range: Range<Int>)] = []
-            let lock = NSLock()
-        }
-        let count = 100, log = Log()
-        parallelForClaimed(count, chunk: 1) { r in
-            if r.lowerBound == count / 2 { usleep(50_000) } else { for _ in 0..<2_000 { rk_cpu_relax() } }
-            log.lock.withLock { log.runs.append((pthread_self(), r)) }
-        }
-        #expect(log.runs.map(\.range.lowerBound).sorted() == Array(0..<count))
-        let stalled = try #require(log.runs.first { $0.range.lowerBound == count / 2 }).thread
-        let byStalled = log.runs.filter { pthread_equal($0.thread, stalled) != 0 }.map(\.range.lowerBound)
-        let byOther = log.runs.filter { pthread_equal($0.thread, stalled) == 0 }.map(\.range.lowerBound)
-        // Shares [0, 50) and [50, 100): the stalled thread began its share at 50; the other ran its own share in
-        // order, then took over the rest of the stalled one, in order.
-        #expect(byStalled.first == count / 2 && byStalled.count < 10, "the stalled thread ran \(byStalled)")
-        #expect(byOther.first == 0 && byOther == byOther.sorted(), "the other thread ran \(byOther)")
+    /// parallelForClaimed's chunks: each worker claims its own contiguous share in order, then takes over what is
+    /// left of the others' (a worker held up in its share leaves the rest to the others).
+    @Test func claimedSharesRunInOrderAndAreTakenOver() {
+        let claims = ClaimedShares(count: 10, chunk: 2, shares: 2)  // shares [0, 5) and [5, 10)
+        #expect(claims.next(worker: 0) == 0..<2)
+        #expect(claims.next(worker: 1) == 5..<7)  // then held up
+        #expect(claims.next(worker: 0) == 2..<4)
+        #expect(claims.next(worker: 0) == 4..<5)  // the end of its share
+        #expect(claims.next(worker: 0) == 7..<9)  // the rest of worker 1's share
+        #expect(claims.next(worker: 1) == 9..<10)
+        #expect(claims.next(worker: 1) == nil && claims.next(worker: 0) == nil)
     }
 
     /// parallelForClaimed: every index once, whatever the chunk size.
