@@ -26,7 +26,7 @@ public enum MatMul {
 
     /// The OpenBLAS core re-selected for the kernel path (`rk_blas_select_core`: a release older than the CPU
     /// took it for a narrower core, or RLHF_CPU capped the path below OpenBLAS's choice), or a core forced with
-    /// OPENBLAS_CORETYPE that is narrower than the path; nil when OpenBLAS's own choice matches the path.
+    /// OPENBLAS_CORETYPE whose width differs from the path's; nil when OpenBLAS's own choice matches the path.
     public static var blasCoreNote: String? {
         _ = mode
         let note = String(cString: rk_blas_core_note())

@@ -8,7 +8,7 @@
 // (on a Zen 5, 8×256 scoring runs at 0.85k tokens/s on AVX2 sgemm kernels and 1.55k on AVX-512 ones, so a
 // comparison on the AVX2 path would otherwise be off by that much). The portable path leaves OpenBLAS's
 // choice alone: it caps our C kernels, not the BLAS. A core set with OPENBLAS_CORETYPE (by the user or the
-// machine's environment) is left alone, and the note says when it is narrower than the path. The entry points
+// machine's environment) is left alone, and the note says when its width differs from the path's. The entry points
 // are looked up at run time, so other BLAS builds (static, Accelerate) are untouched.
 #define _GNU_SOURCE
 #include "CKernels.h"
@@ -69,10 +69,11 @@ int rk_blas_select_core(void) {
     if (!corename || !quit || !init || !want) return 0;
     const char *forced = getenv("OPENBLAS_CORETYPE");
     if (forced) {  // set at all (even empty): the user's choice
-        if (rk_blas_core_width(corename()) < rk_blas_core_width(want))
+        int have = rk_blas_core_width(corename()), path = rk_blas_core_width(want);
+        if (have != path)
             snprintf(g_blas_note, sizeof g_blas_note,
-                     "OpenBLAS core %s, forced by OPENBLAS_CORETYPE=%s (the %s path would take %s, wider sgemm kernels)",
-                     corename(), forced, rk_path_name(rk_path_default()), want);
+                     "OpenBLAS core %s, forced by OPENBLAS_CORETYPE=%s (the %s path would take %s, %s sgemm kernels)",
+                     corename(), forced, rk_path_name(rk_path_default()), want, have < path ? "wider" : "narrower");
         return 0;
     }
     char before[32];

@@ -186,7 +186,8 @@ int rk_uses_avx512bf16(void);
 /// the CPU's), re-selects its core to match the path (BLASCore.c). Returns 1 when it did; once per process,
 /// before the first GEMM.
 int rk_blas_select_core(void);
-/// What `rk_blas_select_core` changed ("" when nothing).
+/// What `rk_blas_select_core` changed, or that a core forced with OPENBLAS_CORETYPE differs in width from the
+/// path ("" when neither).
 const char *rk_blas_core_note(void);
 /// The core the loaded OpenBLAS runs ("" when the BLAS is not a DYNAMIC_ARCH OpenBLAS).
 const char *rk_blas_core_name(void);
