@@ -125,6 +125,7 @@ extension WeightMatrix {
         if n > 0 && n < Linear.transposedFewRows {
             // Fewer rows: the dot-product kernels on tiles of 4 weight rows (the ones `Linear.forward` and
             // `QuantizedLinear.forward` run for these sizes), all products in one pass of claimed chunks.
+            var blockSums: [Float]? = nil  // the input's 32-element block sums, for the single-row panel products
             for p in products {
                 let o = p.outFeatures, y = p.out, acc: Int32 = p.accumulate ? 1 : 0
                 switch p.weight {
@@ -141,8 +142,22 @@ extension WeightMatrix {
                     guard q.rows == o, q.columns == inFeatures, q.type != .bf16 else { break }
                     let type = q.type.rawValue, blocks = q.blocks, rb = q.rowBytes, map = q.rowMapPointer
                     if n == 1, let panels = q.singleRowPanels {
+                        if blockSums == nil {  // once per input row, not per claimed chunk
+                            blockSums = [Float](unsafeUninitializedCapacity: inFeatures / 32) { b, c in
+                                rk_block_sums(b.baseAddress!, x, inFeatures)
+                                c = inFeatures / 32
+                            }
+                        }
+                        let sums = blockSums!
                         tiles.append(
-                            (16, { _, t0, t1 in rk_qpanels_gemv(y, x, panels, type, o, t0, t1, inFeatures, acc) }))
+                            (
+                                16,
+                                { _, t0, t1 in
+                                    sums.withUnsafeBufferPointer {
+                                        rk_qpanels_gemv(y, x, $0.baseAddress, panels, type, o, t0, t1, inFeatures, acc)
+                                    }
+                                }
+                            ))
                         continue
                     }
                     tiles.append(

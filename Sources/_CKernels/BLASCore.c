@@ -54,8 +54,6 @@ int rk_blas_core_width(const char *name) {
     return 0;
 }
 
-int rk_blas_core_is_vector(const char *name) { return rk_blas_core_width(name) > 0; }
-
 /// Call before any other BLAS call, from one thread (MatMul.mode's one-time initialiser): between quit and init
 /// OpenBLAS has no core, and setenv is not safe beside a concurrent getenv.
 int rk_blas_select_core(void) {
@@ -104,6 +102,5 @@ int rk_blas_is_dynamic(void) { return dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init
 #else
 int rk_blas_select_core(void) { return 0; }
 int rk_blas_is_dynamic(void) { return 0; }
-int rk_blas_core_is_vector(const char *name) { (void)name; return 0; }
 int rk_blas_core_width(const char *name) { (void)name; return 0; }
 #endif

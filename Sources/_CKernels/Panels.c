@@ -266,80 +266,76 @@ RK_QP_AVX2 static void qp_gemm_avx2(float *y, size_t ldy, const float *xt, const
 // fp32): Σ_i x_i·(q_i·d + m) = d·Σ_i x_i·q_i + m·Σ_i x_i, and Q8_0's Σ_i x_i·(q_i·d) = d·Σ_i x_i·q_i. The
 // quants are converted and multiplied by the input at once, and the scales enter once per block (2 FMAs per
 // 16 rows) instead of once per weight: 4 FMAs per 32 weights instead of 8 (Q8_0: 4 for 4 + 4 multiplies).
-// Σ_i x_i per block is summed once per call. This rounds differently from the dequantised product (its
+// Σ_i x_i per block comes from the caller (rk_block_sums, once per input row). This rounds differently from the dequantised product (its
 // terms are |q·d| and |m| rather than |q·d + m|), within a few ulp of Σ|x|·(|q·d| + |m|) per block; the
 // tests hold it to the 1e-5 of Σ|x·w| that every quantised product meets. Eight accumulators per block
 // (rows 0–7 / 8–15 × even / odd column × even / odd column pair) keep the FMA chains off the critical path.
-RK_QP_AVX2 static void qp_gemv_avx2(float *y, const float *x, const void *panels, int type, size_t rows, size_t p0,
-                                    size_t p1, size_t k, int accumulate) {
-    enum { SEG = 256 };  // blocks per segment of k, whose input sums sit on the stack
+RK_QP_AVX2 static void qp_gemv_avx2(float *y, const float *x, const float *xsums, const void *panels, int type,
+                                    size_t rows, size_t p0, size_t p1, size_t k, int accumulate) {
     const size_t bb = qp_block_bytes(type), nb = k / 32;
     const int q41 = type == RK_QTYPE_Q4_1;
     const __m256i low = _mm256_set1_epi32(0xF);
-    float sx[SEG];
-    for (size_t s0 = 0; s0 < nb; s0 += SEG) {
-        const size_t s1 = nb - s0 < SEG ? nb : s0 + SEG;
-        const int acc = accumulate || s0 > 0;
-        if (q41)
-            for (size_t b = s0; b < s1; b++) {
-                const float *xb = x + 32 * b;
-                __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xb), _mm256_loadu_ps(xb + 8)),
-                                         _mm256_add_ps(_mm256_loadu_ps(xb + 16), _mm256_loadu_ps(xb + 24)));
-                __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-                sx[b - s0] = _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+    for (size_t p = p0; p < p1; p++) {
+        const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
+        const float *xb = x;
+        __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+        for (size_t b = 0; b < nb; b++, pb += bb, xb += 32) {
+            for (size_t l = 0; l < bb; l += 64) _mm_prefetch((const char *)pb + 4096 + l, _MM_HINT_T0);  // 4 KB ahead
+            __m256 c[8];
+            for (int t = 0; t < 8; t++) c[t] = _mm256_setzero_ps();
+            if (q41) {
+                for (int j = 0; j < 16; j += 2)
+                    for (int u = 0; u < 2; u++) {  // column pair j + u: columns 2(j + u) (low) and 2(j + u) + 1 (high)
+                        const uint8_t *q = pb + 64 + 16 * (j + u);
+                        __m256i r0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
+                        __m256i r1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)));
+                        __m256 x0 = _mm256_broadcast_ss(xb + 2 * (j + u)), x1 = _mm256_broadcast_ss(xb + 2 * (j + u) + 1);
+                        c[4 * u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r0, low)), x0, c[4 * u]);
+                        c[4 * u + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r0, 4)), x1, c[4 * u + 1]);
+                        c[4 * u + 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r1, low)), x0, c[4 * u + 2]);
+                        c[4 * u + 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r1, 4)), x1, c[4 * u + 3]);
+                    }
+            } else {
+                for (int j = 0; j < 32; j += 4)
+                    for (int u = 0; u < 2; u++) {  // columns j + 2u and j + 2u + 1
+                        const uint8_t *q = pb + 32 + 16 * (j + 2 * u);
+                        __m256 x0 = _mm256_broadcast_ss(xb + j + 2 * u), x1 = _mm256_broadcast_ss(xb + j + 2 * u + 1);
+                        c[4 * u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q))), x0, c[4 * u]);
+                        c[4 * u + 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)))), x0, c[4 * u + 2]);
+                        c[4 * u + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16)))), x1, c[4 * u + 1]);
+                        c[4 * u + 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 24)))), x1, c[4 * u + 3]);
+                    }
             }
-        for (size_t p = p0; p < p1; p++) {
-            const uint8_t *pb = (const uint8_t *)panels + (p * nb + s0) * bb;
-            const float *xb = x + 32 * s0;
-            __m256 t0 = _mm256_setzero_ps(), t1 = t0;
-            for (size_t b = s0; b < s1; b++, pb += bb, xb += 32) {
-                for (size_t l = 0; l < bb; l += 64) _mm_prefetch((const char *)pb + 4096 + l, _MM_HINT_T0);  // 4 KB ahead
-                __m256 c[8];
-                for (int t = 0; t < 8; t++) c[t] = _mm256_setzero_ps();
-                if (q41) {
-                    for (int j = 0; j < 16; j += 2)
-                        for (int u = 0; u < 2; u++) {  // column pair j + u: columns 2(j + u) (low) and 2(j + u) + 1 (high)
-                            const uint8_t *q = pb + 64 + 16 * (j + u);
-                            __m256i r0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
-                            __m256i r1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)));
-                            __m256 x0 = _mm256_broadcast_ss(xb + 2 * (j + u)), x1 = _mm256_broadcast_ss(xb + 2 * (j + u) + 1);
-                            c[4 * u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r0, low)), x0, c[4 * u]);
-                            c[4 * u + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r0, 4)), x1, c[4 * u + 1]);
-                            c[4 * u + 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(r1, low)), x0, c[4 * u + 2]);
-                            c[4 * u + 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r1, 4)), x1, c[4 * u + 3]);
-                        }
-                } else {
-                    for (int j = 0; j < 32; j += 4)
-                        for (int u = 0; u < 2; u++) {  // columns j + 2u and j + 2u + 1
-                            const uint8_t *q = pb + 32 + 16 * (j + 2 * u);
-                            __m256 x0 = _mm256_broadcast_ss(xb + j + 2 * u), x1 = _mm256_broadcast_ss(xb + j + 2 * u + 1);
-                            c[4 * u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q))), x0, c[4 * u]);
-                            c[4 * u + 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)))), x0, c[4 * u + 2]);
-                            c[4 * u + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16)))), x1, c[4 * u + 1]);
-                            c[4 * u + 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 24)))), x1, c[4 * u + 3]);
-                        }
-                }
-                const __m256 lo = _mm256_add_ps(_mm256_add_ps(c[0], c[1]), _mm256_add_ps(c[4], c[5]));
-                const __m256 hi = _mm256_add_ps(_mm256_add_ps(c[2], c[3]), _mm256_add_ps(c[6], c[7]));
-                t0 = _mm256_fmadd_ps(lo, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb)), t0);
-                t1 = _mm256_fmadd_ps(hi, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 16))), t1);
-                if (q41) {
-                    const __m256 sxb = _mm256_broadcast_ss(sx + (b - s0));
-                    t0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 32))), sxb, t0);
-                    t1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 48))), sxb, t1);
-                }
-            }
-            __m256 h[2] = {t0, t1};
-            for (size_t half = 0; half < 2; half++) {
-                size_t n = 16 * p + 8 * half;
-                if (n >= rows) break;
-                size_t live = rows - n < 8 ? rows - n : 8;
-                const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                __m256 v = acc ? _mm256_add_ps(_mm256_maskload_ps(y + n, lanes), h[half]) : h[half];
-                _mm256_maskstore_ps(y + n, lanes, v);
+            const __m256 lo = _mm256_add_ps(_mm256_add_ps(c[0], c[1]), _mm256_add_ps(c[4], c[5]));
+            const __m256 hi = _mm256_add_ps(_mm256_add_ps(c[2], c[3]), _mm256_add_ps(c[6], c[7]));
+            t0 = _mm256_fmadd_ps(lo, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb)), t0);
+            t1 = _mm256_fmadd_ps(hi, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 16))), t1);
+            if (q41) {
+                const __m256 sxb = _mm256_broadcast_ss(xsums + b);
+                t0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 32))), sxb, t0);
+                t1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + 48))), sxb, t1);
             }
         }
+        __m256 h[2] = {t0, t1};
+        for (size_t half = 0; half < 2; half++) {
+            size_t n = 16 * p + 8 * half;
+            if (n >= rows) break;
+            size_t live = rows - n < 8 ? rows - n : 8;
+            const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256 v = accumulate ? _mm256_add_ps(_mm256_maskload_ps(y + n, lanes), h[half]) : h[half];
+            _mm256_maskstore_ps(y + n, lanes, v);
+        }
+    }
+}
+
+RK_QP_AVX2 static void block_sums_avx2(float *sums, const float *x, size_t k) {
+    for (size_t b = 0; b < k / 32; b++) {
+        const float *xb = x + 32 * b;
+        __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xb), _mm256_loadu_ps(xb + 8)),
+                                 _mm256_add_ps(_mm256_loadu_ps(xb + 16), _mm256_loadu_ps(xb + 24)));
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        sums[b] = _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
     }
 }
 #else
@@ -362,11 +358,22 @@ static void qp_gemv_portable(float *y, const float *x, const void *panels, int t
     }
 }
 
-void rk_qpanels_gemv(float *y, const float *x, const void *panels, int type, size_t rows, size_t p0, size_t p1, size_t k,
-                     int accumulate) {
+void rk_block_sums(float *sums, const float *x, size_t k) {
+#if RK_QP_X86
+    if (rk_path() != RK_PATH_PORTABLE) { block_sums_avx2(sums, x, k); return; }
+#endif
+    for (size_t b = 0; b < k / 32; b++) {
+        float s = 0;
+        for (size_t i = 0; i < 32; i++) s += x[32 * b + i];
+        sums[b] = s;
+    }
+}
+
+void rk_qpanels_gemv(float *y, const float *x, const float *xsums, const void *panels, int type, size_t rows, size_t p0,
+                     size_t p1, size_t k, int accumulate) {
     if (qp_block_bytes(type) == 0 || k % 32 != 0 || p0 >= p1) return;
 #if RK_QP_X86
-    if (rk_path() != RK_PATH_PORTABLE) { qp_gemv_avx2(y, x, panels, type, rows, p0, p1, k, accumulate); return; }
+    if (rk_path() != RK_PATH_PORTABLE) { qp_gemv_avx2(y, x, xsums, panels, type, rows, p0, p1, k, accumulate); return; }
 #endif
     qp_gemv_portable(y, x, panels, type, rows, p0, p1, k, accumulate);
 }

@@ -503,8 +503,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
     /// Decode panels (Q4_1 / Q8_0 at 12–16 rows): bit-identical to the fp32 transposed tile on the dequantised
     /// matrix on every path (each path's kernels do the same operations in the same order), built once and counted in
     /// byteCount; each C path over panel ranges that split the matrix, against sgemm.
-    /// (The last K spans two segments of the AVX2 single-row product.)
-    @Test(arguments: [(16, 45, 96), (12, 16, 160), (14, 200, 288), (13, 33, 64), (12, 20, 32 * 258)])
+    @Test(arguments: [(16, 45, 96), (12, 16, 160), (14, 200, 288), (13, 33, 64)])
     func decodePanelsMatchTheFP32Tile(rows n: Int, outF o: Int, inF i: Int) {
         for type in [QuantizedType.q4_1, .q8_0] {
             let q = HandQuantized(type, rows: o, columns: i, seed: UInt64(n * 31 + o))
@@ -564,9 +563,11 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         // The single-row panel product (batch-1 decoding on AVX2) on input row 0.
                         y.pointer.update(from: y0.pointer, count: n * o)
                         rk_set_thread_path(path.rawValue)
+                        var sums = [Float](repeating: .nan, count: i / 32)
+                        rk_block_sums(&sums, x.pointer, i)
                         for (lo, hi) in [(0, count / 2), (count / 2, count)] {
                             rk_qpanels_gemv(
-                                y.pointer, x.pointer, panels, type.rawValue, o, lo, hi, i, accumulate ? 1 : 0)
+                                y.pointer, x.pointer, sums, panels, type.rawValue, o, lo, hi, i, accumulate ? 1 : 0)
                         }
                         rk_set_thread_path(-1)
                         expectClose(

@@ -128,9 +128,7 @@ extension TrainingArguments {
         let passes = (batchSize + fit - 1) / fit
         return (batchSize + passes - 1) / passes
     }
-}
 
-extension TrainingArguments {
     /// The LoRA-dropout seed of micro-batch `microBatch` (and its pass `pass`) at `step`: a function of the
     /// position alone, so a resumed or sharded run draws the same masks.
     public func dropoutSeed(step: Int, microBatch: Int, pass: Int = 0) -> UInt64 {

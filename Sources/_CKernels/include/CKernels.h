@@ -170,9 +170,13 @@ void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *pane
                          size_t p0, size_t p1, size_t k, int accumulate, const rk_prefetch_list *prefetch, size_t step0);
 
 /// y[n] (+)= Σ_k W[n, k] · x[k] for one input row x (k floats) and rows n in [16·p0, min(16·p1, rows)): the
-/// panels read by batch-1 decoding on AVX2 (AVX2 code on both vector paths, portable C otherwise).
-void rk_qpanels_gemv(float *y, const float *x, const void *panels, int type, size_t rows, size_t p0, size_t p1, size_t k,
-                     int accumulate);
+/// panels read by batch-1 decoding on AVX2 (AVX2 code on both vector paths, portable C otherwise). `xsums`: x's
+/// sums over its 32-element blocks (rk_block_sums), which the AVX2 code's factorised Q4_1 blocks need (the
+/// portable code and Q8_0 ignore it; NULL allowed there).
+void rk_qpanels_gemv(float *y, const float *x, const float *xsums, const void *panels, int type, size_t rows, size_t p0,
+                     size_t p1, size_t k, int accumulate);
+/// sums[b] = Σ_{i < 32} x[32b + i] for b < k / 32.
+void rk_block_sums(float *sums, const float *x, size_t k);
 
 // ---------------------------------------------------------------- bf16 products (BF16.c)
 // BF16 weights × inputs rounded to bf16 (round-to-nearest-even, denormals → ±0, NaN kept: exactly
@@ -191,8 +195,6 @@ int rk_blas_select_core(void);
 const char *rk_blas_core_note(void);
 /// The core the loaded OpenBLAS runs ("" when the BLAS is not a DYNAMIC_ARCH OpenBLAS).
 const char *rk_blas_core_name(void);
-/// Whether an OpenBLAS core name has AVX-class (AVX, AVX2 or AVX-512) sgemm kernels (x86-64; 0 elsewhere).
-int rk_blas_core_is_vector(const char *name);
 /// The vector width in bits of an OpenBLAS core's sgemm kernels: 512 (SkylakeX, Cooperlake, SapphireRapids),
 /// 256 (the AVX/AVX2 cores: Haswell, Zen, …) or 0 (generic cores, unknown names, not x86-64).
 int rk_blas_core_width(const char *name);
