@@ -1,7 +1,7 @@
 // `Benchmarks model`: SmolLM2-135M (fp32, dequantised from the default GGUF) against the PyTorch/HF
 // and llama.cpp rows of perf.md: load time, generation at batch 1 and 16 (32-token prompt + 128 new,
-// greedy, prefill included), forward + next-token log-probs at 8×256, and a full fine-tune step at
-// (training: TrainBenchmarks.swift), plus peak RSS.
+// greedy, prefill included), forward + next-token log-probs at 8×256, prefill of 1×256 and 8×256 prompts
+// (last position's logits, like llama-bench's pp256), plus peak RSS (training: TrainBenchmarks.swift).
 
 import Foundation
 import ModelFormats
@@ -86,6 +86,25 @@ enum ModelBenchmarks {
                     "forward + token log-probs 8×256, \(pad(name, 19)): \(pad(f1(Double(b * t) / timing.median), 7))"
                         + " tok/s   (HF 467)"
                 )
+            }
+            // Prefill, like for like with llama-bench's pp256 (which asks for the last position's logits only):
+            // the prompt through the decoder into a KV cache, then one row of logits per sequence. Scoring above
+            // also takes every position's log-probs over the whole vocabulary: 27 % more FLOPs per token.
+            for rows in [1, b] {
+                let prompt = TokenBatch(batchSize: rows, length: t, tokens: Array(batch.tokens.prefix(rows * t)))
+                let cache = KVCache(config: c, batchSize: rows, capacity: t)
+                let logits = FloatBuffer(count: rows * c.vocabularySize)
+                for (name, m) in [("fp32 (--dense)", model), ("Q4_1 kept (default)", quantized)] {
+                    let timing = measure(warmup: 1, runs: 3) {
+                        cache.reset()
+                        let h = m.forwardCached(prompt, cache: cache)
+                        m.logits(h.pointer, rows: rows, into: logits.pointer)
+                    }
+                    print(
+                        "prefill \(rows)×256 (last logits, as pp256), \(pad(name, 19)):"
+                            + " \(pad(f1(Double(rows * t) / timing.median), 7)) tok/s"
+                    )
+                }
             }
             // The trainers' batched scoring API on the same tokens: every token scored, then 64 prompt + 192
             // completion tokens per row (the prompt's vocabulary products are skipped).
