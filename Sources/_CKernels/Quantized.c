@@ -109,6 +109,68 @@ static void qgemm_portable(float *y, size_t ldy, const float *x, size_t ldx, con
     }
 }
 
+// Q4_1 / Q8_0 few-row product on the portable path, factorised instead of decoded, stored and dotted:
+// Σ_i x_i·(q_i·d + m) = d·Σ_i x_i·q_i + m·Σ_i x_i per block. Lane j < 16 of a block covers its columns j and
+// j + 16 (Q4_1: the low and high nibbles of byte j) and adds d·(x_j·q_j + x_{j+16}·q_{j+16}) to its own
+// accumulator; the loops over the lanes are element-wise, so compilers vectorise them without reassociating
+// (SSE2 on any x86-64, NEON on aarch64), and a block's quants are converted once for up to 16 input rows.
+// Q4_1's m·Σ_i x_i uses the input's block sums, computed once per call. Like qp_gemv_avx2 this rounds
+// differently from the dequantised product (terms |q·d| and |m| rather than |q·d + m|), within the tests'
+// 1e-5 of Σ|x·w|.
+static void qgemm_factored_portable(float *y, size_t ldy, const float *x, size_t ldx, const void *blocks, int type,
+                                    size_t row_bytes, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k,
+                                    int acc) {
+    const int q41 = type == RK_QTYPE_Q4_1;
+    const size_t nb = k / 32, bb = q41 ? 20 : 34, rows = m < 16 ? m : 16;
+    float *sums = q41 ? (float *)malloc(rows * nb * sizeof(float)) : NULL;  // [input row][block]
+    if (q41 && !sums) { qgemm_portable(y, ldy, x, ldx, blocks, type, row_bytes, map, m, n0, n1, k, acc); return; }
+    for (size_t r0 = 0; r0 < m; r0 += 16) {
+        const size_t mr = m - r0 < 16 ? m - r0 : 16;
+        if (q41)
+            for (size_t r = 0; r < mr; r++)
+                for (size_t b = 0; b < nb; b++) {
+                    const float *xb = x + (r0 + r) * ldx + b * 32;
+                    float t[8];
+                    for (int j = 0; j < 8; j++) t[j] = (xb[j] + xb[j + 8]) + (xb[j + 16] + xb[j + 24]);
+                    sums[r * nb + b] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+                }
+        for (size_t n = n0; n < n1; n++) {
+            const uint8_t *row = rk_mapped_row(blocks, row_bytes, map, n);
+            float ad[16][16], am[16];  // [input row][lane]: the d terms; [input row]: the m terms
+            for (size_t r = 0; r < mr; r++) {
+                am[r] = 0;
+                for (int j = 0; j < 16; j++) ad[r][j] = 0;
+            }
+            for (size_t b = 0; b < nb; b++) {
+                const uint8_t *blk = row + b * bb;
+                const float d = rk_half_to_float(q_load16(blk));
+                float lo[16], hi[16];
+                if (q41) {
+                    for (int j = 0; j < 16; j++) lo[j] = (float)(blk[4 + j] & 0x0F);
+                    for (int j = 0; j < 16; j++) hi[j] = (float)(blk[4 + j] >> 4);
+                    const float mn = rk_half_to_float(q_load16(blk + 2));
+                    for (size_t r = 0; r < mr; r++) am[r] += mn * sums[r * nb + b];
+                } else {
+                    for (int j = 0; j < 16; j++) lo[j] = (float)(int8_t)blk[2 + j];
+                    for (int j = 0; j < 16; j++) hi[j] = (float)(int8_t)blk[18 + j];
+                }
+                for (size_t r = 0; r < mr; r++) {
+                    const float *xb = x + (r0 + r) * ldx + b * 32;
+                    for (int j = 0; j < 16; j++) ad[r][j] += d * (xb[j] * lo[j] + xb[j + 16] * hi[j]);
+                }
+            }
+            for (size_t r = 0; r < mr; r++) {
+                float t[8];
+                for (int j = 0; j < 8; j++) t[j] = ad[r][j] + ad[r][j + 8];
+                const float s = (((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))) + am[r];
+                float *yp = y + (r0 + r) * ldy + n;
+                *yp = acc ? *yp + s : s;
+            }
+        }
+    }
+    free(sums);
+}
+
 // Transposed few-row product (inputs packed by rk_pack_rows_t16): each row decoded whole, then dotted
 // with the 16-lane input columns.
 static void qgemm_t16_portable(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t rb,
@@ -752,6 +814,10 @@ void rk_qgemm_few_rows_nt(float *y, size_t ldy, const float *x, size_t ldx, cons
     default: break;
     }
 #endif
+    if (type == RK_QTYPE_Q4_1 || type == RK_QTYPE_Q8_0) {
+        qgemm_factored_portable(y, ldy, x, ldx, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
+        return;
+    }
     qgemm_portable(y, ldy, x, ldx, blocks, type, row_bytes, row_map, m, n0, n1, k, accumulate);
 }
 
