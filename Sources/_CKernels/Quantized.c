@@ -3,7 +3,8 @@
 // GGMLDequantizer): Q8_0 w = (float)q · d, Q4_1 w = (float)q · d + m, fp16 → fp32 exactly, bf16 by a
 // 16-bit shift. The product q · d is exact in fp32 (q has at most 8 significant bits, an fp16 d 11), so
 // Q4_1's only rounding is the add and a fused q·d + m rounds identically; the AVX-512 table uses an FMA.
-// A product here therefore differs from dequantise-then-sgemm only in summation order.
+// A product here therefore differs from dequantise-then-sgemm only in summation order, except the portable
+// few-row Q4_1/Q8_0 product, which factorises each block (qgemm_factored_portable).
 //
 // Few-row product (decoding, M ≤ 4 input rows): tiles of 4 weight rows × M input rows; each 32-weight
 // chunk of each row is decoded in registers and consumed at once (the weights are read from memory once
