@@ -60,21 +60,28 @@ void rk_qpanels_pack(void *dst, const void *blocks, int type, size_t row_bytes, 
     }
 }
 
-// One 32-column block of a panel decoded: w[n][i] = weight (16p + n, 32b + i), as the reference (q·d + m,
-// multiply and add separate).
-static void qp_decode_block_portable(float w[16][32], const uint8_t *pb, int type) {
+// One 32-column block of a panel decoded column by column: w[i][n] = weight (16p + n, 32b + i), as the reference
+// (q·d + m, multiply and add separate). Column i's 16 quants are adjacent in the panel, so every loop over n
+// is element-wise and compilers vectorise it (SSE2, NEON).
+static void qp_decode_block_portable(float w[32][16], const uint8_t *pb, int type) {
+    float d[16], mn[16];
     for (size_t n = 0; n < 16; n++) {
-        uint16_t hd, hm;
-        memcpy(&hd, pb + 2 * n, 2);
-        float d = rk_half_to_float(hd), mn = 0.0f;
-        if (type == RK_QTYPE_Q4_1) { memcpy(&hm, pb + 32 + 2 * n, 2); mn = rk_half_to_float(hm); }
+        uint16_t h;
+        memcpy(&h, pb + 2 * n, 2);
+        d[n] = rk_half_to_float(h);
+        mn[n] = 0.0f;
+        if (type == RK_QTYPE_Q4_1) { memcpy(&h, pb + 32 + 2 * n, 2); mn[n] = rk_half_to_float(h); }
+    }
+    if (type == RK_QTYPE_Q4_1) {
+        for (size_t j = 0; j < 16; j++) {
+            const uint8_t *q = pb + 64 + 16 * j;
+            for (size_t n = 0; n < 16; n++) w[2 * j][n] = (float)(q[n] & 0xF) * d[n] + mn[n];
+            for (size_t n = 0; n < 16; n++) w[2 * j + 1][n] = (float)(q[n] >> 4) * d[n] + mn[n];
+        }
+    } else {
         for (size_t i = 0; i < 32; i++) {
-            if (type == RK_QTYPE_Q4_1) {
-                uint8_t byte = pb[64 + 16 * (i / 2) + n];
-                w[n][i] = (float)(i % 2 ? byte >> 4 : byte & 0xF) * d + mn;
-            } else {
-                w[n][i] = (float)(int8_t)pb[32 + 16 * i + n] * d;
-            }
+            const uint8_t *q = pb + 32 + 16 * i;
+            for (size_t n = 0; n < 16; n++) w[i][n] = (float)(int8_t)q[n] * d[n];
         }
     }
 }
@@ -86,12 +93,17 @@ static void qp_gemm_portable(float *y, size_t ldy, const float *xt, const void *
         float s[16][16] = {{0}};  // s[n][r]: weight row 16p + n, input row r
         const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
         for (size_t b = 0; b < nb; b++, pb += bb) {
-            float w[16][32];
+            float w[32][16];
             qp_decode_block_portable(w, pb, type);
-            for (size_t n = 0; n < 16; n++)
+            // Two weight rows at a time: 8 independent 4-lane chains (SSE2) instead of 4, so the adds' latency
+            // is hidden; each output still sums over k in order.
+            for (size_t n = 0; n < 16; n += 2)
                 for (size_t i = 0; i < 32; i++) {
                     const float *xk = xt + (b * 32 + i) * 16;
-                    for (size_t r = 0; r < 16; r++) s[n][r] += w[n][i] * xk[r];  // lanes ≥ m are packed zeros
+                    for (size_t r = 0; r < 16; r++) {  // lanes ≥ m are packed zeros
+                        s[n][r] += w[i][n] * xk[r];
+                        s[n + 1][r] += w[i][n + 1] * xk[r];
+                    }
                 }
         }
         for (size_t r = 0; r < m; r++)
@@ -397,10 +409,10 @@ static void qp_gemv_portable(float *y, const float *x, const void *panels, int t
         float s[16] = {0};
         const uint8_t *pb = (const uint8_t *)panels + p * nb * bb;
         for (size_t b = 0; b < nb; b++, pb += bb) {
-            float w[16][32];
+            float w[32][16];
             qp_decode_block_portable(w, pb, type);
-            for (size_t n = 0; n < 16; n++)
-                for (size_t i = 0; i < 32; i++) s[n] += w[n][i] * x[b * 32 + i];
+            for (size_t i = 0; i < 32; i++)
+                for (size_t n = 0; n < 16; n++) s[n] += w[i][n] * x[b * 32 + i];
         }
         for (size_t n = 0; n < 16 && 16 * p + n < rows; n++) y[16 * p + n] = acc ? y[16 * p + n] + s[n] : s[n];
     }
