@@ -63,6 +63,24 @@ static inline void rk_t16_row_portable(float *y, size_t ldy, const float *xt, co
     for (size_t r = 0; r < m; r++) y[r * ldy] = acc ? y[r * ldy] + s[r] : s[r];
 }
 
+// rk_t16_row_portable for two weight rows at once (outputs y[r·ldy] and y[r·ldy + 1]): twice the independent
+// chains, so the adds' latency is hidden, and each output's operations unchanged.
+static inline void rk_t16_row2_portable(float *y, size_t ldy, const float *xt, const float *w0, const float *w1,
+                                        size_t m, size_t k, int acc) {
+    float s0[16] = {0}, s1[16] = {0};
+    for (size_t i = 0; i < k; i++) {
+        const float a = w0[i], b = w1[i], *xi = xt + i * 16;
+        for (int r = 0; r < 16; r++) {
+            s0[r] += xi[r] * a;
+            s1[r] += xi[r] * b;
+        }
+    }
+    for (size_t r = 0; r < m; r++) {
+        y[r * ldy] = acc ? y[r * ldy] + s0[r] : s0[r];
+        y[r * ldy + 1] = acc ? y[r * ldy + 1] + s1[r] : s1[r];
+    }
+}
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 

@@ -803,7 +803,9 @@ void rk_pack_rows_t16(float *xt, const float *x, size_t ldx, size_t m, size_t k)
 
 static void gemm_t16_portable(float *y, size_t ldy, const float *xt, const float *w, size_t m, size_t n0, size_t n1,
                               size_t k, int acc) {
-    for (size_t n = n0; n < n1; n++) rk_t16_row_portable(y + n, ldy, xt, w + n * k, m, k, acc);
+    size_t n = n0;
+    for (; n + 2 <= n1; n += 2) rk_t16_row2_portable(y + n, ldy, xt, w + n * k, w + (n + 1) * k, m, k, acc);
+    if (n < n1) rk_t16_row_portable(y + n, ldy, xt, w + n * k, m, k, acc);
 }
 
 #if RK_X86

@@ -176,9 +176,15 @@ static void qgemm_factored_portable(float *y, size_t ldy, const float *x, size_t
 // with the 16-lane input columns.
 static void qgemm_t16_portable(float *y, size_t ldy, const float *xt, const void *blocks, int type, size_t rb,
                                const int32_t *map, size_t m, size_t n0, size_t n1, size_t k, int acc) {
-    float *row = (float *)malloc((k + 32) * sizeof(float));
+    float *row = (float *)malloc(2 * (k + 32) * sizeof(float)), *row1 = row + k + 32;
     if (!row) return;
-    for (size_t n = n0; n < n1; n++) {
+    size_t n = n0;
+    for (; n + 2 <= n1; n += 2) {  // two rows at a time (rk_t16_row2_portable)
+        q_decode_portable(type, rk_mapped_row(blocks, rb, map, n), 0, k, row);
+        q_decode_portable(type, rk_mapped_row(blocks, rb, map, n + 1), 0, k, row1);
+        rk_t16_row2_portable(y + n, ldy, xt, row, row1, m, k, acc);
+    }
+    if (n < n1) {
         q_decode_portable(type, rk_mapped_row(blocks, rb, map, n), 0, k, row);
         rk_t16_row_portable(y + n, ldy, xt, row, m, k, acc);
     }
