@@ -560,7 +560,7 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
                         }
                         rk_set_thread_path(-1)
                         expectClose(y.pointer, want.pointer, scale: scale, what + " panels path \(path)")
-                        // The single-row panel product (batch-1 decoding on AVX2) on input row 0.
+                        // The single-row panel product (batch-1 decoding on the AVX2 and AVX-512 paths) on input row 0.
                         y.pointer.update(from: y0.pointer, count: n * o)
                         rk_set_thread_path(path.rawValue)
                         var sums = [Float](repeating: .nan, count: i / 32)

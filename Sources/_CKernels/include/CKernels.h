@@ -170,9 +170,10 @@ void rk_qpanels_gemm_t16(float *y, size_t ldy, const float *xt, const void *pane
                          size_t p0, size_t p1, size_t k, int accumulate, const rk_prefetch_list *prefetch, size_t step0);
 
 /// y[n] (+)= Σ_k W[n, k] · x[k] for one input row x (k floats) and rows n in [16·p0, min(16·p1, rows)): the
-/// panels read by batch-1 decoding on AVX2 (AVX2 code on both vector paths, portable C otherwise). `xsums`: x's
-/// sums over its 32-element blocks (rk_block_sums), which the AVX2 code's factorised Q4_1 blocks need (the
-/// portable code and Q8_0 ignore it; NULL allowed there).
+/// panels read by batch-1 decoding on the AVX2 and AVX-512 paths (each with its own factorised kernel; portable
+/// C otherwise, which batch-1 decoding does not use). `xsums`: x's sums over its 32-element blocks
+/// (rk_block_sums), which the factorised Q4_1 blocks need (the portable code and Q8_0 ignore it; NULL allowed
+/// there).
 void rk_qpanels_gemv(float *y, const float *x, const float *xsums, const void *panels, int type, size_t rows, size_t p0,
                      size_t p1, size_t k, int accumulate);
 /// sums[b] = Σ_{i < 32} x[32b + i] for b < k / 32.
