@@ -142,7 +142,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
     }
 
     /// The decode-panel copy of a Q4_1 / Q8_0 matrix (_CKernels/Panels.c), built on first use by a 12–16-row
-    /// product (batched decoding), or on the AVX2 path by a single-row one, and shared by copies of this value:
+    /// product (batched decoding), on the AVX2 and AVX-512 paths by a single-row one, and on the AVX-512 path by a
+    /// 17–`QuantizedLinear.panelRowsLimit`-row one (short prefills), and shared by copies of this value:
     /// 16 rows' scales side by side and each column's 16 quants together, so the product decodes a column of
     /// 16 rows with one widen-convert-FMA and spends its time in FMAs instead of streaming fp32 weights —
     /// bit-identical to the dense fp32 path. It costs the matrix's size again (~5 bits per Q4_1 weight), only
@@ -306,6 +307,12 @@ private final class ByteStorage: @unchecked Sendable {
 public enum QuantizedLinear {
     /// Floats in one dequantisation tile of the many-row path (4 MB): rows per tile = this / I.
     public static let tileFloats = 1 << 20
+    /// Up to this many rows (above 16, on the AVX-512 path) Q4_1 / Q8_0 products run the decode panels' 16-row
+    /// kernel over blocks of 16 rows instead of dequantising each matrix (on one thread) for sgemm. SmolLM2's
+    /// projections over a whole prefill, timed in the model (Zen 5, OpenBLAS on its own AVX-512 core): 32 rows
+    /// 31.4–33.7 → 16.7–21.4 ms, 48 rows 35.4–36.6 → 24.7–25.2, 64 rows 42.1–44.8 → 32.7–34.0. Not on AVX2, whose
+    /// 16-row panel kernel (two ymm per column, the accumulators past its 16 registers) runs at half sgemm's rate.
+    public static let panelRowsLimit = 64
 
     /// y[N, O] = x[N, I] · Wᵀ (+ y when accumulate). `tileFloats`: the many-row path's dequantisation tile.
     public static func forward(
@@ -374,6 +381,17 @@ public enum QuantizedLinear {
                 rk_qgemm_few_rows_nt(
                     y, o, x, i, w.blocks, w.type.rawValue, w.rowBytes, map, n,
                     r.lowerBound * 4, min(o, r.upperBound * 4), i, accumulate ? 1 : 0)
+            }
+            return
+        }
+        if n <= panelRowsLimit, KernelDispatch.path == .avx512, let panels = w.decodePanels {
+            // Short prefills and batch 17–64 decoding: the panels' 16-row kernel on each block of 16 rows, a chunk
+            // of weight rows kept in L2 for all blocks. Each row's outputs are those it gets in a 12–16-row batch
+            // (the kernel sums every row in its own lane, over k in order), whatever the batch.
+            let acc: Int32 = accumulate ? 1 : 0, type = w.type.rawValue
+            forEachRowBlock(out: y, input: x, rows: n, inFeatures: i, outFeatures: o, bf16Pairs: false) {
+                yb, packed, m, o0, o1 in  // o0 is a multiple of 16 (chunks of 4 × RK_T16_NR = 48 rows)
+                rk_qpanels_gemm_t16(yb, o, packed, panels, type, o, m, o0 / 16, (o1 + 15) / 16, i, acc, nil, 0)
             }
             return
         }

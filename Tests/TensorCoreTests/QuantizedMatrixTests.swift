@@ -583,6 +583,53 @@ private func expectClose(_ got: UnsafePointer<Float>, _ want: UnsafePointer<Floa
         }
     }
 
+    /// 17–`panelRowsLimit` rows (short prefills): on the AVX-512 path the panels' 16-row kernel over row blocks,
+    /// so each row's outputs are bit for bit those of a 12–16-row call holding that row (whatever the batch);
+    /// on every path, against the dequantised reference, and the panels are built only where that path reads them.
+    @Test(arguments: [17, 29, 40, QuantizedLinear.panelRowsLimit, QuantizedLinear.panelRowsLimit + 1])
+    func shortPrefillsReadThePanelsOnAVX512(rows n: Int) {
+        let i = 96, o = 53
+        for type in [QuantizedType.q4_1, .q8_0] {
+            let q = HandQuantized(type, rows: o, columns: i, seed: UInt64(n * 13))
+            var r = Rand(UInt64(n * 17))
+            let x = r.buffer(n * i), y0 = r.buffer(n * o)
+            for map in [nil, permutation(o, seed: 7)] {
+                let w = q.logical(rowMap: map)
+                for path in KernelDispatch.availablePaths {
+                    let m = q.matrix(rowMap: map)  // a fresh copy: no panels yet
+                    let what = "\(type) M \(n) map \(map != nil) path \(path)"
+                    let y = FloatBuffer(count: n * o)
+                    y.pointer.update(from: y0.pointer, count: n * o)
+                    KernelDispatch.withPath(path) {
+                        QuantizedLinear.forward(out: y.pointer, input: x.pointer, weight: m, rows: n, accumulate: true)
+                    }
+                    let (want, scale) = reference(x: x, w: w, y0: y0, rows: n, out: o, in: i, accumulate: true)
+                    expectClose(y.pointer, want.pointer, scale: scale, what)
+                    let panelled = path == .avx512 && n <= QuantizedLinear.panelRowsLimit
+                    #expect(m.hasDecodePanels == panelled, "\(what): panels built \(m.hasDecodePanels)")
+                    guard panelled else { continue }
+                    // Each 16-row block (a short tail: the last 12 rows) as a call of its own.
+                    for start in stride(from: 0, to: n, by: 16) {
+                        let lo = n - start >= 12 ? start : n - 12, hi = min(start + 16, n)
+                        let part = FloatBuffer(count: (hi - lo) * o)
+                        part.pointer.update(from: y0.pointer + lo * o, count: (hi - lo) * o)
+                        KernelDispatch.withPath(path) {
+                            QuantizedLinear.forward(
+                                out: part.pointer, input: x.pointer + lo * i, weight: m, rows: hi - lo, accumulate: true
+                            )
+                        }
+                        let differing = (0..<((hi - lo) * o)).filter {
+                            part.pointer[$0].bitPattern != y.pointer[lo * o + $0].bitPattern
+                        }
+                        #expect(
+                            differing.isEmpty,
+                            Comment(rawValue: "\(what) rows \(lo)..<\(hi): \(differing.count) outputs differ"))
+                    }
+                }
+            }
+        }
+    }
+
     /// forwardGroup gives each product's `forward` output bit for bit: one pass at 12–16 rows over dense and
     /// panelled weights, the products in turn otherwise (other row counts, a BF16 member).
     @Test(arguments: [16, 12, 5, 40])
