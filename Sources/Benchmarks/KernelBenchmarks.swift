@@ -187,39 +187,22 @@ extension KernelBenchmarks {
         }
         let x = FloatBuffer(count: 16 * 1536), y = FloatBuffer(count: 16 * 1536)
         rng.fillNormal(x.pointer, count: x.count)
-        let step = measure(runs: 9) {
-            for layer in layerWeights {
-                for (w, (o, i)) in zip(layer, shapes) {
-                    Linear.forward(
-                        out: y.pointer, input: x.pointer, weight: w.pointer, rows: 16, inFeatures: i, outFeatures: o)
+        // One decode step's projections at `rows` input rows: every layer's own weights (streamed from memory), or
+        // one layer's weights 30 times (from cache: what the step costs beyond the stream).
+        func projections(rows: Int, fromCache: Bool) -> Timing {
+            measure(runs: 9) {
+                for l in 0..<30 {
+                    for (w, (o, i)) in zip(layerWeights[fromCache ? 0 : l], shapes) {
+                        Linear.forward(
+                            out: y.pointer, input: x.pointer, weight: w.pointer, rows: rows, inFeatures: i,
+                            outFeatures: o)
+                    }
                 }
             }
         }
-        let hot = measure(runs: 9) {  // one layer's weights 30 times: from cache
-            for _ in 0..<30 {
-                for (w, (o, i)) in zip(layerWeights[0], shapes) {
-                    Linear.forward(
-                        out: y.pointer, input: x.pointer, weight: w.pointer, rows: 16, inFeatures: i, outFeatures: o)
-                }
-            }
-        }
+        let step = projections(rows: 16, fromCache: false), hot = projections(rows: 16, fromCache: true)
         // Batch 1: the weight stream alone (425 MB per step from memory), for the batch-1 --dense decode step.
-        let step1 = measure(runs: 9) {
-            for layer in layerWeights {
-                for (w, (o, i)) in zip(layer, shapes) {
-                    Linear.forward(
-                        out: y.pointer, input: x.pointer, weight: w.pointer, rows: 1, inFeatures: i, outFeatures: o)
-                }
-            }
-        }
-        let hot1 = measure(runs: 9) {  // one layer's weights 30 times: what the step costs beyond the stream
-            for _ in 0..<30 {
-                for (w, (o, i)) in zip(layerWeights[0], shapes) {
-                    Linear.forward(
-                        out: y.pointer, input: x.pointer, weight: w.pointer, rows: 1, inFeatures: i, outFeatures: o)
-                }
-            }
-        }
+        let step1 = projections(rows: 1, fromCache: false), hot1 = projections(rows: 1, fromCache: true)
         let bytes = Double(30 * shapes.reduce(0) { $0 + $1.0 * $1.1 } * 4)
         print(
             "decode step projections, 1 row × 30 layers × 7: \(String(format: "%.2f", step1.median * 1e3)) ms,"

@@ -192,6 +192,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// path and for other types.
     var singleRowPanels: UnsafeRawPointer? { KernelDispatch.path != .portable ? decodePanels : nil }
 
+    /// The decode panels when a 17–`QuantizedLinear.panelRowsLimit`-row product should run their 16-row kernel
+    /// over row blocks instead of dequantising for sgemm: on the AVX-512 path only (on AVX2 that kernel, two ymm
+    /// per column, runs at half sgemm's rate). nil elsewhere and for other types.
+    var rowBlockPanels: UnsafeRawPointer? { KernelDispatch.path == .avx512 ? decodePanels : nil }
+
     /// Whether the decode panels have been built (they then count in `byteCount`).
     public var hasDecodePanels: Bool { panelCache?.isBuilt ?? false }
 
@@ -310,8 +315,8 @@ public enum QuantizedLinear {
     /// Up to this many rows (above 16, on the AVX-512 path) Q4_1 / Q8_0 products run the decode panels' 16-row
     /// kernel over blocks of 16 rows instead of dequantising each matrix (on one thread) for sgemm. SmolLM2's
     /// projections over a whole prefill, timed in the model (Zen 5, OpenBLAS on its own AVX-512 core): 32 rows
-    /// 31.4–33.7 → 16.7–21.4 ms, 48 rows 35.4–36.6 → 24.7–25.2, 64 rows 42.1–44.8 → 32.7–34.0. Not on AVX2, whose
-    /// 16-row panel kernel (two ymm per column, the accumulators past its 16 registers) runs at half sgemm's rate.
+    /// 31.4–33.7 → 16.7–21.4 ms, 48 rows 35.4–36.6 → 24.7–25.2, 64 rows 42.1–44.8 → 32.7–34.0
+    /// (`QuantizedMatrix.rowBlockPanels` says on which paths).
     public static let panelRowsLimit = 64
 
     /// y[N, O] = x[N, I] · Wᵀ (+ y when accumulate). `tileFloats`: the many-row path's dequantisation tile.
@@ -384,7 +389,7 @@ public enum QuantizedLinear {
             }
             return
         }
-        if n <= panelRowsLimit, KernelDispatch.path == .avx512, let panels = w.decodePanels {
+        if n <= panelRowsLimit, let panels = w.rowBlockPanels {
             // Short prefills and batch 17–64 decoding: the panels' 16-row kernel on each block of 16 rows, a chunk
             // of weight rows kept in L2 for all blocks. Each row's outputs are those it gets in a 12–16-row batch
             // (the kernel sums every row in its own lane, over k in order), whatever the batch.

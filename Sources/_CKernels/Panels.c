@@ -422,10 +422,11 @@ void rk_block_sums(float *sums, const float *x, size_t k) {
 #if RK_QP_X86
     if (rk_path() != RK_PATH_PORTABLE) { block_sums_avx2(sums, x, k); return; }
 #endif
-    for (size_t b = 0; b < k / 32; b++) {
-        float s = 0;
-        for (size_t i = 0; i < 32; i++) s += x[32 * b + i];
-        sums[b] = s;
+    for (size_t b = 0; b < k / 32; b++) {  // a pairwise tree, element-wise at each level: compilers vectorise it
+        const float *xb = x + 32 * b;
+        float t[8];
+        for (int j = 0; j < 8; j++) t[j] = (xb[j] + xb[j + 8]) + (xb[j + 16] + xb[j + 24]);
+        sums[b] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
     }
 }
 

@@ -115,9 +115,9 @@ static void qgemm_portable(float *y, size_t ldy, const float *x, size_t ldx, con
 // j + 16 (Q4_1: the low and high nibbles of byte j) and adds d·(x_j·q_j + x_{j+16}·q_{j+16}) to its own
 // accumulator; the loops over the lanes are element-wise, so compilers vectorise them without reassociating
 // (SSE2 on any x86-64, NEON on aarch64), and a block's quants are converted once for up to 16 input rows.
-// Q4_1's m·Σ_i x_i uses the input's block sums, computed once per call. Like qp_gemv_avx2 this rounds
-// differently from the dequantised product (terms |q·d| and |m| rather than |q·d + m|), within the tests'
-// 1e-5 of Σ|x·w|.
+// Q4_1's m·Σ_i x_i uses the input's block sums (rk_block_sums), computed once per call. Like qp_gemv_avx2
+// this rounds differently from the dequantised product (terms |q·d| and |m| rather than |q·d + m|), within
+// the tests' 1e-5 of Σ|x·w|.
 static void qgemm_factored_portable(float *y, size_t ldy, const float *x, size_t ldx, const void *blocks, int type,
                                     size_t row_bytes, const int32_t *map, size_t m, size_t n0, size_t n1, size_t k,
                                     int acc) {
@@ -128,13 +128,7 @@ static void qgemm_factored_portable(float *y, size_t ldy, const float *x, size_t
     for (size_t r0 = 0; r0 < m; r0 += 16) {
         const size_t mr = m - r0 < 16 ? m - r0 : 16;
         if (q41)
-            for (size_t r = 0; r < mr; r++)
-                for (size_t b = 0; b < nb; b++) {
-                    const float *xb = x + (r0 + r) * ldx + b * 32;
-                    float t[8];
-                    for (int j = 0; j < 8; j++) t[j] = (xb[j] + xb[j + 8]) + (xb[j + 16] + xb[j + 24]);
-                    sums[r * nb + b] = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-                }
+            for (size_t r = 0; r < mr; r++) rk_block_sums(sums + r * nb, x + (r0 + r) * ldx, k);
         for (size_t n = n0; n < n1; n++) {
             const uint8_t *row = rk_mapped_row(blocks, row_bytes, map, n);
             float ad[16][16], am[16];  // [input row][lane]: the d terms; [input row]: the m terms
